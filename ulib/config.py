@@ -1,0 +1,262 @@
+"""Typed run configuration: one dataclass per stage, nested in `Config`.
+
+Every checkpoint stores `asdict(config)`, and `Config.from_dict` rebuilds it, so sampling never needs the
+training flags repeated. Overrides (`--set section.key=value`) go through `apply_overrides`: an unknown key
+or a value of the wrong type is an error (nanoGPT's configurator rule), never a silent None.
+
+Profiles (smoke, demo, ffhq, churches, bedrooms) are data, in `ulib/profiles.py`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import asdict, dataclass, field, fields
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "openmoji"  # 'openmoji' (built in), 'folder' (any folder of images, e.g. FFHQ) or 'lsun' (LMDB)
+    path: str = ""  # image folder or LSUN LMDB directory; unused for openmoji
+    img_size: int = 32  # images are resized + centre-cropped (or rendered) to img_size x img_size
+    flip: bool = False  # random horizontal flip during training
+    val_fraction: float = 0.05  # fraction of images held out for validation (deterministic split)
+    split_seed: int = 0  # seed of the train/validation split
+    skip_bad: bool = False  # skip unreadable images with a warning instead of raising
+    cache_dir: str = "data/cache"  # where rendered OpenMoji arrays are cached
+
+
+@dataclass
+class VQGANConfig:
+    # Architecture (official names, paper section 3.1 / supplementary A)
+    n_channels: int = 3  # image channels
+    nf: int = 64  # base channel count of encoder and generator
+    ch_mult: tuple[int, ...] = (1, 2, 2)  # channel multiplier per resolution; len-1 downsamplings
+    res_blocks: int = 1  # residual blocks per resolution
+    attn_resolutions: tuple[int, ...] = (8,)  # feature-map sizes that get a self-attention block
+    codebook_size: int = 256  # K, number of codebook vectors
+    emb_dim: int = 64  # dimension of each codebook vector
+    beta: float = 0.25  # commitment weight, Eq. 5
+    # Losses (Eq. 9)
+    perceptual_weight: float = 0.0  # LPIPS weight; 0 means no perceptual loss (offline profiles)
+    ndf: int = 64  # discriminator base channels
+    disc_layers: int = 3  # discriminator strided conv layers
+    disc_start_step: int = 2000  # the GAN loss is switched on at this step
+    disc_weight_max: float = 1.0  # lambda_max, clamp of the adaptive weight (Eq. 9c)
+    diff_aug: bool = True  # differentiable augmentation on every discriminator input
+
+
+@dataclass
+class PriorConfig:
+    kind: str = "absorbing"  # 'absorbing' (the paper's prior); the AR baseline arrives with issue 3
+    n_emb: int = 256  # transformer width (bert_n_emb)
+    n_head: int = 8  # attention heads
+    n_layers: int = 8  # transformer blocks
+    dropout: float = 0.0  # dropout on embeddings, attention and residual paths
+    total_steps: int = 64  # T, diffusion steps of the forward process
+    loss_type: str = "reweighted_elbo"  # 'elbo' (Eq. 6), 'reweighted_elbo' (Eq. 7) or 'mlm'
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000  # optimiser steps
+    batch_size: int = 32  # per process
+    lr: float = 2e-4  # peak learning rate
+    warmup_steps: int = 0  # linear warm-up from 0 to lr
+    weight_decay: float = 0.0  # AdamW weight decay
+    beta1: float = 0.9  # Adam beta1
+    beta2: float = 0.95  # Adam beta2
+    grad_clip: float = 1.0  # max gradient norm; 0 disables clipping
+    ema_decay: float = 0.995  # EMA of weights; 0 disables EMA
+    amp: bool = True  # mixed precision where the device supports it (CUDA)
+    log_every: int = 50  # steps between CSV log lines
+    image_every: int = 500  # steps between PNG grids
+    ckpt_every: int = 500  # steps between checkpoints
+    num_workers: int = 0  # data-loader worker processes
+
+
+@dataclass
+class SampleConfig:
+    n: int = 16  # images per sample call
+    steps: int = 0  # reverse steps; 0 means T (prior.total_steps)
+    temperature: float = 1.0  # softmax temperature of the denoiser's predictions
+    use_ema: bool = True  # sample with EMA weights when the checkpoint has them
+
+
+@dataclass
+class Config:
+    profile: str = "demo"  # name of the profile this config was built from
+    seed: int = 0  # global seed
+    device: str = "auto"  # 'auto' (cuda, then mps, then cpu) or any torch device string
+    data: DataConfig = field(default_factory=DataConfig)
+    vqgan: VQGANConfig = field(default_factory=VQGANConfig)
+    vqgan_train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=2e-4, beta2=0.9))
+    prior: PriorConfig = field(default_factory=PriorConfig)
+    prior_train: TrainConfig = field(default_factory=TrainConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+
+    # ---- derived facts -------------------------------------------------------------------------
+    @property
+    def latent_size(self) -> int:
+        """Side of the token grid: img_size / 2**(len(ch_mult) - 1)."""
+        return self.data.img_size // 2 ** (len(self.vqgan.ch_mult) - 1)
+
+    @property
+    def mask_id(self) -> int:
+        """The absorbing state's token id: one past the codebook (= codebook_size)."""
+        return self.vqgan.codebook_size
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        """Rebuild from `to_dict()` output (e.g. a checkpoint); unknown keys are an error."""
+        return _build(cls, d, prefix="")
+
+    def validate(self) -> "Config":
+        """Check values that the types cannot; raise ValueError naming the field."""
+        n_down = len(self.vqgan.ch_mult) - 1
+        if self.data.img_size <= 0 or self.data.img_size % (2**n_down) != 0:
+            raise ValueError(
+                f"data.img_size={self.data.img_size} cannot be divided by the encoder's downsampling factor "
+                f"2**(len(vqgan.ch_mult)-1) = {2**n_down}; use a multiple of {2**n_down}"
+            )
+        if self.data.dataset not in ("openmoji", "folder", "lsun"):
+            raise ValueError(f"data.dataset={self.data.dataset!r}; allowed: 'openmoji', 'folder', 'lsun'")
+        if not 0.0 <= self.data.val_fraction < 1.0:
+            raise ValueError(f"data.val_fraction={self.data.val_fraction}; allowed: 0 <= val_fraction < 1")
+        if self.prior.kind != "absorbing":
+            raise ValueError(f"prior.kind={self.prior.kind!r}; allowed: 'absorbing'")
+        if self.prior.loss_type not in ("elbo", "reweighted_elbo", "mlm"):
+            raise ValueError(
+                f"prior.loss_type={self.prior.loss_type!r}; allowed: 'elbo', 'reweighted_elbo', 'mlm'"
+            )
+        if self.prior.n_emb % self.prior.n_head != 0:
+            raise ValueError(f"prior.n_emb={self.prior.n_emb} is not divisible by prior.n_head={self.prior.n_head}")
+        if self.prior.total_steps < 1:
+            raise ValueError(f"prior.total_steps={self.prior.total_steps}; must be >= 1")
+        if self.sample.temperature <= 0:
+            raise ValueError(f"sample.temperature={self.sample.temperature}; must be > 0")
+        if not 0 <= self.sample.steps <= self.prior.total_steps:
+            raise ValueError(
+                f"sample.steps={self.sample.steps}; allowed: 1..prior.total_steps={self.prior.total_steps} (0 = T)"
+            )
+        for name in ("vqgan_train", "prior_train"):
+            tc: TrainConfig = getattr(self, name)
+            if tc.steps < 0 or tc.batch_size < 1 or tc.lr <= 0:
+                raise ValueError(f"{name}: steps >= 0, batch_size >= 1 and lr > 0 are required, got {tc}")
+            if not 0.0 <= tc.ema_decay < 1.0:
+                raise ValueError(f"{name}.ema_decay={tc.ema_decay}; allowed: 0 <= ema_decay < 1")
+        return self
+
+
+# ---- building and overriding ---------------------------------------------------------------------
+def _hints(cls) -> dict:
+    return typing.get_type_hints(cls)
+
+
+def _convert(value, hint, key: str):
+    """Convert `value` (from JSON or a command-line string) to the annotated type, or raise ValueError."""
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        (inner, _ellipsis) = typing.get_args(hint)
+        if isinstance(value, str):
+            text = value.strip().strip("()[]")
+            value = [v for v in (p.strip() for p in text.split(",")) if v]
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{key}: expected a list of {inner.__name__}, got {value!r}")
+        return tuple(_convert(v, inner, key) for v in value)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+            return value.lower() in ("true", "1", "yes", "on")
+        raise ValueError(f"{key}: expected a bool (true/false), got {value!r}")
+    if hint is int:
+        if isinstance(value, bool):
+            raise ValueError(f"{key}: expected an int, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        raise ValueError(f"{key}: expected an int, got {value!r}")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ValueError(f"{key}: expected a float, got {value!r}")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ValueError(f"{key}: expected a string, got {value!r}")
+    raise TypeError(f"{key}: unsupported field type {hint}")
+
+
+def _build(cls, d: dict, prefix: str):
+    if not isinstance(d, dict):
+        raise ValueError(f"{prefix or 'config'}: expected a mapping, got {d!r}")
+    hints = _hints(cls)
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ValueError(f"unknown config key(s) {[prefix + u for u in unknown]}; allowed: {sorted(names)}")
+    kwargs = {}
+    for name, value in d.items():
+        hint = hints[name]
+        key = prefix + name
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _build(hint, value, key + ".")
+        else:
+            kwargs[name] = _convert(value, hint, key)
+    return cls(**kwargs)
+
+
+def merge(base: dict, update: dict) -> dict:
+    """Deep-merge `update` into a copy of `base` (nested dicts merge, other values replace)."""
+    out = dict(base)
+    for k, v in update.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def apply_overrides(cfg: Config, overrides: list[str] | dict) -> Config:
+    """Apply `section.key=value` strings (or a {dotted key: value} dict); return a new, validated Config.
+
+    >>> apply_overrides(Config(), ["prior.n_layers=2", "data.flip=true"]).prior.n_layers
+    2
+    """
+    if isinstance(overrides, dict):
+        items = list(overrides.items())
+    else:
+        items = []
+        for s in overrides:
+            if "=" not in s:
+                raise ValueError(f"override {s!r} is not of the form section.key=value")
+            k, v = s.split("=", 1)
+            items.append((k.strip(), v.strip()))
+    d = cfg.to_dict()
+    for dotted, value in items:
+        parts = dotted.split(".")
+        node, cls = d, Config
+        for i, part in enumerate(parts):
+            hints = _hints(cls)
+            if part not in hints:
+                where = ".".join(parts[:i]) or "top level"
+                raise ValueError(f"unknown config key {dotted!r}: {part!r} is not in {where}; allowed: {sorted(hints)}")
+            hint = hints[part]
+            if i == len(parts) - 1:
+                if dataclasses.is_dataclass(hint):
+                    raise ValueError(f"config key {dotted!r} is a section; set one of its fields, e.g. {dotted}.{fields(hint)[0].name}=...")
+                node[part] = _convert(value, hint, dotted)
+            else:
+                if not dataclasses.is_dataclass(hint):
+                    raise ValueError(f"unknown config key {dotted!r}: {'.'.join(parts[:i + 1])} is not a section")
+                node, cls = node[part], hint
+    return Config.from_dict(d).validate()

@@ -1,0 +1,75 @@
+"""Named profiles: plain data that differs only in values (CONVENTIONS: "profiles are data").
+
+Each profile is a nested dict of overrides on top of `Config()`'s defaults. Notebooks, the CLI and the
+tests all read profiles from here.
+
+- smoke:    the whole pipeline in about two minutes on 2 CPU cores (CI); results are meaningless.
+- demo:     CPU, at most about 15 minutes to recognisable 32x32 emoji (`make demo`).
+- ffhq, churches, bedrooms: the paper's hyper-parameters (GPU; supplementary A, official code's defaults).
+"""
+from __future__ import annotations
+
+from .config import Config, apply_overrides, merge
+
+_PAPER_VQGAN = dict(
+    n_channels=3, nf=128, ch_mult=(1, 1, 2, 2, 4), res_blocks=2, attn_resolutions=(16,), codebook_size=1024,
+    emb_dim=256, beta=0.25, perceptual_weight=1.0, ndf=64, disc_layers=3, disc_start_step=30001,
+    disc_weight_max=1.0, diff_aug=True,
+)
+_PAPER_PRIOR = dict(kind="absorbing", n_emb=512, n_head=8, n_layers=24, dropout=0.0, total_steps=256,
+                    loss_type="reweighted_elbo")
+
+
+def _paper(dataset: str, path: str, lr: float, warmup: int, flip: bool) -> dict:
+    return dict(
+        data=dict(dataset=dataset, path=path, img_size=256, flip=flip, val_fraction=0.01),
+        vqgan=_PAPER_VQGAN,
+        # Official defaults: Adam, batch 3, lr 4.5e-6 per image of the batch (taming's base_lr convention).
+        vqgan_train=dict(steps=500_000, batch_size=3, lr=4.5e-6 * 3, beta1=0.5, beta2=0.9, grad_clip=0.0,
+                         ema_decay=0.995, log_every=100, image_every=5000, ckpt_every=10_000, num_workers=4),
+        prior=_PAPER_PRIOR,
+        prior_train=dict(steps=2_000_000, batch_size=20, lr=lr, warmup_steps=warmup, beta1=0.9, beta2=0.95,
+                         grad_clip=0.0, ema_decay=0.9997, log_every=100, image_every=5000, ckpt_every=10_000),
+        sample=dict(n=16, steps=256, temperature=0.9),
+    )
+
+
+PROFILES: dict[str, dict] = {
+    "smoke": dict(
+        data=dict(dataset="openmoji", img_size=16, val_fraction=0.05),
+        vqgan=dict(nf=16, ch_mult=(1, 2), res_blocks=1, attn_resolutions=(8,), codebook_size=32, emb_dim=16,
+                   ndf=16, disc_layers=2, disc_start_step=10, perceptual_weight=0.0),
+        vqgan_train=dict(steps=24, batch_size=8, lr=1e-3, log_every=4, image_every=12, ckpt_every=12),
+        prior=dict(n_emb=32, n_head=2, n_layers=2, total_steps=16),
+        prior_train=dict(steps=24, batch_size=8, lr=1e-3, warmup_steps=4, log_every=4, image_every=12,
+                         ckpt_every=12),
+        sample=dict(n=4, steps=8),
+    ),
+    "demo": dict(
+        data=dict(dataset="openmoji", img_size=32, val_fraction=0.05),
+        vqgan=dict(nf=64, ch_mult=(1, 2, 2), res_blocks=1, attn_resolutions=(), codebook_size=128,
+                   emb_dim=64, ndf=32, disc_layers=2, disc_start_step=1500, perceptual_weight=0.0),
+        vqgan_train=dict(steps=2000, batch_size=32, lr=5e-4, beta2=0.9, warmup_steps=100, log_every=50,
+                         image_every=500, ckpt_every=500),
+        prior=dict(n_emb=256, n_head=8, n_layers=6, total_steps=64),
+        prior_train=dict(steps=3000, batch_size=64, lr=5e-4, warmup_steps=200, log_every=50,
+                         image_every=1000, ckpt_every=500),
+        sample=dict(n=64, steps=64, temperature=0.9),
+    ),
+    "ffhq": _paper("folder", "data/ffhq", lr=1e-4, warmup=30_000, flip=True),
+    "churches": _paper("lsun", "data/lsun/church_outdoor_train_lmdb", lr=2e-4, warmup=10_000, flip=True),
+    "bedrooms": _paper("lsun", "data/lsun/bedroom_train_lmdb", lr=2e-4, warmup=10_000, flip=True),
+}
+
+
+def get_profile(name: str, overrides: list[str] | dict | None = None) -> Config:
+    """The Config of profile `name`, with optional `section.key=value` overrides applied.
+
+    Raises ValueError for an unknown profile (listing the allowed ones) or override key.
+    """
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; allowed: {sorted(PROFILES)}")
+    d = merge(Config().to_dict(), PROFILES[name])
+    d["profile"] = name
+    cfg = Config.from_dict(d).validate()
+    return apply_overrides(cfg, overrides) if overrides else cfg
