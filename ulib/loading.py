@@ -1,0 +1,55 @@
+"""Build a run's models from its Config and load their trained weights from its checkpoints."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .checkpoint import check_state_dict, load_checkpoint
+from .config import Config
+from .transformer import Transformer
+from .vqgan import VQAutoEncoder
+
+
+def build_vqgan(cfg: Config) -> VQAutoEncoder:
+    return VQAutoEncoder.from_config(cfg.vqgan, cfg.data.img_size)
+
+
+def build_prior(cfg: Config) -> Transformer:
+    return Transformer.from_config(cfg.prior, codebook_size=cfg.vqgan.codebook_size,
+                                   block_size=cfg.latent_size**2)
+
+
+def _weights(state: dict, use_ema: bool) -> dict:
+    return state["ema"] if use_ema and state.get("ema") is not None else state["model"]
+
+
+def _check_codebook(cfg: Config, state: dict, path: Path) -> None:
+    saved = state.get("config", {}).get("vqgan", {}).get("codebook_size")
+    if saved is not None and saved != cfg.vqgan.codebook_size:
+        raise ValueError(
+            f"{path} was trained with vqgan.codebook_size={saved}, but the config says "
+            f"{cfg.vqgan.codebook_size}; use the run's own config (drop that --set)"
+        )
+
+
+def load_vqgan(cfg: Config, path: Path, device: torch.device, use_ema: bool = True) -> VQAutoEncoder:
+    """The trained VQGAN autoencoder of a run, in eval mode on `device`."""
+    state = load_checkpoint(path)
+    _check_codebook(cfg, state, path)
+    model = build_vqgan(cfg)
+    weights = _weights(state, use_ema)
+    check_state_dict(model, weights, f"VQGAN checkpoint {path} does not match the config")
+    model.load_state_dict(weights)
+    return model.to(device).eval()
+
+
+def load_prior(cfg: Config, path: Path, device: torch.device, use_ema: bool = True) -> Transformer:
+    """The trained prior transformer of a run, in eval mode on `device`."""
+    state = load_checkpoint(path)
+    _check_codebook(cfg, state, path)
+    model = build_prior(cfg)
+    weights = _weights(state, use_ema)
+    check_state_dict(model, weights, f"prior checkpoint {path} does not match the config")
+    model.load_state_dict(weights)
+    return model.to(device).eval()

@@ -1,0 +1,69 @@
+"""The run directory: one folder holding a run's config, checkpoints, latents, logs and pictures.
+
+    runs/NAME/
+      config.json            the Config every stage of this run uses (written on first use)
+      vqgan.pt  prior.pt     checkpoints (model, EMA, optimiser, scaler, step, RNG states, config)
+      latents.pt             token grids of the dataset, with the fingerprint they were made from
+      metrics_vqgan.csv  metrics_prior.csv
+      reconstructions.png  samples.png
+      images/                grids written during training
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .config import Config, apply_overrides
+from .profiles import get_profile
+
+
+class RunDir:
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    # paths -----------------------------------------------------------------------------------------
+    config_file = property(lambda self: self.path / "config.json")
+    vqgan_ckpt = property(lambda self: self.path / "vqgan.pt")
+    prior_ckpt = property(lambda self: self.path / "prior.pt")
+    latents = property(lambda self: self.path / "latents.pt")
+    vqgan_log = property(lambda self: self.path / "metrics_vqgan.csv")
+    prior_log = property(lambda self: self.path / "metrics_prior.csv")
+    reconstructions = property(lambda self: self.path / "reconstructions.png")
+    samples = property(lambda self: self.path / "samples.png")
+    images = property(lambda self: self.path / "images")
+
+    def make(self) -> "RunDir":
+        self.images.mkdir(parents=True, exist_ok=True)
+        return self
+
+    # config ----------------------------------------------------------------------------------------
+    def stored_config(self) -> Config | None:
+        if not self.config_file.exists():
+            return None
+        try:
+            d = json.loads(self.config_file.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{self.config_file} is not valid JSON ({e}); fix or delete it")
+        return Config.from_dict(d).validate()
+
+    def resolve_config(self, profile: str | None, overrides: list[str] | None = None) -> Config:
+        """The run's stored config if it has one (a different --profile is an error), else the profile's
+        (default 'demo'); then the `--set` overrides."""
+        stored = self.stored_config()
+        if stored is not None:
+            if profile is not None and profile != stored.profile:
+                raise ValueError(
+                    f"run {self.path} was made with profile {stored.profile!r}, not {profile!r}; "
+                    f"use another --run directory or drop --profile"
+                )
+            cfg = stored
+        else:
+            cfg = get_profile(profile or "demo")
+        return apply_overrides(cfg, overrides) if overrides else cfg
+
+    def save_config(self, cfg: Config) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        tmp = self.config_file.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        os.replace(tmp, self.config_file)

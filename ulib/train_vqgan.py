@@ -1,0 +1,164 @@
+"""Stage 1 training: the VQGAN (paper section 3.1, Eq. 4, 5, 9).
+
+Autoencoder step: L = L_rec + L_VQ + lambda * L_G (Eq. 9) with the adaptive weight clamped at lambda_max
+(Eq. 9c) once the discriminator is switched on; discriminator step: hinge loss on DiffAugment-ed real and
+reconstructed images. Adam for both players, EMA of the autoencoder, mixed precision on CUDA.
+
+Under torchrun, gradients are averaged across processes with an explicit all-reduce after each backward
+(what DistributedDataParallel does), because the adaptive weight differentiates through the
+autoencoder a second time (torch.autograd.grad) and the discriminator runs several forward passes per
+backward, two things DDP's hooks do not allow.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from . import distributed as dist_utils
+from .batches import StepBatches, random_flip
+from .checkpoint import rng_state, save_checkpoint, set_rng_state
+from .config import Config
+from .data import build_dataset
+from .device import amp_dtype, autocast, make_scaler, resolve_device, seed_everything
+from .discriminator import PatchDiscriminator
+from .ema import EMA
+from .loading import build_vqgan
+from .logs import MetricsLog, save_image_grid
+from .rundir import RunDir
+from .training import Throughput, check_finite, progress, resume_state, set_lr, warmup_lr
+
+
+def _perceptual(cfg: Config, device):
+    if cfg.vqgan.perceptual_weight <= 0:
+        return None
+    from .perceptual import load_lpips
+
+    return load_lpips(device=device)
+
+
+def train_vqgan(run: RunDir, cfg: Config, *, resume: bool = False, force: bool = False,
+                stop_at: int | None = None, show_progress: bool = True) -> Path:
+    """Train the VQGAN of `run` to cfg.vqgan_train.steps (or stop early at `stop_at`); returns the checkpoint."""
+    from .vqgan_loss import VQGANLoss
+
+    tc = cfg.vqgan_train
+    device = resolve_device(cfg.device)
+    rank, world, device = dist_utils.init_from_env(device)
+    main = rank == 0
+    state = resume_state(run.vqgan_ckpt, resume=resume, force=force, total_steps=tc.steps, what="VQGAN")
+    if main:
+        run.make()
+        run.save_config(cfg)
+    seed_everything(cfg.seed + rank)
+
+    train = build_dataset(cfg.data, "train", train_transforms=False)  # flips happen below, seeded
+    val = build_dataset(cfg.data, "val", train_transforms=False)
+    ae = build_vqgan(cfg).to(device)
+    disc = PatchDiscriminator.from_config(cfg.vqgan).to(device)
+    dist_utils.broadcast_parameters(ae)
+    dist_utils.broadcast_parameters(disc)
+    losses = VQGANLoss(cfg.vqgan, disc, _perceptual(cfg, device))
+    betas = (tc.beta1, tc.beta2)
+    opt_ae = torch.optim.Adam(ae.parameters(), lr=tc.lr, betas=betas, weight_decay=tc.weight_decay)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=tc.lr, betas=betas, weight_decay=tc.weight_decay)
+    dtype = amp_dtype(device, tc.amp)
+    scaler, scaler_d = make_scaler(device, dtype), make_scaler(device, dtype)
+    ema = EMA(ae, tc.ema_decay) if tc.ema_decay > 0 else None
+    g = torch.Generator(device=device).manual_seed(cfg.seed * 7919 + rank)  # flips and DiffAugment
+
+    step = 0
+    if state is not None:
+        ae.load_state_dict(state["model"])
+        disc.load_state_dict(state["disc"])
+        opt_ae.load_state_dict(state["optimizer"])
+        opt_d.load_state_dict(state["disc_optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        scaler_d.load_state_dict(state["disc_scaler"])
+        if ema is not None and state.get("ema") is not None:
+            ema.load_state_dict(state["ema"])
+        g.set_state(state["generators"][rank])
+        set_rng_state(state["rng"])
+        step = int(state["step"])
+
+    log = MetricsLog(run.vqgan_log, resume_step=step if state is not None else None) if main else None
+    end = tc.steps if stop_at is None else min(stop_at, tc.steps)
+    batches = StepBatches(len(train), tc.batch_size, cfg.seed, start=step, stop=end, rank=rank, world=world)
+    loader = DataLoader(train, batch_sampler=batches, num_workers=tc.num_workers,
+                        pin_memory=device.type == "cuda", persistent_workers=False)
+    x_val = torch.stack([val[i] for i in range(min(16, len(val)))]).to(device)
+    bar = progress(tc.steps, step, "vqgan", show_progress and main)
+    speed = Throughput()
+
+    def save(at: int) -> None:
+        gens = dist_utils.all_gather_states(g.get_state(), device)
+        if main:
+            save_checkpoint(run.vqgan_ckpt, {
+                "config": cfg.to_dict(), "step": at, "model": ae.state_dict(),
+                "ema": ema.state_dict() if ema is not None else None, "disc": disc.state_dict(),
+                "optimizer": opt_ae.state_dict(), "disc_optimizer": opt_d.state_dict(),
+                "scaler": scaler.state_dict(), "disc_scaler": scaler_d.state_dict(),
+                "rng": rng_state(), "generators": gens,
+            })
+
+    ae.train()
+    disc.train()
+    for x in loader:
+        x = x.to(device, non_blocking=True)
+        if cfg.data.flip:
+            x = random_flip(x, g)
+        lr = warmup_lr(step, tc.lr, tc.warmup_steps)
+        set_lr(opt_ae, lr)
+        set_lr(opt_d, lr)
+
+        # autoencoder step (Eq. 9)
+        with autocast(device, dtype):
+            x_hat, vq_loss, q_stats = ae(x)
+            loss, stats = losses.generator_loss(x, x_hat, vq_loss, ae.last_layer, step, generator=g)
+        check_finite(loss.item(), step, run.vqgan_ckpt, "VQGAN")
+        opt_ae.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        dist_utils.average_gradients(ae)
+        if tc.grad_clip > 0:
+            scaler.unscale_(opt_ae)
+            torch.nn.utils.clip_grad_norm_(ae.parameters(), tc.grad_clip)
+        scaler.step(opt_ae)
+        scaler.update()
+
+        # discriminator step (hinge loss), once the GAN is switched on
+        with autocast(device, dtype):
+            d_loss, d_stats = losses.discriminator_loss(x, x_hat, step, generator=g)
+        opt_d.zero_grad(set_to_none=True)  # also clears the gradients the generator loss left in D
+        if d_loss is not None:
+            check_finite(d_loss.item(), step, run.vqgan_ckpt, "discriminator")
+            scaler_d.scale(d_loss).backward()
+            dist_utils.average_gradients(disc)
+            scaler_d.step(opt_d)
+            scaler_d.update()
+        if ema is not None:
+            ema.update(ae)
+        step += 1
+        speed.add(x.shape[0] * world)
+        bar.update(1)
+
+        if step % tc.log_every == 0 or step == end:
+            stats.update(d_stats)
+            stats["perplexity"] = float(q_stats["perplexity"])
+            stats["codes_used"] = float(q_stats["codes_used"])
+            stats = {k: dist_utils.all_mean(v, device) for k, v in stats.items()}
+            rate = speed.rate()
+            if main:
+                bar.set_postfix(l1=f"{stats['l1']:.3f}", codes=f"{stats['codes_used']:.0f}", img_s=f"{rate:.0f}")
+                log.log(step, lr=lr, images_per_s=rate, **stats)
+        if main and (step % tc.image_every == 0 or step == end):
+            model = ema.model if ema is not None else ae
+            with torch.no_grad():
+                x_rec = model.decode(model.encode(x_val)).clamp(-1, 1)
+            save_image_grid(torch.cat([x_val, x_rec]), run.images / f"vqgan_recon_{step:07d}.png",
+                            nrow=len(x_val), upscale=max(1, 128 // cfg.data.img_size))
+        if step % tc.ckpt_every == 0 or step == end:
+            save(step)
+    bar.close()
+    dist_utils.barrier()
+    return run.vqgan_ckpt
