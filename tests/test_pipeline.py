@@ -95,8 +95,8 @@ def test_cli_bad_input_gives_clear_errors(trained_run, args, message):
 def test_cli_rejects_unknown_profile_and_bad_image_size(tmp_path):
     r = run_cli("train-vqgan", "--run", str(tmp_path / "r"), "--profile", "imagenet")
     assert r.returncode == 2 and "invalid choice: 'imagenet'" in r.stderr
-    r = run_cli("train-vqgan", "--run", str(tmp_path / "r"), "--profile", "smoke", "--set", "data.img_size=18")
-    assert r.returncode == 2 and "data.img_size=18 cannot be divided" in r.stderr
+    r = run_cli("train-vqgan", "--run", str(tmp_path / "r"), "--profile", "smoke", "--set", "data.img_size=17")
+    assert r.returncode == 2 and "data.img_size=17 cannot be divided" in r.stderr
 
 
 def test_cli_data_folder_errors(tmp_path):
@@ -259,7 +259,7 @@ def test_torchrun_two_cpu_processes_with_gloo(trained_run, tmp_path):
     for cmd in ("train-vqgan", "train-prior"):
         r = subprocess.run(
             [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
-             "-m", "ulib", cmd, "--run", str(run), "--no-progress", "--set", "vqgan_train.steps=4",
+             "-m", "ulib", cmd, "--run-dir", str(run), "--no-progress", "--set", "vqgan_train.steps=4",
              "--set", "prior_train.steps=4", "--set", "vqgan_train.batch_size=4", "--set", "prior_train.batch_size=4"],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, (cmd, r.stdout[-3000:], r.stderr[-3000:])

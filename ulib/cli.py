@@ -23,8 +23,8 @@ config keys for --set: data.*, vqgan.*, vqgan_train.*, prior.*, prior_train.*, s
 
 
 def _common(p: argparse.ArgumentParser, data: bool = False) -> None:
-    p.add_argument("--run", required=True, metavar="DIR",
-                   help="run directory holding this run's config, checkpoints, latents, logs and pictures")
+    p.add_argument("--run", "--run-dir", dest="run", required=True, metavar="DIR",
+                   help="run directory holding this run's config, checkpoints, latents, logs and pictures (--run-dir is the same; use it under torchrun, whose own options make --run ambiguous)")
     p.add_argument("--profile", choices=sorted(PROFILES), default=None,
                    help="named profile for a new run (default: the run's stored config, else 'demo')")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

@@ -33,23 +33,21 @@ def _check_codebook(cfg: Config, state: dict, path: Path) -> None:
         )
 
 
-def load_vqgan(cfg: Config, path: Path, device: torch.device, use_ema: bool = True) -> VQAutoEncoder:
+def _load(build, cfg: Config, path: Path, device, use_ema: bool, what: str):
+    state = load_checkpoint(path)
+    _check_codebook(cfg, state, path)
+    model = build(cfg)
+    weights = _weights(state, use_ema)
+    check_state_dict(model, weights, f"{what} checkpoint {path} does not match the config")
+    model.load_state_dict(weights)
+    return model.to(device).eval()
+
+
+def load_vqgan(cfg: Config, path: Path, device, use_ema: bool = True) -> VQAutoEncoder:
     """The trained VQGAN autoencoder of a run, in eval mode on `device`."""
-    state = load_checkpoint(path)
-    _check_codebook(cfg, state, path)
-    model = build_vqgan(cfg)
-    weights = _weights(state, use_ema)
-    check_state_dict(model, weights, f"VQGAN checkpoint {path} does not match the config")
-    model.load_state_dict(weights)
-    return model.to(device).eval()
+    return _load(build_vqgan, cfg, path, device, use_ema, "VQGAN")
 
 
-def load_prior(cfg: Config, path: Path, device: torch.device, use_ema: bool = True) -> Transformer:
+def load_prior(cfg: Config, path: Path, device, use_ema: bool = True) -> Transformer:
     """The trained prior transformer of a run, in eval mode on `device`."""
-    state = load_checkpoint(path)
-    _check_codebook(cfg, state, path)
-    model = build_prior(cfg)
-    weights = _weights(state, use_ema)
-    check_state_dict(model, weights, f"prior checkpoint {path} does not match the config")
-    model.load_state_dict(weights)
-    return model.to(device).eval()
+    return _load(build_prior, cfg, path, device, use_ema, "prior")

@@ -98,7 +98,6 @@ def train_prior(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
         if ema is not None and state.get("ema") is not None:
             ema.load_state_dict(state["ema"])
         g.set_state(state["generators"][rank])
-        set_rng_state(state["rng"])
         step = int(state["step"])
     model = DDP(net, device_ids=[device.index] if device.type == "cuda" else None) if world > 1 else net
 
@@ -118,6 +117,8 @@ def train_prior(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
                 "scaler": scaler.state_dict(), "rng": rng_state(), "generators": gens,
             })
 
+    if state is not None:  # last, after everything that draws from the global generators while setting up
+        set_rng_state(state["rng"])
     net.train()
     for idx in batches:
         x0 = train[idx]
@@ -144,13 +145,13 @@ def train_prior(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
         speed.add(x0.shape[0] * world)
         bar.update(1)
 
-        if step % tc.log_every == 0 or step == end:
+        if step % tc.log_every == 0 or step == tc.steps:
             stats = {k: dist_utils.all_mean(out[k].item(), device) for k in ("loss", "elbo_bpt", "ce_masked")}
             rate = speed.rate()
             if main:
                 bar.set_postfix(loss=f"{stats['loss']:.3f}", elbo=f"{stats['elbo_bpt']:.3f}", img_s=f"{rate:.0f}")
                 log.log(step, lr=lr, images_per_s=rate, **stats)
-        if main and (step % tc.image_every == 0 or step == end):
+        if main and (step % tc.image_every == 0 or step == tc.steps):
             eval_net = ema.model if ema is not None else net
             val_elbo = validation_elbo(eval_net, diffusion, val, device, seed=cfg.seed)
             log.log(step, val_elbo_bpt=val_elbo)

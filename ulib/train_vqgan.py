@@ -79,14 +79,14 @@ def train_vqgan(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
         if ema is not None and state.get("ema") is not None:
             ema.load_state_dict(state["ema"])
         g.set_state(state["generators"][rank])
-        set_rng_state(state["rng"])
         step = int(state["step"])
 
     log = MetricsLog(run.vqgan_log, resume_step=step if state is not None else None) if main else None
     end = tc.steps if stop_at is None else min(stop_at, tc.steps)
     batches = StepBatches(len(train), tc.batch_size, cfg.seed, start=step, stop=end, rank=rank, world=world)
     loader = DataLoader(train, batch_sampler=batches, num_workers=tc.num_workers,
-                        pin_memory=device.type == "cuda", persistent_workers=False)
+                        pin_memory=device.type == "cuda", persistent_workers=False,
+                        generator=torch.Generator().manual_seed(cfg.seed))  # leaves the global RNG alone
     x_val = torch.stack([val[i] for i in range(min(16, len(val)))]).to(device)
     bar = progress(tc.steps, step, "vqgan", show_progress and main)
     speed = Throughput()
@@ -102,6 +102,8 @@ def train_vqgan(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
                 "rng": rng_state(), "generators": gens,
             })
 
+    if state is not None:  # last, after everything that draws from the global generators while setting up
+        set_rng_state(state["rng"])
     ae.train()
     disc.train()
     for x in loader:
@@ -142,7 +144,7 @@ def train_vqgan(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
         speed.add(x.shape[0] * world)
         bar.update(1)
 
-        if step % tc.log_every == 0 or step == end:
+        if step % tc.log_every == 0 or step == tc.steps:
             stats.update(d_stats)
             stats["perplexity"] = float(q_stats["perplexity"])
             stats["codes_used"] = float(q_stats["codes_used"])
@@ -151,7 +153,7 @@ def train_vqgan(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
             if main:
                 bar.set_postfix(l1=f"{stats['l1']:.3f}", codes=f"{stats['codes_used']:.0f}", img_s=f"{rate:.0f}")
                 log.log(step, lr=lr, images_per_s=rate, **stats)
-        if main and (step % tc.image_every == 0 or step == end):
+        if main and (step % tc.image_every == 0 or step == tc.steps):
             model = ema.model if ema is not None else ae
             with torch.no_grad():
                 x_rec = model.decode(model.encode(x_val)).clamp(-1, 1)

@@ -85,6 +85,8 @@ class Transformer(nn.Module):
         self.tok_emb = nn.Embedding(vocab, n_emb)
         self.pos_emb = nn.Parameter(torch.zeros(1, block_size, n_emb))
         self.start_tok = nn.Parameter(torch.zeros(1, 1, n_emb))  # used by the causal model only
+        if not causal:  # kept for the official key layout; frozen so DDP does not wait for its gradient
+            self.start_tok.requires_grad_(False)
         self.drop = nn.Dropout(dropout)
         self.blocks = nn.Sequential(*[Block(n_emb, n_head, dropout, causal) for _ in range(n_layers)])
         self.ln_f = nn.LayerNorm(n_emb)
