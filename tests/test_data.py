@@ -303,3 +303,12 @@ def test_tensor_to_uint8_round_trip():
     assert tensor_to_uint8(torch.full((1, 3, 2, 2), -5.0)).max() == 0
     with pytest.raises(ValueError, match="shape"):
         tensor_to_uint8(torch.zeros(2, 4, 3, 3))
+
+
+def test_missing_dataset_folder_is_also_a_value_error(tmp_path):
+    from ulib.config import DataConfig
+    from ulib.data import build_dataset
+
+    cfg = DataConfig(dataset="folder", path=str(tmp_path / "absent"), img_size=16)
+    with pytest.raises(ValueError, match="absent"):
+        build_dataset(cfg, "train")

@@ -54,7 +54,7 @@ def test_cli_pipeline_end_to_end(trained_run, tmp_path):
     r = run_cli("sample", "--run", str(trained_run), "--n", "4", "--steps", "5", "--temperature", "0.8",
                 "--seed", "3", "--png", str(png))
     assert r.returncode == 0, r.stderr
-    assert "4 samples (5 steps, temperature 0.8, seed 3)" in r.stdout
+    assert "4 samples (5 steps, temperature 0.8, seed 3, method random)" in r.stdout
     img = np.asarray(Image.open(png))
     assert img.ndim == 3 and img.shape[2] == 3 and img.std() > 0
     # same seed, same picture; another seed, another picture
@@ -151,7 +151,7 @@ def _losses(path):
 def test_vqgan_resume_equals_uninterrupted(tmp_path):
     from ulib.train_vqgan import train_vqgan
 
-    cfg = _cfg(["vqgan.disc_start_step=2", "data.flip=true"])
+    cfg = _cfg(["vqgan.disc_start_step=2", "data.flip=true", "vqgan.code_restart_every=3"])
     full, part = RunDir(tmp_path / "full"), RunDir(tmp_path / "part")
     train_vqgan(full, cfg, show_progress=False)
     train_vqgan(part, cfg, stop_at=5, show_progress=False)  # "interrupted" after step 5
@@ -199,8 +199,10 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
 
     def poisoned(self, model, x0, generator=None, t=None):
         out = real(self, model, x0, generator, t)
+        if not torch.is_grad_enabled():  # validation, not a training step
+            return out
         calls["n"] += 1
-        if calls["n"] == 5:  # the step after the step-3 checkpoint ... step index 4
+        if calls["n"] == 5:  # training step index 4, after the step-3 checkpoint
             out["loss"] = out["loss"] * math.nan
         return out
 
@@ -266,3 +268,51 @@ def test_torchrun_two_cpu_processes_with_gloo(trained_run, tmp_path):
     state = load_checkpoint(run / "prior.pt")
     assert state["step"] == 4 and len(state["generators"]) == 2
     assert not torch.equal(state["generators"][0], state["generators"][1]), "each rank draws its own masks"
+
+
+# ---- sampling options, inpainting, released checkpoints -------------------------------------------
+@pytest.mark.parametrize("extra, expect", [
+    (["--method", "confidence"], "method confidence"),
+    (["--method", "remask"], "method remask"),
+    (["--canvas", "8x12", "--stride", "2"], "canvas 8x12"),
+])
+def test_cli_sample_methods_and_canvas(trained_run, tmp_path, extra, expect):
+    png = tmp_path / "s.png"
+    r = run_cli("sample", "--run", str(trained_run), "--n", "2", "--steps", "4", "--png", str(png), *extra)
+    assert r.returncode == 0, r.stderr
+    assert expect in r.stdout
+    img = np.asarray(Image.open(png))
+    if "--canvas" in extra:  # 2 canvases of 16x24 pixels side by side (smoke: 2x downsampling)
+        assert img.shape[1] > 2.5 * img.shape[0]
+
+
+def test_cli_inpaint(trained_run, tmp_path):
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(tmp_path / "img.png")
+    mask = np.zeros((16, 16), dtype=np.uint8)
+    mask[4:8, 4:10] = 255  # 2 x 3 latent cells at 2x downsampling
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    out = tmp_path / "out.png"
+    r = run_cli("inpaint", "--run", str(trained_run), "--image", str(tmp_path / "img.png"), "--mask",
+                str(tmp_path / "mask.png"), "--png", str(out), "--steps", "4", "--paste-back")
+    assert r.returncode == 0, r.stderr
+    assert "regenerated 6 of 64 tokens" in r.stdout and out.exists()
+    r = run_cli("inpaint", "--run", str(trained_run), "--image", str(tmp_path / "nope.png"), "--mask",
+                str(tmp_path / "mask.png"))
+    assert r.returncode == 2 and "nope.png" in r.stderr
+
+
+def test_cli_samples_from_released_checkpoint_files(tmp_path):
+    """The paper configuration's files, as the official code saves them (random weights here)."""
+    from ulib.official import build_sampler, build_vqgan, to_official_state_dict
+
+    torch.manual_seed(0)
+    torch.save(to_official_state_dict(build_vqgan(), "vqgan"), tmp_path / "vqgan_ema_1.th")
+    torch.save(to_official_state_dict(build_sampler("absorbing"), "absorbing"), tmp_path / "absorbing_ema_1.th")
+    png = tmp_path / "o.png"
+    r = run_cli("sample", "--official-vqgan", str(tmp_path / "vqgan_ema_1.th"), "--official-sampler",
+                str(tmp_path / "absorbing_ema_1.th"), "--n", "1", "--steps", "1", "--png", str(png))
+    assert r.returncode == 0, r.stderr
+    assert np.asarray(Image.open(png)).shape[:2] == (258, 258)  # one 256x256 image with 1 px padding
+    r = run_cli("sample", "--official-vqgan", str(tmp_path / "vqgan_ema_1.th"))
+    assert r.returncode == 2 and "give both --official-vqgan and --official-sampler" in r.stderr

@@ -196,3 +196,29 @@ def test_discriminator_layout_and_init():
         d(torch.randn(2, 3, 16, 16))
     small = PatchDiscriminator.from_config(VQGANConfig(ndf=16, disc_layers=2))
     assert small(torch.randn(2, 3, 16, 16)).shape == (2, 1, 2, 2)
+
+
+def test_codebook_data_init_and_dead_code_restart():
+    from ulib.vqgan import VectorQuantizer
+
+    torch.manual_seed(0)
+    q = VectorQuantizer(codebook_size=6, emb_dim=3)
+    z = torch.randn(2, 3, 2, 2)  # 8 latent vectors
+    flat = z.permute(0, 2, 3, 1).reshape(-1, 3)
+    q.init_from_latents(z, torch.Generator().manual_seed(0))
+    for row in q.embedding.weight:  # every code now sits on one of the latents
+        assert (flat - row).abs().sum(1).min() < 1e-6
+    assert len({tuple(r.tolist()) for r in q.embedding.weight}) == 6, "distinct latents picked"
+    with pytest.raises(ValueError, match="at least codebook_size=6"):
+        q.init_from_latents(torch.randn(1, 3, 2, 2))
+
+    before = q.embedding.weight.detach().clone()
+    dead = torch.tensor([True, False, False, True, False, False])
+    z2 = torch.randn(1, 3, 2, 2) + 10.0  # far from the current codes
+    assert q.restart_codes(dead, z2, torch.Generator().manual_seed(1)) == 2
+    after = q.embedding.weight.detach()
+    torch.testing.assert_close(after[~dead], before[~dead])
+    flat2 = z2.permute(0, 2, 3, 1).reshape(-1, 3)
+    for row in after[dead]:
+        assert (flat2 - row).abs().sum(1).min() < 1e-6
+    assert q.restart_codes(torch.zeros(6, dtype=torch.bool), z2) == 0

@@ -18,12 +18,16 @@ EPILOG = """examples:
   python -m ulib train-vqgan --profile smoke --run runs/smoke --set vqgan_train.steps=50
   python -m ulib train-prior --run runs/demo --resume
   python -m ulib sample --run runs/demo --n 16 --steps 32 --temperature 0.8 --seed 1 --png out.png
+  python -m ulib sample --run runs/demo --canvas 16x24 --n 4          # larger than the training grid
+  python -m ulib inpaint --run runs/demo --image face.png --mask mask.png --png edited.png
+  python -m ulib sample --official-vqgan logs/.../vqgan_ema_2200000.th \
+                        --official-sampler logs/.../absorbing_ema_2000000.th --n 4
 config keys for --set: data.*, vqgan.*, vqgan_train.*, prior.*, prior_train.*, sample.*, seed, device
 (see ulib/config.py; an unknown key or a wrongly typed value is an error)."""
 
 
-def _common(p: argparse.ArgumentParser, data: bool = False) -> None:
-    p.add_argument("--run", "--run-dir", dest="run", required=True, metavar="DIR",
+def _common(p: argparse.ArgumentParser, data: bool = False, run_required: bool = True) -> None:
+    p.add_argument("--run", "--run-dir", dest="run", required=run_required, metavar="DIR",
                    help="run directory holding this run's config, checkpoints, latents, logs and pictures (--run-dir is the same; use it under torchrun, whose own options make --run ambiguous)")
     p.add_argument("--profile", choices=sorted(PROFILES), default=None,
                    help="named profile for a new run (default: the run's stored config, else 'demo')")
@@ -41,6 +45,24 @@ def _training(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-at", type=int, default=None, metavar="STEP",
                    help="stop after this step (checkpointed; continue later with --resume)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _sampling(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--steps", type=int, default=None,
+                   help="reverse steps, 1..T (evenly spaced step skipping; default: sample.steps or T)")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="softmax temperature > 0 (default: sample.temperature; 0.9 for official files)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the sampler (default 0)")
+    p.add_argument("--png", default=None, metavar="FILE",
+                   help="where to write the image grid (default: RUN/samples.png or RUN/inpainted.png)")
+    p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA weights")
+    p.add_argument("--device", default=None, help="'auto', 'cpu', 'cuda', 'mps', ... (default: the run's device)")
+    p.add_argument("--official-vqgan", default=None, metavar="PATH",
+                   help="a released VQGAN file of the official code (e.g. vqgan_ema_2200000.th), instead of --run")
+    p.add_argument("--official-sampler", default=None, metavar="PATH",
+                   help="a released sampler file (absorbing_ema_*.th or autoregressive_ema_*.th), instead of --run")
+    p.add_argument("--official-kind", choices=("absorbing", "autoregressive"), default="absorbing",
+                   help="what --official-sampler holds (default absorbing)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,15 +85,30 @@ def build_parser() -> argparse.ArgumentParser:
     _training(p)
 
     p = sub.add_parser("sample", help="draw images from the trained prior and decode them",
-                       description="Sample token grids with the reverse absorbing process and decode them.")
-    _common(p)
+                       description="Sample token grids with the reverse absorbing process and decode them. "
+                                   "Models come from --run DIR, or from the paper's released files "
+                                   "(--official-vqgan and --official-sampler).")
+    _common(p, run_required=False)
+    _sampling(p)
     p.add_argument("--n", type=int, default=None, help="number of images (default: sample.n)")
-    p.add_argument("--steps", type=int, default=None,
-                   help="reverse steps, 1..T (evenly spaced step skipping; default: sample.steps or T)")
-    p.add_argument("--temperature", type=float, default=None, help="softmax temperature > 0 (default: sample.temperature)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the sampler (default 0)")
-    p.add_argument("--png", default=None, metavar="FILE", help="where to write the image grid (default: RUN/samples.png)")
-    p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA weights")
+    p.add_argument("--method", choices=("random", "confidence", "remask"), default="random",
+                   help="decoding method: the paper's random-order reverse process (default), MaskGIT-style "
+                        "confidence, or the official code's re-masking ('mlm') sampler")
+    p.add_argument("--canvas", default=None, metavar="HxW",
+                   help="sample a latent canvas larger than the training grid, e.g. 24x32 (Eq. 8: predictions "
+                        "averaged over every window)")
+    p.add_argument("--stride", type=int, default=1, help="window stride for --canvas (default 1)")
+    p.add_argument("--top-k", type=int, default=None, help="top-k filtering (autoregressive prior only)")
+
+    p = sub.add_parser("inpaint", help="regenerate the masked region of an image (paper Fig. 7)",
+                       description="Encode an image, mask the tokens under the white part of --mask, regenerate "
+                                   "them with the absorbing prior and decode. Writes input | masked | result.")
+    _common(p, run_required=False)
+    _sampling(p)
+    p.add_argument("--image", required=True, metavar="FILE", help="the image to edit (resized/cropped to the model's size)")
+    p.add_argument("--mask", required=True, metavar="FILE", help="a mask image: white (> 50%% grey) = regenerate")
+    p.add_argument("--dilate", type=int, default=0, help="grow the latent mask by this many cells (default 0)")
+    p.add_argument("--paste-back", action="store_true", help="keep the original pixels outside the mask")
 
     p = sub.add_parser("pipeline", help="run every stage: train-vqgan, encode, train-prior, sample (make demo)",
                        description="Run the whole method; stages whose outputs exist are reused.")
@@ -127,33 +164,46 @@ def cmd_train_prior(args) -> int:
     return 0
 
 
-def cmd_sample(args) -> int:
+def _sampling_models(args):
+    """(SamplingModels, device, output folder) from --run or from the --official-* files."""
     from .device import resolve_device
-    from .loading import load_prior, load_vqgan
-    from .logs import save_image_grid
-    from .train_prior import sample_images
+    from .sampling_models import from_official, from_run
 
+    if args.official_vqgan or args.official_sampler:
+        if not (args.official_vqgan and args.official_sampler):
+            raise ValueError("give both --official-vqgan and --official-sampler")
+        device = resolve_device(args.device or "auto")
+        m = from_official(args.official_vqgan, args.official_sampler, args.official_kind, device)
+        return m, device, Path(args.run) if args.run else Path(".")
+    if not args.run:
+        raise ValueError("give --run DIR, or --official-vqgan PATH and --official-sampler PATH")
     run, cfg = _config(args)
-    n = args.n if args.n is not None else cfg.sample.n
-    if n < 1:
-        raise ValueError(f"--n={n}; must be >= 1")
-    steps = args.steps if args.steps is not None else (cfg.sample.steps or cfg.prior.total_steps)
-    if not 1 <= steps <= cfg.prior.total_steps:
-        raise ValueError(f"--steps={steps}; allowed: 1..T={cfg.prior.total_steps}")
-    temperature = args.temperature if args.temperature is not None else cfg.sample.temperature
-    if temperature <= 0:
-        raise ValueError(f"--temperature={temperature}; must be > 0")
-    device = resolve_device(cfg.device)
-    use_ema = cfg.sample.use_ema and not args.no_ema
-    vqgan = load_vqgan(cfg, run.vqgan_ckpt, device, use_ema=use_ema)
-    net = load_prior(cfg, run.prior_ckpt, device, use_ema=use_ema)
-    t0 = time.perf_counter()
-    images, _ = sample_images(net, vqgan, cfg, n, device, args.seed, steps=steps, temperature=temperature)
-    dt = time.perf_counter() - t0
-    out = Path(args.png) if args.png else run.samples
-    save_image_grid(images, out, upscale=max(1, 128 // cfg.data.img_size))
-    print(f"{n} samples ({steps} steps, temperature {temperature}, seed {args.seed}) in {dt:.1f}s "
-          f"({dt / n * 1000:.0f} ms/image): {out}")
+    device = resolve_device(args.device or cfg.device)
+    return from_run(run, cfg, device, use_ema=cfg.sample.use_ema and not args.no_ema), device, run.path
+
+
+def cmd_sample(args) -> int:
+    from .commands import parse_canvas, run_sample
+
+    m, device, folder = _sampling_models(args)
+    print(run_sample(m, Path(args.png) if args.png else folder / "samples.png",
+                     n=args.n if args.n is not None else m.default_n,
+                     steps=args.steps if args.steps is not None else m.default_steps,
+                     temperature=args.temperature if args.temperature is not None else m.default_temperature,
+                     seed=args.seed, device=device, method=args.method,
+                     canvas=parse_canvas(args.canvas) if args.canvas else None, stride=args.stride,
+                     top_k=args.top_k))
+    return 0
+
+
+def cmd_inpaint(args) -> int:
+    from .commands import run_inpaint
+
+    m, device, folder = _sampling_models(args)
+    print(run_inpaint(m, args.image, args.mask, Path(args.png) if args.png else folder / "inpainted.png",
+                      steps=args.steps if args.steps is not None else m.default_steps,
+                      temperature=args.temperature if args.temperature is not None else m.default_temperature,
+                      seed=args.seed, device=device, dilate=args.dilate, paste_back=args.paste_back))
     return 0
 
 
@@ -166,7 +216,7 @@ def cmd_pipeline(args) -> int:
 
 
 COMMANDS = {"train-vqgan": cmd_train_vqgan, "encode": cmd_encode, "train-prior": cmd_train_prior,
-            "sample": cmd_sample, "pipeline": cmd_pipeline}
+            "sample": cmd_sample, "inpaint": cmd_inpaint, "pipeline": cmd_pipeline}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,6 +36,8 @@ class VQGANConfig:
     codebook_size: int = 256  # K, number of codebook vectors
     emb_dim: int = 64  # dimension of each codebook vector
     beta: float = 0.25  # commitment weight, Eq. 5
+    code_init: str = "uniform"  # codebook start: 'uniform' (official, U(-1/K, 1/K)) or 'data' (encoder outputs)
+    code_restart_every: int = 0  # every N steps, move codes unused since the last check onto encoder outputs; 0 = off
     # Losses (Eq. 9)
     perceptual_weight: float = 0.0  # LPIPS weight; 0 means no perceptual loss (offline profiles)
     ndf: int = 64  # discriminator base channels
@@ -125,6 +127,8 @@ class Config:
             raise ValueError(f"data.dataset={self.data.dataset!r}; allowed: 'openmoji', 'folder', 'lsun'")
         if not 0.0 <= self.data.val_fraction < 1.0:
             raise ValueError(f"data.val_fraction={self.data.val_fraction}; allowed: 0 <= val_fraction < 1")
+        if self.vqgan.code_init not in ("uniform", "data"):
+            raise ValueError(f"vqgan.code_init={self.vqgan.code_init!r}; allowed: 'uniform', 'data'")
         if self.prior.kind != "absorbing":
             raise ValueError(f"prior.kind={self.prior.kind!r}; allowed: 'absorbing'")
         if self.prior.loss_type not in ("elbo", "reweighted_elbo", "mlm"):

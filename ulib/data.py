@@ -38,6 +38,11 @@ _README = "see data/README.md"
 
 
 # ---- pixels: one preprocessing for every dataset ----------------------------------------------------
+
+class DatasetNotFoundError(FileNotFoundError, ValueError):
+    """A dataset path that does not exist: both a FileNotFoundError and a ValueError (bad input)."""
+
+
 def to_rgb(img: Image.Image) -> Image.Image:
     """Any PIL mode -> RGB; transparency is composited on white (emoji, logos), 16-bit grey scaled to 8 bits."""
     img = ImageOps.exif_transpose(img)  # photos stored sideways with an EXIF orientation tag
@@ -263,7 +268,7 @@ def scan_images(root: str | os.PathLike) -> list[Path]:
     """Image files under `root`, recursively, sorted by relative path; hidden files/folders are ignored."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"image folder {str(root)!r} does not exist or is not a folder; {_README} "
+        raise DatasetNotFoundError(f"image folder {str(root)!r} does not exist or is not a folder; {_README} "
                                 "for where to download the datasets and where to put them")
     found = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
@@ -291,7 +296,7 @@ class ImageFolderDataset(_Augmented):
             self.files = scan_images(self.root)
         else:
             if not self.root.is_dir():
-                raise FileNotFoundError(f"image folder {str(self.root)!r} does not exist; {_README}")
+                raise DatasetNotFoundError(f"image folder {str(self.root)!r} does not exist; {_README}")
             self.files = [self.root / f for f in files]  # an absolute f stays absolute
             if not self.files:
                 raise ValueError(f"ImageFolderDataset({str(self.root)!r}): files= is empty")
@@ -346,7 +351,7 @@ class LSUNDataset(_Augmented):
                  key_cache_dir: str | os.PathLike | None = None, generator: torch.Generator | None = None):
         self.path = Path(lmdb_path)
         if not _lmdb_data_file(self.path).is_file():
-            raise FileNotFoundError(f"LSUN LMDB {str(self.path)!r} not found (expected a folder holding data.mdb); "
+            raise DatasetNotFoundError(f"LSUN LMDB {str(self.path)!r} not found (expected a folder holding data.mdb); "
                                     f"{_README} for how to download LSUN and where to put it")
         self.img_size, self.flip, self.skip_bad, self.generator = int(img_size), flip, skip_bad, generator
         self._bad: set[int] = set()
@@ -475,7 +480,7 @@ def dataset_fingerprint(cfg: DataConfig) -> str:
         path = Path(_require_path(cfg)).resolve()
         data = _lmdb_data_file(path)
         if not data.is_file():
-            raise FileNotFoundError(f"LSUN LMDB {str(path)!r} not found (expected data.mdb inside); {_README}")
+            raise DatasetNotFoundError(f"LSUN LMDB {str(path)!r} not found (expected data.mdb inside); {_README}")
         st = data.stat()
         facts.update(path=str(path), size=st.st_size, mtime_ns=st.st_mtime_ns)
     else:

@@ -55,6 +55,12 @@ def all_gather_states(state: torch.Tensor, device: torch.device) -> list[torch.T
     return [t.cpu() for t in out]
 
 
+def all_sum_(t: torch.Tensor) -> None:
+    """In-place sum of a tensor over processes."""
+    if dist.is_initialized():
+        dist.all_reduce(t)
+
+
 def broadcast_parameters(module: torch.nn.Module) -> None:
     """Give every process rank 0's initial parameters and buffers."""
     if dist.is_initialized():

@@ -23,7 +23,7 @@ from .latents import load_latents
 from .loading import build_prior, load_vqgan
 from .logs import MetricsLog, save_image_grid
 from .rundir import RunDir
-from .sampling import AbsorbingSampler
+from .decoding import decode_tokens
 from .training import Throughput, check_finite, progress, resume_state, set_lr, warmup_lr
 
 
@@ -39,10 +39,7 @@ def validation_elbo(net, diffusion: AbsorbingDiffusion, val: torch.Tensor, devic
     total, n = 0.0, 0
     for i in range(0, min(len(val), max_items), batch_size):
         x0 = val[i: i + batch_size].to(device)
-        t = diffusion.sample_time(x0.shape[0], device, g)
-        x_t, mask = diffusion.q_sample(x0, t, g)
-        ce = diffusion.masked_cross_entropy(net(x_t), x0, mask)
-        total += ((diffusion.T / t.float()) * ce).sum().item() / (x0.shape[1] * 0.6931471805599453)
+        total += diffusion.training_losses(net, x0, generator=g)["elbo_bpt"].item() * x0.shape[0]
         n += x0.shape[0]
     return total / max(n, 1)
 
@@ -52,10 +49,11 @@ def sample_images(net, vqgan, cfg: Config, n: int, device, seed: int, steps: int
                   temperature: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw n token grids from the prior and decode them: (images (n,3,H,W) in [-1,1], tokens (n,h,w))."""
     g = torch.Generator(device=device).manual_seed(seed)
-    sampler = AbsorbingSampler(net, cfg.prior.total_steps, cfg.mask_id, steps=steps or cfg.sample.steps or None,
-                               temperature=temperature or cfg.sample.temperature, generator=g)
     s = cfg.latent_size
-    tokens = sampler.sample(n, s * s, device).view(n, s, s)
+    tokens = decode_tokens(net, method="random", batch=n, length=s * s, num_timesteps=cfg.prior.total_steps,
+                           mask_id=cfg.mask_id, steps=steps or cfg.sample.steps or None,
+                           temperature=temperature or cfg.sample.temperature, generator=g, device=device)
+    tokens = tokens.view(n, s, s)
     return vqgan.decode(tokens).clamp(-1, 1), tokens
 
 
@@ -145,20 +143,21 @@ def train_prior(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
         speed.add(x0.shape[0] * world)
         bar.update(1)
 
+        row = {}
         if step % tc.log_every == 0 or step == tc.steps:
             stats = {k: dist_utils.all_mean(out[k].item(), device) for k in ("loss", "elbo_bpt", "ce_masked")}
             rate = speed.rate()
-            if main:
-                bar.set_postfix(loss=f"{stats['loss']:.3f}", elbo=f"{stats['elbo_bpt']:.3f}", img_s=f"{rate:.0f}")
-                log.log(step, lr=lr, images_per_s=rate, **stats)
+            row.update(lr=lr, images_per_s=rate, **stats)
+            bar.set_postfix(loss=f"{stats['loss']:.3f}", elbo=f"{stats['elbo_bpt']:.3f}", img_s=f"{rate:.0f}")
         if main and (step % tc.image_every == 0 or step == tc.steps):
             eval_net = ema.model if ema is not None else net
-            val_elbo = validation_elbo(eval_net, diffusion, val, device, seed=cfg.seed)
-            log.log(step, val_elbo_bpt=val_elbo)
             net.eval()
+            row["val_elbo_bpt"] = validation_elbo(eval_net, diffusion, val, device, seed=cfg.seed)
             imgs, _ = sample_images(eval_net, vqgan, cfg, min(cfg.sample.n, 16), device, seed=cfg.seed)
             net.train()
             save_image_grid(imgs, run.images / f"prior_samples_{step:07d}.png", upscale=max(1, 128 // cfg.data.img_size))
+        if main and row:
+            log.log(step, **row)
         if step % tc.ckpt_every == 0 or step == end:
             save(step)
     bar.close()

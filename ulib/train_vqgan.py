@@ -65,11 +65,19 @@ def train_vqgan(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
     opt_d = torch.optim.Adam(disc.parameters(), lr=tc.lr, betas=betas, weight_decay=tc.weight_decay)
     dtype = amp_dtype(device, tc.amp)
     scaler, scaler_d = make_scaler(device, dtype), make_scaler(device, dtype)
-    ema = EMA(ae, tc.ema_decay) if tc.ema_decay > 0 else None
     g = torch.Generator(device=device).manual_seed(cfg.seed * 7919 + rank)  # flips and DiffAugment
+    if state is None and cfg.vqgan.code_init == "data":  # codebook starts on encoder outputs of batch 0
+        first = StepBatches(len(train), tc.batch_size, cfg.seed).indices(0)
+        with torch.no_grad():
+            z = ae.encoder(torch.stack([train[i] for i in first]).to(device))
+        ae.quantize.init_from_latents(z, torch.Generator(device=device).manual_seed(cfg.seed))
+        dist_utils.broadcast_parameters(ae)
+    ema = EMA(ae, tc.ema_decay) if tc.ema_decay > 0 else None
 
+    usage = torch.zeros(cfg.vqgan.codebook_size, device=device)  # code counts since the last restart check
     step = 0
     if state is not None:
+        usage = state["code_usage"].to(device)
         ae.load_state_dict(state["model"])
         disc.load_state_dict(state["disc"])
         opt_ae.load_state_dict(state["optimizer"])
@@ -99,7 +107,7 @@ def train_vqgan(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
                 "ema": ema.state_dict() if ema is not None else None, "disc": disc.state_dict(),
                 "optimizer": opt_ae.state_dict(), "disc_optimizer": opt_d.state_dict(),
                 "scaler": scaler.state_dict(), "disc_scaler": scaler_d.state_dict(),
-                "rng": rng_state(), "generators": gens,
+                "rng": rng_state(), "generators": gens, "code_usage": usage.cpu(),
             })
 
     if state is not None:  # last, after everything that draws from the global generators while setting up
@@ -138,6 +146,15 @@ def train_vqgan(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
             dist_utils.average_gradients(disc)
             scaler_d.step(opt_d)
             scaler_d.update()
+        usage += torch.bincount(q_stats["indices"].flatten(), minlength=usage.numel())
+        every = cfg.vqgan.code_restart_every
+        if every > 0 and (step + 1) % every == 0:  # recycle dead codes onto this batch's encoder outputs
+            dist_utils.all_sum_(usage)
+            with torch.no_grad():
+                z = ae.encoder(x)
+            stats["codes_restarted"] = float(ae.quantize.restart_codes(usage == 0, z, g))
+            dist_utils.broadcast_parameters(ae.quantize)
+            usage.zero_()
         if ema is not None:
             ema.update(ae)
         step += 1

@@ -5,8 +5,14 @@ By default attention is bidirectional ("unconstrained"), which is what lets the 
 every unmasked token; `causal=True` gives the autoregressive baseline with a learned start token.
 
 The network knows nothing about diffusion (CONVENTIONS): it maps tokens to logits; masking, losses and
-sampling live in `ulib.absorbing`. Module names follow the official code (tok_emb, pos_emb, start_tok,
-blocks.N.{ln1,ln2,attn.{key,query,value,proj},mlp.{0,2}}, ln_f, head) so released weights map by name.
+sampling live in `ulib.absorbing` (and `ulib.autoregressive` for the baseline). Module names follow the
+official code (tok_emb, pos_emb, start_tok, blocks.N.{ln1,ln2,attn.{key,query,value,proj},mlp.{0,2}},
+ln_f, head) so released weights map by name.
+
+Key/value caching (causal model only, for token-by-token sampling): `forward_cached` runs only the new
+positions and reads the keys/values of the earlier ones from a `KVCache` (no parameters, so the key layout
+is unchanged), so generating L tokens costs O(L) position-passes instead of O(L^2). The plain `forward`
+never touches a cache.
 """
 from __future__ import annotations
 
@@ -44,6 +50,24 @@ class SelfAttention(nn.Module):
         y = y.transpose(1, 2).reshape(B, L, C)
         return self.resid_drop(self.proj(y))
 
+    def forward_cached(self, x: torch.Tensor, cache: "KVCache", layer: int, pos: int) -> torch.Tensor:
+        """Causal attention for T new positions pos..pos+T-1, x (B, T, C), against the cached earlier ones."""
+        B, T, C = x.shape
+        q = self.query(x).view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        k = self.key(x).view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        v = self.value(x).view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        k, v = cache.update(layer, pos, k, v)  # (B, nh, S, hs), S = pos + T: every position so far
+        # new query j sits at position pos + j and sees keys 0..pos+j; a single query sees all S keys.
+        # (is_causal would align the mask top-left, which is wrong when T < S.)
+        mask = None
+        if T > 1:
+            mask = torch.arange(pos + T, device=x.device) <= pos + torch.arange(T, device=x.device)[:, None]
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
+        )
+        y = y.transpose(1, 2).reshape(B, T, C)
+        return self.resid_drop(self.proj(y))
+
 
 class Block(nn.Module):
     """Pre-LN transformer block: x + attn(ln1(x)), then x + mlp(ln2(x)); MLP width 4*n_emb with GELU."""
@@ -63,6 +87,40 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.ln1(x))
         return x + self.mlp(self.ln2(x))
+
+    def forward_cached(self, x: torch.Tensor, cache: "KVCache", layer: int, pos: int) -> torch.Tensor:
+        x = x + self.attn.forward_cached(self.ln1(x), cache, layer, pos)
+        return x + self.mlp(self.ln2(x))
+
+
+class KVCache:
+    """Keys and values of every layer for the sequence positions seen so far (causal decoding).
+
+    k[l], v[l]: (B, nh, max_len, hs), allocated at the first write of a sequence with the keys' batch,
+    dtype and device (so autocast and the caller's device carry over); positions [0, length) are valid.
+    Sequence positions count the start token: position 0 is the start token, position p >= 1 is x[:, p-1].
+    """
+
+    def __init__(self, n_layers: int, max_len: int):
+        self.max_len = max_len
+        self.k: list[torch.Tensor | None] = [None] * n_layers
+        self.v: list[torch.Tensor | None] = [None] * n_layers
+        self.length = 0  # positions filled, start token included
+
+    def update(self, layer: int, pos: int, k: torch.Tensor, v: torch.Tensor):
+        """Write k, v (B, nh, T, hs) at positions pos..pos+T-1; return the keys/values of 0..pos+T-1."""
+        T = k.shape[2]
+        buf = self.k[layer]
+        if buf is None or buf.shape[:2] != k.shape[:2] or buf.dtype != k.dtype or buf.device != k.device:
+            if pos != 0:
+                raise ValueError(f"layer {layer}: the cache holds no keys of this shape/dtype/device to continue "
+                                 f"from at position {pos}; start a new sequence at position 0")
+            shape = (k.shape[0], k.shape[1], self.max_len, k.shape[3])
+            self.k[layer] = k.new_empty(shape)
+            self.v[layer] = v.new_empty(shape)
+        self.k[layer][:, :, pos:pos + T] = k
+        self.v[layer][:, :, pos:pos + T] = v
+        return self.k[layer][:, :, :pos + T], self.v[layer][:, :, :pos + T]
 
 
 class Transformer(nn.Module):
@@ -127,3 +185,38 @@ class Transformer(nn.Module):
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(idx))  # (B, L, codebook_size)
+
+    # ---- key/value caching (causal model, inference) ----------------------------------------------
+    def new_cache(self) -> KVCache:
+        """An empty cache for one batch of sequences of up to block_size positions."""
+        return KVCache(len(self.blocks), self.block_size)
+
+    def forward_cached(self, idx_new: torch.Tensor, cache: KVCache, start: int) -> torch.Tensor:
+        """Logits for the new tokens idx_new = x[:, start:start+T] (B, T), reusing the cached start token
+        and x[:, :start]; logits[:, -1] predicts the next token x[:, start+T].
+
+        Empty cache (a new sequence): start must be 0, the start token is fed first (T may be 0: the start
+        token alone) and the result is (B, T+1, K), equal to `forward(idx_new)`. Otherwise the cache must
+        hold the start token and at least x[:, :start] (start <= cache.length - 1; a smaller start rewinds,
+        overwriting what follows) and the result is (B, T, K), equal to `forward(x[:, :start+T])[:, start+1:]`.
+        For inference (under torch.no_grad()); the cache is written in place.
+        """
+        if not self.causal:
+            raise ValueError("forward_cached needs the causal (autoregressive) model; this one is bidirectional")
+        n_cached = max(cache.length - 1, 0)  # tokens of x in the cache, the start token not counted
+        if not 0 <= start <= n_cached:
+            raise ValueError(f"start={start}, but the cache holds {n_cached} tokens after the start token; "
+                             f"allowed: 0..{n_cached}")
+        x = self.tok_emb(idx_new)  # (B, T, C)
+        pos = start + 1  # sequence position of idx_new[:, 0]; the start token sits at 0
+        if cache.length == 0:
+            x = torch.cat([self.start_tok.expand(x.shape[0], -1, -1), x], dim=1)
+            pos = 0
+        T = x.shape[1]
+        if pos + T > self.block_size:
+            raise ValueError(f"sequence length {pos + T} exceeds the model's block_size {self.block_size}")
+        x = self.drop(x + self.pos_emb[:, pos:pos + T])
+        for layer, block in enumerate(self.blocks):
+            x = block.forward_cached(x, cache, layer, pos)
+        cache.length = pos + T
+        return self.head(self.ln_f(x))  # (B, T, codebook_size), T counting the start token if fed

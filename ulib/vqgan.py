@@ -189,6 +189,36 @@ class VectorQuantizer(nn.Module):
         self.embedding = nn.Embedding(codebook_size, emb_dim)  # (K, D), the codebook c_1..c_K
         nn.init.uniform_(self.embedding.weight, -1.0 / codebook_size, 1.0 / codebook_size)
 
+    @torch.no_grad()
+    def init_from_latents(self, z: torch.Tensor, generator: torch.Generator | None = None) -> None:
+        """Data-dependent start: copy K encoder outputs, drawn at random from z (B, D, h, w), into the codebook.
+
+        The official uniform(-1/K, 1/K) start puts every code next to 0, far from the encoder's outputs, so
+        a few codes win every argmin and the rest never move (short CPU runs then lose most of the colours).
+        Starting the codes on actual latents puts all of them in use from step 0.
+        """
+        flat = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])  # (N, D)
+        if flat.shape[0] < self.codebook_size:
+            raise ValueError(f"need at least codebook_size={self.codebook_size} latent vectors, got {flat.shape[0]}")
+        pick = torch.randperm(flat.shape[0], generator=generator, device=flat.device)[: self.codebook_size]
+        self.embedding.weight.copy_(flat[pick].to(self.embedding.weight.dtype))
+
+    @torch.no_grad()
+    def restart_codes(self, dead: torch.Tensor, z: torch.Tensor, generator: torch.Generator | None = None) -> int:
+        """Move the codes flagged in `dead` (K,) bool onto random encoder outputs from z (B, D, h, w).
+
+        Codes that win no argmin get no gradient and never move again; putting them back where the
+        encoder's outputs are lets them compete (Jukebox's and the official code's code recycling).
+        Returns the number of codes moved.
+        """
+        n = int(dead.sum())
+        if n == 0:
+            return 0
+        flat = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])  # (N, D)
+        pick = torch.randint(0, flat.shape[0], (n,), generator=generator, device=flat.device)
+        self.embedding.weight[dead] = flat[pick].to(self.embedding.weight.dtype)
+        return n
+
     def nearest(self, z: torch.Tensor) -> torch.Tensor:
         """Eq. 4: the index of the closest codebook vector for every position; z (B, D, h, w) -> (B, h, w)."""
         B, D, h, w = z.shape

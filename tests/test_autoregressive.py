@@ -1,0 +1,233 @@
+"""The AR baseline: kv-cached vs plain decoding, exact likelihood, loss, sampler settings."""
+import math
+
+import pytest
+import torch
+
+from ulib.autoregressive import ARSampler, ar_loss, nll_bits_per_token, sample_ar
+from ulib.transformer import Transformer
+
+K, L = 16, 12
+
+
+def tiny_ar(seed=0, std=0.2):
+    """A causal transformer with weights larger than the GPT-2 init, so logits are far from uniform
+    and attention actually mixes positions (a freshly initialised model predicts ~1/K everywhere)."""
+    torch.manual_seed(seed)
+    net = Transformer(codebook_size=K, block_size=L, n_emb=32, n_head=4, n_layers=2, causal=True)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if p.dim() > 1 or name.endswith("start_tok"):
+                p.normal_(0.0, std)
+    return net.eval()
+
+
+def tokens(B=3, seed=0):
+    return torch.randint(0, K, (B, L), generator=torch.Generator().manual_seed(seed))
+
+
+def cached_logits(net, x):
+    """Logits (B, L, K) of every position from L cached calls: start token, then one token at a time."""
+    cache = net.new_cache()
+    with torch.no_grad():
+        out = [net.forward_cached(x[:, :0], cache, 0)]
+        for i in range(1, x.shape[1]):
+            out.append(net.forward_cached(x[:, i - 1:i], cache, i - 1))
+    return torch.cat(out, dim=1)
+
+
+def greedy(net, B, length):
+    """Argmax decoding with the plain forward pass, written out by hand."""
+    x = torch.zeros(B, 0, dtype=torch.long)
+    with torch.no_grad():
+        for _ in range(length):
+            x = torch.cat([x, net(x)[:, -1].argmax(-1, keepdim=True)], dim=1)
+    return x
+
+
+# ---- kv cache ------------------------------------------------------------------------------------
+def test_model_logits_are_not_trivial():
+    # guards the tests below against a model whose predictions ignore the context
+    net, x = tiny_ar(), tokens()
+    with torch.no_grad():
+        logits = net(x[:, :-1])
+    assert logits.softmax(-1).max() > 0.3
+    assert (logits[:, 1:] - logits[:, :1]).abs().max() > 1.0
+
+
+def test_cached_logits_match_plain_at_every_position():
+    net, x = tiny_ar(), tokens()
+    with torch.no_grad():
+        plain = net(x[:, :-1])  # (B, L, K)
+    cached = cached_logits(net, x)
+    assert cached.shape == plain.shape == (3, L, K)
+    torch.testing.assert_close(cached, plain, atol=1e-5, rtol=0)
+
+
+def test_cached_prefill_continue_and_rewind():
+    net, x = tiny_ar(), tokens()
+    with torch.no_grad():
+        plain = net(x[:, :-1])
+        cache = net.new_cache()
+        torch.testing.assert_close(net.forward_cached(x[:, :5], cache, 0), plain[:, :6], atol=1e-5, rtol=0)
+        assert cache.length == 6  # start token + 5 tokens
+        torch.testing.assert_close(net.forward_cached(x[:, 5:11], cache, 5), plain[:, 6:], atol=1e-5, rtol=0)
+        # rewind to 3 tokens with different continuations: matches the plain pass on the new sequence
+        y = x.clone()
+        y[:, 3:] = (y[:, 3:] + 1) % K
+        out = net.forward_cached(y[:, 3:7], cache, 3)
+        torch.testing.assert_close(out, net(y[:, :7])[:, 4:], atol=1e-5, rtol=0)
+        assert cache.length == 8
+
+
+def test_forward_cached_rejects_bad_use():
+    net = tiny_ar()
+    cache = net.new_cache()
+    with pytest.raises(ValueError, match="start=2"):
+        net.forward_cached(torch.zeros(1, 1, dtype=torch.long), cache, 2)  # nothing cached yet
+    with pytest.raises(ValueError, match="block_size"):
+        net.forward_cached(torch.zeros(1, L, dtype=torch.long), cache, 0)  # start token + L > L
+    bi = Transformer(K, L, n_emb=32, n_head=4, n_layers=2, causal=False)
+    with pytest.raises(ValueError, match="causal"):
+        bi.forward_cached(torch.zeros(1, 1, dtype=torch.long), bi.new_cache(), 0)
+
+
+def test_causal_masking_later_tokens_do_not_change_earlier_logits():
+    net, x = tiny_ar(), tokens(B=1)
+    with torch.no_grad():
+        base = net(x[:, :-1])
+        for j in range(L - 1):
+            y = x.clone()
+            y[:, j:] = (y[:, j:] + 1 + torch.arange(L - j)) % K  # change every token >= j
+            out = net(y[:, :-1])
+            # position i predicts x_i from x_<i: positions 0..j are blind to tokens >= j
+            torch.testing.assert_close(out[:, :j + 1], base[:, :j + 1], atol=1e-6, rtol=0)
+            assert (out[:, j + 1] - base[:, j + 1]).abs().max() > 1e-3
+            torch.testing.assert_close(cached_logits(net, y)[:, :j + 1], base[:, :j + 1], atol=1e-5, rtol=0)
+
+
+# ---- sampling ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+@pytest.mark.parametrize("top_k", [None, 4])
+def test_cached_and_plain_sampling_give_identical_tokens(temperature, top_k):
+    net = tiny_ar()
+    for seed in range(4):
+        runs = [sample_ar(net, 5, L, "cpu", temperature=temperature, top_k=top_k,
+                          generator=torch.Generator().manual_seed(seed), use_cache=c) for c in (True, False)]
+        assert torch.equal(runs[0], runs[1]), seed
+        assert runs[0].shape == (5, L) and runs[0].dtype == torch.long
+        assert 0 <= runs[0].min() and runs[0].max() < K
+
+
+def test_cached_and_plain_step_logits_agree():
+    net = tiny_ar()
+    logs = {}
+    for c in (True, False):
+        logs[c] = []
+        sample_ar(net, 3, L, "cpu", generator=torch.Generator().manual_seed(0), use_cache=c,
+                  callback=lambda i, r: logs[c].append((i, r.logits)))
+    assert [i for i, _ in logs[True]] == list(range(L))
+    for (_, a), (_, b) in zip(logs[True], logs[False]):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+
+
+def test_cached_path_makes_L_single_token_calls():
+    net = tiny_ar()
+    calls = []
+    real = net.forward_cached
+
+    def spy(idx_new, cache, start):
+        calls.append((idx_new.shape[1], start))
+        return real(idx_new, cache, start)
+
+    net.forward_cached = spy
+    net.features = lambda *a: pytest.fail("the cached path must not run the plain forward")
+    sampler = ARSampler(net, generator=torch.Generator().manual_seed(0))
+    sampler.sample(2, L, "cpu")
+    # call 0 feeds the start token alone; call i feeds x_{i-1} only
+    assert calls == [(0, 0)] + [(1, i - 1) for i in range(1, L)]
+    assert sampler.forward_passes == L
+
+
+def test_sampler_continues_a_prefix():
+    net = tiny_ar()
+    prefix = tokens(B=2)[:, :5]
+    for c in (True, False):
+        x = ARSampler(net, generator=torch.Generator().manual_seed(0), use_cache=c).sample(2, L, "cpu", x=prefix)
+        assert torch.equal(x[:, :5], prefix) and x.shape == (2, L)
+    a, b = (ARSampler(net, generator=torch.Generator().manual_seed(3), use_cache=c).sample(2, L, "cpu", x=prefix)
+            for c in (True, False))
+    assert torch.equal(a, b)
+
+
+def test_top_k_1_is_greedy_decoding():
+    net = tiny_ar()
+    expected = greedy(net, 3, L)
+    for seed in range(3):
+        for c in (True, False):
+            x = sample_ar(net, 3, L, "cpu", top_k=1, generator=torch.Generator().manual_seed(seed), use_cache=c)
+            assert torch.equal(x, expected)
+
+
+def test_top_k_restricts_draws_to_the_k_largest_logits():
+    net = tiny_ar()
+    sampler = ARSampler(net, top_k=3, generator=torch.Generator().manual_seed(0))
+    x = sampler.initial_state(500, "cpu")
+    res = sampler.step(x)
+    allowed = res.logits.topk(3, dim=-1).indices  # (B, 3)
+    assert (res.token[:, None] == allowed).any(1).all()
+    assert len(res.token.unique()) == 3  # 500 draws over 3 codes hit all three
+
+
+def test_seeded_sampling_is_deterministic():
+    net = tiny_ar()
+    a, b, c = (sample_ar(net, 4, L, "cpu", generator=torch.Generator().manual_seed(s)) for s in (7, 7, 8))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_sampler_rejects_bad_settings():
+    net = tiny_ar()
+    for t in (0.0, -1.0):
+        with pytest.raises(ValueError, match="temperature"):
+            sample_ar(net, 1, L, "cpu", temperature=t)
+    for k in (0, K + 1, 2.5, True):
+        with pytest.raises(ValueError, match="top_k"):
+            sample_ar(net, 1, L, "cpu", top_k=k)
+    for length in (0, L + 1):
+        with pytest.raises(ValueError, match="length"):
+            sample_ar(net, 1, length, "cpu")
+    sample_ar(net, 1, L, "cpu", top_k=K)  # K itself is allowed
+
+
+# ---- likelihood and loss -------------------------------------------------------------------------
+def test_uniform_model_has_nll_log2_K():
+    net = tiny_ar()
+    with torch.no_grad():
+        net.head.weight.zero_()  # every logit 0: p(x_i | x_<i) = 1/K
+    nll = nll_bits_per_token(net, tokens(B=4))
+    assert nll.shape == (4,)
+    torch.testing.assert_close(nll, torch.full((4,), math.log2(K)))  # 4 bits per token
+
+
+def test_nll_is_the_chain_rule_sum_of_step_log_probs():
+    # sum_i -log2 p(x_i | x_<i) / L from L cached calls equals the one teacher-forced pass
+    net, x = tiny_ar(), tokens()
+    logp = cached_logits(net, x).log_softmax(-1).gather(2, x[..., None]).squeeze(2)  # (B, L)
+    expected = -logp.sum(1) / (L * math.log(2))
+    torch.testing.assert_close(nll_bits_per_token(net, x), expected, atol=1e-5, rtol=0)
+
+
+def test_ar_loss_equals_nll_and_has_gradients():
+    net, x = tiny_ar(), tokens()
+    out = ar_loss(net, x)
+    torch.testing.assert_close(out["loss"].detach(), nll_bits_per_token(net, x).mean())
+    assert out["loss"].requires_grad and not out["nll_bpt"].requires_grad
+    assert out["nll_bpt"].item() == out["loss"].item()
+    out["loss"].backward()
+    assert net.head.weight.grad.abs().sum() > 0 and net.start_tok.grad.abs().sum() > 0
+
+
+def test_likelihood_rejects_a_bidirectional_model():
+    bi = Transformer(K, L, n_emb=32, n_head=4, n_layers=2, causal=False)
+    with pytest.raises(ValueError, match="causal"):
+        ar_loss(bi, tokens())
