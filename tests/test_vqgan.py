@@ -222,3 +222,14 @@ def test_codebook_data_init_and_dead_code_restart():
     for row in after[dead]:
         assert (flat2 - row).abs().sum(1).min() < 1e-6
     assert q.restart_codes(torch.zeros(6, dtype=torch.bool), z2) == 0
+
+
+def test_norm_groups_setting():
+    ae = VQAutoEncoder(16, nf=32, ch_mult=(1, 2), res_blocks=1, attn_resolutions=(8,), codebook_size=8, emb_dim=4,
+                       norm_groups=8)
+    groups = {m.num_groups for m in ae.modules() if isinstance(m, torch.nn.GroupNorm)}
+    assert groups == {8}
+    default = VQAutoEncoder(16, nf=32, ch_mult=(1, 2), res_blocks=1, attn_resolutions=(8,), codebook_size=8, emb_dim=4)
+    assert {m.num_groups for m in default.modules() if isinstance(m, torch.nn.GroupNorm)} == {32}
+    with pytest.raises(ValueError, match="norm_groups=24"):
+        VQAutoEncoder(16, nf=32, ch_mult=(1, 2), norm_groups=24)

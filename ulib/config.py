@@ -33,6 +33,7 @@ class VQGANConfig:
     ch_mult: tuple[int, ...] = (1, 2, 2)  # channel multiplier per resolution; len-1 downsamplings
     res_blocks: int = 1  # residual blocks per resolution
     attn_resolutions: tuple[int, ...] = (8,)  # feature-map sizes that get a self-attention block
+    norm_groups: int = 32  # GroupNorm groups (official: 32); narrow models need fewer (see ulib/vqgan.py)
     codebook_size: int = 256  # K, number of codebook vectors
     emb_dim: int = 64  # dimension of each codebook vector
     beta: float = 0.25  # commitment weight, Eq. 5
@@ -49,7 +50,7 @@ class VQGANConfig:
 
 @dataclass
 class PriorConfig:
-    kind: str = "absorbing"  # 'absorbing' (the paper's prior); the AR baseline arrives with issue 3
+    kind: str = "absorbing"  # 'absorbing' (the paper's prior) or 'autoregressive' (Table 4's baseline)
     n_emb: int = 256  # transformer width (bert_n_emb)
     n_head: int = 8  # attention heads
     n_layers: int = 8  # transformer blocks
@@ -129,8 +130,8 @@ class Config:
             raise ValueError(f"data.val_fraction={self.data.val_fraction}; allowed: 0 <= val_fraction < 1")
         if self.vqgan.code_init not in ("uniform", "data"):
             raise ValueError(f"vqgan.code_init={self.vqgan.code_init!r}; allowed: 'uniform', 'data'")
-        if self.prior.kind != "absorbing":
-            raise ValueError(f"prior.kind={self.prior.kind!r}; allowed: 'absorbing'")
+        if self.prior.kind not in ("absorbing", "autoregressive"):
+            raise ValueError(f"prior.kind={self.prior.kind!r}; allowed: 'absorbing', 'autoregressive'")
         if self.prior.loss_type not in ("elbo", "reweighted_elbo", "mlm"):
             raise ValueError(
                 f"prior.loss_type={self.prior.loss_type!r}; allowed: 'elbo', 'reweighted_elbo', 'mlm'"

@@ -34,6 +34,8 @@ def _check_codebook(cfg: Config, state: dict, path: Path) -> None:
 
 
 def _load(build, cfg: Config, path: Path, device, use_ema: bool, what: str):
+    """Build the model from the run's config (which training stored, with the checkpoint's own settings) and
+    load the weights; a config that disagrees with the checkpoint is a ValueError naming the keys."""
     state = load_checkpoint(path)
     _check_codebook(cfg, state, path)
     model = build(cfg)

@@ -3,8 +3,9 @@
     runs/NAME/
       config.json            the Config every stage of this run uses (written on first use)
       vqgan.pt  prior.pt     checkpoints (model, EMA, optimiser, scaler, step, RNG states, config)
+      prior_ar.pt            the autoregressive baseline's checkpoint, when trained (prior.kind=autoregressive)
       latents.pt             token grids of the dataset, with the fingerprint they were made from
-      metrics_vqgan.csv  metrics_prior.csv
+      metrics_vqgan.csv  metrics_prior.csv  (metrics_prior_ar.csv)
       reconstructions.png  samples.png
       images/                grids written during training
 """
@@ -32,6 +33,13 @@ class RunDir:
     reconstructions = property(lambda self: self.path / "reconstructions.png")
     samples = property(lambda self: self.path / "samples.png")
     images = property(lambda self: self.path / "images")
+
+    def prior_ckpt_for(self, kind: str) -> Path:
+        """The checkpoint of the run's absorbing prior (prior.pt) or AR baseline (prior_ar.pt)."""
+        return self.prior_ckpt if kind == "absorbing" else self.path / "prior_ar.pt"
+
+    def prior_log_for(self, kind: str) -> Path:
+        return self.prior_log if kind == "absorbing" else self.path / "metrics_prior_ar.csv"
 
     def make(self) -> "RunDir":
         self.images.mkdir(parents=True, exist_ok=True)
@@ -63,6 +71,11 @@ class RunDir:
         return apply_overrides(cfg, overrides) if overrides else cfg
 
     def save_config(self, cfg: Config) -> None:
+        """Write config.json. `prior.kind` only chooses which of the run's priors a command trains or uses
+        (both share the other settings), so the stored kind stays what it was."""
+        stored = self.stored_config()
+        if stored is not None and stored.prior.kind != cfg.prior.kind:
+            cfg = apply_overrides(cfg, {"prior.kind": stored.prior.kind})
         self.path.mkdir(parents=True, exist_ok=True)
         tmp = self.config_file.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")

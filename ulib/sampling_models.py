@@ -31,7 +31,7 @@ def from_run(run, cfg, device, use_ema: bool = True) -> SamplingModels:
     from .loading import load_prior, load_vqgan
 
     vqgan = load_vqgan(cfg, run.vqgan_ckpt, device, use_ema=use_ema)
-    prior = load_prior(cfg, run.prior_ckpt, device, use_ema=use_ema)
+    prior = load_prior(cfg, run.prior_ckpt_for(cfg.prior.kind), device, use_ema=use_ema)
     s = cfg.latent_size
     return SamplingModels(vqgan, prior, cfg.prior.kind, cfg.prior.total_steps, cfg.mask_id, (s, s),
                           cfg.sample.steps or cfg.prior.total_steps, cfg.sample.temperature, cfg.sample.n,

@@ -23,7 +23,9 @@ from .latents import load_latents
 from .loading import build_prior, load_vqgan
 from .logs import MetricsLog, save_image_grid
 from .rundir import RunDir
+from .autoregressive import ar_loss, sample_ar
 from .decoding import decode_tokens
+from .likelihood import absorbing_elbo, ar_nll
 from .training import Throughput, check_finite, progress, resume_state, set_lr, warmup_lr
 
 
@@ -32,16 +34,15 @@ def _flatten(tokens: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def validation_elbo(net, diffusion: AbsorbingDiffusion, val: torch.Tensor, device, seed: int,
-                    max_items: int = 256, batch_size: int = 64) -> float:
-    """One-sample negative-ELBO estimate (Eq. 6) on up to `max_items` validation grids, bits/token."""
+def validation_metric(net, cfg: Config, diffusion: AbsorbingDiffusion, val: torch.Tensor, device, seed: int,
+                      max_items: int = 256) -> dict:
+    """Validation likelihood in bits/token on up to `max_items` grids: a one-draw negative-ELBO estimate
+    (Eq. 6) for the absorbing prior (whatever its training loss: Fig. 5), the exact NLL for the AR prior."""
+    data = val[:max_items].to(device)
+    if cfg.prior.kind == "autoregressive":
+        return {"val_nll_bpt": ar_nll(net, data).bits_per_token}
     g = torch.Generator(device=device).manual_seed(seed)
-    total, n = 0.0, 0
-    for i in range(0, min(len(val), max_items), batch_size):
-        x0 = val[i: i + batch_size].to(device)
-        total += diffusion.training_losses(net, x0, generator=g)["elbo_bpt"].item() * x0.shape[0]
-        n += x0.shape[0]
-    return total / max(n, 1)
+    return {"val_elbo_bpt": absorbing_elbo(diffusion, net, data, mc=1, generator=g).bits_per_token}
 
 
 @torch.no_grad()
@@ -50,9 +51,13 @@ def sample_images(net, vqgan, cfg: Config, n: int, device, seed: int, steps: int
     """Draw n token grids from the prior and decode them: (images (n,3,H,W) in [-1,1], tokens (n,h,w))."""
     g = torch.Generator(device=device).manual_seed(seed)
     s = cfg.latent_size
+    temperature = temperature or cfg.sample.temperature
+    if cfg.prior.kind == "autoregressive":
+        tokens = sample_ar(net, n, s * s, device, temperature=temperature, generator=g).view(n, s, s)
+        return vqgan.decode(tokens).clamp(-1, 1), tokens
     tokens = decode_tokens(net, method="random", batch=n, length=s * s, num_timesteps=cfg.prior.total_steps,
                            mask_id=cfg.mask_id, steps=steps or cfg.sample.steps or None,
-                           temperature=temperature or cfg.sample.temperature, generator=g, device=device)
+                           temperature=temperature, generator=g, device=device)
     tokens = tokens.view(n, s, s)
     return vqgan.decode(tokens).clamp(-1, 1), tokens
 
@@ -64,7 +69,8 @@ def train_prior(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
     device = resolve_device(cfg.device)
     rank, world, device = dist_utils.init_from_env(device)
     main = rank == 0
-    state = resume_state(run.prior_ckpt, resume=resume, force=force, total_steps=tc.steps, what="prior")
+    ckpt, log_file = run.prior_ckpt_for(cfg.prior.kind), run.prior_log_for(cfg.prior.kind)
+    state = resume_state(ckpt, resume=resume, force=force, total_steps=tc.steps, what="prior")
     if main:
         run.make()
         run.save_config(cfg)
@@ -81,6 +87,7 @@ def train_prior(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
     val = _flatten(latents["val"])
 
     net = build_prior(cfg).to(device)
+    ar = cfg.prior.kind == "autoregressive"  # the paper's AR baseline (Table 4), same transformer made causal
     diffusion = AbsorbingDiffusion(cfg.prior.total_steps, cfg.mask_id, cfg.prior.loss_type)
     opt = torch.optim.AdamW(net.parameters(), lr=tc.lr, betas=(tc.beta1, tc.beta2), weight_decay=tc.weight_decay)
     dtype = amp_dtype(device, tc.amp)
@@ -99,7 +106,7 @@ def train_prior(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
         step = int(state["step"])
     model = DDP(net, device_ids=[device.index] if device.type == "cuda" else None) if world > 1 else net
 
-    log = MetricsLog(run.prior_log, resume_step=step if state is not None else None) if main else None
+    log = MetricsLog(log_file, resume_step=step if state is not None else None) if main else None
     vqgan = load_vqgan(cfg, run.vqgan_ckpt, device) if main else None
     end = tc.steps if stop_at is None else min(stop_at, tc.steps)
     batches = StepBatches(len(train), tc.batch_size, cfg.seed, start=step, stop=end, rank=rank, world=world)
@@ -109,7 +116,7 @@ def train_prior(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
     def save(at: int) -> None:
         gens = dist_utils.all_gather_states(g.get_state(), device)
         if main:
-            save_checkpoint(run.prior_ckpt, {
+            save_checkpoint(ckpt, {
                 "config": cfg.to_dict(), "step": at, "model": unwrap(model).state_dict(),
                 "ema": ema.state_dict() if ema is not None else None, "optimizer": opt.state_dict(),
                 "scaler": scaler.state_dict(), "rng": rng_state(), "generators": gens,
@@ -127,9 +134,9 @@ def train_prior(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
         lr = warmup_lr(step, tc.lr, tc.warmup_steps)
         set_lr(opt, lr)
         with autocast(device, dtype):
-            out = diffusion.training_losses(model, x0, generator=g)
+            out = ar_loss(model, x0) if ar else diffusion.training_losses(model, x0, generator=g)
         loss = out["loss"]
-        check_finite(loss.item(), step, run.prior_ckpt, "prior")
+        check_finite(loss.item(), step, ckpt, "prior")
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if tc.grad_clip > 0:
@@ -145,14 +152,15 @@ def train_prior(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
 
         row = {}
         if step % tc.log_every == 0 or step == tc.steps:
-            stats = {k: dist_utils.all_mean(out[k].item(), device) for k in ("loss", "elbo_bpt", "ce_masked")}
+            keys = ("loss", "nll_bpt") if ar else ("loss", "elbo_bpt", "ce_masked")
+            stats = {k: dist_utils.all_mean(out[k].item(), device) for k in keys}
             rate = speed.rate()
             row.update(lr=lr, images_per_s=rate, **stats)
-            bar.set_postfix(loss=f"{stats['loss']:.3f}", elbo=f"{stats['elbo_bpt']:.3f}", img_s=f"{rate:.0f}")
+            bar.set_postfix(loss=f"{stats['loss']:.3f}", img_s=f"{rate:.0f}")
         if main and (step % tc.image_every == 0 or step == tc.steps):
             eval_net = ema.model if ema is not None else net
             net.eval()
-            row["val_elbo_bpt"] = validation_elbo(eval_net, diffusion, val, device, seed=cfg.seed)
+            row.update(validation_metric(eval_net, cfg, diffusion, val, device, seed=cfg.seed))
             imgs, _ = sample_images(eval_net, vqgan, cfg, min(cfg.sample.n, 16), device, seed=cfg.seed)
             net.train()
             save_image_grid(imgs, run.images / f"prior_samples_{step:07d}.png", upscale=max(1, 128 // cfg.data.img_size))
@@ -162,4 +170,4 @@ def train_prior(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
             save(step)
     bar.close()
     dist_utils.barrier()
-    return run.prior_ckpt
+    return ckpt

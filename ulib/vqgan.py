@@ -19,11 +19,14 @@ import torch.nn.functional as F
 
 from ulib.config import VQGANConfig
 
-GROUPS = 32  # GroupNorm groups everywhere, as in the official code
+GROUPS = 32  # GroupNorm groups everywhere, as in the official code (the default of `norm_groups`)
 
 
-def normalize(channels: int) -> nn.GroupNorm:
-    return nn.GroupNorm(num_groups=GROUPS, num_channels=channels, eps=1e-6, affine=True)
+def normalize(channels: int, groups: int = GROUPS) -> nn.GroupNorm:
+    """GroupNorm(groups, eps 1e-6). With one channel per group it is InstanceNorm, which removes each
+    channel's per-image mean: a narrow model (nf=32 at 32 groups) then cannot carry an image's colours to
+    the output (measured: sepia reconstructions), so small profiles use fewer groups."""
+    return nn.GroupNorm(num_groups=groups, num_channels=channels, eps=1e-6, affine=True)
 
 
 def swish(x: torch.Tensor) -> torch.Tensor:
@@ -37,13 +40,13 @@ class ResBlock(nn.Module):
     is applied to the skip path only when in_channels != out_channels; otherwise the skip is the identity.
     """
 
-    def __init__(self, in_channels: int, out_channels: int | None = None):
+    def __init__(self, in_channels: int, out_channels: int | None = None, groups: int = GROUPS):
         super().__init__()
         out_channels = in_channels if out_channels is None else out_channels
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.norm1 = normalize(in_channels)
+        self.norm1 = normalize(in_channels, groups)
         self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=1, padding=1)
-        self.norm2 = normalize(out_channels)
+        self.norm2 = normalize(out_channels, groups)
         self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, stride=1, padding=1)
         self.conv_out = nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=1, padding=0)
 
@@ -60,10 +63,10 @@ class AttnBlock(nn.Module):
     out = x + proj_out(softmax(q k^T * C**-0.5) v), q/k/v are 1x1 convs of GroupNorm(x).
     """
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, groups: int = GROUPS):
         super().__init__()
         self.channels = channels
-        self.norm = normalize(channels)
+        self.norm = normalize(channels, groups)
         self.q = nn.Conv2d(channels, channels, kernel_size=1)
         self.k = nn.Conv2d(channels, channels, kernel_size=1)
         self.v = nn.Conv2d(channels, channels, kernel_size=1)
@@ -112,8 +115,9 @@ class Encoder(nn.Module):
     """
 
     def __init__(self, in_channels: int, nf: int, out_channels: int, ch_mult: tuple[int, ...],
-                 res_blocks: int, resolution: int, attn_resolutions: tuple[int, ...]):
+                 res_blocks: int, resolution: int, attn_resolutions: tuple[int, ...], norm_groups: int = GROUPS):
         super().__init__()
+        g = norm_groups
         in_ch_mult = (1,) + tuple(ch_mult)
         res = resolution
         blocks: list[nn.Module] = [nn.Conv2d(in_channels, nf, kernel_size=3, stride=1, padding=1)]
@@ -121,15 +125,15 @@ class Encoder(nn.Module):
         for i, mult in enumerate(ch_mult):
             ch = nf * in_ch_mult[i]
             for _ in range(res_blocks):
-                blocks.append(ResBlock(ch, nf * mult))
+                blocks.append(ResBlock(ch, nf * mult, g))
                 ch = nf * mult
                 if res in attn_resolutions:
-                    blocks.append(AttnBlock(ch))
+                    blocks.append(AttnBlock(ch, g))
             if i != len(ch_mult) - 1:
                 blocks.append(Downsample(ch))
                 res //= 2
-        blocks += [ResBlock(ch, ch), AttnBlock(ch), ResBlock(ch, ch)]  # the bottleneck ("non-local") stage
-        blocks += [normalize(ch), nn.Conv2d(ch, out_channels, kernel_size=3, stride=1, padding=1)]
+        blocks += [ResBlock(ch, ch, g), AttnBlock(ch, g), ResBlock(ch, ch, g)]  # the bottleneck ("non-local") stage
+        blocks += [normalize(ch, g), nn.Conv2d(ch, out_channels, kernel_size=3, stride=1, padding=1)]
         self.blocks = nn.ModuleList(blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -151,22 +155,23 @@ class Generator(nn.Module):
     """
 
     def __init__(self, in_channels: int, nf: int, out_channels: int, ch_mult: tuple[int, ...],
-                 res_blocks: int, resolution: int, attn_resolutions: tuple[int, ...]):
+                 res_blocks: int, resolution: int, attn_resolutions: tuple[int, ...], norm_groups: int = GROUPS):
         super().__init__()
+        g = norm_groups
         ch = nf * ch_mult[-1]
         res = resolution // 2 ** (len(ch_mult) - 1)
         blocks: list[nn.Module] = [nn.Conv2d(in_channels, ch, kernel_size=3, stride=1, padding=1)]
-        blocks += [ResBlock(ch, ch), AttnBlock(ch), ResBlock(ch, ch)]
+        blocks += [ResBlock(ch, ch, g), AttnBlock(ch, g), ResBlock(ch, ch, g)]
         for i in reversed(range(len(ch_mult))):
             for _ in range(res_blocks):
-                blocks.append(ResBlock(ch, nf * ch_mult[i]))
+                blocks.append(ResBlock(ch, nf * ch_mult[i], g))
                 ch = nf * ch_mult[i]
                 if res in attn_resolutions:
-                    blocks.append(AttnBlock(ch))
+                    blocks.append(AttnBlock(ch, g))
             if i != 0:
                 blocks.append(Upsample(ch))
                 res *= 2
-        blocks += [normalize(ch), nn.Conv2d(ch, out_channels, kernel_size=3, stride=1, padding=1)]
+        blocks += [normalize(ch, g), nn.Conv2d(ch, out_channels, kernel_size=3, stride=1, padding=1)]
         self.blocks = nn.ModuleList(blocks)
         self.logsigma = nn.Sequential(
             nn.Conv2d(ch, ch, kernel_size=3, stride=1, padding=1),
@@ -268,7 +273,7 @@ class VQAutoEncoder(nn.Module):
 
     def __init__(self, img_size: int, n_channels: int = 3, nf: int = 64, ch_mult: tuple[int, ...] = (1, 2, 2),
                  res_blocks: int = 1, attn_resolutions: tuple[int, ...] = (8,), codebook_size: int = 256,
-                 emb_dim: int = 64, beta: float = 0.25):
+                 emb_dim: int = 64, beta: float = 0.25, norm_groups: int = GROUPS):
         super().__init__()
         ch_mult, attn_resolutions = tuple(ch_mult), tuple(attn_resolutions)
         if len(ch_mult) == 0 or any(m < 1 for m in ch_mult):
@@ -279,11 +284,11 @@ class VQAutoEncoder(nn.Module):
                 f"img_size={img_size} is not divisible by the downsampling factor 2**(len(ch_mult)-1) = {factor} "
                 f"of ch_mult={ch_mult}; use a positive multiple of {factor}"
             )
-        bad = [nf * m for m in ch_mult if (nf * m) % GROUPS != 0]
+        bad = [nf * m for m in ch_mult if norm_groups < 1 or (nf * m) % norm_groups != 0]
         if nf <= 0 or bad:
             raise ValueError(
                 f"nf={nf} with ch_mult={ch_mult} gives channel counts {[nf * m for m in ch_mult]}; GroupNorm needs "
-                f"every one divisible by {GROUPS} (not: {bad}); use nf a multiple of {GROUPS}"
+                f"every one divisible by norm_groups={norm_groups} (not: {bad}); use nf a multiple of {norm_groups}"
             )
         for name, value in (("n_channels", n_channels), ("res_blocks", res_blocks),
                             ("codebook_size", codebook_size), ("emb_dim", emb_dim)):
@@ -291,15 +296,16 @@ class VQAutoEncoder(nn.Module):
                 raise ValueError(f"{name}={value}; must be >= 1")
         self.img_size, self.n_channels, self.ch_mult = img_size, n_channels, ch_mult
         self.codebook_size, self.emb_dim = codebook_size, emb_dim
-        self.encoder = Encoder(n_channels, nf, emb_dim, ch_mult, res_blocks, img_size, attn_resolutions)
+        self.encoder = Encoder(n_channels, nf, emb_dim, ch_mult, res_blocks, img_size, attn_resolutions, norm_groups)
         self.quantize = VectorQuantizer(codebook_size, emb_dim, beta)
-        self.generator = Generator(emb_dim, nf, n_channels, ch_mult, res_blocks, img_size, attn_resolutions)
+        self.generator = Generator(emb_dim, nf, n_channels, ch_mult, res_blocks, img_size, attn_resolutions,
+                                   norm_groups)
 
     @classmethod
     def from_config(cls, cfg: VQGANConfig, img_size: int) -> "VQAutoEncoder":
         return cls(img_size, n_channels=cfg.n_channels, nf=cfg.nf, ch_mult=cfg.ch_mult, res_blocks=cfg.res_blocks,
                    attn_resolutions=cfg.attn_resolutions, codebook_size=cfg.codebook_size,
-                   emb_dim=cfg.emb_dim, beta=cfg.beta)
+                   emb_dim=cfg.emb_dim, beta=cfg.beta, norm_groups=cfg.norm_groups)
 
     @property
     def latent_shape(self) -> tuple[int, int]:

@@ -1,0 +1,981 @@
+"""Write the numbered notebooks from this one reviewable file: `python notebooks/build_notebooks.py`.
+
+The .ipynb files are generated, committed without outputs or execution counts, and checked against this
+script by the tests (`--check` exits 1 when a notebook differs from what this file would write). Edit the
+cells here, never in the .ipynb files, then run the script again.
+
+Every notebook: a header (what it reproduces, what it needs, how long it takes), ONE cell tagged
+`parameters` holding plain literals only (papermill injects its overrides after it), a setup cell that
+derives everything else, then the idea, shown with ulib's code. Logic lives in ulib; a notebook shows an
+idea's full implementation once, where it is taught. Cells starting with `# NBVAL_CHECK_OUTPUT` print only
+deterministic things (shapes, parameter counts, hand-checked numbers): nbval compares them.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from pathlib import Path
+
+import nbformat
+
+HERE = Path(__file__).resolve().parent
+
+COMMON_PARAMETERS = '''\
+profile = "smoke"  # smoke (CI, seconds) | demo (CPU, minutes) | ffhq, churches, bedrooms (GPU, the paper's settings)
+run_dir = "../runs/nb-smoke"  # run directory shared by every notebook (relative to notebooks/); one per profile
+device = "auto"  # 'auto' (cuda, then mps, then cpu), 'cpu', 'cuda', ...
+seed = 0  # seed of this notebook's sampling and figures (training uses the config's own seed)
+overrides = []  # config overrides, as `--set` on the command line, e.g. ["prior_train.steps=50"]
+'''
+
+SETUP = '''\
+import math
+
+import matplotlib.pyplot as plt
+import torch
+
+from ulib import notebook_utils as nbu
+
+s = nbu.setup(profile, run_dir, device, seed, overrides)  # absolute run dir, config, device; RUN/results/
+cfg = s.cfg
+K, T, L = cfg.vqgan.codebook_size, cfg.prior.total_steps, cfg.latent_size ** 2
+print(f"profile {cfg.profile} | device {s.device} | {cfg.data.dataset} {cfg.data.img_size}px -> "
+      f"{cfg.latent_size}x{cfg.latent_size} = {L} tokens, K = {K} codes, T = {T}")
+'''
+
+
+def md(text: str):
+    return nbformat.v4.new_markdown_cell(textwrap.dedent(text).strip("\n"))
+
+
+def code(text: str, tags: tuple[str, ...] = ()):
+    cell = nbformat.v4.new_code_cell(textwrap.dedent(text).strip("\n"))
+    if tags:
+        cell.metadata["tags"] = list(tags)
+    return cell
+
+
+def header(title: str, reproduces: str, needs: str, cpu: str, gpu: str):
+    return md(f"""\
+        # {title}
+
+        **Reproduces:** {reproduces}
+
+        **Needs:** {needs} Every stage is *load if present, else train*: the notebook reuses what the run
+        directory holds and trains only what is missing, so the notebooks chain (run them in order, or let
+        `python -m ulib reproduce` do it).
+
+        **Time:** {cpu} {gpu}
+
+        **Writes:** figures (PNG) and tables (CSV) into `RUN/results/`.
+        """)
+
+
+def parameters(extra: str = ""):
+    return code(COMMON_PARAMETERS + textwrap.dedent(extra).strip("\n"), tags=("parameters",))
+
+
+def setup(derived: str = ""):
+    return code(SETUP + ("\n" + textwrap.dedent(derived).strip("\n") if derived else ""))
+
+
+# ==== 01 ==================================================================================================
+def nb01():
+    return [
+        header("01 · Quickstart: images → tokens → a prior over tokens → new images",
+               "the method of section 3 end to end: a VQGAN turns images into grids of codebook tokens "
+               "(section 3.1), an absorbing diffusion prior learns those grids (section 3.2), and sampling "
+               "the prior and decoding gives new images (the kind of samples shown in the paper's figures).",
+               "nothing: this notebook trains both stages when the run directory has none.",
+               "CPU: about 1 min with `smoke` (meaningless pictures), about 15 min with `demo` (recognisable "
+               "32x32 emoji; the same as `make demo`).",
+               "GPU, paper profiles: training both stages takes days (500k VQGAN steps, 2M prior steps); this "
+               "is our estimate from the step counts, not a measurement."),
+        parameters("""\
+            n_samples = 16  # images to sample at the end
+            """),
+        setup(),
+        md("""\
+            ## Stage 1: the VQGAN
+
+            An encoder maps an image to an h x w grid of vectors; each is replaced by its nearest codebook
+            vector (Eq. 4) and a generator decodes the result. What the second stage sees is the grid of
+            *indices*: an image becomes L = h*w tokens out of a codebook of K. Notebook 02 looks inside.
+            """),
+        code("""\
+            vq = nbu.vqgan(s)  # load if present, else train (the profile's vqgan_train settings)
+            """),
+        code("""\
+            # NBVAL_CHECK_OUTPUT
+            n_params = lambda m: sum(p.numel() for p in m.parameters())
+            print(f"image {cfg.data.img_size}x{cfg.data.img_size} -> tokens {cfg.latent_size}x{cfg.latent_size}, "
+                  f"codebook K = {K}, mask token id = {cfg.mask_id}")
+            print(f"VQGAN parameters: {n_params(vq):,}")
+            """),
+        md("""\
+            ## Stage 2: the absorbing diffusion prior
+
+            Training masks each token with probability t/T (t uniform in 1..T) and asks a bidirectional
+            transformer for the originals; sampling starts from the all-masked grid and unmasks tokens in
+            parallel. Notebook 03 builds this up.
+            """),
+        code("""\
+            net = nbu.prior(s)  # trains the prior (after encoding the dataset into tokens) if the run has none
+            """),
+        code("""\
+            # NBVAL_CHECK_OUTPUT
+            print(f"prior parameters: {n_params(net):,} | T = {T} diffusion steps, sequence length L = {L}")
+            """),
+        md("""\
+            ## Sampling
+
+            `sample_images` runs the reverse process (`cfg.sample.steps` steps, temperature
+            `cfg.sample.temperature`) and decodes the tokens with the VQGAN's generator.
+            """),
+        code("""\
+            from ulib.train_prior import sample_images
+
+            images, tokens = sample_images(net, vq, cfg, n_samples, s.device, seed=s.seed)
+            nbu.show(nbu.save_grid(s, images, "01_samples"))
+            """),
+        code("""\
+            # NBVAL_CHECK_OUTPUT
+            print("tokens:", tuple(tokens.shape), "| every token a real code:",
+                  bool(((tokens >= 0) & (tokens < K)).all()), "| images:", tuple(images.shape))
+            """),
+        md("""\
+            ## Next
+
+            02 the VQGAN (reconstructions, codebook usage, the λ clamp, DiffAugment) · 03 the absorbing
+            prior (forward process, ELBO and its reweighting) · 04 step skipping (Table 3) · 05 AR vs
+            absorbing (Table 4) · 06 ELBO vs reweighted ELBO (Fig. 5) · 07 temperature (Fig. 6) ·
+            08 images larger than the training grid (Fig. 4) · 09 inpainting (Fig. 7).
+            """),
+    ]
+
+
+# ==== 02 ==================================================================================================
+def nb02():
+    return [
+        header("02 · The VQGAN: reconstructions, codebook usage, the λ clamp and DiffAugment",
+               "section 3.1 of the paper: the vector-quantised autoencoder (Eq. 4, 5) and its adversarial "
+               "loss with the adaptive weight clamped at λmax (Eq. 9) and differentiable augmentation.",
+               "notebook 01's run directory (the VQGAN is trained here if it is missing).",
+               "CPU: seconds with `smoke` or `demo` once the VQGAN exists (training it: see 01).",
+               "GPU, paper profiles: a minute once trained (our estimate)."),
+        parameters("""\
+            n_images = 16  # validation images to reconstruct
+            """),
+        setup(),
+        code("""\
+            from ulib.data import build_dataset
+
+            vq = nbu.vqgan(s)
+            val = build_dataset(cfg.data, "val", train_transforms=False)
+            x = torch.stack([val[i] for i in range(min(n_images, len(val)))]).to(s.device)  # (B, 3, H, W) in [-1, 1]
+            """),
+        md("""\
+            ## Reconstructions
+
+            `encode` is the encoder followed by the nearest-code lookup (Eq. 4); `decode` looks the codes up
+            and runs the generator. The top row is the input, the bottom row its reconstruction from tokens
+            alone: whatever the bottom row loses, the prior can never produce.
+            """),
+        code("""\
+            with torch.no_grad():
+                codes = vq.encode(x)  # (B, h, w) token ids: the image as the prior sees it
+                x_rec = vq.decode(codes).clamp(-1, 1)  # (B, 3, H, W)
+            nbu.show(nbu.save_grid(s, torch.cat([x, x_rec]), "02_reconstructions", nrow=len(x)))
+            print(f"mean L1 error on these images: {(x - x_rec).abs().mean().item():.3f} (pixel range [-1, 1])")
+            """),
+        code("""\
+            # NBVAL_CHECK_OUTPUT
+            print("images", tuple(x.shape), "-> tokens", tuple(codes.shape), "-> reconstructions", tuple(x_rec.shape))
+            print(f"VQGAN parameters: {sum(p.numel() for p in vq.parameters()):,}")
+            """),
+        md("""\
+            ## Codebook usage
+
+            A code that never wins the nearest-neighbour search gets no gradient and stays dead; the prior
+            then has fewer symbols to work with. Perplexity exp(H) of the code histogram is K when every code
+            is used equally and 1 when one code is used for everything.
+            """),
+        code("""\
+            tokens = nbu.latents(s)["val"].long()  # every validation image as tokens (N, h, w)
+            hist = nbu.code_histogram(tokens, K)  # (K,) share of tokens per code
+            used = int((hist > 0).sum())
+            perplexity = math.exp(-torch.special.xlogy(hist, hist).sum().item())
+            fig, ax = plt.subplots(figsize=(7, 2.5))
+            ax.bar(range(K), hist.sort(descending=True).values.numpy(), width=1.0)
+            ax.set(xlabel="code (sorted by frequency)", ylabel="share of tokens",
+                   title=f"{used} of {K} codes used, perplexity {perplexity:.1f}")
+            nbu.save_figure(s, fig, "02_codebook_usage")
+            plt.show()
+            nbu.write_table(s, [{"codebook_size": K, "codes_used": used, "perplexity": perplexity}], "02_codebook_usage")
+            """),
+        md("""\
+            ## The adaptive weight and its clamp (Eq. 9c)
+
+            The GAN term is weighted by λ = ‖∇_last L_rec‖ / (‖∇_last L_GAN‖ + δ), gradients taken at the
+            generator's last layer, so the adversarial gradient never swamps the reconstruction gradient.
+            When the discriminator's gradient is tiny (early, or when it is confused), λ explodes; the paper
+            clamps it at λmax = 1. A two-weight "last layer" makes the numbers checkable by hand:
+            ∇(w₁² + w₂²) = (2, 4) has norm √20, and ∇(c·(w₁ + w₂)) = (c, c) has norm c√2.
+            """),
+        code("""\
+            # NBVAL_CHECK_OUTPUT
+            from ulib.vqgan_loss import adaptive_weight
+
+            w = torch.tensor([1.0, 2.0], requires_grad=True)  # stands for the generator's last layer
+            rec = (w ** 2).sum()  # reconstruction loss: gradient (2, 4), norm sqrt(20)
+            for c in (10.0, 1.0):
+                gan = c * w.sum()  # GAN loss: gradient (c, c), norm c * sqrt(2)
+                lam = adaptive_weight(rec, gan, w, max_weight=1.0)
+                print(f"c = {c:4.1f}: lambda = {lam.item():.4f}   unclamped sqrt(20) / (c sqrt(2)) = "
+                      f"{math.sqrt(20) / (c * math.sqrt(2)):.4f}")
+            """),
+        code("""\
+            from ulib.logs import MetricsLog
+
+            rows = MetricsLog.read(s.run.vqgan_log)
+            steps = [r["step"] for r in rows]
+            fig, axes = plt.subplots(1, 3, figsize=(12, 3))
+            axes[0].plot(steps, [r["l1"] for r in rows])
+            axes[0].set(title="L1 reconstruction (train)", xlabel="step")
+            axes[1].plot(steps, [r["codes_used"] for r in rows])
+            axes[1].set(title="codes used per batch", xlabel="step")
+            gan = [r for r in rows if r["step"] > cfg.vqgan.disc_start_step and r.get("d_weight") is not None]
+            axes[2].plot([r["step"] for r in gan], [r["d_weight"] for r in gan], "o-")
+            axes[2].axhline(cfg.vqgan.disc_weight_max, ls="--", c="gray", label="λmax")
+            axes[2].set(title=f"adaptive weight λ (GAN on from step {cfg.vqgan.disc_start_step})", xlabel="step")
+            axes[2].legend()
+            fig.tight_layout()
+            nbu.save_figure(s, fig, "02_training_curves")
+            plt.show()
+            """),
+        md("""\
+            ## DiffAugment
+
+            Every image the discriminator sees, real or reconstructed, is augmented (colour, translation)
+            with operations that are differentiable in the pixels, so the generator is trained *through*
+            them and the discriminator cannot tell real from fake by the augmentation. Rows: the input, then
+            three augmentations of it.
+            """),
+        code("""\
+            from ulib.diffaug import diff_augment
+
+            g = s.generator()
+            x4 = x[:4].clone().requires_grad_(True)
+            augmented = [diff_augment(x4, "color,translation", generator=g) for _ in range(3)]
+            nbu.show(nbu.save_grid(s, torch.cat([x4.detach()] + [a.detach() for a in augmented]), "02_diffaug", nrow=4))
+            """),
+        code("""\
+            # NBVAL_CHECK_OUTPUT
+            augmented[0].sum().backward()
+            print("gradient reaches the input pixels:", bool(x4.grad.abs().sum() > 0),
+                  "| shape kept:", tuple(augmented[0].shape) == tuple(x4.shape))
+            """),
+    ]
+
+
+# ==== 03 ==================================================================================================
+def nb03():
+    return [
+        header("03 · The absorbing diffusion prior: forward process, ELBO and its reweighting",
+               "section 3.2: the absorbing forward process q(x_t | x_0), the ELBO (Eq. 6) and the reweighted "
+               "training loss (Eq. 7); the prior's training curves.",
+               "notebook 01's run directory (VQGAN, token cache and prior; trained here when missing).",
+               "CPU: seconds with `smoke`, under a minute with `demo` once the prior exists.",
+               "GPU, paper profiles: a few minutes once trained (our estimate)."),
+        parameters("""\
+            times = [0.0, 0.25, 0.5, 0.75, 1.0]  # t/T of the forward-process pictures
+            n_grids = 4  # token grids for the q_sample check
+            """),
+        setup("""\
+            tok = nbu.val_tokens(s)  # (N, L) validation token grids
+            """),
+        md("""\
+            ## The forward process, in ten lines
+
+            q(x_t | x_0) replaces every token independently by the absorbing *mask* token m (id K) with
+            probability t/T. At t = T everything is masked, so x_T is known and needs no learned prior:
+
+            $$q([x_t]_i = m \\mid x_0) = t/T, \\qquad q([x_t]_i = [x_0]_i \\mid x_0) = 1 - t/T.$$
+            """),
+        code('''\
+            def q_sample(x0, t, T, mask_id, generator=None):
+                """x_t ~ q(x_t | x_0): every token of x0 (B, L) becomes the mask m with probability t/T."""
+                u = torch.rand(x0.shape, device=x0.device, generator=generator)  # (B, L) uniforms
+                absorbed = u < (t.float() / T)[:, None]  # (B, L) True with probability t/T
+                x_t = torch.where(absorbed, torch.full_like(x0, mask_id), x0)  # m = mask_id = K
+                return x_t, absorbed
+            '''),
+        md("""\
+            The same random numbers give the same x_t as ulib's `AbsorbingDiffusion.q_sample`, and the
+            masked fraction matches t/T. From here on (and in every later notebook) we use ulib's.
+            """),
+        code("""\
+            # NBVAL_CHECK_OUTPUT
+            from ulib.absorbing import AbsorbingDiffusion
+
+            diffusion = AbsorbingDiffusion(T, cfg.mask_id, cfg.prior.loss_type)
+            x0 = tok[:n_grids]
+            t = torch.arange(1, len(x0) + 1, device=s.device) * T // len(x0)  # a few times up to T
+            ours, theirs = q_sample(x0, t, T, cfg.mask_id, s.generator()), diffusion.q_sample(x0, t, s.generator())
+            print("same x_t and mask as ulib:", torch.equal(ours[0], theirs[0]) and torch.equal(ours[1], theirs[1]))
+            many = torch.zeros(1000, 256, dtype=torch.long, device=s.device)
+            for frac in (0.25, 0.5, 1.0):
+                tt = torch.full((len(many),), max(1, round(frac * T)), device=s.device)
+                _, absorbed = diffusion.q_sample(many, tt, s.generator())
+                print(f"t/T = {tt[0].item() / T:.2f}: masked fraction {absorbed.float().mean().item():.2f}")
+            """),
+        md("""\
+            ## The forward process on a real token grid
+
+            One validation image (left) and its token grid at growing t, one colour per code, masked cells
+            black. The same uniforms are used for every t, so the masked set only grows: one path of the
+            forward process.
+            """),
+        code("""\
+            vq = nbu.vqgan(s)
+            x0 = tok[:1]
+            h = cfg.latent_size
+            with torch.no_grad():
+                image = vq.decode(x0.view(1, h, h)).clamp(-1, 1)[0]
+            fig, axes = plt.subplots(1, len(times) + 1, figsize=(2.2 * (len(times) + 1), 2.4))
+            axes[0].imshow(((image.permute(1, 2, 0).cpu() + 1) / 2).numpy())
+            axes[0].set_title("decoded x_0")
+            for ax, frac in zip(axes[1:], times):
+                t = torch.full((1,), round(frac * T), device=s.device)
+                x_t, _ = diffusion.q_sample(x0, t, s.generator())  # same seed: nested masks
+                ax.imshow(nbu.token_picture(x_t.view(h, h), K, cfg.mask_id))
+                ax.set_title(f"t = {t.item()} (t/T = {t.item() / T:.2f})")
+            for ax in axes:
+                ax.axis("off")
+            nbu.save_figure(s, fig, "03_forward_process")
+            plt.show()
+            """),
+        md("""\
+            ## The ELBO (Eq. 6) and the reweighted loss (Eq. 7)
+
+            With CE(x_0, x_t) = Σ over masked i of −log p([x_0]_i | x_t), the negative ELBO is
+
+            $$-\\text{ELBO} = \\sum_{t=1}^{T} \\frac{1}{t}\\, \\mathbb{E}_{q(x_t|x_0)}\\big[\\text{CE}(x_0, x_t)\\big],$$
+
+            trained by drawing one t uniformly: loss = (T/t) · CE (Eq. 6, unbiased). At small t few tokens
+            are masked and the weight T/t is large, so single draws vary wildly. The paper trains on
+            ((T − t + 1)/T) · CE instead (Eq. 7): still larger for small t, where few tokens carry the loss,
+            but bounded by 1. ulib's `AbsorbingDiffusion.weight` holds both; checked by hand at T = 4:
+            """),
+        code("""\
+            # NBVAL_CHECK_OUTPUT
+            t4 = torch.arange(1, 5)
+            print("T = 4, Eq. 6 weights T/t:         ", [round(v, 4) for v in AbsorbingDiffusion(4, 0, "elbo").weight(t4).tolist()])
+            print("T = 4, Eq. 7 weights (T-t+1)/T:   ", AbsorbingDiffusion(4, 0, "reweighted_elbo").weight(t4).tolist())
+            """),
+        code("""\
+            ts = torch.arange(1, T + 1)
+            w6 = AbsorbingDiffusion(T, cfg.mask_id, "elbo").weight(ts)
+            w7 = AbsorbingDiffusion(T, cfg.mask_id, "reweighted_elbo").weight(ts)
+            fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3))
+            a.semilogy(ts, w6, label="Eq. 6: T/t")
+            a.semilogy(ts, w7, label="Eq. 7: (T-t+1)/T")
+            a.set(xlabel="t", ylabel="weight on CE(x_0, x_t)", title="weight per sampled t")
+            # E[number masked] = L t/T: the weight times t/T is the expected loss per token and per CE unit
+            b.plot(ts, w6 * ts / T, label="Eq. 6")
+            b.plot(ts, w7 * ts / T, label="Eq. 7")
+            b.set(xlabel="t", ylabel="weight x t/T", title="expected weight per token")
+            a.legend()
+            b.legend()
+            fig.tight_layout()
+            nbu.save_figure(s, fig, "03_loss_weights")
+            plt.show()
+            """),
+        md("""\
+            On the trained prior: one draw of t per validation grid, both weights on the same draws. The
+            Eq. 6 estimate is the noisier one; that variance is why the paper trains on Eq. 7.
+            """),
+        code("""\
+            net = nbu.prior(s)
+            x0 = tok[:256]
+            g = s.generator(1)
+            t = diffusion.sample_time(len(x0), s.device, g)
+            x_t, mask = diffusion.q_sample(x0, t, g)
+            with torch.no_grad():
+                ce = diffusion.masked_cross_entropy(net(x_t), x0, mask)  # (B,) nats
+            to_bits = 1 / (L * math.log(2))
+            for loss_type in ("elbo", "reweighted_elbo"):
+                est = AbsorbingDiffusion(T, cfg.mask_id, loss_type).weight(t) * ce * to_bits
+                print(f"{loss_type:16s} one-draw loss over {len(x0)} grids: mean {est.mean():.3f}, std {est.std():.3f} bits/token")
+            """),
+        md("""\
+            ## Training curves
+
+            From `metrics_prior.csv`: the training loss (the chosen weighting), the one-draw negative-ELBO
+            estimate on training batches, and the validation negative ELBO logged with every image grid.
+            """),
+        code("""\
+            from ulib.logs import MetricsLog
+
+            rows = MetricsLog.read(s.run.prior_log)
+            fig, ax = plt.subplots(figsize=(7, 3))
+            for key, style in (("loss", "-"), ("elbo_bpt", "-"), ("val_elbo_bpt", "o-")):
+                pts = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
+                if pts:
+                    ax.plot(*zip(*pts), style, label=key)
+            ax.set(xlabel="step", ylabel="bits per token", title=f"prior training ({cfg.prior.loss_type})")
+            ax.legend()
+            nbu.save_figure(s, fig, "03_training_curves")
+            plt.show()
+            """),
+        md("""\
+            ## Did it learn anything?
+
+            Token accuracy and cross-entropy at growing mask ratios, against a prior that ignores the context
+            (always the commonest code; the code histogram's entropy). A useful prior is far better when
+            few tokens are masked and tends to the marginal as the mask ratio reaches 1.
+            """),
+        code("""\
+            from ulib.diagnostics import accuracy_by_mask_ratio, marginal_baseline, plot_accuracy_by_mask_ratio
+
+            acc = accuracy_by_mask_ratio(net, tok[:256], cfg.mask_id, generator=s.generator(2))
+            fig = plot_accuracy_by_mask_ratio(acc, marginal_baseline(tok, K))
+            nbu.save_figure(s, fig, "03_accuracy_by_mask_ratio")
+            plt.show()
+            nbu.write_table(s, acc, "03_accuracy_by_mask_ratio")
+            """),
+    ]
+
+
+# ==== 04 ==================================================================================================
+def nb04():
+    return [
+        header("04 · Step skipping: sample quality and time against the number of sampling steps",
+               "Table 3 of the paper (sampling with fewer steps than T). The paper reports FID; runs of this "
+               "size have too few samples for FID, so we report cheap proxies instead: the Jensen-Shannon "
+               "divergence between the samples' code histogram and the validation data's, the token entropy "
+               "and the mean pairwise distance of the samples, and the time per image. The validation ELBO "
+               "does not depend on the number of sampling steps, so it is not in this table (see 05).",
+               "notebook 01's run directory (VQGAN and prior; trained here when missing).",
+               "CPU: seconds with `smoke`, about a minute with `demo`.",
+               "GPU, paper profiles: minutes for 16 samples per setting (our estimate); for FID use many "
+               "more samples and an Inception-based tool."),
+        parameters("""\
+            steps = []  # sampling steps to compare; [] = T, T/2, T/4, T/8, T/16 of the profile's T
+            n_samples = 16  # samples per setting
+            temperature = None  # None = the profile's sample.temperature
+            """),
+        setup("""\
+            steps_list = steps or sorted({max(1, T // d) for d in (1, 2, 4, 8, 16)}, reverse=True)
+            temp = temperature or cfg.sample.temperature
+            print("steps:", steps_list, "| temperature:", temp)
+            """),
+        md("""\
+            ## Skipping steps
+
+            The reverse process walks an evenly spaced schedule T = t_0 > t_1 > ... > t_S = 0. From t to s
+            each still-masked token is unmasked with probability (t − s)/t, its value drawn from the
+            network's prediction. With S < T steps, more tokens are revealed per step and drawn
+            independently given the same x_t: S network passes instead of T, at some cost in coherence.
+            `time_schedule` gives the schedule:
+            """),
+        code("""\
+            # NBVAL_CHECK_OUTPUT
+            from ulib.sampling import AbsorbingSampler, time_schedule
+
+            print("T = 16 in 4 steps:", time_schedule(16, 4))
+            print("T = 16 in 3 steps:", time_schedule(16, 3))
+            """),
+        code("""\
+            from ulib.diversity import mean_pairwise_distance, token_entropy
+
+            vq, net = nbu.vqgan(s), nbu.prior(s)
+            ref = nbu.val_tokens(s)
+
+
+            def draw(n_steps):
+                sampler = AbsorbingSampler(net, T, cfg.mask_id, steps=n_steps, temperature=temp, generator=s.generator())
+                tokens = sampler.sample_passes(n_samples, L, s.device)  # (n, L)
+                with torch.no_grad():
+                    images = vq.decode(tokens).clamp(-1, 1)
+                return tokens, images, sampler.forward_passes
+
+
+            draw(steps_list[-1])  # warm-up: the first call allocates memory and picks kernels
+            rows, grids, checks = [], [], []
+            for S in steps_list:
+                (tokens, images, passes), seconds = nbu.timed(lambda: draw(S), s.device)
+                rows.append({"steps": S, "forward_passes": passes, "seconds_per_image": seconds / n_samples,
+                             "unigram_js_to_val": nbu.unigram_js(tokens, ref, K),
+                             "token_entropy_bits": token_entropy(tokens, K),
+                             "pairwise_distance": mean_pairwise_distance(images)})
+                grids.append(images[:8])
+                checks.append((S, passes <= S, bool((tokens < K).all())))
+            nbu.write_table(s, rows, "table3_steps")
+            nbu.show_table(rows)
+            print(f"validation data: token entropy {token_entropy(ref, K):.3f} bits")
+            """),
+        code("""\
+            # NBVAL_CHECK_OUTPUT
+            for S, fewer_passes, no_mask_left in checks:
+                print(f"{S:4d} steps: at most {S} network passes: {fewer_passes} | no mask token left: {no_mask_left}")
+            """),
+        code("""\
+            fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3))
+            a.plot(steps_list, [r["seconds_per_image"] * 1000 for r in rows], "o-")
+            a.set(xscale="log", xlabel="sampling steps", ylabel="ms per image", title="time")
+            b.plot(steps_list, [r["unigram_js_to_val"] for r in rows], "o-")
+            b.set(xscale="log", xlabel="sampling steps", ylabel="JS divergence (bits)",
+                  title="code histogram vs validation (lower: closer)")
+            fig.tight_layout()
+            nbu.save_figure(s, fig, "table3_steps")
+            plt.show()
+            nbu.show(nbu.save_grid(s, torch.cat(grids), "table3_samples", nrow=len(grids[0])))
+            print("rows of samples, top to bottom:", steps_list, "steps")
+            """),
+    ]
+
+
+# ==== 05 ==================================================================================================
+def nb05():
+    return [
+        header("05 · Autoregressive vs absorbing diffusion: likelihood and sampling time",
+               "Table 4 of the paper: the absorbing prior's negative ELBO (an upper bound on its NLL) against "
+               "the exact NLL of an autoregressive transformer of the same size on the same tokens, in bits "
+               "per token, and the time each takes to sample an image.",
+               "notebook 01's run directory; the autoregressive baseline (`prior_ar.pt`, same transformer "
+               "made causal) is trained here when missing.",
+               "CPU: under a minute with `smoke` (includes training the AR baseline), several minutes with "
+               "`demo` (about as long as the prior's training, for the AR baseline).",
+               "GPU, paper profiles: training the AR baseline takes as long as the prior (days); the ELBO's "
+               "full sum over T = 256 takes minutes (our estimates)."),
+        parameters("""\
+            n_samples = 8  # images per timing
+            elbo_mc = 0  # 0 = the full sum over t = 1..T (T passes per batch); N > 0 = N random t per grid
+            max_items = 256  # validation grids evaluated
+            fast_steps = 0  # an extra absorbing row with this many sampling steps; 0 = T/4
+            temperature = None  # None = the profile's sample.temperature
+            """),
+        setup("""\
+            temp = temperature or cfg.sample.temperature
+            fast = fast_steps or max(1, T // 4)
+            """),
+        code("""\
+            net_abs = nbu.prior(s, "absorbing")
+            net_ar = nbu.prior(s, "autoregressive")  # trained with the same settings as the absorbing prior
+            """),
+        code("""\
+            # NBVAL_CHECK_OUTPUT
+            count = lambda m: sum(p.numel() for p in m.parameters())
+            print(f"absorbing prior: {count(net_abs):,} parameters | autoregressive prior: {count(net_ar):,} parameters")
+            print(f"sequence length L = {L}: the AR sampler needs {L} sequential steps, the absorbing one at most T = {T}")
+            """),
+        md("""\
+            ## Likelihoods
+
+            Absorbing: the negative ELBO of Eq. 6, the sum over t of (1/t) E[CE], computed with every t
+            (or a Monte-Carlo subset). AR: the exact −log p(x) = Σ_i −log p(x_i | x_<i) in one teacher-forced
+            pass. Both in bits per token, so they are comparable; the ELBO is a bound, the AR figure exact.
+            """),
+        code("""\
+            from ulib.absorbing import AbsorbingDiffusion
+            from ulib.likelihood import absorbing_elbo, ar_nll
+
+            val = nbu.val_tokens(s, max_items)
+            diffusion = AbsorbingDiffusion(T, cfg.mask_id, cfg.prior.loss_type)
+            elbo = absorbing_elbo(diffusion, net_abs, val, mc=elbo_mc or None, generator=s.generator())
+            nll = ar_nll(net_ar, val)
+            print(f"absorbing: negative ELBO {elbo.bits_per_token:.4f} bits/token ({elbo.n_items} grids, {elbo.n_passes} passes)")
+            print(f"autoregressive: exact NLL {nll.bits_per_token:.4f} ± {nll.stderr:.4f} bits/token")
+            """),
+        md("""\
+            ## Sampling time
+
+            Tokens only (the VQGAN decoder costs the same for both). The AR sampler uses its key/value cache.
+            """),
+        code("""\
+            from ulib.autoregressive import sample_ar
+            from ulib.decoding import decode_tokens
+
+
+            def absorbing(n_steps):
+                return decode_tokens(net_abs, method="random", batch=n_samples, length=L, num_timesteps=T,
+                                     mask_id=cfg.mask_id, steps=n_steps, temperature=temp,
+                                     generator=s.generator(), device=s.device)
+
+
+            def autoregressive():
+                return sample_ar(net_ar, n_samples, L, s.device, temperature=temp, generator=s.generator())
+
+
+            absorbing(fast), autoregressive()  # warm-up
+            tok_abs, sec_abs = nbu.timed(lambda: absorbing(T), s.device)
+            tok_fast, sec_fast = nbu.timed(lambda: absorbing(fast), s.device)
+            tok_ar, sec_ar = nbu.timed(autoregressive, s.device)
+            rows = [
+                {"model": "absorbing", "bits_per_token": elbo.bits_per_token, "estimate": "negative ELBO (bound)",
+                 "stderr": elbo.stderr, "sampling_steps": T, "seconds_per_image": sec_abs / n_samples},
+                {"model": f"absorbing ({fast} steps)", "bits_per_token": elbo.bits_per_token,
+                 "estimate": "negative ELBO (bound)", "stderr": elbo.stderr, "sampling_steps": fast,
+                 "seconds_per_image": sec_fast / n_samples},
+                {"model": "autoregressive", "bits_per_token": nll.bits_per_token, "estimate": "exact NLL",
+                 "stderr": nll.stderr, "sampling_steps": L, "seconds_per_image": sec_ar / n_samples},
+            ]
+            nbu.write_table(s, rows, "table4_ar_vs_absorbing")
+            nbu.show_table(rows)
+            """),
+        code("""\
+            vq = nbu.vqgan(s)
+            h = cfg.latent_size
+            with torch.no_grad():
+                pics = [vq.decode(t.view(-1, h, h)).clamp(-1, 1) for t in (tok_abs, tok_fast, tok_ar)]
+            nbu.show(nbu.save_grid(s, torch.cat(pics), "table4_samples", nrow=n_samples))
+            print(f"rows: absorbing ({T} steps), absorbing ({fast} steps), autoregressive")
+            fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3))
+            names = [r["model"] for r in rows]
+            a.bar(names, [r["bits_per_token"] for r in rows])
+            a.set(ylabel="bits per token", title="validation likelihood (lower is better)")
+            b.bar(names, [r["seconds_per_image"] * 1000 for r in rows])
+            b.set(ylabel="ms per image", title="sampling time (tokens)")
+            fig.tight_layout()
+            nbu.save_figure(s, fig, "table4_ar_vs_absorbing")
+            plt.show()
+            """),
+    ]
+
+
+# ==== 06 ==================================================================================================
+def nb06():
+    return [
+        header("06 · Training on the ELBO vs the reweighted ELBO",
+               "Fig. 5 of the paper: the validation negative ELBO during training with the plain ELBO "
+               "(Eq. 6) and with the reweighted loss (Eq. 7). Two short trainings from scratch, identical "
+               "except for the loss.",
+               "notebook 01's run directory (its VQGAN and token cache; the two priors go into "
+               "`RUN/fig5_elbo/` and `RUN/fig5_reweighted_elbo/` and never replace `RUN/prior.pt`).",
+               "CPU: under a minute with `smoke`, about twice the prior's training time with `demo`.",
+               "GPU, paper profiles: set `train_steps` to a fraction of the 2M steps (tens of thousands "
+               "give a readable curve in hours; our estimate)."),
+        parameters("""\
+            train_steps = 0  # steps of each training; 0 = the profile's prior_train.steps
+            eval_every = 0  # steps between validation points; 0 = train_steps / 8
+            losses = ["elbo", "reweighted_elbo"]  # loss types to compare (Eq. 6, Eq. 7)
+            """),
+        setup("""\
+            n_steps = train_steps or cfg.prior_train.steps
+            every = eval_every or max(1, n_steps // 8)
+            """),
+        md("""\
+            Both trainings log the same figure, the one-draw negative ELBO on validation grids (bits per
+            token), whatever their loss. EMA is switched off here: in short runs the EMA weights lag far
+            behind the trained ones and would hide the difference.
+            """),
+        code("""\
+            from ulib.config import apply_overrides
+
+            configs = {loss: apply_overrides(cfg, {
+                "prior.kind": "absorbing", "prior.loss_type": loss, "prior_train.steps": n_steps,
+                "prior_train.log_every": every, "prior_train.image_every": every, "prior_train.ckpt_every": n_steps,
+                "prior_train.ema_decay": 0.0}) for loss in losses}
+            runs = {loss: nbu.train_child_prior(s, f"fig5_{loss}", c) for loss, c in configs.items()}
+            """),
+        code("""\
+            # NBVAL_CHECK_OUTPUT
+            from ulib.config import Config
+
+
+            def flat(c: Config) -> dict:
+                return {f"{sec}.{k}": v for sec, d in c.to_dict().items() if isinstance(d, dict) for k, v in d.items()}
+
+
+            a, b = (flat(configs[loss]) for loss in losses[:2])
+            print("the trainings differ only in:", sorted(k for k in a if a[k] != b[k]))
+            """),
+        code("""\
+            from ulib.logs import MetricsLog
+
+            table = []
+            fig, ax = plt.subplots(figsize=(7, 3.5))
+            for loss, run in runs.items():
+                rows = MetricsLog.read(run.prior_log)
+                val = [(r["step"], r["val_elbo_bpt"]) for r in rows if r.get("val_elbo_bpt") is not None]
+                ax.plot(*zip(*val), "o-", label=f"{loss}: validation")
+                train = [(r["step"], r["elbo_bpt"]) for r in rows if r.get("elbo_bpt") is not None]
+                ax.plot(*zip(*train), alpha=0.3, label=f"{loss}: training batches")
+                table += [{"loss_type": loss, "step": st, "val_elbo_bpt": v} for st, v in val]
+            ax.set(xlabel="step", ylabel="negative ELBO (bits per token)", title="Fig. 5: ELBO vs reweighted ELBO")
+            ax.legend()
+            nbu.save_figure(s, fig, "fig5_val_elbo")
+            plt.show()
+            nbu.write_table(s, table, "fig5_val_elbo")
+            """),
+    ]
+
+
+# ==== 07 ==================================================================================================
+def nb07():
+    return [
+        header("07 · Sampling temperature: quality against diversity",
+               "Fig. 6 of the paper (the effect of the sampling temperature). Lower temperatures sharpen "
+               "p(x_0 | x_t): cleaner, more alike samples, biased towards common codes. We measure the token "
+               "entropy, the mean pairwise distance and the code-histogram divergence from validation data.",
+               "notebook 01's run directory (VQGAN and prior; trained here when missing).",
+               "CPU: seconds with `smoke`, about a minute with `demo`.",
+               "GPU, paper profiles: minutes for 16 samples per temperature (our estimate)."),
+        parameters("""\
+            temperatures = [0.6, 0.8, 0.9, 1.0, 1.2]  # softmax temperatures to compare
+            n_samples = 16  # samples per temperature
+            steps = 0  # sampling steps; 0 = the profile's sample.steps (or T)
+            """),
+        setup(),
+        md("""\
+            ## Temperature
+
+            Each prediction is drawn from softmax(logits / τ). Checked by hand for logits (2, 1, 0): τ < 1
+            moves probability onto the likeliest code, τ > 1 spreads it out.
+            """),
+        code("""\
+            # NBVAL_CHECK_OUTPUT
+            logits = torch.tensor([2.0, 1.0, 0.0])
+            for tau in (0.5, 1.0, 2.0):
+                print(f"tau = {tau}:", [round(p, 4) for p in torch.softmax(logits / tau, 0).tolist()])
+            """),
+        code("""\
+            from ulib.diversity import mean_pairwise_distance, token_entropy
+            from ulib.train_prior import sample_images
+
+            vq, net = nbu.vqgan(s), nbu.prior(s)
+            ref = nbu.val_tokens(s)
+            rows, grids = [], []
+            for tau in temperatures:
+                images, tokens = sample_images(net, vq, cfg, n_samples, s.device, seed=s.seed, steps=steps or None,
+                                               temperature=tau)
+                rows.append({"temperature": tau, "token_entropy_bits": token_entropy(tokens, K),
+                             "pairwise_distance": mean_pairwise_distance(images),
+                             "unigram_js_to_val": nbu.unigram_js(tokens, ref, K)})
+                grids.append(images[:8])
+            nbu.write_table(s, rows, "fig6_temperature")
+            nbu.show_table(rows)
+            """),
+        code("""\
+            from ulib.data import build_dataset
+
+            val = build_dataset(cfg.data, "val", train_transforms=False)
+            real = torch.stack([val[i] for i in range(min(n_samples, len(val)))])
+            fig, axes = plt.subplots(1, 3, figsize=(12, 3))
+            for ax, key, data_value, title in (
+                    (axes[0], "token_entropy_bits", token_entropy(ref, K), "token entropy (bits)"),
+                    (axes[1], "pairwise_distance", mean_pairwise_distance(real), "mean pairwise distance"),
+                    (axes[2], "unigram_js_to_val", None, "JS divergence to validation codes")):
+                ax.plot(temperatures, [r[key] for r in rows], "o-", label="samples")
+                if data_value is not None:
+                    ax.axhline(data_value, ls="--", c="gray", label="validation data")
+                ax.set(xlabel="temperature", title=title)
+                ax.legend()
+            fig.tight_layout()
+            nbu.save_figure(s, fig, "fig6_temperature")
+            plt.show()
+            nbu.show(nbu.save_grid(s, torch.cat(grids), "fig6_temperature_samples", nrow=len(grids[0])))
+            print("rows of samples, top to bottom: temperature", temperatures)
+            """),
+    ]
+
+
+# ==== 08 ==================================================================================================
+def nb08():
+    return [
+        header("08 · Images larger than the training grid",
+               "Fig. 4 of the paper (section 3.3, Eq. 8): sampling a token canvas larger than the h x w grid "
+               "the prior was trained on, by running the prior on overlapping windows and mixing their "
+               "predictions at every position.",
+               "notebook 01's run directory (VQGAN and prior; trained here when missing).",
+               "CPU: seconds with `smoke`, about a minute with `demo`.",
+               "GPU, paper profiles: about a minute per 2x-wide canvas at stride 1 (our estimate: 17 "
+               "windows per step, 256 steps)."),
+        parameters("""\
+            canvas_scale = [1, 2]  # canvas size in training windows (rows, cols): [1, 2] = twice as wide
+            stride = 2  # window stride in tokens (1..h); smaller = more windows per step, better coherence
+            n_samples = 4  # canvases to sample
+            steps = 0  # sampling steps; 0 = the profile's sample.steps (or T)
+            temperature = None  # None = the profile's sample.temperature
+            """),
+        setup("""\
+            h = w = cfg.latent_size
+            canvas = (h * canvas_scale[0], w * canvas_scale[1])
+            n_steps = steps or cfg.sample.steps or T
+            temp = temperature or cfg.sample.temperature
+            """),
+        md("""\
+            ## Windows and Eq. 8
+
+            Windows of the training size h x w are placed every `stride` tokens (plus the last row/column so
+            the edges are covered). A position i covered by the windows R_i gets the mixture
+            p̄_i = (1/|R_i|) Σ_r p_θ(x_0^i | x_t^(r)), sharpened by the temperature τ: p ∝ p̄^(1/τ). The map shows
+            |R_i|, how many windows see each position.
+            """),
+        code("""\
+            # NBVAL_CHECK_OUTPUT
+            from ulib.bigimage import coverage, decode_canvas, sample_canvas, window_offsets
+
+            offsets = window_offsets(canvas, (h, w), stride)  # (Nw, 2) top-left corners
+            cover = coverage(canvas, (h, w), offsets)  # (a, b) windows per position
+            print(f"canvas {canvas[0]}x{canvas[1]} tokens, window {h}x{w}, stride {stride}: {len(offsets)} windows, "
+                  f"each position seen by {int(cover.min())} to {int(cover.max())} of them")
+            """),
+        code("""\
+            fig, ax = plt.subplots(figsize=(2 + 0.25 * canvas[1], 1 + 0.25 * canvas[0]))
+            im = ax.imshow(cover.numpy(), cmap="viridis")
+            fig.colorbar(im, ax=ax, label="|R_i|")
+            ax.set_title("windows covering each token")
+            nbu.save_figure(s, fig, "08_window_coverage")
+            plt.show()
+            """),
+        code("""\
+            from ulib.train_prior import sample_images
+
+            vq, net = nbu.vqgan(s), nbu.prior(s)
+            tokens, seconds = nbu.timed(lambda: sample_canvas(
+                net, canvas, (h, w), num_timesteps=T, mask_id=cfg.mask_id, steps=n_steps, temperature=temp,
+                stride=stride, batch=n_samples, generator=s.generator(), device=s.device), s.device)
+            with torch.no_grad():
+                big = decode_canvas(vq, tokens).clamp(-1, 1)  # (n, 3, a*f, b*f): the generator is convolutional
+            nbu.show(nbu.save_grid(s, big, "fig4_big_images", nrow=1))
+            print(f"{seconds / n_samples:.2f} s per canvas")
+            nbu.write_table(s, [{"canvas": f"{canvas[0]}x{canvas[1]}", "window": f"{h}x{w}", "stride": stride,
+                                 "windows": len(offsets), "steps": n_steps,
+                                 "seconds_per_image": seconds / n_samples}], "fig4_big_images")
+            """),
+        md("""\
+            Without Eq. 8: independent training-size samples side by side. Nothing ties the tiles together,
+            so the seams show; the windowed sampler makes every overlap agree.
+            """),
+        code("""\
+            tiles = canvas_scale[0] * canvas_scale[1]
+            images, _ = sample_images(net, vq, cfg, n_samples * tiles, s.device, seed=s.seed, steps=n_steps,
+                                      temperature=temp)
+            rows = images.view(n_samples, canvas_scale[0], canvas_scale[1], *images.shape[1:])
+            naive = torch.cat([torch.cat(r.unbind(1), dim=-1) for r in rows.unbind(1)], dim=-2)  # (n, 3, a*f, b*f)
+            nbu.show(nbu.save_grid(s, naive, "fig4_independent_tiles", nrow=1))
+            """),
+    ]
+
+
+# ==== 09 ==================================================================================================
+def nb09():
+    return [
+        header("09 · Inpainting: regenerate the masked part of an image",
+               "Fig. 7 of the paper (section 4.5): an image is encoded, the tokens under a mask are replaced "
+               "by the mask token, and the reverse process fills them in while the others stay fixed.",
+               "notebook 01's run directory (VQGAN and prior; trained here when missing).",
+               "CPU: seconds with `smoke` and `demo`.",
+               "GPU, paper profiles: seconds per image (our estimate)."),
+        parameters("""\
+            masks = ["centre", "left", "bottom"]  # regions to regenerate: centre square, left half, bottom half
+            n_images = 4  # validation images to edit
+            steps = 0  # sampling steps; 0 = one step per time from the start time
+            temperature = None  # None = the profile's sample.temperature
+            paste_back = True  # keep the original pixels outside the mask
+            """),
+        setup("""\
+            temp = temperature or cfg.sample.temperature
+            size = cfg.data.img_size
+            """),
+        md("""\
+            ## From a pixel mask to a token mask and a start time
+
+            Token (i, j) is decoded from an f x f pixel block, f = img_size / h; it is regenerated when its
+            block touches the mask. With m of L tokens masked, the grid looks like x_t at t/T = m/L, so the
+            reverse process starts at t₀ = round(T m / L) instead of T.
+            """),
+        code("""\
+            def pixel_mask(kind: str, size: int) -> torch.Tensor:
+                m = torch.zeros(size, size, dtype=torch.bool)
+                q = size // 4
+                if kind == "centre":
+                    m[q: size - q, q: size - q] = True
+                elif kind == "left":
+                    m[:, : size // 2] = True
+                elif kind == "bottom":
+                    m[size // 2:, :] = True
+                else:
+                    raise ValueError(f"mask {kind!r}; allowed: 'centre', 'left', 'bottom'")
+                return m
+            """),
+        code("""\
+            from ulib.data import build_dataset
+            from ulib.inpaint import inpaint
+
+            vq, net = nbu.vqgan(s), nbu.prior(s)
+            val = build_dataset(cfg.data, "val", train_transforms=False)
+            x = torch.stack([val[i] for i in range(min(n_images, len(val)))]).to(s.device)
+            results, rows, pictures = {}, [], [x]
+            for kind in masks:
+                pm = pixel_mask(kind, size).to(s.device)
+                res, seconds = nbu.timed(lambda: inpaint(
+                    vq, net, x, pm, num_timesteps=T, mask_id=cfg.mask_id, steps=steps or None, temperature=temp,
+                    paste_back=paste_back, generator=s.generator()), s.device)
+                results[kind] = res
+                pictures += [torch.where(pm, torch.full_like(x, 0.5), x), res.images.clamp(-1, 1)]
+                rows.append({"mask": kind, "tokens_regenerated": int(res.latent_mask[0].sum()), "tokens": L,
+                             "start_time": res.start_times[0], "T": T, "seconds_per_image": seconds / len(x)})
+            nbu.show(nbu.save_grid(s, torch.cat(pictures), "fig7_inpainting", nrow=len(x)))
+            print("rows: input, then for each mask", masks, ": masked input (grey), result")
+            nbu.write_table(s, rows, "fig7_inpainting")
+            """),
+        code("""\
+            # NBVAL_CHECK_OUTPUT
+            for kind, res in results.items():
+                keep = ~res.latent_mask
+                print(f"{kind:6s}: {int(res.latent_mask[0].sum())} of {L} tokens regenerated, start time "
+                      f"t0 = {res.start_times[0]} of T = {T}, tokens outside the mask unchanged: "
+                      f"{torch.equal(res.tokens[keep], res.original_tokens[keep])}")
+            """),
+    ]
+
+
+NOTEBOOKS = {
+    "01_quickstart": nb01, "02_vqgan": nb02, "03_absorbing_prior": nb03, "04_step_skipping": nb04,
+    "05_ar_vs_absorbing": nb05, "06_elbo_vs_reweighted": nb06, "07_temperature": nb07, "08_big_images": nb08,
+    "09_inpainting": nb09,
+}
+
+
+def build(name: str) -> str:
+    """The notebook `name` as the JSON text this script writes."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = NOTEBOOKS[name]()
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"{name[:2]}-{i:02d}"  # stable ids: regenerating gives the same file
+    nb.metadata = {
+        "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
+        "language_info": {"name": "python"},
+    }
+    nbformat.validate(nb)
+    return nbformat.writes(nb) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--check", action="store_true", help="only check that the .ipynb files match; exit 1 if not")
+    p.add_argument("--out", type=Path, default=HERE, help="folder to write to (default: this script's folder)")
+    args = p.parse_args(argv)
+    stale = []
+    for name in NOTEBOOKS:
+        path = args.out / f"{name}.ipynb"
+        text = build(name)
+        if args.check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(path.name)
+        else:
+            path.write_text(text)
+            print(f"wrote {path}")
+    if stale:
+        print(f"out of date with build_notebooks.py: {stale}; run `python notebooks/build_notebooks.py`",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

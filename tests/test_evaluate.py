@@ -1,0 +1,174 @@
+"""`python -m ulib evaluate` end to end on a tiny smoke run, the reference cache, and the records/tables."""
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+from PIL import Image
+
+from conftest import CACHE, ROOT, run_cli
+from test_metrics import _vgg16_features_file
+import ulib.evaluate as E
+from ulib.metrics import INCEPTION_FILE, random_inception_state_dict
+from ulib.profiles import get_profile
+from ulib.rundir import RunDir
+
+
+def evaluate_cli(*args, env=None):
+    """`python -m ulib evaluate ARGS` once cli.py has the subcommand, `python -m ulib.evaluate ARGS` until then."""
+    import ulib.cli
+
+    if "evaluate" in ulib.cli.COMMANDS:
+        return run_cli("evaluate", *args, env=env)
+    import os
+
+    e = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+    return subprocess.run([sys.executable, "-m", "ulib.evaluate", *args], cwd=ROOT, env=e, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A smoke run trained for 4 steps per stage through the CLI."""
+    run = tmp_path_factory.mktemp("eval") / "run"
+    sets = ["--set", f"data.cache_dir={CACHE}"]
+    for cmd, extra in (("train-vqgan", ["--profile", "smoke", "--set", "vqgan_train.steps=4", "--no-progress"]),
+                       ("encode", []), ("train-prior", ["--set", "prior_train.steps=4", "--no-progress"])):
+        r = run_cli(cmd, "--run", str(run), *extra, *sets)
+        assert r.returncode == 0, (cmd, r.stdout, r.stderr)
+    return run
+
+
+@pytest.fixture
+def no_weights_env(tmp_path):
+    """No LPIPS or Inception weights anywhere this test can see, whatever the machine has."""
+    (tmp_path / "empty").mkdir()
+    return {"ULIB_WEIGHTS_DIR": str(tmp_path / "empty"), "TORCH_HOME": str(tmp_path / "torch_home")}
+
+
+SAMPLE_ARGS = ["--samples", "16", "--steps", "4", "--temperature", "0.9", "--max-reference", "24",
+               "--batch-size", "16", "--no-progress"]
+
+
+@pytest.mark.slow
+def test_evaluate_samples_end_to_end(tiny_run, tmp_path, no_weights_env):
+    run = RunDir(tiny_run)
+    r = evaluate_cli("--run", str(tiny_run), *SAMPLE_ARGS, "--seed", "1", "--features", "random-inception",
+                     env=no_weights_env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "[features: random-inception]" in r.stdout
+    (rec,) = E.read_records(tiny_run / "evaluation.jsonl")
+    assert rec["kind"] == "samples" and rec["features"] == "random-inception"
+    recipe = {k: rec[k] for k in ("n_samples", "steps", "total_steps", "temperature", "seed", "reference",
+                                  "n_reference", "image_size", "ema", "prdc_k", "prdc_n_real", "prdc_n_fake")}
+    assert recipe == {"n_samples": 16, "steps": 4, "total_steps": 16, "temperature": 0.9, "seed": 1,
+                      "reference": "train", "n_reference": 24, "image_size": 16, "ema": True, "prdc_k": 5,
+                      "prdc_n_real": 16, "prdc_n_fake": 16}
+    assert rec["prior_step"] == 4 and rec["vqgan_step"] == 4 and rec["extractor"]["seed"] == 0
+    assert rec["paper"] is None and "bilinear" in rec["inception_resize"] and rec["data_fingerprint"]
+    assert math.isfinite(rec["fid"]) and rec["fid"] >= 0
+    assert all(0 <= rec[k] <= 1 for k in ("precision", "recall", "coverage")) and rec["density"] >= 0
+    cache = list((tiny_run / "eval_cache").glob("reference_random-inception_train_24.pt"))
+    assert len(cache) == 1
+
+    # the same reference features come from the cache; the standard path on a test-made weights file gives the
+    # same numbers (same weights) but lands in its own table
+    weights = tmp_path / "w"
+    weights.mkdir()
+    torch.save(random_inception_state_dict(0), weights / INCEPTION_FILE)
+    _vgg16_features_file(weights)  # LPIPS for the nearest-neighbour grid
+    r = evaluate_cli("--run", str(tiny_run), *SAMPLE_ARGS, "--seed", "1", "--features", "inception",
+                     "--weights-dir", str(weights), "--neighbours", "2", "--neighbours-k", "3", env=no_weights_env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    a, b = E.read_records(tiny_run / "evaluation.jsonl")
+    assert b["features"] == "inception" and b["extractor"]["official_weights"] is False
+    png = Image.open(b["neighbours_png"])
+    assert png.size == ((4 * 17 + 1) * 4, (2 * 17 + 1) * 4) and b["neighbours_k"] == 3  # sample + 3, upscaled x4
+    assert b["fid"] == pytest.approx(a["fid"], rel=1e-4, abs=1e-6) and b["precision"] == a["precision"]
+    md = (tiny_run / "evaluation.md").read_text()
+    assert "features: random-inception (fixed-seed RANDOMLY INITIALISED" in md
+    assert "features: inception (standard" in md
+    with pytest.raises(ValueError, match="different"):
+        E.markdown_table([a, b])
+
+    r = evaluate_cli("--run", str(tiny_run), *SAMPLE_ARGS, "--features", "inception", env=no_weights_env)
+    assert r.returncode == 2 and INCEPTION_FILE in r.stderr and "--weights-dir" in r.stderr
+    assert len(E.read_records(tiny_run / "evaluation.jsonl")) == 2  # nothing recorded for a failed evaluation
+
+
+@pytest.mark.slow
+def test_evaluate_vqgan_end_to_end(tiny_run, no_weights_env):
+    r = evaluate_cli("--run", str(tiny_run), "--vqgan", "--samples", "16", "--features", "random-inception",
+                     "--batch-size", "16", "--no-progress", env=no_weights_env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "LPIPS skipped" in r.stdout and "vgg16-397923af.pth" in r.stdout
+    rec = [x for x in E.read_records(tiny_run / "evaluation.jsonl") if x["kind"] == "vqgan"][-1]
+    assert rec["reference"] == "val" and rec["n_images"] == 16 and rec["lpips"] is None
+    assert math.isfinite(rec["rfid"]) and rec["psnr"] > 0 and -1 <= rec["ssim"] <= 1
+    assert 1 <= rec["codes_used"] <= rec["codebook_size"] == 32 and rec["ssim_recipe"] == E.SSIM_RECIPE
+    assert "VQGAN reconstructions (paper Table 5)" in (tiny_run / "evaluation.md").read_text()
+
+
+# ---- the reference cache -----------------------------------------------------------------------------
+class StubInception:
+    """Stands in for InceptionV3: 'features' are the mean colour, so the cache logic runs in milliseconds."""
+
+    features, key, calls = "random-inception", "stub", 0
+
+    def __call__(self, x):
+        StubInception.calls += 1
+        f = x.float().flatten(2).mean(2)
+        return {"2048": f, "logits_unbiased": f}
+
+
+def test_reference_cache_is_reused_and_rebuilt_when_stale(tmp_path, capsys):
+    run = RunDir(tmp_path / "run")
+    cfg = get_profile("smoke", [f"data.cache_dir={CACHE}"])
+    inc = StubInception()
+    f1, key = E.reference_features(run, cfg, inc, "val", 10, batch_size=4, show_progress=False)
+    n = StubInception.calls
+    assert f1.shape == (10, 3) and key["n"] == 10 and key["subset_seed"] == 0 and n == 3
+    f2, _ = E.reference_features(run, cfg, inc, "val", 10, batch_size=4, show_progress=False)
+    assert StubInception.calls == n and torch.equal(f1, f2)  # cached
+    cfg2 = get_profile("smoke", [f"data.cache_dir={CACHE}", "data.split_seed=1"])  # other images
+    f3, _ = E.reference_features(run, cfg2, inc, "val", 10, batch_size=4, show_progress=False)
+    assert StubInception.calls > n and "stale (data_fingerprint" in capsys.readouterr().err
+    assert not torch.equal(f1, f3)
+    assert E.reference_indices(5, None) == [0, 1, 2, 3, 4]
+    assert E.reference_indices(100, 7) == E.reference_indices(100, 7) and len(E.reference_indices(100, 7)) == 7
+
+
+# ---- records and tables ------------------------------------------------------------------------------
+def _record(features="inception", fid=7.0, paper=None):
+    return {"kind": "samples", "features": features, "time": "t", "prior_kind": "absorbing", "prior_step": 1,
+            "ema": True, "n_samples": 50000, "steps": 256, "temperature": 0.9, "reference": "train",
+            "n_reference": 70000, "seed": 0, "fid": fid, "precision": 0.7, "recall": 0.5, "density": 1.1,
+            "coverage": 0.8, "prdc_k": 5, "kid_mean": 0.002, "is_mean": 3.0, "paper": paper}
+
+
+def test_paper_figures_only_for_standard_features_on_the_paper_datasets():
+    ffhq = get_profile("ffhq")
+    paper = E._paper_results(ffhq, "inception")
+    assert paper["fid"] == 6.11 and paper["density"] == 1.20 and paper["coverage"] == 0.80
+    assert "precision" not in paper and "recall" not in paper  # not verified: left out
+    assert E._paper_results(ffhq, "random-inception") is None
+    assert E._paper_results(get_profile("smoke"), "inception") is None
+    assert E._paper_results(get_profile("ffhq", ["data.img_size=128"]), "inception") is None
+    md = E.render_markdown([_record(paper=paper), _record("random-inception", 50.0)], "r")
+    std, rnd = md.split("## ")[1], md.split("## ")[2]
+    assert "6.11" in std and "| 7.00 |" in std and "RANDOMLY INITIALISED" in rnd and "6.11" not in rnd
+    assert "k = 3" in md
+    with pytest.raises(ValueError, match="cannot be compared"):
+        E.check_same_features([_record(), _record("random-inception")])
+    assert E.check_same_features([_record(), _record()]) == "inception"
+
+
+def test_record_evaluation_appends(tmp_path):
+    E.record_evaluation(tmp_path, _record())
+    E.record_evaluation(tmp_path, _record(fid=8.0))
+    assert [r["fid"] for r in E.read_records(tmp_path / "evaluation.jsonl")] == [7.0, 8.0]
+    md = (tmp_path / "evaluation.md").read_text()
+    assert md.count("## ") == 1 and "| 7.00 |" in md and "| 8.00 |" in md
+    json.loads((tmp_path / "evaluation.jsonl").read_text().splitlines()[0])

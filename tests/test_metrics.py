@@ -1,0 +1,190 @@
+"""Metrics: the real torch-fidelity and prdc code paths on test-made weights, hand cases of PSNR/SSIM, KNN search."""
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from PIL import Image
+
+import ulib.metrics as M
+from ulib.perceptual import VGG16_FILE, load_lpips
+
+
+@pytest.fixture(autouse=True)
+def no_download(monkeypatch):
+    """Any attempt by torch-fidelity (or torch hub) to fetch weights fails the test."""
+    import torch_fidelity.feature_extractor_inceptionv3 as fe
+
+    def refuse(*a, **k):
+        raise AssertionError(f"tried to download {a or k}")
+
+    monkeypatch.setattr(fe, "load_state_dict_from_url", refuse)
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
+
+
+def images(n, size=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, 3, size, size), generator=g, dtype=torch.uint8)
+
+
+@pytest.fixture(scope="module")
+def random_inception():
+    return M.load_inception("random-inception")
+
+
+# ---- the feature extractor ---------------------------------------------------------------------------
+def test_random_inception_is_fixed_and_leaves_global_rng_alone():
+    before = torch.get_rng_state()
+    a, b = M.random_inception_state_dict(0), M.random_inception_state_dict(0)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    c = M.random_inception_state_dict(1)
+    assert not torch.equal(a["Conv2d_1a_3x3.conv.weight"], c["Conv2d_1a_3x3.conv.weight"])
+    assert a["fc.weight"].shape == (1008, 2048)
+
+
+def test_standard_path_loads_a_weights_file_and_matches_random(tmp_path, random_inception):
+    """The random state dict saved under the standard file name goes through torch-fidelity's own loading."""
+    torch.save(M.random_inception_state_dict(0), tmp_path / M.INCEPTION_FILE)
+    with pytest.warns(UserWarning, match="sha256"):
+        std = M.load_inception("inception", weights_dir=tmp_path)
+    assert std.features == "inception" and std.info["official_weights"] is False
+    assert std.info["weights"] == str(tmp_path / M.INCEPTION_FILE) and len(std.key) == 64
+    x = images(4)
+    fs, fr = std(x), random_inception(x)
+    assert fs["2048"].shape == (4, 2048) and fs["logits_unbiased"].shape == (4, 1008)
+    assert torch.equal(fs["2048"], fr["2048"])
+    f = fr["2048"]
+    assert torch.isfinite(f).all() and f.std() > 1e-3 and (f.std(0) > 0).float().mean() > 0.5  # not degenerate
+    assert random_inception.key == "random-seed0" and random_inception.info["features"] == "random-inception"
+    # float images in [-1, 1] are quantised like a PNG first
+    assert torch.equal(random_inception(x.float() / 127.5 - 1)["2048"], f)
+
+
+def test_missing_weights_name_the_file_places_and_url(tmp_path, monkeypatch):
+    monkeypatch.setenv("ULIB_WEIGHTS_DIR", str(tmp_path / "env"))
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    with pytest.raises(FileNotFoundError) as e:
+        M.load_inception("inception")
+    msg = str(e.value)
+    assert M.INCEPTION_FILE in msg and str(tmp_path / "env") in msg and str(tmp_path / "hub") in msg
+    assert "https://github.com/toshas/torch-fidelity/releases" in msg and "--weights-dir" in msg
+    with pytest.raises(ValueError, match="allowed"):
+        M.load_inception("vgg")
+
+
+# ---- figures from features ---------------------------------------------------------------------------
+def test_fid_of_a_set_against_itself_is_zero(random_inception):
+    f = random_inception(images(24))["2048"]
+    trace = torch.cov(f.T.double()).trace().item()
+    assert abs(M.fid(f, f)) < 1e-6 * trace + 1e-9
+    g = random_inception(images(24, seed=1))["2048"]
+    assert M.fid(f, g) > 1e-3 * trace
+
+
+def test_fid_hand_case_shifted_gaussian():
+    """Same covariance, means apart by c in each of d dims: FID = d c^2."""
+    x = torch.randn(400, 8, generator=torch.Generator().manual_seed(0))
+    assert M.fid(x, x + 0.5) == pytest.approx(8 * 0.25, rel=1e-4)
+
+
+def test_prdc_same_and_disjoint_gaussians():
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((600, 16)).astype(np.float32), rng.standard_normal((600, 16)).astype(np.float32)
+    same = M.prdc(a, b, k=5)
+    assert same["precision"] > 0.8 and same["recall"] > 0.8 and same["coverage"] > 0.8
+    assert 0.7 < same["density"] < 1.3
+    far = M.prdc(a, b + 100.0, k=5)
+    assert far == {"precision": 0.0, "recall": 0.0, "density": 0.0, "coverage": 0.0}
+    with pytest.raises(ValueError, match="more than 5"):
+        M.prdc(a[:5], b, k=5)
+
+
+def test_kid_and_inception_score():
+    x = torch.randn(300, 16, generator=torch.Generator().manual_seed(0))
+    y = torch.randn(300, 16, generator=torch.Generator().manual_seed(1))
+    near, far = M.kid(x, y, subsets=20), M.kid(x, y + 3.0, subsets=20)
+    assert near["kid_subset_size"] == 300 and abs(near["kid_mean"]) < far["kid_mean"] / 100
+    # p(y|x) uniform for every x: KL(p(y|x) || p(y)) = 0, so IS = exp(0) = 1
+    assert M.inception_score(torch.zeros(20, 1008))["is_mean"] == pytest.approx(1.0)
+    # every x certain of its own class, classes spread evenly over 10 per split: IS = 10
+    logits = torch.full((100, 10), -1e4).scatter(1, (torch.arange(100) % 10)[:, None], 0.0)
+    assert M.inception_score(logits, splits=1)["is_mean"] == pytest.approx(10.0, rel=1e-6)
+
+
+# ---- reconstruction quality --------------------------------------------------------------------------
+def test_psnr_hand_case():
+    x = torch.zeros(2, 3, 8, 8)  # 0.5 on the [0, 1] scale
+    assert torch.allclose(M.psnr(x + 0.2, x), torch.tensor(20.0))  # diff 0.1 -> mse 0.01 -> 20 dB
+    assert torch.equal(M.psnr(x, x), torch.tensor([100.0, 100.0]))
+
+
+def test_ssim_hand_cases():
+    c1, c2 = 0.01**2, 0.03**2
+    x = torch.rand(2, 3, 20, 20, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    assert torch.allclose(M.ssim(x, x), torch.ones(2))
+    # constant images a, b (on [0, 1]): no variance, SSIM = (2ab + C1) / (a^2 + b^2 + C1)
+    a, b = 0.25, 0.75
+    ca, cb = torch.full((1, 3, 16, 16), 2 * a - 1), torch.full((1, 3, 16, 16), 2 * b - 1)
+    assert M.ssim(ca, cb).item() == pytest.approx((2 * a * b + c1) / (a * a + b * b + c1), rel=1e-6)
+    # 11x11 images: one window position; compare with the weighted statistics written out in numpy
+    y = torch.rand(1, 1, 11, 11, generator=torch.Generator().manual_seed(1))
+    z = (y + 0.3 * torch.rand(1, 1, 11, 11, generator=torch.Generator().manual_seed(2))).clamp(0, 1)
+    g = np.exp(-((np.arange(11) - 5.0) ** 2) / (2 * 1.5**2))
+    w = np.outer(g, g) / np.outer(g, g).sum()
+    u, v = y[0, 0].double().numpy(), z[0, 0].double().numpy()
+    mu, mv = (w * u).sum(), (w * v).sum()
+    su, sv, suv = (w * (u - mu) ** 2).sum(), (w * (v - mv) ** 2).sum(), (w * (u - mu) * (v - mv)).sum()
+    want = (2 * mu * mv + c1) * (2 * suv + c2) / ((mu**2 + mv**2 + c1) * (su + sv + c2))
+    assert M.ssim(y * 2 - 1, z * 2 - 1).item() == pytest.approx(want, rel=1e-5)
+    assert M.ssim(y * 2 - 1, z * 2 - 1).item() == pytest.approx(M.ssim(z * 2 - 1, y * 2 - 1).item())  # symmetric
+
+
+def test_codebook_usage():
+    u = M.codebook_usage(torch.tensor([2, 2, 0, 0]))
+    assert u == {"codes_used": 2, "codebook_size": 4, "codebook_usage": 0.5, "perplexity": pytest.approx(2.0)}
+
+
+# ---- nearest neighbours ------------------------------------------------------------------------------
+def test_nearest_neighbours_finds_planted_copies(tmp_path):
+    gen = torch.Generator().manual_seed(0)
+    ref = torch.rand(20, 3, 8, 8, generator=gen) * 2 - 1
+    planted = [3, 17, 8]
+    queries = ref[planted] + 0.01 * torch.randn(3, 3, 8, 8, generator=gen)
+    sq = lambda x, y: (x - y).pow(2).flatten(1).mean(1)  # noqa: E731
+    nn_ = M.nearest_neighbours(queries, ref.split(6), sq, k=4)  # batches of 6, 6, 6, 2
+    assert nn_.indices[:, 0].tolist() == planted
+    assert (nn_.distances[:, 1:] >= nn_.distances[:, :-1]).all()
+    assert torch.equal(nn_.images, ref[nn_.indices])
+    want = torch.stack([sq(q.expand_as(ref), ref) for q in queries]).topk(4, largest=False)
+    assert torch.equal(nn_.indices, want.indices)
+    png = tmp_path / "nn.png"
+    M.save_neighbours_grid(queries, nn_, png)
+    w, h = Image.open(png).size
+    assert (w, h) == ((5 * 9 + 1) * 8, (3 * 9 + 1) * 8)  # 1 + k columns, one row per query, upscaled 64 // 8
+
+
+def _vgg16_features_file(folder):
+    """A random VGG16 `features` state dict under torchvision's file name: enough for load_lpips."""
+    torch.manual_seed(0)
+    layers, c = [], 3
+    for v in [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]:
+        if v == "M":
+            layers.append(nn.MaxPool2d(2))
+        else:
+            layers += [nn.Conv2d(c, v, 3, padding=1), nn.ReLU()]
+            c = v
+    torch.save({f"features.{k}": t for k, t in nn.Sequential(*layers).state_dict().items()}, folder / VGG16_FILE)
+
+
+def test_lpips_distance_and_neighbours_with_test_made_weights(tmp_path):
+    _vgg16_features_file(tmp_path)
+    lp = load_lpips(tmp_path)
+    gen = torch.Generator().manual_seed(0)
+    ref = torch.rand(6, 3, 16, 16, generator=gen) * 2 - 1
+    d = M.lpips_distance(lp, ref, ref.flip(0))
+    assert d.shape == (6,) and (d > 0).all()
+    assert torch.allclose(M.lpips_distance(lp, ref, ref), torch.zeros(6), atol=1e-6)
+    nn_ = M.nearest_neighbours(ref[[4, 1]], ref.split(4), lambda x, y: M.lpips_distance(lp, x, y), k=2)
+    assert nn_.indices[:, 0].tolist() == [4, 1] and math.isclose(nn_.distances[0, 0].item(), 0.0, abs_tol=1e-6)

@@ -1,0 +1,162 @@
+"""The numbered notebooks: committed clean and regenerable, executed end to end with papermill under the
+smoke profile (as `python -m ulib reproduce` runs them), their tables recorded as data, and the cells marked
+`# NBVAL_CHECK_OUTPUT` reproducible (nbval, lax mode, over the executed copies).
+
+One run directory is shared by all notebooks in order, so the VQGAN and the priors are trained once.
+"""
+import ast
+import json
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from conftest import ROOT, TINY
+
+NOTEBOOKS = ROOT / "notebooks"
+COMMITTED = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+REQUIRED_PARAMETERS = {"profile", "run_dir", "device", "seed", "overrides"}
+
+# Tables the notebooks must record, with the columns a runner relies on.
+TABLES = {
+    "table3_steps": ["steps", "forward_passes", "seconds_per_image", "unigram_js_to_val", "token_entropy_bits",
+                     "pairwise_distance"],
+    "table4_ar_vs_absorbing": ["model", "bits_per_token", "estimate", "stderr", "sampling_steps",
+                               "seconds_per_image"],
+    "fig5_val_elbo": ["loss_type", "step", "val_elbo_bpt"],
+    "fig6_temperature": ["temperature", "token_entropy_bits", "pairwise_distance", "unigram_js_to_val"],
+    "fig4_big_images": ["canvas", "window", "stride", "windows", "steps", "seconds_per_image"],
+    "fig7_inpainting": ["mask", "tokens_regenerated", "tokens", "start_time", "T", "seconds_per_image"],
+    "02_codebook_usage": ["codebook_size", "codes_used", "perplexity"],
+    "03_accuracy_by_mask_ratio": ["mask_ratio", "accuracy", "cross_entropy_bits", "n_masked"],
+}
+FIGURES = ["01_samples", "02_reconstructions", "02_codebook_usage", "02_diffaug", "02_training_curves",
+           "03_forward_process", "03_loss_weights", "03_training_curves", "03_accuracy_by_mask_ratio",
+           "table3_steps", "table3_samples", "table4_ar_vs_absorbing", "table4_samples", "fig5_val_elbo",
+           "fig6_temperature", "fig6_temperature_samples", "08_window_coverage", "fig4_big_images",
+           "fig4_independent_tiles", "fig7_inpainting"]
+
+
+# ---- committed notebooks: clean, regenerable, one parameters cell of literals ------------------------------
+def test_notebooks_exist_in_order():
+    names = [p.stem for p in COMMITTED]
+    assert names[:9] == ["01_quickstart", "02_vqgan", "03_absorbing_prior", "04_step_skipping", "05_ar_vs_absorbing",
+                         "06_elbo_vs_reweighted", "07_temperature", "08_big_images", "09_inpainting"], names
+
+
+def test_notebooks_match_their_generator():
+    r = subprocess.run([sys.executable, str(NOTEBOOKS / "build_notebooks.py"), "--check"], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.stem)
+def test_committed_notebook_is_clean(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"{path.name}: a cell has outputs"
+            assert cell.execution_count is None, f"{path.name}: a cell has an execution count"
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{path.name}: {len(tagged)} cells tagged 'parameters'; exactly one is allowed"
+    tree = ast.parse(tagged[0].source)
+    names = set()
+    for stmt in tree.body:
+        assert isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name), \
+            f"{path.name}: the parameters cell may hold only `name = literal` lines, not {ast.unparse(stmt)!r}"
+        ast.literal_eval(stmt.value)  # raises on anything but a plain literal
+        names.add(stmt.targets[0].id)
+    assert REQUIRED_PARAMETERS <= names, f"{path.name}: missing parameters {REQUIRED_PARAMETERS - names}"
+    first = nb.cells[0]
+    assert first.cell_type == "markdown"
+    for heading in ("**Reproduces:**", "**Needs:**", "**Time:**"):
+        assert heading in first.source, f"{path.name}: the first cell should say {heading}"
+    assert any("# NBVAL_CHECK_OUTPUT" in c.source for c in nb.cells if c.cell_type == "code"), \
+        f"{path.name}: mark at least one deterministic cell with # NBVAL_CHECK_OUTPUT"
+
+
+# ---- executed with papermill under the smoke profile ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory):
+    """All notebooks executed in order into one smoke run directory, as `python -m ulib reproduce` does."""
+    from ulib.reproduce import run_notebooks
+
+    run = tmp_path_factory.mktemp("nb") / "run"
+    status = run_notebooks("smoke", run, overrides=TINY, device="cpu", log=lambda *a: None)
+    return run, status
+
+
+@pytest.mark.slow
+def test_every_notebook_runs(reproduced):
+    run, status = reproduced
+    assert set(status) == {p.stem for p in COMMITTED} and set(status.values()) == {"ran"}
+    for p in COMMITTED:
+        executed = nbformat.read(run / "notebooks" / p.name, as_version=4)
+        injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+        assert injected and f"run_dir = {str(run.resolve())!r}".replace("'", '"') in injected[0].source
+        done = json.loads((run / "results" / f"{p.stem}.done").read_text())
+        assert done["parameters"]["profile"] == "smoke" and done["parameters"]["overrides"] == TINY
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("table", sorted(TABLES))
+def test_tables_are_recorded_as_csv_and_markdown(reproduced, table):
+    from ulib.notebook_utils import read_table
+
+    run, _ = reproduced
+    rows = read_table(run / "results" / f"{table}.csv")
+    assert rows, table
+    assert list(rows[0]) == TABLES[table]
+    md = (run / "results" / f"{table}.md").read_text()
+    assert "| profile |" in md and "| smoke |" in md
+
+
+@pytest.mark.slow
+def test_table_contents(reproduced):
+    from ulib.notebook_utils import read_table
+
+    run, _ = reproduced
+    t3 = read_table(run / "results" / "table3_steps.csv")
+    steps = [int(r["steps"]) for r in t3]
+    assert steps == sorted(steps, reverse=True) and steps[0] == 16  # smoke: T = 16, then T/2, ...
+    assert all(int(r["forward_passes"]) <= int(r["steps"]) for r in t3)
+    t4 = {r["model"]: r for r in read_table(run / "results" / "table4_ar_vs_absorbing.csv")}
+    assert set(t4) == {"absorbing", "absorbing (4 steps)", "autoregressive"}
+    assert all(float(r["bits_per_token"]) > 0 for r in t4.values())
+    assert "Table 4" in (run / "results" / "table4_ar_vs_absorbing.md").read_text()
+    fig5 = read_table(run / "results" / "fig5_val_elbo.csv")
+    assert {r["loss_type"] for r in fig5} == {"elbo", "reweighted_elbo"}
+    assert (run / "fig5_elbo" / "prior.pt").exists() and (run / "prior_ar.pt").exists()
+
+
+@pytest.mark.slow
+def test_figures_and_index(reproduced):
+    run, _ = reproduced
+    for name in FIGURES:
+        assert (run / "results" / f"{name}.png").stat().st_size > 0, name
+    index = (run / "results" / "README.md").read_text()
+    assert "table3_steps" in index and "![fig4_big_images](fig4_big_images.png)" in index
+
+
+@pytest.mark.slow
+def test_finished_notebooks_are_skipped(reproduced):
+    from ulib.reproduce import run_notebooks
+
+    run, _ = reproduced
+    assert set(run_notebooks("smoke", run, overrides=TINY, device="cpu", log=lambda *a: None).values()) == {"skipped"}
+    with pytest.raises(ValueError, match="--only"):
+        run_notebooks("smoke", run, only=["42"], overrides=TINY, device="cpu", log=lambda *a: None)
+
+
+@pytest.mark.slow
+def test_nbval_lax_over_executed_notebooks(reproduced):
+    """nbval re-executes the executed copies (whose trainings are now all finished, so this also exercises
+    the load-if-present path) and compares the cells marked # NBVAL_CHECK_OUTPUT with the papermill run."""
+    run, _ = reproduced
+    paths = [str(run / "notebooks" / p.name) for p in COMMITTED]
+    r = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-q",
+                        "-p", "no:cacheprovider", "--rootdir", str(run), *paths],
+                       cwd=run, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-2000:]

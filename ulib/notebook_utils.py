@@ -1,0 +1,266 @@
+"""What the numbered notebooks share: one setup call, load-if-present stages, timing, and results as files.
+
+Every notebook starts the same way (`setup`), reuses whatever its run directory already holds (`vqgan`,
+`prior`: load if present, else train) and leaves its figures and tables in `RUN/results/` as PNG and CSV,
+so that `python -m ulib reproduce` can gather them without reading notebook outputs (CONVENTIONS:
+"results leave notebooks as data"). Anything two notebooks need lives here or elsewhere in ulib, never in a
+notebook; an idea's full implementation is shown once, in the notebook that teaches it.
+
+Paths. A notebook's `run_dir` parameter is relative to the folder the kernel starts in (notebooks/ under
+JupyterLab and papermill); `setup` makes it absolute and then moves the kernel to the project root, so the
+paths inside a config (`data/cache`, `data/ffhq`, ...) mean what they mean on the command line.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .config import Config, apply_overrides
+from .reproduce import PROJECT_ROOT, markdown_table, read_table  # noqa: F401 (re-exported for notebooks)
+from .device import resolve_device, seed_everything
+from .rundir import RunDir
+from .training import AlreadyTrained
+
+START_DIR = Path.cwd()  # where the kernel started (notebooks/): relative run_dir parameters are read from here
+
+
+@dataclass
+class Session:
+    """What every notebook cell after the setup works with."""
+
+    run: RunDir  # the run directory (checkpoints, latents, logs)
+    cfg: Config  # the run's config (stored config.json, else the profile), with the notebook's overrides
+    device: torch.device  # where models and samples live
+    seed: int  # seed of the notebook's own random draws (sampling, figures); training uses cfg.seed
+    results: Path  # RUN/results: the notebook's figures (PNG) and tables (CSV)
+
+    def generator(self, offset: int = 0) -> torch.Generator:
+        """A fresh torch.Generator on the session's device, seeded with seed + offset."""
+        return torch.Generator(device=self.device).manual_seed(self.seed + offset)
+
+
+def setup(profile: str, run_dir: str, device: str = "auto", seed: int = 0, overrides=()) -> Session:
+    """Resolve the run directory and config, seed everything, and create RUN/results.
+
+    profile: a name of `ulib.profiles` (must match the run's stored config, if it has one);
+    overrides: `section.key=value` strings, as `--set` on the command line.
+    """
+    path = (START_DIR / Path(run_dir).expanduser()).resolve()  # relative to the notebook's folder
+    if (PROJECT_ROOT / "pyproject.toml").exists():
+        os.chdir(PROJECT_ROOT)
+    run = RunDir(path)
+    cfg = run.resolve_config(profile, [*overrides, f"device={device}"])
+    dev = resolve_device(cfg.device)
+    seed_everything(seed)
+    results = path / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    return Session(run, cfg, dev, seed, results)
+
+
+# ---- stages: load if present, else train -------------------------------------------------------------
+def _train_or_reuse(what: str, train, quiet: bool = False) -> None:
+    t0 = time.perf_counter()
+    try:
+        train()
+    except AlreadyTrained:
+        if not quiet:
+            print(f"{what}: found a finished checkpoint, reusing it")
+        return
+    print(f"{what}: trained ({time.perf_counter() - t0:.0f}s)")
+
+
+def _ensure_vqgan(s: Session, quiet: bool = True, show_progress: bool = False) -> None:
+    from .train_vqgan import train_vqgan
+
+    _train_or_reuse("VQGAN", lambda: train_vqgan(s.run, s.cfg, show_progress=show_progress), quiet)
+
+
+def vqgan(s: Session, show_progress: bool = False):
+    """The run's trained VQGAN (EMA weights), training it first when the run has none."""
+    from .loading import load_vqgan
+
+    _ensure_vqgan(s, quiet=False, show_progress=show_progress)
+    return load_vqgan(s.cfg, s.run.vqgan_ckpt, s.device)
+
+
+def latents(s: Session) -> dict:
+    """The run's cached token grids {'train', 'val', ...} (N, h, w), encoded first when missing or stale
+    (and the VQGAN trained first when the run has none)."""
+    from .latents import load_latents
+
+    _ensure_vqgan(s)
+    return load_latents(s.cfg, s.run.vqgan_ckpt, s.run.latents, s.device)
+
+
+def val_tokens(s: Session, max_items: int | None = None) -> torch.Tensor:
+    """Validation token grids flattened to (N, L) long, on the session's device."""
+    val = latents(s)["val"]
+    return val.reshape(val.shape[0], -1)[:max_items].long().to(s.device)
+
+
+def prior(s: Session, kind: str = "absorbing", show_progress: bool = False):
+    """The run's trained prior of `kind` ('absorbing' -> prior.pt, 'autoregressive' -> prior_ar.pt), EMA
+    weights, training it (and the VQGAN and latents before it) when missing."""
+    from .loading import load_prior
+    from .train_prior import train_prior
+
+    cfg = kind_config(s, kind)
+    latents(s)
+    _train_or_reuse(f"prior ({kind})", lambda: train_prior(s.run, cfg, show_progress=show_progress))
+    return load_prior(cfg, s.run.prior_ckpt_for(kind), s.device)
+
+
+def kind_config(s: Session, kind: str) -> Config:
+    """The session's config with prior.kind set (both priors of a run share every other setting)."""
+    return s.cfg if s.cfg.prior.kind == kind else apply_overrides(s.cfg, {"prior.kind": kind})
+
+
+def child_run(s: Session, name: str) -> RunDir:
+    """RUN/name: a run that shares the parent's VQGAN and token cache (hard links, else copies), for extra
+    prior trainings (Fig. 5's two losses) that must not replace the parent's prior.pt."""
+    latents(s)
+    child = RunDir(s.run.path / name)
+    child.path.mkdir(parents=True, exist_ok=True)
+    for src, dst in ((s.run.vqgan_ckpt, child.vqgan_ckpt), (s.run.latents, child.latents)):
+        if dst.exists() and dst.stat().st_size == src.stat().st_size and dst.stat().st_mtime >= src.stat().st_mtime:
+            continue
+        dst.unlink(missing_ok=True)
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+    return child
+
+
+def train_child_prior(s: Session, name: str, cfg: Config, show_progress: bool = False) -> RunDir:
+    """Train an absorbing prior with `cfg` in the child run RUN/name (load if present, else train); returns
+    the child run. A child trained with another config is trained again from scratch; an interrupted one
+    is resumed."""
+    from .train_prior import train_prior
+
+    child = child_run(s, name)
+    stored = child.stored_config()
+    changed = stored is not None and child.prior_ckpt.exists() and stored.to_dict() != cfg.to_dict()
+    _train_or_reuse(f"prior in {name}", lambda: train_prior(child, cfg, resume=not changed, force=changed,
+                                                            show_progress=show_progress))
+    return child
+
+
+# ---- timing -----------------------------------------------------------------------------------------
+def timed(fn, device):
+    """(fn(), seconds), waiting for the device's queued work so GPU timings are real."""
+    def sync():
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize(device)
+
+    sync()
+    t0 = time.perf_counter()
+    out = fn()
+    sync()
+    return out, time.perf_counter() - t0
+
+
+# ---- simple sample statistics (quality/diversity proxies on CPU-sized runs) -----------------------------
+def code_histogram(tokens: torch.Tensor, codebook_size: int) -> torch.Tensor:
+    """Normalised histogram (K,) float64 of the codes in `tokens` (any shape)."""
+    counts = torch.bincount(tokens.flatten().long().cpu(), minlength=codebook_size).double()
+    return counts / counts.sum().clamp(min=1)
+
+
+def unigram_js(tokens: torch.Tensor, reference: torch.Tensor, codebook_size: int) -> float:
+    """Jensen-Shannon divergence (bits, 0..1) between the code histograms of samples and of reference data.
+
+    A cheap stand-in for FID on runs too small for Inception features: 0 when the samples use the codes as
+    often as the data does; it rises when sampling collapses onto a few codes or spreads onto rare ones.
+    It sees code frequencies only, not how codes are arranged, so it is a proxy, not a quality measure.
+    """
+    p, q = code_histogram(tokens, codebook_size), code_histogram(reference, codebook_size)
+    m = (p + q) / 2
+
+    def kl(a, b):
+        return (torch.special.xlogy(a, a) - torch.special.xlogy(a, b)).sum().item() / math.log(2)
+
+    return 0.5 * kl(p, m) + 0.5 * kl(q, m)
+
+
+# ---- pictures -------------------------------------------------------------------------------------------
+def token_picture(tokens: torch.Tensor, codebook_size: int, mask_id: int | None = None, cell: int = 12):
+    """A token grid (h, w) as an RGB uint8 picture: one colour per code, masked cells black.
+
+    Codes get colours from a fixed colour map (code k -> k / (K - 1)), so the same code has the same colour
+    in every picture of a notebook.
+    """
+    import matplotlib
+    import numpy as np
+
+    t = tokens.detach().long().cpu()
+    masked = (t == mask_id) if mask_id is not None else torch.zeros_like(t, dtype=torch.bool)
+    cmap = matplotlib.colormaps["tab20b"] if codebook_size <= 20 else matplotlib.colormaps["viridis"]
+    rgb = cmap((t.clamp(max=codebook_size - 1).float() / max(codebook_size - 1, 1)).numpy())[..., :3]
+    rgb[masked.numpy()] = 0.0
+    img = (rgb * 255).round().astype(np.uint8)
+    return img.repeat(cell, axis=0).repeat(cell, axis=1)
+
+
+def upscale_for(img_size: int) -> int:
+    """Nearest-neighbour enlargement that shows small images at about 128 pixels."""
+    return max(1, 128 // img_size)
+
+
+def save_grid(s: Session, images: torch.Tensor, name: str, nrow: int | None = None) -> Path:
+    """Save images (B, 3, H, W) in [-1, 1] as RUN/results/NAME.png and return the path."""
+    from .logs import save_image_grid
+
+    path = s.results / f"{name}.png"
+    save_image_grid(images.detach().clamp(-1, 1).cpu(), path, nrow=nrow, upscale=upscale_for(images.shape[-1]))
+    return path
+
+
+def save_figure(s: Session, fig, name: str) -> Path:
+    """Save a matplotlib figure as RUN/results/NAME.png and return the path."""
+    path = s.results / f"{name}.png"
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    return path
+
+
+def show(path) -> None:
+    """Display a PNG inline (in a notebook), or print its path elsewhere."""
+    try:
+        from IPython.display import Image, display
+
+        display(Image(filename=str(path)))
+    except ImportError:
+        print(path)
+
+
+# ---- tables ------------------------------------------------------------------------------------------------
+def write_table(s: Session, rows: list[dict], name: str) -> Path:
+    """Write rows (dicts with the same keys) as RUN/results/NAME.csv; floats with 6 significant digits."""
+    if not rows:
+        raise ValueError(f"table {name!r} has no rows")
+    columns = list(rows[0])
+    path = s.results / f"{name}.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(columns)
+        for r in rows:
+            w.writerow([format(v, ".6g") if isinstance(v, float) else v for v in (r[c] for c in columns)])
+    return path
+
+
+def show_table(rows: list[dict], columns: list[str] | None = None) -> None:
+    """Display rows as a Markdown table in a notebook (plain text elsewhere)."""
+    text = markdown_table(rows, columns)
+    try:
+        from IPython.display import Markdown, display
+
+        display(Markdown(text))
+    except ImportError:
+        print(text)
