@@ -26,7 +26,7 @@ profile = "smoke"  # smoke (CI, seconds) | demo (CPU, minutes) | ffhq, churches,
 run_dir = "../runs/nb-smoke"  # run directory shared by every notebook (relative to notebooks/); one per profile
 device = "auto"  # 'auto' (cuda, then mps, then cpu), 'cpu', 'cuda', ...
 seed = 0  # seed of this notebook's sampling and figures (training uses the config's own seed)
-overrides = []  # config overrides, as `--set` on the command line, e.g. ["prior_train.steps=50"]
+overrides = []  # config overrides, each written as for `--set` on the command line (see the README)
 '''
 
 SETUP = '''\
@@ -211,8 +211,8 @@ def nb02():
             ax.set(xlabel="code (sorted by frequency)", ylabel="share of tokens",
                    title=f"{used} of {K} codes used, perplexity {perplexity:.1f}")
             nbu.save_figure(s, fig, "02_codebook_usage")
-            plt.show()
             nbu.write_table(s, [{"codebook_size": K, "codes_used": used, "perplexity": perplexity}], "02_codebook_usage")
+            plt.show()
             """),
         md("""\
             ## The adaptive weight and its clamp (Eq. 9c)
@@ -442,8 +442,8 @@ def nb03():
             acc = accuracy_by_mask_ratio(net, tok[:256], cfg.mask_id, generator=s.generator(2))
             fig = plot_accuracy_by_mask_ratio(acc, marginal_baseline(tok, K))
             nbu.save_figure(s, fig, "03_accuracy_by_mask_ratio")
-            plt.show()
             nbu.write_table(s, acc, "03_accuracy_by_mask_ratio")
+            plt.show()
             """),
     ]
 
@@ -462,9 +462,9 @@ def nb04():
                "GPU, paper profiles: minutes for 16 samples per setting (our estimate); for FID use many "
                "more samples and an Inception-based tool."),
         parameters("""\
-            steps = []  # sampling steps to compare; [] = T, T/2, T/4, T/8, T/16 of the profile's T
+            steps = []  # sampling steps to compare; empty: T, T/2, T/4, T/8, T/16 of the profile's T
             n_samples = 16  # samples per setting
-            temperature = None  # None = the profile's sample.temperature
+            temperature = None  # None: the profile's sample.temperature
             """),
         setup("""\
             steps_list = steps or sorted({max(1, T // d) for d in (1, 2, 4, 8, 16)}, reverse=True)
@@ -502,7 +502,7 @@ def nb04():
                 return tokens, images, sampler.forward_passes
 
 
-            draw(steps_list[-1])  # warm-up: the first call allocates memory and picks kernels
+            draw(steps_list[0])  # warm-up: the first call allocates memory and picks kernels
             rows, grids, checks = [], [], []
             for S in steps_list:
                 (tokens, images, passes), seconds = nbu.timed(lambda: draw(S), s.device)
@@ -552,10 +552,10 @@ def nb05():
                "full sum over T = 256 takes minutes (our estimates)."),
         parameters("""\
             n_samples = 8  # images per timing
-            elbo_mc = 0  # 0 = the full sum over t = 1..T (T passes per batch); N > 0 = N random t per grid
+            elbo_mc = 0  # 0: the full sum over every t in 1..T (T passes per batch); N > 0: N random t per grid
             max_items = 256  # validation grids evaluated
-            fast_steps = 0  # an extra absorbing row with this many sampling steps; 0 = T/4
-            temperature = None  # None = the profile's sample.temperature
+            fast_steps = 0  # an extra absorbing row with this many sampling steps; 0: T/4
+            temperature = None  # None: the profile's sample.temperature
             """),
         setup("""\
             temp = temperature or cfg.sample.temperature
@@ -658,8 +658,8 @@ def nb06():
                "GPU, paper profiles: set `train_steps` to a fraction of the 2M steps (tens of thousands "
                "give a readable curve in hours; our estimate)."),
         parameters("""\
-            train_steps = 0  # steps of each training; 0 = the profile's prior_train.steps
-            eval_every = 0  # steps between validation points; 0 = train_steps / 8
+            train_steps = 0  # steps of each training; 0: the profile's prior_train.steps
+            eval_every = 0  # steps between validation points; 0: train_steps / 8
             losses = ["elbo", "reweighted_elbo"]  # loss types to compare (Eq. 6, Eq. 7)
             """),
         setup("""\
@@ -707,8 +707,8 @@ def nb06():
             ax.set(xlabel="step", ylabel="negative ELBO (bits per token)", title="Fig. 5: ELBO vs reweighted ELBO")
             ax.legend()
             nbu.save_figure(s, fig, "fig5_val_elbo")
-            plt.show()
             nbu.write_table(s, table, "fig5_val_elbo")
+            plt.show()
             """),
     ]
 
@@ -726,7 +726,7 @@ def nb07():
         parameters("""\
             temperatures = [0.6, 0.8, 0.9, 1.0, 1.2]  # softmax temperatures to compare
             n_samples = 16  # samples per temperature
-            steps = 0  # sampling steps; 0 = the profile's sample.steps (or T)
+            steps = 0  # sampling steps; 0: the profile's sample.steps (or T)
             """),
         setup(),
         md("""\
@@ -794,11 +794,11 @@ def nb08():
                "GPU, paper profiles: about a minute per 2x-wide canvas at stride 1 (our estimate: 17 "
                "windows per step, 256 steps)."),
         parameters("""\
-            canvas_scale = [1, 2]  # canvas size in training windows (rows, cols): [1, 2] = twice as wide
-            stride = 2  # window stride in tokens (1..h); smaller = more windows per step, better coherence
+            canvas_scale = [1, 2]  # canvas size in training windows (rows, cols); [1, 2] is twice as wide
+            stride = 2  # window stride in tokens (1..h); smaller: more windows per step, better coherence
             n_samples = 4  # canvases to sample
-            steps = 0  # sampling steps; 0 = the profile's sample.steps (or T)
-            temperature = None  # None = the profile's sample.temperature
+            steps = 0  # sampling steps; 0: the profile's sample.steps (or T)
+            temperature = None  # None: the profile's sample.temperature
             """),
         setup("""\
             h = w = cfg.latent_size
@@ -840,11 +840,11 @@ def nb08():
                 stride=stride, batch=n_samples, generator=s.generator(), device=s.device), s.device)
             with torch.no_grad():
                 big = decode_canvas(vq, tokens).clamp(-1, 1)  # (n, 3, a*f, b*f): the generator is convolutional
-            nbu.show(nbu.save_grid(s, big, "fig4_big_images", nrow=1))
-            print(f"{seconds / n_samples:.2f} s per canvas")
             nbu.write_table(s, [{"canvas": f"{canvas[0]}x{canvas[1]}", "window": f"{h}x{w}", "stride": stride,
                                  "windows": len(offsets), "steps": n_steps,
                                  "seconds_per_image": seconds / n_samples}], "fig4_big_images")
+            nbu.show(nbu.save_grid(s, big, "fig4_big_images", nrow=1))
+            print(f"{seconds / n_samples:.2f} s per canvas")
             """),
         md("""\
             Without Eq. 8: independent training-size samples side by side. Nothing ties the tiles together,
@@ -873,8 +873,8 @@ def nb09():
         parameters("""\
             masks = ["centre", "left", "bottom"]  # regions to regenerate: centre square, left half, bottom half
             n_images = 4  # validation images to edit
-            steps = 0  # sampling steps; 0 = one step per time from the start time
-            temperature = None  # None = the profile's sample.temperature
+            steps = 0  # sampling steps; 0: one step per time from the start time
+            temperature = None  # None: the profile's sample.temperature
             paste_back = True  # keep the original pixels outside the mask
             """),
         setup("""\
@@ -919,9 +919,9 @@ def nb09():
                 pictures += [torch.where(pm, torch.full_like(x, 0.5), x), res.images.clamp(-1, 1)]
                 rows.append({"mask": kind, "tokens_regenerated": int(res.latent_mask[0].sum()), "tokens": L,
                              "start_time": res.start_times[0], "T": T, "seconds_per_image": seconds / len(x)})
+            nbu.write_table(s, rows, "fig7_inpainting")
             nbu.show(nbu.save_grid(s, torch.cat(pictures), "fig7_inpainting", nrow=len(x)))
             print("rows: input, then for each mask", masks, ": masked input (grey), result")
-            nbu.write_table(s, rows, "fig7_inpainting")
             """),
         code("""\
             # NBVAL_CHECK_OUTPUT

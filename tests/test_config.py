@@ -5,7 +5,7 @@ import tomllib
 import pytest
 
 from conftest import ROOT
-from ulib.config import Config, apply_overrides
+from ulib.config import Config
 from ulib.profiles import PROFILES, get_profile
 
 

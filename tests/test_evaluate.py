@@ -1,14 +1,12 @@
 """`python -m ulib evaluate` end to end on a tiny smoke run, the reference cache, and the records/tables."""
 import json
 import math
-import subprocess
-import sys
 
 import pytest
 import torch
 from PIL import Image
 
-from conftest import CACHE, ROOT, run_cli
+from conftest import CACHE, run_cli
 from test_metrics import _vgg16_features_file
 import ulib.evaluate as E
 from ulib.metrics import INCEPTION_FILE, random_inception_state_dict
@@ -17,16 +15,8 @@ from ulib.rundir import RunDir
 
 
 def evaluate_cli(*args, env=None):
-    """`python -m ulib evaluate ARGS` once cli.py has the subcommand, `python -m ulib.evaluate ARGS` until then."""
-    import ulib.cli
-
-    if "evaluate" in ulib.cli.COMMANDS:
-        return run_cli("evaluate", *args, env=env)
-    import os
-
-    e = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
-    return subprocess.run([sys.executable, "-m", "ulib.evaluate", *args], cwd=ROOT, env=e, capture_output=True,
-                          text=True, timeout=600)
+    """`python -m ulib evaluate ARGS` in a subprocess."""
+    return run_cli("evaluate", *args, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +38,9 @@ def no_weights_env(tmp_path):
     return {"ULIB_WEIGHTS_DIR": str(tmp_path / "empty"), "TORCH_HOME": str(tmp_path / "torch_home")}
 
 
-SAMPLE_ARGS = ["--samples", "16", "--steps", "4", "--temperature", "0.9", "--max-reference", "24",
-               "--batch-size", "16", "--no-progress"]
+# InceptionV3 costs ~0.7 s per image on two CPU cores: 12 samples against 12 reference images
+SAMPLE_ARGS = ["--samples", "12", "--steps", "4", "--temperature", "0.9", "--max-reference", "12",
+               "--batch-size", "8", "--no-progress"]
 
 
 @pytest.mark.slow
@@ -63,14 +54,14 @@ def test_evaluate_samples_end_to_end(tiny_run, tmp_path, no_weights_env):
     assert rec["kind"] == "samples" and rec["features"] == "random-inception"
     recipe = {k: rec[k] for k in ("n_samples", "steps", "total_steps", "temperature", "seed", "reference",
                                   "n_reference", "image_size", "ema", "prdc_k", "prdc_n_real", "prdc_n_fake")}
-    assert recipe == {"n_samples": 16, "steps": 4, "total_steps": 16, "temperature": 0.9, "seed": 1,
-                      "reference": "train", "n_reference": 24, "image_size": 16, "ema": True, "prdc_k": 5,
-                      "prdc_n_real": 16, "prdc_n_fake": 16}
+    assert recipe == {"n_samples": 12, "steps": 4, "total_steps": 16, "temperature": 0.9, "seed": 1,
+                      "reference": "train", "n_reference": 12, "image_size": 16, "ema": True, "prdc_k": 5,
+                      "prdc_n_real": 12, "prdc_n_fake": 12}
     assert rec["prior_step"] == 4 and rec["vqgan_step"] == 4 and rec["extractor"]["seed"] == 0
     assert rec["paper"] is None and "bilinear" in rec["inception_resize"] and rec["data_fingerprint"]
     assert math.isfinite(rec["fid"]) and rec["fid"] >= 0
     assert all(0 <= rec[k] <= 1 for k in ("precision", "recall", "coverage")) and rec["density"] >= 0
-    cache = list((tiny_run / "eval_cache").glob("reference_random-inception_train_24.pt"))
+    cache = list((tiny_run / "eval_cache").glob("reference_random-inception_train_12.pt"))
     assert len(cache) == 1
 
     # the same reference features come from the cache; the standard path on a test-made weights file gives the
@@ -100,12 +91,12 @@ def test_evaluate_samples_end_to_end(tiny_run, tmp_path, no_weights_env):
 
 @pytest.mark.slow
 def test_evaluate_vqgan_end_to_end(tiny_run, no_weights_env):
-    r = evaluate_cli("--run", str(tiny_run), "--vqgan", "--samples", "16", "--features", "random-inception",
-                     "--batch-size", "16", "--no-progress", env=no_weights_env)
+    r = evaluate_cli("--run", str(tiny_run), "--vqgan", "--samples", "8", "--features", "random-inception",
+                     "--batch-size", "8", "--no-progress", env=no_weights_env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "LPIPS skipped" in r.stdout and "vgg16-397923af.pth" in r.stdout
     rec = [x for x in E.read_records(tiny_run / "evaluation.jsonl") if x["kind"] == "vqgan"][-1]
-    assert rec["reference"] == "val" and rec["n_images"] == 16 and rec["lpips"] is None
+    assert rec["reference"] == "val" and rec["n_images"] == 8 and rec["lpips"] is None
     assert math.isfinite(rec["rfid"]) and rec["psnr"] > 0 and -1 <= rec["ssim"] <= 1
     assert 1 <= rec["codes_used"] <= rec["codebook_size"] == 32 and rec["ssim_recipe"] == E.SSIM_RECIPE
     assert "VQGAN reconstructions (paper Table 5)" in (tiny_run / "evaluation.md").read_text()

@@ -4,14 +4,13 @@ import math
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from conftest import CACHE, ROOT, TINY, run_cli
+from conftest import ROOT, TINY, run_cli
 from ulib.checkpoint import load_checkpoint
 from ulib.logs import MetricsLog
 from ulib.profiles import get_profile

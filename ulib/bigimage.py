@@ -178,7 +178,7 @@ class CanvasSampler:
     def mixed_probs(self, x: torch.Tensor, where: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
         """Eq. 8 at the N positions where `where` (B, a, b) is True, in row-major order: (N, K) probabilities,
         mixing the windows at `offsets` (Nw, 2) that contain each position (every one must be covered)."""
-        B, (h, w) = x.shape[0], self.window
+        h, w = self.window
         N = int(where.sum())
         ids = torch.full(where.shape, -1, dtype=torch.long, device=x.device)  # (B, a, b) slot in 0..N-1
         ids[where] = torch.arange(N, device=x.device)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
+from . import evaluate
 from .profiles import PROFILES
 
 EPILOG = """examples:
@@ -140,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue unfinished checkpoints")
     p.add_argument("--force", action="store_true", help="retrain every stage from scratch")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    evaluate.add_arguments(sub.add_parser("evaluate", help=evaluate.HELP))
     return parser
 
 
@@ -288,7 +289,7 @@ def cmd_pipeline(args) -> int:
 
 COMMANDS = {"train-vqgan": cmd_train_vqgan, "encode": cmd_encode, "train-prior": cmd_train_prior,
             "sample": cmd_sample, "inpaint": cmd_inpaint, "elbo": cmd_elbo,
-            "bench": cmd_bench, "pipeline": cmd_pipeline}
+            "bench": cmd_bench, "evaluate": evaluate.main, "pipeline": cmd_pipeline}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -108,7 +108,7 @@ def main(args) -> int:
         raise FileNotFoundError(f"{run.config_file} does not exist; train the run first "
                                 f"(python -m ulib train-vqgan --run {run.path} --profile ...)")
     cfg = run.resolve_config(None, args.overrides)
-    for name in ("samples", "batch_size", "max_reference"):
+    for name in ("samples", "batch_size", "max_reference", "prdc_k", "neighbours_k"):
         v = getattr(args, name)
         if v is not None and v < 1:
             raise ValueError(f"--{name.replace('_', '-')}={v}; must be >= 1")
@@ -257,7 +257,7 @@ def evaluate_samples(run, cfg, *, n: int = PAPER_N_SAMPLES, steps: int | None = 
     import torch
 
     from .loading import load_prior, load_vqgan
-    from .metrics import extract_features, fid, inception_score, kid, load_inception, prdc
+    from .metrics import extract_features, fid, fid_method, inception_score, kid, load_inception, prdc
     from .perceptual import load_lpips
     from .train_prior import sample_images
     from .training import progress
@@ -305,7 +305,7 @@ def evaluate_samples(run, cfg, *, n: int = PAPER_N_SAMPLES, steps: int | None = 
         "n_samples": n, "steps": steps, "total_steps": T, "temperature": temperature,
         "sampler": SAMPLER if absorbing else "autoregressive, raster order", "seed": seed, "batch_size": batch_size,
         "batch_seeds": BATCH_SEEDS,
-        "fid": fid(real, fake["2048"]),
+        "fid": fid(real, fake["2048"]), "fid_method": fid_method(len(real), len(fake["2048"]), real.shape[1]),
         **prdc(real_prdc, fake["2048"], k=prdc_k), "prdc_k": prdc_k, "prdc_n_real": len(real_prdc),
         "prdc_n_fake": len(fake["2048"]),
         **kid(real, fake["2048"]), **inception_score(fake["logits_unbiased"]),
@@ -343,7 +343,7 @@ def evaluate_vqgan(run, cfg, *, n: int | None = None, features: str = "inception
     import torch
 
     from .loading import load_vqgan
-    from .metrics import codebook_usage, fid, load_inception, lpips_distance, psnr, ssim
+    from .metrics import codebook_usage, fid, fid_method, load_inception, lpips_distance, psnr, ssim
     from .training import progress
 
     t0 = time.perf_counter()
@@ -374,6 +374,7 @@ def evaluate_vqgan(run, cfg, *, n: int | None = None, features: str = "inception
     means = {k: (float(torch.cat(v).mean()) if v else None) for k, v in per_image.items()}
     record.update({
         "n_images": len(indices), "batch_size": batch_size, "rfid": fid(real, torch.cat(recon)),
+        "fid_method": fid_method(len(real), len(real), real.shape[1]),
         "psnr": means["psnr"], "ssim": means["ssim"], "lpips": means["lpips"],
         "psnr_recipe": PSNR_RECIPE, "ssim_recipe": SSIM_RECIPE,
         "lpips_net": "vgg" if lp is not None else None, **codebook_usage(counts),

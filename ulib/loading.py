@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 
 from .checkpoint import check_state_dict, load_checkpoint
 from .config import Config

@@ -176,7 +176,7 @@ class AbsorbingSampler:
         """Draw, for the start state x (B, L), the step that reveals each masked position and its uniform."""
         if x.dim() != 2:
             raise ValueError(f"x of shape {tuple(x.shape)}; expected (B, L)")
-        B, L, S = x.shape[0], x.shape[1], self.steps
+        B, S = x.shape[0], self.steps
         masked = x == self.mask_id
         t0 = self.start_time(x)
         dtype = _exact_float(x.device)
