@@ -6,7 +6,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 RUN    ?= runs/demo
 
-.PHONY: demo test install clean-venv
+PROFILE ?= demo
+
+.PHONY: demo test install clean-venv notebooks reproduce test-notebooks docs-notebooks
 
 install: $(STAMP)
 
@@ -24,3 +26,18 @@ test: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Notebooks: regenerate them from notebooks/build_notebooks.py; run them all with papermill (PROFILE=demo|smoke|...)
+notebooks: $(STAMP)
+	$(BIN)/python notebooks/build_notebooks.py
+
+reproduce: $(STAMP)
+	$(BIN)/python -m ulib reproduce --profile $(PROFILE)
+
+test-notebooks: $(STAMP)
+	$(BIN)/python -m pytest tests/test_notebooks.py
+
+# Executed copies (demo profile) for readers who want figures without running anything
+docs-notebooks: $(STAMP)
+	$(BIN)/python -m ulib reproduce --profile demo --run runs/docs
+	mkdir -p docs/notebooks && cp runs/docs/notebooks/*.ipynb runs/docs/results/*.png runs/docs/results/*.md docs/notebooks/

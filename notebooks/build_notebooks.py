@@ -88,10 +88,11 @@ def nb01():
                "(section 3.1), an absorbing diffusion prior learns those grids (section 3.2), and sampling "
                "the prior and decoding gives new images (the kind of samples shown in the paper's figures).",
                "nothing: this notebook trains both stages when the run directory has none.",
-               "CPU: about 1 min with `smoke` (meaningless pictures), about 15 min with `demo` (recognisable "
-               "32x32 emoji; the same as `make demo`).",
-               "GPU, paper profiles: training both stages takes days (500k VQGAN steps, 2M prior steps); this "
-               "is our estimate from the step counts, not a measurement."),
+               "CPU: about 1.5 min with `smoke` (measured on 2 cores: VQGAN ~50 s, encoding the dataset ~35 s; "
+               "the pictures are meaningless), about 15 min with `demo` (estimate: the same work as `make demo`; "
+               "recognisable 32x32 emoji).",
+               "GPU, paper profiles: days (500k VQGAN steps, then 2M prior steps; the paper trained on one RTX "
+               "2080 Ti). An estimate from the step counts, not a measurement."),
         parameters("""\
             n_samples = 16  # images to sample at the end
             """),
@@ -162,8 +163,9 @@ def nb02():
                "section 3.1 of the paper: the vector-quantised autoencoder (Eq. 4, 5) and its adversarial "
                "loss with the adaptive weight clamped at λmax (Eq. 9) and differentiable augmentation.",
                "notebook 01's run directory (the VQGAN is trained here if it is missing).",
-               "CPU: seconds with `smoke` or `demo` once the VQGAN exists (training it: see 01).",
-               "GPU, paper profiles: a minute once trained (our estimate)."),
+               "CPU: about 5 s with `smoke` (measured on 2 cores) once the VQGAN exists (training it: see 01); "
+               "seconds with `demo` (estimate).",
+               "GPU, paper profiles: a minute once trained (estimate)."),
         parameters("""\
             n_images = 16  # validation images to reconstruct
             """),
@@ -286,8 +288,9 @@ def nb03():
                "section 3.2: the absorbing forward process q(x_t | x_0), the ELBO (Eq. 6) and the reweighted "
                "training loss (Eq. 7); the prior's training curves.",
                "notebook 01's run directory (VQGAN, token cache and prior; trained here when missing).",
-               "CPU: seconds with `smoke`, under a minute with `demo` once the prior exists.",
-               "GPU, paper profiles: a few minutes once trained (our estimate)."),
+               "CPU: about 5 s with `smoke` (measured on 2 cores), under a minute with `demo` (estimate), once "
+               "the prior exists.",
+               "GPU, paper profiles: a few minutes once trained (estimate)."),
         parameters("""\
             times = [0.0, 0.25, 0.5, 0.75, 1.0]  # t/T of the forward-process pictures
             n_grids = 4  # token grids for the q_sample check
@@ -458,9 +461,9 @@ def nb04():
                "and the mean pairwise distance of the samples, and the time per image. The validation ELBO "
                "does not depend on the number of sampling steps, so it is not in this table (see 05).",
                "notebook 01's run directory (VQGAN and prior; trained here when missing).",
-               "CPU: seconds with `smoke`, about a minute with `demo`.",
-               "GPU, paper profiles: minutes for 16 samples per setting (our estimate); for FID use many "
-               "more samples and an Inception-based tool."),
+               "CPU: about 5 s with `smoke` (measured on 2 cores), about a minute with `demo` (estimate).",
+               "GPU, paper profiles: minutes for 16 samples per setting (estimate); FID needs thousands of "
+               "samples and an Inception-based tool."),
         parameters("""\
             steps = []  # sampling steps to compare; empty: T, T/2, T/4, T/8, T/16 of the profile's T
             n_samples = 16  # samples per setting
@@ -546,10 +549,10 @@ def nb05():
                "per token, and the time each takes to sample an image.",
                "notebook 01's run directory; the autoregressive baseline (`prior_ar.pt`, same transformer "
                "made causal) is trained here when missing.",
-               "CPU: under a minute with `smoke` (includes training the AR baseline), several minutes with "
-               "`demo` (about as long as the prior's training, for the AR baseline).",
+               "CPU: about 6 s with `smoke` including training the AR baseline (measured on 2 cores); with "
+               "`demo` several minutes, mostly training the AR baseline, about as long as the prior (estimate).",
                "GPU, paper profiles: training the AR baseline takes as long as the prior (days); the ELBO's "
-               "full sum over T = 256 takes minutes (our estimates)."),
+               "full sum over T = 256 takes minutes (estimates)."),
         parameters("""\
             n_samples = 8  # images per timing
             elbo_mc = 0  # 0: the full sum over every t in 1..T (T passes per batch); N > 0: N random t per grid
@@ -654,9 +657,10 @@ def nb06():
                "except for the loss.",
                "notebook 01's run directory (its VQGAN and token cache; the two priors go into "
                "`RUN/fig5_elbo/` and `RUN/fig5_reweighted_elbo/` and never replace `RUN/prior.pt`).",
-               "CPU: under a minute with `smoke`, about twice the prior's training time with `demo`.",
+               "CPU: about 7 s with `smoke` (measured on 2 cores), about twice the prior's training time with "
+               "`demo` (estimate: 10 min or so).",
                "GPU, paper profiles: set `train_steps` to a fraction of the 2M steps (tens of thousands "
-               "give a readable curve in hours; our estimate)."),
+               "give a readable curve in hours; estimate)."),
         parameters("""\
             train_steps = 0  # steps of each training; 0: the profile's prior_train.steps
             eval_every = 0  # steps between validation points; 0: train_steps / 8
@@ -721,8 +725,8 @@ def nb07():
                "p(x_0 | x_t): cleaner, more alike samples, biased towards common codes. We measure the token "
                "entropy, the mean pairwise distance and the code-histogram divergence from validation data.",
                "notebook 01's run directory (VQGAN and prior; trained here when missing).",
-               "CPU: seconds with `smoke`, about a minute with `demo`.",
-               "GPU, paper profiles: minutes for 16 samples per temperature (our estimate)."),
+               "CPU: about 5 s with `smoke` (measured on 2 cores), about a minute with `demo` (estimate).",
+               "GPU, paper profiles: minutes for 16 samples per temperature (estimate)."),
         parameters("""\
             temperatures = [0.6, 0.8, 0.9, 1.0, 1.2]  # softmax temperatures to compare
             n_samples = 16  # samples per temperature
@@ -790,9 +794,9 @@ def nb08():
                "the prior was trained on, by running the prior on overlapping windows and mixing their "
                "predictions at every position.",
                "notebook 01's run directory (VQGAN and prior; trained here when missing).",
-               "CPU: seconds with `smoke`, about a minute with `demo`.",
-               "GPU, paper profiles: about a minute per 2x-wide canvas at stride 1 (our estimate: 17 "
-               "windows per step, 256 steps)."),
+               "CPU: about 4 s with `smoke` (measured on 2 cores), under a minute with `demo` (estimate).",
+               "GPU, paper profiles: about a minute per 2x-wide canvas at stride 1 (estimate: 17 windows "
+               "per step, 256 steps)."),
         parameters("""\
             canvas_scale = [1, 2]  # canvas size in training windows (rows, cols); [1, 2] is twice as wide
             stride = 2  # window stride in tokens (1..h); smaller: more windows per step, better coherence
@@ -868,8 +872,8 @@ def nb09():
                "Fig. 7 of the paper (section 4.5): an image is encoded, the tokens under a mask are replaced "
                "by the mask token, and the reverse process fills them in while the others stay fixed.",
                "notebook 01's run directory (VQGAN and prior; trained here when missing).",
-               "CPU: seconds with `smoke` and `demo`.",
-               "GPU, paper profiles: seconds per image (our estimate)."),
+               "CPU: about 4 s with `smoke` (measured on 2 cores), seconds with `demo` (estimate).",
+               "GPU, paper profiles: seconds per image (estimate)."),
         parameters("""\
             masks = ["centre", "left", "bottom"]  # regions to regenerate: centre square, left half, bottom half
             n_images = 4  # validation images to edit

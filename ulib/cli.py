@@ -141,6 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="retrain every stage from scratch")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     evaluate.add_arguments(sub.add_parser("evaluate", help=evaluate.HELP))
+
+    p = sub.add_parser("reproduce", help="run the numbered notebooks with papermill and gather tables and figures",
+                       description="Execute notebooks/NN_*.ipynb in order with papermill into RUN/notebooks/ "
+                                   "(parameters injected), skip finished ones, and write RUN/results/ "
+                                   "(tables as CSV + Markdown beside the paper's values, figures as PNG).")
+    from .reproduce import add_arguments as reproduce_arguments
+
+    reproduce_arguments(p)
     return parser
 
 
@@ -279,6 +287,12 @@ def cmd_bench(args) -> int:
     return bench_main(args)
 
 
+def cmd_reproduce(args) -> int:
+    from .reproduce import main as reproduce_main
+
+    return reproduce_main(args)
+
+
 def cmd_pipeline(args) -> int:
     from .pipeline import run_pipeline
 
@@ -289,7 +303,8 @@ def cmd_pipeline(args) -> int:
 
 COMMANDS = {"train-vqgan": cmd_train_vqgan, "encode": cmd_encode, "train-prior": cmd_train_prior,
             "sample": cmd_sample, "inpaint": cmd_inpaint, "elbo": cmd_elbo,
-            "bench": cmd_bench, "evaluate": evaluate.main, "pipeline": cmd_pipeline}
+            "bench": cmd_bench, "evaluate": evaluate.main, "reproduce": cmd_reproduce,
+            "pipeline": cmd_pipeline}
 
 
 def main(argv: list[str] | None = None) -> int:
