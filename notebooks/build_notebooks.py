@@ -938,10 +938,91 @@ def nb09():
     ]
 
 
+# ==== 10 ==================================================================================================
+def nb10():
+    return [
+        header("10 · Sampling from the paper's released checkpoints",
+               "samples, larger-than-training images and inpainting (Figs. 1, 4, 7) with the models the authors "
+               "trained (FFHQ, LSUN Churches, LSUN Bedroom), loaded into ulib's modules.",
+               "the released `logs/` folder (not included: see below). Without it this notebook says so and "
+               "skips every cell that needs it.",
+               "CPU: seconds when the files are absent; with them, about a minute per image at 256 steps "
+               "(estimate: 24-layer transformer over 256 tokens plus a 256x256 decoder).",
+               "GPU: seconds per image (estimate)."),
+        parameters("""\
+            released_dir = "../logs"  # the downloaded logs/ folder (relative to notebooks/)
+            dataset = "churches"  # churches | bedrooms | ffhq: which released pair to use
+            n_samples = 2  # images to sample
+            steps = 64  # reverse steps (the paper's tables use 256; fewer is faster, Table 3)
+            temperature = 0.9  # the paper's tables use 0.9
+            canvas = "16x32"  # latent canvas of the wide image (training grid: 16x16)
+            """),
+        setup("""\
+            from pathlib import Path
+
+            root = (nbu.START_DIR / Path(released_dir).expanduser()).resolve()  # relative to the notebook's folder
+            """),
+        md("""\
+            ## Where the files come from
+
+            The official repository's README links a `logs/` folder (a Google Drive folder) holding, for each
+            dataset, `logs/vqgan_<dataset>/saved_models/vqgan_ema_<step>.th` and
+            `logs/absorbing_<dataset>/saved_models/absorbing_ema_<step>.th` (and the AR baseline's
+            `autoregressive_ema_<step>.th`). Download it into this repository as `logs/` (beside `notebooks/`), or point
+            `released_dir` at it. They are plain PyTorch state dicts; `ulib.official` maps them onto ulib's
+            VQGAN and transformer, which compute exactly what the official modules compute (checked layer by
+            layer in `tests/test_official.py`).
+            """),
+        code("""\
+            from ulib.official import RELEASE_HINT
+
+            def newest(pattern: str):  # the file matching `pattern` with the highest training step (..._STEP.th)
+                step = lambda p: int(p.stem.rsplit("_", 1)[-1]) if p.stem.rsplit("_", 1)[-1].isdigit() else -1
+                files = sorted(root.glob(pattern), key=step)
+                return files[-1] if files else None
+
+            vqgan_file = newest(f"vqgan_{dataset}/saved_models/vqgan_ema_*.th")
+            sampler_file = newest(f"absorbing_{dataset}/saved_models/absorbing_ema_*.th")
+            available = vqgan_file is not None and sampler_file is not None
+            if available:
+                print("using", vqgan_file.relative_to(root), "and", sampler_file.relative_to(root))
+            else:
+                print(f"The released checkpoints for {dataset!r} are not in {released_dir!r}: the cells below skip.")
+                print(RELEASE_HINT)
+            """),
+        code("""\
+            # NBVAL_CHECK_OUTPUT
+            from ulib.official import PAPER_SAMPLER_HPARAMS, PAPER_VQGAN_HPARAMS
+
+            print("paper VQGAN:", {k: PAPER_VQGAN_HPARAMS[k] for k in ("nf", "ch_mult", "codebook_size", "emb_dim")})
+            print("paper sampler:", {k: PAPER_SAMPLER_HPARAMS[k] for k in ("bert_n_emb", "bert_n_layers", "block_size")})
+            """),
+        md("""\
+            ## Samples
+
+            The same command-line path as `python -m ulib sample --official-vqgan ... --official-sampler ...`.
+            """),
+        code("""\
+            from ulib.commands import parse_canvas, sample_images
+            from ulib.sampling_models import from_official
+
+            if available:
+                m = from_official(vqgan_file, sampler_file, "absorbing", s.device)
+                images = sample_images(m, n_samples, steps=steps, temperature=temperature, seed=s.seed, device=s.device)
+                nbu.show(nbu.save_grid(s, images, f"10_released_{dataset}_samples"))
+                wide = sample_images(m, 1, steps=steps, temperature=temperature, seed=s.seed, device=s.device,
+                                     canvas=parse_canvas(canvas), stride=4)
+                nbu.show(nbu.save_grid(s, wide, f"10_released_{dataset}_wide"))
+            else:
+                print("skipped: no released checkpoints")
+            """),
+    ]
+
+
 NOTEBOOKS = {
     "01_quickstart": nb01, "02_vqgan": nb02, "03_absorbing_prior": nb03, "04_step_skipping": nb04,
     "05_ar_vs_absorbing": nb05, "06_elbo_vs_reweighted": nb06, "07_temperature": nb07, "08_big_images": nb08,
-    "09_inpainting": nb09,
+    "09_inpainting": nb09, "10_released_checkpoints": nb10,
 }
 
 
