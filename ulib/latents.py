@@ -38,13 +38,14 @@ def token_dtype(codebook_size: int) -> torch.dtype:
 
 
 @torch.no_grad()
-def encode_split(vqgan, dataset, device, batch_size: int = 64, flip: bool = False, desc: str = "") -> torch.Tensor:
+def encode_split(vqgan, dataset, device, batch_size: int = 64, flip: bool = False, desc: str = "",
+                 progress: bool = True) -> torch.Tensor:
     """Token grids (N, h, w) of every image of `dataset` (optionally mirrored)."""
     from tqdm.auto import tqdm
 
     out = []
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    for x in tqdm(loader, desc=desc or "encoding", leave=False, mininterval=1.0):
+    for x in tqdm(loader, desc=desc or "encoding", leave=False, mininterval=1.0, disable=not progress):
         x = x.to(device)
         if flip:
             x = x.flip(-1)
@@ -53,7 +54,7 @@ def encode_split(vqgan, dataset, device, batch_size: int = 64, flip: bool = Fals
 
 
 def encode_dataset(cfg: Config, vqgan_ckpt: Path, out: Path, device, use_ema: bool = True,
-                   batch_size: int = 64) -> dict:
+                   batch_size: int = 64, progress: bool = True) -> dict:
     """Encode the train and validation splits; write `out` atomically; return the cache dict."""
     fp = latents_fingerprint(cfg, vqgan_ckpt)
     vqgan = load_vqgan(cfg, vqgan_ckpt, device, use_ema=use_ema)
@@ -61,16 +62,17 @@ def encode_dataset(cfg: Config, vqgan_ckpt: Path, out: Path, device, use_ema: bo
     cache = {"fingerprint": fp, "codebook_size": cfg.vqgan.codebook_size}
     for split in ("train", "val"):
         ds = build_dataset(cfg.data, split, train_transforms=False)
-        cache[split] = encode_split(vqgan, ds, device, batch_size, desc=f"encoding {split}").to(dt)
+        cache[split] = encode_split(vqgan, ds, device, batch_size, desc=f"encoding {split}", progress=progress).to(dt)
     if cfg.data.flip:  # mirrored training images, so the prior sees the same augmentation
         ds = build_dataset(cfg.data, "train", train_transforms=False)
-        cache["train_flipped"] = encode_split(vqgan, ds, device, batch_size, flip=True, desc="encoding flipped").to(dt)
+        cache["train_flipped"] = encode_split(vqgan, ds, device, batch_size, flip=True, desc="encoding flipped",
+                                               progress=progress).to(dt)
     save_checkpoint(out, cache)
     return cache
 
 
 def load_latents(cfg: Config, vqgan_ckpt: Path, path: Path, device, rebuild: str = "auto",
-                 use_ema: bool = True) -> dict:
+                 use_ema: bool = True, progress: bool = True) -> dict:
     """The cached latents, rebuilt when missing or stale (rebuild='auto'), or always ('force').
 
     rebuild='never' raises ValueError on a missing or stale cache instead.
@@ -87,4 +89,4 @@ def load_latents(cfg: Config, vqgan_ckpt: Path, path: Path, device, rebuild: str
         print(f"{path} is stale (VQGAN checkpoint or data changed): re-encoding")
     elif rebuild == "never":
         raise ValueError(f"no latents at {path}; run `python -m ulib encode` first")
-    return encode_dataset(cfg, vqgan_ckpt, path, device, use_ema=use_ema)
+    return encode_dataset(cfg, vqgan_ckpt, path, device, use_ema=use_ema, progress=progress)

@@ -52,7 +52,8 @@ def run_pipeline(run: RunDir, cfg: Config, *, resume: bool = False, force: bool 
     times["train-vqgan"] = _stage("train-vqgan", lambda: train_vqgan(
         run, cfg, resume=resume, force=force, show_progress=show_progress))
     times["reconstructions"] = _stage("reconstructions", lambda: save_reconstructions(run, cfg, device))
-    times["encode"] = _stage("encode", lambda: load_latents(cfg, run.vqgan_ckpt, run.latents, device))
+    times["encode"] = _stage("encode", lambda: load_latents(cfg, run.vqgan_ckpt, run.latents, device,
+                                                                   progress=show_progress))
     times["train-prior"] = _stage("train-prior", lambda: train_prior(
         run, cfg, resume=resume, force=force, show_progress=show_progress))
 

@@ -78,7 +78,7 @@ def train_prior(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
 
     # data: token grids encoded once by the trained VQGAN (rank 0 builds the cache, others wait)
     if main:
-        latents = load_latents(cfg, run.vqgan_ckpt, run.latents, device)
+        latents = load_latents(cfg, run.vqgan_ckpt, run.latents, device, progress=show_progress)
     dist_utils.barrier()
     if not main:
         latents = load_latents(cfg, run.vqgan_ckpt, run.latents, device, rebuild="never")
