@@ -1019,10 +1019,89 @@ def nb10():
     ]
 
 
+# ==== 11 ==================================================================================================
+def nb11():
+    return [
+        header("11 · Playground: sample, inpaint and watch the reverse process with widgets",
+               "nothing new: an interactive view of sections 3.2-4.5 (decoding methods and step skipping as in "
+               "Table 3, temperature as in Fig. 6, wide canvases as in Fig. 4, inpainting as in Fig. 7, and the "
+               "reverse process one step at a time).",
+               "notebook 01's run directory (VQGAN and prior; trained here when missing). Move the sliders "
+               "in JupyterLab; run headless (papermill), the notebook presses the buttons itself once.",
+               "CPU: seconds with `smoke` (estimate: a few samples of 64 tokens), seconds per Generate with "
+               "`demo` (estimate).",
+               "GPU, paper profiles: seconds per Generate at 256 steps (estimate)."),
+        parameters("""\
+            n_images = 4  # images per Generate
+            steps = 0  # reverse steps; 0: the profile's sample.steps (else T)
+            temperature = None  # None: the profile's sample.temperature
+            """),
+        setup("""\
+            from ulib.data import build_dataset
+            from ulib.sampling_models import from_run
+            from ulib.widgets import Playground
+
+            nbu.prior(s)  # load if present, else train (and the VQGAN and latents before it)
+            models = from_run(s.run, cfg, s.device)
+            val = build_dataset(cfg.data, "val", train_transforms=False)
+            """),
+        md("""\
+            ## The playground
+
+            Three tabs, all calling ulib: **Sample** (`ulib.decoding.decode_tokens` with the method, steps,
+            temperature and seed of the sliders; a canvas wider than the training grid goes through
+            `ulib.bigimage.sample_canvas`, Eq. 8), **Inpaint** (`ulib.inpaint.inpaint` on a validation image
+            or the last sample, inside a rectangle given in pixels) and **Steps** (`AbsorbingSampler.step`
+            one step at a time; the slider walks over the kept states, from all masked to none).
+
+            Generate samples in a background thread, so that **Stop** is handled while it runs: it sets a flag
+            that the sampler's callback checks after every pass, which ends the sampling early. The buttons
+            call plain methods (`generate`, `inpaint_region`, `compute_steps`), which the tests call too.
+            """),
+        code("""\
+            pg = Playground(models, s.device, val)
+            pg.n_images.value = n_images
+            pg.steps.value = steps or pg.steps.value
+            pg.temperature.value = temperature or pg.temperature.value
+            pg.seed.value = s.seed
+            pg
+            """),
+        md("""\
+            Run headless, the notebook presses the buttons itself (in JupyterLab, use the widget above; its
+            pictures update in place). The pictures are also saved to `RUN/results/`.
+            """),
+        code("""\
+            pg.generate_button.click()
+            pg.wait()  # Generate runs in a background thread
+            print(pg.message.value, "|", pg.timing.value)
+            (s.results / "11_playground_samples.png").write_bytes(pg.image.value)
+
+            pg.regenerate_button.click()  # inpaint the default rectangle of validation image 0
+            print(pg.inpaint_message.value)
+            (s.results / "11_playground_inpaint_before.png").write_bytes(pg.before.value)
+            (s.results / "11_playground_inpaint_after.png").write_bytes(pg.after.value)
+
+            pg.steps_button.click()  # the reverse process step by step, for one image
+            pg.step_slider.value = pg.step_slider.max // 2
+            print(pg.step_label.value)
+            """),
+        code("""\
+            # NBVAL_CHECK_OUTPUT
+            masked = [int((x == cfg.mask_id).sum()) for x in pg.states]
+            print(f"step slider 0..{pg.step_slider.max} over {len(pg.states)} states; masked tokens: first "
+                  f"{masked[0]} of {L}, last {masked[-1]}; never increasing: {masked == sorted(masked, reverse=True)}")
+            res = pg.inpaint_result
+            keep = ~res.latent_mask
+            print(f"inpainting: {int(res.latent_mask.sum())} of {L} tokens regenerated, tokens outside unchanged: "
+                  f"{torch.equal(res.tokens[keep], res.original_tokens[keep])}")
+            """),
+    ]
+
+
 NOTEBOOKS = {
     "01_quickstart": nb01, "02_vqgan": nb02, "03_absorbing_prior": nb03, "04_step_skipping": nb04,
     "05_ar_vs_absorbing": nb05, "06_elbo_vs_reweighted": nb06, "07_temperature": nb07, "08_big_images": nb08,
-    "09_inpainting": nb09, "10_released_checkpoints": nb10,
+    "09_inpainting": nb09, "10_released_checkpoints": nb10, "11_playground": nb11,
 }
 
 

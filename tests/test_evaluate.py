@@ -45,7 +45,6 @@ SAMPLE_ARGS = ["--samples", "12", "--steps", "4", "--temperature", "0.9", "--max
 
 @pytest.mark.slow
 def test_evaluate_samples_end_to_end(tiny_run, tmp_path, no_weights_env):
-    run = RunDir(tiny_run)
     r = evaluate_cli("--run", str(tiny_run), *SAMPLE_ARGS, "--seed", "1", "--features", "random-inception",
                      env=no_weights_env)
     assert r.returncode == 0, r.stdout + r.stderr

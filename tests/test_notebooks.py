@@ -35,7 +35,8 @@ FIGURES = ["01_samples", "02_reconstructions", "02_codebook_usage", "02_diffaug"
            "03_forward_process", "03_loss_weights", "03_training_curves", "03_accuracy_by_mask_ratio",
            "table3_steps", "table3_samples", "table4_ar_vs_absorbing", "table4_samples", "fig5_val_elbo",
            "fig6_temperature", "fig6_temperature_samples", "08_window_coverage", "fig4_big_images",
-           "fig4_independent_tiles", "fig7_inpainting"]
+           "fig4_independent_tiles", "fig7_inpainting", "11_playground_samples", "11_playground_inpaint_before",
+           "11_playground_inpaint_after"]
 
 
 # ---- committed notebooks: clean, regenerable, one parameters cell of literals ------------------------------

@@ -155,24 +155,15 @@ def _to_uint8_bhwc(images) -> np.ndarray:
     )
 
 
-def save_image_grid(
-    images,
-    path: str | os.PathLike,
-    nrow: int | None = None,
-    padding: int = 1,
-    pad_value: float = 1.0,
-    upscale: int = 1,
-) -> None:
-    """Tile `images` into one PNG at `path` (written atomically; the folder is created).
+def image_grid(images, nrow: int | None = None, padding: int = 1, pad_value: float = 1.0,
+               upscale: int = 1) -> np.ndarray:
+    """Tile `images` into one uint8 (H', W', 3) array.
 
     `nrow` images per row (default ceil(sqrt(B)), at most B), `padding` pixels between and around them
     filled with `pad_value` on the [-1, 1] scale (1 = white, -1 = black). The grid is
     (rows * (H + padding) + padding) x (nrow * (W + padding) + padding) pixels, then enlarged `upscale`
     times by nearest neighbour so 16x16 images stay visible.
     """
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise ValueError(f"save_image_grid writes PNG files; path {str(path)!r} should end in '.png'")
     arr = _to_uint8_bhwc(images)
     b, h, w, _ = arr.shape
     if b == 0:
@@ -194,4 +185,14 @@ def save_image_grid(
         grid[y : y + h, x : x + w] = arr[i]
     if upscale > 1:
         grid = grid.repeat(upscale, axis=0).repeat(upscale, axis=1)
+    return grid
+
+
+def save_image_grid(images, path: str | os.PathLike, nrow: int | None = None, padding: int = 1,
+                    pad_value: float = 1.0, upscale: int = 1) -> None:
+    """`image_grid(...)` written as a PNG at `path` (atomically; the folder is created)."""
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"save_image_grid writes PNG files; path {str(path)!r} should end in '.png'")
+    grid = image_grid(images, nrow, padding, pad_value, upscale)
     atomic_write(path, lambda f: Image.fromarray(grid).save(f, format="PNG"))

@@ -1,0 +1,183 @@
+"""The playground widgets, driven headless: set widget values, `button.click()`, read the widgets back.
+
+One tiny smoke run (4 VQGAN steps, 4 prior steps) is made once for the module through the CLI.
+"""
+import pytest
+import torch
+
+from conftest import CACHE, run_cli
+
+pytest.importorskip("ipywidgets")
+
+SETTINGS = ["--set", "vqgan_train.steps=4", "--set", "prior_train.steps=4", "--set", f"data.cache_dir={CACHE}"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    path = tmp_path_factory.mktemp("widgets") / "run"
+    for cmd in ("train-vqgan", "encode", "train-prior"):
+        r = run_cli(cmd, "--run", str(path), "--profile", "smoke", *SETTINGS)
+        assert r.returncode == 0, r.stderr[-3000:]
+    return path
+
+
+@pytest.fixture(scope="module")
+def models(run):
+    from ulib.rundir import RunDir
+    from ulib.sampling_models import from_run
+
+    rd = RunDir(run)
+    return from_run(rd, rd.stored_config(), torch.device("cpu"))
+
+
+@pytest.fixture(scope="module")
+def dataset(run):
+    from ulib.data import build_dataset
+    from ulib.rundir import RunDir
+
+    return build_dataset(RunDir(run).stored_config().data, "val", train_transforms=False)
+
+
+@pytest.fixture
+def pg(models, dataset):
+    from ulib.widgets import Playground
+
+    p = Playground(models, "cpu", dataset, background=False)
+    p.n_images.value = 2
+    return p
+
+
+def test_widgets_cover_the_settings(pg, models):
+    T = models.num_timesteps
+    assert (pg.steps.min, pg.steps.max) == (1, T)
+    assert set(pg.method.options) == {"random", "confidence", "remask"}
+    assert pg.width.min == models.latent_shape[1]
+    assert pg.widget.get_title(0) == "Sample" and len(pg.widget.children) == 3
+
+
+def test_generate_button_sends_settings_and_updates_image(pg, models, monkeypatch):
+    import ulib.widgets as W
+
+    calls = []
+    real = W.decode_tokens
+
+    def spy(*a, **kw):
+        calls.append(kw)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(W, "decode_tokens", spy)
+    pg.method.value, pg.steps.value, pg.temperature.value, pg.seed.value = "confidence", 3, 0.7, 5
+    pg.n_images.value = 3
+    before = pg.image.value
+    pg.generate_button.click()
+    assert pg.message.value.startswith("confidence"), pg.message.value
+    kw = calls[-1]
+    assert (kw["method"], kw["steps"], kw["temperature"], kw["batch"]) == ("confidence", 3, pytest.approx(0.7), 3)
+    assert kw["num_timesteps"] == models.num_timesteps and kw["mask_id"] == models.mask_id
+    assert pg.image.value != before and pg.image.value[:8] == b"\x89PNG\r\n\x1a\n"
+    assert pg.timing.value.startswith("3 images in ") and "ms/image" in pg.timing.value
+    assert pg.progress.value == pg.progress.max == 3
+    assert pg.last_images.shape[0] == 3
+    first = pg.image.value
+    pg.seed.value = 6  # another seed: another picture; the same seed again: the same picture
+    pg.generate_button.click()
+    assert pg.image.value != first
+    pg.seed.value = 5
+    pg.generate_button.click()
+    assert pg.image.value == first
+
+
+@pytest.mark.parametrize("method", ["random", "remask"])
+def test_methods_finish(pg, method):
+    pg.method.value, pg.steps.value = method, 4
+    pg.generate_button.click()
+    assert pg.message.value.startswith(method) and pg.last_tokens.max() < pg.m.mask_id
+
+
+def test_wide_canvas_uses_sample_canvas(pg, models):
+    h, w = models.latent_shape
+    pg.width.value, pg.steps.value = w + 2, 4
+    pg.generate_button.click()
+    assert pg.last_tokens.shape == (2, h, w + 2), pg.message.value
+    assert pg.last_images.shape[-1] == (w + 2) * pg.factor
+    assert "canvas" in pg.message.value
+
+
+def test_stop_ends_sampling_early(pg, models):
+    pg.method.value, pg.steps.value = "remask", models.num_timesteps  # remask: one callback per step
+    pg.generate_button.click()
+    done = pg.image.value
+    pg.seed.value = 1
+    pressed = []
+
+    def press_stop(change):  # Stop pressed while sampling, after the first step
+        if change["new"] == 1 and not pressed:
+            pressed.append(1)
+            pg.stop_button.click()
+
+    pg.progress.observe(press_stop, names="value")
+    pg.generate_button.click()
+    assert pressed and pg.message.value.startswith("stopped after 1 of"), pg.message.value
+    assert pg.progress.value == 1 < pg.progress.max
+    assert pg.image.value == done  # the stopped run left the picture alone
+    pg.progress.unobserve(press_stop, names="value")
+    pg.generate_button.click()  # the flag is cleared by the next Generate
+    assert pg.progress.value == pg.progress.max and pg.image.value != done
+
+
+def test_inpaint_keeps_tokens_outside_the_rectangle(pg):
+    H, W = pg.img_size
+    pg.source.value = "validation image"
+    pg.val_index.value = 3
+    pg.x0.value, pg.y0.value, pg.x1.value, pg.y1.value = 0, 0, W // 2, H // 2
+    pg.regenerate_button.click()
+    res = pg.inpaint_result
+    assert res is not None, pg.inpaint_message.value
+    f = pg.factor
+    expected = torch.zeros(pg.h, pg.w, dtype=torch.bool)
+    expected[: (H // 2) // f, : (W // 2) // f] = True
+    assert torch.equal(res.latent_mask[0].cpu(), expected)
+    keep = ~res.latent_mask
+    assert torch.equal(res.tokens[keep], res.original_tokens[keep])
+    assert pg.before.value[:4] == b"\x89PNG" and pg.after.value[:4] == b"\x89PNG"
+    assert "tokens regenerated" in pg.inpaint_message.value
+
+
+def test_inpaint_last_sample_and_errors(pg):
+    pg.source.value = "last sample"
+    pg.regenerate_button.click()
+    assert "Generate first" in pg.inpaint_message.value
+    pg.generate_button.click()
+    pg.x0.value = pg.x1.value = 4  # empty rectangle
+    pg.regenerate_button.click()
+    assert "empty" in pg.inpaint_message.value
+    pg.x0.value, pg.x1.value = 0, pg.img_size[1]
+    pg.regenerate_button.click()
+    keep = ~pg.inpaint_result.latent_mask
+    assert torch.equal(pg.inpaint_result.original_tokens[keep], pg.inpaint_result.tokens[keep])
+
+
+def test_step_by_step(pg, models):
+    pg.steps.value = 5
+    pg.steps_button.click()
+    assert (pg.step_slider.min, pg.step_slider.max) == (0, 5) and len(pg.states) == 6
+    L = pg.h * pg.w
+    masked = [int((s == models.mask_id).sum()) for s in pg.states]
+    assert masked[0] == L and masked[-1] == 0 and masked == sorted(masked, reverse=True)
+    first_map, first_img = pg.token_map.value, pg.step_image.value
+    pg.step_slider.value = 5
+    assert pg.token_map.value != first_map and pg.step_image.value != first_img
+    assert pg.step_label.value.startswith("step 5 of 5")
+    pg.steps.value = 2  # fewer steps: the slider shrinks
+    pg.steps_button.click()
+    assert pg.step_slider.max == 2 and pg.step_slider.value == 0
+
+
+def test_background_thread(models):
+    from ulib.widgets import Playground
+
+    pg = Playground(models, "cpu", background=True)
+    pg.n_images.value = 1
+    pg.generate_button.click()
+    pg.wait(60)
+    assert pg.image.value and "images in" in pg.timing.value
