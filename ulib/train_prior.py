@@ -17,7 +17,7 @@ from .absorbing import AbsorbingDiffusion
 from .batches import StepBatches
 from .checkpoint import rng_state, save_checkpoint, set_rng_state, unwrap
 from .config import Config
-from .device import amp_dtype, autocast, make_scaler, resolve_device, seed_everything
+from .device import amp_dtype, autocast, make_scaler
 from .ema import EMA
 from .latents import load_latents
 from .loading import build_prior, load_vqgan
@@ -26,7 +26,7 @@ from .rundir import RunDir
 from .autoregressive import ar_loss, sample_ar
 from .decoding import decode_tokens
 from .likelihood import absorbing_elbo, ar_nll
-from .training import Throughput, check_finite, progress, resume_state, set_lr, warmup_lr
+from .training import Throughput, check_finite, progress, set_lr, start_training, warmup_lr
 
 
 def _flatten(tokens: torch.Tensor) -> torch.Tensor:
@@ -66,15 +66,9 @@ def train_prior(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
                 stop_at: int | None = None, show_progress: bool = True) -> Path:
     """Train the prior of `run` to cfg.prior_train.steps (or stop early at `stop_at`); returns the checkpoint."""
     tc = cfg.prior_train
-    device = resolve_device(cfg.device)
-    rank, world, device = dist_utils.init_from_env(device)
-    main = rank == 0
     ckpt, log_file = run.prior_ckpt_for(cfg.prior.kind), run.prior_log_for(cfg.prior.kind)
-    state = resume_state(ckpt, resume=resume, force=force, total_steps=tc.steps, what="prior")
-    if main:
-        run.make()
-        run.save_config(cfg)
-    seed_everything(cfg.seed + rank)
+    rank, world, device, state = start_training(run, cfg, ckpt, tc.steps, "prior", resume=resume, force=force)
+    main = rank == 0
 
     # data: token grids encoded once by the trained VQGAN (rank 0 builds the cache, others wait)
     if main:

@@ -21,13 +21,13 @@ from .batches import StepBatches, random_flip
 from .checkpoint import rng_state, save_checkpoint, set_rng_state
 from .config import Config
 from .data import build_dataset
-from .device import amp_dtype, autocast, make_scaler, resolve_device, seed_everything
+from .device import amp_dtype, autocast, make_scaler
 from .discriminator import PatchDiscriminator
 from .ema import EMA
 from .loading import build_vqgan
 from .logs import MetricsLog, save_image_grid
 from .rundir import RunDir
-from .training import Throughput, check_finite, progress, resume_state, set_lr, warmup_lr
+from .training import Throughput, check_finite, progress, set_lr, start_training, warmup_lr
 
 
 def _perceptual(cfg: Config, device):
@@ -44,14 +44,9 @@ def train_vqgan(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
     from .vqgan_loss import VQGANLoss
 
     tc = cfg.vqgan_train
-    device = resolve_device(cfg.device)
-    rank, world, device = dist_utils.init_from_env(device)
+    rank, world, device, state = start_training(run, cfg, run.vqgan_ckpt, tc.steps, "VQGAN", resume=resume,
+                                                force=force)
     main = rank == 0
-    state = resume_state(run.vqgan_ckpt, resume=resume, force=force, total_steps=tc.steps, what="VQGAN")
-    if main:
-        run.make()
-        run.save_config(cfg)
-    seed_everything(cfg.seed + rank)
 
     train = build_dataset(cfg.data, "train", train_transforms=False)  # flips happen below, seeded
     val = build_dataset(cfg.data, "val", train_transforms=False)

@@ -49,6 +49,24 @@ def resume_state(ckpt: Path, *, resume: bool, force: bool, total_steps: int, wha
     return state
 
 
+def start_training(run, cfg, ckpt: Path, total_steps: int, what: str, *, resume: bool, force: bool):
+    """What both stages do first: pick the device (joining torchrun's process group when launched by it),
+    decide fresh start vs resume (`resume_state`), write the run's config (rank 0) and seed this process.
+
+    Returns (rank, world, device, state); state is None for a fresh start.
+    """
+    from . import distributed as dist_utils
+    from .device import resolve_device, seed_everything
+
+    rank, world, device = dist_utils.init_from_env(resolve_device(cfg.device))
+    state = resume_state(ckpt, resume=resume, force=force, total_steps=total_steps, what=what)
+    if rank == 0:
+        run.make()
+        run.save_config(cfg)
+    seed_everything(cfg.seed + rank)
+    return rank, world, device, state
+
+
 def check_finite(value: float, step: int, ckpt: Path, what: str) -> None:
     """Stop training on a NaN/inf loss, naming the step and the last good checkpoint."""
     if math.isfinite(value):
