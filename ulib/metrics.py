@@ -34,7 +34,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .perceptual import WEIGHTS_ENV
+from .perceptual import WEIGHTS_ENV, weight_candidates
 
 FEATURES = ("inception", "random-inception")
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's converted TF InceptionV3
@@ -57,14 +57,8 @@ def inception_url() -> str:
 
 
 def inception_candidates(weights_dir: str | os.PathLike | None = None) -> list[Path]:
-    """Where the standard weights are looked for, in order: weights_dir (else $ULIB_WEIGHTS_DIR), then the torch
-    hub cache, where torch-fidelity's own download puts them."""
-    places = []
-    chosen = weights_dir if weights_dir is not None else os.environ.get(WEIGHTS_ENV)
-    if chosen:
-        places.append(Path(chosen) / INCEPTION_FILE)
-    places.append(Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE)
-    return places
+    """Where the standard InceptionV3 weights are looked for (see `ulib.perceptual.weight_candidates`)."""
+    return weight_candidates(INCEPTION_FILE, weights_dir)
 
 
 def find_inception_weights(weights_dir: str | os.PathLike | None = None) -> Path:

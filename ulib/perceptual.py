@@ -18,14 +18,20 @@ VGG16_FILE = "vgg16-397923af.pth"  # torchvision's ImageNet VGG16 weights, as na
 WEIGHTS_ENV = "ULIB_WEIGHTS_DIR"
 
 
-def vgg16_candidates(weights_dir: str | None = None) -> list[Path]:
-    """Where `load_lpips` looks, in order: weights_dir (else $ULIB_WEIGHTS_DIR), then the torch hub cache."""
+def weight_candidates(filename: str, weights_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Where a pretrained-weights file is looked for, in order: weights_dir (else $ULIB_WEIGHTS_DIR), then
+    the torch hub cache (where torchvision's and torch-fidelity's own downloads put them)."""
     places = []
     chosen = weights_dir if weights_dir is not None else os.environ.get(WEIGHTS_ENV)
     if chosen:
-        places.append(Path(chosen) / VGG16_FILE)
-    places.append(Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILE)
+        places.append(Path(chosen) / filename)
+    places.append(Path(torch.hub.get_dir()) / "checkpoints" / filename)
     return places
+
+
+def vgg16_candidates(weights_dir: str | None = None) -> list[Path]:
+    """Where `load_lpips` looks for the VGG16 backbone file."""
+    return weight_candidates(VGG16_FILE, weights_dir)
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
