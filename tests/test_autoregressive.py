@@ -179,6 +179,22 @@ def test_top_k_restricts_draws_to_the_k_largest_logits():
     assert len(res.token.unique()) == 3  # 500 draws over 3 codes hit all three
 
 
+@pytest.mark.parametrize("temperature, top_k", [(1.0, None), (0.5, None), (2.0, 4)])
+def test_draw_follows_the_tempered_softmax(temperature, top_k):
+    # frequencies of 40,000 draws from fixed logits vs softmax(top_k(logits) / temperature), within 5 s.e.
+    logits = torch.linspace(-2.0, 2.0, K)[torch.randperm(K, generator=torch.Generator().manual_seed(1))]
+    sampler = ARSampler(tiny_ar(), temperature, top_k, generator=torch.Generator().manual_seed(0))
+    n = 40_000
+    draws = sampler.draw(logits.expand(n, K))
+    freq = torch.bincount(draws, minlength=K).double() / n
+    want = logits.double() / temperature
+    if top_k is not None:
+        want = want.masked_fill(logits < logits.topk(top_k).values[-1], float("-inf"))
+    p = want.softmax(-1)
+    se = (p * (1 - p) / n).sqrt()
+    assert ((freq - p).abs() <= 5 * se + 1e-12).all(), (freq, p)
+
+
 def test_seeded_sampling_is_deterministic():
     net = tiny_ar()
     a, b, c = (sample_ar(net, 4, L, "cpu", generator=torch.Generator().manual_seed(s)) for s in (7, 7, 8))

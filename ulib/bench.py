@@ -9,19 +9,23 @@ What is measured:
 - absorbing sampling, time per image, at several step counts and methods, against a straightforward
   implementation of the paper's sampler (`naive_sample`: full forward and a draw at every position every
   step, like the official code); the sampler's own overhead beside its forward passes;
-- AR sampling with and without the key/value cache;
+- AR sampling with and without the key/value cache, and the cache with and without MKL-packed weights
+  (`ulib.packed_linear`);
 - big-image sampling (Eq. 8) for several canvases and strides, with the number of windows;
 - training steps per second.
+`--only GROUP ...` runs some of these: forward, absorbing, ar, bigimage, training.
 """
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import dataclass
 
 import torch
 
 from .absorbing import AbsorbingDiffusion
+from .packed_linear import packing_available
 from .transformer import Transformer
 
 
@@ -37,6 +41,10 @@ class BenchConfig:
     canvases: tuple[int, ...] = (16, 24, 32)
     strides: tuple[int, ...] = (1, 4)
     ar_plain: bool = True  # the uncached AR path is slow at L = 256 (minutes); --no-ar-plain skips it
+    only: tuple[str, ...] = ()  # groups to run (GROUPS); empty: all
+
+
+GROUPS = ("forward", "absorbing", "ar", "bigimage", "training")
 
 
 QUICK = BenchConfig(n_layers=2, n_emb=32, n_head=4, side=4, codebook_size=16, batch=2, steps=(16, 4),
@@ -107,10 +115,9 @@ class CountingForward(torch.nn.Module):
 
 
 def run(cfg: BenchConfig, device, progress=print) -> list[dict]:
-    from .autoregressive import sample_ar
-    from .bigimage import sample_canvas
-    from .decoding import decode_tokens
-
+    bad = [g for g in cfg.only if g not in GROUPS]
+    if bad:
+        raise ValueError(f"unknown bench group(s) {bad}; allowed: {', '.join(GROUPS)}")
     torch.manual_seed(0)
     L, K, B = cfg.side**2, cfg.codebook_size, cfg.batch
     conf = {"n_layers": cfg.n_layers, "n_emb": cfg.n_emb, "n_head": cfg.n_head, "latent": f"{cfg.side}x{cfg.side}",
@@ -122,6 +129,17 @@ def run(cfg: BenchConfig, device, progress=print) -> list[dict]:
                         "device": str(device), "torch": torch.__version__})
         progress(f"{name:<44} {value:>10.4g} {unit:<12} {extra if extra else ''}")
 
+    sections = {"forward": _bench_forward, "absorbing": _bench_absorbing, "ar": _bench_ar,
+                "bigimage": _bench_bigimage, "training": _bench_training}
+    for group in GROUPS:
+        if not cfg.only or group in cfg.only:
+            torch.manual_seed(0)
+            sections[group](cfg, device, rec)
+    return records
+
+
+def _bench_forward(cfg: BenchConfig, device, rec) -> None:
+    L, K, B = cfg.side**2, cfg.codebook_size, cfg.batch
     net = Transformer(K, L, cfg.n_emb, cfg.n_head, cfg.n_layers).to(device).eval()
     mm = matmul_rate(device)
     rec("matmul float32", mm, "GFLOP/s", n=1024)
@@ -133,7 +151,13 @@ def run(cfg: BenchConfig, device, progress=print) -> list[dict]:
     rec("transformer forward", rate, "GFLOP/s")
     rec("transformer forward / matmul rate", rate / mm, "fraction")
 
-    T = max(cfg.steps)
+
+def _bench_absorbing(cfg: BenchConfig, device, rec) -> None:
+    from .decoding import decode_tokens
+
+    L, K, B = cfg.side**2, cfg.codebook_size, cfg.batch
+    net = Transformer(K, L, cfg.n_emb, cfg.n_head, cfg.n_layers).to(device).eval()
+    T, few = max(cfg.steps), min(cfg.steps)
     for steps in cfg.steps:
         g = torch.Generator(device=device)
         _, sec = _timed(lambda: naive_sample(net, B, L, T, K, steps, 1.0, g.manual_seed(0)))
@@ -145,26 +169,42 @@ def run(cfg: BenchConfig, device, progress=print) -> list[dict]:
         rec("  speed-up over naive", sec / sec2, "x", steps=steps)
         rec("  sampler overhead beside forward passes", (sec2 - counted.seconds) / max(counted.seconds, 1e-9),
             "fraction", steps=steps)
-    few = min(cfg.steps)
     for method in ("confidence", "remask"):
         _, sec = _timed(lambda: decode_tokens(net, method=method, batch=B, length=L, num_timesteps=T, mask_id=K,
                                               steps=few, generator=torch.Generator(device=device).manual_seed(0),
                                               device=device))
         rec(f"absorbing sampling, {method}", sec / B, "s/image", steps=few)
 
+
+def _bench_ar(cfg: BenchConfig, device, rec) -> None:
+    from .autoregressive import sample_ar
+
+    L, K, B = cfg.side**2, cfg.codebook_size, cfg.batch
     ar = Transformer(K, L, cfg.n_emb, cfg.n_head, cfg.n_layers, causal=True).to(device).eval()
-    _, cached = _timed(lambda: sample_ar(ar, B, L, device, generator=torch.Generator(device=device).manual_seed(0)))
-    rec("AR sampling, KV cache", cached / B, "s/image")
+
+    def sample(**kw):
+        return sample_ar(ar, B, L, device, generator=torch.Generator(device=device).manual_seed(0), **kw)
+
+    # best of 2 runs each: a single run of the short cached paths (~1.5 s) swings by ~10% on a busy machine
+    _, unpacked = _timed(lambda: sample(pack_weights=False), 2)
+    rec("AR sampling, KV cache, plain weights", unpacked / B, "s/image")
+    _, cached = _timed(lambda: sample(), 2)
+    rec("AR sampling, KV cache", cached / B, "s/image", packed_weights=packing_available(device))
+    rec("  packed weights speed-up", unpacked / cached, "x")
     if cfg.ar_plain:
-        _, plain = _timed(lambda: sample_ar(ar, B, L, device, use_cache=False,
-                                            generator=torch.Generator(device=device).manual_seed(0)))
+        _, plain = _timed(lambda: sample(use_cache=False), 2)
         rec("AR sampling, recompute everything", plain / B, "s/image")
         rec("  KV cache speed-up", plain / cached, "x")
 
+
+def _bench_bigimage(cfg: BenchConfig, device, rec) -> None:
+    from .bigimage import sample_canvas, window_offsets
+
+    L, K = cfg.side**2, cfg.codebook_size
+    net = Transformer(K, L, cfg.n_emb, cfg.n_head, cfg.n_layers).to(device).eval()
+    few = min(cfg.steps)
     for side in cfg.canvases:
         for stride in cfg.strides:
-            from .bigimage import window_offsets
-
             n_win = len(window_offsets((side, side), (cfg.side, cfg.side), stride))
             _, sec = _timed(lambda: sample_canvas(net, (side, side), (cfg.side, cfg.side), num_timesteps=few,
                                                   mask_id=K, steps=few, stride=stride, batch=1,
@@ -173,9 +213,12 @@ def run(cfg: BenchConfig, device, progress=print) -> list[dict]:
             rec("big-image sampling", sec, "s/image", canvas=f"{side}x{side}", stride=stride, windows=n_win,
                 steps=few)
 
+
+def _bench_training(cfg: BenchConfig, device, rec) -> None:
+    L, K, B = cfg.side**2, cfg.codebook_size, cfg.batch
     train_net = Transformer(K, L, cfg.n_emb, cfg.n_head, cfg.n_layers).to(device)
     opt = torch.optim.AdamW(train_net.parameters(), lr=1e-4)
-    diff = AbsorbingDiffusion(T, K)
+    diff = AbsorbingDiffusion(max(cfg.steps), K)
     x0 = torch.randint(0, K, (B, L), device=device)
 
     def train_step():
@@ -187,13 +230,18 @@ def run(cfg: BenchConfig, device, progress=print) -> list[dict]:
     train_step()
     _, sec = _timed(lambda: [train_step() for _ in range(3)])
     rec("prior training", 3 / sec, "steps/s")
-    return records
 
 
 def main(args) -> int:
     from .device import resolve_device
 
-    cfg = QUICK if args.quick else BenchConfig(ar_plain=not args.no_ar_plain)
+    from dataclasses import replace
+
+    cfg = replace(QUICK if args.quick else BenchConfig(), ar_plain=not args.no_ar_plain, only=tuple(args.only or ()))
+    bad = [g for g in cfg.only if g not in GROUPS]
+    if bad:
+        print(f"error: --only {' '.join(bad)}: unknown group; allowed: {', '.join(GROUPS)}", file=sys.stderr)
+        return 2
     device = resolve_device(args.device)
     print(f"ulib bench on {device}, torch {torch.__version__}, {torch.get_num_threads()} threads"
           f"{' (quick: tiny model, numbers are meaningless)' if args.quick else ''}")

@@ -131,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, metavar="FILE", help="also write the figures as a list of records")
     p.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', ... (default auto)")
     p.add_argument("--quick", action="store_true", help="a tiny model: checks the bench runs (numbers meaningless)")
+    p.add_argument("--only", nargs="+", metavar="GROUP",
+                   help="run only these groups: forward (matmul rate, forward pass), absorbing (samplers vs the "
+                        "paper's), ar (KV cache), bigimage (Eq. 8 canvases), training (default: all)")
     p.add_argument("--no-ar-plain", action="store_true",
                    help="skip the uncached AR sampler (minutes on a CPU at L=256)")
 

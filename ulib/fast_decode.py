@@ -1,0 +1,71 @@
+"""One-position decoding steps of the causal transformer on CPU: the AR baseline's KV-cache path, made lean.
+
+With a key/value cache, each step of token-by-token sampling runs the network on one new position per
+image: B rows (the batch) against every weight matrix. At the bench's model (8 layers, width 256,
+codebook 1024, B = 4) a step reads ~25 MB of weights and ~8 MB of cached keys/values for ~50 MFLOP of
+arithmetic, and the module-by-module forward adds about forty small tensor operations per layer. So the
+step's time is memory traffic and per-operation overhead, and this file cuts both:
+
+- the weights are packed once for MKL's small-batch GEMM (`ulib.packed_linear.PackedLinear`), with the
+  query, key and value matrices stacked into one (one product instead of three);
+- `DecodeWeights.step` writes out the block for a single position with 2-D tensors (B, C): no reshapes
+  for a sequence axis, the new key/value written straight into the cache, no dropout modules (inference).
+
+It computes exactly what `Transformer.forward_cached` computes through the modules (pre-LN block:
+x + proj(attn(ln1(x))), then x + fc2(gelu(fc1(ln2(x)))), then head(ln_f(x))), to float rounding; tests
+compare the two. `Transformer.forward_cached` takes this path for one-position steps where
+`packing_applies` (float32 on a CPU with MKL, no autograd) and the model is in eval mode.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .packed_linear import PackedLinear
+
+
+class DecodeWeights:
+    """A causal Transformer's linear layers packed for steps of `rows` = B single positions, and the step.
+
+    Per layer: qkv (query, key and value stacked), proj, fc1 (mlp.0), fc2 (mlp.2); then the head. A snapshot
+    of the weights: `stale()` tells when the model changed since (the cache then repacks).
+    """
+
+    def __init__(self, model, rows: int):
+        self.rows = rows
+        self.qkv, self.proj, self.fc1, self.fc2 = [], [], [], []
+        for block in model.blocks:
+            a = block.attn
+            self.qkv.append(PackedLinear([a.query.weight, a.key.weight, a.value.weight],
+                                         [a.query.bias, a.key.bias, a.value.bias], rows))
+            self.proj.append(PackedLinear([a.proj.weight], [a.proj.bias], rows))
+            self.fc1.append(PackedLinear([block.mlp[0].weight], [block.mlp[0].bias], rows))
+            self.fc2.append(PackedLinear([block.mlp[2].weight], [block.mlp[2].bias], rows))
+        self.head = PackedLinear([model.head.weight], [model.head.bias], rows)
+
+    def stale(self) -> bool:
+        """True once any of the model's weights changed in place since packing."""
+        layers = (p for group in (self.qkv, self.proj, self.fc1, self.fc2) for p in group)
+        return any(p.stale() for p in layers) or self.head.stale()
+
+    @torch.no_grad()
+    def step(self, model, cache, x: torch.Tensor, pos: int) -> torch.Tensor:
+        """x (B, C): the embedded token (token + position embedding) at sequence position pos, whose
+        predecessors 0..pos-1 are in `cache`. Writes its keys/values at pos; returns the logits (B, K)."""
+        B, C = x.shape
+        S = pos + 1  # keys/values 0..pos: the new position attends to all of them (causal)
+        for layer, block in enumerate(model.blocks):
+            nh = block.attn.n_head
+            hs = C // nh
+            h = F.layer_norm(x, (C,), block.ln1.weight, block.ln1.bias, block.ln1.eps)
+            qkv = self.qkv[layer](h)  # (B, 3C): [q | k | v]
+            k_all, v_all = cache.k[layer], cache.v[layer]  # (B, nh, max_len, hs)
+            k_all[:, :, pos] = qkv[:, C:2 * C].view(B, nh, hs)
+            v_all[:, :, pos] = qkv[:, 2 * C:].view(B, nh, hs)
+            # softmax(q k^T / sqrt(hs)) v over the S positions so far, per head: (B, nh, 1, hs)
+            y = F.scaled_dot_product_attention(qkv[:, :C].view(B, nh, 1, hs), k_all[:, :, :S], v_all[:, :, :S])
+            x = x + self.proj[layer](y.view(B, C))
+            h = F.layer_norm(x, (C,), block.ln2.weight, block.ln2.bias, block.ln2.eps)
+            x = x + self.fc2[layer](F.gelu(self.fc1[layer](h), approximate=block.mlp[1].approximate))
+        x = F.layer_norm(x, (C,), model.ln_f.weight, model.ln_f.bias, model.ln_f.eps)
+        return self.head(x)  # (B, K)
