@@ -8,7 +8,7 @@ RUN    ?= runs/demo
 
 PROFILE ?= demo
 
-.PHONY: demo test install clean-venv notebooks reproduce test-notebooks docs-notebooks
+.PHONY: demo test install clean-venv notebooks reproduce test-notebooks docs-notebooks browser-deps test-browser
 
 install: $(STAMP)
 
@@ -23,6 +23,18 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The real-browser check of the widget playground (tests/test_browser.py): JupyterLab + headless Chromium.
+# browser-deps installs Debian's chromium (Playwright drives it; nothing is downloaded by Playwright itself).
+SUDO ?= $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser-deps:
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { $(SUDO) apt-get update && \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver; }
+	chromium --version 2>/dev/null
+
+test-browser: $(STAMP)
+	$(BIN)/python -m pytest -m browser tests/test_browser.py
 
 clean-venv:
 	rm -rf $(VENV)
