@@ -359,7 +359,7 @@ def test_bench_quick_writes_records(tmp_path):
     for x in recs:
         assert set(x) == {"name", "value", "unit", "configuration", "device", "torch"} and x["device"] == "cpu"
         assert isinstance(x["value"], float) and x["value"] >= 0
-    assert "AR sampling, KV cache, plain weights" in names and "  packed weights speed-up" in names
+    assert "AR sampling, KV cache, module path" in names and "  lean step speed-up" in names
 
 
 def test_bench_only_runs_the_chosen_groups(tmp_path):
@@ -367,6 +367,6 @@ def test_bench_only_runs_the_chosen_groups(tmp_path):
     r = run_cli("bench", "--quick", "--device", "cpu", "--only", "ar", "--no-ar-plain", "--json", str(out))
     assert r.returncode == 0, r.stderr
     names = {x["name"] for x in json.loads(out.read_text())}
-    assert names == {"AR sampling, KV cache, plain weights", "AR sampling, KV cache", "  packed weights speed-up"}
+    assert names == {"AR sampling, KV cache, module path", "AR sampling, KV cache", "  lean step speed-up"}
     r = run_cli("bench", "--quick", "--only", "sampling")
     assert r.returncode == 2 and "--only sampling: unknown group; allowed: forward, absorbing" in r.stderr

@@ -10,7 +10,8 @@ position i gives the logits of p(x_i | x_<i) (B, L, K): this file holds the proc
 - Loss: the same figure averaged over the batch (maximum likelihood = minimum cross-entropy).
 - Sampling: L sequential draws x_i ~ softmax(logits_i / temperature), optionally restricted to the top_k
   logits. With key/value caching each step runs the network on one new position only (L position-passes
-  in all; on CPU through `ulib.fast_decode`, packed weights and a lean step); without it every step re-runs
+  in all; on CPU through `ulib.fast_decode`, a lean step with the weights split across the cores); without
+  it every step re-runs
   the whole prefix (L(L+1)/2). Both draw one uniform per image per step from the generator (inverse CDF,
   `ulib.sampling.categorical`), so under one seed they give the same tokens (the logits agree to float
   rounding, which could only flip a draw that lands within ~1e-7 of a category boundary).
@@ -80,7 +81,7 @@ class ARSampler:
     """
 
     def __init__(self, model, temperature: float = 1.0, top_k: int | None = None,
-                 generator: torch.Generator | None = None, use_cache: bool = True, pack_weights: bool = True):
+                 generator: torch.Generator | None = None, use_cache: bool = True, fast_steps: bool = True):
         if not temperature > 0:
             raise ValueError(f"temperature={temperature}; must be > 0")
         K = getattr(model, "codebook_size", None)
@@ -94,7 +95,7 @@ class ARSampler:
         self.top_k = top_k
         self.generator = generator
         self.use_cache = use_cache
-        self.pack_weights = pack_weights  # cached steps on CPU read MKL-packed weights (ulib.packed_linear)
+        self.fast_steps = fast_steps  # cached one-token steps on CPU take ulib.fast_decode's lean path
         self.cache = None
         self._last = None  # the x the cache belongs to
         self.forward_passes = 0
@@ -111,7 +112,7 @@ class ARSampler:
                 return self.model.head(self.model.features(x)[:, -1])
             return self.model(x)[:, -1]
         if x is not self._last or self.cache is None:
-            self.cache = self.model.new_cache(self.pack_weights)  # empty: the start token and all of x go in one pass
+            self.cache = self.model.new_cache(self.fast_steps)  # empty: the start token and all of x go in one pass
         n_cached = max(self.cache.length - 1, 0)  # tokens of x already in the cache (i - 1 when continuing)
         return self.model.forward_cached(x[:, n_cached:], self.cache, n_cached)[:, -1]
 
@@ -166,7 +167,7 @@ class ARSampler:
 
 def sample_ar(model, batch: int, length: int, device, temperature: float = 1.0, top_k: int | None = None,
               generator: torch.Generator | None = None, use_cache: bool = True, callback=None,
-              pack_weights: bool = True) -> torch.Tensor:
+              fast_steps: bool = True) -> torch.Tensor:
     """Sample `batch` sequences of `length` tokens from the AR model, (B, L) long; see `ARSampler`."""
-    sampler = ARSampler(model, temperature, top_k, generator, use_cache, pack_weights)
+    sampler = ARSampler(model, temperature, top_k, generator, use_cache, fast_steps)
     return sampler.sample(batch, length, device, callback=callback)

@@ -9,8 +9,8 @@ What is measured:
 - absorbing sampling, time per image, at several step counts and methods, against a straightforward
   implementation of the paper's sampler (`naive_sample`: full forward and a draw at every position every
   step, like the official code); the sampler's own overhead beside its forward passes;
-- AR sampling with and without the key/value cache, and the cache with and without MKL-packed weights
-  (`ulib.packed_linear`);
+- AR sampling with and without the key/value cache, and the cached steps through the modules against
+  `ulib.fast_decode`'s lean step (weights split across the cores);
 - big-image sampling (Eq. 8) for several canvases and strides, with the number of windows;
 - training steps per second.
 `--only GROUP ...` runs some of these: forward, absorbing, ar, bigimage, training.
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from .absorbing import AbsorbingDiffusion
-from .packed_linear import packing_available
+from .split_linear import split_available
 from .transformer import Transformer
 
 
@@ -186,11 +186,12 @@ def _bench_ar(cfg: BenchConfig, device, rec) -> None:
         return sample_ar(ar, B, L, device, generator=torch.Generator(device=device).manual_seed(0), **kw)
 
     # best of 2 runs each: a single run of the short cached paths (~1.5 s) swings by ~10% on a busy machine
-    _, unpacked = _timed(lambda: sample(pack_weights=False), 2)
-    rec("AR sampling, KV cache, plain weights", unpacked / B, "s/image")
+    _, modules = _timed(lambda: sample(fast_steps=False), 2)
+    rec("AR sampling, KV cache, module path", modules / B, "s/image")
     _, cached = _timed(lambda: sample(), 2)
-    rec("AR sampling, KV cache", cached / B, "s/image", packed_weights=packing_available(device))
-    rec("  packed weights speed-up", unpacked / cached, "x")
+    rec("AR sampling, KV cache", cached / B, "s/image", fast_steps=split_available(device),
+        threads=torch.get_num_threads())
+    rec("  lean step speed-up", modules / cached, "x")
     if cfg.ar_plain:
         _, plain = _timed(lambda: sample(use_cache=False), 2)
         rec("AR sampling, recompute everything", plain / B, "s/image")

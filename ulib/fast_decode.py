@@ -6,45 +6,45 @@ codebook 1024, B = 4) a step reads ~25 MB of weights and ~8 MB of cached keys/va
 arithmetic, and the module-by-module forward adds about forty small tensor operations per layer. So the
 step's time is memory traffic and per-operation overhead, and this file cuts both:
 
-- the weights are packed once for MKL's small-batch GEMM (`ulib.packed_linear.PackedLinear`), with the
-  query, key and value matrices stacked into one (one product instead of three);
+- the weights are copied once into slices, one per CPU thread, so that every core streams its own part
+  of each matrix (`ulib.split_linear.SplitLinear`), with the query, key and value matrices stacked into
+  one (one product instead of three);
 - `DecodeWeights.step` writes out the block for a single position with 2-D tensors (B, C): no reshapes
   for a sequence axis, the new key/value written straight into the cache, no dropout modules (inference).
 
 It computes exactly what `Transformer.forward_cached` computes through the modules (pre-LN block:
 x + proj(attn(ln1(x))), then x + fc2(gelu(fc1(ln2(x)))), then head(ln_f(x))), to float rounding; tests
 compare the two. `Transformer.forward_cached` takes this path for one-position steps where
-`packing_applies` (float32 on a CPU with MKL, no autograd) and the model is in eval mode.
+`split_applies` (float32 on a CPU, no autograd) and the model is in eval mode.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from .packed_linear import PackedLinear
+from .split_linear import SplitLinear
 
 
 class DecodeWeights:
-    """A causal Transformer's linear layers packed for steps of `rows` = B single positions, and the step.
+    """A causal Transformer's linear layers split across the CPU threads, and the one-position step.
 
     Per layer: qkv (query, key and value stacked), proj, fc1 (mlp.0), fc2 (mlp.2); then the head. A snapshot
-    of the weights: `stale()` tells when the model changed since (the cache then repacks).
+    of the weights: `stale()` tells when the model changed since (the cache then rebuilds it).
     """
 
-    def __init__(self, model, rows: int):
-        self.rows = rows
+    def __init__(self, model):
         self.qkv, self.proj, self.fc1, self.fc2 = [], [], [], []
         for block in model.blocks:
             a = block.attn
-            self.qkv.append(PackedLinear([a.query.weight, a.key.weight, a.value.weight],
-                                         [a.query.bias, a.key.bias, a.value.bias], rows))
-            self.proj.append(PackedLinear([a.proj.weight], [a.proj.bias], rows))
-            self.fc1.append(PackedLinear([block.mlp[0].weight], [block.mlp[0].bias], rows))
-            self.fc2.append(PackedLinear([block.mlp[2].weight], [block.mlp[2].bias], rows))
-        self.head = PackedLinear([model.head.weight], [model.head.bias], rows)
+            self.qkv.append(SplitLinear([a.query.weight, a.key.weight, a.value.weight],
+                                        [a.query.bias, a.key.bias, a.value.bias]))
+            self.proj.append(SplitLinear([a.proj.weight], [a.proj.bias]))
+            self.fc1.append(SplitLinear([block.mlp[0].weight], [block.mlp[0].bias]))
+            self.fc2.append(SplitLinear([block.mlp[2].weight], [block.mlp[2].bias]))
+        self.head = SplitLinear([model.head.weight], [model.head.bias])
 
     def stale(self) -> bool:
-        """True once any of the model's weights changed in place since packing."""
+        """True once any of the model's weights changed in place (or the thread count changed) since."""
         layers = (p for group in (self.qkv, self.proj, self.fc1, self.fc2) for p in group)
         return any(p.stale() for p in layers) or self.head.stale()
 

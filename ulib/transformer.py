@@ -12,9 +12,9 @@ ln_f, head) so released weights map by name.
 Key/value caching (causal model only, for token-by-token sampling): `forward_cached` runs only the new
 positions and reads the keys/values of the earlier ones from a `KVCache` (no parameters, so the key layout
 is unchanged), so generating L tokens costs O(L) position-passes instead of O(L^2). The plain `forward`
-never touches a cache. On CPU, one-position steps run `ulib.fast_decode`: the same computation with
-weights packed for MKL's small-batch GEMM and fewer tensor operations (a step is a few rows against every
-weight matrix, so reading the weights and per-operation overhead are its cost).
+never touches a cache. On CPU, one-position steps run `ulib.fast_decode`: the same computation with the
+weights split across the CPU cores and fewer tensor operations (a step is a few rows against every weight
+matrix, so streaming the weights and per-operation overhead are its cost).
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .fast_decode import DecodeWeights
-from .packed_linear import packing_applies
+from .split_linear import split_applies
 
 
 class SelfAttention(nn.Module):
@@ -106,13 +106,13 @@ class KVCache:
     Sequence positions count the start token: position 0 is the start token, position p >= 1 is x[:, p-1].
     """
 
-    def __init__(self, n_layers: int, max_len: int, pack_weights: bool = True):
+    def __init__(self, n_layers: int, max_len: int, fast_steps: bool = True):
         self.max_len = max_len
         self.k: list[torch.Tensor | None] = [None] * n_layers
         self.v: list[torch.Tensor | None] = [None] * n_layers
         self.length = 0  # positions filled, start token included
-        self.pack_weights = pack_weights  # one-position steps on CPU run `ulib.fast_decode.DecodeWeights.step`
-        self.packed = None  # its DecodeWeights, built at the first such step, rebuilt when stale
+        self.fast_steps = fast_steps  # one-position steps on CPU run `ulib.fast_decode.DecodeWeights.step`
+        self.fast = None  # its DecodeWeights, built at the first such step, rebuilt when stale
 
     def update(self, layer: int, pos: int, k: torch.Tensor, v: torch.Tensor):
         """Write k, v (B, nh, T, hs) at positions pos..pos+T-1; return the keys/values of 0..pos+T-1."""
@@ -194,25 +194,25 @@ class Transformer(nn.Module):
         return self.head(self.features(idx))  # (B, L, codebook_size)
 
     # ---- key/value caching (causal model, inference) ----------------------------------------------
-    def new_cache(self, pack_weights: bool = True) -> KVCache:
+    def new_cache(self, fast_steps: bool = True) -> KVCache:
         """An empty cache for one batch of sequences of up to block_size positions.
 
-        pack_weights: one-position steps on CPU (float32, MKL, no grad, eval mode) take the lean path of
-        `ulib.fast_decode` with MKL-packed weights; False keeps the modules (the bench compares the two).
+        fast_steps: one-position steps on CPU (float32, no grad, eval mode) take the lean path of
+        `ulib.fast_decode` (weights split across the cores); False keeps the modules (the bench compares).
         """
-        return KVCache(len(self.blocks), self.block_size, pack_weights)
+        return KVCache(len(self.blocks), self.block_size, fast_steps)
 
     def _decode_weights(self, cache: KVCache, x: torch.Tensor):
         """`DecodeWeights` for a one-position step of x (B, 1, C), or None where they do not apply."""
-        if not cache.pack_weights or x.shape[1] != 1 or cache.length == 0 or self.training \
-                or not packing_applies(x):
+        if not cache.fast_steps or x.shape[1] != 1 or cache.length == 0 or self.training \
+                or not split_applies(x):
             return None
         k0 = cache.k[0]  # the step writes into the cache's buffers: they must fit this batch
         if k0 is None or k0.shape[0] != x.shape[0] or k0.dtype != x.dtype or k0.device != x.device:
             return None
-        if cache.packed is None or cache.packed.rows != x.shape[0] or cache.packed.stale():
-            cache.packed = DecodeWeights(self, x.shape[0])
-        return cache.packed
+        if cache.fast is None or cache.fast.stale():
+            cache.fast = DecodeWeights(self)
+        return cache.fast
 
     def forward_cached(self, idx_new: torch.Tensor, cache: KVCache, start: int) -> torch.Tensor:
         """Logits for the new tokens idx_new = x[:, start:start+T] (B, T), reusing the cached start token
@@ -240,7 +240,7 @@ class Transformer(nn.Module):
             raise ValueError(f"sequence length {pos + T} exceeds the model's block_size {self.block_size}")
         x = self.drop(x + self.pos_emb[:, pos:pos + T])
         fast = self._decode_weights(cache, x)
-        if fast is not None:  # the same computation, one position, packed weights, fewer ops
+        if fast is not None:  # the same computation: one position, split weights, fewer ops
             logits = fast.step(self, cache, x[:, 0], pos)[:, None]
         else:
             for layer, block in enumerate(self.blocks):
