@@ -49,7 +49,7 @@ reproduce: $(STAMP)
 test-notebooks: $(STAMP)
 	$(BIN)/python -m pytest tests/test_notebooks.py
 
-# Executed copies (demo profile) for readers who want figures without running anything
+# Executed copies (demo profile) for readers who want figures without running anything. Reuses the run of
+# `make demo` (RUN=runs/demo) when it exists, so only what it lacks is trained.
 docs-notebooks: $(STAMP)
-	$(BIN)/python -m ulib reproduce --profile demo --run runs/docs
-	mkdir -p docs/notebooks && cp runs/docs/notebooks/*.ipynb runs/docs/results/*.png runs/docs/results/*.md docs/notebooks/
+	$(BIN)/python -m ulib reproduce --profile demo --run $(RUN) --export docs/notebooks

@@ -89,8 +89,8 @@ def nb01():
                "the prior and decoding gives new images (the kind of samples shown in the paper's figures).",
                "nothing: this notebook trains both stages when the run directory has none.",
                "CPU: about 1.5 min with `smoke` (measured on 2 cores: VQGAN ~50 s, encoding the dataset ~35 s; "
-               "the pictures are meaningless), about 15 min with `demo` (estimate: the same work as `make demo`; "
-               "recognisable 32x32 emoji).",
+               "the pictures are meaningless), about 13 min with `demo` (the same work as `make demo`, measured at "
+               "12.5 min; recognisable 32x32 emoji), 6 s once that run exists.",
                "GPU, paper profiles: days (500k VQGAN steps, then 2M prior steps; the paper trained on one RTX "
                "2080 Ti). An estimate from the step counts, not a measurement."),
         parameters("""\
@@ -164,7 +164,7 @@ def nb02():
                "loss with the adaptive weight clamped at λmax (Eq. 9) and differentiable augmentation.",
                "notebook 01's run directory (the VQGAN is trained here if it is missing).",
                "CPU: about 5 s with `smoke` (measured on 2 cores) once the VQGAN exists (training it: see 01); "
-               "seconds with `demo` (estimate).",
+               "4 s with `demo` (measured on 2 cores, trained run present).",
                "GPU, paper profiles: a minute once trained (estimate)."),
         parameters("""\
             n_images = 16  # validation images to reconstruct
@@ -288,7 +288,7 @@ def nb03():
                "section 3.2: the absorbing forward process q(x_t | x_0), the ELBO (Eq. 6) and the reweighted "
                "training loss (Eq. 7); the prior's training curves.",
                "notebook 01's run directory (VQGAN, token cache and prior; trained here when missing).",
-               "CPU: about 5 s with `smoke` (measured on 2 cores), under a minute with `demo` (estimate), once "
+               "CPU: about 5 s with `smoke` (measured on 2 cores), 10 s with `demo` (measured on 2 cores, trained run present), once "
                "the prior exists.",
                "GPU, paper profiles: a few minutes once trained (estimate)."),
         parameters("""\
@@ -461,7 +461,7 @@ def nb04():
                "and the mean pairwise distance of the samples, and the time per image. The validation ELBO "
                "does not depend on the number of sampling steps, so it is not in this table (see 05).",
                "notebook 01's run directory (VQGAN and prior; trained here when missing).",
-               "CPU: about 5 s with `smoke` (measured on 2 cores), about a minute with `demo` (estimate).",
+               "CPU: about 5 s with `smoke` (measured on 2 cores), 8 s with `demo` (measured on 2 cores, trained run present).",
                "GPU, paper profiles: minutes for 16 samples per setting (estimate); FID needs thousands of "
                "samples and an Inception-based tool."),
         parameters("""\
@@ -550,7 +550,7 @@ def nb05():
                "notebook 01's run directory; the autoregressive baseline (`prior_ar.pt`, same transformer "
                "made causal) is trained here when missing.",
                "CPU: about 6 s with `smoke` including training the AR baseline (measured on 2 cores); with "
-               "`demo` several minutes, mostly training the AR baseline, about as long as the prior (estimate).",
+               "`demo` 6.5 min, nearly all of it training the AR baseline (measured on 2 cores).",
                "GPU, paper profiles: training the AR baseline takes as long as the prior (days); the ELBO's "
                "full sum over T = 256 takes minutes (estimates)."),
         parameters("""\
@@ -645,6 +645,21 @@ def nb05():
             nbu.save_figure(s, fig, "table4_ar_vs_absorbing")
             plt.show()
             """),
+        md("""\
+            ## Reading the table
+
+            - **Likelihood.** The AR figure is exact; the absorbing one is an upper bound (Eq. 6), so the
+              true gap between the two models is smaller than the gap in the table, by an amount nobody can
+              compute exactly. In the demo run (`docs/notebooks/`) the small AR baseline reaches a lower
+              figure than the absorbing prior's bound.
+            - **Time.** With a key/value cache the AR sampler runs L one-token passes; the absorbing sampler
+              runs at most `steps` passes over all L tokens. At the CPU profiles' 64 tokens the AR sampler
+              is therefore cheap; the absorbing sampler's advantage is in the number of *sequential* steps,
+              which it can cut far below L (notebook 04) and which matters at the paper's 256+ tokens on a
+              GPU, where a full pass costs little more than a one-token pass.
+            - Compare with the paper's Table 4 by hand: its values are not recorded in `ulib/paper_values.py`
+              (only numbers checked against the paper go there).
+            """),
     ]
 
 
@@ -657,8 +672,8 @@ def nb06():
                "except for the loss.",
                "notebook 01's run directory (its VQGAN and token cache; the two priors go into "
                "`RUN/fig5_elbo/` and `RUN/fig5_reweighted_elbo/` and never replace `RUN/prior.pt`).",
-               "CPU: about 7 s with `smoke` (measured on 2 cores), about twice the prior's training time with "
-               "`demo` (estimate: 10 min or so).",
+               "CPU: about 7 s with `smoke` (measured on 2 cores), 13 min with `demo` (measured on 2 cores: two "
+               "1,000-step trainings).",
                "GPU, paper profiles: set `train_steps` to a fraction of the 2M steps (tens of thousands "
                "give a readable curve in hours; estimate)."),
         parameters("""\
@@ -725,7 +740,7 @@ def nb07():
                "p(x_0 | x_t): cleaner, more alike samples, biased towards common codes. We measure the token "
                "entropy, the mean pairwise distance and the code-histogram divergence from validation data.",
                "notebook 01's run directory (VQGAN and prior; trained here when missing).",
-               "CPU: about 5 s with `smoke` (measured on 2 cores), about a minute with `demo` (estimate).",
+               "CPU: about 5 s with `smoke` (measured on 2 cores), 10 s with `demo` (measured on 2 cores, trained run present).",
                "GPU, paper profiles: minutes for 16 samples per temperature (estimate)."),
         parameters("""\
             temperatures = [0.6, 0.8, 0.9, 1.0, 1.2]  # softmax temperatures to compare
@@ -794,7 +809,7 @@ def nb08():
                "the prior was trained on, by running the prior on overlapping windows and mixing their "
                "predictions at every position.",
                "notebook 01's run directory (VQGAN and prior; trained here when missing).",
-               "CPU: about 4 s with `smoke` (measured on 2 cores), under a minute with `demo` (estimate).",
+               "CPU: about 4 s with `smoke` (measured on 2 cores), 7 s with `demo` (measured on 2 cores, trained run present).",
                "GPU, paper profiles: about a minute per 2x-wide canvas at stride 1 (estimate: 17 windows "
                "per step, 256 steps)."),
         parameters("""\
@@ -872,7 +887,7 @@ def nb09():
                "Fig. 7 of the paper (section 4.5): an image is encoded, the tokens under a mask are replaced "
                "by the mask token, and the reverse process fills them in while the others stay fixed.",
                "notebook 01's run directory (VQGAN and prior; trained here when missing).",
-               "CPU: about 4 s with `smoke` (measured on 2 cores), seconds with `demo` (estimate).",
+               "CPU: about 4 s with `smoke` (measured on 2 cores), 4 s with `demo` (measured on 2 cores, trained run present).",
                "GPU, paper profiles: seconds per image (estimate)."),
         parameters("""\
             masks = ["centre", "left", "bottom"]  # regions to regenerate: centre square, left half, bottom half
@@ -1028,8 +1043,8 @@ def nb11():
                "reverse process one step at a time).",
                "notebook 01's run directory (VQGAN and prior; trained here when missing). Move the sliders "
                "in JupyterLab; run headless (papermill), the notebook presses the buttons itself once.",
-               "CPU: seconds with `smoke` (estimate: a few samples of 64 tokens), seconds per Generate with "
-               "`demo` (estimate).",
+               "CPU: seconds with `smoke`; 4 s with `demo` (measured on 2 cores, trained run present), a Generate of 2 images at 64 "
+               "steps in well under a second (the widget shows the time of each).",
                "GPU, paper profiles: seconds per Generate at 256 steps (estimate)."),
         parameters("""\
             n_images = 4  # images per Generate

@@ -161,3 +161,53 @@ def test_nbval_lax_over_executed_notebooks(reproduced):
                         "-p", "no:cacheprovider", "--rootdir", str(run), *paths],
                        cwd=run, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-2000:]
+
+
+def test_export_docs_copies_notebooks_with_relative_paths(tmp_path):
+    from ulib.reproduce import PROJECT_ROOT, export_docs
+
+    run = tmp_path / "run"
+    (run / "notebooks").mkdir(parents=True)
+    (run / "results").mkdir()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        f'run_dir = "{PROJECT_ROOT}/runs/demo"', execution_count=1,
+        outputs=[nbformat.v4.new_output("stream", text=f"saved {PROJECT_ROOT}/runs/demo/vqgan.pt\n")])])
+    nbformat.write(nb, run / "notebooks" / "01_quickstart.ipynb")
+    (run / "results" / "01_quickstart.done").write_text(json.dumps(
+        {"seconds": 12.5, "parameters": {"profile": "demo"}, "finished": "2026-11-29T12:00:00+00:00"}))
+    (run / "results" / "01_samples.png").write_bytes(b"\x89PNG fake")
+    (run / "results" / "table3_steps.csv").write_text("steps\n4\n")
+    (run / "results" / "README.md").write_text("# index\n")
+    dest = tmp_path / "docs"
+    (dest / "results").mkdir(parents=True)
+    (dest / "results" / "keep.txt").write_text("not ours")  # other files survive an export
+    index = export_docs(run, dest, log=lambda *a: None)
+    text = (dest / "01_quickstart.ipynb").read_text()
+    assert str(PROJECT_ROOT) not in text and 'run_dir = \\"runs/demo\\"' in text and "saved runs/demo/vqgan.pt" in text
+    assert sorted(p.name for p in (dest / "results").iterdir()) == ["01_samples.png", "README.md", "keep.txt",
+                                                                   "table3_steps.csv"]
+    readme = index.read_text()
+    assert "| [01_quickstart](01_quickstart.ipynb) | demo | 12.5 |" in readme
+    with pytest.raises(FileNotFoundError, match="no executed notebooks"):
+        export_docs(tmp_path / "empty", dest, log=lambda *a: None)
+
+
+# ---- executed copies under docs/ (make docs-notebooks, demo profile) ----------------------------------------
+DOCS = ROOT / "docs" / "notebooks"
+
+
+@pytest.mark.skipif(not DOCS.exists(), reason="docs/notebooks not generated (make docs-notebooks)")
+def test_docs_notebooks_are_complete_and_clean():
+    """Every numbered notebook has an executed copy: all code cells ran, none raised, no absolute paths,
+    and no copy is bulky (the figures are PNGs in the outputs, kept small)."""
+    assert sorted(p.name for p in DOCS.glob("[0-9][0-9]_*.ipynb")) == [p.name for p in COMMITTED], \
+        "docs/notebooks is out of date: run `make docs-notebooks`"
+    for path in sorted(DOCS.glob("[0-9][0-9]_*.ipynb")):
+        text = path.read_text()
+        assert str(ROOT) not in text, f"{path.name} holds an absolute path of this checkout"
+        assert path.stat().st_size < 3_000_000, f"{path.name} is {path.stat().st_size} bytes"
+        nb = nbformat.read(path, as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert all(c.execution_count for c in code), f"{path.name} has cells that did not run"
+        assert not [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"], path.name
+    assert (DOCS / "results" / "README.md").exists() and (DOCS / "README.md").exists()

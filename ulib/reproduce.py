@@ -205,6 +205,49 @@ def collect(run: Path, profile: str, log=print) -> Path:
     return index
 
 
+# ---- executed copies for readers ------------------------------------------------------------------------
+def export_docs(run: Path, dest: Path, log=print) -> Path:
+    """Copy RUN's executed notebooks to DEST and its results to DEST/results, for readers who want the figures
+    without running anything (`make docs-notebooks` writes docs/notebooks/ from the demo profile).
+
+    Absolute paths of this checkout inside the notebooks (the injected run_dir, printed paths) become
+    relative to the project root, so the copies read the same on every machine. DEST/README.md lists the
+    notebooks with how long each took and links the results' index. Files of an earlier export are replaced;
+    other files in DEST are left alone.
+    """
+    import shutil
+
+    run, dest = Path(run).resolve(), Path(dest)
+    executed = sorted((run / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    if not executed:
+        raise FileNotFoundError(f"no executed notebooks in {run / 'notebooks'}; run `python -m ulib reproduce "
+                                f"--profile P --run {run}` first")
+    (dest / "results").mkdir(parents=True, exist_ok=True)
+    root = str(PROJECT_ROOT) + "/"
+    rows = []
+    for nb in executed:
+        (dest / nb.name).write_text(nb.read_text().replace(root, ""))
+        done = marker(run, nb)
+        info = json.loads(done.read_text()) if done.exists() else {}
+        rows.append({"notebook": f"[{nb.stem}]({nb.name})", "seconds": info.get("seconds"),
+                     "profile": info.get("parameters", {}).get("profile"), "finished": info.get("finished")})
+    for f in sorted((run / "results").glob("*")):
+        if f.suffix in (".png", ".csv", ".md"):
+            shutil.copy2(f, dest / "results" / f.name)
+    index = dest / "README.md"
+    index.write_text("\n".join([
+        "# Executed notebooks", "",
+        "Copies of the numbered notebooks as `python -m ulib reproduce` ran them, outputs included, so the "
+        "figures can be read without running anything. Regenerate with `make docs-notebooks` (after "
+        "`make demo`). Tables and figures: [results/README.md](results/README.md).", "",
+        "Seconds: how long each notebook took in the exported run; a notebook that finds its checkpoints "
+        "trains nothing, so these can be far below a first run's (each notebook's header gives both).", "",
+        markdown_table(rows, ["notebook", "profile", "seconds", "finished"]),
+        "*Images derived from OpenMoji (CC BY-SA 4.0) when the profile uses it.*", ""]))
+    log(f"exported {len(executed)} notebooks and {len(list((dest / 'results').glob('*')))} result files to {dest}")
+    return index
+
+
 # ---- command line ----------------------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", choices=sorted(PROFILES), default=None,
@@ -221,6 +264,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override passed to every notebook, e.g. --set prior_train.steps=50 (repeatable)")
     parser.add_argument("--kernel", default=KERNEL, help=f"Jupyter kernel name (default {KERNEL})")
+    parser.add_argument("--export", default=None, metavar="DIR",
+                        help="afterwards copy the executed notebooks (paths made relative) and the results to DIR "
+                             "(make docs-notebooks: docs/notebooks)")
     parser.add_argument("--list", action="store_true", help="list the notebooks and exit")
 
 
@@ -235,6 +281,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         run_notebooks(args.profile, args.run, only=args.only, force=args.force, device=args.device,
                       seed=args.seed, overrides=args.overrides, kernel=args.kernel)
+        if args.export:
+            export_docs(Path(args.run or Path("runs") / args.profile), Path(args.export))
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
