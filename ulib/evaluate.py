@@ -31,13 +31,8 @@ PAPER_N_SAMPLES = 50_000  # samples behind the paper's Tables 1 and 2
 PRDC_K = 5  # Naeem et al. (2020) recommend k = 5; the official calc_PRDC.py used nearest_k=3
 PAPER_PRDC_K = 3
 REFERENCE_SUBSET_SEED = 0  # a --max-reference subset is the same for every evaluation of a run (shared cache)
-# The paper's figures for its absorbing model, as stated in its abstract (arXiv:2111.12701, ECCV 2022), which
-# quotes its tables. Precision and Recall are left out: we could not check them against the paper's text.
-PAPER_RESULTS = {
-    "ffhq": {"fid": 6.11, "density": 1.20, "coverage": 0.80},
-    "churches": {"fid": 4.07, "density": 1.12, "coverage": 0.73},
-    "bedrooms": {"fid": 3.64, "density": 1.51, "coverage": 0.83},
-}
+# The paper's figures for its absorbing model come from `ulib.paper_values.headline` (its abstract, which
+# quotes its tables). Precision and Recall are left out: we could not check them against the paper's text.
 PAPER_SOURCE = "Bond-Taylor et al. 2022 (abstract of arXiv:2111.12701)"
 SAMPLER = "random-order absorbing reverse process with even step skipping (ulib.train_prior.sample_images)"
 BATCH_SEEDS = ("batch i samples with seed s_i, s = torch.randint(2**62, (n_batches,), "
@@ -206,13 +201,15 @@ def _data_resize(cfg) -> str:
 
 def _paper_results(cfg, features: str) -> dict | None:
     """The paper's figures when this run is on the paper's dataset and resolution, with standard features."""
+    from .paper_values import headline
     from .profiles import get_profile
 
-    if features != "inception" or cfg.profile not in PAPER_RESULTS or cfg.data.img_size != 256:
+    paper = headline(cfg.profile)
+    if features != "inception" or paper is None or cfg.data.img_size != 256:
         return None
     if cfg.data.dataset != get_profile(cfg.profile).data.dataset:
         return None
-    return {**PAPER_RESULTS[cfg.profile], "source": PAPER_SOURCE, "n_samples": PAPER_N_SAMPLES,
+    return {**paper, "source": PAPER_SOURCE, "n_samples": PAPER_N_SAMPLES,
             "temperature": 0.9, "prdc_k": PAPER_PRDC_K}
 
 
