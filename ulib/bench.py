@@ -160,11 +160,16 @@ def _bench_absorbing(cfg: BenchConfig, device, rec) -> None:
     T, few = max(cfg.steps), min(cfg.steps)
     for steps in cfg.steps:
         g = torch.Generator(device=device)
-        _, sec = _timed(lambda: naive_sample(net, B, L, T, K, steps, 1.0, g.manual_seed(0)))
+        # best of 2 runs each (both samplers alike): one run swings by ~5-10% on a shared 2-core machine
+        _, sec = _timed(lambda: naive_sample(net, B, L, T, K, steps, 1.0, g.manual_seed(0)), 2)
         rec("absorbing sampling, naive (paper as written)", sec / B, "s/image", steps=steps)
-        counted = CountingForward(net)
-        _, sec2 = _timed(lambda: decode_tokens(counted, method="random", batch=B, length=L, num_timesteps=T,
-                                               mask_id=K, steps=steps, generator=g.manual_seed(0), device=device))
+        sec2, counted = float("inf"), None
+        for _ in range(2):
+            c = CountingForward(net)
+            _, s = _timed(lambda: decode_tokens(c, method="random", batch=B, length=L, num_timesteps=T,
+                                                mask_id=K, steps=steps, generator=g.manual_seed(0), device=device))
+            if s < sec2:
+                sec2, counted = s, c
         rec("absorbing sampling, random (ulib)", sec2 / B, "s/image", steps=steps, passes=counted.calls)
         rec("  speed-up over naive", sec / sec2, "x", steps=steps)
         rec("  sampler overhead beside forward passes", (sec2 - counted.seconds) / max(counted.seconds, 1e-9),
