@@ -11,8 +11,7 @@ position i gives the logits of p(x_i | x_<i) (B, L, K): this file holds the proc
 - Sampling: L sequential draws x_i ~ softmax(logits_i / temperature), optionally restricted to the top_k
   logits. With key/value caching each step runs the network on one new position only (L position-passes
   in all; on CPU through `ulib.fast_decode`, a lean step with the weights split across the cores); without
-  it every step re-runs
-  the whole prefix (L(L+1)/2). Both draw one uniform per image per step from the generator (inverse CDF,
+  it every step re-runs the whole prefix (L(L+1)/2). Both draw one uniform per image per step from the generator (inverse CDF,
   `ulib.sampling.categorical`), so under one seed they give the same tokens (the logits agree to float
   rounding, which could only flip a draw that lands within ~1e-7 of a category boundary).
 

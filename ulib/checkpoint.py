@@ -74,21 +74,23 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
     atomic_write(path, lambda f: torch.save(state, f))
 
 
-def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
+def load_checkpoint(path: str | os.PathLike, map_location="cpu", what: str = "checkpoint", hint: str = "") -> dict:
     """`torch.load(path, map_location, weights_only=True)` with errors that name the file.
 
-    Missing file -> FileNotFoundError (listing the .pt files beside it, if its folder exists).
+    Missing file -> FileNotFoundError naming `what`, listing the files beside it with the same suffix (.pt
+    when it has none) if its folder exists, and ending with `hint` (e.g. where released files go).
     Truncated, corrupt or not-a-checkpoint file -> ValueError naming the file and the underlying error.
     """
     path = Path(path)
     if not path.is_file():
-        msg = f"checkpoint {str(path)!r} does not exist"
+        msg = f"{what} {str(path)!r} does not exist"
+        suffix = path.suffix or ".pt"
         if path.parent.is_dir():
-            present = sorted(p.name for p in path.parent.glob("*.pt"))
-            msg += f"; .pt files in {str(path.parent)!r}: {', '.join(present) if present else '(none)'}"
+            present = sorted(p.name for p in path.parent.glob(f"*{suffix}"))
+            msg += f"; {suffix} files in {str(path.parent)!r}: {', '.join(present) if present else '(none)'}"
         else:
             msg += f" (folder {str(path.parent)!r} does not exist either)"
-        raise FileNotFoundError(msg)
+        raise FileNotFoundError(f"{msg}. {hint}" if hint else msg)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except OSError:

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ulib.sampling import AbsorbingSampler, logits_at
+from .sampling import AbsorbingSampler, logits_at, run_steps
 
 DECODING_METHODS = ("random", "confidence", "remask")
 MASK_SCHEDULES = ("cosine", "linear")
@@ -123,12 +123,7 @@ class ConfidenceSampler:
     def sample(self, x: torch.Tensor, callback=None) -> torch.Tensor:
         """All S steps from the start state x (B, L); callback(j, ConfidenceStep) after each."""
         remaining = self.remaining(x)
-        for j in range(self.steps):
-            res = self.step(x, j, remaining)
-            x = res.x
-            if callback is not None:
-                callback(j, res)
-        return x
+        return run_steps(lambda x, j: self.step(x, j, remaining), x, self.steps, callback)
 
 
 # ---- 'remask' (the official sample_mlm) ----------------------------------------------------------
@@ -191,12 +186,7 @@ class RemaskSampler:
     def sample(self, x: torch.Tensor, callback=None) -> torch.Tensor:
         """All S steps from the start state x (B, L); callback(j, RemaskStep) after each."""
         free = x == self.mask_id
-        for j in range(self.steps):
-            res = self.step(x, j, free)
-            x = res.x
-            if callback is not None:
-                callback(j, res)
-        return x
+        return run_steps(lambda x, j: self.step(x, j, free), x, self.steps, callback)
 
 
 # ---- the entry point -------------------------------------------------------------------------------

@@ -48,10 +48,10 @@ class DecodeWeights:
         layers = (p for group in (self.qkv, self.proj, self.fc1, self.fc2) for p in group)
         return any(p.stale() for p in layers) or self.head.stale()
 
-    @torch.no_grad()
     def step(self, model, cache, x: torch.Tensor, pos: int) -> torch.Tensor:
         """x (B, C): the embedded token (token + position embedding) at sequence position pos, whose
-        predecessors 0..pos-1 are in `cache`. Writes its keys/values at pos; returns the logits (B, K)."""
+        predecessors 0..pos-1 are in `cache`. Writes its keys/values at pos; returns the logits (B, K).
+        For inference: `Transformer.forward_cached` calls it only with autograd off."""
         B, C = x.shape
         S = pos + 1  # keys/values 0..pos: the new position attends to all of them (causal)
         for layer, block in enumerate(model.blocks):

@@ -24,7 +24,6 @@ import math
 import numbers
 import re
 import warnings
-from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -154,14 +153,7 @@ def build_sampler(kind: str, **hparams) -> Transformer:
 # ---- files -------------------------------------------------------------------------------------------
 def _read(path, what: str) -> dict:
     """The state dict in `path` (torch.load weights_only=True); a missing file says where released files go."""
-    path = Path(path)
-    if not path.is_file():
-        msg = f"official {what} checkpoint {str(path)!r} does not exist"
-        if path.parent.is_dir():
-            present = sorted(p.name for p in path.parent.glob("*.th"))
-            msg += f"; .th files in {str(path.parent)!r}: {', '.join(present) if present else '(none)'}"
-        raise FileNotFoundError(f"{msg}. {RELEASE_HINT}")
-    state = load_checkpoint(path)
+    state = load_checkpoint(path, what=f"official {what} checkpoint", hint=RELEASE_HINT)
     odd = [k for k in state if not isinstance(k, str)]
     if odd:
         raise ValueError(f"{str(path)!r} is not a state dict: it has non-string keys {odd[:5]}")

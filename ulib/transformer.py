@@ -204,10 +204,9 @@ class Transformer(nn.Module):
 
     def _decode_weights(self, cache: KVCache, x: torch.Tensor):
         """`DecodeWeights` for a one-position step of x (B, 1, C), or None where they do not apply."""
-        if not cache.fast_steps or x.shape[1] != 1 or cache.length == 0 or self.training \
-                or not split_applies(x):
+        if not cache.fast_steps or x.shape[1] != 1 or self.training or not split_applies(x):
             return None
-        k0 = cache.k[0]  # the step writes into the cache's buffers: they must fit this batch
+        k0 = cache.k[0]  # the step writes into the cache's buffers (allocated by the first, module-path call)
         if k0 is None or k0.shape[0] != x.shape[0] or k0.dtype != x.dtype or k0.device != x.device:
             return None
         if cache.fast is None or cache.fast.stale():
