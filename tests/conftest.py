@@ -1,3 +1,4 @@
+import json
 import os
 import sys
 from pathlib import Path
@@ -7,6 +8,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = str(ROOT / "data" / "cache")
+# Key names and shapes of the official code's released checkpoints (source named inside the file).
+OFFICIAL_KEYS = ROOT / "tests" / "data" / "official_checkpoint_keys.json"
 
 # Tiny settings on top of the smoke profile: every stage runs in seconds on 2 CPU cores.
 TINY = [
@@ -24,6 +27,12 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def official_keys():
+    """The released checkpoints' layout and the paper's hyper-parameters (tests/data/official_checkpoint_keys.json)."""
+    return json.loads(OFFICIAL_KEYS.read_text())
 
 
 def run_cli(*args, cwd=None, env=None, timeout=600):

@@ -17,11 +17,8 @@ def test_every_profile_builds_and_validates():
         assert cfg.latent_size == cfg.data.img_size // 2 ** (len(cfg.vqgan.ch_mult) - 1)
 
 
-def test_paper_profiles_use_the_paper_hyperparameters():
-    import json
-
-    ref = json.loads((ROOT.parent / "shared" / "reference" / "official_checkpoint_keys.json").read_text())
-    hp = ref["paper_hparams"]
+def test_paper_profiles_use_the_paper_hyperparameters(official_keys):
+    hp = official_keys["paper_hparams"]
     for name in ("ffhq", "churches", "bedrooms"):
         cfg = get_profile(name)
         v = hp["vqgan"]
@@ -104,3 +101,32 @@ def test_readme_commands_match_the_makefile():
     assert "make demo" in readme and "make test" in readme
     assert re.search(r"^demo:", make, re.M) and re.search(r"^test:", make, re.M)
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_a_run_made_before_its_profile_changed_says_so(tmp_path):
+    """One source of truth for sampling settings: a run keeps its stored config, and says when it is stale."""
+    import warnings
+
+    from ulib.config import apply_overrides
+    from ulib.profiles import get_profile
+    from ulib.rundir import RunDir, sample_settings_drift
+
+    run = RunDir(tmp_path / "run")
+    current = get_profile("demo")
+    run.save_config(current)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a run made now: no notice
+        assert run.resolve_config(None).sample == current.sample
+    assert sample_settings_drift(current) is None
+
+    old = apply_overrides(current, {"sample.temperature": 0.9})
+    run.save_config(old)
+    note = sample_settings_drift(old)
+    assert "sample.temperature=0.9" in note and f"sample.temperature={current.sample.temperature}" in note
+    with pytest.warns(UserWarning, match=re.escape(f"--set sample.temperature={current.sample.temperature}")):
+        cfg = run.resolve_config(None)
+    assert cfg.sample.temperature == 0.9  # the stored value is what the run uses ...
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # ... unless the caller sets it, which silences the notice
+        t = current.sample.temperature
+        assert run.resolve_config(None, [f"sample.temperature={t}"]).sample.temperature == t

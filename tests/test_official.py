@@ -11,10 +11,8 @@ ops on the raw official-layout state dict (no ulib module involved):
   then 3x3 stride-2 conv; Upsample nearest x2 then 3x3 conv; encoder/generator end with GroupNorm then conv,
   NO swish between; codes by argmin of ||z||^2 + ||e||^2 - 2 z.e; decoding through one_hot(idx) @ codebook.
 """
-import json
 import math
 import warnings
-from pathlib import Path
 
 import pytest
 import torch
@@ -25,7 +23,6 @@ from ulib.official import (PAPER_SAMPLER_HPARAMS, PAPER_VQGAN_HPARAMS, build_sam
 from ulib.transformer import Transformer
 from ulib.vqgan import VQAutoEncoder
 
-REFERENCE = Path("/work/shared/reference/official_checkpoint_keys.json")
 JSON_KEYS = {"vqgan": "vqgan_autoencoder_keys", "absorbing": "absorbing_sampler_keys",
              "autoregressive": "autoregressive_sampler_keys"}
 SMALL_VQ = dict(n_channels=3, nf=32, ch_mult=(1, 1, 2), res_blocks=2, img_size=16, attn_resolutions=(8,),
@@ -45,8 +42,8 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def ref():
-    return json.loads(REFERENCE.read_text())
+def ref(official_keys):
+    return official_keys
 
 
 def save(tmp_path, name, sd):

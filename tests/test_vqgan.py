@@ -1,7 +1,4 @@
 """Stage 1 networks: VQGAN autoencoder (ulib.vqgan) and patch discriminator (ulib.discriminator)."""
-import json
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -9,7 +6,6 @@ from ulib.config import VQGANConfig
 from ulib.discriminator import PatchDiscriminator
 from ulib.vqgan import AttnBlock, Downsample, ResBlock, Upsample, VQAutoEncoder, VectorQuantizer
 
-REFERENCE = Path("/work/shared/reference/official_checkpoint_keys.json")
 SMALL = dict(nf=32, ch_mult=(1, 2), res_blocks=1, attn_resolutions=(8,), codebook_size=16, emb_dim=8)
 
 
@@ -67,8 +63,8 @@ def test_block_layout_of_a_small_config():
     assert Upsample(32)(torch.zeros(1, 32, 8, 8)).shape == (1, 32, 16, 16)
 
 
-def test_paper_configuration_matches_official_keys_and_shapes():
-    ref = json.loads(REFERENCE.read_text())
+def test_paper_configuration_matches_official_keys_and_shapes(official_keys):
+    ref = official_keys
     hp = ref["paper_hparams"]["vqgan"]
     with torch.device("meta"):  # shapes only: no memory, no initialisation time
         model = VQAutoEncoder(hp["img_size"], n_channels=hp["n_channels"], nf=hp["nf"], ch_mult=tuple(hp["ch_mult"]),
