@@ -13,8 +13,9 @@ from PIL import Image
 
 import ulib.data as data
 from ulib.config import DataConfig
-from ulib.data import (ArrayImageDataset, ImageFolderDataset, LSUNDataset, build_dataset, dataset_fingerprint,
-                       load_openmoji, render_openmoji, split_indices, tensor_to_uint8)
+from ulib.data import (ArrayImageDataset, BadImagesError, ImageFolderDataset, LSUNDataset, build_dataset,
+                       check_image_files, dataset_fingerprint, load_openmoji, render_openmoji, skipped_files,
+                       split_indices, tensor_to_uint8)
 
 
 # ---- OpenMoji ---------------------------------------------------------------------------------------
@@ -185,6 +186,70 @@ def test_image_folder_empty_and_missing(tmp_path):
         ImageFolderDataset(tmp_path, 8)
     with pytest.raises(FileNotFoundError, match="data/README.md"):
         ImageFolderDataset(tmp_path / "nope", 8)
+
+
+# ---- the up-front check of an image folder ---------------------------------------------------------------
+def _folder_with_two_bad(root, n_good=40):
+    """n_good small PNGs, one text file named like an image and one PNG cut in half."""
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(n_good):
+        Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)).save(root / f"img_{i:04d}.png")
+    (root / "notes.png").write_text("this is not an image")
+    Image.fromarray(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)).save(root / "zz_truncated.png")
+    raw = (root / "zz_truncated.png").read_bytes()
+    (root / "zz_truncated.png").write_bytes(raw[: len(raw) // 2])
+    return {"notes.png", "zz_truncated.png"}
+
+
+def test_folder_check_names_every_bad_file_before_any_item_is_read(tmp_path):
+    bad = _folder_with_two_bad(tmp_path / "imgs")
+    cfg = DataConfig(dataset="folder", path=str(tmp_path / "imgs"), img_size=8, cache_dir=str(tmp_path / "c"))
+    with pytest.raises(BadImagesError) as e:
+        build_dataset(cfg, "train")  # no item is asked for: the check runs at construction
+    assert set(e.value.bad) == bad
+    msg = str(e.value)
+    assert "2 of 42 image files" in msg and "notes.png" in msg and "zz_truncated.png" in msg
+    assert "data.skip_bad=true" in msg
+    assert isinstance(e.value, ValueError)  # the CLI's bad-input path
+
+
+def test_folder_check_skip_bad_leaves_them_out_and_names_them(tmp_path):
+    bad = _folder_with_two_bad(tmp_path / "imgs")
+    cfg = DataConfig(dataset="folder", path=str(tmp_path / "imgs"), img_size=8, cache_dir=str(tmp_path / "c"),
+                     skip_bad=True, val_fraction=0.0)
+    with pytest.warns(UserWarning, match=r"leaving out 2 of 42.*\n.*notes\.png"):
+        ds = build_dataset(cfg, "all")
+    assert len(ds) == 40 and set(skipped_files(ds)) == bad
+    assert set(skipped_files(build_dataset(cfg, "train"))) == bad  # through a Subset too
+    assert all(p.name not in bad for p in ds.files)
+    for i in (0, 39):
+        assert ds[i].shape == (3, 8, 8)
+
+
+def test_folder_check_is_cached_per_file_list(tmp_path, monkeypatch):
+    bad = _folder_with_two_bad(tmp_path / "imgs", n_good=5)
+    root, cache = tmp_path / "imgs", tmp_path / "c"
+    files = sorted(p.name for p in root.iterdir())
+    assert set(check_image_files(root, files, cache_dir=cache)) == bad
+    assert len(list(cache.glob("folder-check-*.json"))) == 1
+    decoded = []
+    real = data._decode_error
+    monkeypatch.setattr(data, "_decode_error", lambda p: decoded.append(p.name) or real(p))
+    assert set(check_image_files(root, files, cache_dir=cache)) == bad
+    assert decoded == []  # the verdict came from the cache
+    Image.new("RGB", (9, 9), (1, 2, 3)).save(root / "zz_truncated.png")  # repaired: new size and mtime
+    assert set(check_image_files(root, files, cache_dir=cache)) == {"notes.png"}
+    assert len(decoded) == len(files)  # a changed file list is checked again, all of it
+    (cache / next(cache.glob("folder-check-*.json")).name).write_text("{not json")  # a damaged verdict
+    decoded.clear()
+    assert set(check_image_files(root, files, cache_dir=cache)) == {"notes.png"}
+
+
+def test_folder_check_all_bad_is_an_error_even_with_skip_bad(tmp_path):
+    (tmp_path / "a.png").write_text("nope")
+    with pytest.raises(BadImagesError, match="No readable image is left"):
+        ImageFolderDataset(tmp_path, 8, skip_bad=True, check=True)
 
 
 # ---- LSUN LMDB ------------------------------------------------------------------------------------

@@ -113,11 +113,24 @@ def test_cli_trains_on_a_folder_of_images(tmp_path):
     folder.mkdir()
     for i in range(24):
         Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    (folder / "readme.png").write_text("not an image")  # a bad file among good ones, found before step 1
+    Image.new("RGB", (40, 40), (9, 9, 9)).save(folder / "cut.png")
+    (folder / "cut.png").write_bytes((folder / "cut.png").read_bytes()[:60])
+    steps = sets(["vqgan_train.steps=2", f"data.cache_dir={tmp_path / 'cache'}"])
+    r = run_cli("train-vqgan", "--run", str(tmp_path / "r0"), "--profile", "smoke", "--data", str(folder),
+                "--no-progress", *steps)
+    assert r.returncode == 2 and "2 of 26 image files" in r.stderr, r.stderr
+    assert "readme.png" in r.stderr and "cut.png" in r.stderr and "data.skip_bad=true" in r.stderr
+    assert not (tmp_path / "r0" / "vqgan.pt").exists()  # no training time was spent
+
     r = run_cli("train-vqgan", "--run", str(tmp_path / "r"), "--profile", "smoke", "--data", str(folder),
-                "--no-progress", *sets(["vqgan_train.steps=2"]))
+                "--no-progress", *steps, "--set", "data.skip_bad=true")
     assert r.returncode == 0, r.stderr
     cfg = json.loads((tmp_path / "r" / "config.json").read_text())
     assert cfg["data"]["dataset"] == "folder" and cfg["data"]["path"] == str(folder)
+    check = json.loads((tmp_path / "r" / "data_check.json").read_text())
+    assert check["skipped"] == 2 and set(check["files"]) == {"readme.png", "cut.png"}
+    assert "2 unreadable image files left out" in r.stdout
 
 
 def test_help_documents_every_option():

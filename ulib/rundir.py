@@ -5,18 +5,43 @@
       vqgan.pt  prior.pt     checkpoints (model, EMA, optimiser, scaler, step, RNG states, config)
       prior_ar.pt            the autoregressive baseline's checkpoint, when trained (prior.kind=autoregressive)
       latents.pt             token grids of the dataset, with the fingerprint they were made from
+      data_check.json        only with data.skip_bad: the unreadable image files that were left out, and why
       metrics_vqgan.csv  metrics_prior.csv  (metrics_prior_ar.csv)
       reconstructions.png  samples.png
       images/                grids written during training
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import warnings
 from pathlib import Path
 
 from .config import Config, apply_overrides
 from .profiles import get_profile
+
+
+def sample_settings_drift(stored: Config) -> str | None:
+    """A sentence when a run's stored sampling settings differ from its profile's current ones, else None.
+
+    A run keeps the config it was made with (that is what its checkpoints were trained under), so a run made
+    before a profile changed still samples with the old settings; this says so instead of staying silent.
+    """
+    try:
+        now = get_profile(stored.profile).sample
+    except (KeyError, ValueError):
+        return None  # a profile this version no longer knows: nothing to compare with
+    then = stored.sample
+    diff = {f.name: (getattr(then, f.name), getattr(now, f.name)) for f in dataclasses.fields(then)
+            if getattr(then, f.name) != getattr(now, f.name)}
+    if not diff:
+        return None
+    stored_s = ", ".join(f"sample.{k}={a}" for k, (a, b) in diff.items())
+    profile_s = " ".join(f"sample.{k}={b}" for k, (a, b) in diff.items())
+    return (f"its config.json samples with {stored_s} (stored when the run was made); profile "
+            f"{stored.profile!r} now says {profile_s.replace(' ', ', ')}. Using the stored values; pass "
+            f"--set {profile_s.replace(' ', ' --set ')} to follow the profile")
 
 
 class RunDir:
@@ -28,6 +53,7 @@ class RunDir:
     vqgan_ckpt = property(lambda self: self.path / "vqgan.pt")
     prior_ckpt = property(lambda self: self.path / "prior.pt")
     latents = property(lambda self: self.path / "latents.pt")
+    data_check = property(lambda self: self.path / "data_check.json")
     vqgan_log = property(lambda self: self.path / "metrics_vqgan.csv")
     prior_log = property(lambda self: self.path / "metrics_prior.csv")
     reconstructions = property(lambda self: self.path / "reconstructions.png")
@@ -66,6 +92,10 @@ class RunDir:
                     f"use another --run directory or drop --profile"
                 )
             cfg = stored
+            touched = [o for o in (overrides or []) if str(o).split("=", 1)[0].strip().startswith("sample.")]
+            note = sample_settings_drift(stored)
+            if note and not touched:
+                warnings.warn(f"run {self.path}: {note}", stacklevel=2)
         else:
             cfg = get_profile(profile or "demo")
         return apply_overrides(cfg, overrides) if overrides else cfg

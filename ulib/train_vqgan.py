@@ -11,6 +11,7 @@ backward, two things DDP's hooks do not allow.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -18,9 +19,9 @@ from torch.utils.data import DataLoader
 
 from . import distributed as dist_utils
 from .batches import StepBatches, random_flip
-from .checkpoint import rng_state, save_checkpoint, set_rng_state
+from .checkpoint import atomic_write, rng_state, save_checkpoint, set_rng_state
 from .config import Config
-from .data import build_dataset
+from .data import build_dataset, skipped_files
 from .device import amp_dtype, autocast, make_scaler
 from .discriminator import PatchDiscriminator
 from .ema import EMA
@@ -38,6 +39,17 @@ def _perceptual(cfg: Config, device):
     return load_lpips(device=device)
 
 
+def record_data_check(run: RunDir, ds) -> None:
+    """With data.skip_bad, name the files the up-front check left out in RUN/data_check.json (and say so)."""
+    skipped = skipped_files(ds)
+    if not skipped:
+        run.data_check.unlink(missing_ok=True)
+        return
+    text = json.dumps({"skipped": len(skipped), "files": skipped}, indent=1) + "\n"
+    atomic_write(run.data_check, lambda f: f.write(text.encode()))
+    print(f"data: {len(skipped)} unreadable image files left out (data.skip_bad=true); listed in {run.data_check}")
+
+
 def train_vqgan(run: RunDir, cfg: Config, *, resume: bool = False, force: bool = False,
                 stop_at: int | None = None, show_progress: bool = True) -> Path:
     """Train the VQGAN of `run` to cfg.vqgan_train.steps (or stop early at `stop_at`); returns the checkpoint."""
@@ -50,6 +62,8 @@ def train_vqgan(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
 
     train = build_dataset(cfg.data, "train", train_transforms=False)  # flips happen below, seeded
     val = build_dataset(cfg.data, "val", train_transforms=False)
+    if main:
+        record_data_check(run, train)
     ae = build_vqgan(cfg).to(device)
     disc = PatchDiscriminator.from_config(cfg.vqgan).to(device)
     dist_utils.broadcast_parameters(ae)
