@@ -132,10 +132,15 @@ def nb01():
             ## Sampling
 
             `sample_images` runs the reverse process (`cfg.sample.steps` steps, temperature
-            `cfg.sample.temperature`) and decodes the tokens with the VQGAN's generator.
+            `cfg.sample.temperature`) and decodes the tokens with the VQGAN's generator. The settings come from
+            the run's `config.json`, written from the profile when the run was made; if the profile has changed
+            since, `setup` above warned and names the `--set` that follows the profile.
             """),
         code("""\
             from ulib.train_prior import sample_images
+
+            print(f"sampling: {cfg.sample.steps or T} steps, temperature {cfg.sample.temperature} "
+                  f"(from {s.run.config_file.name}, profile {cfg.profile!r})")
 
             images, tokens = sample_images(net, vq, cfg, n_samples, s.device, seed=s.seed)
             nbu.show(nbu.save_grid(s, images, "01_samples"))

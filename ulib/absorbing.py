@@ -4,7 +4,8 @@ Forward process q(x_t | x_0): every token is replaced by the mask token m indepe
 t/T, t in 1..T. At t = T everything is masked, so q(x_T) is a point mass and needs no learned prior.
 
 The network p(x_0 | x_t) is any module mapping tokens (B, L) to logits (B, L, K) (e.g.
-`ulib.transformer.Transformer`): this file holds the process, never the network (CONVENTIONS).
+`ulib.transformer.Transformer`): this file holds the process, never the network, so the same process
+trains any network and the same network serves the AR baseline.
 
 Losses, per sampled t ~ Uniform{1..T} and in bits per token (divide nats by L ln 2), with
 CE(x_0, x_t) = sum over masked positions i of -log p([x_0]_i | x_t):

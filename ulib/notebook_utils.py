@@ -2,8 +2,8 @@
 
 Every notebook starts the same way (`setup`), reuses whatever its run directory already holds (`vqgan`,
 `prior`: load if present, else train) and leaves its figures and tables in `RUN/results/` as PNG and CSV,
-so that `python -m ulib reproduce` can gather them without reading notebook outputs (CONVENTIONS:
-"results leave notebooks as data"). Anything two notebooks need lives here or elsewhere in ulib, never in a
+so that `python -m ulib reproduce` can gather them without reading notebook outputs: results leave a
+notebook as data files, not as cell outputs someone has to parse. Anything two notebooks need lives here or elsewhere in ulib, never in a
 notebook; an idea's full implementation is shown once, in the notebook that teaches it.
 
 Paths. A notebook's `run_dir` parameter is relative to the folder the kernel starts in (notebooks/ under

@@ -1,4 +1,5 @@
-"""Named profiles: plain data that differs only in values (CONVENTIONS: "profiles are data").
+"""Named profiles: plain data that differs only in values. A profile is never code: a new profile is a dict
+of settings, so every code path is the same for `smoke`, `demo` and the paper's profiles.
 
 Each profile is a nested dict of overrides on top of `Config()`'s defaults. Notebooks, the CLI and the
 tests all read profiles from here.
