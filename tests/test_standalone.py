@@ -89,8 +89,8 @@ def test_no_tracked_file_points_outside_the_repository():
     offenders = {}
     for name in _tracked_files():
         path = ROOT / name
-        if name == ".gitignore" or not path.is_file():  # gitignore's leading '/' anchors at the repo root
-            continue  # deleted in the working tree but not yet in the index
+        if name in (".gitignore", "tests/test_standalone.py") or not path.is_file():
+            continue  # gitignore's '/' anchors at the repo root; this file's hand cases are outside paths on purpose
         text = _readable_text(path)
         if text is None:
             continue
