@@ -43,6 +43,22 @@ SAMPLE_ARGS = ["--samples", "12", "--steps", "4", "--temperature", "0.9", "--max
                "--batch-size", "8", "--no-progress"]
 
 
+
+@pytest.mark.slow
+def test_evaluate_in_the_openmoji_feature_space(tiny_run, tmp_path, no_weights_env):
+    """--features openmoji needs no downloaded file: the weights ship with the kit; labelled in the records."""
+    run = tmp_path / "copy"
+    import shutil
+
+    shutil.copytree(tiny_run, run)
+    (run / "evaluation.jsonl").unlink(missing_ok=True)
+    r = evaluate_cli("--run", str(run), *SAMPLE_ARGS, "--features", "openmoji", env=no_weights_env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    (rec,) = E.read_records(run / "evaluation.jsonl")
+    assert rec["features"] == "openmoji" and rec["fid"] > 0 and 0 <= rec["coverage"] <= 1
+    assert rec["extractor"]["features"] == "openmoji" and len(rec["extractor"]["sha256"]) == 64
+    assert "features: openmoji (the kit's OpenMoji feature network" in (run / "evaluation.md").read_text()
+
 @pytest.mark.slow
 def test_evaluate_samples_end_to_end(tiny_run, tmp_path, no_weights_env):
     r = evaluate_cli("--run", str(tiny_run), *SAMPLE_ARGS, "--seed", "1", "--features", "random-inception",
@@ -106,6 +122,7 @@ class StubInception:
     """Stands in for InceptionV3: 'features' are the mean colour, so the cache logic runs in milliseconds."""
 
     features, key, calls = "random-inception", "stub", 0
+    pool, logits, layers = "2048", "logits_unbiased", ("2048", "logits_unbiased")
 
     def __call__(self, x):
         StubInception.calls += 1

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import evaluate
+from . import compare, evaluate
 from .profiles import PROFILES
 
 EPILOG = """examples:
@@ -144,6 +144,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="retrain every stage from scratch")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     evaluate.add_arguments(sub.add_parser("evaluate", help=evaluate.HELP))
+    compare.add_arguments(sub.add_parser("compare", help=compare.HELP))
+
+    p = sub.add_parser("train-features", help="train the OpenMoji feature network of --features openmoji",
+                       description="Train the OpenMoji feature network (ulib.emoji_features) by its fixed recipe "
+                                   "and write its weights; the defaults made the file that ships in ulib/assets/.")
+    p.add_argument("--out", required=True, metavar="FILE", help="where to write the weights (.pt)")
+    p.add_argument("--epochs", type=int, default=None, help="passes over the emoji (default: the recipe's)")
+    p.add_argument("--limit", type=int, default=0, metavar="N", help="train on the first N emoji only (tests)")
+    p.add_argument("--cache-dir", default="data/cache", help="OpenMoji render cache (default data/cache)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = sub.add_parser("reproduce", help="run the numbered notebooks with papermill and gather tables and figures",
                        description="Execute notebooks/NN_*.ipynb in order with papermill into RUN/notebooks/ "
@@ -304,10 +314,25 @@ def cmd_pipeline(args) -> int:
     return 0
 
 
+def cmd_train_features(args) -> int:
+    import dataclasses
+
+    from .emoji_features import FeatureRecipe, save_feature_net, train_feature_net
+
+    recipe = FeatureRecipe(limit=args.limit)
+    if args.epochs is not None:
+        recipe = dataclasses.replace(recipe, epochs=args.epochs)
+    net, report = train_feature_net(recipe, args.cache_dir, show_progress=not args.no_progress)
+    save_feature_net(net, report, args.out)
+    print(f"wrote {args.out}: {report['n_emoji']} emoji, {recipe.epochs} epochs; exemplar accuracy on augmented "
+          f"views {report['exemplar_accuracy_augmented']:.3f}, category accuracy {report['category_accuracy']:.3f}")
+    return 0
+
+
 COMMANDS = {"train-vqgan": cmd_train_vqgan, "encode": cmd_encode, "train-prior": cmd_train_prior,
             "sample": cmd_sample, "inpaint": cmd_inpaint, "elbo": cmd_elbo,
             "bench": cmd_bench, "evaluate": evaluate.main, "reproduce": cmd_reproduce,
-            "pipeline": cmd_pipeline}
+            "pipeline": cmd_pipeline, "compare": compare.run_compare, "train-features": cmd_train_features}
 
 
 def main(argv: list[str] | None = None) -> int:

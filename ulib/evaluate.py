@@ -64,9 +64,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=None, help="reverse steps (default: sample.steps, else T)")
     p.add_argument("--temperature", type=float, default=None,
                    help="sampling temperature (default: sample.temperature; the paper's tables use 0.9)")
-    p.add_argument("--features", choices=("inception", "random-inception"), default="inception",
-                   help="standard InceptionV3 weights (default) or a fixed-seed random InceptionV3 for machines "
-                        "without the weights file (labelled; never comparable with standard figures)")
+    p.add_argument("--features", choices=("inception", "random-inception", "openmoji"), default="inception",
+                   help="standard InceptionV3 weights (default), a fixed-seed random InceptionV3 for machines "
+                        "without the weights file, or 'openmoji': the kit's own OpenMoji feature network, "
+                        "shipped with it (the offline metric for the built-in dataset); each labelled, never mixed")
     p.add_argument("--reference", choices=("train", "val"), default=None,
                    help="reference split (default: train for samples, as the paper; val for --vqgan)")
     p.add_argument("--max-reference", type=int, default=None, metavar="N",
@@ -160,7 +161,7 @@ def reference_features(run, cfg, inception, split: str, max_n: int | None, batch
     indices = reference_indices(n_total, max_n)
     key = {"data_fingerprint": dataset_fingerprint(cfg.data), "split": split, "n": len(indices), "n_split": n_total,
            "subset_seed": REFERENCE_SUBSET_SEED if len(indices) < n_total else None, "image_size": cfg.data.img_size,
-           "features": inception.features, "extractor": inception.key, "layer": "2048"}
+           "features": inception.features, "extractor": inception.key, "layer": inception.pool}
     path = run.path / "eval_cache" / f"reference_{inception.features}_{split}_{len(indices)}.pt"
     if path.is_file():
         try:
@@ -174,7 +175,7 @@ def reference_features(run, cfg, inception, split: str, max_n: int | None, batch
             changed = sorted(k for k in key if state.get("key", {}).get(k) != key[k])
             print(f"reference features {path} are stale ({', '.join(changed)} changed); rebuilding", file=sys.stderr)
     with progress(len(indices), 0, f"reference features ({split})", show_progress) as bar:
-        feats = extract_features(inception, _loader(cfg, split, indices, batch_size), bar)["2048"]
+        feats = extract_features(inception, _loader(cfg, split, indices, batch_size), bar)[inception.pool]
     path.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(path, {"key": key, "features": feats})
     return feats, key
@@ -295,17 +296,17 @@ def evaluate_samples(run, cfg, *, n: int = PAPER_N_SAMPLES, steps: int | None = 
 
     # PRDC compares equal-sized sets, as the official script did: the first n of a fixed shuffle of the reference
     g = torch.Generator().manual_seed(REFERENCE_SUBSET_SEED)
-    real_prdc = real[torch.randperm(len(real), generator=g)[: len(fake["2048"])]]
+    real_prdc = real[torch.randperm(len(real), generator=g)[: len(fake[inception.pool])]]
     record = _common_record("samples", run, cfg, inception, ref_key, device, use_ema)
     record.update({
         "prior_kind": cfg.prior.kind, "prior_checkpoint": str(prior_path), "prior_step": _checkpoint_step(prior_path),
         "n_samples": n, "steps": steps, "total_steps": T, "temperature": temperature,
         "sampler": SAMPLER if absorbing else "autoregressive, raster order", "seed": seed, "batch_size": batch_size,
         "batch_seeds": BATCH_SEEDS,
-        "fid": fid(real, fake["2048"]), "fid_method": fid_method(len(real), len(fake["2048"]), real.shape[1]),
-        **prdc(real_prdc, fake["2048"], k=prdc_k), "prdc_k": prdc_k, "prdc_n_real": len(real_prdc),
-        "prdc_n_fake": len(fake["2048"]),
-        **kid(real, fake["2048"]), **inception_score(fake["logits_unbiased"]),
+        "fid": fid(real, fake[inception.pool]), "fid_method": fid_method(len(real), len(fake[inception.pool]), real.shape[1]),
+        **prdc(real_prdc, fake[inception.pool], k=prdc_k), "prdc_k": prdc_k, "prdc_n_real": len(real_prdc),
+        "prdc_n_fake": len(fake[inception.pool]),
+        **kid(real, fake[inception.pool]), **inception_score(fake[inception.logits]),
         "paper": _paper_results(cfg, features),
     })
     if neighbours > 0:
@@ -366,7 +367,7 @@ def evaluate_vqgan(run, cfg, *, n: int | None = None, features: str = "inception
             per_image["ssim"].append(ssim(x_hat, x).cpu())
             if lp is not None:
                 per_image["lpips"].append(lpips_distance(lp, x_hat, x).cpu())
-            recon.append(inception(x_hat)["2048"])
+            recon.append(inception(x_hat)[inception.pool])
             bar.update(x.shape[0])
     means = {k: (float(torch.cat(v).mean()) if v else None) for k, v in per_image.items()}
     record.update({
@@ -400,7 +401,7 @@ def check_same_features(records: list[dict]) -> str:
     kinds = sorted({r.get("features") for r in records}, key=str)
     if len(kinds) != 1 or kinds[0] is None:
         raise ValueError(f"records computed on different (or unnamed) features {kinds} cannot be compared or "
-                         "merged: FID/PRDC on random-inception features are not on the scale of standard ones")
+                         "merged: FID/PRDC on different feature spaces are not on one scale")
     return kinds[0]
 
 
@@ -451,6 +452,9 @@ def _title(kind: str, features: str) -> str:
             else "VQGAN reconstructions (paper Table 5)")
     if features == "inception":
         return f"## {what} — features: inception (standard InceptionV3 weights, torch-fidelity)"
+    if features == "openmoji":
+        return (f"## {what} — features: openmoji (the kit's OpenMoji feature network, ulib/assets/"
+                "openmoji_features.pt: its own scale, not comparable with the paper's Inception figures)")
     return (f"## {what} — features: {features} (fixed-seed RANDOMLY INITIALISED InceptionV3: not comparable "
             "with the paper or with standard-feature figures)")
 

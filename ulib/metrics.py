@@ -10,11 +10,14 @@
   features of the originals and of their reconstructions.
 - Nearest neighbours of samples in the training set by LPIPS distance (supplementary C), as an image grid.
 
-Features come in two kinds that are never mixed:
+Features come in three kinds that are never mixed:
 - 'inception': the standard weights file `weights-inception-2015-12-05-6726825d.pth`, found offline (below);
 - 'random-inception': the same architecture, randomly initialised from a fixed seed, for machines without the
   file (CI, CPUs). Naeem et al. (2020, section 5) show PRDC on randomly initialised embeddings remains
-  informative, but its numbers are not comparable with standard-feature numbers or with the paper's.
+  informative, but its numbers are not comparable with standard-feature numbers or with the paper's;
+- 'openmoji': a small CNN trained on OpenMoji by the kit's own recipe, shipped with it (`ulib.emoji_features`);
+  the offline metric for the built-in dataset. Its numbers are on their own scale, not the paper's.
+Each kind names its layers (`FeatureSpace.layers`: pool features first, then logits).
 """
 from __future__ import annotations
 
@@ -36,7 +39,7 @@ import torch.nn.functional as F
 
 from .perceptual import WEIGHTS_ENV, weight_candidates
 
-FEATURES = ("inception", "random-inception")
+FEATURES = ("inception", "random-inception", "openmoji")
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's converted TF InceptionV3
 INCEPTION_SHA256_PREFIX = "6726825d"  # torch hub names files by the first digits of their sha256
 EXTRACTOR = "inception-v3-compat"  # torch-fidelity's registry name
@@ -129,12 +132,21 @@ def _random_inception_bytes(seed: int) -> bytes:
 
 
 @dataclass
-class Inception:
-    """torch-fidelity's InceptionV3 and what it was loaded from. Call it on images to get their features."""
+class FeatureSpace:
+    """A torch-fidelity feature extractor and what it was loaded from. Call it on images to get their features."""
 
-    net: nn.Module  # FeatureExtractorInceptionV3 with features LAYERS, eval mode
-    features: str  # 'inception' or 'random-inception'
+    net: nn.Module  # a torch-fidelity FeatureExtractorBase with features `layers`, eval mode
+    features: str  # 'inception', 'random-inception' or 'openmoji'
     info: dict  # recorded beside every figure: extractor, weights file and sha256, or the random seed
+    layers: tuple = LAYERS  # (pool features for FID/KID/PRDC, logits for IS)
+
+    @property
+    def pool(self) -> str:
+        return self.layers[0]
+
+    @property
+    def logits(self) -> str:
+        return self.layers[1]
 
     @property
     def key(self) -> str:
@@ -143,13 +155,16 @@ class Inception:
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Images (B, 3, H, W), uint8 or float in [-1, 1] -> {'2048': (B, 2048), 'logits_unbiased': (B, 1008)},
-        float32 on the CPU."""
+        """Images (B, 3, H, W), uint8 or float in [-1, 1] -> {layer: (B, D)}, float32 on the CPU; for Inception
+        {'2048': (B, 2048), 'logits_unbiased': (B, 1008)}, for openmoji (B, 256) features and (B, 11) logits."""
         if images.dtype != torch.uint8:
             images = to_uint8(images)
         device = next(self.net.parameters()).device
         out = self.net(images.to(device))
-        return {name: f.float().cpu() for name, f in zip(LAYERS, out)}
+        return {name: f.float().cpu() for name, f in zip(self.layers, out)}
+
+
+Inception = FeatureSpace  # the name of the Inception-only days
 
 
 def load_inception(features: str = "inception", weights_dir: str | os.PathLike | None = None, device=None,
@@ -165,6 +180,8 @@ def load_inception(features: str = "inception", weights_dir: str | os.PathLike |
 
     if features not in FEATURES:
         raise ValueError(f"features={features!r}; allowed: {', '.join(FEATURES)}")
+    if features == "openmoji":
+        return _load_openmoji_features(weights_dir, device)
     info = {"features": features, "extractor": f"torch-fidelity {torch_fidelity.__version__} {EXTRACTOR}",
             "layers": list(LAYERS), "resize": RESIZE}
     if features == "inception":
@@ -184,6 +201,36 @@ def load_inception(features: str = "inception", weights_dir: str | os.PathLike |
     return Inception(net.to(device) if device is not None else net, features, info)
 
 
+def openmoji_weights(weights_dir: str | os.PathLike | None = None) -> Path:
+    """The OpenMoji feature weights: WEIGHTS_DIR/openmoji_features.pt when that file exists, else the shipped file."""
+    from .emoji_features import WEIGHTS_FILE, shipped_weights
+
+    if weights_dir is not None and (Path(weights_dir) / WEIGHTS_FILE).is_file():
+        return Path(weights_dir) / WEIGHTS_FILE
+    return shipped_weights()
+
+
+def _load_openmoji_features(weights_dir, device) -> FeatureSpace:
+    """The 'openmoji' space through torch-fidelity's registry (`ulib.emoji_features.register_with_torch_fidelity`)."""
+    import torch_fidelity
+    from torch_fidelity.utils import create_feature_extractor
+
+    from . import emoji_features as EF
+
+    EF.register_with_torch_fidelity()
+    path = openmoji_weights(weights_dir)
+    with torch.random.fork_rng(devices=[]):
+        net = create_feature_extractor(EF.NAME, list(EF.LAYERS), cuda=False, verbose=False,
+                                       feature_extractor_weights_path=str(path))
+    report = net.report
+    info = {"features": EF.NAME, "extractor": f"torch-fidelity {torch_fidelity.__version__} {EF.NAME} (ulib)",
+            "layers": list(EF.LAYERS), "weights": str(path), "sha256": file_sha256(path),
+            "resize": f"uint8 (B, 3, H, W) -> {EF.INPUT_SIZE}x{EF.INPUT_SIZE} bilinear, antialiased; x / 127.5 - 1",
+            "recipe": report.get("recipe"), "trained_on": f"OpenMoji {report.get('openmoji_version')} "
+            f"({report.get('n_emoji')} emoji; CC BY-SA 4.0)"}
+    return FeatureSpace(net.to(device) if device is not None else net, EF.NAME, info, tuple(EF.LAYERS))
+
+
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) float in [-1, 1] -> uint8 (B, 3, H, W): u = round((clamp(x) + 1) * 127.5)."""
     return ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
@@ -191,13 +238,14 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 def extract_features(inception: Inception, batches: Iterable[torch.Tensor], progress=None) -> dict[str, torch.Tensor]:
     """Concatenated features of every batch (uint8 or [-1, 1] images); `progress.update(b)` after each batch."""
-    parts: dict[str, list[torch.Tensor]] = {name: [] for name in LAYERS}
+    layers = getattr(inception, "layers", LAYERS)
+    parts: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
     for images in batches:
         for name, f in inception(images).items():
             parts[name].append(f)
         if progress is not None:
             progress.update(images.shape[0])
-    if not parts[LAYERS[0]]:
+    if not parts[layers[0]]:
         raise ValueError("extract_features: no images")
     return {name: torch.cat(fs) for name, fs in parts.items()}
 
