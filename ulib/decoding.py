@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .device import exact_float
 from .sampling import AbsorbingSampler, logits_at, run_steps
 
 DECODING_METHODS = ("random", "confidence", "remask")
@@ -53,9 +54,10 @@ def confidence_schedule(masked: torch.Tensor, steps: int, schedule: str = "cosin
     """
     if schedule not in MASK_SCHEDULES:
         raise ValueError(f"schedule={schedule!r}; allowed: {MASK_SCHEDULES}")
-    frac = torch.arange(steps + 1, dtype=torch.float64, device=masked.device) / steps  # j / S
+    dtype = exact_float(masked.device)  # float64, float32 on MPS
+    frac = torch.arange(steps + 1, dtype=dtype, device=masked.device) / steps  # j / S
     gamma = torch.cos(math.pi / 2 * frac) if schedule == "cosine" else 1 - frac
-    r = torch.floor(masked.double()[:, None] * gamma).long()  # (B, S+1)
+    r = torch.floor(masked.to(dtype)[:, None] * gamma).long()  # (B, S+1)
     r[:, 0], r[:, -1] = masked, 0
     for j in range(1, steps):
         r[:, j] = torch.minimum(r[:, j], (r[:, j - 1] - 1).clamp(min=0))

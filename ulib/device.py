@@ -27,11 +27,54 @@ def resolve_device(name: str = "auto") -> torch.device:
     return dev
 
 
+def native_bf16(device: torch.device) -> bool:
+    """True on a CUDA device whose tensor cores do bf16 (Ampere and later). `including_emulation=False`:
+    T4 and V100 "support" bf16 only by emulating it in fp32 units, slower than fp16 or plain fp32."""
+    return device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
+
+
 def amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
-    """Reduced precision for autocast, or None. Only CUDA: CPUs without bf16 units run it far slower."""
+    """Reduced precision for autocast, or None. Only CUDA: CPUs without bf16 units run it far slower.
+    bf16 where the GPU has it natively, else fp16 (with a GradScaler, `make_scaler`)."""
     if not enabled or device.type != "cuda":
         return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if native_bf16(device) else torch.float16
+
+
+def decoder_dtype(dtype: torch.dtype | None) -> torch.dtype | None:
+    """Autocast dtype for the VQGAN's generator (decoder): fp16's range (max 65504) is too small for its
+    full-resolution activations at 256 px and for the adaptive weight's gradients (Eq. 9c), so under fp16 it
+    runs in fp32; bf16 has fp32's range and keeps it."""
+    return None if dtype == torch.float16 else dtype
+
+
+def sampling_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+    """Autocast dtype of the prior's forward pass while sampling: 'fp32' -> None, 'bf16' -> bfloat16, 'auto' ->
+    bf16 on a GPU with native bf16, else None (CPUs and older GPUs: fp32). The samplers' softmax and draws
+    stay in fp32/fp64 either way (they call .float() on the logits)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}; allowed: {', '.join(PRECISIONS)}")
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "auto" and native_bf16(device):
+        return torch.bfloat16
+    return None
+
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def exact_float(device) -> torch.dtype:
+    """float64 for sums and CDFs that want it, except on MPS, which has no float64 (float32 there)."""
+    return torch.float32 if torch.device(device).type == "mps" else torch.float64
+
+
+def configure_matmul(device: torch.device) -> None:
+    """On CUDA, let float32 matmuls and convolutions use TF32 tensor cores ("high": 10-bit mantissa inputs,
+    fp32 accumulation; ~8x the fp32 rate on A100/H100); elsewhere nothing changes."""
+    if device.type == "cuda":
+        torch.set_float32_matmul_precision("high")
+        torch.backends.cudnn.allow_tf32 = True
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
@@ -44,6 +87,13 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 def make_scaler(device: torch.device, dtype: torch.dtype | None) -> torch.amp.GradScaler:
     """A GradScaler that is active only for float16 (bfloat16 needs none)."""
     return torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+
+
+def load_scaler_state(scaler: torch.amp.GradScaler, state: dict) -> None:
+    """Restore a GradScaler across devices: a disabled scaler (CPU, bf16) saves {}, which an enabled one (CUDA
+    fp16) cannot load; it then starts from its initial scale. An enabled one's state is ignored by a disabled one."""
+    if state or not scaler.is_enabled():
+        scaler.load_state_dict(state)
 
 
 def seed_everything(seed: int) -> None:

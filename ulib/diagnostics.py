@@ -43,7 +43,7 @@ def accuracy_by_mask_ratio(model, data: torch.Tensor, mask_id: int, ratios=DEFAU
 def marginal_baseline(data: torch.Tensor, codebook_size: int) -> dict:
     """What a prior that ignores the context achieves: accuracy of always guessing the commonest code and
     the entropy of the code histogram (bits)."""
-    counts = torch.bincount(data.flatten().long(), minlength=codebook_size).double()
+    counts = torch.bincount(data.flatten().long().cpu(), minlength=codebook_size).double()  # CPU: MPS has no float64
     p = counts / counts.sum()
     return {"accuracy": p.max().item(), "cross_entropy_bits": -(torch.special.xlogy(p, p).sum() / math.log(2)).item()}
 

@@ -16,7 +16,7 @@ import torch
 
 def token_entropy(tokens: torch.Tensor, codebook_size: int) -> float:
     """Entropy in bits of the pooled token histogram of `tokens` (any shape)."""
-    counts = torch.bincount(tokens.flatten().long(), minlength=codebook_size).double()
+    counts = torch.bincount(tokens.flatten().long().cpu(), minlength=codebook_size).double()  # CPU: MPS has no float64
     p = counts / counts.sum()
     return -(torch.special.xlogy(p, p).sum() / math.log(2)).item()
 
@@ -26,7 +26,7 @@ def mean_pairwise_distance(images: torch.Tensor) -> float:
     n = images.shape[0]
     if n < 2:
         return 0.0
-    flat = images.reshape(n, -1).double()
+    flat = images.reshape(n, -1).cpu().double()  # CPU: MPS has no float64
     d = torch.cdist(flat, flat) / math.sqrt(flat.shape[1])  # (N, N) RMS distances
     return (d.sum() / (n * (n - 1))).item()
 

@@ -38,6 +38,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .device import exact_float
+
 
 def time_schedule(num_timesteps: int, steps: int) -> list[int]:
     """Evenly spaced integer times [t_0 = T, ..., t_S = 0], strictly decreasing, S + 1 entries.
@@ -61,9 +63,7 @@ def logits_at(model, x: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
     return model(x)[where]
 
 
-def _exact_float(device) -> torch.dtype:
-    """float64 for the pre-drawn uniforms and CDFs, except on MPS, which has no float64."""
-    return torch.float32 if torch.device(device).type == "mps" else torch.float64
+_exact_float = exact_float  # float64 for the pre-drawn uniforms and CDFs, except on MPS (float32)
 
 
 def categorical(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
