@@ -25,12 +25,19 @@ class StepBatches:
         self._perm_epoch, self._perm = -1, None
 
     def indices(self, step: int) -> list[int]:
+        return self.index_tensor(step).tolist()
+
+    def index_tensor(self, step: int) -> torch.Tensor:
+        """`indices(step)` as a (batch_size,) long tensor on the CPU.
+
+        The step's global batch is perm[j*G : (j+1)*G] with G = batch_size * world, and process `rank` takes its
+        rank-th slice: so for a fixed G the global batch does not depend on how many processes share it."""
         epoch, j = divmod(step, self.per_epoch)
         if epoch != self._perm_epoch:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             self._perm, self._perm_epoch = torch.randperm(self.n, generator=g), epoch
         lo = (j * self.world + self.rank) * self.batch_size
-        return self._perm[lo: lo + self.batch_size].tolist()
+        return self._perm[lo: lo + self.batch_size]
 
     def __iter__(self):
         step = self.start

@@ -62,7 +62,8 @@ class PriorConfig:
 @dataclass
 class TrainConfig:
     steps: int = 1000  # optimiser steps
-    batch_size: int = 32  # per process
+    batch_size: int = 32  # global: items per optimiser step over all processes (the paper's batch size)
+    micro_batch: int = 0  # items per forward/backward of one process; 0 = batch_size / processes (smaller: accumulate)
     lr: float = 2e-4  # peak learning rate
     warmup_steps: int = 0  # linear warm-up from 0 to lr
     weight_decay: float = 0.0  # AdamW weight decay
@@ -75,6 +76,7 @@ class TrainConfig:
     image_every: int = 500  # steps between PNG grids
     ckpt_every: int = 500  # steps between checkpoints
     num_workers: int = 0  # data-loader worker processes
+    compile: bool = False  # torch.compile the prior's network (opt-in; prior_train only)
 
 
 @dataclass
@@ -152,6 +154,12 @@ class Config:
                 raise ValueError(f"{name}: steps >= 0, batch_size >= 1 and lr > 0 are required, got {tc}")
             if not 0.0 <= tc.ema_decay < 1.0:
                 raise ValueError(f"{name}.ema_decay={tc.ema_decay}; allowed: 0 <= ema_decay < 1")
+            if tc.micro_batch < 0 or (tc.micro_batch and tc.batch_size % tc.micro_batch):
+                raise ValueError(f"{name}.micro_batch={tc.micro_batch} must divide {name}.batch_size={tc.batch_size} "
+                                 "(0 = no gradient accumulation)")
+        if self.vqgan_train.compile:
+            raise ValueError("vqgan_train.compile=true is not supported: the adaptive weight (Eq. 9c) differentiates "
+                             "through the generator twice; use prior_train.compile")
         return self
 
 

@@ -39,36 +39,104 @@ def token_dtype(codebook_size: int) -> torch.dtype:
 
 @torch.no_grad()
 def encode_split(vqgan, dataset, device, batch_size: int = 64, flip: bool = False, desc: str = "",
-                 progress: bool = True) -> torch.Tensor:
-    """Token grids (N, h, w) of every image of `dataset` (optionally mirrored)."""
+                 progress: bool = True, num_workers: int = 0, dtype: torch.dtype = torch.long,
+                 both: bool = False):
+    """Token grids (N, h, w) of every image of `dataset` (optionally mirrored), in `dtype`.
+
+    both=True encodes each image and its mirror image from one read of the file: returns (plain, mirrored).
+    Images come through `num_workers` loader processes in pinned memory on CUDA; the tokens are narrowed to
+    `dtype` on the device, batch by batch, so only the small integers cross back to the host."""
     from tqdm.auto import tqdm
 
-    out = []
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    device = torch.device(device)
+    out, out_flipped = [], []
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                        pin_memory=device.type == "cuda")
     for x in tqdm(loader, desc=desc or "encoding", leave=False, mininterval=1.0, disable=not progress):
-        x = x.to(device)
-        if flip:
+        x = x.to(device, non_blocking=True)
+        if both:
+            out_flipped.append(vqgan.encode(x.flip(-1)).to(dtype).cpu())
+        elif flip:
             x = x.flip(-1)
-        out.append(vqgan.encode(x).cpu())
-    return torch.cat(out)
+        out.append(vqgan.encode(x).to(dtype).cpu())
+    return (torch.cat(out), torch.cat(out_flipped)) if both else torch.cat(out)
 
 
 def encode_dataset(cfg: Config, vqgan_ckpt: Path, out: Path, device, use_ema: bool = True,
-                   batch_size: int = 64, progress: bool = True) -> dict:
-    """Encode the train and validation splits; write `out` atomically; return the cache dict."""
+                   batch_size: int = 64, progress: bool = True, rank: int = 0, world: int = 1) -> dict:
+    """Encode the train and validation splits; write `out` atomically; return the cache dict.
+
+    With world > 1 this process encodes images rank, rank + world, ... of each split and writes them to
+    `shard_path(out, rank, world)` instead (returning that shard); `merge_shards` joins them."""
+    from torch.utils.data import Subset
+
     fp = latents_fingerprint(cfg, vqgan_ckpt)
     vqgan = load_vqgan(cfg, vqgan_ckpt, device, use_ema=use_ema)
     dt = token_dtype(cfg.vqgan.codebook_size)
     cache = {"fingerprint": fp, "codebook_size": cfg.vqgan.codebook_size}
+    opts = dict(batch_size=batch_size, progress=progress and rank == 0, num_workers=cfg.vqgan_train.num_workers,
+                dtype=dt)
     for split in ("train", "val"):
         ds = build_dataset(cfg.data, split, train_transforms=False)
-        cache[split] = encode_split(vqgan, ds, device, batch_size, desc=f"encoding {split}", progress=progress).to(dt)
-    if cfg.data.flip:  # mirrored training images, so the prior sees the same augmentation
-        ds = build_dataset(cfg.data, "train", train_transforms=False)
-        cache["train_flipped"] = encode_split(vqgan, ds, device, batch_size, flip=True, desc="encoding flipped",
-                                               progress=progress).to(dt)
-    save_checkpoint(out, cache)
+        if world > 1:
+            ds = Subset(ds, range(rank, len(ds), world))
+        if split == "train" and cfg.data.flip:  # mirrored training images too, so the prior sees the augmentation
+            cache["train"], cache["train_flipped"] = encode_split(vqgan, ds, device, desc="encoding train (+ mirrored)",
+                                                                  both=True, **opts)
+        else:
+            cache[split] = encode_split(vqgan, ds, device, desc=f"encoding {split}", **opts)
+    save_checkpoint(shard_path(out, rank, world) if world > 1 else out, cache)
     return cache
+
+
+def shard_path(out: Path, rank: int, world: int) -> Path:
+    return out.parent / f".{out.name}.shard{rank}of{world}"
+
+
+def merge_shards(out: Path, world: int) -> dict:
+    """Join the shards of `world` processes into `out` (shard r holds items r, r + world, ...); delete them."""
+    shards = [load_checkpoint(shard_path(out, r, world)) for r in range(world)]
+    fps = {s["fingerprint"] for s in shards}
+    if len(fps) != 1:
+        raise ValueError(f"the latent shards of {out} were made from different checkpoints or data ({sorted(fps)})")
+    cache = {"fingerprint": fps.pop(), "codebook_size": shards[0]["codebook_size"]}
+    for key in [k for k in shards[0] if isinstance(shards[0][k], torch.Tensor)]:
+        parts = [s[key] for s in shards]
+        merged = parts[0].new_empty((sum(len(p) for p in parts), *parts[0].shape[1:]))
+        for r, part in enumerate(parts):
+            merged[r::world] = part  # item i came from shard i % world, at place i // world
+        cache[key] = merged
+    save_checkpoint(out, cache)
+    for r in range(world):
+        shard_path(out, r, world).unlink()
+    return cache
+
+
+def _stored_fingerprint(path: Path) -> str | None:
+    """The fingerprint of the cache at `path` (memory-mapped: the tokens are not read), None if unreadable."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("fingerprint")
+    except Exception:
+        return None
+
+
+def load_latents_distributed(cfg: Config, vqgan_ckpt: Path, path: Path, device, rank: int, world: int,
+                             progress: bool = True) -> dict:
+    """`load_latents` for every process of a torchrun job: when the cache is missing or stale, each process
+    encodes its 1/world share (instead of rank 0 encoding everything while the others wait at a barrier for
+    hours, past any collective timeout), rank 0 merges the shards, and every process reads the result."""
+    from . import distributed as dist_utils
+
+    if world <= 1:
+        return load_latents(cfg, vqgan_ckpt, path, device, progress=progress)
+    fresh = _stored_fingerprint(path) == latents_fingerprint(cfg, vqgan_ckpt)
+    if not fresh:
+        encode_dataset(cfg, vqgan_ckpt, path, device, progress=progress, rank=rank, world=world)
+        dist_utils.barrier()
+        if rank == 0:
+            merge_shards(path, world)
+    dist_utils.barrier()
+    return load_latents(cfg, vqgan_ckpt, path, device, rebuild="never")
 
 
 def load_latents(cfg: Config, vqgan_ckpt: Path, path: Path, device, rebuild: str = "auto",

@@ -2,16 +2,20 @@
 
 Autoencoder step: L = L_rec + L_VQ + lambda * L_G (Eq. 9) with the adaptive weight clamped at lambda_max
 (Eq. 9c) once the discriminator is switched on; discriminator step: hinge loss on DiffAugment-ed real and
-reconstructed images. Adam for both players, EMA of the autoencoder, mixed precision on CUDA.
+reconstructed images. Adam for both players, EMA of the autoencoder, mixed precision on CUDA (under fp16 the
+generator runs in fp32: `ulib.device.decoder_dtype`), a global batch (TrainConfig.batch_size) split over
+processes and gradient-accumulation passes (the adaptive weight is computed per pass, as it is per process).
+Statistics stay on the device until a log step reads them all at once.
 
 Under torchrun, gradients are averaged across processes with an explicit all-reduce after each backward
-(what DistributedDataParallel does), because the adaptive weight differentiates through the
+(coalesced into ~25 MB buffers, as DistributedDataParallel's buckets), because the adaptive weight differentiates through the
 autoencoder a second time (torch.autograd.grad) and the discriminator runs several forward passes per
 backward, two things DDP's hooks do not allow.
 """
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -22,13 +26,14 @@ from .batches import StepBatches, random_flip
 from .checkpoint import atomic_write, rng_state, save_checkpoint, set_rng_state
 from .config import Config
 from .data import build_dataset, skipped_files
-from .device import amp_dtype, autocast, make_scaler
+from .device import amp_dtype, autocast, decoder_dtype, load_scaler_state, make_scaler
 from .discriminator import PatchDiscriminator
 from .ema import EMA
 from .loading import build_vqgan
 from .logs import MetricsLog, save_image_grid
 from .rundir import RunDir
-from .training import Throughput, check_finite, progress, set_lr, start_training, warmup_lr
+from .training import (FiniteGuard, Throughput, batch_plan, load_optimizer_state, progress, record_batch,
+                       restore_generator, set_lr, start_training, warmup_lr)
 
 
 def _perceptual(cfg: Config, device):
@@ -50,6 +55,22 @@ def record_data_check(run: RunDir, ds) -> None:
     print(f"data: {len(skipped)} unreadable image files left out (data.skip_bad=true); listed in {run.data_check}")
 
 
+def autoencode(ae, x: torch.Tensor, device, dtype: torch.dtype | None):
+    """ae(x) without usage statistics: encoder and quantiser under autocast(dtype), the generator under
+    autocast(decoder_dtype(dtype)), i.e. in fp32 when dtype is fp16. Returns (x_hat, L_VQ, {'indices'})."""
+    with autocast(device, dtype):
+        z_q, vq_loss, q = ae.quantize(ae.encoder(x), stats=False)
+    dec = decoder_dtype(dtype)
+    with autocast(device, dec):
+        x_hat = ae.generator(z_q if dec == dtype else z_q.float())
+    return x_hat, vq_loss, q
+
+
+def _mean_stats(parts: list[dict]) -> dict:
+    """Mean over the accumulation passes of each statistic (0-dim tensors), still on the device."""
+    return {k: torch.stack([p[k].float() for p in parts]).mean() for k in parts[0]}
+
+
 def train_vqgan(run: RunDir, cfg: Config, *, resume: bool = False, force: bool = False,
                 stop_at: int | None = None, show_progress: bool = True) -> Path:
     """Train the VQGAN of `run` to cfg.vqgan_train.steps (or stop early at `stop_at`); returns the checkpoint."""
@@ -59,6 +80,10 @@ def train_vqgan(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
     rank, world, device, state = start_training(run, cfg, run.vqgan_ckpt, tc.steps, "VQGAN", resume=resume,
                                                 force=force)
     main = rank == 0
+    plan = batch_plan(tc.batch_size, tc.micro_batch, world, "vqgan_train")
+    if main:
+        record_batch(run, "vqgan", plan)
+        print(f"vqgan: {plan.describe()}")
 
     train = build_dataset(cfg.data, "train", train_transforms=False)  # flips happen below, seeded
     val = build_dataset(cfg.data, "val", train_transforms=False)
@@ -70,13 +95,14 @@ def train_vqgan(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
     dist_utils.broadcast_parameters(disc)
     losses = VQGANLoss(cfg.vqgan, disc, _perceptual(cfg, device))
     betas = (tc.beta1, tc.beta2)
-    opt_ae = torch.optim.Adam(ae.parameters(), lr=tc.lr, betas=betas, weight_decay=tc.weight_decay)
-    opt_d = torch.optim.Adam(disc.parameters(), lr=tc.lr, betas=betas, weight_decay=tc.weight_decay)
+    fused = True if device.type == "cuda" else None  # one kernel for every tensor, no host reads of the step
+    opt_ae = torch.optim.Adam(ae.parameters(), lr=tc.lr, betas=betas, weight_decay=tc.weight_decay, fused=fused)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=tc.lr, betas=betas, weight_decay=tc.weight_decay, fused=fused)
     dtype = amp_dtype(device, tc.amp)
     scaler, scaler_d = make_scaler(device, dtype), make_scaler(device, dtype)
     g = torch.Generator(device=device).manual_seed(cfg.seed * 7919 + rank)  # flips and DiffAugment
     if state is None and cfg.vqgan.code_init == "data":  # codebook starts on encoder outputs of batch 0
-        first = StepBatches(len(train), tc.batch_size, cfg.seed).indices(0)
+        first = StepBatches(len(train), plan.per_process, cfg.seed).indices(0)
         with torch.no_grad():
             z = ae.encoder(torch.stack([train[i] for i in first]).to(device))
         ae.quantize.init_from_latents(z, torch.Generator(device=device).manual_seed(cfg.seed))
@@ -89,24 +115,29 @@ def train_vqgan(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
         usage = state["code_usage"].to(device)
         ae.load_state_dict(state["model"])
         disc.load_state_dict(state["disc"])
-        opt_ae.load_state_dict(state["optimizer"])
-        opt_d.load_state_dict(state["disc_optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        scaler_d.load_state_dict(state["disc_scaler"])
+        load_optimizer_state(opt_ae, state["optimizer"])
+        load_optimizer_state(opt_d, state["disc_optimizer"])
+        load_scaler_state(scaler, state["scaler"])
+        load_scaler_state(scaler_d, state["disc_scaler"])
         if ema is not None and state.get("ema") is not None:
             ema.load_state_dict(state["ema"])
-        g.set_state(state["generators"][rank])
         step = int(state["step"])
+        gens = state["generators"]
+        if rank < len(gens):
+            restore_generator(g, gens[rank], state.get("generator_device"))
+        else:  # more processes than the run had: a new stream for this rank, fixed by (seed, rank, step)
+            g.manual_seed(cfg.seed * 7919 + rank + 1_000_003 * step)
 
     log = MetricsLog(run.vqgan_log, resume_step=step if state is not None else None) if main else None
     end = tc.steps if stop_at is None else min(stop_at, tc.steps)
-    batches = StepBatches(len(train), tc.batch_size, cfg.seed, start=step, stop=end, rank=rank, world=world)
+    batches = StepBatches(len(train), plan.per_process, cfg.seed, start=step, stop=end, rank=rank, world=world)
     loader = DataLoader(train, batch_sampler=batches, num_workers=tc.num_workers,
                         pin_memory=device.type == "cuda", persistent_workers=False,
                         generator=torch.Generator().manual_seed(cfg.seed))  # leaves the global RNG alone
     x_val = torch.stack([val[i] for i in range(min(16, len(val)))]).to(device)
     bar = progress(tc.steps, step, "vqgan", show_progress and main)
     speed = Throughput()
+    guard, guard_d = FiniteGuard(device), FiniteGuard(device)
 
     def save(at: int) -> None:
         gens = dist_utils.all_gather_states(g.get_state(), device)
@@ -116,7 +147,8 @@ def train_vqgan(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
                 "ema": ema.state_dict() if ema is not None else None, "disc": disc.state_dict(),
                 "optimizer": opt_ae.state_dict(), "disc_optimizer": opt_d.state_dict(),
                 "scaler": scaler.state_dict(), "disc_scaler": scaler_d.state_dict(),
-                "rng": rng_state(), "generators": gens, "code_usage": usage.cpu(),
+                "rng": rng_state(), "generators": gens, "generator_device": device.type,
+                "code_usage": usage.cpu(), "batch": asdict(plan),
             })
 
     if state is not None:  # last, after everything that draws from the global generators while setting up
@@ -130,14 +162,21 @@ def train_vqgan(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
         lr = warmup_lr(step, tc.lr, tc.warmup_steps)
         set_lr(opt_ae, lr)
         set_lr(opt_d, lr)
+        parts = list(x.split(plan.micro_batch))  # the accumulation passes of this process
 
-        # autoencoder step (Eq. 9)
-        with autocast(device, dtype):
-            x_hat, vq_loss, q_stats = ae(x)
-            loss, stats = losses.generator_loss(x, x_hat, vq_loss, ae.last_layer, step, generator=g)
-        check_finite(loss.item(), step, run.vqgan_ckpt, "VQGAN")
+        # autoencoder step (Eq. 9): each pass adds the gradient of its loss / accumulation
         opt_ae.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
+        fakes, g_stats, indices = [], [], []
+        for xm in parts:
+            x_hat, vq_loss, q = autoencode(ae, xm, device, dtype)
+            with autocast(device, dtype):
+                loss, st = losses.generator_loss(xm, x_hat, vq_loss, ae.last_layer, step, generator=g, sync=False,
+                                                 grad_scale=scaler.get_scale() if scaler.is_enabled() else 1.0)
+            guard.add(loss, step)
+            scaler.scale(loss / plan.accumulation).backward()
+            fakes.append(x_hat.detach())
+            g_stats.append(st)
+            indices.append(q["indices"])
         dist_utils.average_gradients(ae)
         if tc.grad_clip > 0:
             scaler.unscale_(opt_ae)
@@ -146,35 +185,51 @@ def train_vqgan(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
         scaler.update()
 
         # discriminator step (hinge loss), once the GAN is switched on
-        with autocast(device, dtype):
-            d_loss, d_stats = losses.discriminator_loss(x, x_hat, step, generator=g)
         opt_d.zero_grad(set_to_none=True)  # also clears the gradients the generator loss left in D
-        if d_loss is not None:
-            check_finite(d_loss.item(), step, run.vqgan_ckpt, "discriminator")
-            scaler_d.scale(d_loss).backward()
+        d_stats = []
+        for xm, x_hat in zip(parts, fakes):
+            with autocast(device, dtype):
+                d_loss, st = losses.discriminator_loss(xm, x_hat, step, generator=g, sync=False)
+            if d_loss is None:
+                break
+            guard_d.add(d_loss, step)
+            scaler_d.scale(d_loss / plan.accumulation).backward()
+            d_stats.append(st)
+        if d_stats:
             dist_utils.average_gradients(disc)
             scaler_d.step(opt_d)
             scaler_d.update()
-        usage += torch.bincount(q_stats["indices"].flatten(), minlength=usage.numel())
+        for idx in indices:  # index_add_, not bincount: bincount on CUDA reads the maximum back to the host
+            usage.index_add_(0, idx.flatten(), torch.ones(idx.numel(), device=device))
         every = cfg.vqgan.code_restart_every
-        if every > 0 and (step + 1) % every == 0:  # recycle dead codes onto this batch's encoder outputs
+        restarted = None
+        if every > 0 and (step + 1) % every == 0:  # recycle dead codes onto encoder outputs of the last pass
             dist_utils.all_sum_(usage)
             with torch.no_grad():
-                z = ae.encoder(x)
-            stats["codes_restarted"] = float(ae.quantize.restart_codes(usage == 0, z, g))
+                z = ae.encoder(parts[-1])
+            restarted = float(ae.quantize.restart_codes(usage == 0, z, g))
             dist_utils.broadcast_parameters(ae.quantize)
             usage.zero_()
         if ema is not None:
             ema.update(ae)
         step += 1
-        speed.add(x.shape[0] * world)
+        speed.add(plan.global_batch)
         bar.update(1)
 
-        if step % tc.log_every == 0 or step == tc.steps:
-            stats.update(d_stats)
-            stats["perplexity"] = float(q_stats["perplexity"])
+        logging = step % tc.log_every == 0 or step == tc.steps
+        if logging or step % tc.image_every == 0 or step % tc.ckpt_every == 0 or step == end:
+            guard.check(run.vqgan_ckpt, "VQGAN")  # one host sync, before anything is logged or saved
+            guard_d.check(run.vqgan_ckpt, "discriminator")
+        if logging:
+            stats = _mean_stats(g_stats)
+            if d_stats:
+                stats.update(_mean_stats(d_stats))
+            q_stats = ae.quantize.usage_stats(torch.cat(indices))
+            stats["perplexity"] = q_stats["perplexity"]
             stats["codes_used"] = float(q_stats["codes_used"])
-            stats = {k: dist_utils.all_mean(v, device) for k, v in stats.items()}
+            if restarted is not None:
+                stats["codes_restarted"] = restarted
+            stats = dist_utils.all_mean_dict(stats, device)  # one all-reduce and one host read for all of them
             rate = speed.rate()
             if main:
                 bar.set_postfix(l1=f"{stats['l1']:.3f}", codes=f"{stats['codes_used']:.0f}", img_s=f"{rate:.0f}")

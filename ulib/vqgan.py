@@ -245,8 +245,11 @@ class VectorQuantizer(nn.Module):
         """The quantised latent of an index grid: (B, h, w) -> (B, D, h, w)."""
         return self.lookup(indices).permute(0, 3, 1, 2).contiguous()
 
-    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
-        """z = E(x) (B, D, h, w) -> (z_q with straight-through gradients, L_VQ, stats)."""
+    def forward(self, z: torch.Tensor, stats: bool = True) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """z = E(x) (B, D, h, w) -> (z_q with straight-through gradients, L_VQ, stats).
+
+        stats=False gives only {'indices'}: the usage figures read values back to the host (a GPU sync), which
+        a training step should do only when it logs (`usage_stats` then)."""
         indices = self.nearest(z)  # (B, h, w)
         z_q = self.to_latent(indices)  # (B, D, h, w), in the codebook's dtype
         # Eq. 5, as the paper writes it: codebook term ||sg[E(x)] - z_q||^2 plus beta times the commitment
@@ -257,7 +260,7 @@ class VectorQuantizer(nn.Module):
         loss = F.mse_loss(z_q, z32.detach()) + self.beta * F.mse_loss(z32, z_q.detach())
         # straight-through estimator: forward value z_q, gradient d/dz_q copied to z
         z_q = z + (z_q.to(z.dtype) - z).detach()
-        return z_q, loss, self.usage_stats(indices)
+        return z_q, loss, self.usage_stats(indices) if stats else {"indices": indices}
 
     def usage_stats(self, indices: torch.Tensor) -> dict:
         """Perplexity exp(-sum_k p_k log p_k) of the batch's code usage (K when all codes are used equally,
