@@ -31,6 +31,12 @@ PAPER_N_SAMPLES = 50_000  # samples behind the paper's Tables 1 and 2
 PRDC_K = 5  # Naeem et al. (2020) recommend k = 5; the official calc_PRDC.py used nearest_k=3
 PAPER_PRDC_K = 3
 REFERENCE_SUBSET_SEED = 0  # a --max-reference subset is the same for every evaluation of a run (shared cache)
+# Without --max-reference a split larger than the paper's 50,000 is subsampled to 50,000 (recorded); with
+# --max-reference all (or N > REFERENCE_KEEP), FID uses moments streamed over every image and KID/PRDC a fixed
+# random REFERENCE_KEEP of them, so memory stays ~0.4 GB instead of ~37 GB for LSUN Bedrooms' 3M images.
+DEFAULT_MAX_REFERENCE = PAPER_N_SAMPLES
+REFERENCE_KEEP = PAPER_N_SAMPLES
+CUDA_BATCH_SIZE = 256  # default images per sampling / feature batch on a GPU (32 elsewhere)
 # The paper's figures for its absorbing model come from `ulib.paper_values.headline` (its abstract, which
 # quotes its tables). Precision and Recall are left out: we could not check them against the paper's text.
 PAPER_SOURCE = "Bond-Taylor et al. 2022 (abstract of arXiv:2111.12701)"
@@ -70,13 +76,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "shipped with it (the offline metric for the built-in dataset); each labelled, never mixed")
     p.add_argument("--reference", choices=("train", "val"), default=None,
                    help="reference split (default: train for samples, as the paper; val for --vqgan)")
-    p.add_argument("--max-reference", type=int, default=None, metavar="N",
-                   help="use a fixed random subset of N reference images (default: the whole split)")
+    p.add_argument("--max-reference", type=_max_reference, default=None, metavar="N",
+                   help=f"use a fixed random subset of N reference images, or 'all' (default: the whole split, at "
+                        f"most {DEFAULT_MAX_REFERENCE:,}, the paper's; larger sets stream their FID statistics)")
     p.add_argument("--weights-dir", default=None, metavar="DIR",
                    help="folder holding weights-inception-2015-12-05-6726825d.pth and vgg16-397923af.pth "
                         "(default: $ULIB_WEIGHTS_DIR, then the torch hub cache)")
     p.add_argument("--seed", type=int, default=0, help="seed of the samples (default 0)")
-    p.add_argument("--batch-size", type=int, default=32, help="images per sampling / feature batch (default 32)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help=f"images per sampling / feature batch (default 32; {CUDA_BATCH_SIZE} on a GPU)")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA weights")
     p.add_argument("--prdc-k", type=int, default=PRDC_K,
                    help=f"k of the PRDC nearest-neighbour balls (default {PRDC_K}, Naeem et al.; the official "
@@ -89,6 +97,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def _max_reference(text: str):
+    return "all" if text == "all" else int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ulib evaluate")
     add_arguments(p)
@@ -96,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(args) -> int:
-    from .device import resolve_device
+    from .device import configure_matmul, resolve_device
     from .rundir import RunDir
 
     run = RunDir(args.run)
@@ -106,10 +118,12 @@ def main(args) -> int:
     cfg = run.resolve_config(None, args.overrides)
     for name in ("samples", "batch_size", "max_reference", "prdc_k", "neighbours_k"):
         v = getattr(args, name)
-        if v is not None and v < 1:
+        if v is not None and v != "all" and v < 1:
             raise ValueError(f"--{name.replace('_', '-')}={v}; must be >= 1")
     device = resolve_device(args.device or cfg.device)
-    common = dict(features=args.features, weights_dir=args.weights_dir, batch_size=args.batch_size,
+    configure_matmul(device)  # TF32 on CUDA
+    batch_size = args.batch_size or (CUDA_BATCH_SIZE if device.type == "cuda" else 32)
+    common = dict(features=args.features, weights_dir=args.weights_dir, batch_size=batch_size,
                   use_ema=cfg.sample.use_ema and not args.no_ema, max_reference=args.max_reference, device=device,
                   show_progress=not args.no_progress)
     if args.vqgan:
@@ -148,20 +162,26 @@ def _loader(cfg, split: str, indices: list[int], batch_size: int):
     return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=cfg.vqgan_train.num_workers)
 
 
-def reference_features(run, cfg, inception, split: str, max_n: int | None, batch_size: int,
-                       show_progress: bool = True):
-    """(features (N, 2048) of the reference images, their description), from RUN/eval_cache/ when its key
-    (data fingerprint, split, subset, extractor) still matches, else computed and cached."""
+def reference_features(run, cfg, inception, split: str, max_n, batch_size: int, show_progress: bool = True):
+    """(features (N, 2048) of the reference images, their description, their streamed moments or None), from
+    RUN/eval_cache/ when its key (data fingerprint, split, subset, extractor) still matches, else computed and
+    cached. max_n: None (the whole split, at most DEFAULT_MAX_REFERENCE), 'all' or a number. Beyond
+    REFERENCE_KEEP images the features of a fixed random REFERENCE_KEEP are kept, with moments of them all."""
+    import torch
+
     from .checkpoint import load_checkpoint, save_checkpoint
     from .data import build_dataset, dataset_fingerprint
-    from .metrics import extract_features
+    from .metrics import FeatureMoments, stream_features
     from .training import progress
 
     n_total = len(build_dataset(cfg.data, split, train_transforms=False))
-    indices = reference_indices(n_total, max_n)
+    limit = {None: DEFAULT_MAX_REFERENCE, "all": None}.get(max_n, max_n)
+    indices = reference_indices(n_total, limit)
+    shown = f"default: at most {DEFAULT_MAX_REFERENCE}" if max_n is None else max_n  # recorded, not in the key
     key = {"data_fingerprint": dataset_fingerprint(cfg.data), "split": split, "n": len(indices), "n_split": n_total,
            "subset_seed": REFERENCE_SUBSET_SEED if len(indices) < n_total else None, "image_size": cfg.data.img_size,
-           "features": inception.features, "extractor": inception.key, "layer": inception.pool}
+           "features": inception.features, "extractor": inception.key, "layer": inception.pool,
+           "kept": min(len(indices), REFERENCE_KEEP)}
     path = run.path / "eval_cache" / f"reference_{inception.features}_{split}_{len(indices)}.pt"
     if path.is_file():
         try:
@@ -170,15 +190,20 @@ def reference_features(run, cfg, inception, split: str, max_n: int | None, batch
             print(f"rebuilding {path}: {e}", file=sys.stderr)
             state = {}
         if state.get("key") == key:
-            return state["features"], key
+            moments = state.get("moments")
+            return state["features"], dict(key, limit=shown), moments and FeatureMoments.from_state_dict(moments)
         if state:
             changed = sorted(k for k in key if state.get("key", {}).get(k) != key[k])
             print(f"reference features {path} are stale ({', '.join(changed)} changed); rebuilding", file=sys.stderr)
+    keep = None
+    if len(indices) > REFERENCE_KEEP:  # stream: moments of all, features of a fixed random REFERENCE_KEEP
+        keep = torch.zeros(len(indices), dtype=torch.bool)
+        keep[torch.randperm(len(indices), generator=torch.Generator().manual_seed(REFERENCE_SUBSET_SEED))[:REFERENCE_KEEP]] = True
     with progress(len(indices), 0, f"reference features ({split})", show_progress) as bar:
-        feats = extract_features(inception, _loader(cfg, split, indices, batch_size), bar)[inception.pool]
+        feats, moments = stream_features(inception, _loader(cfg, split, indices, batch_size), keep, bar)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(path, {"key": key, "features": feats})
-    return feats, key
+    save_checkpoint(path, {"key": key, "features": feats, "moments": moments and moments.state_dict()})
+    return feats, dict(key, limit=shown), moments
 
 
 # ---- the recipe --------------------------------------------------------------------------------------
@@ -228,6 +253,7 @@ def _common_record(kind: str, run, cfg, inception, ref_key: dict, device, use_em
         "data_fingerprint": ref_key["data_fingerprint"], "image_size": cfg.data.img_size,
         "data_resize": _data_resize(cfg), "quantise": QUANTISE, "inception_resize": RESIZE,
         "reference": ref_key["split"], "n_reference": ref_key["n"], "n_reference_split": ref_key["n_split"],
+        "reference_limit": ref_key.get("limit"),  # --max-reference as given (default: at most the paper's 50,000)
         "reference_subset_seed": ref_key["subset_seed"],
         "vqgan_checkpoint": str(run.vqgan_ckpt), "vqgan_step": _checkpoint_step(run.vqgan_ckpt), "ema": use_ema,
         "extractor": inception.info, "device": str(device), "torch": torch.__version__,
@@ -255,7 +281,8 @@ def evaluate_samples(run, cfg, *, n: int = PAPER_N_SAMPLES, steps: int | None = 
     import torch
 
     from .loading import load_prior, load_vqgan
-    from .metrics import extract_features, fid, fid_method, inception_score, kid, load_inception, prdc
+    from .device import sampling_dtype
+    from .metrics import extract_features, fid_against, fid_method, inception_score, kid, load_inception, prdc
     from .perceptual import load_lpips
     from .train_prior import sample_images
     from .training import progress
@@ -274,7 +301,8 @@ def evaluate_samples(run, cfg, *, n: int = PAPER_N_SAMPLES, steps: int | None = 
 
     inception = load_inception(features, weights_dir, device)  # first: a missing weights file stops us early
     lp = load_lpips(weights_dir, device) if neighbours > 0 else None
-    real, ref_key = reference_features(run, cfg, inception, reference, max_reference, batch_size, show_progress)
+    real, ref_key, real_moments = reference_features(run, cfg, inception, reference, max_reference, batch_size,
+                                                     show_progress)
     prior_path = run.prior_ckpt_for(cfg.prior.kind)
     vqgan = load_vqgan(cfg, run.vqgan_ckpt, device, use_ema=use_ema)
     net = load_prior(cfg, prior_path, device, use_ema=use_ema)
@@ -303,7 +331,9 @@ def evaluate_samples(run, cfg, *, n: int = PAPER_N_SAMPLES, steps: int | None = 
         "n_samples": n, "steps": steps, "total_steps": T, "temperature": temperature,
         "sampler": SAMPLER if absorbing else "autoregressive, raster order", "seed": seed, "batch_size": batch_size,
         "batch_seeds": BATCH_SEEDS,
-        "fid": fid(real, fake[inception.pool]), "fid_method": fid_method(len(real), len(fake[inception.pool]), real.shape[1]),
+        "fid": fid_against(real, real_moments, fake[inception.pool]),
+        "fid_method": "streamed moments" if real_moments else fid_method(len(real), len(fake[inception.pool]), real.shape[1]),
+        "n_reference_features": len(real), "sampling_dtype": str(sampling_dtype(torch.device(device))),
         **prdc(real_prdc, fake[inception.pool], k=prdc_k), "prdc_k": prdc_k, "prdc_n_real": len(real_prdc),
         "prdc_n_fake": len(fake[inception.pool]),
         **kid(real, fake[inception.pool]), **inception_score(fake[inception.logits]),
@@ -341,7 +371,7 @@ def evaluate_vqgan(run, cfg, *, n: int | None = None, features: str = "inception
     import torch
 
     from .loading import load_vqgan
-    from .metrics import codebook_usage, fid, fid_method, load_inception, lpips_distance, psnr, ssim
+    from .metrics import codebook_usage, fid_against, fid_method, load_inception, lpips_distance, psnr, ssim
     from .training import progress
 
     t0 = time.perf_counter()
@@ -349,11 +379,11 @@ def evaluate_vqgan(run, cfg, *, n: int | None = None, features: str = "inception
         raise ValueError("with --vqgan, --samples is the number of images of the split; drop --max-reference")
     n = n or max_reference
     inception = load_inception(features, weights_dir, device)
-    real, ref_key = reference_features(run, cfg, inception, reference, n, batch_size, show_progress)
+    real, ref_key, real_moments = reference_features(run, cfg, inception, reference, n, batch_size, show_progress)
     vqgan = load_vqgan(cfg, run.vqgan_ckpt, device, use_ema=use_ema)
     record = _common_record("vqgan", run, cfg, inception, ref_key, device, use_ema)
     lp = _load_lpips(weights_dir, device, record["notes"], "LPIPS")
-    indices = reference_indices(ref_key["n_split"], n)
+    indices = reference_indices(ref_key["n_split"], ref_key["n"])  # the reference's own images
     counts = torch.zeros(cfg.vqgan.codebook_size, dtype=torch.long)
     per_image: dict[str, list] = {"psnr": [], "ssim": [], "lpips": []}
     recon = []
@@ -371,8 +401,8 @@ def evaluate_vqgan(run, cfg, *, n: int | None = None, features: str = "inception
             bar.update(x.shape[0])
     means = {k: (float(torch.cat(v).mean()) if v else None) for k, v in per_image.items()}
     record.update({
-        "n_images": len(indices), "batch_size": batch_size, "rfid": fid(real, torch.cat(recon)),
-        "fid_method": fid_method(len(real), len(real), real.shape[1]),
+        "n_images": len(indices), "batch_size": batch_size, "rfid": fid_against(real, real_moments, torch.cat(recon)),
+        "fid_method": "streamed moments" if real_moments else fid_method(len(real), len(real), real.shape[1]),
         "psnr": means["psnr"], "ssim": means["ssim"], "lpips": means["lpips"],
         "psnr_recipe": PSNR_RECIPE, "ssim_recipe": SSIM_RECIPE,
         "lpips_net": "vgg" if lp is not None else None, **codebook_usage(counts),

@@ -37,6 +37,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .device import exact_float
 from .perceptual import WEIGHTS_ENV, weight_candidates
 
 FEATURES = ("inception", "random-inception", "openmoji")
@@ -331,7 +332,8 @@ def prdc(real, fake, k: int = 5) -> dict:
 
 # ---- reconstruction quality --------------------------------------------------------------------------
 def _unit(x: torch.Tensor) -> torch.Tensor:
-    return (x.detach().double().clamp(-1, 1) + 1) / 2  # [-1, 1] -> [0, 1], data range L = 1
+    x = x.detach().to(exact_float(x.device))  # float64, float32 on MPS (no float64 there)
+    return (x.clamp(-1, 1) + 1) / 2  # [-1, 1] -> [0, 1], data range L = 1
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor, max_db: float = 100.0) -> torch.Tensor:
@@ -364,7 +366,7 @@ def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5,
     c = x.shape[1]
     size = min(window, x.shape[-2], x.shape[-1])
     size -= 1 - size % 2  # odd
-    g = gaussian_window(size, sigma, device=x.device)
+    g = gaussian_window(size, sigma, dtype=x.dtype, device=x.device)
     w = (g[:, None] * g[None, :]).expand(c, 1, size, size)  # (C, 1, s, s) separable Gaussian, one per channel
 
     def blur(t):
@@ -386,10 +388,10 @@ def lpips_distance(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.
 def codebook_usage(counts: torch.Tensor) -> dict:
     """From the histogram (K,) of every token of a split: codes used, their fraction of K, and the perplexity
     exp(-sum p log p) (K when all codes are used equally, 1 when one code is)."""
-    counts = counts.double()
+    counts = counts.to(exact_float(counts.device))
     p = counts / counts.sum()
     return {"codes_used": int((counts > 0).sum()), "codebook_size": int(counts.numel()),
-            "codebook_usage": float((counts > 0).double().mean()),
+            "codebook_usage": float((counts > 0).to(counts.dtype).mean()),
             "perplexity": float(torch.exp(-torch.special.xlogy(p, p).sum()))}
 
 
@@ -435,3 +437,91 @@ def save_neighbours_grid(queries: torch.Tensor, neighbours: Neighbours, path: st
 
     rows = torch.cat([queries.cpu()[:, None].float(), neighbours.images.float()], 1)  # (n, 1 + k, 3, H, W)
     save_image_grid(rows.flatten(0, 1), path, nrow=rows.shape[1], upscale=max(1, 64 // queries.shape[-1]))
+
+
+# ---- streamed statistics (reference sets too large to hold) -----------------------------------------------
+class FeatureMoments:
+    """Mean and covariance of features (N, D), accumulated batch by batch, in float64 on the CPU.
+
+    Chan, Golub & LeVeque's pairwise update: with n items of mean mu and scatter M2 = sum (x - mu)(x - mu)^T
+    so far, a batch of m items with mean mu_b and scatter M2_b gives, for delta = mu_b - mu,
+        mu <- mu + delta m / (n + m),    M2 <- M2 + M2_b + delta delta^T n m / (n + m),
+    exact (no large sums of squares to cancel); cov = M2 / (N - 1), np.cov's estimate. Memory is D x D
+    doubles (32 MB for the 2048-d pool features) for any N: ~3M LSUN images need no 37 GB of features.
+    """
+
+    def __init__(self, dim: int):
+        self.n = 0
+        self.mean = torch.zeros(dim, dtype=torch.float64)
+        self.m2 = torch.zeros(dim, dim, dtype=torch.float64)
+
+    def update(self, features) -> "FeatureMoments":
+        x = _features(features).double()  # (m, D)
+        m = len(x)
+        if m == 0:
+            return self
+        if x.shape[1] != len(self.mean):
+            raise ValueError(f"features of dimension {x.shape[1]}; these moments are of dimension {len(self.mean)}")
+        mu_b = x.mean(0)
+        xc = x - mu_b
+        delta = mu_b - self.mean
+        total = self.n + m
+        self.m2 += xc.T @ xc + torch.outer(delta, delta) * (self.n * m / total)
+        self.mean += delta * (m / total)
+        self.n = total
+        return self
+
+    @classmethod
+    def of(cls, features) -> "FeatureMoments":
+        x = _features(features)
+        return cls(x.shape[1]).update(x)
+
+    @property
+    def cov(self) -> torch.Tensor:
+        if self.n < 2:
+            raise ValueError(f"a covariance needs at least 2 feature vectors; got {self.n}")
+        return self.m2 / (self.n - 1)
+
+    def state_dict(self) -> dict:
+        return {"n": self.n, "mean": self.mean, "m2": self.m2}
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> "FeatureMoments":
+        out = cls(len(state["mean"]))
+        out.n, out.mean, out.m2 = int(state["n"]), state["mean"].double(), state["m2"].double()
+        return out
+
+
+def fid_from_moments(a: FeatureMoments, b: FeatureMoments) -> float:
+    """FID of two sets given by their moments, by torch-fidelity's `fid_statistics_to_metric` (as `fid`)."""
+    from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_statistics_to_metric
+
+    s1, s2 = ({"mu": m.mean.numpy(), "sigma": m.cov.numpy()} for m in (a, b))
+    return float(fid_statistics_to_metric(s1, s2, verbose=False)[KEY_METRIC_FID])
+
+
+def stream_features(inception: Inception, batches: Iterable[torch.Tensor], keep: torch.Tensor | None = None,
+                    progress=None) -> tuple[torch.Tensor, FeatureMoments | None]:
+    """Pool features of every batch, streamed: (the features of the items where `keep` (N,) bool is True, in
+    order, and the moments of all of them). keep=None keeps every feature and gives no moments."""
+    kept, moments, seen = [], None, 0
+    for images in batches:
+        f = inception(images)[inception.pool]  # (b, d): 2048 for InceptionV3, 256 for openmoji
+        if keep is None:
+            kept.append(f)
+        else:
+            moments = (moments or FeatureMoments(f.shape[1])).update(f)
+            kept.append(f[keep[seen: seen + len(f)]])
+        seen += len(f)
+        if progress is not None:
+            progress.update(images.shape[0])
+    if seen == 0:
+        raise ValueError("stream_features: no images")
+    return torch.cat(kept), moments
+
+
+def fid_against(real: torch.Tensor, real_moments: FeatureMoments | None, fake: torch.Tensor) -> float:
+    """`fid(real, fake)`, or, when the reference was streamed (`real_moments`), FID from the moments of all of it."""
+    if real_moments is None:
+        return fid(real, fake)
+    return fid_from_moments(real_moments, FeatureMoments.of(fake))
