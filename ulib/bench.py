@@ -51,12 +51,21 @@ QUICK = BenchConfig(n_layers=2, n_emb=32, n_head=4, side=4, codebook_size=16, ba
                     canvases=(4, 6), strides=(1, 2))
 
 
-def _timed(fn, repeat: int = 1):
-    """(result, seconds) of the fastest of `repeat` runs."""
+def synchronize(device) -> None:
+    """Wait for the device's queued kernels: CUDA runs them asynchronously, so a clock read right after a call
+    times its launches, not its work. A no-op on the CPU."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn, device, repeat: int = 1):
+    """(result, seconds) of the fastest of `repeat` runs, each between two `synchronize(device)`."""
     best, out = float("inf"), None
     for _ in range(repeat):
+        synchronize(device)
         t0 = time.perf_counter()
         result = fn()
+        synchronize(device)
         seconds = time.perf_counter() - t0
         if seconds < best:
             best, out = seconds, result
@@ -84,7 +93,7 @@ def matmul_rate(device, n: int = 1024, repeat: int = 5) -> float:
     """float32 GFLOP/s of an n x n x n matmul (best of `repeat`)."""
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     a @ b
-    _, sec = _timed(lambda: (a @ b, torch.cuda.synchronize() if device.type == "cuda" else None), repeat)
+    _, sec = _timed(lambda: a @ b, device, repeat)
     return 2 * n**3 / sec / 1e9
 
 
@@ -106,8 +115,10 @@ class CountingForward(torch.nn.Module):
         self.head, self.codebook_size, self.block_size = net.head, net.codebook_size, net.block_size
 
     def features(self, x):
+        synchronize(x.device)
         t0 = time.perf_counter()
         out = self.net.features(x)
+        synchronize(x.device)
         self.seconds += time.perf_counter() - t0
         self.calls += 1
         return out
@@ -151,7 +162,7 @@ def _bench_forward(cfg: BenchConfig, device, rec) -> None:
     x = torch.randint(0, K + 1, (B, L), device=device)
     with torch.no_grad():
         net(x)
-        _, sec = _timed(lambda: net(x), 3)
+        _, sec = _timed(lambda: net(x), device, 3)
     rate = forward_flops(net, B, L) / sec / 1e9
     rec("transformer forward", rate, "GFLOP/s")
     rec("transformer forward / matmul rate", rate / mm, "fraction")
@@ -166,7 +177,7 @@ def _bench_absorbing(cfg: BenchConfig, device, rec) -> None:
     for steps in cfg.steps:
         g = torch.Generator(device=device)
         # best of 2 runs each (both samplers alike): one run swings by ~5-10% on a shared 2-core machine
-        _, sec = _timed(lambda: naive_sample(net, B, L, T, K, steps, 1.0, g.manual_seed(0)), 2)
+        _, sec = _timed(lambda: naive_sample(net, B, L, T, K, steps, 1.0, g.manual_seed(0)), device, 2)
         rec("absorbing sampling, naive (paper as written)", sec / B, "s/image", steps=steps)
 
         def counted_run():
@@ -175,7 +186,7 @@ def _bench_absorbing(cfg: BenchConfig, device, rec) -> None:
                           generator=g.manual_seed(0), device=device)
             return c
 
-        counted, sec2 = _timed(counted_run, 2)
+        counted, sec2 = _timed(counted_run, device, 2)
         rec("absorbing sampling, random (ulib)", sec2 / B, "s/image", steps=steps, passes=counted.calls)
         rec("  speed-up over naive", sec / sec2, "x", steps=steps)
         rec("  sampler overhead beside forward passes", (sec2 - counted.seconds) / max(counted.seconds, 1e-9),
@@ -183,7 +194,7 @@ def _bench_absorbing(cfg: BenchConfig, device, rec) -> None:
     for method in ("confidence", "remask"):
         _, sec = _timed(lambda: decode_tokens(net, method=method, batch=B, length=L, num_timesteps=T, mask_id=K,
                                               steps=few, generator=torch.Generator(device=device).manual_seed(0),
-                                              device=device))
+                                              device=device), device)
         rec(f"absorbing sampling, {method}", sec / B, "s/image", steps=few)
 
 
@@ -197,14 +208,14 @@ def _bench_ar(cfg: BenchConfig, device, rec) -> None:
         return sample_ar(ar, B, L, device, generator=torch.Generator(device=device).manual_seed(0), **kw)
 
     # best of 2 runs each: a single run of the short cached paths (~1.5 s) swings by ~10% on a busy machine
-    _, modules = _timed(lambda: sample(fast_steps=False), 2)
+    _, modules = _timed(lambda: sample(fast_steps=False), device, 2)
     rec("AR sampling, KV cache, module path", modules / B, "s/image")
-    _, cached = _timed(lambda: sample(), 2)
+    _, cached = _timed(lambda: sample(), device, 2)
     rec("AR sampling, KV cache", cached / B, "s/image", fast_steps=split_available(device),
         threads=torch.get_num_threads())
     rec("  lean step speed-up", modules / cached, "x")
     if cfg.ar_plain:
-        _, plain = _timed(lambda: sample(use_cache=False), 2)
+        _, plain = _timed(lambda: sample(use_cache=False), device, 2)
         rec("AR sampling, recompute everything", plain / B, "s/image")
         rec("  KV cache speed-up", plain / cached, "x")
 
@@ -221,7 +232,7 @@ def _bench_bigimage(cfg: BenchConfig, device, rec) -> None:
             _, sec = _timed(lambda: sample_canvas(net, (side, side), (cfg.side, cfg.side), num_timesteps=few,
                                                   mask_id=K, steps=few, stride=stride, batch=1,
                                                   generator=torch.Generator(device=device).manual_seed(0),
-                                                  device=device))
+                                                  device=device), device)
             rec("big-image sampling", sec, "s/image", canvas=f"{side}x{side}", stride=stride, windows=n_win,
                 steps=few)
 
@@ -240,7 +251,7 @@ def _bench_training(cfg: BenchConfig, device, rec) -> None:
         opt.step()
 
     train_step()
-    _, sec = _timed(lambda: [train_step() for _ in range(3)])
+    _, sec = _timed(lambda: [train_step() for _ in range(3)], device)
     rec("prior training", 3 / sec, "steps/s")
 
 

@@ -57,6 +57,9 @@ def _sampling(p: argparse.ArgumentParser) -> None:
                    help="where to write the image grid (default: RUN/samples.png or RUN/inpainted.png)")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA weights")
     p.add_argument("--device", default=None, help="'auto', 'cpu', 'cuda', 'mps', ... (default: the run's device)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="the prior's forward pass while sampling: bf16 autocast, fp32, or auto (default: bf16 on "
+                        "GPUs with native bf16, else fp32)")
     p.add_argument("--official-vqgan", default=None, metavar="PATH",
                    help="a released VQGAN file of the official code (e.g. vqgan_ema_2200000.th), instead of --run")
     p.add_argument("--official-sampler", default=None, metavar="PATH",
@@ -137,6 +140,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-ar-plain", action="store_true",
                    help="skip the uncached AR sampler (minutes on a CPU at L=256)")
 
+    p = sub.add_parser("gpu-check", help="every CUDA path once at the paper's sizes, with throughput and memory "
+                                         "as JSON (make gpu-check)",
+                       description="Train both stages a few steps (GAN on, stop and resume), encode, sample with "
+                                   "each method in fp32 and bf16, the AR cache, a big canvas, inpainting and "
+                                   "evaluation features, on synthetic 256x256 images at the paper's model sizes; "
+                                   "prints images/s, tokens/s, samples/s and peak memory per phase as JSON "
+                                   "(about 5 minutes on one H200). --tiny: smoke sizes, for CPUs and tests.")
+    from .gpu_check import add_arguments as gpu_check_arguments
+
+    gpu_check_arguments(p)
+
     p = sub.add_parser("pipeline", help="run every stage: train-vqgan, encode, train-prior, sample (make demo)",
                        description="Run the whole method; stages whose outputs exist are reused.")
     _common(p, data=True)
@@ -212,19 +226,21 @@ def cmd_train_prior(args) -> int:
 
 def _sampling_models(args):
     """(SamplingModels, device, output folder) from --run or from the --official-* files."""
-    from .device import resolve_device
+    from .device import configure_matmul, resolve_device
     from .sampling_models import from_official, from_run
 
     if args.official_vqgan or args.official_sampler:
         if not (args.official_vqgan and args.official_sampler):
             raise ValueError("give both --official-vqgan and --official-sampler")
         device = resolve_device(args.device or "auto")
+        configure_matmul(device)  # TF32 on CUDA
         m = from_official(args.official_vqgan, args.official_sampler, args.official_kind, device)
         return m, device, Path(args.run) if args.run else Path(".")
     if not args.run:
         raise ValueError("give --run DIR, or --official-vqgan PATH and --official-sampler PATH")
     run, cfg = _config(args)
     device = resolve_device(args.device or cfg.device)
+    configure_matmul(device)  # TF32 on CUDA
     return from_run(run, cfg, device, use_ema=cfg.sample.use_ema and not args.no_ema), device, run.path
 
 
@@ -238,7 +254,7 @@ def cmd_sample(args) -> int:
                      temperature=args.temperature if args.temperature is not None else m.default_temperature,
                      seed=args.seed, device=device, method=args.method,
                      canvas=parse_canvas(args.canvas) if args.canvas else None, stride=args.stride,
-                     top_k=args.top_k))
+                     top_k=args.top_k, precision=args.precision))
     return 0
 
 
@@ -300,6 +316,12 @@ def cmd_bench(args) -> int:
     return bench_main(args)
 
 
+def cmd_gpu_check(args) -> int:
+    from .gpu_check import main as gpu_check_main
+
+    return gpu_check_main(args)
+
+
 def cmd_reproduce(args) -> int:
     from .reproduce import main as reproduce_main
 
@@ -331,7 +353,7 @@ def cmd_train_features(args) -> int:
 
 COMMANDS = {"train-vqgan": cmd_train_vqgan, "encode": cmd_encode, "train-prior": cmd_train_prior,
             "sample": cmd_sample, "inpaint": cmd_inpaint, "elbo": cmd_elbo,
-            "bench": cmd_bench, "evaluate": evaluate.main, "reproduce": cmd_reproduce,
+            "bench": cmd_bench, "evaluate": evaluate.main, "reproduce": cmd_reproduce, "gpu-check": cmd_gpu_check,
             "pipeline": cmd_pipeline, "compare": compare.run_compare, "train-features": cmd_train_features}
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .device import autocast, sampling_dtype
 from .logs import save_image_grid
 from .sampling_models import SamplingModels
 
@@ -24,8 +25,19 @@ def parse_canvas(text: str) -> tuple[int, int]:
 @torch.no_grad()
 def sample_images(m: SamplingModels, n: int, *, steps: int, temperature: float, seed: int, device,
                   method: str = "random", canvas: tuple[int, int] | None = None, stride: int = 1,
-                  top_k: int | None = None) -> torch.Tensor:
-    """n decoded samples (n, 3, H, W) in [-1, 1] from the prior of `m`."""
+                  top_k: int | None = None, precision: str = "auto") -> torch.Tensor:
+    """n decoded samples (n, 3, H, W) in [-1, 1] from the prior of `m`.
+
+    precision: the prior's forward pass in 'fp32', 'bf16' (autocast) or 'auto' (bf16 on GPUs that have it
+    natively, `ulib.device.sampling_dtype`); the VQGAN always decodes in fp32."""
+    with autocast(torch.device(device), sampling_dtype(torch.device(device), precision)):
+        tokens, decode = _sample_tokens(m, n, steps=steps, temperature=temperature, seed=seed, device=device,
+                                        method=method, canvas=canvas, stride=stride, top_k=top_k)
+    return decode(tokens).clamp(-1, 1)
+
+
+def _sample_tokens(m: SamplingModels, n: int, *, steps, temperature, seed, device, method, canvas, stride, top_k):
+    """(tokens, the decoder that turns them into images) of `sample_images`."""
     if n < 1:
         raise ValueError(f"--n={n}; must be >= 1")
     if temperature <= 0:
@@ -38,7 +50,7 @@ def sample_images(m: SamplingModels, n: int, *, steps: int, temperature: float, 
         from .autoregressive import sample_ar
 
         tokens = sample_ar(m.prior, n, h * w, device, temperature=temperature, top_k=top_k, generator=g)
-        return m.vqgan.decode(tokens.view(n, h, w)).clamp(-1, 1)
+        return tokens.view(n, h, w), m.vqgan.decode
     if not 1 <= steps <= m.num_timesteps:
         raise ValueError(f"--steps={steps}; allowed: 1..T={m.num_timesteps}")
     if canvas is not None:
@@ -47,19 +59,19 @@ def sample_images(m: SamplingModels, n: int, *, steps: int, temperature: float, 
         tokens = sample_canvas(m.prior, canvas, (h, w), num_timesteps=m.num_timesteps, mask_id=m.mask_id,
                                steps=steps, temperature=temperature, stride=stride, batch=n, generator=g,
                                device=device)
-        return decode_canvas(m.vqgan, tokens).clamp(-1, 1)
+        return tokens, lambda t: decode_canvas(m.vqgan, t)
     from .decoding import decode_tokens
 
     tokens = decode_tokens(m.prior, method=method, batch=n, length=h * w, num_timesteps=m.num_timesteps,
                            mask_id=m.mask_id, steps=steps, temperature=temperature, generator=g, device=device)
-    return m.vqgan.decode(tokens.view(n, h, w)).clamp(-1, 1)
+    return tokens.view(n, h, w), m.vqgan.decode
 
 
 def run_sample(m: SamplingModels, out: Path, *, n: int, steps: int, temperature: float, seed: int, device,
-               method: str, canvas, stride: int, top_k: int | None = None) -> str:
+               method: str, canvas, stride: int, top_k: int | None = None, precision: str = "auto") -> str:
     t0 = time.perf_counter()
     images = sample_images(m, n, steps=steps, temperature=temperature, seed=seed, device=device, method=method,
-                           canvas=canvas, stride=stride, top_k=top_k)
+                           canvas=canvas, stride=stride, top_k=top_k, precision=precision)
     dt = time.perf_counter() - t0
     save_image_grid(images, out, upscale=max(1, 128 // images.shape[-1]))
     what = f"{steps} steps, " if m.kind == "absorbing" else ""
