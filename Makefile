@@ -8,7 +8,7 @@ RUN    ?= runs/demo
 
 PROFILE ?= demo
 
-.PHONY: demo test install clean-venv notebooks reproduce test-notebooks docs-notebooks browser-deps test-browser
+.PHONY: demo test install clean-venv notebooks reproduce test-notebooks docs-notebooks browser-deps test-browser gpu-check
 
 install: $(STAMP)
 
@@ -53,3 +53,9 @@ test-notebooks: $(STAMP)
 # `make demo` (RUN=runs/demo) when it exists, so only what it lacks is trained.
 docs-notebooks: $(STAMP)
 	$(BIN)/python -m ulib reproduce --profile demo --run $(RUN) --export docs/notebooks
+
+# Every CUDA path once at the paper's sizes (ulib/gpu_check.py): throughput and peak memory as JSON, ~5 min on
+# one H200. tests/test_gpu_check.py runs the same script with --tiny on the CPU.
+GPU_CHECK_JSON ?= runs/gpu_check.json
+gpu-check: $(STAMP)
+	$(BIN)/python -m ulib gpu-check --json $(GPU_CHECK_JSON)
