@@ -118,18 +118,18 @@ def test_reference_larger_than_the_kept_set_is_streamed(vqgan_run, monkeypatch):
 
     cfg = _cfg(["data.img_size=32"])  # 3 x 32 x 32 > 2048 values per image
     monkeypatch.setattr(E, "REFERENCE_KEEP", 10)
-    feats, key, moments = E.reference_features(vqgan_run, cfg, FakeInception(), "val", "all", 8, False)
+    feats, key, moments = E.reference_set(vqgan_run, cfg, FakeInception(), "val", "all", 8, False)
     assert key["n"] == key["n_split"] > 10 and len(feats) == 10 and key["limit"] == "all"
     monkeypatch.setattr(E, "REFERENCE_KEEP", 1000)
-    full, _, none = E.reference_features(vqgan_run, cfg, FakeInception(), "val", key["n"] + 5, 8, False)
+    full, _, none = E.reference_set(vqgan_run, cfg, FakeInception(), "val", key["n"] + 5, 8, False)
     monkeypatch.setattr(E, "REFERENCE_KEEP", 10)
     assert none is None and len(full) == key["n"]
     exact = FeatureMoments.of(full)
     assert moments.n == key["n"] and torch.allclose(moments.cov, exact.cov, atol=1e-10)
-    again = E.reference_features(vqgan_run, cfg, FakeInception(), "val", "all", 8, False)  # from the cache
+    again = E.reference_set(vqgan_run, cfg, FakeInception(), "val", "all", 8, False)  # from the cache
     assert torch.equal(again[0], feats) and torch.equal(again[2].m2, moments.m2)
     # the default takes every image of a split up to the paper's 50,000, and says so in the record
-    _, key, _ = E.reference_features(vqgan_run, cfg, FakeInception(), "val", None, 8, False)
+    _, key, _ = E.reference_set(vqgan_run, cfg, FakeInception(), "val", None, 8, False)
     assert key["n"] == key["n_split"] and key["limit"] == "default: at most 50000"
     assert E.DEFAULT_MAX_REFERENCE == E.PAPER_N_SAMPLES == 50_000
     assert E.reference_indices(3_000_000, E.DEFAULT_MAX_REFERENCE)[:3] == sorted(E.reference_indices(

@@ -163,6 +163,12 @@ def _loader(cfg, split: str, indices: list[int], batch_size: int):
 
 
 def reference_features(run, cfg, inception, split: str, max_n, batch_size: int, show_progress: bool = True):
+    """(features (N, 2048) of the reference images, their description): `reference_set` without the moments."""
+    feats, key, _ = reference_set(run, cfg, inception, split, max_n, batch_size, show_progress)
+    return feats, key
+
+
+def reference_set(run, cfg, inception, split: str, max_n, batch_size: int, show_progress: bool = True):
     """(features (N, 2048) of the reference images, their description, their streamed moments or None), from
     RUN/eval_cache/ when its key (data fingerprint, split, subset, extractor) still matches, else computed and
     cached. max_n: None (the whole split, at most DEFAULT_MAX_REFERENCE), 'all' or a number. Beyond
@@ -301,7 +307,7 @@ def evaluate_samples(run, cfg, *, n: int = PAPER_N_SAMPLES, steps: int | None = 
 
     inception = load_inception(features, weights_dir, device)  # first: a missing weights file stops us early
     lp = load_lpips(weights_dir, device) if neighbours > 0 else None
-    real, ref_key, real_moments = reference_features(run, cfg, inception, reference, max_reference, batch_size,
+    real, ref_key, real_moments = reference_set(run, cfg, inception, reference, max_reference, batch_size,
                                                      show_progress)
     prior_path = run.prior_ckpt_for(cfg.prior.kind)
     vqgan = load_vqgan(cfg, run.vqgan_ckpt, device, use_ema=use_ema)
@@ -379,7 +385,7 @@ def evaluate_vqgan(run, cfg, *, n: int | None = None, features: str = "inception
         raise ValueError("with --vqgan, --samples is the number of images of the split; drop --max-reference")
     n = n or max_reference
     inception = load_inception(features, weights_dir, device)
-    real, ref_key, real_moments = reference_features(run, cfg, inception, reference, n, batch_size, show_progress)
+    real, ref_key, real_moments = reference_set(run, cfg, inception, reference, n, batch_size, show_progress)
     vqgan = load_vqgan(cfg, run.vqgan_ckpt, device, use_ema=use_ema)
     record = _common_record("vqgan", run, cfg, inception, ref_key, device, use_ema)
     lp = _load_lpips(weights_dir, device, record["notes"], "LPIPS")
