@@ -106,6 +106,7 @@ def test_fid_from_moments_equals_fid_on_the_features():
 class FakeInception:
     """Stands in for InceptionV3: 'features' are the images' first pixels (2048 of them)."""
     features, key = "random-inception", "fake"
+    layers, pool, logits = ("2048", "logits_unbiased"), "2048", "logits_unbiased"
 
     def __call__(self, images):
         f = images.flatten(1)[:, :2048].float()
