@@ -460,24 +460,31 @@ def nb03():
 def nb04():
     return [
         header("04 · Step skipping: sample quality and time against the number of sampling steps",
-               "Table 3 of the paper (sampling with fewer steps than T). The paper reports FID; runs of this "
-               "size have too few samples for FID, so we report cheap proxies instead: the Jensen-Shannon "
-               "divergence between the samples' code histogram and the validation data's, the token entropy "
-               "and the mean pairwise distance of the samples, and the time per image. The validation ELBO "
-               "does not depend on the number of sampling steps, so it is not in this table (see 05).",
-               "notebook 01's run directory (VQGAN and prior; trained here when missing).",
-               "CPU: about 5 s with `smoke` (measured on 2 cores), 8 s with `demo` (measured on 2 cores, trained run present).",
-               "GPU, paper profiles: minutes for 16 samples per setting (estimate); FID needs thousands of "
-               "samples and an Inception-based tool."),
+               "Table 3 of the paper (FID against sampling steps, evenly spaced, temperature 1.0), measured in "
+               "the kit's offline feature space with the noise floor beside it; then the same question for the "
+               "two other decoding methods (MaskGIT's confidence and the official code's remask) at equal "
+               "numbers of network calls: how far below T steps can one go at equal quality?",
+               "notebook 01's run directory (VQGAN and prior; trained here when missing); for the built-in "
+               "dataset the shipped OpenMoji feature weights (notebook 12).",
+               "CPU: about 1 min with `smoke`, 5 min with `demo` (2 cores, trained run present: 300 samples "
+               "for each of 11 settings; estimate).",
+               "GPU, paper profiles: minutes for 2,000 samples per setting (estimate); the paper's own figures "
+               "use 50,000 samples (`python -m ulib evaluate --steps S`)."),
         parameters("""\
             steps = []  # sampling steps to compare; empty: T, T/2, T/4, T/8, T/16 of the profile's T
-            n_samples = 16  # samples per setting
-            temperature = None  # None: the profile's sample.temperature
+            other_methods = ["confidence", "remask"]  # compared with 'random' at equal network calls
+            other_steps = []  # steps for the other methods; empty: the three smallest of `steps`
+            n_samples = 0  # samples per setting; 0: by profile (smoke 40, demo 300, GPU 2000)
+            temperature = 1.0  # the paper's Table 3 temperature
+            features = "auto"  # feature space: 'auto' (openmoji for the built-in dataset), 'inception', ...
             """),
         setup("""\
             steps_list = steps or sorted({max(1, T // d) for d in (1, 2, 4, 8, 16)}, reverse=True)
-            temp = temperature or cfg.sample.temperature
-            print("steps:", steps_list, "| temperature:", temp)
+            other_list = other_steps or steps_list[-3:]
+            sizes = nbu.quality_sizes(s, n_samples)
+            n = sizes["n_samples"]
+            print("steps:", steps_list, "| other methods at", other_list, "| temperature:", temperature,
+                  "| samples per setting:", n)
             """),
         md("""\
             ## Skipping steps
@@ -490,57 +497,98 @@ def nb04():
             """),
         code("""\
             # NBVAL_CHECK_OUTPUT
-            from ulib.sampling import AbsorbingSampler, time_schedule
+            from ulib.sampling import time_schedule
 
             print("T = 16 in 4 steps:", time_schedule(16, 4))
             print("T = 16 in 3 steps:", time_schedule(16, 3))
+            s_, t_ = 16, 12  # from t = 16 to s = 12: each masked token is revealed with probability (t - s) / t
+            print("reveal probability from 16 to 12:", (s_ - t_) / s_)
+            """),
+        md("""\
+            ## The measuring stick
+
+            FID, KID and precision/recall/density/coverage against a fixed random subset of the training
+            images (the paper scores against the training set), in the feature space named in every table.
+            FID depends on n, so each setting is read against the **noise floor at the same n**: n held-out
+            real images scored exactly as samples are. `±` is a bootstrap standard deviation (resampling
+            both the samples and the reference). Notebook 12 shows that this feature space ranks blur,
+            noise and patch shuffling monotonically.
             """),
         code("""\
-            from ulib.diversity import mean_pairwise_distance, token_entropy
+            from ulib.sample_quality import with_floor, within_noise
 
             vq, net = nbu.vqgan(s), nbu.prior(s)
-            ref = nbu.val_tokens(s)
-
-
-            def draw(n_steps):
-                sampler = AbsorbingSampler(net, T, cfg.mask_id, steps=n_steps, temperature=temp, generator=s.generator())
-                tokens = sampler.sample_passes(n_samples, L, s.device)  # (n, L)
-                with torch.no_grad():
-                    images = vq.decode(tokens).clamp(-1, 1)
-                return tokens, images, sampler.forward_passes
-
-
-            draw(steps_list[0])  # warm-up: the first call allocates memory and picks kernels
-            rows, grids, checks = [], [], []
-            for S in steps_list:
-                (tokens, images, passes), seconds = nbu.timed(lambda: draw(S), s.device)
-                rows.append({"steps": S, "forward_passes": passes, "seconds_per_image": seconds / n_samples,
-                             "unigram_js_to_val": nbu.unigram_js(tokens, ref, K),
-                             "token_entropy_bits": token_entropy(tokens, K),
-                             "pairwise_distance": mean_pairwise_distance(images)})
-                grids.append(images[:8])
-                checks.append((S, passes <= S, bool((tokens < K).all())))
-            nbu.write_table(s, rows, "table3_steps")
-            nbu.show_table(rows)
-            print(f"validation data: token entropy {token_entropy(ref, K):.3f} bits")
+            meter = nbu.quality_meter(s, sizes["n_reference"], features)
+            floor = meter.floor(n, draws=sizes["draws"], seed=seed)
+            print(f"feature space {meter.features} | reference: {meter.n_reference} training images | "
+                  f"noise floor at n = {n}: FID {floor['fid']:.2f} ± {floor['fid_std']:.2f}")
+            """),
+        code("""\
+            nbu.sample_set(s, vq, net, 8, steps=steps_list[-1], temperature=temperature)  # warm-up
+            rows, grids = [], []
+            settings = [("random", S) for S in steps_list] + [(m, S) for m in other_methods for S in other_list]
+            for i, (method, S) in enumerate(settings):
+                images, tokens, sec = nbu.sample_set(s, vq, net, n, steps=S, temperature=temperature, method=method,
+                                                     seed_offset=i)
+                r = meter.score(images, draws=sizes["draws"], seed=seed)
+                rows.append(with_floor({"method": method, "steps": S, "network_calls": S, "seconds_per_image": sec,
+                                        "temperature": temperature, **r}, floor))
+                if method == "random":
+                    grids.append(images[:8])
+            base = rows[0]  # random at T steps
+            for r in rows:
+                r["fid_ratio_to_T"] = r["fid"] / base["fid"]
+                r["within_noise_of_T"] = within_noise(r, base)
+            table = [{k: r[k] for k in ("method", "steps", "network_calls", "seconds_per_image", "n", "fid", "fid_std",
+                                        "floor_fid", "kid", "precision", "recall", "density", "coverage",
+                                        "coverage_std", "fid_ratio_to_T", "within_noise_of_T", "features")}
+                     for r in rows]
+            nbu.write_table(s, table, "table3_steps")
+            nbu.show_table(table)
             """),
         code("""\
             # NBVAL_CHECK_OUTPUT
-            for S, fewer_passes, no_mask_left in checks:
-                print(f"{S:4d} steps: at most {S} network passes: {fewer_passes} | no mask token left: {no_mask_left}")
+            print("settings measured:", [(r["method"], r["steps"]) for r in rows])
+            print("every setting has n samples and a bootstrap ±:", all(r["n"] == n and r["fid_std"] > 0 for r in rows))
+            """),
+        md("""\
+            ## Quality against network calls
+
+            Left: FID against the number of network calls for the three decoding methods (±: bootstrap std;
+            grey: the noise floor at the same n). Right: the shape of the paper's claim, FID(S) / FID(T)
+            against S / T, ours (random, the paper's method) beside the paper's three datasets (Table 3, T = 256).
             """),
         code("""\
-            fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3))
-            a.plot(steps_list, [r["seconds_per_image"] * 1000 for r in rows], "o-")
-            a.set(xscale="log", xlabel="sampling steps", ylabel="ms per image", title="time")
-            b.plot(steps_list, [r["unigram_js_to_val"] for r in rows], "o-")
-            b.set(xscale="log", xlabel="sampling steps", ylabel="JS divergence (bits)",
-                  title="code histogram vs validation (lower: closer)")
+            from ulib.paper_values import TABLE3_STEPS, table3_relative
+
+            fig, (a, b) = plt.subplots(1, 2, figsize=(12, 3.8))
+            for method in ["random", *other_methods]:
+                rs = [r for r in rows if r["method"] == method]
+                a.errorbar([r["network_calls"] for r in rs], [r["fid"] for r in rs], yerr=[r["fid_std"] for r in rs],
+                           fmt="o-", capsize=3, label=method)
+            a.axhspan(floor["fid"] - floor["fid_std"], floor["fid"] + floor["fid_std"], color="gray", alpha=0.3,
+                      label=f"noise floor (n = {n})")
+            a.set(xscale="log", xlabel="network calls (steps)", ylabel=f"FID ({meter.features} features)",
+                  title=f"n = {n} per point, temperature {temperature}, seed {seed}")
+            a.legend(fontsize=8)
+            rs = [r for r in rows if r["method"] == "random"]
+            b.plot([r["steps"] / T for r in rs], [r["fid_ratio_to_T"] for r in rs], "o-", c="k", label=f"ours (T = {T})")
+            for d in TABLE3_STEPS["fid"]:
+                p = [r for r in table3_relative() if r["dataset"] == d]
+                b.plot([r["steps_fraction"] for r in p], [r["fid_ratio"] for r in p], "s--", label=f"paper, {d}")
+            b.set(xscale="log", xlabel="S / T", ylabel="FID(S) / FID(T)", title="the paper's Table 3, relative")
+            b.legend(fontsize=8)
             fig.tight_layout()
             nbu.save_figure(s, fig, "table3_steps")
             plt.show()
+            for method in ["random", *other_methods]:
+                ok = [r["steps"] for r in rows if r["method"] == method and r["within_noise_of_T"]]
+                print(f"{method:10s}: fewest steps within 2 bootstrap std of random at T = {T}: "
+                      f"{min(ok) if ok else 'none measured'} (of {[r['steps'] for r in rows if r['method'] == method]})")
+            print(f"time per image at T steps: {base['seconds_per_image'] * 1000:.1f} ms on {s.device} "
+                  f"(the paper: {TABLE3_STEPS['seconds_per_image_at_256']} s at 256 steps, 256 px, one RTX 2080 Ti)")
             nbu.show(nbu.save_grid(s, torch.cat(grids), "table3_samples", nrow=len(grids[0])))
-            print("rows of samples, top to bottom:", steps_list, "steps")
+            print("rows of samples (random), top to bottom:", steps_list, "steps")
             """),
     ]
 
@@ -548,10 +596,11 @@ def nb04():
 # ==== 05 ==================================================================================================
 def nb05():
     return [
-        header("05 · Autoregressive vs absorbing diffusion: likelihood and sampling time",
+        header("05 · Autoregressive vs absorbing diffusion: likelihood, sample quality and sampling time",
                "Table 4 of the paper: the absorbing prior's negative ELBO (an upper bound on its NLL) against "
                "the exact NLL of an autoregressive transformer of the same size on the same tokens, in bits "
-               "per token, and the time each takes to sample an image.",
+               "per token, compared per validation grid (paired); the FID of both priors' samples (offline "
+               "feature space, noise floor beside); and the time each takes to sample an image.",
                "notebook 01's run directory; the autoregressive baseline (`prior_ar.pt`, same transformer "
                "made causal) is trained here when missing.",
                "CPU: about 6 s with `smoke` including training the AR baseline (measured on 2 cores); with "
@@ -563,11 +612,15 @@ def nb05():
             elbo_mc = 0  # 0: the full sum over every t in 1..T (T passes per batch); N > 0: N random t per grid
             max_items = 256  # validation grids evaluated
             fast_steps = 0  # an extra absorbing row with this many sampling steps; 0: T/4
-            temperature = None  # None: the profile's sample.temperature
+            temperature = None  # None: the profile's sample.temperature (timings and pictures)
+            fid_temperature = 1.0  # temperature of the FID comparison (the paper's Table 4 figures are at 1.0)
+            n_fid = 0  # samples of each prior for FID; 0: by profile (smoke 40, demo 300, GPU 2000)
+            features = "auto"  # feature space: 'auto' (openmoji for the built-in dataset), 'inception', ...
             """),
         setup("""\
             temp = temperature or cfg.sample.temperature
             fast = fast_steps or max(1, T // 4)
+            sizes = nbu.quality_sizes(s, n_fid)
             """),
         code("""\
             net_abs = nbu.prior(s, "absorbing")
@@ -596,6 +649,55 @@ def nb05():
             nll = ar_nll(net_ar, val)
             print(f"absorbing: negative ELBO {elbo.bits_per_token:.4f} bits/token ({elbo.n_items} grids, {elbo.n_passes} passes)")
             print(f"autoregressive: exact NLL {nll.bits_per_token:.4f} ± {nll.stderr:.4f} bits/token")
+            """),
+        md("""\
+            One error convention for the comparison: **paired per-grid differences**. Both models score the
+            same validation grids, so the difference of their means has the standard error of the per-grid
+            differences, std(d) / sqrt(n): grids that are hard for one model are hard for the other, and that
+            shared difficulty cancels. (It also carries the ELBO estimate's own noise: one x_t draw per t.)
+            """),
+        code("""\
+            from ulib.sample_quality import paired_difference
+
+            paired = paired_difference(elbo.per_item, nll.per_item)
+            print(f"absorbing bound - AR NLL, per grid: {paired['mean_difference']:+.4f} ± {paired['se']:.4f} "
+                  f"bits/token (n = {paired['n']} validation grids, paired standard error)")
+            """),
+        code("""\
+            # NBVAL_CHECK_OUTPUT
+            print("the paired difference is the difference of the means:",
+                  abs(paired["mean_difference"] - (elbo.bits_per_token - nll.bits_per_token)) < 1e-4)
+            """),
+        md("""\
+            ## Sample quality
+
+            FID, precision, recall, density and coverage of each prior's samples against the same reference
+            (notebook 04's measuring stick), at the paper's temperature for this table. The difference
+            absorbing − AR gets a bootstrap std in which both share each resample of the reference.
+            """),
+        code("""\
+            from ulib.autoregressive import sample_ar
+            from ulib.sample_quality import with_floor
+
+            vq = nbu.vqgan(s)
+            meter = nbu.quality_meter(s, sizes["n_reference"], features)
+            n = sizes["n_samples"]
+            floor = meter.floor(n, draws=sizes["draws"], seed=seed)
+            img_abs, _, _ = nbu.sample_set(s, vq, net_abs, n, steps=T, temperature=fid_temperature)
+            g = s.generator(1)
+            with torch.no_grad():
+                tok = torch.cat([sample_ar(net_ar, min(250, n - i), L, s.device, temperature=fid_temperature, generator=g)
+                                 for i in range(0, n, 250)])
+                img_ar = torch.cat([vq.decode(tok[i: i + 250]).clamp(-1, 1).cpu() for i in range(0, n, 250)])
+            quality = [with_floor({"model": name, "temperature": fid_temperature,
+                                   **meter.score(x, draws=sizes["draws"], seed=seed)}, floor)
+                       for name, x in (("absorbing", img_abs), ("autoregressive", img_ar))]
+            diff = meter.difference(img_abs, img_ar, draws=sizes["draws"], seed=seed)
+            quality_table = [{k: r[k] for k in ("model", "temperature", "n", "fid", "fid_std", "floor_fid", "precision",
+                                                "recall", "density", "coverage", "features")} for r in quality]
+            nbu.write_table(s, quality_table, "table4_quality")
+            nbu.show_table(quality_table)
+            print(f"FID absorbing - AR: {diff['fid']:+.2f} ± {diff['fid_std']:.2f} (n = {n} each, {meter.features} features)")
             """),
         md("""\
             ## Sampling time
@@ -651,19 +753,41 @@ def nb05():
             plt.show()
             """),
         md("""\
-            ## Reading the table
+            ## Reading the table, beside the paper's
 
+            The paper (Table 4, LSUN Churches and FFHQ at 256 px, 80M-parameter transformers trained for
+            days) has the absorbing prior ahead on both columns. Printed below: the paper's rows, then ours
+            with the direction of each difference.
+            """),
+        code("""\
+            from ulib.paper_values import table4_rows
+
+            nbu.show_table(table4_rows())
+            def verdict(d, se):  # lower is better for both columns
+                if abs(d) <= 2 * se:
+                    return "no difference resolved at 2 standard errors"
+                return ("absorbing" if d < 0 else "AR") + f" ahead ({abs(d) / se:.1f} standard errors)"
+
+
+            print(f"ours, likelihood: absorbing bound - AR = {paired['mean_difference']:+.3f} ± {paired['se']:.3f} "
+                  f"bits/token -> {verdict(paired['mean_difference'], paired['se'])}")
+            print(f"ours, FID: absorbing - AR = {diff['fid']:+.2f} ± {diff['fid_std']:.2f} -> "
+                  f"{verdict(diff['fid'], diff['fid_std'])}")
+            print("paper: absorbing ahead on both (Churches NLL 6.01 vs 6.24, FID 5.58 vs 5.93; "
+                  "FFHQ 5.96 vs 6.18, 7.12 vs 8.15)")
+            """),
+        md("""\
             - **Likelihood.** The AR figure is exact; the absorbing one is an upper bound (Eq. 6), so the
               true gap between the two models is smaller than the gap in the table, by an amount nobody can
-              compute exactly. In the demo run (`docs/notebooks/`) the small AR baseline reaches a lower
-              figure than the absorbing prior's bound.
+              compute exactly. Whether the paper's ordering holds depends on the regime: the paper credits
+              the absorbing model with avoiding the AR model's overfitting over a long training, while at the
+              CPU profiles' short trainings neither model has begun to overfit. (On text, MDLM reports the AR
+              model ahead of masked diffusion: LM1B perplexity 20.09 against 23.00.)
             - **Time.** With a key/value cache the AR sampler runs L one-token passes; the absorbing sampler
               runs at most `steps` passes over all L tokens. At the CPU profiles' 64 tokens the AR sampler
               is therefore cheap; the absorbing sampler's advantage is in the number of *sequential* steps,
               which it can cut far below L (notebook 04) and which matters at the paper's 256+ tokens on a
               GPU, where a full pass costs little more than a one-token pass.
-            - Compare with the paper's Table 4 by hand: its values are not recorded in `ulib/paper_values.py`
-              (only numbers checked against the paper go there).
             """),
     ]
 
@@ -740,19 +864,28 @@ def nb06():
 # ==== 07 ==================================================================================================
 def nb07():
     return [
-        header("07 · Sampling temperature: quality against diversity",
-               "Fig. 6 of the paper (the effect of the sampling temperature). Lower temperatures sharpen "
-               "p(x_0 | x_t): cleaner, more alike samples, biased towards common codes. We measure the token "
-               "entropy, the mean pairwise distance and the code-histogram divergence from validation data.",
-               "notebook 01's run directory (VQGAN and prior; trained here when missing).",
-               "CPU: about 5 s with `smoke` (measured on 2 cores), 10 s with `demo` (measured on 2 cores, trained run present).",
-               "GPU, paper profiles: minutes for 16 samples per temperature (estimate)."),
+        header("07 · Sampling temperature: quality, diversity and dataset bias (Fig. 6, Tables 1 and 2)",
+               "Fig. 6 of the paper (the effect of the sampling temperature) and the t = 1.0 / t = 0.9 rows of its "
+               "Tables 1 and 2 (FID, precision, recall, density, coverage). Lower temperatures sharpen "
+               "p(x_0 | x_t): cleaner, more alike samples; the paper warns that they also amplify the data's "
+               "biases. We measure that rather than describe it: the category histogram of the samples (the "
+               "OpenMoji feature network's category head) against the data's, as KL divergence and entropy.",
+               "notebook 01's run directory (VQGAN and prior; trained here when missing); the shipped OpenMoji "
+               "feature weights for the built-in dataset (notebook 12).",
+               "CPU: about 1 min with `smoke`, 5 min with `demo` (2 cores, trained run present: 300 samples per "
+               "temperature; estimate).",
+               "GPU, paper profiles: minutes for 2,000 samples per temperature (estimate)."),
         parameters("""\
-            temperatures = [0.6, 0.8, 0.9, 1.0, 1.2]  # softmax temperatures to compare
-            n_samples = 16  # samples per temperature
+            temperatures = [0.5, 0.7, 0.8, 0.9, 1.0, 1.2]  # softmax temperatures to compare (0.9 and 1.0: Tables 1, 2)
+            n_samples = 0  # samples per temperature; 0: by profile (smoke 40, demo 300, GPU 2000)
             steps = 0  # sampling steps; 0: the profile's sample.steps (or T)
+            features = "auto"  # feature space: 'auto' (openmoji for the built-in dataset), 'inception', ...
             """),
-        setup(),
+        setup("""\
+            sizes = nbu.quality_sizes(s, n_samples)
+            n, n_steps = sizes["n_samples"], steps or cfg.sample.steps or T
+            print("temperatures:", temperatures, "| samples per temperature:", n, "| steps:", n_steps)
+            """),
         md("""\
             ## Temperature
 
@@ -765,43 +898,117 @@ def nb07():
             for tau in (0.5, 1.0, 2.0):
                 print(f"tau = {tau}:", [round(p, 4) for p in torch.softmax(logits / tau, 0).tolist()])
             """),
-        code("""\
-            from ulib.diversity import mean_pairwise_distance, token_entropy
-            from ulib.train_prior import sample_images
+        md(r"""
+            ## Bias, measured
 
-            vq, net = nbu.vqgan(s), nbu.prior(s)
-            ref = nbu.val_tokens(s)
-            rows, grids = [], []
-            for tau in temperatures:
-                images, tokens = sample_images(net, vq, cfg, n_samples, s.device, seed=s.seed, steps=steps or None,
-                                               temperature=tau)
-                rows.append({"temperature": tau, "token_entropy_bits": token_entropy(tokens, K),
-                             "pairwise_distance": mean_pairwise_distance(images),
-                             "unigram_js_to_val": nbu.unigram_js(tokens, ref, K)})
-                grids.append(images[:8])
-            nbu.write_table(s, rows, "fig6_temperature")
-            nbu.show_table(rows)
+            The feature network's category head sorts each image into one of its categories (for emoji: the
+            Unicode CLDR groups, e.g. Smileys & Emotion, Flags). With $p$ the samples' category histogram and
+            $q$ the reference's, bias amplification shows as a lower entropy $H(p) = -\sum_c p_c \log_2 p_c$ than
+            the data's and a growing $\mathrm{KL}(p \,\|\, q) = \sum_c p_c \log_2 (p_c / q_c)$. By hand, and
+            checked against `ulib`:
             """),
         code("""\
-            from ulib.data import build_dataset
+            # NBVAL_CHECK_OUTPUT
+            import numpy as np
 
-            val = build_dataset(cfg.data, "val", train_transforms=False)
-            real = torch.stack([val[i] for i in range(min(n_samples, len(val)))])
-            fig, axes = plt.subplots(1, 3, figsize=(12, 3))
-            for ax, key, data_value, title in (
-                    (axes[0], "token_entropy_bits", token_entropy(ref, K), "token entropy (bits)"),
-                    (axes[1], "pairwise_distance", mean_pairwise_distance(real), "mean pairwise distance"),
-                    (axes[2], "unigram_js_to_val", None, "JS divergence to validation codes")):
-                ax.plot(temperatures, [r[key] for r in rows], "o-", label="samples")
-                if data_value is not None:
-                    ax.axhline(data_value, ls="--", c="gray", label="validation data")
+            from ulib.emoji_features import histogram_entropy, histogram_kl
+
+            p, q = np.array([0.5, 0.5, 0.0, 0.0]), np.array([0.25, 0.25, 0.25, 0.25])
+            kl_by_hand = sum(pc * math.log2(pc / qc) for pc, qc in zip(p, q) if pc > 0)
+            print(f"H(p) = {histogram_entropy(p):.4f} bits (by hand 1), H(q) = {histogram_entropy(q):.4f} (by hand 2)")
+            print(f"KL(p || q) = {histogram_kl(p, q):.4f} bits (by hand {kl_by_hand:.4f})")
+            """),
+        code("""\
+            from ulib.diversity import token_entropy
+            from ulib.sample_quality import extract, with_floor
+
+            vq, net = nbu.vqgan(s), nbu.prior(s)
+            meter = nbu.quality_meter(s, sizes["n_reference"], features)
+            floor = meter.floor(n, draws=sizes["draws"], seed=seed)
+            rows, grids, histograms = [], [], {}
+            for i, tau in enumerate(temperatures):
+                images, tokens, sec = nbu.sample_set(s, vq, net, n, steps=n_steps, temperature=tau, seed_offset=i)
+                feats, logits = extract(meter.space, images)
+                r = meter.score_features(feats, logits, draws=sizes["draws"], seed=seed)
+                histograms[tau] = np.bincount(logits.argmax(1).numpy(), minlength=logits.shape[1]) / len(logits)
+                rows.append(with_floor({"temperature": tau, "steps": n_steps, "token_entropy_bits": token_entropy(tokens, K),
+                                        **r}, floor))
+                grids.append(images[:8])
+            columns = ["temperature", "n", "fid", "fid_std", "floor_fid", "precision", "precision_std", "recall",
+                       "recall_std", "density", "coverage", "coverage_std", "category_entropy_bits",
+                       "category_entropy_bits_std", "reference_entropy_bits", "category_kl_bits", "category_kl_bits_std",
+                       "token_entropy_bits", "features"]
+            fig6 = [{c: r[c] for c in columns} for r in rows]
+            nbu.write_table(s, fig6, "fig6_temperature")
+            nbu.show_table(fig6, ["temperature", "n", "fid", "fid_std", "floor_fid", "precision", "recall", "density",
+                                  "coverage", "category_entropy_bits", "reference_entropy_bits", "category_kl_bits"])
+            """),
+        code("""\
+            # NBVAL_CHECK_OUTPUT
+            print("temperatures measured:", [r["temperature"] for r in rows])
+            print("each row: n samples, a bootstrap ± and the floor at the same n:",
+                  all(r["n"] == n and r["fid_std"] > 0 and r["floor_fid"] == floor["fid"] for r in rows))
+            """),
+        code("""\
+            fig, axes = plt.subplots(2, 3, figsize=(13, 6.5))
+            ts = [r["temperature"] for r in rows]
+
+            def panel(ax, keys, title, floor_keys=()):
+                for key in keys:
+                    ax.errorbar(ts, [r[key] for r in rows], yerr=[r.get(key + "_std", 0) for r in rows], fmt="o-",
+                                capsize=3, label=key.replace("_bits", ""))
+                for key in floor_keys:
+                    ax.axhline(floor[key], ls=":", c="gray")
                 ax.set(xlabel="temperature", title=title)
-                ax.legend()
+                ax.legend(fontsize=8)
+
+            panel(axes[0, 0], ["fid"], f"FID ({meter.features}); dotted: noise floor, n = {n}", ["fid"])
+            panel(axes[0, 1], ["precision", "recall"], "precision, recall (dotted: floor)", ["precision", "recall"])
+            panel(axes[0, 2], ["density", "coverage"], "density, coverage (dotted: floor)", ["density", "coverage"])
+            panel(axes[1, 0], ["category_entropy_bits"], "category entropy (bits)")
+            axes[1, 0].axhline(rows[0]["reference_entropy_bits"], ls="--", c="gray", label="data")
+            axes[1, 0].legend(fontsize=8)
+            panel(axes[1, 1], ["category_kl_bits"], "KL(samples || data) of categories (bits)", ["category_kl_bits"])
+            from ulib.emoji_features import CATEGORIES
+
+            names = CATEGORIES if meter.features == "openmoji" else [str(c) for c in range(len(meter.ref_histogram))]
+            x = np.arange(len(meter.ref_histogram))
+            for j, (label, h) in enumerate([("data", meter.ref_histogram), (f"t = {ts[0]}", histograms[ts[0]]),
+                                            (f"t = {ts[-1]}", histograms[ts[-1]])]):
+                axes[1, 2].bar(x + (j - 1) * 0.27, h, width=0.27, label=label)
+            axes[1, 2].set_xticks(x, names, rotation=75, fontsize=7)
+            axes[1, 2].set(title="category histograms", ylabel="fraction")
+            axes[1, 2].legend(fontsize=8)
+            fig.suptitle(f"Fig. 6 at {cfg.profile} scale: n = {n} samples per temperature, seed {seed}, "
+                         f"± bootstrap std ({sizes['draws']} draws)", fontsize=10)
             fig.tight_layout()
             nbu.save_figure(s, fig, "fig6_temperature")
             plt.show()
             nbu.show(nbu.save_grid(s, torch.cat(grids), "fig6_temperature_samples", nrow=len(grids[0])))
             print("rows of samples, top to bottom: temperature", temperatures)
+            """),
+        md("""\
+            ## Tables 1 and 2: t = 1.0 and t = 0.9
+
+            The paper reports both temperatures for its final models; its figures (256 px photographs,
+            Inception features, 50,000 samples) are not comparable in value with ours, but the direction of
+            each column between the two temperatures is.
+            """),
+        code("""\
+            from ulib.paper_values import table1_2_rows
+
+            ours = [dict({"data": cfg.data.dataset}, **{k: r[k] for k in ("temperature", "n", "fid", "fid_std",
+                    "precision", "recall", "density", "coverage", "features")}) for r in rows if r["temperature"] in (1.0, 0.9)]
+            nbu.write_table(s, ours, "table1_2_temperature")
+            nbu.show_table(ours)
+            paper = table1_2_rows(1.0) + table1_2_rows(0.9)
+            nbu.show_table(paper)
+            by_t = {r["temperature"]: r for r in ours}
+            if {1.0, 0.9} <= set(by_t):
+                for key in ("fid", "precision", "recall", "density", "coverage"):
+                    ours_dir = by_t[0.9][key] - by_t[1.0][key]
+                    paper_dirs = [p9[key] - p1[key] for p1, p9 in zip(table1_2_rows(1.0), table1_2_rows(0.9))]
+                    print(f"{key:9s}: 0.9 - 1.0 ours {ours_dir:+.3f} | paper {', '.join(f'{d:+.2f}' for d in paper_dirs)}")
             """),
     ]
 
@@ -1118,10 +1325,156 @@ def nb11():
     ]
 
 
+# ==== 12 ==================================================================================================
+def nb12():
+    return [
+        header("12 · An offline metric for emoji: FID, KID and PRDC in an OpenMoji feature space",
+               "the measuring stick for the paper's Tables 1-5 at CPU scale. The paper computes FID and PRDC on "
+               "Inception features, which cannot be downloaded offline and know nothing of emoji; this notebook "
+               "explains the kit's own feature network, shows that it behaves as a metric, and then measures "
+               "the run's reconstructions and samples against the real noise floor.",
+               "the shipped weights `ulib/assets/openmoji_features.pt` (made by `python -m ulib train-features`), "
+               "and notebook 01's run directory (VQGAN and prior; trained here when missing).",
+               "CPU: about 1 min with `smoke` or `demo` once the run exists (2 cores; estimate).",
+               "GPU: seconds."),
+        parameters("""\
+            n_half = 0  # images in each half of the real set for the metric checks; 0: by profile (smoke 200, demo 800)
+            n_samples = 0  # prior samples and reconstructions measured at the end; 0: by profile (smoke 40, demo 300)
+            draws = 0  # bootstrap resamples behind every ±; 0: by profile (smoke 2, demo 5)
+            """),
+        setup("""\
+            sizes = nbu.quality_sizes(s, n_samples)
+            n_half, draws = n_half or sizes["n_half"], draws or sizes["draws"]
+            print(f"metric checks: {n_half} images per half | run quality: {sizes['n_samples']} images | "
+                  f"bootstrap draws: {draws}")
+            """),
+        md("""\
+            ## The feature network and its recipe
+
+            A small CNN (32 → 16 → 8 → 4 px, global average pool to 256 features), trained once on every
+            rendered OpenMoji emoji with two heads: *exemplar* (each emoji is its own class, seen under random
+            shifts, zooms and flips) and *category* (the emoji's CLDR group, e.g. Smileys & Emotion, Flags;
+            OpenMoji's own extras are one more). The augmentations are geometric only, so blur, noise and colour
+            changes move the features. It is independent of the models under test: neither the VQGAN nor the
+            prior saw it, nor it them. All emojis designed by OpenMoji (CC BY-SA 4.0).
+            """),
+        code("""\
+            # NBVAL_CHECK_OUTPUT
+            from ulib import emoji_features as EF
+
+            feature_net, report = EF.load_feature_net()
+            print(f"trained on {report['n_emoji']} emoji (OpenMoji {report['openmoji_version']}), "
+                  f"{report['recipe']['epochs']} epochs, {sum(p.numel() for p in feature_net.parameters()):,} parameters")
+            print(f"exemplar accuracy on augmented views {report['exemplar_accuracy_augmented']:.3f}, "
+                  f"category accuracy {report['category_accuracy']:.3f}")
+            print(dict(zip(report["categories"], report["category_counts"])))
+            """),
+        md(r"""
+            ## FID from scratch, checked against ulib
+
+            FID $= \lVert \mu_1 - \mu_2 \rVert^2 + \operatorname{tr}(\Sigma_1 + \Sigma_2 - 2 (\Sigma_1 \Sigma_2)^{1/2})$
+            on the features of two image sets. We split the emoji into two disjoint halves, compute it with numpy
+            and scipy, and check it against `ulib.metrics.fid` (torch-fidelity's statistics).
+            """),
+        code("""\
+            import numpy as np
+            import scipy.linalg
+
+            from ulib import compare as C
+            from ulib import metrics as M
+            from ulib.data import load_openmoji
+
+            space = M.load_inception("openmoji", device=s.device)
+            emoji, _ = load_openmoji(32, cfg.data.cache_dir)
+            x = torch.from_numpy(emoji).permute(0, 3, 1, 2).contiguous()
+            perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+            half_a, half_b = x[perm[:n_half]], x[perm[n_half: 2 * n_half]]
+            fa, fb = C.image_features(space, half_a), C.image_features(space, half_b)
+
+            a, b = fa.double().numpy(), fb.double().numpy()
+            mu1, mu2, s1, s2 = a.mean(0), b.mean(0), np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+            covmean = scipy.linalg.sqrtm(s1 @ s2).real
+            fid_by_hand = float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
+            print(f"FID real half vs real half (n = {n_half} each): by hand {fid_by_hand:.3f}, ulib {M.fid(fa, fb):.3f}")
+            assert abs(fid_by_hand - M.fid(fa, fb)) < 1e-3 * max(1.0, fid_by_hand)
+            """),
+        md("""\
+            ## Is it a metric?
+
+            Half A against half B corrupted at growing strength. Strength 0 is the noise floor (real against
+            real at the same n). A metric must get monotonically worse with blur, noise and patch shuffling, and
+            a collapsed set (20 distinct images repeated) must lose recall and coverage while keeping precision.
+            Error bars: bootstrap std over `draws` resamples of both sets.
+            """),
+        code("""\
+            from ulib import metric_checks as MC
+
+            sweep = MC.sanity_sweep(lambda im: C.image_features(space, im), half_a, half_b, seed=seed, draws=draws)
+            nbu.write_table(s, sweep, "12_metric_sanity")
+            nbu.show_table(sweep, ["corruption", "strength", "unit", "n", "fid", "fid_std", "precision", "recall",
+                                   "density", "coverage", "coverage_std"])
+            fig, axes = plt.subplots(1, 3, figsize=(13, 3.2))
+            for ax, name in zip(axes, MC.CORRUPTIONS):
+                rows = [r for r in sweep if r["corruption"] == name]
+                ax.errorbar([r["strength"] for r in rows], [r["fid"] for r in rows],
+                            yerr=[r["fid_std"] for r in rows], fmt="o-", capsize=3, label="corrupted half B")
+                ax.axhline(rows[0]["fid"], ls="--", c="gray", label="noise floor (real vs real)")
+                ax.set(xlabel=rows[0]["unit"], ylabel="FID (openmoji features)", title=f"{name}, n = {rows[0]['n']}",
+                       yscale="log")
+                ax.legend(fontsize=8)
+            fig.tight_layout()
+            nbu.save_figure(s, fig, "12_metric_sanity")
+            plt.show()
+            """),
+        code("""\
+            # NBVAL_CHECK_OUTPUT
+            for name in MC.CORRUPTIONS:
+                fids = [r["fid"] for r in sweep if r["corruption"] == name]
+                print(f"{name}: FID monotone in strength: {fids == sorted(fids)}")
+            col = next(r for r in sweep if r["corruption"] == "collapse")
+            print("collapsed set: recall below 0.25 and coverage below 0.25:", col["recall"] < 0.25, col["coverage"] < 0.25)
+            """),
+        md("""\
+            ## The run, measured
+
+            Reference: a fixed random subset of the run's training images (`nbu.quality_meter`, as in notebooks
+            04 and 07). Rows: held-out real images (the noise floor at this n), their VQGAN reconstructions, and
+            samples from the prior at the profile's sampling settings. A good VQGAN sits near the floor; samples
+            sit above the reconstructions (the prior cannot beat its decoder).
+            """),
+        code("""\
+            from ulib.sample_quality import with_floor
+
+            vq, net = nbu.vqgan(s), nbu.prior(s)
+            n = sizes["n_samples"]
+            meter = nbu.quality_meter(s, sizes["n_reference"])
+            real = meter.holdout[:n]  # held-out real images: their score is the noise floor
+            with torch.no_grad():
+                recon = torch.cat([vq(M.to_uint8(real[i: i + 100]).float().div(127.5).sub(1).to(s.device))[0]
+                                   .clamp(-1, 1).cpu() for i in range(0, n, 100)])
+            temp, n_steps = cfg.sample.temperature, cfg.sample.steps or T
+            samples, _, _ = nbu.sample_set(s, vq, net, n, steps=n_steps, temperature=temp)
+            floor = meter.floor(n, draws=draws, seed=seed)
+            quality = [with_floor({"set": name, **meter.score(x, draws=draws, seed=seed)}, floor)
+                       for name, x in (("held-out real images (the floor)", real), ("VQGAN reconstructions", recon),
+                                       (f"prior samples (t = {temp}, {n_steps} steps)", samples))]
+            nbu.write_table(s, quality, "12_run_quality")
+            nbu.show_table(quality, ["set", "n_reference", "n", "fid", "fid_std", "kid", "precision", "recall",
+                                     "density", "coverage", "category_kl_bits", "features"])
+            print(f"samples' FID / reconstructions' FID = {quality[2]['fid'] / quality[1]['fid']:.2f} "
+                  f"(the aim for the demo: at most 2)")
+            nbu.show(nbu.save_grid(s, torch.cat([real[:8].float().div(127.5).sub(1), recon[:8], samples[:8]]),
+                                   "12_real_recon_samples", nrow=8))
+            print("rows: held-out real images, their reconstructions, prior samples")
+            """),
+    ]
+
+
 NOTEBOOKS = {
     "01_quickstart": nb01, "02_vqgan": nb02, "03_absorbing_prior": nb03, "04_step_skipping": nb04,
     "05_ar_vs_absorbing": nb05, "06_elbo_vs_reweighted": nb06, "07_temperature": nb07, "08_big_images": nb08,
     "09_inpainting": nb09, "10_released_checkpoints": nb10, "11_playground": nb11,
+    "12_emoji_metric": nb12,
 }
 
 

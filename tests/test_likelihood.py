@@ -54,3 +54,24 @@ def test_ar_nll_of_a_uniform_model_is_log2_K():
     torch.nn.init.zeros_(net.head.weight)
     est = ar_nll(net, torch.randint(0, K, (10, L)))
     assert est.bits_per_token == pytest.approx(3.0, abs=1e-5) and est.stderr == pytest.approx(0, abs=1e-6)
+    assert est.per_item.shape == (10,) and torch.allclose(est.per_item, torch.full((10,), 3.0), atol=1e-5)
+
+
+def test_per_item_values_pair_two_models_on_the_same_grids():
+    """Both estimates keep each grid's value, in data order, so models can be compared per grid (Table 4)."""
+    from ulib.sample_quality import paired_difference
+
+    torch.manual_seed(0)
+    K, T, L = 8, 6, 6
+    data = torch.randint(0, K, (20, L), generator=torch.Generator().manual_seed(1))
+    ar = Transformer(K, L, n_emb=16, n_head=2, n_layers=1, causal=True).eval()
+    ab = Transformer(K, L, n_emb=16, n_head=2, n_layers=1).eval()
+    nll = ar_nll(ar, data, batch_size=7)
+    elbo = absorbing_elbo(AbsorbingDiffusion(T, K), ab, data, batch_size=7, generator=torch.Generator().manual_seed(2))
+    assert nll.per_item.shape == elbo.per_item.shape == (20,)
+    assert nll.per_item.mean().item() == pytest.approx(nll.bits_per_token)
+    assert elbo.per_item.mean().item() == pytest.approx(elbo.bits_per_token)
+    one = ar_nll(ar, data[3:4])  # the same grid alone gives the same value: per_item is in data order
+    assert nll.per_item[3].item() == pytest.approx(one.bits_per_token, abs=1e-5)
+    d = paired_difference(elbo.per_item, nll.per_item)
+    assert d["mean_difference"] == pytest.approx(elbo.bits_per_token - nll.bits_per_token, abs=1e-5)

@@ -11,7 +11,7 @@ Negative ELBO of the absorbing model (Eq. 6), in bits per token:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -24,6 +24,7 @@ class Estimate:
     stderr: float  # standard error of the mean (0 for the full sum's t, only x_t is random)
     n_items: int  # grids evaluated
     n_passes: int  # network forward passes used
+    per_item: torch.Tensor | None = field(default=None, repr=False)  # (n_items,) bits/token of each grid, on the CPU
 
 
 @torch.no_grad()
@@ -69,10 +70,10 @@ def absorbing_elbo(diffusion: AbsorbingDiffusion, model, data: torch.Tensor, *, 
             draws.append(terms.flatten())
     values = torch.cat(per_item)
     if mc is None:
-        return Estimate(values.mean().item(), 0.0, len(values), passes)
+        return Estimate(values.mean().item(), 0.0, len(values), passes, values.cpu())
     d = torch.cat(draws)
     stderr = (d.std(unbiased=True) / math.sqrt(d.numel())).item() if d.numel() > 1 else float("nan")
-    return Estimate(values.mean().item(), stderr, len(values), passes)
+    return Estimate(values.mean().item(), stderr, len(values), passes, values.cpu())
 
 
 @torch.no_grad()
@@ -83,4 +84,4 @@ def ar_nll(model, data: torch.Tensor, batch_size: int = 64) -> Estimate:
     vals = torch.cat([nll_bits_per_token(model, data[i: i + batch_size].long())
                       for i in range(0, len(data), batch_size)])
     se = (vals.std(unbiased=True) / math.sqrt(len(vals))).item() if len(vals) > 1 else 0.0
-    return Estimate(vals.mean().item(), se, len(vals), math.ceil(len(data) / batch_size))
+    return Estimate(vals.mean().item(), se, len(vals), math.ceil(len(data) / batch_size), vals.cpu())

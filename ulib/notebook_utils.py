@@ -153,6 +153,75 @@ def train_child_prior(s: Session, name: str, cfg: Config, show_progress: bool = 
     return child
 
 
+# ---- sample quality (ulib.sample_quality) ---------------------------------------------------------------
+# Samples per setting, reference images and bootstrap draws of the quality notebooks (04, 05, 07, 12), by
+# profile: smoke keeps CI in seconds; demo fits the CPU (a few minutes per notebook on 2 cores); the paper
+# profiles, on a GPU, use more (the paper's own figures use 50,000 samples: `python -m ulib evaluate`).
+# n_half: images in each half of the real set for notebook 12's metric checks.
+QUALITY_SIZES = {"smoke": dict(n_samples=40, n_reference=400, draws=2, n_half=200),
+                 "demo": dict(n_samples=300, n_reference=2000, draws=5, n_half=800)}
+QUALITY_SIZES_GPU = dict(n_samples=2000, n_reference=10_000, draws=5, n_half=800)
+
+
+def quality_sizes(s: Session, n_samples: int = 0) -> dict:
+    """{'n_samples', 'n_reference', 'draws', 'n_half'} for the session's profile; n_samples > 0 overrides the
+    profile's."""
+    sizes = dict(QUALITY_SIZES.get(s.cfg.profile, QUALITY_SIZES_GPU))
+    if n_samples:
+        sizes["n_samples"] = n_samples
+    return sizes
+
+
+@torch.no_grad()
+def sample_set(s: Session, vq, net, n: int, *, steps: int, temperature: float, method: str = "random",
+               seed_offset: int = 0, batch_size: int = 250) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """n samples of the absorbing prior `net` decoded by `vq`: (images (n, 3, H, W) in [-1, 1] on the CPU,
+    tokens (n, L), seconds per image), drawn in batches with `ulib.decoding.decode_tokens`, seeded by the
+    session's seed + seed_offset (one generator for the whole set)."""
+    from .decoding import decode_tokens
+
+    cfg, g = s.cfg, s.generator(seed_offset)
+    images, tokens = [], []
+    t0 = time.perf_counter()
+    for start in range(0, n, batch_size):
+        b = min(batch_size, n - start)
+        tok = decode_tokens(net, method=method, batch=b, length=cfg.latent_size ** 2, num_timesteps=cfg.prior.total_steps,
+                            mask_id=cfg.mask_id, steps=steps, temperature=temperature, generator=g, device=s.device)
+        images.append(vq.decode(tok).clamp(-1, 1).float().cpu())
+        tokens.append(tok.cpu())
+    if s.device.type == "cuda":
+        torch.cuda.synchronize(s.device)
+    return torch.cat(images), torch.cat(tokens), (time.perf_counter() - t0) / n
+
+
+def feature_space_name(s: Session, features: str = "auto") -> str:
+    """'auto': the kit's offline 'openmoji' space for the built-in dataset, else standard 'inception'."""
+    if features != "auto":
+        return features
+    return "openmoji" if s.cfg.data.dataset == "openmoji" else "inception"
+
+
+def quality_meter(s: Session, n_reference: int = 2000, features: str = "auto"):
+    """A `ulib.sample_quality.QualityMeter` for the run's data: the reference is a fixed random subset of
+    n_reference training images (the paper scores samples against the training set), the held-out images for
+    the noise floor are the other training images, then the validation images. Seeded by the session's seed."""
+    from . import metrics as M
+    from .data import build_dataset
+    from .sample_quality import QualityMeter
+
+    train = build_dataset(s.cfg.data, "train", train_transforms=False)
+    val = build_dataset(s.cfg.data, "val", train_transforms=False)
+    if n_reference >= len(train):
+        raise ValueError(f"n_reference={n_reference}: the training split has only {len(train)} images; "
+                         f"leave some out for the noise floor")
+    perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(s.seed)).tolist()
+    images = lambda ds, idx: M.to_uint8(torch.stack([ds[i] for i in idx]))
+    reference = images(train, perm[:n_reference])
+    holdout = torch.cat([images(train, perm[n_reference:]), images(val, range(len(val)))])
+    space = M.load_inception(feature_space_name(s, features), device=s.device)
+    return QualityMeter(space, reference, holdout)
+
+
 # ---- timing -----------------------------------------------------------------------------------------
 def timed(fn, device):
     """(fn(), seconds), waiting for the device's queued work so GPU timings are real."""

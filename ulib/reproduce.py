@@ -169,7 +169,10 @@ def table_markdown(csv_path: Path, profile: str) -> str:
             r[f"paper: {c}"] = values.get(c)
         r["profile"] = profile
     text = f"### {csv_path.stem}\n\n" + markdown_table(rows, ours + pcols + ["profile"])
-    if paper["paper_table"]:
+    if paper.get("paper_rows"):  # the paper's own rows, at its settings (not joined to ours)
+        text += (f"\nThe paper's rows ({paper['source']}; its datasets and settings, shown beside ours, not "
+                 f"joined):\n\n" + markdown_table(paper["paper_rows"], list(paper["paper_rows"][0])))
+    elif paper["paper_table"]:
         if paper["rows"]:
             text += f"\nPaper values: {paper['paper_table']}, {paper['source']}.\n"
         else:
