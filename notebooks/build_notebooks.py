@@ -151,12 +151,32 @@ def nb01():
                   bool(((tokens >= 0) & (tokens < K)).all()), "| images:", tuple(images.shape))
             """),
         md("""\
+            ## How good is it? Samples, reconstructions and the noise floor in one table
+
+            Scored in a feature space (for the built-in dataset: the kit's own OpenMoji network, offline;
+            notebook 12 explains it and shows it is a metric) against a fixed subset of the training images.
+            The floor is n held-out real images scored the same way: nothing can do better than it at this n.
+            The VQGAN's reconstructions bound what the prior's samples can reach (the prior only chooses
+            tokens), so the ratio of the two FIDs is how much the prior loses on top of the decoder.
+            """),
+        code("""\
+            sizes = nbu.quality_sizes(s)
+            meter = nbu.quality_meter(s, sizes["n_reference"])
+            quality, _ = nbu.run_quality(s, vq, net, meter, sizes["n_samples"], sizes["draws"])
+            nbu.write_table(s, quality, "01_quality")
+            nbu.show_table(quality, ["set", "n", "fid", "fid_std", "kid", "precision", "recall", "density",
+                                     "coverage", "features"])
+            print(f"reference: {meter.n_reference} training images | ±: bootstrap std over {sizes['draws']} draws | "
+                  f"seed {s.seed} | samples' FID / reconstructions' FID = {quality[2]['fid_over_reconstructions']:.2f}")
+            """),
+        md("""\
             ## Next
 
             02 the VQGAN (reconstructions, codebook usage, the λ clamp, DiffAugment) · 03 the absorbing
             prior (forward process, ELBO and its reweighting) · 04 step skipping (Table 3) · 05 AR vs
             absorbing (Table 4) · 06 ELBO vs reweighted ELBO (Fig. 5) · 07 temperature (Fig. 6) ·
-            08 images larger than the training grid (Fig. 4) · 09 inpainting (Fig. 7).
+            08 images larger than the training grid (Fig. 4) · 09 inpainting (Fig. 7) · 10 the released
+            checkpoints · 11 the playground · 12 the OpenMoji metric.
             """),
     ]
 
@@ -466,8 +486,8 @@ def nb04():
                "numbers of network calls: how far below T steps can one go at equal quality?",
                "notebook 01's run directory (VQGAN and prior; trained here when missing); for the built-in "
                "dataset the shipped OpenMoji feature weights (notebook 12).",
-               "CPU: about 1 min with `smoke`, 5 min with `demo` (2 cores, trained run present: 300 samples "
-               "for each of 11 settings; estimate).",
+               "CPU: about 1 min with `smoke` (with its training, 3 min), 4.5 min with `demo` (measured on 2 "
+               "cores, trained run present: 300 samples for each of 11 settings).",
                "GPU, paper profiles: minutes for 2,000 samples per setting (estimate); the paper's own figures "
                "use 50,000 samples (`python -m ulib evaluate --steps S`)."),
         parameters("""\
@@ -603,8 +623,8 @@ def nb05():
                "feature space, noise floor beside); and the time each takes to sample an image.",
                "notebook 01's run directory; the autoregressive baseline (`prior_ar.pt`, same transformer "
                "made causal) is trained here when missing.",
-               "CPU: about 6 s with `smoke` including training the AR baseline (measured on 2 cores); with "
-               "`demo` 6.5 min, nearly all of it training the AR baseline (measured on 2 cores).",
+               "CPU: about 1 min with `smoke` including training the AR baseline (measured on 2 cores); with "
+               "`demo` 9.6 min, 8 of them training the AR baseline (measured on 2 cores).",
                "GPU, paper profiles: training the AR baseline takes as long as the prior (days); the ELBO's "
                "full sum over T = 256 takes minutes (estimates)."),
         parameters("""\
@@ -869,11 +889,12 @@ def nb07():
                "Tables 1 and 2 (FID, precision, recall, density, coverage). Lower temperatures sharpen "
                "p(x_0 | x_t): cleaner, more alike samples; the paper warns that they also amplify the data's "
                "biases. We measure that rather than describe it: the category histogram of the samples (the "
-               "OpenMoji feature network's category head) against the data's, as KL divergence and entropy.",
+               "OpenMoji feature network's category head) against the data's, as KL divergence, entropy and the "
+               "share of the data's commonest category.",
                "notebook 01's run directory (VQGAN and prior; trained here when missing); the shipped OpenMoji "
                "feature weights for the built-in dataset (notebook 12).",
-               "CPU: about 1 min with `smoke`, 5 min with `demo` (2 cores, trained run present: 300 samples per "
-               "temperature; estimate).",
+               "CPU: about 40 s with `smoke`, 3.5 min with `demo` (measured on 2 cores, trained run present: "
+               "300 samples per temperature).",
                "GPU, paper profiles: minutes for 2,000 samples per temperature (estimate)."),
         parameters("""\
             temperatures = [0.5, 0.7, 0.8, 0.9, 1.0, 1.2]  # softmax temperatures to compare (0.9 and 1.0: Tables 1, 2)
@@ -937,11 +958,13 @@ def nb07():
             columns = ["temperature", "n", "fid", "fid_std", "floor_fid", "precision", "precision_std", "recall",
                        "recall_std", "density", "coverage", "coverage_std", "category_entropy_bits",
                        "category_entropy_bits_std", "reference_entropy_bits", "category_kl_bits", "category_kl_bits_std",
+                       "top_category_share", "top_category_share_std", "reference_top_category_share",
                        "token_entropy_bits", "features"]
             fig6 = [{c: r[c] for c in columns} for r in rows]
             nbu.write_table(s, fig6, "fig6_temperature")
             nbu.show_table(fig6, ["temperature", "n", "fid", "fid_std", "floor_fid", "precision", "recall", "density",
-                                  "coverage", "category_entropy_bits", "reference_entropy_bits", "category_kl_bits"])
+                                  "coverage", "category_entropy_bits", "reference_entropy_bits", "category_kl_bits",
+                                  "top_category_share", "reference_top_category_share"])
             """),
         code("""\
             # NBVAL_CHECK_OUTPUT
@@ -950,6 +973,8 @@ def nb07():
                   all(r["n"] == n and r["fid_std"] > 0 and r["floor_fid"] == floor["fid"] for r in rows))
             """),
         code("""\
+            from ulib.emoji_features import CATEGORIES
+
             fig, axes = plt.subplots(2, 3, figsize=(13, 6.5))
             ts = [r["temperature"] for r in rows]
 
@@ -965,12 +990,11 @@ def nb07():
             panel(axes[0, 0], ["fid"], f"FID ({meter.features}); dotted: noise floor, n = {n}", ["fid"])
             panel(axes[0, 1], ["precision", "recall"], "precision, recall (dotted: floor)", ["precision", "recall"])
             panel(axes[0, 2], ["density", "coverage"], "density, coverage (dotted: floor)", ["density", "coverage"])
-            panel(axes[1, 0], ["category_entropy_bits"], "category entropy (bits)")
-            axes[1, 0].axhline(rows[0]["reference_entropy_bits"], ls="--", c="gray", label="data")
+            top = CATEGORIES[meter.top_category] if meter.features == "openmoji" else f"class {meter.top_category}"
+            panel(axes[1, 0], ["top_category_share"], f"share of the data's commonest category ({top})")
+            axes[1, 0].axhline(rows[0]["reference_top_category_share"], ls="--", c="gray", label="data")
             axes[1, 0].legend(fontsize=8)
             panel(axes[1, 1], ["category_kl_bits"], "KL(samples || data) of categories (bits)", ["category_kl_bits"])
-            from ulib.emoji_features import CATEGORIES
-
             names = CATEGORIES if meter.features == "openmoji" else [str(c) for c in range(len(meter.ref_histogram))]
             x = np.arange(len(meter.ref_histogram))
             for j, (label, h) in enumerate([("data", meter.ref_histogram), (f"t = {ts[0]}", histograms[ts[0]]),
@@ -1335,7 +1359,7 @@ def nb12():
                "the run's reconstructions and samples against the real noise floor.",
                "the shipped weights `ulib/assets/openmoji_features.pt` (made by `python -m ulib train-features`), "
                "and notebook 01's run directory (VQGAN and prior; trained here when missing).",
-               "CPU: about 1 min with `smoke` or `demo` once the run exists (2 cores; estimate).",
+               "CPU: about 1.5 min with `smoke`, 2 min with `demo` once the run exists (measured on 2 cores).",
                "GPU: seconds."),
         parameters("""\
             n_half = 0  # images in each half of the real set for the metric checks; 0: by profile (smoke 200, demo 800)
@@ -1443,28 +1467,16 @@ def nb12():
             sit above the reconstructions (the prior cannot beat its decoder).
             """),
         code("""\
-            from ulib.sample_quality import with_floor
-
             vq, net = nbu.vqgan(s), nbu.prior(s)
-            n = sizes["n_samples"]
             meter = nbu.quality_meter(s, sizes["n_reference"])
-            real = meter.holdout[:n]  # held-out real images: their score is the noise floor
-            with torch.no_grad():
-                recon = torch.cat([vq(M.to_uint8(real[i: i + 100]).float().div(127.5).sub(1).to(s.device))[0]
-                                   .clamp(-1, 1).cpu() for i in range(0, n, 100)])
-            temp, n_steps = cfg.sample.temperature, cfg.sample.steps or T
-            samples, _, _ = nbu.sample_set(s, vq, net, n, steps=n_steps, temperature=temp)
-            floor = meter.floor(n, draws=draws, seed=seed)
-            quality = [with_floor({"set": name, **meter.score(x, draws=draws, seed=seed)}, floor)
-                       for name, x in (("held-out real images (the floor)", real), ("VQGAN reconstructions", recon),
-                                       (f"prior samples (t = {temp}, {n_steps} steps)", samples))]
+            quality, sets = nbu.run_quality(s, vq, net, meter, sizes["n_samples"], draws)
             nbu.write_table(s, quality, "12_run_quality")
             nbu.show_table(quality, ["set", "n_reference", "n", "fid", "fid_std", "kid", "precision", "recall",
                                      "density", "coverage", "category_kl_bits", "features"])
-            print(f"samples' FID / reconstructions' FID = {quality[2]['fid'] / quality[1]['fid']:.2f} "
+            print(f"samples' FID / reconstructions' FID = {quality[2]['fid_over_reconstructions']:.2f} "
                   f"(the aim for the demo: at most 2)")
-            nbu.show(nbu.save_grid(s, torch.cat([real[:8].float().div(127.5).sub(1), recon[:8], samples[:8]]),
-                                   "12_real_recon_samples", nrow=8))
+            grid = torch.cat([x[:8] for x in sets.values()]).float().div(127.5).sub(1)  # uint8 -> [-1, 1]
+            nbu.show(nbu.save_grid(s, grid, "12_real_recon_samples", nrow=8))
             print("rows: held-out real images, their reconstructions, prior samples")
             """),
     ]

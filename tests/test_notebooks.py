@@ -31,7 +31,8 @@ TABLES = {
     "fig6_temperature": ["temperature", "n", "fid", "fid_std", "floor_fid", "precision", "precision_std", "recall",
                          "recall_std", "density", "coverage", "coverage_std", "category_entropy_bits",
                          "category_entropy_bits_std", "reference_entropy_bits", "category_kl_bits",
-                         "category_kl_bits_std", "token_entropy_bits", "features"],
+                         "category_kl_bits_std", "top_category_share", "top_category_share_std",
+                         "reference_top_category_share", "token_entropy_bits", "features"],
     "table1_2_temperature": ["data", "temperature", "n", "fid", "fid_std", "precision", "recall", "density", "coverage",
                              "features"],
     "fig4_big_images": ["canvas", "window", "stride", "windows", "steps", "seconds_per_image"],
@@ -40,6 +41,7 @@ TABLES = {
     "03_accuracy_by_mask_ratio": ["mask_ratio", "accuracy", "cross_entropy_bits", "n_masked"],
     "12_metric_sanity": None,  # columns: ulib.metric_checks.sanity_sweep's
     "12_run_quality": None,
+    "01_quality": None,
 }
 FIGURES = ["01_samples", "02_reconstructions", "02_codebook_usage", "02_diffaug", "02_training_curves",
            "03_forward_process", "03_loss_weights", "03_training_curves", "03_accuracy_by_mask_ratio",
@@ -145,8 +147,10 @@ def test_table_contents(reproduced):
     t12 = read_table(run / "results" / "table1_2_temperature.csv")
     assert [float(r["temperature"]) for r in t12] == [0.9, 1.0]
     assert "| FFHQ | 0.9 | 6.11 |" in (run / "results" / "table1_2_temperature.md").read_text()
-    quality = [r["set"] for r in read_table(run / "results" / "12_run_quality.csv")]
-    assert quality[:2] == ["held-out real images (the floor)", "VQGAN reconstructions"]
+    for name in ("12_run_quality", "01_quality"):
+        quality = read_table(run / "results" / f"{name}.csv")
+        assert [r["set"] for r in quality][:2] == ["held-out real images (the floor)", "VQGAN reconstructions"]
+        assert float(quality[2]["fid_over_reconstructions"]) > 0 and all(float(r["fid_std"]) > 0 for r in quality)
     t4 = {r["model"]: r for r in read_table(run / "results" / "table4_ar_vs_absorbing.csv")}
     assert set(t4) == {"absorbing", "absorbing (4 steps)", "autoregressive"}
     assert all(float(r["bits_per_token"]) > 0 for r in t4.values())

@@ -46,7 +46,10 @@ def test_category_bias_hand_case():
     assert one["reference_entropy_bits"] == pytest.approx(2.0)
     assert one["category_entropy_bits"] == pytest.approx(0.0)
     assert one["category_kl_bits"] == pytest.approx(2.0, abs=1e-4)  # KL(delta || uniform(4)) = log2 4
+    assert one["reference_top_category_share"] == 0.25 and meter.top_category == 0  # ties: the first
+    assert one["top_category_share"] == 0.0  # all in category 2, none in the reference's top (0)
     half = meter.score(stub_images([0, 1] * 10, seed=3), draws=0)  # two of four: entropy 1, KL 1
+    assert half["top_category_share"] == 0.5
     assert half["category_entropy_bits"] == pytest.approx(1.0) and half["category_kl_bits"] == pytest.approx(1.0, abs=1e-4)
     same = meter.score(ref, draws=0)
     assert same["fid"] == pytest.approx(0.0, abs=1e-3) and same["category_kl_bits"] == pytest.approx(0.0, abs=1e-6)

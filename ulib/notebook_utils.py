@@ -194,6 +194,28 @@ def sample_set(s: Session, vq, net, n: int, *, steps: int, temperature: float, m
     return torch.cat(images), torch.cat(tokens), (time.perf_counter() - t0) / n
 
 
+def run_quality(s: Session, vq, net, meter, n: int, draws: int) -> tuple[list[dict], dict]:
+    """The run's quality in one table (notebooks 01 and 12): n held-out real images (the noise floor), their
+    VQGAN reconstructions, and n prior samples at the profile's sampling settings, each scored by `meter`
+    (a `ulib.sample_quality.QualityMeter`) with `draws` bootstrap draws and the floor's figures beside."""
+    from .metrics import to_uint8
+    from .sample_quality import with_floor
+
+    real = meter.holdout[:n]  # uint8
+    with torch.no_grad():
+        recon = torch.cat([vq(real[i: i + 100].float().div(127.5).sub(1).to(s.device))[0].clamp(-1, 1).cpu()
+                           for i in range(0, n, 100)])
+    temp, steps = s.cfg.sample.temperature, s.cfg.sample.steps or s.cfg.prior.total_steps
+    samples, _, _ = sample_set(s, vq, net, n, steps=steps, temperature=temp)
+    floor = meter.floor(n, draws=draws, seed=s.seed)
+    sets = (("held-out real images (the floor)", real), ("VQGAN reconstructions", to_uint8(recon)),
+            (f"prior samples (t = {temp}, {steps} steps)", to_uint8(samples)))
+    rows = [with_floor({"set": name, **meter.score(x, draws=draws, seed=s.seed)}, floor) for name, x in sets]
+    for r in rows:  # the samples' row: how much the prior loses on top of the decoder
+        r["fid_over_reconstructions"] = r["fid"] / rows[1]["fid"]
+    return rows, {name: x for name, x in sets}
+
+
 def feature_space_name(s: Session, features: str = "auto") -> str:
     """'auto': the kit's offline 'openmoji' space for the built-in dataset, else standard 'inception'."""
     if features != "auto":

@@ -7,7 +7,8 @@ against the same real data. `QualityMeter` computes the reference's features onc
   'openmoji' offline for the built-in dataset, 'inception' for the paper's data);
 - bias (Fig. 6): the category histogram of the set (argmax of the openmoji category head) against the
   reference's, as KL(set || reference) and entropy, both in bits; a set that over-produces the commonest
-  categories has a lower entropy and a larger KL. (Inception's head has 1008 ImageNet classes; the same
+  categories has a lower entropy and a larger KL, and its share of the reference's commonest category
+  (`top_category_share`, beside `reference_top_category_share`) grows. (Inception's head has 1008 ImageNet classes; the same
   numbers are computed on it, less meaningfully for emoji.)
 - every figure's bootstrap standard deviation: the figure recomputed on `draws` resamples (with replacement)
   of both the set and the reference;
@@ -30,7 +31,7 @@ from .compare import figures
 from .emoji_features import histogram_entropy, histogram_kl
 
 FIGURES = ("fid", "kid", "precision", "recall", "density", "coverage", "category_kl_bits",
-           "category_entropy_bits")
+           "category_entropy_bits", "top_category_share")
 
 
 def _histogram(logits: torch.Tensor) -> np.ndarray:
@@ -58,6 +59,7 @@ class QualityMeter:
         self.space, self.k, self.kid_subsets, self.batch_size = space, k, kid_subsets, batch_size
         self.ref_features, self.ref_logits = extract(space, reference, batch_size)
         self.ref_histogram = _histogram(self.ref_logits)
+        self.top_category = int(np.argmax(self.ref_histogram))  # the reference's commonest category
         self.holdout = holdout
         self._floors: dict[tuple, dict] = {}
 
@@ -74,6 +76,7 @@ class QualityMeter:
         hist = _histogram(logits)
         out["category_kl_bits"] = histogram_kl(hist, ref_hist)
         out["category_entropy_bits"] = histogram_entropy(hist)
+        out["top_category_share"] = float(hist[self.top_category])
         return out
 
     def score_features(self, feats: torch.Tensor, logits: torch.Tensor, *, draws: int = 5, seed: int = 0) -> dict:
@@ -82,7 +85,8 @@ class QualityMeter:
             raise ValueError(f"a set of {len(feats)} images is too small for PRDC with k = {self.k}; need > {self.k}")
         row = {"n": len(feats), "n_reference": self.n_reference, "features": self.features,
                **self._figures(self.ref_features, self.ref_histogram, feats, logits),
-               "reference_entropy_bits": histogram_entropy(self.ref_histogram)}
+               "reference_entropy_bits": histogram_entropy(self.ref_histogram),
+               "reference_top_category_share": float(self.ref_histogram[self.top_category])}
         if draws >= 2:
             g = torch.Generator().manual_seed(seed)
             samples = {name: [] for name in FIGURES}
