@@ -27,7 +27,11 @@ TABLES = {
                                "seconds_per_image"],
     "table4_quality": ["model", "temperature", "n", "fid", "fid_std", "floor_fid", "precision", "recall", "density",
                        "coverage", "features"],
-    "fig5_val_elbo": ["loss_type", "step", "val_elbo_bpt"],
+    "fig5_val_elbo": ["loss_type", "step", "val_elbo_bpt", "seed"],
+    "fig5_seed_summary": ["loss_type", "step", "seeds", "val_elbo_bpt_mean", "val_elbo_bpt_std"],
+    "table5_recon_fid": None,
+    "table4_overfitting": ["model", "steps", "train_bpt_last", "val_bpt_last", "generalisation_gap_bpt", "best_val_bpt",
+                           "best_val_step", "val_rise_since_best_bpt"],
     "fig6_temperature": ["temperature", "n", "fid", "fid_std", "floor_fid", "precision", "precision_std", "recall",
                          "recall_std", "density", "coverage", "coverage_std", "category_entropy_bits",
                          "category_entropy_bits_std", "reference_entropy_bits", "category_kl_bits",
@@ -45,7 +49,8 @@ TABLES = {
 }
 FIGURES = ["01_samples", "02_reconstructions", "02_codebook_usage", "02_diffaug", "02_training_curves",
            "03_forward_process", "03_loss_weights", "03_training_curves", "03_accuracy_by_mask_ratio",
-           "table3_steps", "table3_samples", "table4_ar_vs_absorbing", "table4_samples", "fig5_val_elbo",
+           "table3_steps", "table3_samples", "table4_ar_vs_absorbing", "table4_samples", "table4_training_curves",
+           "table5_recon_fid", "table5_reconstructions", "fig5_val_elbo",
            "fig6_temperature", "fig6_temperature_samples", "08_window_coverage", "fig4_big_images",
            "fig4_independent_tiles", "fig7_inpainting", "11_playground_samples", "11_playground_inpaint_before",
            "11_playground_inpaint_after", "12_metric_sanity", "12_real_recon_samples"]
@@ -180,6 +185,24 @@ def test_finished_notebooks_are_skipped(reproduced):
     assert set(run_notebooks("smoke", run, overrides=TINY, device="cpu", log=lambda *a: None).values()) == {"skipped"}
     with pytest.raises(ValueError, match="--only"):
         run_notebooks("smoke", run, only=["42"], overrides=TINY, device="cpu", log=lambda *a: None)
+
+
+def test_a_changed_notebook_is_not_skipped(tmp_path):
+    """The done-marker records the notebook's SHA-256: same parameters but an edited notebook is stale."""
+    from ulib.reproduce import is_done, marker, notebook_sha256
+
+    nb, run = tmp_path / "01_x.ipynb", tmp_path / "run"
+    nb.write_text('{"cells": []}')
+    (run / "results").mkdir(parents=True)
+    params = {"profile": "smoke"}
+    assert not is_done(run, nb, params), "no marker yet"
+    marker(run, nb).write_text(json.dumps({"parameters": params, "notebook_sha256": notebook_sha256(nb)}))
+    assert is_done(run, nb, params)
+    assert not is_done(run, nb, {"profile": "demo"}), "other parameters"
+    nb.write_text('{"cells": [1]}')
+    assert not is_done(run, nb, params), "edited notebook"
+    marker(run, nb).write_text(json.dumps({"parameters": params}))
+    assert not is_done(run, nb, params), "a marker from before hashes were recorded is stale"
 
 
 @pytest.mark.slow

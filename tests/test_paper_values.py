@@ -36,3 +36,15 @@ def test_markdown_shows_the_papers_rows_beside_ours(tmp_path):
     other = tmp_path / "02_codebook_usage.csv"
     other.write_text("codebook_size\n256\n")
     assert "paper's rows" not in table_markdown(other, "demo")
+
+
+def test_table5_is_joined_on_the_variant(tmp_path):
+    from ulib.reproduce import table_markdown
+
+    rows = P.paper_rows("table5_recon_fid")
+    assert rows["key"] == "variant" and rows["rows"]["both"] == {"Churches": 2.70, "FFHQ": 3.12}
+    csv_path = tmp_path / "table5_recon_fid.csv"
+    csv_path.write_text("variant,fid\ndefault,30.5\nno GAN,20.1\n")
+    md = table_markdown(csv_path, "demo")
+    assert "| variant | fid | paper: Churches | paper: FFHQ | profile |" in md
+    assert "| default | 30.5 | 5.25 | 3.37 | demo |" in md and "Table 5" in md

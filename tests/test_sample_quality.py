@@ -119,3 +119,17 @@ def test_difference_shares_the_reference_resamples():
     assert d["fid_std"] > 0 and d["bootstrap_draws"] == 4
     same = meter.difference(a, a, draws=0)
     assert same["fid"] == 0 and "fid_std" not in same
+
+
+def test_paired_difference_of_a_set_with_itself_has_no_spread():
+    """paired=True resamples the same items of both sets: a set against itself differs by exactly 0 in every
+    draw (std 0), where unpaired resampling gives a positive std; unequal sizes cannot be paired."""
+    ref, hold = stub_images([0, 1, 2, 3] * 10), stub_images([0, 1, 2, 3] * 5, seed=1)
+    meter = QualityMeter(StubSpace(), ref, holdout=hold, k=3)
+    a = stub_images([0, 1, 2, 3] * 5, seed=4)
+    paired = meter.difference(a, a, draws=4, seed=0, paired=True)
+    unpaired = meter.difference(a, a, draws=4, seed=0)
+    assert paired["paired"] and paired["fid"] == 0 and paired["fid_std"] == 0 and paired["coverage_std"] == 0
+    assert unpaired["fid_std"] > 0 and not unpaired["paired"]
+    with pytest.raises(ValueError, match="paired"):
+        meter.difference(a, a[:10], paired=True)

@@ -77,6 +77,7 @@ class TrainConfig:
     ckpt_every: int = 500  # steps between checkpoints
     num_workers: int = 0  # data-loader worker processes
     compile: bool = False  # torch.compile the prior's network (opt-in; prior_train only)
+    keep_best: bool = False  # prior_train only: also keep the checkpoint of the best validation score so far
 
 
 @dataclass

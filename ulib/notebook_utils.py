@@ -105,16 +105,34 @@ def val_tokens(s: Session, max_items: int | None = None) -> torch.Tensor:
     return val.reshape(val.shape[0], -1)[:max_items].long().to(s.device)
 
 
-def prior(s: Session, kind: str = "absorbing", show_progress: bool = False):
+def prior(s: Session, kind: str = "absorbing", show_progress: bool = False, checkpoint: str = "final"):
     """The run's trained prior of `kind` ('absorbing' -> prior.pt, 'autoregressive' -> prior_ar.pt), EMA
-    weights, training it (and the VQGAN and latents before it) when missing."""
+    weights, training it (and the VQGAN and latents before it) when missing.
+
+    checkpoint: 'final' (the last step), 'best' (the best validation score, kept when prior_train.keep_best
+    is on: the study profile), or 'auto' ('best' when the run's config keeps it, else 'final')."""
     from .loading import load_prior
     from .train_prior import train_prior
 
+    if checkpoint not in ("final", "best", "auto"):
+        raise ValueError(f"checkpoint={checkpoint!r}; allowed: 'final', 'best', 'auto'")
     cfg = kind_config(s, kind)
     latents(s)
     _train_or_reuse(f"prior ({kind})", lambda: train_prior(s.run, cfg, show_progress=show_progress))
-    return load_prior(cfg, s.run.prior_ckpt_for(kind), s.device)
+    if checkpoint == "auto":
+        checkpoint = "best" if cfg.prior_train.keep_best else "final"
+    path = s.run.prior_best_for(kind) if checkpoint == "best" else s.run.prior_ckpt_for(kind)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no best-validation checkpoint of the {kind} prior; it is written "
+                                f"during training when prior_train.keep_best is on (the study profile)")
+    return load_prior(cfg, path, s.device)
+
+
+def checkpoint_step(path: Path) -> int:
+    """The training step a checkpoint was saved at."""
+    from .checkpoint import load_checkpoint
+
+    return int(load_checkpoint(path)["step"])
 
 
 def kind_config(s: Session, kind: str) -> Config:
@@ -153,13 +171,76 @@ def train_child_prior(s: Session, name: str, cfg: Config, show_progress: bool = 
     return child
 
 
+# ---- Table 5: the VQGAN's GAN phase under four settings ------------------------------------------------
+# The paper's four VQGANs differ only in the GAN term of Eq. 9: "default" is taming's recipe (the adaptive
+# weight of Eq. 9c clamped only at 1e4, no augmentation), then lambda_max = 1, DiffAug, and both. The GAN
+# term starts after a reconstruction-only phase (the paper's disc_start_step = 30,001), so the variants
+# share that phase: each continues the run's trained VQGAN with the discriminator switched on.
+TAMING_DISC_WEIGHT_MAX = 1e4  # taming-transformers' clamp of the adaptive weight (its "default")
+VQGAN_VARIANTS = {  # name: (vqgan.disc_weight_max, vqgan.diff_aug), as in Table 5's rows
+    "default": (TAMING_DISC_WEIGHT_MAX, False),
+    "lambda_max=1": (1.0, False),
+    "DiffAug": (TAMING_DISC_WEIGHT_MAX, True),
+    "both": (1.0, True),
+}
+
+
+def vqgan_variant_configs(cfg: Config, gan_steps: int, with_control: bool = True,
+                          lr: float | None = None) -> dict[str, Config]:
+    """{variant: config} for Table 5: each continues cfg's trained VQGAN (cfg.vqgan_train.steps) for
+    gan_steps more steps with the GAN on from the first of them. with_control adds "no GAN": the same extra
+    steps without the discriminator, so that "what the GAN phase changed" is measured against more training
+    alone. lr: the learning rate of the continuation (both players; every variant and the control); None
+    keeps cfg's."""
+    if gan_steps < 1:
+        raise ValueError(f"gan_steps={gan_steps}; must be >= 1")
+    if lr is not None and not lr > 0:
+        raise ValueError(f"lr={lr}; must be > 0")
+    base = cfg.vqgan_train.steps
+    common = {"vqgan_train.steps": base + gan_steps, **({"vqgan_train.lr": lr} if lr is not None else {})}
+    out = {}
+    for name, (weight_max, diff_aug) in VQGAN_VARIANTS.items():
+        out[name] = apply_overrides(cfg, {**common, "vqgan.disc_start_step": base,
+                                          "vqgan.disc_weight_max": weight_max, "vqgan.diff_aug": diff_aug})
+    if with_control:
+        out["no GAN"] = apply_overrides(cfg, {**common, "vqgan.disc_start_step": 1_000_000_000})
+    return out
+
+
+def train_child_vqgan(s: Session, name: str, cfg: Config, show_progress: bool = False) -> RunDir:
+    """Continue the run's trained VQGAN in the child run RUN/name with `cfg` (load if present, else train):
+    the parent's vqgan.pt is copied in once and resumed to cfg.vqgan_train.steps. A child trained with
+    another config starts again from the parent's checkpoint; an interrupted one is resumed."""
+    from .train_vqgan import train_vqgan
+
+    _ensure_vqgan(s)
+    child = RunDir(s.run.path / name)
+    child.path.mkdir(parents=True, exist_ok=True)
+    stored = child.stored_config()
+    if not child.vqgan_ckpt.exists() or (stored is not None and stored.to_dict() != cfg.to_dict()):
+        shutil.copy2(s.run.vqgan_ckpt, child.vqgan_ckpt)
+    _train_or_reuse(f"VQGAN in {name}", lambda: train_vqgan(child, cfg, resume=True, show_progress=show_progress))
+    return child
+
+
+@torch.no_grad()
+def reconstruct(vq, images: torch.Tensor, device, batch_size: int = 100) -> torch.Tensor:
+    """VQGAN reconstructions (encode, quantise, decode) of uint8 images (N, 3, H, W), as uint8 on the CPU."""
+    from .metrics import to_uint8
+
+    out = [vq(images[i: i + batch_size].float().div(127.5).sub(1).to(device))[0].clamp(-1, 1).float().cpu()
+           for i in range(0, len(images), batch_size)]
+    return to_uint8(torch.cat(out))
+
+
 # ---- sample quality (ulib.sample_quality) ---------------------------------------------------------------
 # Samples per setting, reference images and bootstrap draws of the quality notebooks (04, 05, 07, 12), by
 # profile: smoke keeps CI in seconds; demo fits the CPU (a few minutes per notebook on 2 cores); the paper
 # profiles, on a GPU, use more (the paper's own figures use 50,000 samples: `python -m ulib evaluate`).
 # n_half: images in each half of the real set for notebook 12's metric checks.
 QUALITY_SIZES = {"smoke": dict(n_samples=40, n_reference=400, draws=2, n_half=200),
-                 "demo": dict(n_samples=300, n_reference=2000, draws=5, n_half=800)}
+                 "demo": dict(n_samples=300, n_reference=2000, draws=5, n_half=800),
+                 "study": dict(n_samples=300, n_reference=2000, draws=5, n_half=800)}
 QUALITY_SIZES_GPU = dict(n_samples=2000, n_reference=10_000, draws=5, n_half=800)
 
 
@@ -202,13 +283,11 @@ def run_quality(s: Session, vq, net, meter, n: int, draws: int) -> tuple[list[di
     from .sample_quality import with_floor
 
     real = meter.holdout[:n]  # uint8
-    with torch.no_grad():
-        recon = torch.cat([vq(real[i: i + 100].float().div(127.5).sub(1).to(s.device))[0].clamp(-1, 1).cpu()
-                           for i in range(0, n, 100)])
+    recon = reconstruct(vq, real, s.device)
     temp, steps = s.cfg.sample.temperature, s.cfg.sample.steps or s.cfg.prior.total_steps
     samples, _, _ = sample_set(s, vq, net, n, steps=steps, temperature=temp)
     floor = meter.floor(n, draws=draws, seed=s.seed)
-    sets = (("held-out real images (the floor)", real), ("VQGAN reconstructions", to_uint8(recon)),
+    sets = (("held-out real images (the floor)", real), ("VQGAN reconstructions", recon),
             (f"prior samples (t = {temp}, {steps} steps)", to_uint8(samples)))
     rows = [with_floor({"set": name, **meter.score(x, draws=draws, seed=s.seed)}, floor) for name, x in sets]
     for r in rows:  # the samples' row: how much the prior loses on top of the decoder
@@ -333,16 +412,17 @@ def show(path) -> None:
 
 # ---- tables ------------------------------------------------------------------------------------------------
 def write_table(s: Session, rows: list[dict], name: str) -> Path:
-    """Write rows (dicts with the same keys) as RUN/results/NAME.csv; floats with 6 significant digits."""
+    """Write rows (dicts) as RUN/results/NAME.csv; floats with 6 significant digits. Columns: every key of
+    any row, in first-seen order; a row without one of them gets an empty cell."""
     if not rows:
         raise ValueError(f"table {name!r} has no rows")
-    columns = list(rows[0])
+    columns = list(dict.fromkeys(k for r in rows for k in r))
     path = s.results / f"{name}.csv"
     with open(path, "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(columns)
         for r in rows:
-            w.writerow([format(v, ".6g") if isinstance(v, float) else v for v in (r[c] for c in columns)])
+            w.writerow([format(v, ".6g") if isinstance(v, float) else v for v in (r.get(c) for c in columns)])
     return path
 
 

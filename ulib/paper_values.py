@@ -138,6 +138,13 @@ TABLES: dict[str, dict] = {
         "paper_rows": table1_2_rows(1.0) + table1_2_rows(0.9),
         "source": f"{TABLE1_PRDC['source']} and {TABLE2_FID['source']}",
     },
+    "table5_recon_fid": {
+        "paper_table": "Table 5 (reconstruction FID: DiffAug and the adaptive-weight clamp, 500k steps)",
+        "key": "variant",
+        "columns": TABLE5_RECON_FID["columns"],
+        "rows": {name: dict(zip(TABLE5_RECON_FID["columns"], v)) for name, v in TABLE5_RECON_FID["rows"].items()},
+        "source": TABLE5_RECON_FID["source"],
+    },
 }
 
 

@@ -6,6 +6,9 @@ tests all read profiles from here.
 
 - smoke:    the whole pipeline in about two minutes on 2 CPU cores (CI); results are meaningless.
 - demo:     CPU, at most about 15 minutes to recognisable 32x32 emoji (`make demo`).
+- study:    the demo, with both priors (absorbing and AR) trained 2.5x longer, validated every 250 steps
+            and kept at their best validation checkpoint (Table 4's overfitting question; about 1 h on 2 CPU
+            cores: `python -m ulib reproduce --profile study --only 01 05`).
 - ffhq, churches, bedrooms: the paper's hyper-parameters (GPU; supplementary A, official code's defaults).
 """
 from __future__ import annotations
@@ -66,6 +69,11 @@ PROFILES: dict[str, dict] = {
     "churches": _paper("lsun", "data/lsun/church_outdoor_train_lmdb", lr=2e-4, warmup=10_000, flip=True),
     "bedrooms": _paper("lsun", "data/lsun/bedroom_train_lmdb", lr=2e-4, warmup=10_000, flip=True),
 }
+
+
+# The study: everything as in the demo except the priors' training length and validation (see the docstring).
+PROFILES["study"] = merge(PROFILES["demo"], dict(
+    prior_train=dict(steps=2500, image_every=250, ckpt_every=250, keep_best=True)))
 
 
 def get_profile(name: str, overrides: list[str] | dict | None = None) -> Config:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import sys
 import time
@@ -69,15 +70,21 @@ def marker(run: Path, nb: Path) -> Path:
     return Path(run) / "results" / f"{nb.stem}.done"
 
 
+def notebook_sha256(nb: Path) -> str:
+    """SHA-256 of the notebook file as committed: a marker made by another version of it is stale."""
+    return hashlib.sha256(Path(nb).read_bytes()).hexdigest()
+
+
 def is_done(run: Path, nb: Path, params: dict) -> bool:
-    """True when the notebook finished before with the same parameters."""
+    """True when this version of the notebook (its SHA-256) finished before with the same parameters."""
     m = marker(run, nb)
     if not m.exists():
         return False
     try:
-        return json.loads(m.read_text()).get("parameters") == params
+        done = json.loads(m.read_text())
     except json.JSONDecodeError:
         return False
+    return done.get("parameters") == params and done.get("notebook_sha256") == notebook_sha256(nb)
 
 
 # ---- running -------------------------------------------------------------------------------------------
@@ -106,7 +113,7 @@ def run_notebooks(profile: str, run: str | Path | None = None, *, only: list[str
     status = {}
     for nb in chosen:
         if not force and is_done(run, nb, params):
-            log(f"[{nb.stem}] done before with these parameters: skipped (--force to run it again)")
+            log(f"[{nb.stem}] done before (this version, these parameters): skipped (--force to run it again)")
             status[nb.stem] = "skipped"
             continue
         out = run / "notebooks" / nb.name
@@ -115,7 +122,7 @@ def run_notebooks(profile: str, run: str | Path | None = None, *, only: list[str
         execute(nb, out, params, kernel)
         seconds = time.perf_counter() - t0
         marker(run, nb).write_text(json.dumps({
-            "notebook": nb.name, "parameters": params, "seconds": round(seconds, 1),
+            "notebook": nb.name, "notebook_sha256": notebook_sha256(nb), "parameters": params, "seconds": round(seconds, 1),
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "executed_copy": str(out),
         }, indent=2) + "\n")
         log(f"[{nb.stem}] finished in {seconds:.0f}s")

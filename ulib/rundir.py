@@ -65,6 +65,11 @@ class RunDir:
         """The checkpoint of the run's absorbing prior (prior.pt) or AR baseline (prior_ar.pt)."""
         return self.prior_ckpt if kind == "absorbing" else self.path / "prior_ar.pt"
 
+    def prior_best_for(self, kind: str) -> Path:
+        """The checkpoint at the best validation score so far (prior_best.pt, prior_ar_best.pt), written when
+        prior_train.keep_best is on."""
+        return self.prior_ckpt_for(kind).with_name(self.prior_ckpt_for(kind).stem + "_best.pt")
+
     def prior_log_for(self, kind: str) -> Path:
         return self.prior_log if kind == "absorbing" else self.path / "metrics_prior_ar.csv"
 

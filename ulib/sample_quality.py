@@ -105,12 +105,18 @@ class QualityMeter:
         feats, logits = extract(self.space, images, self.batch_size)
         return self.score_features(feats, logits, draws=draws, seed=seed)
 
-    def difference(self, a: torch.Tensor, b: torch.Tensor, *, draws: int = 5, seed: int = 0) -> dict:
+    def difference(self, a: torch.Tensor, b: torch.Tensor, *, draws: int = 5, seed: int = 0,
+                   paired: bool = False) -> dict:
         """Figures of image set a minus those of set b, both against the reference, with '<figure>_std' over
         `draws` bootstrap draws in which a and b share each resample of the reference (the reference's own
-        noise cancels in the difference; the sets are resampled independently, as independent samples)."""
+        noise cancels in the difference). The sets are resampled independently, as independent samples; with
+        paired=True (a[i] and b[i] made from the same item, e.g. two VQGANs' reconstructions of one image)
+        both take the same resample of items, so the items' own spread cancels too."""
         fa, la = extract(self.space, a, self.batch_size)
         fb, lb = extract(self.space, b, self.batch_size)
+        if paired and len(fa) != len(fb):
+            raise ValueError(f"paired difference of sets of {len(fa)} and {len(fb)} items; paired sets must "
+                             "have one item each per source item")
         ha, hb = self.score_features(fa, la, draws=0), self.score_features(fb, lb, draws=0)
         row = {"n_a": len(fa), "n_b": len(fb), "features": self.features,
                **{name: ha[name] - hb[name] for name in FIGURES}}
@@ -120,13 +126,15 @@ class QualityMeter:
             for _ in range(draws):
                 ri = torch.randint(self.n_reference, (self.n_reference,), generator=g)
                 ref, hist = self.ref_features[ri], _histogram(self.ref_logits[ri])
-                ia, ib = torch.randint(len(fa), (len(fa),), generator=g), torch.randint(len(fb), (len(fb),), generator=g)
+                ia = torch.randint(len(fa), (len(fa),), generator=g)
+                ib = ia if paired else torch.randint(len(fb), (len(fb),), generator=g)
                 va = self._figures(ref, hist, fa[ia], la[ia])
                 vb = self._figures(ref, hist, fb[ib], lb[ib])
                 for name in FIGURES:
                     samples[name].append(va[name] - vb[name])
             row.update({f"{name}_std": float(np.std(v, ddof=1)) for name, v in samples.items()})
         row["bootstrap_draws"] = draws if draws >= 2 else 0
+        row["paired"] = paired
         return row
 
     def floor(self, n: int, *, draws: int = 5, seed: int = 0) -> dict:

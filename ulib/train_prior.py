@@ -103,7 +103,11 @@ def train_prior(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
     g = torch.Generator(device=device).manual_seed(cfg.seed * 7919 + rank)  # t, masks and flips
 
     step = 0
+    # keep_best: the best validation score so far and its step (restored on resume, so a resumed run keeps
+    # the same best checkpoint as an uninterrupted one)
+    best = {"val": float("inf"), "step": None}
     if state is not None:
+        best = dict(state.get("best") or best)
         net.load_state_dict(state["model"])
         load_optimizer_state(opt, state["optimizer"])
         load_scaler_state(scaler, state["scaler"])
@@ -135,8 +139,15 @@ def train_prior(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
                 "config": cfg.to_dict(), "step": at, "model": unwrap(model).state_dict(),
                 "ema": ema.state_dict() if ema is not None else None, "optimizer": opt.state_dict(),
                 "scaler": scaler.state_dict(), "rng": rng_state(), "generators": gens,
-                "generator_device": device.type, "batch": asdict(plan),
+                "generator_device": device.type, "batch": asdict(plan), "best": dict(best),
             })
+
+    def save_best(at: int, score: float, key: str) -> None:
+        # weights only (for evaluation; resume always uses the last checkpoint), written atomically
+        save_checkpoint(run.prior_best_for(cfg.prior.kind), {
+            "config": cfg.to_dict(), "step": at, "model": unwrap(model).state_dict(),
+            "ema": ema.state_dict() if ema is not None else None, "best": {"val": score, "step": at, "metric": key},
+        })
 
     if state is not None:  # last, after everything that draws from the global generators while setting up
         set_rng_state(state["rng"])
@@ -186,7 +197,12 @@ def train_prior(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
         if main and imaging:
             eval_net = ema.model if ema is not None else net
             net.eval()
-            row.update(validation_metric(eval_net, cfg, diffusion, val, device, seed=cfg.seed))
+            scores = validation_metric(eval_net, cfg, diffusion, val, device, seed=cfg.seed)
+            row.update(scores)
+            key, score = next(iter(scores.items()))
+            if tc.keep_best and score < best["val"]:
+                best = {"val": score, "step": step}
+                save_best(step, score, key)
             imgs, _ = sample_images(eval_net, vqgan, cfg, min(cfg.sample.n, 16), device, seed=cfg.seed)
             net.train()
             save_image_grid(imgs, run.images / f"prior_samples_{step:07d}.png", upscale=max(1, 128 // cfg.data.img_size))

@@ -1,0 +1,148 @@
+"""The study profile's best-validation checkpoints (Table 4), and the VQGAN continuations of Table 5."""
+import shutil
+
+import pytest
+import torch
+
+from conftest import TINY
+from ulib import notebook_utils as nbu
+from ulib.checkpoint import load_checkpoint
+from ulib.logs import MetricsLog
+from ulib.profiles import get_profile
+from ulib.rundir import RunDir
+
+
+def test_study_profile_is_the_demo_with_longer_validated_prior_training():
+    demo, study = get_profile("demo").to_dict(), get_profile("study").to_dict()
+    differ = sorted(f"{sec}.{k}" for sec, d in demo.items() if isinstance(d, dict)
+                    for k in d if d[k] != study[sec][k])
+    assert differ == ["prior_train.image_every", "prior_train.keep_best", "prior_train.steps"]
+    assert study["prior_train"]["steps"] > demo["prior_train"]["steps"] and study["prior_train"]["keep_best"]
+    assert study["vqgan"] == demo["vqgan"] and study["vqgan_train"] == demo["vqgan_train"], \
+        "the study can reuse the demo's VQGAN"
+
+
+@pytest.fixture(scope="module")
+def vqgan_run(tmp_path_factory):
+    from ulib.train_vqgan import train_vqgan
+
+    run = RunDir(tmp_path_factory.mktemp("study") / "run")
+    train_vqgan(run, get_profile("smoke", TINY), show_progress=False)
+    return run
+
+
+def _val(log, key="val_elbo_bpt"):
+    return [(r["step"], r[key]) for r in MetricsLog.read(log) if r.get(key) is not None]
+
+
+@pytest.mark.parametrize("kind", ["absorbing", "autoregressive"])
+def test_keep_best_saves_the_best_validation_checkpoint_and_survives_resume(vqgan_run, tmp_path, kind):
+    from ulib.train_prior import train_prior
+
+    cfg = get_profile("smoke", [*TINY, "prior_train.steps=8", "prior_train.image_every=2", "prior_train.keep_best=true",
+                                f"prior.kind={kind}"])
+    runs = []
+    for name in ("full", "part"):
+        (tmp_path / name).mkdir()
+        shutil.copy(vqgan_run.vqgan_ckpt, tmp_path / name / "vqgan.pt")
+        runs.append(RunDir(tmp_path / name))
+    full, part = runs
+    train_prior(full, cfg, show_progress=False)
+    key = "val_nll_bpt" if kind == "autoregressive" else "val_elbo_bpt"
+    val = _val(full.prior_log_for(kind), key)
+    assert [s for s, _ in val] == [2, 4, 6, 8]
+    best_step, best_val = min(val, key=lambda p: p[1])
+    best = load_checkpoint(full.prior_best_for(kind))
+    assert best["step"] == best_step and best["best"]["val"] == pytest.approx(best_val, rel=1e-5)
+    assert best["best"]["metric"] == key and "optimizer" not in best, "weights only"
+    assert full.prior_best_for(kind).name == ("prior_ar_best.pt" if kind == "autoregressive" else "prior_best.pt")
+    # interrupted after step 5 and resumed: the same best checkpoint as the uninterrupted run
+    train_prior(part, cfg, stop_at=5, show_progress=False)
+    train_prior(part, cfg, resume=True, show_progress=False)
+    again = load_checkpoint(part.prior_best_for(kind))
+    assert again["step"] == best["step"]
+    for name, t in best["model"].items():
+        torch.testing.assert_close(t, again["model"][name], rtol=0, atol=0)
+
+
+def test_notebooks_load_the_final_or_the_best_prior(vqgan_run, tmp_path):
+    from ulib.train_prior import train_prior
+
+    (tmp_path / "r").mkdir()
+    shutil.copy(vqgan_run.vqgan_ckpt, tmp_path / "r" / "vqgan.pt")
+    run = RunDir(tmp_path / "r")
+    cfg = get_profile("smoke", [*TINY, "prior_train.image_every=2", "prior_train.keep_best=true"])
+    train_prior(run, cfg, show_progress=False)
+    s = nbu.setup("smoke", str(run.path), "cpu", 0, [])
+    ckpt = load_checkpoint(run.prior_best_for("absorbing"))
+    best = nbu.prior(s, checkpoint="best")
+    weights = ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"]
+    for k, v in best.state_dict().items():
+        torch.testing.assert_close(v, weights[k], rtol=0, atol=0, msg=k)
+    auto = nbu.prior(s, checkpoint="auto")  # the run keeps its best: 'auto' is 'best'
+    for (k, a), b in zip(auto.state_dict().items(), best.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
+    assert nbu.checkpoint_step(run.prior_best_for("absorbing")) == ckpt["step"]
+    with pytest.raises(ValueError, match="checkpoint="):
+        nbu.prior(s, checkpoint="newest")
+    run.prior_best_for("absorbing").unlink()
+    with pytest.raises(FileNotFoundError, match="keep_best"):
+        nbu.prior(s, checkpoint="best")
+
+
+def test_vqgan_variants_of_table5():
+    cfg = get_profile("smoke", TINY)
+    v = nbu.vqgan_variant_configs(cfg, gan_steps=4)
+    assert list(v) == ["default", "lambda_max=1", "DiffAug", "both", "no GAN"]
+    settings = {k: (c.vqgan.disc_weight_max, c.vqgan.diff_aug) for k, c in v.items() if k != "no GAN"}
+    assert settings == {"default": (1e4, False), "lambda_max=1": (1.0, False), "DiffAug": (1e4, True), "both": (1.0, True)}
+    for name, c in v.items():
+        assert c.vqgan_train.steps == cfg.vqgan_train.steps + 4
+        gan_on = c.vqgan.disc_start_step < c.vqgan_train.steps
+        assert gan_on == (name != "no GAN")
+        if gan_on:
+            assert c.vqgan.disc_start_step == cfg.vqgan_train.steps, "the GAN starts where the shared phase ends"
+    assert list(nbu.vqgan_variant_configs(cfg, 1, with_control=False)) == ["default", "lambda_max=1", "DiffAug", "both"]
+    with pytest.raises(ValueError, match="gan_steps"):
+        nbu.vqgan_variant_configs(cfg, 0)
+    slow = nbu.vqgan_variant_configs(cfg, 4, lr=1e-5)
+    assert {c.vqgan_train.lr for c in slow.values()} == {1e-5} and v["both"].vqgan_train.lr == cfg.vqgan_train.lr
+    with pytest.raises(ValueError, match="lr"):
+        nbu.vqgan_variant_configs(cfg, 4, lr=0.0)
+
+
+def test_train_child_vqgan_continues_the_parents_checkpoint(vqgan_run, tmp_path):
+    parent = RunDir(tmp_path / "parent")
+    parent.path.mkdir()
+    shutil.copy(vqgan_run.vqgan_ckpt, parent.vqgan_ckpt)
+    shutil.copy(vqgan_run.config_file, parent.config_file)
+    before = parent.vqgan_ckpt.read_bytes()
+    s = nbu.setup("smoke", str(parent.path), "cpu", 0, [])
+    base = s.cfg.vqgan_train.steps
+    c = nbu.vqgan_variant_configs(s.cfg, gan_steps=2)["both"]
+    child = nbu.train_child_vqgan(s, "table5_both", c)
+    state = load_checkpoint(child.vqgan_ckpt)
+    assert state["step"] == base + 2 and parent.vqgan_ckpt.read_bytes() == before, "the parent is never replaced"
+    steps = [r["step"] for r in MetricsLog.read(child.vqgan_log)]
+    assert steps and min(steps) > base, "the child's log holds only the continuation"
+    gan = [r for r in MetricsLog.read(child.vqgan_log) if r.get("d_weight")]
+    assert gan and all(0 < r["d_weight"] <= 1.0 for r in gan), "GAN on, lambda clamped at 1"
+    mtime = child.vqgan_ckpt.stat().st_mtime_ns
+    nbu.train_child_vqgan(s, "table5_both", c)  # load if present
+    assert child.vqgan_ckpt.stat().st_mtime_ns == mtime
+    other = nbu.vqgan_variant_configs(s.cfg, gan_steps=3)["both"]  # another config: again from the parent
+    assert load_checkpoint(nbu.train_child_vqgan(s, "table5_both", other).vqgan_ckpt)["step"] == base + 3
+
+
+def test_reconstruct_returns_uint8_images(vqgan_run):
+    from ulib.loading import load_vqgan
+
+    vq = load_vqgan(get_profile("smoke", TINY), vqgan_run.vqgan_ckpt, "cpu")
+    x = torch.randint(0, 256, (5, 3, 16, 16), dtype=torch.uint8)
+    r = nbu.reconstruct(vq, x, "cpu", batch_size=2)
+    assert r.dtype == torch.uint8 and r.shape == x.shape
+    with torch.no_grad():
+        direct = vq(x.float().div(127.5).sub(1))[0].clamp(-1, 1)
+    from ulib.metrics import to_uint8
+
+    assert torch.equal(r, to_uint8(direct)), "batches give what one pass gives"
