@@ -131,7 +131,10 @@ def test_train_child_vqgan_continues_the_parents_checkpoint(vqgan_run, tmp_path)
     nbu.train_child_vqgan(s, "table5_both", c)  # load if present
     assert child.vqgan_ckpt.stat().st_mtime_ns == mtime
     other = nbu.vqgan_variant_configs(s.cfg, gan_steps=3)["both"]  # another config: again from the parent
-    assert load_checkpoint(nbu.train_child_vqgan(s, "table5_both", other).vqgan_ckpt)["step"] == base + 3
+    again = nbu.train_child_vqgan(s, "table5_both", other)
+    assert load_checkpoint(again.vqgan_ckpt)["step"] == base + 3
+    assert sorted(r["step"] for r in MetricsLog.read(again.vqgan_log)) == [base + 2, base + 3], \
+        "the new continuation's log only, not the old one's rows"
 
 
 def test_reconstruct_returns_uint8_images(vqgan_run):

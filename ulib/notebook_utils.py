@@ -219,6 +219,7 @@ def train_child_vqgan(s: Session, name: str, cfg: Config, show_progress: bool = 
     stored = child.stored_config()
     if not child.vqgan_ckpt.exists() or (stored is not None and stored.to_dict() != cfg.to_dict()):
         shutil.copy2(s.run.vqgan_ckpt, child.vqgan_ckpt)
+        child.vqgan_log.unlink(missing_ok=True)  # a continuation made with another config: its log goes too
     _train_or_reuse(f"VQGAN in {name}", lambda: train_vqgan(child, cfg, resume=True, show_progress=show_progress))
     return child
 
