@@ -1578,19 +1578,20 @@ def nb13():
                "DiffAug on every discriminator input, and both.",
                "notebook 01's run directory (its trained VQGAN is the shared starting point; the four variants "
                "and a no-GAN control go into `RUN/table5_*/` and never replace `RUN/vqgan.pt`).",
-               "CPU: about 2 min with `smoke` (measured on 2 cores), about 17 min with `demo` (estimate from "
-               "the measured 3.3 min per 250-step continuation on 2 cores: five of them, 800 reconstructions each).",
+               "CPU: about 2 min with `smoke` (measured on 2 cores), about 7 min with `demo` (estimate from "
+               "the measured 1.7 min per 100-step continuation on 2 cores: five of them, 800 reconstructions "
+               "each; `study` runs 400 steps each, about 30 min).",
                "GPU, paper profiles: the paper trains each variant 500k steps; set `gan_steps` to what the "
                "budget allows (estimate: 1-2 s per step at 256 px)."),
         parameters("""\
-            gan_steps = 0  # steps of each continuation with the GAN on; 0: by profile (smoke 4, demo 250, GPU 20,000)
+            gan_steps = 0  # steps of each continuation with the GAN on; 0: by profile (smoke 4, demo 100, GPU 20,000)
             gan_lr = 0.0  # learning rate of the continuations (both players); 0: by profile (demo 1e-4, else the profile's own)
             n_images = 0  # held-out images reconstructed by every variant; 0: by profile (smoke 200, demo 800)
             draws = 0  # bootstrap resamples behind every ±; 0: by profile (smoke 2, demo 5)
             """),
         setup("""\
             sizes = nbu.quality_sizes(s)
-            gan_steps = gan_steps or {"smoke": 4, "demo": 250, "study": 250}.get(cfg.profile, 20_000)
+            gan_steps = gan_steps or {"smoke": 4, "demo": 100, "study": 400}.get(cfg.profile, 20_000)
             gan_lr = gan_lr or {"demo": 1e-4, "study": 1e-4}.get(cfg.profile, cfg.vqgan_train.lr)
             n_images, draws = n_images or sizes["n_half"], draws or sizes["draws"]
             print(f"GAN phase: {gan_steps} steps per variant at lr {gan_lr:g}, from step {cfg.vqgan_train.steps} | "
