@@ -54,7 +54,7 @@ test-notebooks: $(STAMP)
 docs-notebooks: $(STAMP)
 	$(BIN)/python -m ulib reproduce --profile demo --run $(RUN) --export docs/notebooks
 
-# Every CUDA path once at the paper's sizes (ulib/gpu_check.py): throughput and peak memory as JSON, ~5 min on
+# Every CUDA path once at the paper's sizes (ulib/app/gpu_check.py): throughput and peak memory as JSON, ~5 min on
 # one H200. tests/test_gpu_check.py runs the same script with --tiny on the CPU.
 GPU_CHECK_JSON ?= runs/gpu_check.json
 gpu-check: $(STAMP)

@@ -35,7 +35,7 @@ import math
 import matplotlib.pyplot as plt
 import torch
 
-from ulib import notebook_utils as nbu
+from ulib.app import notebook as nbu
 
 s = nbu.setup(profile, run_dir, device, seed, overrides)  # absolute run dir, config, device; RUN/results/
 cfg = s.cfg
@@ -137,7 +137,7 @@ def nb01():
             since, `setup` above warned and names the `--set` that follows the profile.
             """),
         code("""\
-            from ulib.train_prior import sample_images
+            from ulib.train.prior import sample_images
 
             print(f"sampling: {cfg.sample.steps or T} steps, temperature {cfg.sample.temperature} "
                   f"(from {s.run.config_file.name}, profile {cfg.profile!r})")
@@ -196,7 +196,7 @@ def nb02():
             """),
         setup(),
         code("""\
-            from ulib.data import build_dataset
+            from ulib.data.datasets import build_dataset
 
             vq = nbu.vqgan(s)
             val = build_dataset(cfg.data, "val", train_transforms=False)
@@ -252,7 +252,7 @@ def nb02():
             """),
         code("""\
             # NBVAL_CHECK_OUTPUT
-            from ulib.vqgan_loss import adaptive_weight
+            from ulib.vq.loss import adaptive_weight
 
             w = torch.tensor([1.0, 2.0], requires_grad=True)  # stands for the generator's last layer
             rec = (w ** 2).sum()  # reconstruction loss: gradient (2, 4), norm sqrt(20)
@@ -263,7 +263,7 @@ def nb02():
                       f"{math.sqrt(20) / (c * math.sqrt(2)):.4f}")
             """),
         code("""\
-            from ulib.logs import MetricsLog
+            from ulib.io.logs import MetricsLog
 
             rows = MetricsLog.read(s.run.vqgan_log)
             steps = [r["step"] for r in rows]
@@ -290,7 +290,7 @@ def nb02():
             three augmentations of it.
             """),
         code("""\
-            from ulib.diffaug import diff_augment
+            from ulib.vq.diffaug import diff_augment
 
             g = s.generator()
             x4 = x[:4].clone().requires_grad_(True)
@@ -345,7 +345,7 @@ def nb03():
             """),
         code("""\
             # NBVAL_CHECK_OUTPUT
-            from ulib.absorbing import AbsorbingDiffusion
+            from ulib.prior.absorbing import AbsorbingDiffusion
 
             diffusion = AbsorbingDiffusion(T, cfg.mask_id, cfg.prior.loss_type)
             x0 = tok[:n_grids]
@@ -444,7 +444,7 @@ def nb03():
             estimate on training batches, and the validation negative ELBO logged with every image grid.
             """),
         code("""\
-            from ulib.logs import MetricsLog
+            from ulib.io.logs import MetricsLog
 
             rows = MetricsLog.read(s.run.prior_log)
             fig, ax = plt.subplots(figsize=(7, 3))
@@ -465,7 +465,7 @@ def nb03():
             few tokens are masked and tends to the marginal as the mask ratio reaches 1.
             """),
         code("""\
-            from ulib.diagnostics import accuracy_by_mask_ratio, marginal_baseline, plot_accuracy_by_mask_ratio
+            from ulib.eval.diagnostics import accuracy_by_mask_ratio, marginal_baseline, plot_accuracy_by_mask_ratio
 
             acc = accuracy_by_mask_ratio(net, tok[:256], cfg.mask_id, generator=s.generator(2))
             fig = plot_accuracy_by_mask_ratio(acc, marginal_baseline(tok, K))
@@ -517,7 +517,7 @@ def nb04():
             """),
         code("""\
             # NBVAL_CHECK_OUTPUT
-            from ulib.sampling import time_schedule
+            from ulib.sample.absorbing import time_schedule
 
             print("T = 16 in 4 steps:", time_schedule(16, 4))
             print("T = 16 in 3 steps:", time_schedule(16, 3))
@@ -535,7 +535,7 @@ def nb04():
             noise and patch shuffling monotonically.
             """),
         code("""\
-            from ulib.sample_quality import with_floor, within_noise
+            from ulib.eval.quality import with_floor, within_noise
 
             vq, net = nbu.vqgan(s), nbu.prior(s)
             meter = nbu.quality_meter(s, sizes["n_reference"], features)
@@ -579,7 +579,7 @@ def nb04():
             against S / T, ours (random, the paper's method) beside the paper's three datasets (Table 3, T = 256).
             """),
         code("""\
-            from ulib.paper_values import TABLE3_STEPS, table3_relative
+            from ulib.paper import TABLE3_STEPS, table3_relative
 
             fig, (a, b) = plt.subplots(1, 2, figsize=(12, 3.8))
             for method in ["random", *other_methods]:
@@ -664,8 +664,8 @@ def nb05():
             pass. Both in bits per token, so they are comparable; the ELBO is a bound, the AR figure exact.
             """),
         code("""\
-            from ulib.absorbing import AbsorbingDiffusion
-            from ulib.likelihood import absorbing_elbo, ar_nll
+            from ulib.prior.absorbing import AbsorbingDiffusion
+            from ulib.prior.likelihood import absorbing_elbo, ar_nll
 
             val = nbu.val_tokens(s, max_items)
             diffusion = AbsorbingDiffusion(T, cfg.mask_id, cfg.prior.loss_type)
@@ -681,7 +681,7 @@ def nb05():
             shared difficulty cancels. (It also carries the ELBO estimate's own noise: one x_t draw per t.)
             """),
         code("""\
-            from ulib.sample_quality import paired_difference
+            from ulib.eval.quality import paired_difference
 
             paired = paired_difference(elbo.per_item, nll.per_item)
             print(f"absorbing bound - AR NLL, per grid: {paired['mean_difference']:+.4f} ± {paired['se']:.4f} "
@@ -704,7 +704,7 @@ def nb05():
             each at its best validation checkpoint.
             """),
         code("""\
-            from ulib.logs import MetricsLog
+            from ulib.io.logs import MetricsLog
 
             fig, ax = plt.subplots(figsize=(8, 3.8))
             gap = []
@@ -736,8 +736,8 @@ def nb05():
             absorbing − AR gets a bootstrap std in which both share each resample of the reference.
             """),
         code("""\
-            from ulib.autoregressive import sample_ar
-            from ulib.sample_quality import with_floor
+            from ulib.sample.autoregressive import sample_ar
+            from ulib.eval.quality import with_floor
 
             vq = nbu.vqgan(s)
             meter = nbu.quality_meter(s, sizes["n_reference"], features)
@@ -765,8 +765,8 @@ def nb05():
             Tokens only (the VQGAN decoder costs the same for both). The AR sampler uses its key/value cache.
             """),
         code("""\
-            from ulib.autoregressive import sample_ar
-            from ulib.decoding import decode_tokens
+            from ulib.sample.autoregressive import sample_ar
+            from ulib.sample.api import decode_tokens
 
 
             def absorbing(n_steps):
@@ -820,7 +820,7 @@ def nb05():
             with the direction of each difference.
             """),
         code("""\
-            from ulib.paper_values import table4_rows
+            from ulib.paper import table4_rows
 
             nbu.show_table(table4_rows())
             def verdict(d, se):  # lower is better for both columns
@@ -914,8 +914,8 @@ def nb06():
         code("""\
             import numpy as np
 
-            from ulib.logs import MetricsLog
-            from ulib.sample_quality import paired_difference
+            from ulib.io.logs import MetricsLog
+            from ulib.eval.quality import paired_difference
 
             table, curves = [], {}
             for (loss, sd), run in runs.items():
@@ -1020,7 +1020,7 @@ def nb07():
             # NBVAL_CHECK_OUTPUT
             import numpy as np
 
-            from ulib.emoji_features import histogram_entropy, histogram_kl
+            from ulib.eval.features import histogram_entropy, histogram_kl
 
             p, q = np.array([0.5, 0.5, 0.0, 0.0]), np.array([0.25, 0.25, 0.25, 0.25])
             kl_by_hand = sum(pc * math.log2(pc / qc) for pc, qc in zip(p, q) if pc > 0)
@@ -1028,8 +1028,8 @@ def nb07():
             print(f"KL(p || q) = {histogram_kl(p, q):.4f} bits (by hand {kl_by_hand:.4f})")
             """),
         code("""\
-            from ulib.diversity import token_entropy
-            from ulib.sample_quality import extract, with_floor
+            from ulib.eval.diversity import token_entropy
+            from ulib.eval.quality import extract, with_floor
 
             vq, net = nbu.vqgan(s), nbu.prior(s)
             meter = nbu.quality_meter(s, sizes["n_reference"], features)
@@ -1061,7 +1061,7 @@ def nb07():
                   all(r["n"] == n and r["fid_std"] > 0 and r["floor_fid"] == floor["fid"] for r in rows))
             """),
         code("""\
-            from ulib.emoji_features import CATEGORIES
+            from ulib.eval.features import CATEGORIES
 
             fig, axes = plt.subplots(2, 3, figsize=(13, 6.5))
             ts = [r["temperature"] for r in rows]
@@ -1107,7 +1107,7 @@ def nb07():
             each column between the two temperatures is.
             """),
         code("""\
-            from ulib.paper_values import table1_2_rows
+            from ulib.paper import table1_2_rows
 
             ours = [dict({"data": cfg.data.dataset}, **{k: r[k] for k in ("temperature", "n", "fid", "fid_std",
                     "precision", "recall", "density", "coverage", "features")}) for r in rows if r["temperature"] in (1.0, 0.9)]
@@ -1159,7 +1159,7 @@ def nb08():
             """),
         code("""\
             # NBVAL_CHECK_OUTPUT
-            from ulib.bigimage import coverage, decode_canvas, sample_canvas, window_offsets
+            from ulib.sample.canvas import coverage, decode_canvas, sample_canvas, window_offsets
 
             offsets = window_offsets(canvas, (h, w), stride)  # (Nw, 2) top-left corners
             cover = coverage(canvas, (h, w), offsets)  # (a, b) windows per position
@@ -1175,7 +1175,7 @@ def nb08():
             plt.show()
             """),
         code("""\
-            from ulib.train_prior import sample_images
+            from ulib.train.prior import sample_images
 
             vq, net = nbu.vqgan(s), nbu.prior(s)
             tokens, seconds = nbu.timed(lambda: sample_canvas(
@@ -1246,8 +1246,8 @@ def nb09():
                 return m
             """),
         code("""\
-            from ulib.data import build_dataset
-            from ulib.inpaint import inpaint
+            from ulib.data.datasets import build_dataset
+            from ulib.sample.inpaint import inpaint
 
             vq, net = nbu.vqgan(s), nbu.prior(s)
             val = build_dataset(cfg.data, "val", train_transforms=False)
@@ -1342,8 +1342,8 @@ def nb10():
             The same command-line path as `python -m ulib sample --official-vqgan ... --official-sampler ...`.
             """),
         code("""\
-            from ulib.commands import parse_canvas, sample_images
-            from ulib.sampling_models import from_official
+            from ulib.app.commands import parse_canvas, sample_images
+            from ulib.sample.models import from_official
 
             if available:
                 m = from_official(vqgan_file, sampler_file, "absorbing", s.device)
@@ -1376,9 +1376,9 @@ def nb11():
             temperature = None  # None: the profile's sample.temperature
             """),
         setup("""\
-            from ulib.data import build_dataset
-            from ulib.sampling_models import from_run
-            from ulib.widgets import Playground
+            from ulib.data.datasets import build_dataset
+            from ulib.sample.models import from_run
+            from ulib.app.widgets import Playground
 
             nbu.prior(s)  # load if present, else train (and the VQGAN and latents before it)
             models = from_run(s.run, cfg, s.device)
@@ -1387,9 +1387,9 @@ def nb11():
         md("""\
             ## The playground
 
-            Three tabs, all calling ulib: **Sample** (`ulib.decoding.decode_tokens` with the method, steps,
+            Three tabs, all calling ulib: **Sample** (`ulib.sample.api.decode_tokens` with the method, steps,
             temperature and seed of the sliders; a canvas wider than the training grid goes through
-            `ulib.bigimage.sample_canvas`, Eq. 8), **Inpaint** (`ulib.inpaint.inpaint` on a validation image
+            `ulib.sample.canvas.sample_canvas`, Eq. 8), **Inpaint** (`ulib.sample.inpaint.inpaint` on a validation image
             or the last sample, inside a rectangle given in pixels) and **Steps** (`AbsorbingSampler.step`
             one step at a time; the slider walks over the kept states, from all masked to none).
 
@@ -1472,7 +1472,7 @@ def nb12():
             """),
         code("""\
             # NBVAL_CHECK_OUTPUT
-            from ulib import emoji_features as EF
+            from ulib.eval import features as EF
 
             feature_net, report = EF.load_feature_net()
             print(f"trained on {report['n_emoji']} emoji (OpenMoji {report['openmoji_version']}), "
@@ -1486,15 +1486,15 @@ def nb12():
 
             FID $= \lVert \mu_1 - \mu_2 \rVert^2 + \operatorname{tr}(\Sigma_1 + \Sigma_2 - 2 (\Sigma_1 \Sigma_2)^{1/2})$
             on the features of two image sets. We split the emoji into two disjoint halves, compute it with numpy
-            and scipy, and check it against `ulib.metrics.fid` (torch-fidelity's statistics).
+            and scipy, and check it against `ulib.eval.metrics.fid` (torch-fidelity's statistics).
             """),
         code("""\
             import numpy as np
             import scipy.linalg
 
-            from ulib import compare as C
-            from ulib import metrics as M
-            from ulib.data import load_openmoji
+            from ulib.eval import compare as C
+            from ulib.eval import metrics as M
+            from ulib.data.datasets import load_openmoji
 
             space = M.load_inception("openmoji", device=s.device)
             emoji, _ = load_openmoji(32, cfg.data.cache_dir)
@@ -1519,7 +1519,7 @@ def nb12():
             Error bars: bootstrap std over `draws` resamples of both sets.
             """),
         code("""\
-            from ulib import metric_checks as MC
+            from ulib.eval import metric_checks as MC
 
             sweep = MC.sanity_sweep(lambda im: C.image_features(space, im), half_a, half_b, seed=seed, draws=draws)
             nbu.write_table(s, sweep, "12_metric_sanity")
@@ -1640,10 +1640,10 @@ def nb13():
             images, resampled together, so the images' own spread cancels.
             """),
         code("""\
-            from ulib import paper_values as PV
-            from ulib.loading import load_vqgan
-            from ulib.logs import MetricsLog
-            from ulib.sample_quality import with_floor
+            from ulib import paper as PV
+            from ulib.io.models import load_vqgan
+            from ulib.io.logs import MetricsLog
+            from ulib.eval.quality import with_floor
 
             meter = nbu.quality_meter(s, sizes["n_reference"])
             real = meter.holdout[:n_images]

@@ -4,36 +4,14 @@ import math
 import pytest
 import torch
 
-from ulib.autoregressive import ARSampler, ar_loss, nll_bits_per_token, sample_ar
-from ulib.transformer import Transformer
+from ulib.prior.autoregressive import ar_loss, nll_bits_per_token
+from ulib.sample.autoregressive import ARSampler, sample_ar
+from ulib.prior.transformer import Transformer
 
-K, L = 16, 12
+from helpers import AR_K, AR_L, ar_tokens, cached_logits, tiny_ar
 
-
-def tiny_ar(seed=0, std=0.2):
-    """A causal transformer with weights larger than the GPT-2 init, so logits are far from uniform
-    and attention actually mixes positions (a freshly initialised model predicts ~1/K everywhere)."""
-    torch.manual_seed(seed)
-    net = Transformer(codebook_size=K, block_size=L, n_emb=32, n_head=4, n_layers=2, causal=True)
-    with torch.no_grad():
-        for name, p in net.named_parameters():
-            if p.dim() > 1 or name.endswith("start_tok"):
-                p.normal_(0.0, std)
-    return net.eval()
-
-
-def tokens(B=3, seed=0):
-    return torch.randint(0, K, (B, L), generator=torch.Generator().manual_seed(seed))
-
-
-def cached_logits(net, x):
-    """Logits (B, L, K) of every position from L cached calls: start token, then one token at a time."""
-    cache = net.new_cache()
-    with torch.no_grad():
-        out = [net.forward_cached(x[:, :0], cache, 0)]
-        for i in range(1, x.shape[1]):
-            out.append(net.forward_cached(x[:, i - 1:i], cache, i - 1))
-    return torch.cat(out, dim=1)
+K, L = AR_K, AR_L
+tokens = ar_tokens
 
 
 def greedy(net, B, length):
@@ -134,13 +112,13 @@ def test_cached_and_plain_step_logits_agree():
 def test_cached_path_makes_L_single_token_calls():
     net = tiny_ar()
     calls = []
-    real = net.forward_cached
+    real = net.embed_cached  # every cached call embeds its new tokens, through the CPU accelerator or not
 
     def spy(idx_new, cache, start):
         calls.append((idx_new.shape[1], start))
         return real(idx_new, cache, start)
 
-    net.forward_cached = spy
+    net.embed_cached = spy
     net.features = lambda *a: pytest.fail("the cached path must not run the plain forward")
     sampler = ARSampler(net, generator=torch.Generator().manual_seed(0))
     sampler.sample(2, L, "cpu")

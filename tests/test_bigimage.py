@@ -1,14 +1,14 @@
-"""Larger-than-training canvases (ulib.bigimage): windows, Eq. 8 mixing, unmasking orders."""
+"""Larger-than-training canvases (ulib.sample.canvas): windows, Eq. 8 mixing, unmasking orders."""
 import math
 
 import pytest
 import torch
 
-from ulib.bigimage import (CanvasSampler, coverage, decode_canvas, mixture_with_temperature, sample_canvas,
+from ulib.sample.canvas import (CanvasSampler, coverage, decode_canvas, mixture_with_temperature, sample_canvas,
                            window_offsets)
-from ulib.sampling import AbsorbingSampler
-from ulib.transformer import Transformer
-from ulib.vqgan import VQAutoEncoder
+from ulib.sample.absorbing import AbsorbingSampler
+from ulib.prior.transformer import Transformer
+from ulib.vq.model import VQAutoEncoder
 
 K, MASK = 16, 16
 

@@ -1,4 +1,4 @@
-"""ulib.checkpoint (atomic save, safe load, RNG state, state-dict checks, unwrap) and ulib.ema."""
+"""ulib.io.checkpoint (atomic save, safe load, RNG state, state-dict checks, unwrap) and ulib.train.ema."""
 import os
 import random
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ulib.checkpoint import (
+from ulib.io.checkpoint import (
     atomic_write,
     check_state_dict,
     load_checkpoint,
@@ -15,7 +15,7 @@ from ulib.checkpoint import (
     set_rng_state,
     unwrap,
 )
-from ulib.ema import EMA
+from ulib.train.ema import EMA
 
 
 # ---- save / load -------------------------------------------------------------------------------------

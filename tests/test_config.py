@@ -4,7 +4,7 @@ import tomllib
 
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT
 from ulib.config import Config
 from ulib.profiles import PROFILES, get_profile
 
@@ -109,7 +109,7 @@ def test_a_run_made_before_its_profile_changed_says_so(tmp_path):
 
     from ulib.config import apply_overrides
     from ulib.profiles import get_profile
-    from ulib.rundir import RunDir, sample_settings_drift
+    from ulib.io.rundir import RunDir, sample_settings_drift
 
     run = RunDir(tmp_path / "run")
     current = get_profile("demo")

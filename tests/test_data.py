@@ -1,4 +1,4 @@
-"""ulib.data: OpenMoji rendering + cache, image folders, LSUN LMDBs, splits, fingerprints. No downloads."""
+"""ulib.data.datasets: OpenMoji rendering + cache, image folders, LSUN LMDBs, splits, fingerprints. No downloads."""
 from __future__ import annotations
 
 import os
@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-import ulib.data as data
+import ulib.data.datasets as data
 from ulib.config import DataConfig
-from ulib.data import (ArrayImageDataset, BadImagesError, ImageFolderDataset, LSUNDataset, build_dataset,
+from ulib.data.datasets import (ArrayImageDataset, BadImagesError, ImageFolderDataset, LSUNDataset, build_dataset,
                        check_image_files, dataset_fingerprint, load_openmoji, render_openmoji, skipped_files,
                        split_indices, tensor_to_uint8)
 
@@ -372,7 +372,7 @@ def test_tensor_to_uint8_round_trip():
 
 def test_missing_dataset_folder_is_also_a_value_error(tmp_path):
     from ulib.config import DataConfig
-    from ulib.data import build_dataset
+    from ulib.data.datasets import build_dataset
 
     cfg = DataConfig(dataset="folder", path=str(tmp_path / "absent"), img_size=16)
     with pytest.raises(ValueError, match="absent"):

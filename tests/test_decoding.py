@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 
-from ulib.decoding import (DECODING_METHODS, ConfidenceSampler, confidence_schedule, decode_tokens,
+from ulib.sample.api import (DECODING_METHODS, ConfidenceSampler, confidence_schedule, decode_tokens,
                            remask_times)
-from ulib.sampling import AbsorbingSampler, time_schedule
-from ulib.transformer import Transformer
+from ulib.sample.absorbing import AbsorbingSampler, time_schedule
+from ulib.prior.transformer import Transformer
 
 
 def gen(seed):

@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from ulib.diagnostics import accuracy_by_mask_ratio, marginal_baseline, plot_accuracy_by_mask_ratio
-from ulib.diversity import mean_pairwise_distance, temperature_sweep, token_entropy
+from ulib.eval.diagnostics import accuracy_by_mask_ratio, marginal_baseline, plot_accuracy_by_mask_ratio
+from ulib.eval.diversity import mean_pairwise_distance, temperature_sweep, token_entropy
 
 
 class Oracle(torch.nn.Module):

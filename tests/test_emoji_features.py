@@ -6,13 +6,13 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import CACHE, run_cli
+from helpers import CACHE, run_cli
 
-from ulib import compare as C
-from ulib import emoji_features as EF
-from ulib import metric_checks as MC
-from ulib import metrics as M
-from ulib.data import load_openmoji
+from ulib.eval import compare as C
+from ulib.eval import features as EF
+from ulib.eval import metric_checks as MC
+from ulib.eval import metrics as M
+from ulib.data.datasets import load_openmoji
 
 
 @pytest.fixture(scope="module")

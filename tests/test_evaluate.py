@@ -6,12 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import CACHE, run_cli
-from test_metrics import _vgg16_features_file
-import ulib.evaluate as E
-from ulib.metrics import INCEPTION_FILE, random_inception_state_dict
+from helpers import CACHE, run_cli, vgg16_features_file
+import ulib.eval.evaluate as E
+from ulib.eval.metrics import INCEPTION_FILE, random_inception_state_dict
 from ulib.profiles import get_profile
-from ulib.rundir import RunDir
+from ulib.io.rundir import RunDir
 
 
 def evaluate_cli(*args, env=None):
@@ -84,7 +83,7 @@ def test_evaluate_samples_end_to_end(tiny_run, tmp_path, no_weights_env):
     weights = tmp_path / "w"
     weights.mkdir()
     torch.save(random_inception_state_dict(0), weights / INCEPTION_FILE)
-    _vgg16_features_file(weights)  # LPIPS for the nearest-neighbour grid
+    vgg16_features_file(weights)  # LPIPS for the nearest-neighbour grid
     r = evaluate_cli("--run", str(tiny_run), *SAMPLE_ARGS, "--seed", "1", "--features", "inception",
                      "--weights-dir", str(weights), "--neighbours", "2", "--neighbours-k", "3", env=no_weights_env)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -1,14 +1,15 @@
-"""The lean one-position step of the AR baseline's cached decoding (`ulib.fast_decode`) and its weights split
-across the CPU threads (`ulib.split_linear`): the same maths as the modules, rebuilt when the weights change."""
+"""The lean one-position step of the AR baseline's cached decoding (`ulib.sample.cpu_step`) and its weights split
+across the CPU threads (`ulib.sample.split_linear`): the same maths as the modules, rebuilt when the weights change."""
 import pytest
 import torch
 import torch.nn.functional as F
 
-from ulib.autoregressive import sample_ar
-from ulib.fast_decode import DecodeWeights
-from ulib.split_linear import SplitLinear, split_applies
+from ulib.sample.autoregressive import sample_ar
+from ulib.sample.cpu_step import CachedForward, DecodeWeights
+from ulib.sample.split_linear import SplitLinear, split_applies
 
-from test_autoregressive import L, cached_logits, tiny_ar, tokens
+from helpers import AR_L as L, cached_logits, tiny_ar
+from helpers import ar_tokens as tokens
 
 
 @pytest.fixture(params=[1, 2, 3], ids=lambda n: f"{n}threads")
@@ -63,7 +64,7 @@ def test_split_applies_only_to_float32_cpu_without_grad():
 
 def test_lean_steps_match_the_modules_logits_and_tokens(threads):
     net, x = tiny_ar(), tokens()
-    fast_logits = cached_logits(net, x)
+    fast_logits = cached_logits(net, x, CachedForward(net))
     with torch.no_grad():
         plain = net(x[:, :-1])
     torch.testing.assert_close(fast_logits, plain, atol=1e-5, rtol=0)
@@ -73,40 +74,52 @@ def test_lean_steps_match_the_modules_logits_and_tokens(threads):
     assert torch.equal(a, b) and torch.equal(a, c)
 
 
-def test_cache_keeps_its_decode_weights_and_rebuilds_them_after_a_weight_change():
+def test_accelerator_keeps_its_decode_weights_and_rebuilds_them_after_a_weight_change():
     net, x = tiny_ar(), tokens(B=2)
-    cache, plain = net.new_cache(), net.new_cache(fast_steps=False)
+    fast, plain = CachedForward(net), CachedForward(net, enabled=False)
+    cache, plain_cache = net.new_cache(), net.new_cache()
     with torch.no_grad():
-        for c in (cache, plain):  # start token, then x_0: one position per sequence each
-            net.forward_cached(x[:, :0], c, 0)
-            net.forward_cached(x[:, :1], c, 0)
-        assert isinstance(cache.fast, DecodeWeights)
-        assert plain.fast is None
-        first = cache.fast
-        net.forward_cached(x[:, 1:2], cache, 1)
-        assert cache.fast is first  # reused while the weights are unchanged
-        net.forward_cached(x[:, 1:2], plain, 1)
+        for f, c in ((fast, cache), (plain, plain_cache)):  # start token, then x_0: one position per sequence each
+            f(x[:, :0], c, 0)
+            f(x[:, :1], c, 0)
+        assert isinstance(fast.weights, DecodeWeights)
+        assert plain.weights is None
+        first = fast.weights
+        fast(x[:, 1:2], cache, 1)
+        assert fast.weights is first  # reused while the weights are unchanged
+        plain(x[:, 1:2], plain_cache, 1)
         net.blocks[0].mlp[0].weight.mul_(1.5)
-        out = net.forward_cached(x[:, 2:3], cache, 2)
-        assert cache.fast is not first  # stale weights noticed and rebuilt
+        out = fast(x[:, 2:3], cache, 2)
+        assert fast.weights is not first  # stale weights noticed and rebuilt
         # the step used the new weights, as the plain modules do
-        torch.testing.assert_close(out, net.forward_cached(x[:, 2:3], plain, 2), atol=1e-5, rtol=0)
+        torch.testing.assert_close(out, net.forward_cached(x[:, 2:3], plain_cache, 2), atol=1e-5, rtol=0)
+
+
+def test_the_network_alone_never_takes_the_lean_path(monkeypatch):
+    """The accelerator is the sampler's to apply: Transformer.forward_cached always runs the modules."""
+    monkeypatch.setattr(DecodeWeights, "step", lambda *a: pytest.fail("the network called the CPU step"))
+    net, x = tiny_ar(), tokens(B=2)
+    cache = net.new_cache()
+    with torch.no_grad():
+        net.forward_cached(x[:, :0], cache, 0)
+        net.forward_cached(x[:, :1], cache, 0)
+        net.forward_cached(x[:, 1:2], cache, 1)
 
 
 def test_module_path_when_asked_or_in_training_mode():
     net, x = tiny_ar(), tokens(B=2)
-    for training, fast_steps in ((False, False), (True, True)):
+    for training, enabled in ((False, False), (True, True)):
         net.train(training)
-        cache = net.new_cache(fast_steps=fast_steps)
+        fast, cache = CachedForward(net, enabled=enabled), net.new_cache()
         with torch.no_grad():
-            net.forward_cached(x[:, :0], cache, 0)  # start token
-            net.forward_cached(x[:, :1], cache, 0)  # a one-position step
-        assert cache.fast is None
+            fast(x[:, :0], cache, 0)  # start token
+            fast(x[:, :1], cache, 0)  # a one-position step
+        assert fast.weights is None
     net.eval()
-    cache = net.new_cache()
-    net.forward_cached(x[:, :0], cache, 0)
-    net.forward_cached(x[:, :1], cache, 0)  # grad mode on: the split copies have no gradient
-    assert cache.fast is None
+    fast, cache = CachedForward(net), net.new_cache()
+    fast(x[:, :0], cache, 0)
+    fast(x[:, :1], cache, 0)  # grad mode on: the split copies have no gradient
+    assert fast.weights is None
 
 
 def test_one_position_steps_take_the_lean_path(monkeypatch):
@@ -119,5 +132,5 @@ def test_one_position_steps_take_the_lean_path(monkeypatch):
 
     monkeypatch.setattr(DecodeWeights, "step", spy)
     net, x = tiny_ar(), tokens()
-    cached_logits(net, x)  # the start token (module path), then L - 1 one-position steps
+    cached_logits(net, x, CachedForward(net))  # the start token (module path), then L - 1 one-position steps
     assert calls == list(range(1, L))

@@ -2,16 +2,16 @@
 import pytest
 import torch
 
-from conftest import TINY
-from ulib.checkpoint import load_checkpoint
+from helpers import TINY
+from ulib.io.checkpoint import load_checkpoint
 from ulib.device import amp_dtype, resolve_device
 from ulib.profiles import get_profile
-from ulib.rundir import RunDir
+from ulib.io.rundir import RunDir
 
 @pytest.mark.gpu
 def test_amp_training_on_cuda(tmp_path):
-    from ulib.train_prior import train_prior
-    from ulib.train_vqgan import train_vqgan
+    from ulib.train.prior import train_prior
+    from ulib.train.vqgan import train_vqgan
 
     cfg = get_profile("smoke", TINY + ["device=cuda"])
     assert amp_dtype(resolve_device("cuda"), True) in (torch.bfloat16, torch.float16)

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from conftest import ROOT, run_cli
+from helpers import ROOT, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +36,7 @@ def test_gpu_check_tiny_on_cpu_prints_every_phase_as_json(tmp_path):
 
 
 def test_gpu_check_paper_sizes_are_the_ffhq_profile(tmp_path):
-    from ulib.gpu_check import check_config
+    from ulib.app.gpu_check import check_config
     from ulib.profiles import get_profile
 
     cfg, paper = check_config(False, tmp_path, tmp_path, perceptual=True), get_profile("ffhq")

@@ -1,10 +1,10 @@
-"""Inpainting (ulib.inpaint): pixel mask -> latent mask, start time, fixed tokens, paste-back, errors."""
+"""Inpainting (ulib.sample.inpaint): pixel mask -> latent mask, start time, fixed tokens, paste-back, errors."""
 import pytest
 import torch
 
-from ulib.inpaint import inpaint, latent_mask, start_time
-from ulib.transformer import Transformer
-from ulib.vqgan import VQAutoEncoder
+from ulib.sample.inpaint import inpaint, latent_mask, start_time
+from ulib.prior.transformer import Transformer
+from ulib.vq.model import VQAutoEncoder
 
 K, MASK, T = 16, 16, 20
 

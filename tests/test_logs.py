@@ -1,4 +1,4 @@
-"""ulib.logs: the CSV metrics log and PNG image grids."""
+"""ulib.io.logs: the CSV metrics log and PNG image grids."""
 import os
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ulib.logs import MetricsLog, save_image_grid
+from ulib.io.logs import MetricsLog, save_image_grid
 
 
 # ---- MetricsLog --------------------------------------------------------------------------------------

@@ -7,8 +7,9 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-import ulib.metrics as M
-from ulib.perceptual import VGG16_FILE, load_lpips
+import ulib.eval.metrics as M
+from helpers import vgg16_features_file
+from ulib.vq.perceptual import VGG16_FILE, load_lpips
 
 
 @pytest.fixture(autouse=True)
@@ -184,21 +185,8 @@ def test_nearest_neighbours_finds_planted_copies(tmp_path):
     assert (w, h) == ((5 * 9 + 1) * 8, (3 * 9 + 1) * 8)  # 1 + k columns, one row per query, upscaled 64 // 8
 
 
-def _vgg16_features_file(folder):
-    """A random VGG16 `features` state dict under torchvision's file name: enough for load_lpips."""
-    torch.manual_seed(0)
-    layers, c = [], 3
-    for v in [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]:
-        if v == "M":
-            layers.append(nn.MaxPool2d(2))
-        else:
-            layers += [nn.Conv2d(c, v, 3, padding=1), nn.ReLU()]
-            c = v
-    torch.save({f"features.{k}": t for k, t in nn.Sequential(*layers).state_dict().items()}, folder / VGG16_FILE)
-
-
 def test_lpips_distance_and_neighbours_with_test_made_weights(tmp_path):
-    _vgg16_features_file(tmp_path)
+    vgg16_features_file(tmp_path)
     lp = load_lpips(tmp_path)
     gen = torch.Generator().manual_seed(0)
     ref = torch.rand(6, 3, 16, 16, generator=gen) * 2 - 1

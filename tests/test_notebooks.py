@@ -12,7 +12,7 @@ import sys
 import nbformat
 import pytest
 
-from conftest import ROOT, TINY
+from helpers import ROOT, TINY
 
 NOTEBOOKS = ROOT / "notebooks"
 COMMITTED = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
@@ -43,7 +43,7 @@ TABLES = {
     "fig7_inpainting": ["mask", "tokens_regenerated", "tokens", "start_time", "T", "seconds_per_image"],
     "02_codebook_usage": ["codebook_size", "codes_used", "perplexity"],
     "03_accuracy_by_mask_ratio": ["mask_ratio", "accuracy", "cross_entropy_bits", "n_masked"],
-    "12_metric_sanity": None,  # columns: ulib.metric_checks.sanity_sweep's
+    "12_metric_sanity": None,  # columns: ulib.eval.metric_checks.sanity_sweep's
     "12_run_quality": None,
     "01_quality": None,
 }
@@ -99,7 +99,7 @@ def test_committed_notebook_is_clean(path):
 @pytest.fixture(scope="module")
 def reproduced(tmp_path_factory):
     """All notebooks executed in order into one smoke run directory, as `python -m ulib reproduce` does."""
-    from ulib.reproduce import run_notebooks
+    from ulib.app.reproduce import run_notebooks
 
     run = tmp_path_factory.mktemp("nb") / "run"
     status = run_notebooks("smoke", run, overrides=TINY, device="cpu", log=lambda *a: None)
@@ -121,7 +121,7 @@ def test_every_notebook_runs(reproduced):
 @pytest.mark.slow
 @pytest.mark.parametrize("table", sorted(TABLES))
 def test_tables_are_recorded_as_csv_and_markdown(reproduced, table):
-    from ulib.notebook_utils import read_table
+    from ulib.app.notebook import read_table
 
     run, _ = reproduced
     rows = read_table(run / "results" / f"{table}.csv")
@@ -134,7 +134,7 @@ def test_tables_are_recorded_as_csv_and_markdown(reproduced, table):
 
 @pytest.mark.slow
 def test_table_contents(reproduced):
-    from ulib.notebook_utils import read_table
+    from ulib.app.notebook import read_table
 
     run, _ = reproduced
     t3 = read_table(run / "results" / "table3_steps.csv")
@@ -179,7 +179,7 @@ def test_figures_and_index(reproduced):
 
 @pytest.mark.slow
 def test_finished_notebooks_are_skipped(reproduced):
-    from ulib.reproduce import run_notebooks
+    from ulib.app.reproduce import run_notebooks
 
     run, _ = reproduced
     assert set(run_notebooks("smoke", run, overrides=TINY, device="cpu", log=lambda *a: None).values()) == {"skipped"}
@@ -189,7 +189,7 @@ def test_finished_notebooks_are_skipped(reproduced):
 
 def test_a_changed_notebook_is_not_skipped(tmp_path):
     """The done-marker records the notebook's SHA-256: same parameters but an edited notebook is stale."""
-    from ulib.reproduce import is_done, marker, notebook_sha256
+    from ulib.app.reproduce import is_done, marker, notebook_sha256
 
     nb, run = tmp_path / "01_x.ipynb", tmp_path / "run"
     nb.write_text('{"cells": []}')
@@ -218,7 +218,7 @@ def test_nbval_lax_over_executed_notebooks(reproduced):
 
 
 def test_export_docs_copies_notebooks_with_relative_paths(tmp_path):
-    from ulib.reproduce import PROJECT_ROOT, export_docs
+    from ulib.app.reproduce import PROJECT_ROOT, export_docs
 
     run = tmp_path / "run"
     (run / "notebooks").mkdir(parents=True)

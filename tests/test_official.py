@@ -20,8 +20,8 @@ import torch.nn.functional as F
 
 from ulib.official import (PAPER_SAMPLER_HPARAMS, PAPER_VQGAN_HPARAMS, build_sampler, build_vqgan, load_sampler,
                            load_vqgan, to_official_state_dict)
-from ulib.transformer import Transformer
-from ulib.vqgan import VQAutoEncoder
+from ulib.prior.transformer import Transformer
+from ulib.vq.model import VQAutoEncoder
 
 JSON_KEYS = {"vqgan": "vqgan_autoencoder_keys", "absorbing": "absorbing_sampler_keys",
              "autoregressive": "autoregressive_sampler_keys"}

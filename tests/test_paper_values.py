@@ -1,7 +1,7 @@
-"""ulib.paper_values: the paper's Tables 1-5 as the kit shows them, and their Markdown beside ours."""
+"""ulib.paper: the paper's Tables 1-5 as the kit shows them, and their Markdown beside ours."""
 import pytest
 
-from ulib import paper_values as P
+from ulib import paper as P
 
 
 def test_table3_relative_hand_case():
@@ -26,7 +26,7 @@ def test_tables_1_2_and_4_rows():
 
 
 def test_markdown_shows_the_papers_rows_beside_ours(tmp_path):
-    from ulib.reproduce import table_markdown
+    from ulib.app.reproduce import table_markdown
 
     csv = tmp_path / "table3_steps.csv"
     csv.write_text("method,steps,fid\nrandom,64,12.5\n")
@@ -39,7 +39,7 @@ def test_markdown_shows_the_papers_rows_beside_ours(tmp_path):
 
 
 def test_table5_is_joined_on_the_variant(tmp_path):
-    from ulib.reproduce import table_markdown
+    from ulib.app.reproduce import table_markdown
 
     rows = P.paper_rows("table5_recon_fid")
     assert rows["key"] == "variant" and rows["rows"]["both"] == {"Churches": 2.70, "FFHQ": 3.12}

@@ -10,11 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import ROOT, TINY, run_cli
-from ulib.checkpoint import load_checkpoint
-from ulib.logs import MetricsLog
+from helpers import ROOT, TINY, run_cli
+from ulib.io.checkpoint import load_checkpoint
+from ulib.io.logs import MetricsLog
 from ulib.profiles import get_profile
-from ulib.rundir import RunDir
+from ulib.io.rundir import RunDir
 
 pytestmark = pytest.mark.slow
 
@@ -161,7 +161,7 @@ def _losses(path):
 
 
 def test_vqgan_resume_equals_uninterrupted(tmp_path):
-    from ulib.train_vqgan import train_vqgan
+    from ulib.train.vqgan import train_vqgan
 
     cfg = _cfg(["vqgan.disc_start_step=2", "data.flip=true", "vqgan.code_restart_every=3"])
     full, part = RunDir(tmp_path / "full"), RunDir(tmp_path / "part")
@@ -179,7 +179,7 @@ def test_vqgan_resume_equals_uninterrupted(tmp_path):
 def test_prior_resume_equals_uninterrupted(trained_run, tmp_path):
     import shutil
 
-    from ulib.train_prior import train_prior
+    from ulib.train.prior import train_prior
 
     cfg = RunDir(trained_run).stored_config()
     cfg = get_profile("smoke", [*TINY, "prior_train.steps=8", "prior.dropout=0.1"])
@@ -199,9 +199,9 @@ def test_prior_resume_equals_uninterrupted(trained_run, tmp_path):
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
-    from ulib import absorbing
-    from ulib.train_prior import train_prior
-    from ulib.train_vqgan import train_vqgan
+    from ulib.prior import absorbing
+    from ulib.train.prior import train_prior
+    from ulib.train.vqgan import train_vqgan
 
     cfg = _cfg()
     run = RunDir(tmp_path / "r")
@@ -228,7 +228,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
 def test_latent_cache_notices_stale_inputs(trained_run, tmp_path, monkeypatch):
     import shutil
 
-    from ulib import latents
+    from ulib.train import latents
 
     run = RunDir(tmp_path / "r")
     run.make()
@@ -252,7 +252,7 @@ def test_latent_cache_notices_stale_inputs(trained_run, tmp_path, monkeypatch):
 
 
 def test_codebook_mismatch_is_a_clear_error(trained_run):
-    from ulib.loading import load_vqgan
+    from ulib.io.models import load_vqgan
 
     cfg = get_profile("smoke", TINY + ["vqgan.codebook_size=64"])
     with pytest.raises(ValueError, match="codebook_size=32"):

@@ -4,9 +4,9 @@ import math
 import pytest
 import torch
 
-from ulib.absorbing import AbsorbingDiffusion
-from ulib.sampling import AbsorbingSampler, time_schedule
-from ulib.transformer import Transformer
+from ulib.prior.absorbing import AbsorbingDiffusion
+from ulib.sample.absorbing import AbsorbingSampler, time_schedule
+from ulib.prior.transformer import Transformer
 
 
 def tiny_transformer(K=16, L=12, causal=False):

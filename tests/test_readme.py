@@ -1,7 +1,7 @@
 """The README tells the truth about the project: its layout lists everything, its demo numbers are the profile's."""
 import re
 
-from conftest import ROOT
+from helpers import ROOT
 
 from ulib.profiles import get_profile
 

@@ -1,16 +1,16 @@
-"""ulib.sample_quality: scores against one reference, bias as category-histogram KL/entropy, floors, paired errors."""
+"""ulib.eval.quality: scores against one reference, bias as category-histogram KL/entropy, floors, paired errors."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import CACHE
+from helpers import CACHE
 
-from ulib import metric_checks as MC
-from ulib import metrics as M
-from ulib.data import load_openmoji
-from ulib.sample_quality import QualityMeter, extract, paired_difference, with_floor
+from ulib.eval import metric_checks as MC
+from ulib.eval import metrics as M
+from ulib.data.datasets import load_openmoji
+from ulib.eval.quality import QualityMeter, extract, paired_difference, with_floor
 
 
 class StubSpace:
@@ -99,7 +99,7 @@ def test_openmoji_meter_ranks_floor_blur_and_collapse():
 
 
 def test_within_noise_hand_cases():
-    from ulib.sample_quality import within_noise
+    from ulib.eval.quality import within_noise
 
     base = {"fid": 10.0, "fid_std": 3.0}
     assert within_noise({"fid": 19.9, "fid_std": 4.0}, base)  # 9.9 <= 2 * 5

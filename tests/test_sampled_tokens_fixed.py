@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from ulib.autoregressive import sample_ar
-from ulib.bigimage import sample_canvas
-from ulib.decoding import decode_tokens
-from ulib.transformer import Transformer
+from ulib.sample.autoregressive import sample_ar
+from ulib.sample.canvas import sample_canvas
+from ulib.sample.api import decode_tokens
+from ulib.prior.transformer import Transformer
 
 FILE = Path(__file__).parent / "data" / "sampled_tokens.json"
 K, SIDE, T = 16, 4, 8  # codebook, grid side (L = 16 tokens), diffusion steps

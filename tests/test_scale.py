@@ -10,12 +10,12 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from conftest import TINY
+from helpers import TINY
 from ulib import device as D
-from ulib import distributed as dist_utils
-from ulib.checkpoint import load_checkpoint
+from ulib.train import distributed as dist_utils
+from ulib.io.checkpoint import load_checkpoint
 from ulib.profiles import get_profile
-from ulib.rundir import RunDir
+from ulib.io.rundir import RunDir
 
 
 def _cfg(extra=()):
@@ -43,7 +43,7 @@ def test_process_group_gets_an_explicit_timeout(monkeypatch):
 
 @pytest.fixture(scope="module")
 def vqgan_run(tmp_path_factory):
-    from ulib.train_vqgan import train_vqgan
+    from ulib.train.vqgan import train_vqgan
 
     run = RunDir(tmp_path_factory.mktemp("scale") / "run")
     train_vqgan(run, _cfg(["vqgan_train.steps=2", "data.flip=true"]), show_progress=False)
@@ -52,7 +52,7 @@ def vqgan_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_sharded_encode_equals_one_process(vqgan_run, tmp_path):
-    from ulib import latents
+    from ulib.train import latents
 
     cfg = _cfg(["data.flip=true"])
     one = latents.encode_dataset(cfg, vqgan_run.vqgan_ckpt, tmp_path / "one.pt", "cpu", progress=False)
@@ -71,7 +71,7 @@ def test_sharded_encode_equals_one_process(vqgan_run, tmp_path):
 
 # ---- 2. streamed mean and covariance of reference features ------------------------------------------
 def test_streamed_moments_equal_the_batch_formulas():
-    from ulib.metrics import FeatureMoments
+    from ulib.eval.metrics import FeatureMoments
 
     x = torch.randn(203, 7, generator=torch.Generator().manual_seed(0)) * 3 + 10  # a large mean: no cancellation
     m = FeatureMoments(7)
@@ -89,7 +89,7 @@ def test_streamed_moments_equal_the_batch_formulas():
 
 
 def test_fid_from_moments_equals_fid_on_the_features():
-    from ulib.metrics import FeatureMoments, fid, fid_against, fid_method, fid_from_moments
+    from ulib.eval.metrics import FeatureMoments, fid, fid_against, fid_method, fid_from_moments
 
     g = torch.Generator().manual_seed(1)
     real, fake = torch.randn(300, 16, generator=g), torch.randn(200, 16, generator=g) * 1.3 + 0.2
@@ -114,8 +114,8 @@ class FakeInception:
 
 
 def test_reference_larger_than_the_kept_set_is_streamed(vqgan_run, monkeypatch):
-    import ulib.evaluate as E
-    from ulib.metrics import FeatureMoments
+    import ulib.eval.evaluate as E
+    from ulib.eval.metrics import FeatureMoments
 
     cfg = _cfg(["data.img_size=32"])  # 3 x 32 x 32 > 2048 values per image
     monkeypatch.setattr(E, "REFERENCE_KEEP", 10)
@@ -138,7 +138,7 @@ def test_reference_larger_than_the_kept_set_is_streamed(vqgan_run, monkeypatch):
 
 
 def test_evaluate_parser_takes_max_reference_all_and_a_device_batch_default():
-    import ulib.evaluate as E
+    import ulib.eval.evaluate as E
 
     args = E.build_parser().parse_args(["--run", "r", "--max-reference", "all"])
     assert args.max_reference == "all" and args.batch_size is None
@@ -147,7 +147,7 @@ def test_evaluate_parser_takes_max_reference_all_and_a_device_batch_default():
 
 # ---- 3. resume across device types; no float64 on MPS ----------------------------------------------
 def test_generator_state_from_another_device_reseeds_deterministically():
-    from ulib.training import restore_generator
+    from ulib.train.common import restore_generator
 
     cpu_state = torch.Generator().manual_seed(5).get_state()
     g = torch.Generator()
@@ -163,7 +163,7 @@ def test_generator_state_from_another_device_reseeds_deterministically():
 
 
 def test_scaler_and_fused_optimizer_states_cross_devices():
-    from ulib.training import load_optimizer_state
+    from ulib.train.common import load_optimizer_state
 
     enabled = torch.amp.GradScaler("cpu", enabled=True)  # as CUDA fp16 would be
     D.load_scaler_state(enabled, {})  # what a CPU run (disabled scaler) saved: start afresh, no error
@@ -183,7 +183,7 @@ def test_scaler_and_fused_optimizer_states_cross_devices():
 
 @pytest.mark.slow
 def test_prior_resumes_from_a_checkpoint_of_another_device(vqgan_run, tmp_path):
-    from ulib.train_prior import train_prior
+    from ulib.train.prior import train_prior
 
     run = RunDir(tmp_path / "r")
     run.make()
@@ -210,7 +210,10 @@ def test_mps_paths_create_no_float64(monkeypatch):
     """With exact_float answering as on MPS, the samplers, schedules and metrics make no float64 tensor."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    from ulib import decoding, distributed, metrics, sampling
+    from ulib.sample import api as decoding
+    from ulib.train import distributed
+    from ulib.eval import metrics
+    from ulib.sample import absorbing as sampling
 
     for mod in (decoding, distributed, metrics, sampling):
         monkeypatch.setattr(mod, "exact_float", lambda device: torch.float32)
@@ -240,7 +243,7 @@ def test_mps_paths_create_no_float64(monkeypatch):
 
 # ---- 4. the global batch, with gradient accumulation ------------------------------------------------
 def test_batch_plan_and_its_errors():
-    from ulib.training import batch_plan
+    from ulib.train.common import batch_plan
 
     p = batch_plan(20, 5, 2, "prior_train")
     assert (p.global_batch, p.processes, p.micro_batch, p.accumulation, p.per_process) == (20, 2, 5, 2, 10)
@@ -254,7 +257,7 @@ def test_batch_plan_and_its_errors():
 
 
 def test_global_batch_does_not_depend_on_the_number_of_processes():
-    from ulib.batches import StepBatches
+    from ulib.data.batches import StepBatches
 
     one = StepBatches(100, 12, seed=3)
     three = [StepBatches(100, 4, seed=3, rank=r, world=3) for r in range(3)]
@@ -269,7 +272,7 @@ def _weights(path):
 @pytest.mark.slow
 def test_prior_accumulation_equals_one_big_batch(vqgan_run, tmp_path):
     """The AR loss draws nothing at random, so 2 passes of 4 must give the step one pass of 8 gives."""
-    from ulib.train_prior import train_prior
+    from ulib.train.prior import train_prior
 
     runs = {}
     for micro in (0, 4):
@@ -295,8 +298,8 @@ def test_vqgan_accumulation_equals_one_big_batch(tmp_path):
     """Before the GAN starts the loss is a mean over pixels, so 2 passes of 2 give the step 1 pass of 4 gives.
     Compared through the logged losses: conv biases in front of a GroupNorm get a zero gradient up to rounding,
     which Adam's g / sqrt(v) turns into +-lr steps either way; they leave every output (and loss) unchanged."""
-    from ulib.logs import MetricsLog
-    from ulib.train_vqgan import train_vqgan
+    from ulib.io.logs import MetricsLog
+    from ulib.train.vqgan import train_vqgan
 
     rows = []
     for micro in (0, 2):
@@ -312,7 +315,7 @@ def test_vqgan_accumulation_equals_one_big_batch(tmp_path):
 
 # ---- 5. bench synchronises the device around every timing -------------------------------------------
 def test_bench_synchronises_cuda_around_each_timed_run(monkeypatch):
-    from ulib import bench
+    from ulib.eval import bench
 
     calls = []
     monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: calls.append(device))
@@ -327,7 +330,7 @@ def test_bench_synchronises_cuda_around_each_timed_run(monkeypatch):
 def test_every_bench_timing_goes_through_synchronize(monkeypatch):
     from dataclasses import replace
 
-    from ulib import bench
+    from ulib.eval import bench
 
     timed, synced = [], []
     real = bench._timed
@@ -354,8 +357,8 @@ def test_amp_asks_for_native_bf16(monkeypatch):
 
 
 def test_decoder_runs_in_fp32_under_fp16():
-    from ulib.loading import build_vqgan
-    from ulib.train_vqgan import autoencode
+    from ulib.io.models import build_vqgan
+    from ulib.train.vqgan import autoencode
 
     assert D.decoder_dtype(torch.float16) is None and D.decoder_dtype(torch.bfloat16) == torch.bfloat16
     ae = build_vqgan(_cfg())
@@ -370,7 +373,7 @@ def test_decoder_runs_in_fp32_under_fp16():
 
 
 def test_adaptive_weight_survives_fp16_underflow_with_the_loss_scale():
-    from ulib.vqgan_loss import adaptive_weight
+    from ulib.vq.loss import adaptive_weight
 
     w = torch.nn.Parameter(torch.ones(64))
 
@@ -398,10 +401,10 @@ def test_tf32_only_on_cuda(monkeypatch):
 
 
 def test_sampling_runs_the_prior_under_the_chosen_autocast(monkeypatch):
-    from ulib import commands
-    from ulib.sampling_models import SamplingModels
-    from ulib.transformer import Transformer
-    from ulib.vqgan import VQAutoEncoder
+    from ulib.app import commands
+    from ulib.sample.models import SamplingModels
+    from ulib.prior.transformer import Transformer
+    from ulib.vq.model import VQAutoEncoder
 
     seen = []
     prior = Transformer(8, 16, 16, 2, 1).eval()
@@ -442,8 +445,8 @@ def _count_host_reads(monkeypatch):
 def test_training_steps_between_logs_read_nothing_back(stage, vqgan_run, tmp_path, monkeypatch):
     """Runs of 4 and 8 steps that log, save and draw images only at their last step read the same number of
     values back to the host: the extra steps read none (a CUDA sync each, otherwise)."""
-    from ulib.train_prior import train_prior
-    from ulib.train_vqgan import train_vqgan
+    from ulib.train.prior import train_prior
+    from ulib.train.vqgan import train_vqgan
 
     reads = []
     for steps in (4, 8):
@@ -463,7 +466,7 @@ def test_training_steps_between_logs_read_nothing_back(stage, vqgan_run, tmp_pat
 
 @pytest.mark.slow
 def test_compile_is_opt_in(vqgan_run, tmp_path, monkeypatch):
-    from ulib.train_prior import train_prior
+    from ulib.train.prior import train_prior
 
     compiled = []
     monkeypatch.setattr(torch, "compile", lambda m, **kw: compiled.append(m) or m)
@@ -479,7 +482,7 @@ def test_compile_is_opt_in(vqgan_run, tmp_path, monkeypatch):
 
 
 def test_fused_adamw_on_cuda_only():
-    from ulib.training import make_adamw
+    from ulib.train.common import make_adamw
 
     tc = _cfg().prior_train
     w = torch.nn.Parameter(torch.ones(2))

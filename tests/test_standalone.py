@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT
 
 # Absolute paths that mean the same thing on every machine that runs the kit.
 SYSTEM_PREFIXES = ("/usr/", "/dev/", "/etc/", "/proc/", "/sys/", "/bin/")

@@ -4,12 +4,12 @@ import shutil
 import pytest
 import torch
 
-from conftest import TINY
-from ulib import notebook_utils as nbu
-from ulib.checkpoint import load_checkpoint
-from ulib.logs import MetricsLog
+from helpers import TINY
+from ulib.app import notebook as nbu
+from ulib.io.checkpoint import load_checkpoint
+from ulib.io.logs import MetricsLog
 from ulib.profiles import get_profile
-from ulib.rundir import RunDir
+from ulib.io.rundir import RunDir
 
 
 def test_study_profile_is_the_demo_with_longer_validated_prior_training():
@@ -24,7 +24,7 @@ def test_study_profile_is_the_demo_with_longer_validated_prior_training():
 
 @pytest.fixture(scope="module")
 def vqgan_run(tmp_path_factory):
-    from ulib.train_vqgan import train_vqgan
+    from ulib.train.vqgan import train_vqgan
 
     run = RunDir(tmp_path_factory.mktemp("study") / "run")
     train_vqgan(run, get_profile("smoke", TINY), show_progress=False)
@@ -37,7 +37,7 @@ def _val(log, key="val_elbo_bpt"):
 
 @pytest.mark.parametrize("kind", ["absorbing", "autoregressive"])
 def test_keep_best_saves_the_best_validation_checkpoint_and_survives_resume(vqgan_run, tmp_path, kind):
-    from ulib.train_prior import train_prior
+    from ulib.train.prior import train_prior
 
     cfg = get_profile("smoke", [*TINY, "prior_train.steps=8", "prior_train.image_every=2", "prior_train.keep_best=true",
                                 f"prior.kind={kind}"])
@@ -66,7 +66,7 @@ def test_keep_best_saves_the_best_validation_checkpoint_and_survives_resume(vqga
 
 
 def test_notebooks_load_the_final_or_the_best_prior(vqgan_run, tmp_path):
-    from ulib.train_prior import train_prior
+    from ulib.train.prior import train_prior
 
     (tmp_path / "r").mkdir()
     shutil.copy(vqgan_run.vqgan_ckpt, tmp_path / "r" / "vqgan.pt")
@@ -138,7 +138,7 @@ def test_train_child_vqgan_continues_the_parents_checkpoint(vqgan_run, tmp_path)
 
 
 def test_reconstruct_returns_uint8_images(vqgan_run):
-    from ulib.loading import load_vqgan
+    from ulib.io.models import load_vqgan
 
     vq = load_vqgan(get_profile("smoke", TINY), vqgan_run.vqgan_ckpt, "cpu")
     x = torch.randint(0, 256, (5, 3, 16, 16), dtype=torch.uint8)
@@ -146,6 +146,6 @@ def test_reconstruct_returns_uint8_images(vqgan_run):
     assert r.dtype == torch.uint8 and r.shape == x.shape
     with torch.no_grad():
         direct = vq(x.float().div(127.5).sub(1))[0].clamp(-1, 1)
-    from ulib.metrics import to_uint8
+    from ulib.eval.metrics import to_uint8
 
     assert torch.equal(r, to_uint8(direct)), "batches give what one pass gives"

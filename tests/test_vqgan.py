@@ -1,10 +1,10 @@
-"""Stage 1 networks: VQGAN autoencoder (ulib.vqgan) and patch discriminator (ulib.discriminator)."""
+"""Stage 1 networks: VQGAN autoencoder (ulib.vq.model) and patch discriminator (ulib.vq.discriminator)."""
 import pytest
 import torch
 
 from ulib.config import VQGANConfig
-from ulib.discriminator import PatchDiscriminator
-from ulib.vqgan import AttnBlock, Downsample, ResBlock, Upsample, VQAutoEncoder, VectorQuantizer
+from ulib.vq.discriminator import PatchDiscriminator
+from ulib.vq.model import AttnBlock, Downsample, ResBlock, Upsample, VQAutoEncoder, VectorQuantizer
 
 SMALL = dict(nf=32, ch_mult=(1, 2), res_blocks=1, attn_resolutions=(8,), codebook_size=16, emb_dim=8)
 
@@ -195,7 +195,7 @@ def test_discriminator_layout_and_init():
 
 
 def test_codebook_data_init_and_dead_code_restart():
-    from ulib.vqgan import VectorQuantizer
+    from ulib.vq.model import VectorQuantizer
 
     torch.manual_seed(0)
     q = VectorQuantizer(codebook_size=6, emb_dim=3)

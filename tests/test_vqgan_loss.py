@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from ulib.config import VQGANConfig
-from ulib.diffaug import diff_augment, translate
-from ulib.discriminator import PatchDiscriminator, hinge_d_loss
-from ulib.perceptual import VGG16_FILE, load_lpips
-from ulib.vqgan import VQAutoEncoder
-from ulib.vqgan_loss import VQGANLoss, adaptive_weight
+from ulib.vq.diffaug import diff_augment, translate
+from ulib.vq.discriminator import PatchDiscriminator, hinge_d_loss
+from ulib.vq.perceptual import VGG16_FILE, load_lpips
+from ulib.vq.model import VQAutoEncoder
+from ulib.vq.loss import VQGANLoss, adaptive_weight
 
 
 # ---- Eq. 9c ------------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ One tiny smoke run (4 VQGAN steps, 4 prior steps) is made once for the module th
 import pytest
 import torch
 
-from conftest import CACHE, run_cli
+from helpers import CACHE, run_cli
 
 pytest.importorskip("ipywidgets")
 
@@ -23,8 +23,8 @@ def run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def models(run):
-    from ulib.rundir import RunDir
-    from ulib.sampling_models import from_run
+    from ulib.io.rundir import RunDir
+    from ulib.sample.models import from_run
 
     rd = RunDir(run)
     return from_run(rd, rd.stored_config(), torch.device("cpu"))
@@ -32,15 +32,15 @@ def models(run):
 
 @pytest.fixture(scope="module")
 def dataset(run):
-    from ulib.data import build_dataset
-    from ulib.rundir import RunDir
+    from ulib.data.datasets import build_dataset
+    from ulib.io.rundir import RunDir
 
     return build_dataset(RunDir(run).stored_config().data, "val", train_transforms=False)
 
 
 @pytest.fixture
 def pg(models, dataset):
-    from ulib.widgets import Playground
+    from ulib.app.widgets import Playground
 
     p = Playground(models, "cpu", dataset, background=False)
     p.n_images.value = 2
@@ -56,7 +56,7 @@ def test_widgets_cover_the_settings(pg, models):
 
 
 def test_generate_button_sends_settings_and_updates_image(pg, models, monkeypatch):
-    import ulib.widgets as W
+    import ulib.app.widgets as W
 
     calls = []
     real = W.decode_tokens
@@ -174,7 +174,7 @@ def test_step_by_step(pg, models):
 
 
 def test_background_thread(models):
-    from ulib.widgets import Playground
+    from ulib.app.widgets import Playground
 
     pg = Playground(models, "cpu", background=True)
     pg.n_images.value = 1

@@ -33,7 +33,7 @@ class VQGANConfig:
     ch_mult: tuple[int, ...] = (1, 2, 2)  # channel multiplier per resolution; len-1 downsamplings
     res_blocks: int = 1  # residual blocks per resolution
     attn_resolutions: tuple[int, ...] = (8,)  # feature-map sizes that get a self-attention block
-    norm_groups: int = 32  # GroupNorm groups (official: 32); narrow models need fewer (see ulib/vqgan.py)
+    norm_groups: int = 32  # GroupNorm groups (official: 32); narrow models need fewer (see ulib/vq/model.py)
     codebook_size: int = 256  # K, number of codebook vectors
     emb_dim: int = 64  # dimension of each codebook vector
     beta: float = 0.25  # commitment weight, Eq. 5

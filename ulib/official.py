@@ -4,10 +4,10 @@ The official code saves `model.state_dict()` to `logs/<log_dir>/saved_models/<na
 (utils/log_utils.py `save_model`). The released files come in three layouts:
 
 - VQGAN (`vqgan_ema_<step>.th`, `vqgan_<step>.th`): the whole `VQGAN` training module. Its `ae.*` keys are
-  the autoencoder, which is `ulib.vqgan.VQAutoEncoder` key for key; `disc.*` (patch discriminator) and
+  the autoencoder, which is `ulib.vq.model.VQAutoEncoder` key for key; `disc.*` (patch discriminator) and
   `perceptual.*` (LPIPS) are training-only and ignored here.
 - absorbing sampler (`absorbing_ema_<step>.th`): the whole `AbsorbingDiffusion` module. `_denoise_fn.*` is the
-  transformer (`ulib.transformer.Transformer`, causal=False); the buffers `Lt_history`, `Lt_count`,
+  transformer (`ulib.prior.transformer.Transformer`, causal=False); the buffers `Lt_history`, `Lt_count`,
   `loss_history` (length diffusion_steps+1) are training statistics for importance sampling, ignored here.
 - autoregressive sampler (`autoregressive_ema_<step>.th`): `net.*` is the transformer (causal=True). Its attention
   layers also hold a buffer `net.blocks.N.attn.mask` = tril(ones(n, n)) viewed (1, 1, n, n), n = prod(latent_shape);
@@ -28,9 +28,9 @@ import warnings
 import torch
 import torch.nn as nn
 
-from .checkpoint import check_state_dict, load_checkpoint, unwrap
-from .transformer import Transformer
-from .vqgan import VQAutoEncoder
+from ulib.io.checkpoint import check_state_dict, load_checkpoint, unwrap
+from ulib.prior.transformer import Transformer
+from ulib.vq.model import VQAutoEncoder
 
 __all__ = [
     "PAPER_VQGAN_HPARAMS",
@@ -71,8 +71,8 @@ _PREFIX = {"vqgan": "ae", "absorbing": "_denoise_fn", "autoregressive": "net"}
 _ABSORBING_BUFFERS = ("Lt_history", "Lt_count", "loss_history")
 _VQGAN_TRAINING_ONLY = ("disc.", "perceptual.")
 _MASK_KEY = re.compile(r"net\.blocks\.(\d+)\.attn\.mask")
-_ULIB = {"vqgan": "ulib.loading.load_vqgan", "absorbing": "ulib.loading.load_prior",
-         "autoregressive": "ulib.loading.load_prior"}
+_ULIB = {"vqgan": "ulib.io.models.load_vqgan", "absorbing": "ulib.io.models.load_prior",
+         "autoregressive": "ulib.io.models.load_prior"}
 
 RELEASE_HINT = (
     "The released checkpoints are the `logs/` folder linked from the official README "

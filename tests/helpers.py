@@ -1,0 +1,81 @@
+"""What several test files share: paths, the tiny settings, the CLI runner and small seeded models.
+
+Tests import from here (never from one another); pytest fixtures stay in conftest.py.
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from ulib.prior.transformer import Transformer
+from ulib.vq.perceptual import VGG16_FILE
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = str(ROOT / "data" / "cache")
+# Key names and shapes of the official code's released checkpoints (source named inside the file).
+OFFICIAL_KEYS = ROOT / "tests" / "data" / "official_checkpoint_keys.json"
+
+# Tiny settings on top of the smoke profile: every stage runs in seconds on 2 CPU cores.
+TINY = [
+    f"data.cache_dir={CACHE}",
+    "vqgan_train.steps=6", "vqgan_train.log_every=2", "vqgan_train.image_every=3", "vqgan_train.ckpt_every=3",
+    "vqgan.disc_start_step=3",
+    "prior_train.steps=6", "prior_train.log_every=2", "prior_train.image_every=3", "prior_train.ckpt_every=3",
+]
+
+
+def run_cli(*args, cwd=None, env=None, timeout=600):
+    """Run `python -m ulib ARGS` in a subprocess; return the CompletedProcess."""
+    e = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+    return subprocess.run([sys.executable, "-m", "ulib", *args], cwd=cwd or ROOT, env=e, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+# ---- a tiny causal prior (the AR baseline's tests) ------------------------------------------------
+AR_K, AR_L = 16, 12  # codebook, sequence length
+
+
+def tiny_ar(seed=0, std=0.2):
+    """A causal transformer with weights larger than the GPT-2 init, so logits are far from uniform
+    and attention actually mixes positions (a freshly initialised model predicts ~1/K everywhere)."""
+    torch.manual_seed(seed)
+    net = Transformer(codebook_size=AR_K, block_size=AR_L, n_emb=32, n_head=4, n_layers=2, causal=True)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if p.dim() > 1 or name.endswith("start_tok"):
+                p.normal_(0.0, std)
+    return net.eval()
+
+
+def ar_tokens(B=3, seed=0):
+    return torch.randint(0, AR_K, (B, AR_L), generator=torch.Generator().manual_seed(seed))
+
+
+def cached_logits(net, x, forward=None):
+    """Logits (B, L, K) of every position from L cached calls: start token, then one token at a time.
+    forward: what runs each call (default `net.forward_cached`; `ulib.sample.cpu_step.CachedForward(net)`
+    takes the CPU accelerator's path)."""
+    forward = forward or net.forward_cached
+    cache = net.new_cache()
+    with torch.no_grad():
+        out = [forward(x[:, :0], cache, 0)]
+        for i in range(1, x.shape[1]):
+            out.append(forward(x[:, i - 1:i], cache, i - 1))
+    return torch.cat(out, dim=1)
+
+
+# ---- test-made weights ------------------------------------------------------------------------------
+def vgg16_features_file(folder):
+    """A random VGG16 `features` state dict under torchvision's file name: enough for load_lpips."""
+    torch.manual_seed(0)
+    layers, c = [], 3
+    for v in [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]:
+        if v == "M":
+            layers.append(nn.MaxPool2d(2))
+        else:
+            layers += [nn.Conv2d(c, v, 3, padding=1), nn.ReLU()]
+            c = v
+    torch.save({f"features.{k}": t for k, t in nn.Sequential(*layers).state_dict().items()}, folder / VGG16_FILE)

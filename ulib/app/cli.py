@@ -1,0 +1,372 @@
+"""Command line: `python -m ulib SUBCOMMAND --run DIR [--profile NAME] [--set key=value ...]`.
+
+Subcommands follow the method's stages: train-vqgan -> encode -> train-prior -> sample, and `pipeline`
+runs them all (the `make demo` job). A run directory keeps its config (config.json), so later stages and
+sampling never need the training flags repeated.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ulib.eval import compare
+from ulib.eval import evaluate
+from ulib.profiles import PROFILES
+
+EPILOG = """examples:
+  python -m ulib pipeline --profile demo --run runs/demo
+  python -m ulib train-vqgan --profile smoke --run runs/smoke --set vqgan_train.steps=50
+  python -m ulib train-prior --run runs/demo --resume
+  python -m ulib sample --run runs/demo --n 16 --steps 32 --temperature 0.8 --seed 1 --png out.png
+  python -m ulib sample --run runs/demo --canvas 16x24 --n 4          # larger than the training grid
+  python -m ulib inpaint --run runs/demo --image face.png --mask mask.png --png edited.png
+  python -m ulib sample --official-vqgan logs/.../vqgan_ema_2200000.th \
+                        --official-sampler logs/.../absorbing_ema_2000000.th --n 4
+config keys for --set: data.*, vqgan.*, vqgan_train.*, prior.*, prior_train.*, sample.*, seed, device
+(see ulib/config.py; an unknown key or a wrongly typed value is an error)."""
+
+
+def _common(p: argparse.ArgumentParser, data: bool = False, run_required: bool = True) -> None:
+    p.add_argument("--run", "--run-dir", dest="run", required=run_required, metavar="DIR",
+                   help="run directory holding this run's config, checkpoints, latents, logs and pictures (--run-dir is the same; use it under torchrun, whose own options make --run ambiguous)")
+    p.add_argument("--profile", choices=sorted(PROFILES), default=None,
+                   help="named profile for a new run (default: the run's stored config, else 'demo')")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config value, e.g. --set prior.n_layers=4 (repeatable)")
+    if data:
+        p.add_argument("--data", metavar="PATH", default=None,
+                       help="train on this folder of images (or LSUN LMDB folder) instead of the profile's dataset")
+
+
+def _training(p: argparse.ArgumentParser) -> None:
+    _common(p, data=True)
+    p.add_argument("--resume", action="store_true", help="continue the run's unfinished checkpoint exactly")
+    p.add_argument("--force", action="store_true", help="start again from scratch, replacing the checkpoint")
+    p.add_argument("--stop-at", type=int, default=None, metavar="STEP",
+                   help="stop after this step (checkpointed; continue later with --resume)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _sampling(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--steps", type=int, default=None,
+                   help="reverse steps, 1..T (evenly spaced step skipping; default: sample.steps or T)")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="softmax temperature > 0 (default: sample.temperature; 0.9 for official files)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the sampler (default 0)")
+    p.add_argument("--png", default=None, metavar="FILE",
+                   help="where to write the image grid (default: RUN/samples.png or RUN/inpainted.png)")
+    p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA weights")
+    p.add_argument("--device", default=None, help="'auto', 'cpu', 'cuda', 'mps', ... (default: the run's device)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="the prior's forward pass while sampling: bf16 autocast, fp32, or auto (default: bf16 on "
+                        "GPUs with native bf16, else fp32)")
+    p.add_argument("--official-vqgan", default=None, metavar="PATH",
+                   help="a released VQGAN file of the official code (e.g. vqgan_ema_2200000.th), instead of --run")
+    p.add_argument("--official-sampler", default=None, metavar="PATH",
+                   help="a released sampler file (absorbing_ema_*.th or autoregressive_ema_*.th), instead of --run")
+    p.add_argument("--official-kind", choices=("absorbing", "autoregressive"), default="absorbing",
+                   help="what --official-sampler holds (default absorbing)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ulib", description="Unleashing Transformers: VQGAN + absorbing diffusion prior.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train-vqgan", help="stage 1: train the VQGAN (codebook, encoder, decoder)",
+                       description="Stage 1: train the VQGAN of a run (paper section 3.1).")
+    _training(p)
+
+    p = sub.add_parser("encode", help="encode the dataset into token grids with the trained VQGAN",
+                       description="Encode train/validation images into cached token grids (run/latents.pt).")
+    _common(p, data=True)
+    p.add_argument("--force", action="store_true", help="re-encode even if the cache is up to date")
+
+    p = sub.add_parser("train-prior", help="stage 2: train the absorbing diffusion prior",
+                       description="Stage 2: train the absorbing diffusion prior on the run's token grids.")
+    _training(p)
+
+    p = sub.add_parser("sample", help="draw images from the trained prior and decode them",
+                       description="Sample token grids with the reverse absorbing process and decode them. "
+                                   "Models come from --run DIR, or from the paper's released files "
+                                   "(--official-vqgan and --official-sampler).")
+    _common(p, run_required=False)
+    _sampling(p)
+    p.add_argument("--n", type=int, default=None, help="number of images (default: sample.n)")
+    p.add_argument("--method", choices=("random", "confidence", "remask"), default="random",
+                   help="decoding method: the paper's random-order reverse process (default), MaskGIT-style "
+                        "confidence, or the official code's re-masking ('mlm') sampler")
+    p.add_argument("--canvas", default=None, metavar="HxW",
+                   help="sample a latent canvas larger than the training grid, e.g. 24x32 (Eq. 8: predictions "
+                        "averaged over every window)")
+    p.add_argument("--stride", type=int, default=1, help="window stride for --canvas (default 1)")
+    p.add_argument("--top-k", type=int, default=None, help="top-k filtering (autoregressive prior only)")
+
+    p = sub.add_parser("inpaint", help="regenerate the masked region of an image (paper Fig. 7)",
+                       description="Encode an image, mask the tokens under the white part of --mask, regenerate "
+                                   "them with the absorbing prior and decode. Writes input | masked | result.")
+    _common(p, run_required=False)
+    _sampling(p)
+    p.add_argument("--image", required=True, metavar="FILE", help="the image to edit (resized/cropped to the model's size)")
+    p.add_argument("--mask", required=True, metavar="FILE", help="a mask image: white (> 50%% grey) = regenerate")
+    p.add_argument("--dilate", type=int, default=0, help="grow the latent mask by this many cells (default 0)")
+    p.add_argument("--paste-back", action="store_true", help="keep the original pixels outside the mask")
+
+    p = sub.add_parser("elbo", help="validation likelihood in bits per token (ELBO, or the AR model's exact NLL)",
+                       description="Negative ELBO (Eq. 6) of the run's prior on the validation token grids, in bits "
+                                   "per token: the full sum over t = 1..T, or a Monte-Carlo estimate with --mc N "
+                                   "(with its standard error). For an autoregressive run, the exact NLL. The figure "
+                                   "is also written to RUN/likelihood.json.")
+    _common(p)
+    p.add_argument("--mc", type=int, default=None, metavar="N",
+                   help="draw N random t per grid instead of summing all T terms (T/N times cheaper)")
+    p.add_argument("--max-items", type=int, default=None, help="evaluate at most this many validation grids")
+    p.add_argument("--batch-size", type=int, default=64, help="grids per forward pass (default 64)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the x_t (and t) draws (default 0)")
+    p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA weights")
+
+    p = sub.add_parser("bench", help="speed figures of the prior's samplers and training, as a table (and JSON)",
+                       description="Time per image of absorbing sampling (several step counts and methods, "
+                                   "against the paper's sampler written plainly), AR sampling with and without "
+                                   "the KV cache, big-image sampling, training steps/s, and the machine's matmul "
+                                   "rate, at a mid-size model (8 layers, width 256, 16x16 latents, codebook 1024).")
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the figures as a list of records")
+    p.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', ... (default auto)")
+    p.add_argument("--quick", action="store_true", help="a tiny model: checks the bench runs (numbers meaningless)")
+    p.add_argument("--only", nargs="+", metavar="GROUP",
+                   help="run only these groups: forward (matmul rate, forward pass), absorbing (samplers vs the "
+                        "paper's), ar (KV cache), bigimage (Eq. 8 canvases), training (default: all)")
+    p.add_argument("--no-ar-plain", action="store_true",
+                   help="skip the uncached AR sampler (minutes on a CPU at L=256)")
+
+    p = sub.add_parser("gpu-check", help="every CUDA path once at the paper's sizes, with throughput and memory "
+                                         "as JSON (make gpu-check)",
+                       description="Train both stages a few steps (GAN on, stop and resume), encode, sample with "
+                                   "each method in fp32 and bf16, the AR cache, a big canvas, inpainting and "
+                                   "evaluation features, on synthetic 256x256 images at the paper's model sizes; "
+                                   "prints images/s, tokens/s, samples/s and peak memory per phase as JSON "
+                                   "(about 5 minutes on one H200). --tiny: smoke sizes, for CPUs and tests.")
+    from ulib.app.gpu_check import add_arguments as gpu_check_arguments
+
+    gpu_check_arguments(p)
+
+    p = sub.add_parser("pipeline", help="run every stage: train-vqgan, encode, train-prior, sample (make demo)",
+                       description="Run the whole method; stages whose outputs exist are reused.")
+    _common(p, data=True)
+    p.add_argument("--resume", action="store_true", help="continue unfinished checkpoints")
+    p.add_argument("--force", action="store_true", help="retrain every stage from scratch")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    evaluate.add_arguments(sub.add_parser("evaluate", help=evaluate.HELP))
+    compare.add_arguments(sub.add_parser("compare", help=compare.HELP))
+
+    p = sub.add_parser("train-features", help="train the OpenMoji feature network of --features openmoji",
+                       description="Train the OpenMoji feature network (ulib.eval.features) by its fixed recipe "
+                                   "and write its weights; the defaults made the file that ships in ulib/assets/.")
+    p.add_argument("--out", required=True, metavar="FILE", help="where to write the weights (.pt)")
+    p.add_argument("--epochs", type=int, default=None, help="passes over the emoji (default: the recipe's)")
+    p.add_argument("--limit", type=int, default=0, metavar="N", help="train on the first N emoji only (tests)")
+    p.add_argument("--cache-dir", default="data/cache", help="OpenMoji render cache (default data/cache)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("reproduce", help="run the numbered notebooks with papermill and gather tables and figures",
+                       description="Execute notebooks/NN_*.ipynb in order with papermill into RUN/notebooks/ "
+                                   "(parameters injected), skip finished ones, and write RUN/results/ "
+                                   "(tables as CSV + Markdown beside the paper's values, figures as PNG).")
+    from ulib.app.reproduce import add_arguments as reproduce_arguments
+
+    reproduce_arguments(p)
+    return parser
+
+
+def _config(args):
+    from ulib.io.rundir import RunDir
+
+    run = RunDir(args.run)
+    overrides = list(args.overrides)
+    if getattr(args, "data", None):
+        data = Path(args.data)
+        kind = "lsun" if (data / "data.mdb").exists() else "folder"
+        overrides = [f"data.dataset={kind}", f"data.path={data}"] + overrides
+    cfg = run.resolve_config(args.profile, overrides)
+    return run, cfg
+
+
+def cmd_train_vqgan(args) -> int:
+    from ulib.train.vqgan import train_vqgan
+
+    run, cfg = _config(args)
+    path = train_vqgan(run, cfg, resume=args.resume, force=args.force, stop_at=args.stop_at,
+                       show_progress=not args.no_progress)
+    print(f"VQGAN checkpoint: {path}")
+    return 0
+
+
+def cmd_encode(args) -> int:
+    from ulib.device import resolve_device
+    from ulib.train.latents import load_latents
+
+    run, cfg = _config(args)
+    cache = load_latents(cfg, run.vqgan_ckpt, run.latents, resolve_device(cfg.device),
+                         rebuild="force" if args.force else "auto")
+    print(f"latents: {run.latents} (train {tuple(cache['train'].shape)}, val {tuple(cache['val'].shape)}, "
+          f"dtype {cache['train'].dtype})")
+    return 0
+
+
+def cmd_train_prior(args) -> int:
+    from ulib.train.prior import train_prior
+
+    run, cfg = _config(args)
+    path = train_prior(run, cfg, resume=args.resume, force=args.force, stop_at=args.stop_at,
+                       show_progress=not args.no_progress)
+    print(f"prior checkpoint: {path}")
+    return 0
+
+
+def _sampling_models(args):
+    """(SamplingModels, device, output folder) from --run or from the --official-* files."""
+    from ulib.device import configure_matmul, resolve_device
+    from ulib.sample.models import from_official, from_run
+
+    if args.official_vqgan or args.official_sampler:
+        if not (args.official_vqgan and args.official_sampler):
+            raise ValueError("give both --official-vqgan and --official-sampler")
+        device = resolve_device(args.device or "auto")
+        configure_matmul(device)  # TF32 on CUDA
+        m = from_official(args.official_vqgan, args.official_sampler, args.official_kind, device)
+        return m, device, Path(args.run) if args.run else Path(".")
+    if not args.run:
+        raise ValueError("give --run DIR, or --official-vqgan PATH and --official-sampler PATH")
+    run, cfg = _config(args)
+    device = resolve_device(args.device or cfg.device)
+    configure_matmul(device)  # TF32 on CUDA
+    return from_run(run, cfg, device, use_ema=cfg.sample.use_ema and not args.no_ema), device, run.path
+
+
+def cmd_sample(args) -> int:
+    from ulib.app.commands import parse_canvas, run_sample
+
+    m, device, folder = _sampling_models(args)
+    print(run_sample(m, Path(args.png) if args.png else folder / "samples.png",
+                     n=args.n if args.n is not None else m.default_n,
+                     steps=args.steps if args.steps is not None else m.default_steps,
+                     temperature=args.temperature if args.temperature is not None else m.default_temperature,
+                     seed=args.seed, device=device, method=args.method,
+                     canvas=parse_canvas(args.canvas) if args.canvas else None, stride=args.stride,
+                     top_k=args.top_k, precision=args.precision))
+    return 0
+
+
+def cmd_inpaint(args) -> int:
+    from ulib.app.commands import run_inpaint
+
+    m, device, folder = _sampling_models(args)
+    print(run_inpaint(m, args.image, args.mask, Path(args.png) if args.png else folder / "inpainted.png",
+                      steps=args.steps if args.steps is not None else m.default_steps,
+                      temperature=args.temperature if args.temperature is not None else m.default_temperature,
+                      seed=args.seed, device=device, dilate=args.dilate, paste_back=args.paste_back))
+    return 0
+
+
+def cmd_elbo(args) -> int:
+    import json
+
+    import torch
+
+    from ulib.prior.absorbing import AbsorbingDiffusion
+    from ulib.config import apply_overrides
+    from ulib.device import resolve_device
+    from ulib.train.latents import load_latents
+    from ulib.prior.likelihood import absorbing_elbo, ar_nll
+    from ulib.io.models import load_prior
+
+    run, cfg = _config(args)
+    device = resolve_device(cfg.device)
+    kinds = [k for k in ("absorbing", "autoregressive") if run.prior_ckpt_for(k).exists()]
+    if not kinds:
+        raise ValueError(f"{run.path} has no trained prior ({run.prior_ckpt.name} or {run.prior_ckpt_for('x').name}); "
+                         f"run `python -m ulib train-prior --run {run.path}` first")
+    val = load_latents(cfg, run.vqgan_ckpt, run.latents, device)["val"]
+    val = val.reshape(val.shape[0], -1)[: args.max_items].to(device)
+    records = []
+    for kind in kinds:
+        kcfg = apply_overrides(cfg, {"prior.kind": kind})
+        net = load_prior(kcfg, run.prior_ckpt_for(kind), device, use_ema=not args.no_ema)
+        if kind == "autoregressive":
+            est, what = ar_nll(net, val, args.batch_size), "exact NLL (autoregressive)"
+        else:
+            diffusion = AbsorbingDiffusion(cfg.prior.total_steps, cfg.mask_id, cfg.prior.loss_type)
+            g = torch.Generator(device=device).manual_seed(args.seed)
+            est = absorbing_elbo(diffusion, net, val, mc=args.mc, batch_size=args.batch_size, generator=g,
+                                 progress=True)
+            what = "negative ELBO, " + (f"Monte-Carlo over {args.mc} t per grid" if args.mc
+                                        else f"full sum over t=1..{diffusion.T}")
+        records.append({"kind": kind, "estimate": what, "bits_per_token": est.bits_per_token, "stderr": est.stderr,
+                        "n_items": est.n_items, "n_passes": est.n_passes, "ema": not args.no_ema, "seed": args.seed})
+        se = f" ± {est.stderr:.4f}" if est.stderr else ""
+        print(f"validation {what}: {est.bits_per_token:.4f}{se} bits/token ({est.n_items} grids, {est.n_passes} passes)")
+    (run.path / "likelihood.json").write_text(json.dumps(records, indent=2) + "\n")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from ulib.eval.bench import main as bench_main
+
+    return bench_main(args)
+
+
+def cmd_gpu_check(args) -> int:
+    from ulib.app.gpu_check import main as gpu_check_main
+
+    return gpu_check_main(args)
+
+
+def cmd_reproduce(args) -> int:
+    from ulib.app.reproduce import main as reproduce_main
+
+    return reproduce_main(args)
+
+
+def cmd_pipeline(args) -> int:
+    from ulib.app.pipeline import run_pipeline
+
+    run, cfg = _config(args)
+    run_pipeline(run, cfg, resume=args.resume, force=args.force, show_progress=not args.no_progress)
+    return 0
+
+
+def cmd_train_features(args) -> int:
+    import dataclasses
+
+    from ulib.eval.features import FeatureRecipe, save_feature_net, train_feature_net
+
+    recipe = FeatureRecipe(limit=args.limit)
+    if args.epochs is not None:
+        recipe = dataclasses.replace(recipe, epochs=args.epochs)
+    net, report = train_feature_net(recipe, args.cache_dir, show_progress=not args.no_progress)
+    save_feature_net(net, report, args.out)
+    print(f"wrote {args.out}: {report['n_emoji']} emoji, {recipe.epochs} epochs; exemplar accuracy on augmented "
+          f"views {report['exemplar_accuracy_augmented']:.3f}, category accuracy {report['category_accuracy']:.3f}")
+    return 0
+
+
+COMMANDS = {"train-vqgan": cmd_train_vqgan, "encode": cmd_encode, "train-prior": cmd_train_prior,
+            "sample": cmd_sample, "inpaint": cmd_inpaint, "elbo": cmd_elbo,
+            "bench": cmd_bench, "evaluate": evaluate.main, "reproduce": cmd_reproduce, "gpu-check": cmd_gpu_check,
+            "pipeline": cmd_pipeline, "compare": compare.run_compare, "train-features": cmd_train_features}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ulib.train.common import AlreadyTrained
+
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except AlreadyTrained as e:
+        print(f"{e}; nothing to do (pass --force to train again)")
+        return 0
+    except (ValueError, FileNotFoundError, FloatingPointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,120 @@
+"""What `python -m ulib sample` and `python -m ulib inpaint` do, apart from parsing their arguments."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ulib.device import autocast, sampling_dtype
+from ulib.io.logs import save_image_grid
+from ulib.sample.models import SamplingModels
+
+
+def parse_canvas(text: str) -> tuple[int, int]:
+    """'24x32' -> (24, 32) latent cells."""
+    try:
+        a, b = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--canvas={text!r}; expected HxW in latent cells, e.g. 24x32")
+    return a, b
+
+
+@torch.no_grad()
+def sample_images(m: SamplingModels, n: int, *, steps: int, temperature: float, seed: int, device,
+                  method: str = "random", canvas: tuple[int, int] | None = None, stride: int = 1,
+                  top_k: int | None = None, precision: str = "auto") -> torch.Tensor:
+    """n decoded samples (n, 3, H, W) in [-1, 1] from the prior of `m`.
+
+    precision: the prior's forward pass in 'fp32', 'bf16' (autocast) or 'auto' (bf16 on GPUs that have it
+    natively, `ulib.device.sampling_dtype`); the VQGAN always decodes in fp32."""
+    with autocast(torch.device(device), sampling_dtype(torch.device(device), precision)):
+        tokens, decode = _sample_tokens(m, n, steps=steps, temperature=temperature, seed=seed, device=device,
+                                        method=method, canvas=canvas, stride=stride, top_k=top_k)
+    return decode(tokens).clamp(-1, 1)
+
+
+def _sample_tokens(m: SamplingModels, n: int, *, steps, temperature, seed, device, method, canvas, stride, top_k):
+    """(tokens, the decoder that turns them into images) of `sample_images`."""
+    if n < 1:
+        raise ValueError(f"--n={n}; must be >= 1")
+    if temperature <= 0:
+        raise ValueError(f"--temperature={temperature}; must be > 0")
+    g = torch.Generator(device=device).manual_seed(seed)
+    h, w = m.latent_shape
+    if m.kind == "autoregressive":
+        if canvas is not None or method != "random":
+            raise ValueError("--canvas and --method apply to the absorbing prior; the AR prior samples in raster order")
+        from ulib.sample.autoregressive import sample_ar
+
+        tokens = sample_ar(m.prior, n, h * w, device, temperature=temperature, top_k=top_k, generator=g)
+        return tokens.view(n, h, w), m.vqgan.decode
+    if not 1 <= steps <= m.num_timesteps:
+        raise ValueError(f"--steps={steps}; allowed: 1..T={m.num_timesteps}")
+    if canvas is not None:
+        from ulib.sample.canvas import decode_canvas, sample_canvas
+
+        tokens = sample_canvas(m.prior, canvas, (h, w), num_timesteps=m.num_timesteps, mask_id=m.mask_id,
+                               steps=steps, temperature=temperature, stride=stride, batch=n, generator=g,
+                               device=device)
+        return tokens, lambda t: decode_canvas(m.vqgan, t)
+    from ulib.sample.api import decode_tokens
+
+    tokens = decode_tokens(m.prior, method=method, batch=n, length=h * w, num_timesteps=m.num_timesteps,
+                           mask_id=m.mask_id, steps=steps, temperature=temperature, generator=g, device=device)
+    return tokens.view(n, h, w), m.vqgan.decode
+
+
+def run_sample(m: SamplingModels, out: Path, *, n: int, steps: int, temperature: float, seed: int, device,
+               method: str, canvas, stride: int, top_k: int | None = None, precision: str = "auto") -> str:
+    t0 = time.perf_counter()
+    images = sample_images(m, n, steps=steps, temperature=temperature, seed=seed, device=device, method=method,
+                           canvas=canvas, stride=stride, top_k=top_k, precision=precision)
+    dt = time.perf_counter() - t0
+    save_image_grid(images, out, upscale=max(1, 128 // images.shape[-1]))
+    what = f"{steps} steps, " if m.kind == "absorbing" else ""
+    return (f"{n} samples ({what}temperature {temperature}, seed {seed}"
+            f"{', method ' + method if m.kind == 'absorbing' else ''}{', canvas %dx%d' % canvas if canvas else ''}) "
+            f"in {dt:.1f}s ({dt / n * 1000:.0f} ms/image): {out}")
+
+
+def load_rgb(path: str | Path, size: int, what: str) -> np.ndarray:
+    """An image file as uint8 (size, size, 3), resized and centre-cropped like the training data."""
+    from ulib.data.datasets import resize_center_crop, to_rgb
+
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{what} {p} does not exist")
+    try:
+        with Image.open(p) as img:
+            img.load()
+            return np.asarray(resize_center_crop(to_rgb(img), size), dtype=np.uint8)
+    except OSError as e:
+        raise ValueError(f"{what} {p} cannot be read as an image ({e})")
+
+
+@torch.no_grad()
+def run_inpaint(m: SamplingModels, image: str, mask: str, out: Path, *, steps: int, temperature: float, seed: int,
+                device, dilate: int, paste_back: bool) -> str:
+    """Regenerate the white part of `mask` in `image`; writes [input, masked input, result] side by side."""
+    from ulib.data.datasets import _to_tensor
+    from ulib.sample.inpaint import inpaint
+
+    if m.kind != "absorbing":
+        raise ValueError("inpainting needs the absorbing prior (the AR prior cannot condition on later tokens)")
+    size = m.vqgan.latent_shape[0] * 2 ** (len(m.vqgan.ch_mult) - 1)
+    x = _to_tensor(load_rgb(image, size, "--image"))[None].to(device)
+    pm = load_rgb(mask, size, "--mask").mean(-1) > 127  # white = regenerate
+    pixel_mask = torch.from_numpy(pm)[None, None].to(device)
+    g = torch.Generator(device=device).manual_seed(seed)
+    t0 = time.perf_counter()
+    res = inpaint(m.vqgan, m.prior, x, pixel_mask, num_timesteps=m.num_timesteps, mask_id=m.mask_id,
+                  steps=steps, temperature=temperature, dilate=dilate, paste_back=paste_back, generator=g)
+    dt = time.perf_counter() - t0
+    shown = torch.where(pixel_mask, torch.full_like(x, 0.5), x)  # the region to regenerate in grey
+    save_image_grid(torch.cat([x, shown, res.images.clamp(-1, 1)]), out, nrow=3, upscale=max(1, 128 // size))
+    cells = int(res.latent_mask.sum())
+    return (f"regenerated {cells} of {res.latent_mask.numel()} tokens (from t={res.start_times[0]}) in {dt:.1f}s; "
+            f"input | masked | result: {out}")

@@ -1,0 +1,438 @@
+"""What the numbered notebooks share: one setup call, load-if-present stages, timing, and results as files.
+
+Every notebook starts the same way (`setup`), reuses whatever its run directory already holds (`vqgan`,
+`prior`: load if present, else train) and leaves its figures and tables in `RUN/results/` as PNG and CSV,
+so that `python -m ulib reproduce` can gather them without reading notebook outputs: results leave a
+notebook as data files, not as cell outputs someone has to parse. Anything two notebooks need lives here or elsewhere in ulib, never in a
+notebook; an idea's full implementation is shown once, in the notebook that teaches it.
+
+Paths. A notebook's `run_dir` parameter is relative to the folder the kernel starts in (notebooks/ under
+JupyterLab and papermill); `setup` makes it absolute and then moves the kernel to the project root, so the
+paths inside a config (`data/cache`, `data/ffhq`, ...) mean what they mean on the command line.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ulib.config import Config, apply_overrides
+from ulib.app.reproduce import PROJECT_ROOT, markdown_table, read_table  # noqa: F401 (re-exported for notebooks)
+from ulib.device import resolve_device, seed_everything
+from ulib.io.rundir import RunDir
+from ulib.train.common import AlreadyTrained
+
+START_DIR = Path.cwd()  # where the kernel started (notebooks/): relative run_dir parameters are read from here
+
+
+@dataclass
+class Session:
+    """What every notebook cell after the setup works with."""
+
+    run: RunDir  # the run directory (checkpoints, latents, logs)
+    cfg: Config  # the run's config (stored config.json, else the profile), with the notebook's overrides
+    device: torch.device  # where models and samples live
+    seed: int  # seed of the notebook's own random draws (sampling, figures); training uses cfg.seed
+    results: Path  # RUN/results: the notebook's figures (PNG) and tables (CSV)
+
+    def generator(self, offset: int = 0) -> torch.Generator:
+        """A fresh torch.Generator on the session's device, seeded with seed + offset."""
+        return torch.Generator(device=self.device).manual_seed(self.seed + offset)
+
+
+def setup(profile: str, run_dir: str, device: str = "auto", seed: int = 0, overrides=()) -> Session:
+    """Resolve the run directory and config, seed everything, and create RUN/results.
+
+    profile: a name of `ulib.profiles` (must match the run's stored config, if it has one);
+    overrides: `section.key=value` strings, as `--set` on the command line.
+    """
+    path = (START_DIR / Path(run_dir).expanduser()).resolve()  # relative to the notebook's folder
+    if (PROJECT_ROOT / "pyproject.toml").exists():
+        os.chdir(PROJECT_ROOT)
+    run = RunDir(path)
+    cfg = run.resolve_config(profile, [*overrides, f"device={device}"])
+    dev = resolve_device(cfg.device)
+    seed_everything(seed)
+    results = path / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    return Session(run, cfg, dev, seed, results)
+
+
+# ---- stages: load if present, else train -------------------------------------------------------------
+def _train_or_reuse(what: str, train, quiet: bool = False) -> None:
+    t0 = time.perf_counter()
+    try:
+        train()
+    except AlreadyTrained:
+        if not quiet:
+            print(f"{what}: found a finished checkpoint, reusing it")
+        return
+    print(f"{what}: trained ({time.perf_counter() - t0:.0f}s)")
+
+
+def _ensure_vqgan(s: Session, quiet: bool = True, show_progress: bool = False) -> None:
+    from ulib.train.vqgan import train_vqgan
+
+    _train_or_reuse("VQGAN", lambda: train_vqgan(s.run, s.cfg, show_progress=show_progress), quiet)
+
+
+def vqgan(s: Session, show_progress: bool = False):
+    """The run's trained VQGAN (EMA weights), training it first when the run has none."""
+    from ulib.io.models import load_vqgan
+
+    _ensure_vqgan(s, quiet=False, show_progress=show_progress)
+    return load_vqgan(s.cfg, s.run.vqgan_ckpt, s.device)
+
+
+def latents(s: Session) -> dict:
+    """The run's cached token grids {'train', 'val', ...} (N, h, w), encoded first when missing or stale
+    (and the VQGAN trained first when the run has none)."""
+    from ulib.train.latents import load_latents
+
+    _ensure_vqgan(s)
+    return load_latents(s.cfg, s.run.vqgan_ckpt, s.run.latents, s.device)
+
+
+def val_tokens(s: Session, max_items: int | None = None) -> torch.Tensor:
+    """Validation token grids flattened to (N, L) long, on the session's device."""
+    val = latents(s)["val"]
+    return val.reshape(val.shape[0], -1)[:max_items].long().to(s.device)
+
+
+def prior(s: Session, kind: str = "absorbing", show_progress: bool = False, checkpoint: str = "final"):
+    """The run's trained prior of `kind` ('absorbing' -> prior.pt, 'autoregressive' -> prior_ar.pt), EMA
+    weights, training it (and the VQGAN and latents before it) when missing.
+
+    checkpoint: 'final' (the last step), 'best' (the best validation score, kept when prior_train.keep_best
+    is on: the study profile), or 'auto' ('best' when the run's config keeps it, else 'final')."""
+    from ulib.io.models import load_prior
+    from ulib.train.prior import train_prior
+
+    if checkpoint not in ("final", "best", "auto"):
+        raise ValueError(f"checkpoint={checkpoint!r}; allowed: 'final', 'best', 'auto'")
+    cfg = kind_config(s, kind)
+    latents(s)
+    _train_or_reuse(f"prior ({kind})", lambda: train_prior(s.run, cfg, show_progress=show_progress))
+    if checkpoint == "auto":
+        checkpoint = "best" if cfg.prior_train.keep_best else "final"
+    path = s.run.prior_best_for(kind) if checkpoint == "best" else s.run.prior_ckpt_for(kind)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no best-validation checkpoint of the {kind} prior; it is written "
+                                f"during training when prior_train.keep_best is on (the study profile)")
+    return load_prior(cfg, path, s.device)
+
+
+def checkpoint_step(path: Path) -> int:
+    """The training step a checkpoint was saved at."""
+    from ulib.io.checkpoint import load_checkpoint
+
+    return int(load_checkpoint(path)["step"])
+
+
+def kind_config(s: Session, kind: str) -> Config:
+    """The session's config with prior.kind set (both priors of a run share every other setting)."""
+    return s.cfg if s.cfg.prior.kind == kind else apply_overrides(s.cfg, {"prior.kind": kind})
+
+
+def child_run(s: Session, name: str) -> RunDir:
+    """RUN/name: a run that shares the parent's VQGAN and token cache (hard links, else copies), for extra
+    prior trainings (Fig. 5's two losses) that must not replace the parent's prior.pt."""
+    latents(s)
+    child = RunDir(s.run.path / name)
+    child.path.mkdir(parents=True, exist_ok=True)
+    for src, dst in ((s.run.vqgan_ckpt, child.vqgan_ckpt), (s.run.latents, child.latents)):
+        if dst.exists() and dst.stat().st_size == src.stat().st_size and dst.stat().st_mtime >= src.stat().st_mtime:
+            continue
+        dst.unlink(missing_ok=True)
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+    return child
+
+
+def train_child_prior(s: Session, name: str, cfg: Config, show_progress: bool = False) -> RunDir:
+    """Train an absorbing prior with `cfg` in the child run RUN/name (load if present, else train); returns
+    the child run. A child trained with another config is trained again from scratch; an interrupted one
+    is resumed."""
+    from ulib.train.prior import train_prior
+
+    child = child_run(s, name)
+    stored = child.stored_config()
+    changed = stored is not None and child.prior_ckpt.exists() and stored.to_dict() != cfg.to_dict()
+    _train_or_reuse(f"prior in {name}", lambda: train_prior(child, cfg, resume=not changed, force=changed,
+                                                            show_progress=show_progress))
+    return child
+
+
+# ---- Table 5: the VQGAN's GAN phase under four settings ------------------------------------------------
+# The paper's four VQGANs differ only in the GAN term of Eq. 9: "default" is taming's recipe (the adaptive
+# weight of Eq. 9c clamped only at 1e4, no augmentation), then lambda_max = 1, DiffAug, and both. The GAN
+# term starts after a reconstruction-only phase (the paper's disc_start_step = 30,001), so the variants
+# share that phase: each continues the run's trained VQGAN with the discriminator switched on.
+TAMING_DISC_WEIGHT_MAX = 1e4  # taming-transformers' clamp of the adaptive weight (its "default")
+VQGAN_VARIANTS = {  # name: (vqgan.disc_weight_max, vqgan.diff_aug), as in Table 5's rows
+    "default": (TAMING_DISC_WEIGHT_MAX, False),
+    "lambda_max=1": (1.0, False),
+    "DiffAug": (TAMING_DISC_WEIGHT_MAX, True),
+    "both": (1.0, True),
+}
+
+
+def vqgan_variant_configs(cfg: Config, gan_steps: int, with_control: bool = True,
+                          lr: float | None = None) -> dict[str, Config]:
+    """{variant: config} for Table 5: each continues cfg's trained VQGAN (cfg.vqgan_train.steps) for
+    gan_steps more steps with the GAN on from the first of them. with_control adds "no GAN": the same extra
+    steps without the discriminator, so that "what the GAN phase changed" is measured against more training
+    alone. lr: the learning rate of the continuation (both players; every variant and the control); None
+    keeps cfg's."""
+    if gan_steps < 1:
+        raise ValueError(f"gan_steps={gan_steps}; must be >= 1")
+    if lr is not None and not lr > 0:
+        raise ValueError(f"lr={lr}; must be > 0")
+    base = cfg.vqgan_train.steps
+    common = {"vqgan_train.steps": base + gan_steps, **({"vqgan_train.lr": lr} if lr is not None else {})}
+    out = {}
+    for name, (weight_max, diff_aug) in VQGAN_VARIANTS.items():
+        out[name] = apply_overrides(cfg, {**common, "vqgan.disc_start_step": base,
+                                          "vqgan.disc_weight_max": weight_max, "vqgan.diff_aug": diff_aug})
+    if with_control:
+        out["no GAN"] = apply_overrides(cfg, {**common, "vqgan.disc_start_step": 1_000_000_000})
+    return out
+
+
+def train_child_vqgan(s: Session, name: str, cfg: Config, show_progress: bool = False) -> RunDir:
+    """Continue the run's trained VQGAN in the child run RUN/name with `cfg` (load if present, else train):
+    the parent's vqgan.pt is copied in once and resumed to cfg.vqgan_train.steps. A child trained with
+    another config starts again from the parent's checkpoint; an interrupted one is resumed."""
+    from ulib.train.vqgan import train_vqgan
+
+    _ensure_vqgan(s)
+    child = RunDir(s.run.path / name)
+    child.path.mkdir(parents=True, exist_ok=True)
+    stored = child.stored_config()
+    if not child.vqgan_ckpt.exists() or (stored is not None and stored.to_dict() != cfg.to_dict()):
+        shutil.copy2(s.run.vqgan_ckpt, child.vqgan_ckpt)
+        child.vqgan_log.unlink(missing_ok=True)  # a continuation made with another config: its log goes too
+    _train_or_reuse(f"VQGAN in {name}", lambda: train_vqgan(child, cfg, resume=True, show_progress=show_progress))
+    return child
+
+
+@torch.no_grad()
+def reconstruct(vq, images: torch.Tensor, device, batch_size: int = 100) -> torch.Tensor:
+    """VQGAN reconstructions (encode, quantise, decode) of uint8 images (N, 3, H, W), as uint8 on the CPU."""
+    from ulib.eval.metrics import to_uint8
+
+    out = [vq(images[i: i + batch_size].float().div(127.5).sub(1).to(device))[0].clamp(-1, 1).float().cpu()
+           for i in range(0, len(images), batch_size)]
+    return to_uint8(torch.cat(out))
+
+
+# ---- sample quality (ulib.eval.quality) ---------------------------------------------------------------
+# Samples per setting, reference images and bootstrap draws of the quality notebooks (04, 05, 07, 12), by
+# profile: smoke keeps CI in seconds; demo fits the CPU (a few minutes per notebook on 2 cores); the paper
+# profiles, on a GPU, use more (the paper's own figures use 50,000 samples: `python -m ulib evaluate`).
+# n_half: images in each half of the real set for notebook 12's metric checks.
+QUALITY_SIZES = {"smoke": dict(n_samples=40, n_reference=400, draws=2, n_half=200),
+                 "demo": dict(n_samples=300, n_reference=2000, draws=5, n_half=800),
+                 "study": dict(n_samples=300, n_reference=2000, draws=5, n_half=800)}
+QUALITY_SIZES_GPU = dict(n_samples=2000, n_reference=10_000, draws=5, n_half=800)
+
+
+def quality_sizes(s: Session, n_samples: int = 0) -> dict:
+    """{'n_samples', 'n_reference', 'draws', 'n_half'} for the session's profile; n_samples > 0 overrides the
+    profile's."""
+    sizes = dict(QUALITY_SIZES.get(s.cfg.profile, QUALITY_SIZES_GPU))
+    if n_samples:
+        sizes["n_samples"] = n_samples
+    return sizes
+
+
+@torch.no_grad()
+def sample_set(s: Session, vq, net, n: int, *, steps: int, temperature: float, method: str = "random",
+               seed_offset: int = 0, batch_size: int = 250) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """n samples of the absorbing prior `net` decoded by `vq`: (images (n, 3, H, W) in [-1, 1] on the CPU,
+    tokens (n, L), seconds per image), drawn in batches with `ulib.sample.api.decode_tokens`, seeded by the
+    session's seed + seed_offset (one generator for the whole set)."""
+    from ulib.sample.api import decode_tokens
+
+    cfg, g = s.cfg, s.generator(seed_offset)
+    images, tokens = [], []
+    t0 = time.perf_counter()
+    for start in range(0, n, batch_size):
+        b = min(batch_size, n - start)
+        tok = decode_tokens(net, method=method, batch=b, length=cfg.latent_size ** 2, num_timesteps=cfg.prior.total_steps,
+                            mask_id=cfg.mask_id, steps=steps, temperature=temperature, generator=g, device=s.device)
+        images.append(vq.decode(tok).clamp(-1, 1).float().cpu())
+        tokens.append(tok.cpu())
+    if s.device.type == "cuda":
+        torch.cuda.synchronize(s.device)
+    return torch.cat(images), torch.cat(tokens), (time.perf_counter() - t0) / n
+
+
+def run_quality(s: Session, vq, net, meter, n: int, draws: int) -> tuple[list[dict], dict]:
+    """The run's quality in one table (notebooks 01 and 12): n held-out real images (the noise floor), their
+    VQGAN reconstructions, and n prior samples at the profile's sampling settings, each scored by `meter`
+    (a `ulib.eval.quality.QualityMeter`) with `draws` bootstrap draws and the floor's figures beside."""
+    from ulib.eval.metrics import to_uint8
+    from ulib.eval.quality import with_floor
+
+    real = meter.holdout[:n]  # uint8
+    recon = reconstruct(vq, real, s.device)
+    temp, steps = s.cfg.sample.temperature, s.cfg.sample.steps or s.cfg.prior.total_steps
+    samples, _, _ = sample_set(s, vq, net, n, steps=steps, temperature=temp)
+    floor = meter.floor(n, draws=draws, seed=s.seed)
+    sets = (("held-out real images (the floor)", real), ("VQGAN reconstructions", recon),
+            (f"prior samples (t = {temp}, {steps} steps)", to_uint8(samples)))
+    rows = [with_floor({"set": name, **meter.score(x, draws=draws, seed=s.seed)}, floor) for name, x in sets]
+    for r in rows:  # the samples' row: how much the prior loses on top of the decoder
+        r["fid_over_reconstructions"] = r["fid"] / rows[1]["fid"]
+    return rows, {name: x for name, x in sets}
+
+
+def feature_space_name(s: Session, features: str = "auto") -> str:
+    """'auto': the kit's offline 'openmoji' space for the built-in dataset, else standard 'inception'."""
+    if features != "auto":
+        return features
+    return "openmoji" if s.cfg.data.dataset == "openmoji" else "inception"
+
+
+def quality_meter(s: Session, n_reference: int = 2000, features: str = "auto"):
+    """A `ulib.eval.quality.QualityMeter` for the run's data: the reference is a fixed random subset of
+    n_reference training images (the paper scores samples against the training set), the held-out images for
+    the noise floor are the other training images, then the validation images. Seeded by the session's seed."""
+    from ulib.eval import metrics as M
+    from ulib.data.datasets import build_dataset
+    from ulib.eval.quality import QualityMeter
+
+    train = build_dataset(s.cfg.data, "train", train_transforms=False)
+    val = build_dataset(s.cfg.data, "val", train_transforms=False)
+    if n_reference >= len(train):
+        raise ValueError(f"n_reference={n_reference}: the training split has only {len(train)} images; "
+                         f"leave some out for the noise floor")
+    perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(s.seed)).tolist()
+    images = lambda ds, idx: M.to_uint8(torch.stack([ds[i] for i in idx]))
+    reference = images(train, perm[:n_reference])
+    holdout = torch.cat([images(train, perm[n_reference:]), images(val, range(len(val)))])
+    space = M.load_inception(feature_space_name(s, features), device=s.device)
+    return QualityMeter(space, reference, holdout)
+
+
+# ---- timing -----------------------------------------------------------------------------------------
+def timed(fn, device):
+    """(fn(), seconds), waiting for the device's queued work so GPU timings are real."""
+    def sync():
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize(device)
+
+    sync()
+    t0 = time.perf_counter()
+    out = fn()
+    sync()
+    return out, time.perf_counter() - t0
+
+
+# ---- simple sample statistics (quality/diversity proxies on CPU-sized runs) -----------------------------
+def code_histogram(tokens: torch.Tensor, codebook_size: int) -> torch.Tensor:
+    """Normalised histogram (K,) float64 of the codes in `tokens` (any shape)."""
+    counts = torch.bincount(tokens.flatten().long().cpu(), minlength=codebook_size).double()
+    return counts / counts.sum().clamp(min=1)
+
+
+def unigram_js(tokens: torch.Tensor, reference: torch.Tensor, codebook_size: int) -> float:
+    """Jensen-Shannon divergence (bits, 0..1) between the code histograms of samples and of reference data.
+
+    A cheap stand-in for FID on runs too small for Inception features: 0 when the samples use the codes as
+    often as the data does; it rises when sampling collapses onto a few codes or spreads onto rare ones.
+    It sees code frequencies only, not how codes are arranged, so it is a proxy, not a quality measure.
+    """
+    p, q = code_histogram(tokens, codebook_size), code_histogram(reference, codebook_size)
+    m = (p + q) / 2
+
+    def kl(a, b):
+        return (torch.special.xlogy(a, a) - torch.special.xlogy(a, b)).sum().item() / math.log(2)
+
+    return 0.5 * kl(p, m) + 0.5 * kl(q, m)
+
+
+# ---- pictures -------------------------------------------------------------------------------------------
+def token_picture(tokens: torch.Tensor, codebook_size: int, mask_id: int | None = None, cell: int = 12):
+    """A token grid (h, w) as an RGB uint8 picture: one colour per code, masked cells black.
+
+    Codes get colours from a fixed colour map (code k -> k / (K - 1)), so the same code has the same colour
+    in every picture of a notebook.
+    """
+    import matplotlib
+    import numpy as np
+
+    t = tokens.detach().long().cpu()
+    masked = (t == mask_id) if mask_id is not None else torch.zeros_like(t, dtype=torch.bool)
+    cmap = matplotlib.colormaps["tab20b"] if codebook_size <= 20 else matplotlib.colormaps["viridis"]
+    rgb = cmap((t.clamp(max=codebook_size - 1).float() / max(codebook_size - 1, 1)).numpy())[..., :3]
+    rgb[masked.numpy()] = 0.0
+    img = (rgb * 255).round().astype(np.uint8)
+    return img.repeat(cell, axis=0).repeat(cell, axis=1)
+
+
+def upscale_for(img_size: int) -> int:
+    """Nearest-neighbour enlargement that shows small images at about 128 pixels."""
+    return max(1, 128 // img_size)
+
+
+def save_grid(s: Session, images: torch.Tensor, name: str, nrow: int | None = None) -> Path:
+    """Save images (B, 3, H, W) in [-1, 1] as RUN/results/NAME.png and return the path."""
+    from ulib.io.logs import save_image_grid
+
+    path = s.results / f"{name}.png"
+    save_image_grid(images.detach().clamp(-1, 1).cpu(), path, nrow=nrow, upscale=upscale_for(images.shape[-1]))
+    return path
+
+
+def save_figure(s: Session, fig, name: str) -> Path:
+    """Save a matplotlib figure as RUN/results/NAME.png and return the path."""
+    path = s.results / f"{name}.png"
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    return path
+
+
+def show(path) -> None:
+    """Display a PNG inline (in a notebook), or print its path elsewhere."""
+    try:
+        from IPython.display import Image, display
+
+        display(Image(filename=str(path)))
+    except ImportError:
+        print(path)
+
+
+# ---- tables ------------------------------------------------------------------------------------------------
+def write_table(s: Session, rows: list[dict], name: str) -> Path:
+    """Write rows (dicts) as RUN/results/NAME.csv; floats with 6 significant digits. Columns: every key of
+    any row, in first-seen order; a row without one of them gets an empty cell."""
+    if not rows:
+        raise ValueError(f"table {name!r} has no rows")
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    path = s.results / f"{name}.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(columns)
+        for r in rows:
+            w.writerow([format(v, ".6g") if isinstance(v, float) else v for v in (r.get(c) for c in columns)])
+    return path
+
+
+def show_table(rows: list[dict], columns: list[str] | None = None) -> None:
+    """Display rows as a Markdown table in a notebook (plain text elsewhere)."""
+    text = markdown_table(rows, columns)
+    try:
+        from IPython.display import Markdown, display
+
+        display(Markdown(text))
+    except ImportError:
+        print(text)

@@ -1,0 +1,76 @@
+"""The whole method in one call (`python -m ulib pipeline`, `make demo`): both stages, then pictures.
+
+Each stage reuses its output when the run already has it (load if present, else train).
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from ulib.config import Config
+from ulib.data.datasets import build_dataset
+from ulib.device import resolve_device
+from ulib.train.latents import load_latents
+from ulib.io.models import load_prior, load_vqgan
+from ulib.io.logs import save_image_grid
+from ulib.io.rundir import RunDir
+from ulib.train.prior import sample_images, train_prior
+from ulib.train.vqgan import train_vqgan
+from ulib.train.common import AlreadyTrained
+
+
+@torch.no_grad()
+def save_reconstructions(run: RunDir, cfg: Config, device, n: int = 32) -> None:
+    """Validation images (odd rows) above their VQGAN reconstructions (even rows)."""
+    vqgan = load_vqgan(cfg, run.vqgan_ckpt, device)
+    ds = build_dataset(cfg.data, "val", train_transforms=False)
+    x = torch.stack([ds[i] for i in range(min(n, len(ds)))]).to(device)
+    x_hat = vqgan.decode(vqgan.encode(x)).clamp(-1, 1)
+    per_row = 8
+    rows = []
+    for i in range(0, len(x), per_row):
+        rows += [x[i: i + per_row], x_hat[i: i + per_row]]
+    save_image_grid(torch.cat(rows), run.reconstructions, nrow=per_row, upscale=max(1, 128 // cfg.data.img_size))
+
+
+def _stage(name: str, fn) -> float:
+    t0 = time.perf_counter()
+    try:
+        fn()
+    except AlreadyTrained as e:
+        print(f"[{name}] {e}: reusing it")
+    return time.perf_counter() - t0
+
+
+def run_pipeline(run: RunDir, cfg: Config, *, resume: bool = False, force: bool = False,
+                 show_progress: bool = True) -> dict:
+    device = resolve_device(cfg.device)
+    print(f"run {run.path} | profile {cfg.profile} | device {device} | dataset {cfg.data.dataset} "
+          f"{cfg.data.img_size}px | latents {cfg.latent_size}x{cfg.latent_size}, codebook {cfg.vqgan.codebook_size}")
+    times = {}
+    times["train-vqgan"] = _stage("train-vqgan", lambda: train_vqgan(
+        run, cfg, resume=resume, force=force, show_progress=show_progress))
+    times["reconstructions"] = _stage("reconstructions", lambda: save_reconstructions(run, cfg, device))
+    times["encode"] = _stage("encode", lambda: load_latents(cfg, run.vqgan_ckpt, run.latents, device,
+                                                                   progress=show_progress))
+    times["train-prior"] = _stage("train-prior", lambda: train_prior(
+        run, cfg, resume=resume, force=force, show_progress=show_progress))
+
+    def samples():
+        vqgan = load_vqgan(cfg, run.vqgan_ckpt, device)
+        net = load_prior(cfg, run.prior_ckpt, device)
+        images, _ = sample_images(net, vqgan, cfg, cfg.sample.n, device, seed=cfg.seed)
+        save_image_grid(images, run.samples, upscale=max(1, 128 // cfg.data.img_size))
+
+    times["sample"] = _stage("sample", samples)
+    print("\n".join([
+        "", "done. " + ", ".join(f"{k} {v:.0f}s" for k, v in times.items()),
+        f"  reconstructions: {run.reconstructions}",
+        f"  samples:         {run.samples}",
+        f"  metrics:         {run.vqgan_log}, {run.prior_log}",
+        f"  checkpoints:     {run.vqgan_ckpt}, {run.prior_ckpt}",
+        f"  config:          {run.config_file}",
+        "Images from OpenMoji (CC BY-SA 4.0)." if cfg.data.dataset == "openmoji" else "",
+    ]))
+    return times

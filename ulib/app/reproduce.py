@@ -1,0 +1,313 @@
+"""`python -m ulib reproduce`: run the numbered notebooks in order with papermill, then gather their results.
+
+    python -m ulib reproduce --profile smoke                    # every notebook, into runs/smoke/
+    python -m ulib reproduce --profile demo --run runs/d --only 04 05 [--force] [--set prior_train.steps=50]
+
+Each notebook `notebooks/NN_name.ipynb` is executed with its `parameters` cell overridden (profile, run_dir
+as an absolute path, device, seed, overrides) into `RUN/notebooks/NN_name.ipynb`. The notebooks share the
+run directory, so the VQGAN and the prior are trained once (by the first notebook that needs them) and
+loaded by the others.
+
+A notebook that finished leaves `RUN/results/NN_name.done` (JSON: its parameters, how long it took); a
+later call skips it while the parameters are the same, unless --force. --force re-executes notebooks, not
+trainings: the stages inside reuse finished checkpoints (use a fresh --run, or delete them, to retrain).
+
+The notebooks write their figures (PNG) and tables (CSV) into `RUN/results/`. Afterwards every CSV gets a
+Markdown twin (`.md`) holding our values, the paper's where `ulib/paper.py` has checked ones, and the
+profile; `RUN/results/README.md` lists every table and figure.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ulib.paper import HEADLINE, PAPER, paper_rows
+from ulib.profiles import PROFILES
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout holding pyproject.toml (editable install)
+NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+KERNEL = "python3"
+
+
+# ---- which notebooks -----------------------------------------------------------------------------------
+def list_notebooks(folder: Path = NOTEBOOKS_DIR) -> list[Path]:
+    """The numbered notebooks NN_name.ipynb of `folder`, in order."""
+    found = sorted(p for p in Path(folder).glob("[0-9][0-9]_*.ipynb"))
+    if not found:
+        raise FileNotFoundError(f"no numbered notebooks (NN_name.ipynb) in {folder}")
+    return found
+
+
+def select(notebooks: list[Path], only: list[str] | None) -> list[Path]:
+    """The notebooks named by `only` ('04', '4' or '04_step_skipping'), in their order; all when None."""
+    if not only:
+        return notebooks
+    by_key = {}
+    for nb in notebooks:
+        num = nb.stem.split("_", 1)[0]
+        by_key.update({num: nb, str(int(num)): nb, nb.stem: nb})
+    unknown = [o for o in only if o not in by_key]
+    if unknown:
+        raise ValueError(f"--only {unknown}: no such notebook; allowed: {[nb.stem for nb in notebooks]} "
+                         f"(or their numbers)")
+    wanted = {by_key[o] for o in only}
+    return [nb for nb in notebooks if nb in wanted]
+
+
+def parameters(profile: str, run: Path, device: str, seed: int, overrides: list[str]) -> dict:
+    """The values papermill injects after each notebook's `parameters` cell."""
+    return {"profile": profile, "run_dir": str(Path(run).resolve()), "device": device, "seed": seed,
+            "overrides": list(overrides)}
+
+
+def marker(run: Path, nb: Path) -> Path:
+    return Path(run) / "results" / f"{nb.stem}.done"
+
+
+def notebook_sha256(nb: Path) -> str:
+    """SHA-256 of the notebook file as committed: a marker made by another version of it is stale."""
+    return hashlib.sha256(Path(nb).read_bytes()).hexdigest()
+
+
+def is_done(run: Path, nb: Path, params: dict) -> bool:
+    """True when this version of the notebook (its SHA-256) finished before with the same parameters."""
+    m = marker(run, nb)
+    if not m.exists():
+        return False
+    try:
+        done = json.loads(m.read_text())
+    except json.JSONDecodeError:
+        return False
+    return done.get("parameters") == params and done.get("notebook_sha256") == notebook_sha256(nb)
+
+
+# ---- running -------------------------------------------------------------------------------------------
+def execute(nb: Path, out: Path, params: dict, kernel: str = KERNEL) -> None:
+    """Execute one notebook with papermill (kernel started in the notebook's folder, as in JupyterLab)."""
+    import papermill as pm
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pm.execute_notebook(str(nb), str(out), parameters=params, kernel_name=kernel, cwd=str(nb.parent),
+                        progress_bar=False, log_output=False, request_save_on_cell_execute=True)
+
+
+def run_notebooks(profile: str, run: str | Path | None = None, *, only: list[str] | None = None,
+                  force: bool = False, device: str = "auto", seed: int = 0, overrides: list[str] = (),
+                  notebooks_dir: Path = NOTEBOOKS_DIR, kernel: str = KERNEL, log=print) -> dict:
+    """Execute the (selected) notebooks in order into RUN/notebooks/, then gather RUN/results/.
+
+    Returns {notebook stem: 'ran' | 'skipped'}. Stops at the first notebook that fails, raising
+    papermill's error (the executed copy, with the failing cell, is in RUN/notebooks/).
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; allowed: {sorted(PROFILES)}")
+    run = Path(run if run is not None else Path("runs") / profile).resolve()
+    params = parameters(profile, run, device, seed, list(overrides))
+    chosen = select(list_notebooks(notebooks_dir), only)
+    status = {}
+    for nb in chosen:
+        if not force and is_done(run, nb, params):
+            log(f"[{nb.stem}] done before (this version, these parameters): skipped (--force to run it again)")
+            status[nb.stem] = "skipped"
+            continue
+        out = run / "notebooks" / nb.name
+        log(f"[{nb.stem}] running -> {out}")
+        t0 = time.perf_counter()
+        execute(nb, out, params, kernel)
+        seconds = time.perf_counter() - t0
+        marker(run, nb).write_text(json.dumps({
+            "notebook": nb.name, "notebook_sha256": notebook_sha256(nb), "parameters": params, "seconds": round(seconds, 1),
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "executed_copy": str(out),
+        }, indent=2) + "\n")
+        log(f"[{nb.stem}] finished in {seconds:.0f}s")
+        status[nb.stem] = "ran"
+    collect(run, profile, log=log)
+    return status
+
+
+# ---- tables (plain Python: no torch here, so `--help` stays fast) --------------------------------------------
+def read_table(path) -> list[dict]:
+    """A CSV written by `notebook_utils.write_table` as a list of dicts of strings."""
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def markdown_table(rows: list[dict], columns: list[str] | None = None, digits: int = 4) -> str:
+    """Rows as a GitHub Markdown table; numbers rounded to `digits` significant digits, None/'' as '–'."""
+    if not rows:
+        return "(no rows)\n"
+    columns = columns or list(rows[0])
+
+    def cell(v):
+        if v is None or v == "":
+            return "–"
+        if isinstance(v, float):
+            return format(v, f".{digits}g")
+        if isinstance(v, str):
+            try:
+                f = float(v)
+            except ValueError:
+                return v
+            return v if v.lstrip("-").isdigit() else format(f, f".{digits}g")
+        return str(v)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+# ---- gathering -------------------------------------------------------------------------------------------
+def table_markdown(csv_path: Path, profile: str) -> str:
+    """Our CSV as Markdown: our columns, then the paper's checked values (joined on the key column), then
+    the profile; with a note naming the paper's table when it has no checked values."""
+    rows = read_table(csv_path)
+    paper = paper_rows(csv_path.stem)
+    ours = list(rows[0]) if rows else []
+    pcols = [f"paper: {c}" for c in paper["columns"]]
+    for r in rows:
+        values = paper["rows"].get(r.get(paper["key"]), {}) if paper["key"] else {}
+        for c in paper["columns"]:
+            r[f"paper: {c}"] = values.get(c)
+        r["profile"] = profile
+    text = f"### {csv_path.stem}\n\n" + markdown_table(rows, ours + pcols + ["profile"])
+    if paper.get("paper_rows"):  # the paper's own rows, at its settings (not joined to ours)
+        text += (f"\nThe paper's rows ({paper['source']}; its datasets and settings, shown beside ours, not "
+                 f"joined):\n\n" + markdown_table(paper["paper_rows"], list(paper["paper_rows"][0])))
+    elif paper["paper_table"]:
+        if paper["rows"]:
+            text += f"\nPaper values: {paper['paper_table']}, {paper['source']}.\n"
+        else:
+            text += (f"\nPaper: {paper['paper_table']}. No paper values are recorded in ulib/paper.py "
+                     f"(only checked numbers go there); compare by hand. Our profile {profile!r} differs from "
+                     f"the paper's setting unless it is ffhq, churches or bedrooms.\n")
+    return text
+
+
+def collect(run: Path, profile: str, log=print) -> Path:
+    """Write a Markdown twin of every RUN/results/*.csv and the index RUN/results/README.md."""
+    results = Path(run) / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    tables = sorted(results.glob("*.csv"))
+    for csv_path in tables:
+        csv_path.with_suffix(".md").write_text(table_markdown(csv_path, profile))
+    figures = sorted(results.glob("*.png"))
+    done = sorted(results.glob("*.done"))
+    lines = [f"# Reproduction results: profile `{profile}`", "",
+             f"Run directory: `{Path(run).name}`. Paper: {PAPER}.", "",
+             "Notebooks finished: " + (", ".join(f"`{d.stem}`" for d in done) or "none") + ".", "",
+             "## Tables", ""]
+    for csv_path in tables:
+        lines += [csv_path.with_suffix(".md").read_text(), f"(data: [{csv_path.name}]({csv_path.name}))", ""]
+    lines += ["## Figures", ""]
+    lines += [f"### {p.stem}\n\n![{p.stem}]({p.name})\n" for p in figures]
+    lines += ["## The paper's headline results", "",
+              f"From the {HEADLINE['source']}; for the paper profiles' targets, not comparable with CPU profiles.", "",
+              markdown_table(HEADLINE["rows"], HEADLINE["columns"])]
+    index = results / "README.md"
+    index.write_text("\n".join(lines))
+    log(f"results: {index} ({len(tables)} tables, {len(figures)} figures)")
+    return index
+
+
+# ---- executed copies for readers ------------------------------------------------------------------------
+def export_docs(run: Path, dest: Path, log=print) -> Path:
+    """Copy RUN's executed notebooks to DEST and its results to DEST/results, for readers who want the figures
+    without running anything (`make docs-notebooks` writes docs/notebooks/ from the demo profile).
+
+    Absolute paths of this checkout inside the notebooks (the injected run_dir, printed paths) become
+    relative to the project root, so the copies read the same on every machine. DEST/README.md lists the
+    notebooks with how long each took and links the results' index. Files of an earlier export are replaced;
+    other files in DEST are left alone.
+    """
+    import shutil
+
+    run, dest = Path(run).resolve(), Path(dest)
+    executed = sorted((run / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    if not executed:
+        raise FileNotFoundError(f"no executed notebooks in {run / 'notebooks'}; run `python -m ulib reproduce "
+                                f"--profile P --run {run}` first")
+    (dest / "results").mkdir(parents=True, exist_ok=True)
+    root = str(PROJECT_ROOT) + "/"
+    rows = []
+    for nb in executed:
+        (dest / nb.name).write_text(nb.read_text().replace(root, ""))
+        done = marker(run, nb)
+        info = json.loads(done.read_text()) if done.exists() else {}
+        rows.append({"notebook": f"[{nb.stem}]({nb.name})", "seconds": info.get("seconds"),
+                     "profile": info.get("parameters", {}).get("profile"), "finished": info.get("finished")})
+    for f in sorted((run / "results").glob("*")):
+        if f.suffix in (".png", ".csv", ".md"):
+            shutil.copy2(f, dest / "results" / f.name)
+    index = dest / "README.md"
+    index.write_text("\n".join([
+        "# Executed notebooks", "",
+        "Copies of the numbered notebooks as `python -m ulib reproduce` ran them, outputs included, so the "
+        "figures can be read without running anything. Regenerate with `make docs-notebooks` (after "
+        "`make demo`). Tables and figures: [results/README.md](results/README.md).", "",
+        "Seconds: how long each notebook took in the exported run; a notebook that finds its checkpoints "
+        "trains nothing, so these can be far below a first run's (each notebook's header gives both).", "",
+        markdown_table(rows, ["notebook", "profile", "seconds", "finished"]),
+        "*Images derived from OpenMoji (CC BY-SA 4.0) when the profile uses it.*", ""]))
+    log(f"exported {len(executed)} notebooks and {len(list((dest / 'results').glob('*')))} result files to {dest}")
+    return index
+
+
+# ---- command line ----------------------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", choices=sorted(PROFILES), default=None,
+                        help="profile the notebooks run with (smoke: CI-sized, demo: CPU, ffhq/churches/bedrooms: GPU)")
+    parser.add_argument("--run", "--run-dir", dest="run", default=None, metavar="DIR",
+                        help="run directory shared by all notebooks (default runs/PROFILE); executed notebooks go "
+                             "to DIR/notebooks, figures and tables to DIR/results")
+    parser.add_argument("--only", nargs="+", default=None, metavar="NN",
+                        help="run only these notebooks, e.g. --only 04 05 (their inputs must exist or be trainable)")
+    parser.add_argument("--force", action="store_true",
+                        help="execute notebooks again even if they finished before (checkpoints are still reused)")
+    parser.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', ... (default auto)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the notebooks' sampling and figures (default 0)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override passed to every notebook, e.g. --set prior_train.steps=50 (repeatable)")
+    parser.add_argument("--kernel", default=KERNEL, help=f"Jupyter kernel name (default {KERNEL})")
+    parser.add_argument("--export", default=None, metavar="DIR",
+                        help="afterwards copy the executed notebooks (paths made relative) and the results to DIR "
+                             "(make docs-notebooks: docs/notebooks)")
+    parser.add_argument("--list", action="store_true", help="list the notebooks and exit")
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.list:
+        for nb in list_notebooks():
+            print(nb.stem)
+        return 0
+    if args.profile is None:
+        print("error: --profile is required (one of " + ", ".join(sorted(PROFILES)) + ")", file=sys.stderr)
+        return 2
+    try:
+        run_notebooks(args.profile, args.run, only=args.only, force=args.force, device=args.device,
+                      seed=args.seed, overrides=args.overrides, kernel=args.kernel)
+        if args.export:
+            export_docs(Path(args.run or Path("runs") / args.profile), Path(args.export))
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # papermill's execution error: name the notebook copy that holds the traceback
+        if type(e).__name__ != "PapermillExecutionError":
+            raise
+        print(f"error: a notebook failed ({e.ename}: {e.evalue}); the executed copy under "
+              f"{Path(args.run or Path('runs') / args.profile) / 'notebooks'} shows the failing cell",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(prog="python -m ulib.app.reproduce", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    raise SystemExit(main(p.parse_args()))

@@ -1,0 +1,325 @@
+"""An ipywidgets playground for a trained pair (VQGAN + absorbing prior): sample, inpaint, watch the steps.
+
+`Playground(models, device, dataset)` builds three tabs:
+
+- Sample: decoding method, steps (1..T), temperature, seed, number of images, canvas width in latent cells
+  (wider than the training grid: `ulib.sample.canvas.sample_canvas`, Eq. 8), Generate / Stop, a progress bar fed
+  by the sampler's callback, the grid as a PNG (updated in place) and the time per image.
+- Inpaint: a validation image (index slider) or the last sample, a rectangle in pixels, Regenerate; shows
+  the image with the rectangle greyed out beside the result (`ulib.sample.inpaint.inpaint`, section 4.5).
+- Steps: one image sampled step by step with `AbsorbingSampler.step`; a slider over the kept states shows
+  the token map (masked cells black) and the image decoded from the tokens revealed so far.
+
+The logic lives in plain methods (`generate`, `inpaint_region`, `compute_steps`, `show_step`) that the
+buttons call, so tests drive it without a browser (set values, `button.click()`).
+
+Stop. A button handler runs in the kernel; while it runs, the kernel handles no other widget message, so a
+Stop click would wait for the sampling to end. With `background=True` (the default inside a Jupyter kernel)
+Generate samples in a thread and Stop is handled at once: it sets a flag that the sampler's callback checks
+after every pass, which ends the sampling early. `wait()` joins the thread (for scripts and notebooks).
+"""
+from __future__ import annotations
+
+import io
+import threading
+import time
+
+import numpy as np
+import torch
+
+from ulib.sample.api import DECODING_METHODS, decode_tokens
+from ulib.sample.inpaint import inpaint
+from ulib.io.logs import image_grid
+from ulib.sample.absorbing import AbsorbingSampler
+
+
+class StopSampling(Exception):
+    """Raised from the sampling callback when Stop was pressed."""
+
+
+def png_bytes(images: torch.Tensor, nrow: int | None = None, upscale: int = 1, padding: int = 1) -> bytes:
+    """Images (B, 3, H, W) in [-1, 1] (or one uint8 (H, W, 3) array) -> PNG bytes of their grid."""
+    from PIL import Image
+
+    if isinstance(images, np.ndarray) and images.ndim == 3:
+        grid = image_grid(images[None], 1, padding=0, upscale=upscale)
+    else:
+        grid = image_grid(images, nrow, padding=padding, upscale=upscale)
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(grid)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _in_kernel() -> bool:
+    try:
+        from IPython import get_ipython
+
+        return getattr(get_ipython(), "kernel", None) is not None
+    except ImportError:
+        return False
+
+
+class Playground:
+    """Widgets around `models` (`ulib.sample.models.SamplingModels`, absorbing prior) on `device`.
+
+    dataset: validation images (C, H, W) in [-1, 1] for the inpainting tab (optional).
+    Display it with `display(pg.widget)` (or just `pg` as a cell's last line).
+    """
+
+    def __init__(self, models, device, dataset=None, background: bool | None = None, max_images: int = 16):
+        import ipywidgets as W
+
+        if models.kind != "absorbing":
+            raise ValueError(f"the playground needs an absorbing prior; got kind={models.kind!r}")
+        self.m, self.device, self.dataset = models, torch.device(device), dataset
+        self.background = _in_kernel() if background is None else background
+        T = models.num_timesteps
+        self.h, self.w = models.latent_shape
+        self.factor = 2 ** (len(models.vqgan.ch_mult) - 1)  # pixels per token along each side
+        self.img_size = (self.h * self.factor, self.w * self.factor)  # (H, W) of one training window
+        self.upscale = max(1, 128 // self.img_size[0])
+        self.stride = max(1, min(self.h, self.w) // 2)  # window stride on wide canvases
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_images: torch.Tensor | None = None  # (B, 3, H, W) of the last Generate
+        self.last_tokens: torch.Tensor | None = None  # (B, h, w') tokens of the last Generate
+        self.inpaint_result = None  # ulib.sample.inpaint.InpaintResult of the last Regenerate
+        self.states: list[torch.Tensor] = []  # step-by-step: (h, w) tokens after 0..S steps
+        self._step_images: dict[int, bytes] = {}
+        lay = W.Layout(width="360px")
+        style = {"description_width": "120px"}
+
+        # ---- Sample tab -------------------------------------------------------------------------------
+        self.method = W.Dropdown(options=list(DECODING_METHODS), value="random", description="method",
+                                 layout=lay, style=style)
+        self.steps = W.IntSlider(value=min(max(1, models.default_steps), T), min=1, max=T, description="steps",
+                                 layout=lay, style=style)
+        self.temperature = W.FloatSlider(value=float(models.default_temperature), min=0.1, max=2.0, step=0.05,
+                                         description="temperature", layout=lay, style=style)
+        self.seed = W.IntText(value=0, description="seed", layout=lay, style=style)
+        self.n_images = W.IntSlider(value=min(max(1, models.default_n), max_images), min=1, max=max_images,
+                                    description="images", layout=lay, style=style)
+        self.width = W.IntSlider(value=self.w, min=self.w, max=4 * self.w, description="canvas width (cells)",
+                                 layout=lay, style=style)
+        self.generate_button = W.Button(description="Generate", button_style="primary")
+        self.stop_button = W.Button(description="Stop", button_style="warning")
+        self.progress = W.IntProgress(value=0, min=0, max=self.steps.value, description="sampling")
+        self.image = W.Image(format="png")
+        self.timing = W.Label(value="")
+        self.message = W.Label(value="")
+        self.generate_button.on_click(lambda _: self._start(self.generate))
+        self.stop_button.on_click(lambda _: self.stop())
+        sample_tab = W.VBox([self.method, self.steps, self.temperature, self.seed, self.n_images, self.width,
+                             W.HBox([self.generate_button, self.stop_button]), self.progress, self.timing,
+                             self.message, self.image])
+
+        # ---- Inpaint tab ------------------------------------------------------------------------------
+        H, Wd = self.img_size
+        n_val = len(dataset) if dataset is not None else 0
+        self.source = W.Dropdown(options=(["validation image"] if n_val else []) + ["last sample"],
+                                 description="image", layout=lay, style=style)
+        self.val_index = W.IntSlider(value=0, min=0, max=max(n_val - 1, 0), description="validation index",
+                                     layout=lay, style=style, disabled=not n_val)
+        self.x0 = W.IntSlider(value=Wd // 4, min=0, max=Wd, description="x0 (px)", layout=lay, style=style)
+        self.y0 = W.IntSlider(value=H // 4, min=0, max=H, description="y0 (px)", layout=lay, style=style)
+        self.x1 = W.IntSlider(value=Wd - Wd // 4, min=0, max=Wd, description="x1 (px)", layout=lay, style=style)
+        self.y1 = W.IntSlider(value=H - H // 4, min=0, max=H, description="y1 (px)", layout=lay, style=style)
+        self.regenerate_button = W.Button(description="Regenerate", button_style="primary")
+        self.before = W.Image(format="png")
+        self.after = W.Image(format="png")
+        self.inpaint_message = W.Label(value="")
+        self.regenerate_button.on_click(lambda _: self._safe(self.inpaint_region, self.inpaint_message))
+        inpaint_tab = W.VBox([self.source, self.val_index, self.x0, self.y0, self.x1, self.y1,
+                              self.regenerate_button, self.inpaint_message,
+                              W.HBox([W.VBox([W.Label("before"), self.before]),
+                                      W.VBox([W.Label("after"), self.after])])])
+
+        # ---- Steps tab --------------------------------------------------------------------------------
+        self.steps_button = W.Button(description="Run step by step", button_style="primary")
+        self.step_slider = W.IntSlider(value=0, min=0, max=0, description="step", layout=lay, style=style)
+        self.token_map = W.Image(format="png")
+        self.step_image = W.Image(format="png")
+        self.step_label = W.Label(value="")
+        self.steps_button.on_click(lambda _: self._safe(self.compute_steps, self.step_label))
+        self.step_slider.observe(lambda ch: self.show_step(ch["new"]) if self.states else None, names="value")
+        steps_tab = W.VBox([W.Label("uses the steps, temperature and seed of the Sample tab"), self.steps_button,
+                            self.step_slider, self.step_label,
+                            W.HBox([W.VBox([W.Label("tokens (black: masked)"), self.token_map]),
+                                    W.VBox([W.Label("decoded (grey: masked)"), self.step_image])])])
+
+        self.widget = W.Tab(children=[sample_tab, inpaint_tab, steps_tab])
+        for i, title in enumerate(("Sample", "Inpaint", "Steps")):
+            self.widget.set_title(i, title)
+        # Stable CSS classes, so a browser (tests/test_browser.py) or a stylesheet can find the widgets
+        for w, name in ((self.widget, "playground"), (self.method, "method"), (self.seed, "seed"),
+                        (self.n_images, "images"), (self.generate_button, "generate"), (self.stop_button, "stop"),
+                        (self.progress, "progress"), (self.timing, "timing"), (self.message, "message"),
+                        (self.image, "sample-image")):
+            w.add_class(f"ulib-{name}")
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+    # ---- button plumbing ----------------------------------------------------------------------------------
+    def _start(self, fn) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self.message.value = "already sampling; press Stop first"
+            return
+        if self.background:
+            self._thread = threading.Thread(target=self._safe, args=(fn, self.message), daemon=True)
+            self._thread.start()
+        else:
+            self._safe(fn, self.message)
+
+    def _safe(self, fn, label) -> None:
+        """Run fn; show its error in `label` instead of losing it in the widget's log."""
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 (shown to the user, who can change the settings)
+            label.value = f"error: {type(e).__name__}: {e}"
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait for a Generate running in the background."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _generator(self) -> torch.Generator:
+        return torch.Generator(device=self.device).manual_seed(int(self.seed.value))
+
+    @torch.no_grad()
+    def _decode(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Tokens (B, h, w') -> images (B, 3, H, W') in [-1, 1] (the generator is convolutional)."""
+        return self.m.vqgan.generator(self.m.vqgan.quantize.to_latent(tokens.long())).clamp(-1, 1)
+
+    # ---- Sample ---------------------------------------------------------------------------------------
+    def generate(self) -> torch.Tensor | None:
+        """Sample with the widgets' settings; update the image, progress and timing. Returns the images (B, 3,
+        H, W'), or None when Stop ended the sampling early (the image then keeps the previous samples)."""
+        self._stop.clear()
+        m, n, steps, temp = self.m, int(self.n_images.value), int(self.steps.value), float(self.temperature.value)
+        method, cells = self.method.value, int(self.width.value)
+        self.progress.value, self.progress.max = 0, steps  # 'random' may need fewer passes than steps
+        self.message.value = "sampling..."
+
+        def callback(k, _result):
+            self.progress.value = min(k + 1, self.progress.max)
+            if self._stop.is_set():
+                raise StopSampling
+
+        t0 = time.perf_counter()
+        try:
+            if cells > self.w:
+                from ulib.sample.canvas import sample_canvas
+
+                tokens = sample_canvas(m.prior, (self.h, cells), (self.h, self.w), num_timesteps=m.num_timesteps,
+                                       mask_id=m.mask_id, steps=steps, temperature=temp, stride=self.stride,
+                                       batch=n, generator=self._generator(), device=self.device,
+                                       callback=callback)  # (B, h, cells)
+            else:
+                tokens = decode_tokens(m.prior, method=method, batch=n, length=self.h * self.w,
+                                       num_timesteps=m.num_timesteps, mask_id=m.mask_id, steps=steps,
+                                       temperature=temp, generator=self._generator(), device=self.device,
+                                       callback=callback).view(n, self.h, self.w)
+        except StopSampling:
+            self.message.value = f"stopped after {self.progress.value} of {steps} steps; image not updated"
+            return None
+        images = self._decode(tokens)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        dt = time.perf_counter() - t0
+        self.progress.value = self.progress.max
+        self.last_tokens, self.last_images = tokens, images
+        self.image.value = png_bytes(images, upscale=self.upscale)
+        self.timing.value = f"{n} images in {dt:.2f} s ({1000 * dt / n:.0f} ms/image)"
+        self.message.value = (f"canvas {self.h}x{cells} cells (Eq. 8, random order; method ignored)"
+                              if cells > self.w else f"{method}, {steps} steps, temperature {temp:g}")
+        return images
+
+    # ---- Inpaint --------------------------------------------------------------------------------------
+    def source_image(self) -> torch.Tensor:
+        """The image to edit, (1, 3, H, W) in [-1, 1] on the device."""
+        if self.source.value == "last sample":
+            if self.last_images is None:
+                raise ValueError("no sample yet: press Generate first, or choose a validation image")
+            img = self.last_images[:1]
+            if tuple(img.shape[-2:]) != self.img_size:
+                raise ValueError(f"the last sample is {tuple(img.shape[-2:])} pixels; inpainting needs the training "
+                                 f"window {self.img_size} (set the canvas width to {self.w})")
+            return img.to(self.device)
+        if self.dataset is None:
+            raise ValueError("no validation dataset was given to the playground")
+        return self.dataset[int(self.val_index.value)][None].to(self.device)
+
+    def pixel_mask(self) -> torch.Tensor:
+        """(H, W) bool: the rectangle [y0, y1) x [x0, x1) of the sliders (corners in either order)."""
+        H, Wd = self.img_size
+        x0, x1 = sorted((int(self.x0.value), int(self.x1.value)))
+        y0, y1 = sorted((int(self.y0.value), int(self.y1.value)))
+        m = torch.zeros(H, Wd, dtype=torch.bool)
+        m[y0:y1, x0:x1] = True
+        return m
+
+    def inpaint_region(self):
+        """Regenerate the rectangle of the source image; shows before/after. Returns the InpaintResult."""
+        img, pm = self.source_image(), self.pixel_mask().to(self.device)
+        if not pm.any():
+            raise ValueError("the rectangle is empty: make x0 != x1 and y0 != y1")
+        t0 = time.perf_counter()
+        res = inpaint(self.m.vqgan, self.m.prior, img, pm, num_timesteps=self.m.num_timesteps, mask_id=self.m.mask_id,
+                      steps=int(self.steps.value), temperature=float(self.temperature.value),
+                      generator=self._generator())
+        dt = time.perf_counter() - t0
+        self.inpaint_result = res
+        self.before.value = png_bytes(torch.where(pm, torch.zeros_like(img), img), upscale=self.upscale)
+        self.after.value = png_bytes(res.images.clamp(-1, 1), upscale=self.upscale)
+        n = int(res.latent_mask.sum())
+        self.inpaint_message.value = (f"{n} of {res.latent_mask[0].numel()} tokens regenerated from t0 = "
+                                      f"{res.start_times[0]} in {dt:.2f} s")
+        return res
+
+    # ---- Steps ----------------------------------------------------------------------------------------
+    def compute_steps(self) -> list[torch.Tensor]:
+        """Sample one image step by step (the Sample tab's steps, temperature, seed); keep the S + 1 states
+        x_T, ..., x_0 and set the step slider to 0..S. Returns the states, each (h, w)."""
+        m = self.m
+        sampler = AbsorbingSampler(m.prior, m.num_timesteps, m.mask_id, steps=int(self.steps.value),
+                                   temperature=float(self.temperature.value), generator=self._generator())
+        x = sampler.initial_state(1, self.h * self.w, self.device)  # (1, L) all masked
+        states, self.step_results = [x[0].view(self.h, self.w)], []
+        for k in range(sampler.steps):
+            res = sampler.step(x, k)
+            x = res.x
+            states.append(x[0].view(self.h, self.w))
+            self.step_results.append(res)
+        self.states, self._step_images = states, {}
+        self.step_slider.max = 0  # shrink first: value stays in range whatever the old max
+        self.step_slider.value = 0
+        self.step_slider.max = sampler.steps
+        self.show_step(0)
+        return states
+
+    def show_step(self, k: int) -> None:
+        """Show state k (after k steps): token map and the image decoded from the revealed tokens."""
+        from ulib.app.notebook import token_picture
+
+        x = self.states[k]  # (h, w)
+        masked = x == self.m.mask_id
+        K = self.m.vqgan.codebook_size
+        self.token_map.value = png_bytes(token_picture(x, K, self.m.mask_id, cell=max(1, 96 // self.w)))
+        if k not in self._step_images:
+            img = self._decode(torch.where(masked, torch.zeros_like(x), x)[None])  # (1, 3, H, W)
+            grey = masked.repeat_interleave(self.factor, 0).repeat_interleave(self.factor, 1)  # (H, W) pixel blocks
+            img = torch.where(grey.to(img.device), torch.zeros_like(img), img)
+            self._step_images[k] = png_bytes(img, upscale=self.upscale)
+        self.step_image.value = self._step_images[k]
+        if k == 0:
+            self.step_label.value = f"x_T: all {masked.numel()} tokens masked"
+        else:
+            r = self.step_results[k - 1]
+            self.step_label.value = (f"step {k} of {len(self.states) - 1}: t {r.t} -> {r.s}, revealed "
+                                     f"{int(r.unmasked.sum())}, still masked {int(masked.sum())}")

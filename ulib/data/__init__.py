@@ -1,0 +1,2 @@
+"""Stage 0, the data: datasets (OpenMoji rendered offline, image folders, LSUN) and deterministic batches.
+"""

@@ -1,0 +1,275 @@
+"""`python -m ulib bench`: speed figures of the prior, as a table and (with --json) a list of records.
+
+Every record: name, value, unit, configuration, device, torch version. Measured at the issue's mid-size
+model (8 layers, width 256, 8 heads, 16x16 latents, codebook 1024, batch 4) unless `--quick`, which uses a
+tiny model so the whole run takes seconds (for tests; its numbers mean nothing).
+
+What is measured:
+- the machine's float32 matmul rate (GFLOP/s) and the transformer forward's rate as a fraction of it;
+- absorbing sampling, time per image, at several step counts and methods, against a straightforward
+  implementation of the paper's sampler (`naive_sample`: full forward and a draw at every position every
+  step, like the official code); the sampler's own overhead beside its forward passes;
+- AR sampling with and without the key/value cache, and the cached steps through the modules against
+  `ulib.sample.cpu_step`'s lean step (weights split across the cores);
+- big-image sampling (Eq. 8) for several canvases and strides, with the number of windows;
+- training steps per second.
+`--only GROUP ...` runs some of these: forward, absorbing, ar, bigimage, training.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, replace
+
+import torch
+
+from ulib.prior.absorbing import AbsorbingDiffusion
+from ulib.sample.split_linear import split_available
+from ulib.prior.transformer import Transformer
+
+
+@dataclass
+class BenchConfig:
+    n_layers: int = 8
+    n_emb: int = 256
+    n_head: int = 8
+    side: int = 16  # latent grid side: L = side**2
+    codebook_size: int = 1024
+    batch: int = 4
+    steps: tuple[int, ...] = (256, 64, 16)
+    canvases: tuple[int, ...] = (16, 24, 32)
+    strides: tuple[int, ...] = (1, 4)
+    ar_plain: bool = True  # the uncached AR path is slow at L = 256 (minutes); --no-ar-plain skips it
+    only: tuple[str, ...] = ()  # groups to run (GROUPS); empty: all
+
+
+GROUPS = ("forward", "absorbing", "ar", "bigimage", "training")
+
+
+QUICK = BenchConfig(n_layers=2, n_emb=32, n_head=4, side=4, codebook_size=16, batch=2, steps=(16, 4),
+                    canvases=(4, 6), strides=(1, 2))
+
+
+def synchronize(device) -> None:
+    """Wait for the device's queued kernels: CUDA runs them asynchronously, so a clock read right after a call
+    times its launches, not its work. A no-op on the CPU."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn, device, repeat: int = 1):
+    """(result, seconds) of the fastest of `repeat` runs, each between two `synchronize(device)`."""
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        synchronize(device)
+        t0 = time.perf_counter()
+        result = fn()
+        synchronize(device)
+        seconds = time.perf_counter() - t0
+        if seconds < best:
+            best, out = seconds, result
+    return out, best
+
+
+@torch.no_grad()
+def naive_sample(model, batch: int, length: int, num_timesteps: int, mask_id: int, steps: int,
+                 temperature: float, generator: torch.Generator) -> torch.Tensor:
+    """The paper's sampler written plainly (as the official code does): every step runs the full network
+    and draws a token at every position, then keeps the draws where a token unmasks."""
+    from ulib.sample.absorbing import time_schedule
+
+    times = time_schedule(num_timesteps, steps)
+    x = torch.full((batch, length), mask_id, dtype=torch.long, device=next(model.parameters()).device)
+    for t, s in zip(times, times[1:]):
+        unmask = (x == mask_id) & (torch.rand(x.shape, device=x.device, generator=generator) < (t - s) / t)
+        probs = torch.softmax(model(x).float() / temperature, -1)  # (B, L, K)
+        draws = torch.multinomial(probs.view(-1, probs.shape[-1]), 1, generator=generator).view(x.shape)
+        x = torch.where(unmask, draws, x)
+    return x
+
+
+def matmul_rate(device, n: int = 1024, repeat: int = 5) -> float:
+    """float32 GFLOP/s of an n x n x n matmul (best of `repeat`)."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    a @ b
+    _, sec = _timed(lambda: a @ b, device, repeat)
+    return 2 * n**3 / sec / 1e9
+
+
+def forward_flops(net: Transformer, batch: int, length: int) -> float:
+    """Multiply-adds x 2 of one forward: the linear layers (12 C^2 per token per block, plus the head)
+    and attention's two (L x L x C) products per block."""
+    C, nl, K = net.tok_emb.embedding_dim, len(net.blocks), net.codebook_size
+    per_token = nl * 12 * C * C + C * K
+    attention = nl * 2 * length * length * C
+    return 2 * batch * (length * per_token + attention)
+
+
+class CountingForward(torch.nn.Module):
+    """Wraps a Transformer and times its `features` calls, to split sampler time into network + overhead."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net, self.seconds, self.calls = net, 0.0, 0
+        self.head, self.codebook_size, self.block_size = net.head, net.codebook_size, net.block_size
+
+    def features(self, x):
+        synchronize(x.device)
+        t0 = time.perf_counter()
+        out = self.net.features(x)
+        synchronize(x.device)
+        self.seconds += time.perf_counter() - t0
+        self.calls += 1
+        return out
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+def check_groups(only) -> None:
+    """ValueError naming any of `only` that is not a bench group."""
+    bad = [g for g in only if g not in GROUPS]
+    if bad:
+        raise ValueError(f"--only {' '.join(bad)}: unknown group; allowed: {', '.join(GROUPS)}")
+
+
+def run(cfg: BenchConfig, device, progress=print) -> list[dict]:
+    check_groups(cfg.only)
+    conf = {"n_layers": cfg.n_layers, "n_emb": cfg.n_emb, "n_head": cfg.n_head, "latent": f"{cfg.side}x{cfg.side}",
+            "codebook_size": cfg.codebook_size, "batch": cfg.batch}
+    records = []
+
+    def rec(name, value, unit, **extra):
+        records.append({"name": name, "value": value, "unit": unit, "configuration": {**conf, **extra},
+                        "device": str(device), "torch": torch.__version__})
+        progress(f"{name:<44} {value:>10.4g} {unit:<12} {extra if extra else ''}")
+
+    sections = {"forward": _bench_forward, "absorbing": _bench_absorbing, "ar": _bench_ar,
+                "bigimage": _bench_bigimage, "training": _bench_training}
+    for group in GROUPS:
+        if not cfg.only or group in cfg.only:
+            torch.manual_seed(0)
+            sections[group](cfg, device, rec)
+    return records
+
+
+def _bench_forward(cfg: BenchConfig, device, rec) -> None:
+    L, K, B = cfg.side**2, cfg.codebook_size, cfg.batch
+    net = Transformer(K, L, cfg.n_emb, cfg.n_head, cfg.n_layers).to(device).eval()
+    mm = matmul_rate(device)
+    rec("matmul float32", mm, "GFLOP/s", n=1024)
+    x = torch.randint(0, K + 1, (B, L), device=device)
+    with torch.no_grad():
+        net(x)
+        _, sec = _timed(lambda: net(x), device, 3)
+    rate = forward_flops(net, B, L) / sec / 1e9
+    rec("transformer forward", rate, "GFLOP/s")
+    rec("transformer forward / matmul rate", rate / mm, "fraction")
+
+
+def _bench_absorbing(cfg: BenchConfig, device, rec) -> None:
+    from ulib.sample.api import decode_tokens
+
+    L, K, B = cfg.side**2, cfg.codebook_size, cfg.batch
+    net = Transformer(K, L, cfg.n_emb, cfg.n_head, cfg.n_layers).to(device).eval()
+    T, few = max(cfg.steps), min(cfg.steps)
+    for steps in cfg.steps:
+        g = torch.Generator(device=device)
+        # best of 2 runs each (both samplers alike): one run swings by ~5-10% on a shared 2-core machine
+        _, sec = _timed(lambda: naive_sample(net, B, L, T, K, steps, 1.0, g.manual_seed(0)), device, 2)
+        rec("absorbing sampling, naive (paper as written)", sec / B, "s/image", steps=steps)
+
+        def counted_run():
+            c = CountingForward(net)  # a fresh counter per run: the fastest run's passes and network time
+            decode_tokens(c, method="random", batch=B, length=L, num_timesteps=T, mask_id=K, steps=steps,
+                          generator=g.manual_seed(0), device=device)
+            return c
+
+        counted, sec2 = _timed(counted_run, device, 2)
+        rec("absorbing sampling, random (ulib)", sec2 / B, "s/image", steps=steps, passes=counted.calls)
+        rec("  speed-up over naive", sec / sec2, "x", steps=steps)
+        rec("  sampler overhead beside forward passes", (sec2 - counted.seconds) / max(counted.seconds, 1e-9),
+            "fraction", steps=steps)
+    for method in ("confidence", "remask"):
+        _, sec = _timed(lambda: decode_tokens(net, method=method, batch=B, length=L, num_timesteps=T, mask_id=K,
+                                              steps=few, generator=torch.Generator(device=device).manual_seed(0),
+                                              device=device), device)
+        rec(f"absorbing sampling, {method}", sec / B, "s/image", steps=few)
+
+
+def _bench_ar(cfg: BenchConfig, device, rec) -> None:
+    from ulib.sample.autoregressive import sample_ar
+
+    L, K, B = cfg.side**2, cfg.codebook_size, cfg.batch
+    ar = Transformer(K, L, cfg.n_emb, cfg.n_head, cfg.n_layers, causal=True).to(device).eval()
+
+    def sample(**kw):
+        return sample_ar(ar, B, L, device, generator=torch.Generator(device=device).manual_seed(0), **kw)
+
+    # best of 2 runs each: a single run of the short cached paths (~1.5 s) swings by ~10% on a busy machine
+    _, modules = _timed(lambda: sample(fast_steps=False), device, 2)
+    rec("AR sampling, KV cache, module path", modules / B, "s/image")
+    _, cached = _timed(lambda: sample(), device, 2)
+    rec("AR sampling, KV cache", cached / B, "s/image", fast_steps=split_available(device),
+        threads=torch.get_num_threads())
+    rec("  lean step speed-up", modules / cached, "x")
+    if cfg.ar_plain:
+        _, plain = _timed(lambda: sample(use_cache=False), device, 2)
+        rec("AR sampling, recompute everything", plain / B, "s/image")
+        rec("  KV cache speed-up", plain / cached, "x")
+
+
+def _bench_bigimage(cfg: BenchConfig, device, rec) -> None:
+    from ulib.sample.canvas import sample_canvas, window_offsets
+
+    L, K = cfg.side**2, cfg.codebook_size
+    net = Transformer(K, L, cfg.n_emb, cfg.n_head, cfg.n_layers).to(device).eval()
+    few = min(cfg.steps)
+    for side in cfg.canvases:
+        for stride in cfg.strides:
+            n_win = len(window_offsets((side, side), (cfg.side, cfg.side), stride))
+            _, sec = _timed(lambda: sample_canvas(net, (side, side), (cfg.side, cfg.side), num_timesteps=few,
+                                                  mask_id=K, steps=few, stride=stride, batch=1,
+                                                  generator=torch.Generator(device=device).manual_seed(0),
+                                                  device=device), device)
+            rec("big-image sampling", sec, "s/image", canvas=f"{side}x{side}", stride=stride, windows=n_win,
+                steps=few)
+
+
+def _bench_training(cfg: BenchConfig, device, rec) -> None:
+    L, K, B = cfg.side**2, cfg.codebook_size, cfg.batch
+    train_net = Transformer(K, L, cfg.n_emb, cfg.n_head, cfg.n_layers).to(device)
+    opt = torch.optim.AdamW(train_net.parameters(), lr=1e-4)
+    diff = AbsorbingDiffusion(max(cfg.steps), K)
+    x0 = torch.randint(0, K, (B, L), device=device)
+
+    def train_step():
+        loss = diff.training_losses(train_net, x0)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    train_step()
+    _, sec = _timed(lambda: [train_step() for _ in range(3)], device)
+    rec("prior training", 3 / sec, "steps/s")
+
+
+def main(args) -> int:
+    from ulib.device import resolve_device
+
+    cfg = replace(QUICK if args.quick else BenchConfig(), ar_plain=not args.no_ar_plain, only=tuple(args.only or ()))
+    try:
+        check_groups(cfg.only)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    device = resolve_device(args.device)
+    print(f"ulib bench on {device}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+          f"{' (quick: tiny model, numbers are meaningless)' if args.quick else ''}")
+    records = run(cfg, device)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(records, f, indent=2)
+        print(f"records: {args.json}")
+    return 0

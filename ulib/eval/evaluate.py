@@ -1,0 +1,541 @@
+"""`python -m ulib evaluate`: a run's figures in the format of the paper's tables, with the recipe beside them.
+
+- Samples (Tables 1, 2): FID, Precision, Recall, Density, Coverage (and KID, IS) of N samples against the
+  training (or validation) split. Samples go in batches straight from the sampler into InceptionV3; no PNGs.
+- `--vqgan` (Table 5): reconstruction FID, PSNR, SSIM, LPIPS on a split (validation by default), codebook usage.
+- `--neighbours N`: the nearest training images of N samples by LPIPS, as RUN/nearest_neighbours.png
+  (supplementary C).
+
+Every evaluation appends one JSON record, holding the figures and the whole recipe (samples, steps, temperature,
+seeds, reference split, image size and resize, checkpoints and steps, EMA, features and their weights file),
+to RUN/evaluation.jsonl, and RUN/evaluation.md is rewritten from those records: one table per kind of figure
+and per feature set, never mixing standard and random-inception figures. The paper's own figures appear beside
+ours only for standard features on the paper's datasets (profiles ffhq, churches, bedrooms at 256x256).
+
+Reference-set features are cached in RUN/eval_cache/, keyed by the dataset's fingerprint, the split, the subset
+and the feature extractor (weights sha256 or random seed), and rebuilt when any of them changes.
+
+This module imports torch only inside functions, so the CLI's parser stays quick to build.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+PAPER_N_SAMPLES = 50_000  # samples behind the paper's Tables 1 and 2
+PRDC_K = 5  # Naeem et al. (2020) recommend k = 5; the official calc_PRDC.py used nearest_k=3
+PAPER_PRDC_K = 3
+REFERENCE_SUBSET_SEED = 0  # a --max-reference subset is the same for every evaluation of a run (shared cache)
+# Without --max-reference a split larger than the paper's 50,000 is subsampled to 50,000 (recorded); with
+# --max-reference all (or N > REFERENCE_KEEP), FID uses moments streamed over every image and KID/PRDC a fixed
+# random REFERENCE_KEEP of them, so memory stays ~0.4 GB instead of ~37 GB for LSUN Bedrooms' 3M images.
+DEFAULT_MAX_REFERENCE = PAPER_N_SAMPLES
+REFERENCE_KEEP = PAPER_N_SAMPLES
+CUDA_BATCH_SIZE = 256  # default images per sampling / feature batch on a GPU (32 elsewhere)
+# The paper's figures for its absorbing model come from `ulib.paper.headline` (its abstract, which
+# quotes its tables). Precision and Recall are left out: we could not check them against the paper's text.
+PAPER_SOURCE = "Bond-Taylor et al. 2022 (abstract of arXiv:2111.12701)"
+SAMPLER = "random-order absorbing reverse process with even step skipping (ulib.train.prior.sample_images)"
+BATCH_SEEDS = ("batch i samples with seed s_i, s = torch.randint(2**62, (n_batches,), "
+               "generator=torch.Generator().manual_seed(seed))")
+SSIM_RECIPE = "Gaussian window 11 (sigma 1.5, shrunk to fit), K1 0.01, K2 0.03, [0, 1] scale, valid positions only"
+PSNR_RECIPE = "per image on the [0, 1] scale (capped at 100 dB), averaged over images"
+
+HELP = "FID/PRDC/KID/IS of samples, or rFID/PSNR/SSIM/LPIPS of the VQGAN (paper Tables 1, 2, 5)"
+DESCRIPTION = (
+    "Evaluate a run as the paper's tables do. Without --vqgan: sample N images (default 50,000, as in the paper) "
+    "and compute FID, Precision, Recall, Density, Coverage, KID and IS against the reference split on "
+    "InceptionV3 features (torch-fidelity, prdc). With --vqgan: reconstruction FID, PSNR, SSIM, LPIPS and "
+    "codebook usage on a split. Appends a record to RUN/evaluation.jsonl and rewrites RUN/evaluation.md. "
+    "Nothing is downloaded: the InceptionV3 file weights-inception-2015-12-05-6726825d.pth (and LPIPS's "
+    "vgg16-397923af.pth) come from --weights-dir, $ULIB_WEIGHTS_DIR or the torch hub cache; "
+    "--features random-inception needs no file (figures labelled as such, not comparable with the paper).")
+
+
+# ---- command line ------------------------------------------------------------------------------------
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = DESCRIPTION
+    p.add_argument("--run", "--run-dir", dest="run", required=True, metavar="DIR", help="the run to evaluate")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set prior.kind=autoregressive (repeatable)")
+    p.add_argument("--vqgan", action="store_true", help="reconstruction metrics of the VQGAN instead of samples")
+    p.add_argument("--samples", type=int, default=None, metavar="N",
+                   help=f"samples to draw (default {PAPER_N_SAMPLES:,}, the paper's); with --vqgan, images of "
+                        "the split to reconstruct (default all)")
+    p.add_argument("--steps", type=int, default=None, help="reverse steps (default: sample.steps, else T)")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="sampling temperature (default: sample.temperature; the paper's tables use 0.9)")
+    p.add_argument("--features", choices=("inception", "random-inception", "openmoji"), default="inception",
+                   help="standard InceptionV3 weights (default), a fixed-seed random InceptionV3 for machines "
+                        "without the weights file, or 'openmoji': the kit's own OpenMoji feature network, "
+                        "shipped with it (the offline metric for the built-in dataset); each labelled, never mixed")
+    p.add_argument("--reference", choices=("train", "val"), default=None,
+                   help="reference split (default: train for samples, as the paper; val for --vqgan)")
+    p.add_argument("--max-reference", type=_max_reference, default=None, metavar="N",
+                   help=f"use a fixed random subset of N reference images, or 'all' (default: the whole split, at "
+                        f"most {DEFAULT_MAX_REFERENCE:,}, the paper's; larger sets stream their FID statistics)")
+    p.add_argument("--weights-dir", default=None, metavar="DIR",
+                   help="folder holding weights-inception-2015-12-05-6726825d.pth and vgg16-397923af.pth "
+                        "(default: $ULIB_WEIGHTS_DIR, then the torch hub cache)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the samples (default 0)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help=f"images per sampling / feature batch (default 32; {CUDA_BATCH_SIZE} on a GPU)")
+    p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA weights")
+    p.add_argument("--prdc-k", type=int, default=PRDC_K,
+                   help=f"k of the PRDC nearest-neighbour balls (default {PRDC_K}, Naeem et al.; the official "
+                        f"script used {PAPER_PRDC_K})")
+    p.add_argument("--neighbours", type=int, default=0, metavar="N",
+                   help="also write RUN/nearest_neighbours.png: N samples and their nearest reference images "
+                        "by LPIPS (needs vgg16-397923af.pth, checked before sampling; default 0 = off)")
+    p.add_argument("--neighbours-k", type=int, default=10, metavar="K", help="neighbours per sample (default 10)")
+    p.add_argument("--device", default=None, help="'auto', 'cpu', 'cuda', ... (default: the run's device)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _max_reference(text: str):
+    return "all" if text == "all" else int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m ulib evaluate")
+    add_arguments(p)
+    return p
+
+
+def main(args) -> int:
+    from ulib.device import configure_matmul, resolve_device
+    from ulib.io.rundir import RunDir
+
+    run = RunDir(args.run)
+    if run.stored_config() is None:
+        raise FileNotFoundError(f"{run.config_file} does not exist; train the run first "
+                                f"(python -m ulib train-vqgan --run {run.path} --profile ...)")
+    cfg = run.resolve_config(None, args.overrides)
+    for name in ("samples", "batch_size", "max_reference", "prdc_k", "neighbours_k"):
+        v = getattr(args, name)
+        if v is not None and v != "all" and v < 1:
+            raise ValueError(f"--{name.replace('_', '-')}={v}; must be >= 1")
+    device = resolve_device(args.device or cfg.device)
+    configure_matmul(device)  # TF32 on CUDA
+    batch_size = args.batch_size or (CUDA_BATCH_SIZE if device.type == "cuda" else 32)
+    common = dict(features=args.features, weights_dir=args.weights_dir, batch_size=batch_size,
+                  use_ema=cfg.sample.use_ema and not args.no_ema, max_reference=args.max_reference, device=device,
+                  show_progress=not args.no_progress)
+    if args.vqgan:
+        record = evaluate_vqgan(run, cfg, n=args.samples, reference=args.reference or "val", **common)
+    else:
+        record = evaluate_samples(run, cfg, n=args.samples or PAPER_N_SAMPLES, steps=args.steps,
+                                  temperature=args.temperature, reference=args.reference or "train", seed=args.seed,
+                                  prdc_k=args.prdc_k, neighbours=args.neighbours, neighbours_k=args.neighbours_k,
+                                  **common)
+    jsonl, md = record_evaluation(run.path, record)
+    print(summary(record))
+    for note in record["notes"]:
+        print(f"note: {note}")
+    print(f"records: {jsonl}; table: {md}")
+    return 0
+
+
+# ---- the reference set -------------------------------------------------------------------------------
+def reference_indices(n_total: int, max_n: int | None) -> list[int]:
+    """All of range(n_total), or a fixed random subset of max_n (sorted), the same for every evaluation."""
+    import torch
+
+    if max_n is None or max_n >= n_total:
+        return list(range(n_total))
+    g = torch.Generator().manual_seed(REFERENCE_SUBSET_SEED)
+    return sorted(torch.randperm(n_total, generator=g)[:max_n].tolist())
+
+
+def _loader(cfg, split: str, indices: list[int], batch_size: int):
+    """Batches of (B, 3, H, W) images in [-1, 1] of `indices` of `split`, in order, without augmentation."""
+    from torch.utils.data import DataLoader, Subset
+
+    from ulib.data.datasets import build_dataset
+
+    ds = Subset(build_dataset(cfg.data, split, train_transforms=False), indices)
+    return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=cfg.vqgan_train.num_workers)
+
+
+def reference_features(run, cfg, inception, split: str, max_n, batch_size: int, show_progress: bool = True):
+    """(features (N, 2048) of the reference images, their description): `reference_set` without the moments."""
+    feats, key, _ = reference_set(run, cfg, inception, split, max_n, batch_size, show_progress)
+    return feats, key
+
+
+def reference_set(run, cfg, inception, split: str, max_n, batch_size: int, show_progress: bool = True):
+    """(features (N, 2048) of the reference images, their description, their streamed moments or None), from
+    RUN/eval_cache/ when its key (data fingerprint, split, subset, extractor) still matches, else computed and
+    cached. max_n: None (the whole split, at most DEFAULT_MAX_REFERENCE), 'all' or a number. Beyond
+    REFERENCE_KEEP images the features of a fixed random REFERENCE_KEEP are kept, with moments of them all."""
+    import torch
+
+    from ulib.io.checkpoint import load_checkpoint, save_checkpoint
+    from ulib.data.datasets import build_dataset, dataset_fingerprint
+    from ulib.eval.metrics import FeatureMoments, stream_features
+    from ulib.train.common import progress
+
+    n_total = len(build_dataset(cfg.data, split, train_transforms=False))
+    limit = {None: DEFAULT_MAX_REFERENCE, "all": None}.get(max_n, max_n)
+    indices = reference_indices(n_total, limit)
+    shown = f"default: at most {DEFAULT_MAX_REFERENCE}" if max_n is None else max_n  # recorded, not in the key
+    key = {"data_fingerprint": dataset_fingerprint(cfg.data), "split": split, "n": len(indices), "n_split": n_total,
+           "subset_seed": REFERENCE_SUBSET_SEED if len(indices) < n_total else None, "image_size": cfg.data.img_size,
+           "features": inception.features, "extractor": inception.key, "layer": inception.pool,
+           "kept": min(len(indices), REFERENCE_KEEP)}
+    path = run.path / "eval_cache" / f"reference_{inception.features}_{split}_{len(indices)}.pt"
+    if path.is_file():
+        try:
+            state = load_checkpoint(path)
+        except ValueError as e:
+            print(f"rebuilding {path}: {e}", file=sys.stderr)
+            state = {}
+        if state.get("key") == key:
+            moments = state.get("moments")
+            return state["features"], dict(key, limit=shown), moments and FeatureMoments.from_state_dict(moments)
+        if state:
+            changed = sorted(k for k in key if state.get("key", {}).get(k) != key[k])
+            print(f"reference features {path} are stale ({', '.join(changed)} changed); rebuilding", file=sys.stderr)
+    keep = None
+    if len(indices) > REFERENCE_KEEP:  # stream: moments of all, features of a fixed random REFERENCE_KEEP
+        keep = torch.zeros(len(indices), dtype=torch.bool)
+        keep[torch.randperm(len(indices), generator=torch.Generator().manual_seed(REFERENCE_SUBSET_SEED))[:REFERENCE_KEEP]] = True
+    with progress(len(indices), 0, f"reference features ({split})", show_progress) as bar:
+        feats, moments = stream_features(inception, _loader(cfg, split, indices, batch_size), keep, bar)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(path, {"key": key, "features": feats, "moments": moments and moments.state_dict()})
+    return feats, dict(key, limit=shown), moments
+
+
+# ---- the recipe --------------------------------------------------------------------------------------
+def _checkpoint_step(path: Path) -> int | None:
+    import torch
+
+    try:  # memory-mapped: reads the step without loading the weights a second time
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("step")
+    except Exception:
+        from ulib.io.checkpoint import load_checkpoint
+
+        return load_checkpoint(path).get("step")
+
+
+def _data_resize(cfg) -> str:
+    if cfg.data.dataset == "openmoji":
+        return f"OpenMoji rendered at {cfg.data.img_size}x{cfg.data.img_size} (ulib.data.datasets.render_openmoji)"
+    return (f"shorter side to {cfg.data.img_size} (PIL bicubic, antialiased), centre crop "
+            "(ulib.data.datasets.resize_center_crop)")
+
+
+def _paper_results(cfg, features: str) -> dict | None:
+    """The paper's figures when this run is on the paper's dataset and resolution, with standard features."""
+    from ulib.paper import headline
+    from ulib.profiles import get_profile
+
+    paper = headline(cfg.profile)
+    if features != "inception" or paper is None or cfg.data.img_size != 256:
+        return None
+    if cfg.data.dataset != get_profile(cfg.profile).data.dataset:
+        return None
+    return {**paper, "source": PAPER_SOURCE, "n_samples": PAPER_N_SAMPLES,
+            "temperature": 0.9, "prdc_k": PAPER_PRDC_K}
+
+
+def _common_record(kind: str, run, cfg, inception, ref_key: dict, device, use_ema: bool) -> dict:
+    from importlib.metadata import version
+
+    import torch
+
+    from ulib.eval.metrics import QUANTISE, RESIZE
+
+    return {
+        "kind": kind, "features": inception.features,
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "run": str(run.path), "profile": cfg.profile, "dataset": cfg.data.dataset, "data_path": cfg.data.path,
+        "data_fingerprint": ref_key["data_fingerprint"], "image_size": cfg.data.img_size,
+        "data_resize": _data_resize(cfg), "quantise": QUANTISE, "inception_resize": RESIZE,
+        "reference": ref_key["split"], "n_reference": ref_key["n"], "n_reference_split": ref_key["n_split"],
+        "reference_limit": ref_key.get("limit"),  # --max-reference as given (default: at most the paper's 50,000)
+        "reference_subset_seed": ref_key["subset_seed"],
+        "vqgan_checkpoint": str(run.vqgan_ckpt), "vqgan_step": _checkpoint_step(run.vqgan_ckpt), "ema": use_ema,
+        "extractor": inception.info, "device": str(device), "torch": torch.__version__,
+        "torch_fidelity": version("torch-fidelity"), "prdc": version("prdc"), "notes": [],
+    }
+
+
+def _load_lpips(weights_dir, device, notes: list, what: str):
+    from ulib.vq.perceptual import load_lpips
+
+    try:
+        return load_lpips(weights_dir, device)
+    except FileNotFoundError as e:
+        notes.append(f"{what} skipped: {e}")
+        return None
+
+
+# ---- samples (Tables 1, 2) ---------------------------------------------------------------------------
+def evaluate_samples(run, cfg, *, n: int = PAPER_N_SAMPLES, steps: int | None = None, temperature: float | None = None,
+                     features: str = "inception", reference: str = "train", weights_dir=None, seed: int = 0,
+                     batch_size: int = 32, use_ema: bool = True, prdc_k: int = PRDC_K, max_reference: int | None = None,
+                     neighbours: int = 0, neighbours_k: int = 10, device=None, show_progress: bool = True) -> dict:
+    """Sample n images from the run's prior in batches, straight into InceptionV3, and compare them with the
+    reference split: one record (see the module docstring)."""
+    import torch
+
+    from ulib.io.models import load_prior, load_vqgan
+    from ulib.device import sampling_dtype
+    from ulib.eval.metrics import extract_features, fid_against, fid_method, inception_score, kid, load_inception, prdc
+    from ulib.vq.perceptual import load_lpips
+    from ulib.train.prior import sample_images
+    from ulib.train.common import progress
+
+    t0 = time.perf_counter()
+    absorbing = cfg.prior.kind == "absorbing"
+    T = cfg.prior.total_steps
+    steps = (steps or cfg.sample.steps or T) if absorbing else None
+    temperature = temperature if temperature is not None else cfg.sample.temperature
+    if absorbing and not 1 <= steps <= T:
+        raise ValueError(f"--steps={steps}; allowed: 1..T={T}")
+    if temperature <= 0:
+        raise ValueError(f"--temperature={temperature}; must be > 0")
+    if n <= prdc_k:
+        raise ValueError(f"--samples={n}; PRDC with k={prdc_k} needs more than {prdc_k} samples")
+
+    inception = load_inception(features, weights_dir, device)  # first: a missing weights file stops us early
+    lp = load_lpips(weights_dir, device) if neighbours > 0 else None
+    real, ref_key, real_moments = reference_set(run, cfg, inception, reference, max_reference, batch_size,
+                                                     show_progress)
+    prior_path = run.prior_ckpt_for(cfg.prior.kind)
+    vqgan = load_vqgan(cfg, run.vqgan_ckpt, device, use_ema=use_ema)
+    net = load_prior(cfg, prior_path, device, use_ema=use_ema)
+
+    n_batches = math.ceil(n / batch_size)
+    seeds = torch.randint(2**62, (n_batches,), generator=torch.Generator().manual_seed(seed)).tolist()
+    kept: list[torch.Tensor] = []  # the first samples, for the nearest-neighbour grid
+
+    def batches():
+        for i, s in enumerate(seeds):
+            images, _ = sample_images(net, vqgan, cfg, min(batch_size, n - i * batch_size), device, seed=s,
+                                      steps=steps, temperature=temperature)
+            if sum(len(k) for k in kept) < neighbours:
+                kept.append(images.cpu())
+            yield images
+
+    with progress(n, 0, "samples -> features", show_progress) as bar:
+        fake = extract_features(inception, batches(), bar)
+
+    # PRDC compares equal-sized sets, as the official script did: the first n of a fixed shuffle of the reference
+    g = torch.Generator().manual_seed(REFERENCE_SUBSET_SEED)
+    real_prdc = real[torch.randperm(len(real), generator=g)[: len(fake[inception.pool])]]
+    record = _common_record("samples", run, cfg, inception, ref_key, device, use_ema)
+    record.update({
+        "prior_kind": cfg.prior.kind, "prior_checkpoint": str(prior_path), "prior_step": _checkpoint_step(prior_path),
+        "n_samples": n, "steps": steps, "total_steps": T, "temperature": temperature,
+        "sampler": SAMPLER if absorbing else "autoregressive, raster order", "seed": seed, "batch_size": batch_size,
+        "batch_seeds": BATCH_SEEDS,
+        "fid": fid_against(real, real_moments, fake[inception.pool]),
+        "fid_method": "streamed moments" if real_moments else fid_method(len(real), len(fake[inception.pool]), real.shape[1]),
+        "n_reference_features": len(real), "sampling_dtype": str(sampling_dtype(torch.device(device))),
+        **prdc(real_prdc, fake[inception.pool], k=prdc_k), "prdc_k": prdc_k, "prdc_n_real": len(real_prdc),
+        "prdc_n_fake": len(fake[inception.pool]),
+        **kid(real, fake[inception.pool]), **inception_score(fake[inception.logits]),
+        "paper": _paper_results(cfg, features),
+    })
+    if neighbours > 0:
+        record.update(_neighbours(run, cfg, torch.cat(kept)[:neighbours], reference, ref_key, neighbours_k, lp,
+                                  device, batch_size, show_progress))
+    record["wall_s"] = round(time.perf_counter() - t0, 2)
+    return record
+
+
+def _neighbours(run, cfg, queries, split, ref_key, k, lp, device, batch_size, show_progress) -> dict:
+    """Supplementary C: the k reference images nearest to each query by LPIPS, as RUN/nearest_neighbours.png."""
+    from ulib.eval.metrics import lpips_distance, nearest_neighbours, save_neighbours_grid
+    from ulib.train.common import progress
+
+    indices = reference_indices(ref_key["n_split"], ref_key["n"] if ref_key["subset_seed"] is not None else None)
+    with progress(len(indices), 0, "nearest neighbours (LPIPS)", show_progress) as bar:
+        nn = nearest_neighbours(queries.to(device), _loader(cfg, split, indices, batch_size),
+                                lambda x, y: lpips_distance(lp, x, y), k=k, progress=bar)
+    png = run.path / "nearest_neighbours.png"
+    save_neighbours_grid(queries, nn, png)
+    return {"neighbours_png": str(png), "neighbours_k": k, "neighbours_n": len(queries),
+            "neighbours_distance": "LPIPS-VGG (ulib.vq.perceptual.load_lpips)",
+            "neighbours_lpips_mean": float(nn.distances[:, 0].mean())}
+
+
+# ---- the VQGAN (Table 5) -----------------------------------------------------------------------------
+def evaluate_vqgan(run, cfg, *, n: int | None = None, features: str = "inception", reference: str = "val",
+                   weights_dir=None, batch_size: int = 32, use_ema: bool = True, max_reference: int | None = None,
+                   device=None, show_progress: bool = True) -> dict:
+    """Reconstruct n images of `reference` (default all of it): rFID (originals vs reconstructions), PSNR, SSIM,
+    LPIPS (skipped with a note without its weights) and codebook usage; one record."""
+    import torch
+
+    from ulib.io.models import load_vqgan
+    from ulib.eval.metrics import codebook_usage, fid_against, fid_method, load_inception, lpips_distance, psnr, ssim
+    from ulib.train.common import progress
+
+    t0 = time.perf_counter()
+    if n is not None and max_reference is not None and n != max_reference:
+        raise ValueError("with --vqgan, --samples is the number of images of the split; drop --max-reference")
+    n = n or max_reference
+    inception = load_inception(features, weights_dir, device)
+    real, ref_key, real_moments = reference_set(run, cfg, inception, reference, n, batch_size, show_progress)
+    vqgan = load_vqgan(cfg, run.vqgan_ckpt, device, use_ema=use_ema)
+    record = _common_record("vqgan", run, cfg, inception, ref_key, device, use_ema)
+    lp = _load_lpips(weights_dir, device, record["notes"], "LPIPS")
+    indices = reference_indices(ref_key["n_split"], ref_key["n"])  # the reference's own images
+    counts = torch.zeros(cfg.vqgan.codebook_size, dtype=torch.long)
+    per_image: dict[str, list] = {"psnr": [], "ssim": [], "lpips": []}
+    recon = []
+    with torch.no_grad(), progress(len(indices), 0, "reconstructions", show_progress) as bar:
+        for x in _loader(cfg, reference, indices, batch_size):
+            x = x.to(device)
+            tokens = vqgan.encode(x)  # (B, h, w)
+            x_hat = vqgan.decode(tokens).clamp(-1, 1)
+            counts += torch.bincount(tokens.flatten().cpu(), minlength=cfg.vqgan.codebook_size)
+            per_image["psnr"].append(psnr(x_hat, x).cpu())
+            per_image["ssim"].append(ssim(x_hat, x).cpu())
+            if lp is not None:
+                per_image["lpips"].append(lpips_distance(lp, x_hat, x).cpu())
+            recon.append(inception(x_hat)[inception.pool])
+            bar.update(x.shape[0])
+    means = {k: (float(torch.cat(v).mean()) if v else None) for k, v in per_image.items()}
+    record.update({
+        "n_images": len(indices), "batch_size": batch_size, "rfid": fid_against(real, real_moments, torch.cat(recon)),
+        "fid_method": "streamed moments" if real_moments else fid_method(len(real), len(real), real.shape[1]),
+        "psnr": means["psnr"], "ssim": means["ssim"], "lpips": means["lpips"],
+        "psnr_recipe": PSNR_RECIPE, "ssim_recipe": SSIM_RECIPE,
+        "lpips_net": "vgg" if lp is not None else None, **codebook_usage(counts),
+    })
+    record["wall_s"] = round(time.perf_counter() - t0, 2)
+    return record
+
+
+# ---- records and tables ------------------------------------------------------------------------------
+def read_records(path: str | Path) -> list[dict]:
+    path = Path(path)
+    if not path.is_file():
+        return []
+    out = []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}, line {i}: not a JSON record ({e}); fix or delete that line")
+    return out
+
+
+def check_same_features(records: list[dict]) -> str:
+    """The one feature set of `records`; ValueError when they differ (such figures are not comparable)."""
+    kinds = sorted({r.get("features") for r in records}, key=str)
+    if len(kinds) != 1 or kinds[0] is None:
+        raise ValueError(f"records computed on different (or unnamed) features {kinds} cannot be compared or "
+                         "merged: FID/PRDC on different feature spaces are not on one scale")
+    return kinds[0]
+
+
+def _f(v, fmt=".2f") -> str:
+    return "–" if v is None else format(v, fmt)
+
+
+SAMPLE_COLUMNS = ["time", "prior (step)", "EMA", "samples", "steps", "τ", "reference (n)", "seed", "FID",
+                  "Precision", "Recall", "Density", "Coverage", "k", "KID ×10³", "IS"]
+VQGAN_COLUMNS = ["time", "VQGAN (step)", "EMA", "split", "images", "rFID", "PSNR (dB)", "SSIM", "LPIPS",
+                 "codes used", "perplexity"]
+
+
+def markdown_table(records: list[dict]) -> str:
+    """One Markdown table of records of one kind on one feature set (ValueError otherwise), with the paper's
+    row where the records say the paper's figures apply."""
+    features = check_same_features(records)
+    kinds = {r["kind"] for r in records}
+    if len(kinds) != 1:
+        raise ValueError(f"one table holds one kind of record; got {sorted(kinds)}")
+    rows = []
+    if kinds == {"samples"}:
+        cols = SAMPLE_COLUMNS
+        for r in records:
+            rows.append([r["time"], f"{r['prior_kind']} ({r['prior_step']})", "yes" if r["ema"] else "no",
+                         str(r["n_samples"]), str(r["steps"] or "–"), f"{r['temperature']:g}",
+                         f"{r['reference']} ({r['n_reference']})", str(r["seed"]), _f(r["fid"]),
+                         _f(r["precision"]), _f(r["recall"]), _f(r["density"]), _f(r["coverage"]), str(r["prdc_k"]),
+                         _f(r["kid_mean"] * 1e3), _f(r["is_mean"])])
+        paper = next((r["paper"] for r in records if r.get("paper")), None)
+        if paper and features == "inception":
+            rows.append([f"paper: {paper['source']}", "absorbing", "yes", f"{paper['n_samples']}", "–",
+                         f"{paper['temperature']:g}", "train", "–", _f(paper.get("fid")), _f(paper.get("precision")),
+                         _f(paper.get("recall")), _f(paper.get("density")), _f(paper.get("coverage")),
+                         str(paper["prdc_k"]), "–", "–"])
+    else:
+        cols = VQGAN_COLUMNS
+        for r in records:
+            rows.append([r["time"], f"vqgan ({r['vqgan_step']})", "yes" if r["ema"] else "no", r["reference"],
+                         str(r["n_images"]), _f(r["rfid"]), _f(r["psnr"]), _f(r["ssim"], ".4f"),
+                         _f(r["lpips"], ".4f"), f"{r['codes_used']}/{r['codebook_size']}", _f(r["perplexity"], ".1f")])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def _title(kind: str, features: str) -> str:
+    what = ("Samples: FID and PRDC (paper Tables 1, 2)" if kind == "samples"
+            else "VQGAN reconstructions (paper Table 5)")
+    if features == "inception":
+        return f"## {what} — features: inception (standard InceptionV3 weights, torch-fidelity)"
+    if features == "openmoji":
+        return (f"## {what} — features: openmoji (the kit's OpenMoji feature network, ulib/assets/"
+                "openmoji_features.pt: its own scale, not comparable with the paper's Inception figures)")
+    return (f"## {what} — features: {features} (fixed-seed RANDOMLY INITIALISED InceptionV3: not comparable "
+            "with the paper or with standard-feature figures)")
+
+
+def render_markdown(records: list[dict], run_name: str = "") -> str:
+    out = [f"# Evaluations{' of ' + run_name if run_name else ''}", "",
+           "Rewritten from evaluation.jsonl (the full recipe of every row) by `python -m ulib evaluate`. "
+           "One table per kind of figure and feature set: figures on different features are never mixed.", ""]
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in records:
+        groups.setdefault((r["kind"], r["features"]), []).append(r)
+    for (kind, features), rs in sorted(groups.items(), key=lambda kv: (kv[0][0] != "samples", kv[0][1] != "inception")):
+        out += [_title(kind, features), "", markdown_table(rs), ""]
+        if kind == "samples" and any(r.get("paper") for r in rs):
+            out += [f"PRDC: the paper's figures were computed by the official calc_PRDC.py with k = {PAPER_PRDC_K}; "
+                    "precision and recall are not listed (not verified against the paper).", ""]
+    return "\n".join(out)
+
+
+def record_evaluation(run_path: str | Path, record: dict) -> tuple[Path, Path]:
+    """Append `record` to RUN/evaluation.jsonl and rewrite RUN/evaluation.md from all records."""
+    run_path = Path(run_path)
+    jsonl, md = run_path / "evaluation.jsonl", run_path / "evaluation.md"
+    with open(jsonl, "a") as f:
+        f.write(json.dumps(record) + "\n")
+    md.write_text(render_markdown(read_records(jsonl), run_path.name) + "\n")
+    return jsonl, md
+
+
+def summary(r: dict) -> str:
+    tag = f"[features: {r['features']}]"
+    if r["kind"] == "vqgan":
+        lp = "skipped" if r["lpips"] is None else f"{r['lpips']:.4f}"
+        return (f"{tag} VQGAN on {r['n_images']} {r['reference']} images: rFID {r['rfid']:.2f}, PSNR {r['psnr']:.2f} "
+                f"dB, SSIM {r['ssim']:.4f}, LPIPS {lp}, codes used {r['codes_used']}/{r['codebook_size']} "
+                f"(perplexity {r['perplexity']:.1f})")
+    return (f"{tag} {r['n_samples']} samples ({r['steps']} steps, temperature {r['temperature']:g}, seed {r['seed']}) "
+            f"vs {r['n_reference']} {r['reference']} images: FID {r['fid']:.2f}, precision {r['precision']:.3f}, "
+            f"recall {r['recall']:.3f}, density {r['density']:.3f}, coverage {r['coverage']:.3f} (k={r['prdc_k']}), "
+            f"KID {r['kid_mean']:.4f}, IS {r['is_mean']:.2f}")
+
+
+if __name__ == "__main__":  # `python -m ulib.eval.evaluate ...`, the same as `python -m ulib evaluate ...`
+    try:
+        sys.exit(main(build_parser().parse_args()))
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

