@@ -1,4 +1,4 @@
-# The README's two commands: `make demo` (the main job) and `make test` (the whole test suite).
+# The README's two commands: `make demo` (the main job) and `make test` (the linter, then the whole test suite).
 # Both create .venv if it is missing and install the project into it.
 PYTHON ?= python3
 VENV   := .venv
@@ -22,6 +22,7 @@ demo: $(STAMP)
 	$(BIN)/python -m ulib pipeline --profile demo --run $(RUN)
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 # The real-browser check of the widget playground (tests/test_browser.py): JupyterLab + headless Chromium.

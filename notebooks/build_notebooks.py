@@ -1641,7 +1641,7 @@ def nb13():
             """),
         code("""\
             from ulib import paper as PV
-            from ulib.io.models import load_vqgan
+            from ulib.io.models import load_run_vqgan
             from ulib.io.logs import MetricsLog
             from ulib.eval.quality import with_floor
 
@@ -1650,7 +1650,7 @@ def nb13():
             floor = meter.floor(n_images, draws=draws, seed=seed)
             recons = {"before the GAN phase": nbu.reconstruct(nbu.vqgan(s), real, s.device)}
             for name, child in children.items():
-                recons[name] = nbu.reconstruct(load_vqgan(configs[name], child.vqgan_ckpt, s.device), real, s.device)
+                recons[name] = nbu.reconstruct(load_run_vqgan(configs[name], child.vqgan_ckpt, s.device), real, s.device)
             paper = PV.TABLE5_RECON_FID["rows"]
             table = []
             for name, x in recons.items():

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from ulib.prior.autoregressive import ar_loss, nll_bits_per_token
-from ulib.sample.autoregressive import ARSampler, sample_ar
 from ulib.prior.transformer import Transformer
+from ulib.sample.autoregressive import ARSampler, sample_ar
 
 from helpers import AR_K, AR_L, ar_tokens, cached_logits, tiny_ar
 

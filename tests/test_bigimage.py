@@ -4,10 +4,16 @@ import math
 import pytest
 import torch
 
-from ulib.sample.canvas import (CanvasSampler, coverage, decode_canvas, mixture_with_temperature, sample_canvas,
-                           window_offsets)
-from ulib.sample.absorbing import AbsorbingSampler
 from ulib.prior.transformer import Transformer
+from ulib.sample.absorbing import AbsorbingSampler
+from ulib.sample.canvas import (
+    CanvasSampler,
+    coverage,
+    decode_canvas,
+    mixture_with_temperature,
+    sample_canvas,
+    window_offsets,
+)
 from ulib.vq.model import VQAutoEncoder
 
 K, MASK = 16, 16

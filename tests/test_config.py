@@ -1,12 +1,13 @@
 """Typed configs, profiles, overrides, and the project's install files agreeing with each other."""
 import re
-import tomllib
 
 import pytest
+import tomllib
 
-from helpers import ROOT
 from ulib.config import Config
 from ulib.profiles import PROFILES, get_profile
+
+from helpers import ROOT
 
 
 def test_every_profile_builds_and_validates():
@@ -108,8 +109,8 @@ def test_a_run_made_before_its_profile_changed_says_so(tmp_path):
     import warnings
 
     from ulib.config import apply_overrides
-    from ulib.profiles import get_profile
     from ulib.io.rundir import RunDir, sample_settings_drift
+    from ulib.profiles import get_profile
 
     run = RunDir(tmp_path / "run")
     current = get_profile("demo")

@@ -13,9 +13,20 @@ from PIL import Image
 
 import ulib.data.datasets as data
 from ulib.config import DataConfig
-from ulib.data.datasets import (ArrayImageDataset, BadImagesError, ImageFolderDataset, LSUNDataset, build_dataset,
-                       check_image_files, dataset_fingerprint, load_openmoji, render_openmoji, skipped_files,
-                       split_indices, tensor_to_uint8)
+from ulib.data.datasets import (
+    ArrayImageDataset,
+    BadImagesError,
+    ImageFolderDataset,
+    LSUNDataset,
+    build_dataset,
+    check_image_files,
+    dataset_fingerprint,
+    load_openmoji,
+    render_openmoji,
+    skipped_files,
+    split_indices,
+    tensor_to_uint8,
+)
 
 
 # ---- OpenMoji ---------------------------------------------------------------------------------------

@@ -5,10 +5,9 @@ import math
 import pytest
 import torch
 
-from ulib.sample.api import (DECODING_METHODS, ConfidenceSampler, confidence_schedule, decode_tokens,
-                           remask_times)
-from ulib.sample.absorbing import AbsorbingSampler, time_schedule
 from ulib.prior.transformer import Transformer
+from ulib.sample.absorbing import AbsorbingSampler, time_schedule
+from ulib.sample.api import DECODING_METHODS, ConfidenceSampler, confidence_schedule, decode_tokens, remask_times
 
 
 def gen(seed):

@@ -6,13 +6,13 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import CACHE, run_cli
-
+from ulib.data.datasets import load_openmoji
 from ulib.eval import compare as C
 from ulib.eval import features as EF
 from ulib.eval import metric_checks as MC
 from ulib.eval import metrics as M
-from ulib.data.datasets import load_openmoji
+
+from helpers import CACHE, run_cli
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,12 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import CACHE, run_cli, vgg16_features_file
 import ulib.eval.evaluate as E
 from ulib.eval.metrics import INCEPTION_FILE, random_inception_state_dict
-from ulib.profiles import get_profile
 from ulib.io.rundir import RunDir
+from ulib.profiles import get_profile
+
+from helpers import CACHE, run_cli, vgg16_features_file
 
 
 def evaluate_cli(*args, env=None):

@@ -8,8 +8,9 @@ from ulib.sample.autoregressive import sample_ar
 from ulib.sample.cpu_step import CachedForward, DecodeWeights
 from ulib.sample.split_linear import SplitLinear, split_applies
 
-from helpers import AR_L as L, cached_logits, tiny_ar
+from helpers import AR_L as L
 from helpers import ar_tokens as tokens
+from helpers import cached_logits, tiny_ar
 
 
 @pytest.fixture(params=[1, 2, 3], ids=lambda n: f"{n}threads")

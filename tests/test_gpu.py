@@ -2,11 +2,13 @@
 import pytest
 import torch
 
-from helpers import TINY
-from ulib.io.checkpoint import load_checkpoint
 from ulib.device import amp_dtype, resolve_device
-from ulib.profiles import get_profile
+from ulib.io.checkpoint import load_checkpoint
 from ulib.io.rundir import RunDir
+from ulib.profiles import get_profile
+
+from helpers import TINY
+
 
 @pytest.mark.gpu
 def test_amp_training_on_cuda(tmp_path):

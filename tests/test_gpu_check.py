@@ -1,4 +1,5 @@
-"""`make gpu-check` / `python -m ulib gpu-check`: the --tiny run on the CPU exercises every phase and writes the JSON."""
+"""`make gpu-check` / `python -m ulib gpu-check`: the --tiny run on the CPU exercises every phase and writes the
+JSON."""
 import json
 import re
 

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from ulib.sample.inpaint import inpaint, latent_mask, start_time
 from ulib.prior.transformer import Transformer
+from ulib.sample.inpaint import inpaint, latent_mask, start_time
 from ulib.vq.model import VQAutoEncoder
 
 K, MASK, T = 16, 16, 20

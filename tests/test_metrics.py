@@ -4,12 +4,12 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn as nn
 from PIL import Image
 
 import ulib.eval.metrics as M
+from ulib.vq.perceptual import load_lpips
+
 from helpers import vgg16_features_file
-from ulib.vq.perceptual import VGG16_FILE, load_lpips
 
 
 @pytest.fixture(autouse=True)

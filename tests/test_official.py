@@ -18,8 +18,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ulib.official import (PAPER_SAMPLER_HPARAMS, PAPER_VQGAN_HPARAMS, build_sampler, build_vqgan, load_sampler,
-                           load_vqgan, to_official_state_dict)
+from ulib.official import (
+    PAPER_SAMPLER_HPARAMS,
+    PAPER_VQGAN_HPARAMS,
+    build_sampler,
+    build_vqgan,
+    load_sampler,
+    load_vqgan,
+    to_official_state_dict,
+)
 from ulib.prior.transformer import Transformer
 from ulib.vq.model import VQAutoEncoder
 
@@ -135,7 +142,8 @@ def official_vqgan_shapes(hp):
     shapes = blocks("ae.encoder", enc)
     shapes["ae.quantize.embedding.weight"] = (hp["codebook_size"], hp["emb_dim"])
     shapes.update(blocks("ae.generator", gen))
-    shapes.update({**conv("ae.generator.logsigma.0", ch, ch, 3), **conv("ae.generator.logsigma.2", ch, hp["n_channels"], 1)})
+    shapes.update({**conv("ae.generator.logsigma.0", ch, ch, 3),
+                   **conv("ae.generator.logsigma.2", ch, hp["n_channels"], 1)})
     return shapes
 
 

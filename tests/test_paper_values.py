@@ -19,7 +19,8 @@ def test_tables_1_2_and_4_rows():
                            "density": 1.20, "coverage": 0.80}
     assert P.table1_2_rows(1.0)[0]["fid"] == 5.58 and P.table1_2_rows(0.5) == []
     t4 = {(r["dataset"], r["model"]): r for r in P.table4_rows()}
-    assert t4[("Churches", "absorbing")]["nll_bits_per_token"] < t4[("Churches", "autoregressive")]["nll_bits_per_token"]
+    assert (t4[("Churches", "absorbing")]["nll_bits_per_token"]
+            < t4[("Churches", "autoregressive")]["nll_bits_per_token"])
     assert P.TABLE5_RECON_FID["rows"]["both"] == (2.70, 3.12)
     assert P.TABLE2_FID["rows"][("Churches", 1.0)] == P.TABLE3_STEPS["fid"]["Churches"][-1], \
         "Table 2 at t = 1.0 is Table 3 at 256 steps (Churches)"

@@ -10,11 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import ROOT, TINY, run_cli
 from ulib.io.checkpoint import load_checkpoint
 from ulib.io.logs import MetricsLog
-from ulib.profiles import get_profile
 from ulib.io.rundir import RunDir
+from ulib.profiles import get_profile
+
+from helpers import ROOT, TINY, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -252,14 +253,14 @@ def test_latent_cache_notices_stale_inputs(trained_run, tmp_path, monkeypatch):
 
 
 def test_codebook_mismatch_is_a_clear_error(trained_run):
-    from ulib.io.models import load_vqgan
+    from ulib.io.models import load_run_vqgan
 
     cfg = get_profile("smoke", TINY + ["vqgan.codebook_size=64"])
     with pytest.raises(ValueError, match="codebook_size=32"):
-        load_vqgan(cfg, trained_run / "vqgan.pt", "cpu")
+        load_run_vqgan(cfg, trained_run / "vqgan.pt", "cpu")
     cfg = get_profile("smoke", TINY + ["vqgan.emb_dim=8"])
     with pytest.raises(ValueError, match=r"quantize.embedding.weight: checkpoint \(32, 16\) vs model \(32, 8\)"):
-        load_vqgan(cfg, trained_run / "vqgan.pt", "cpu")
+        load_run_vqgan(cfg, trained_run / "vqgan.pt", "cpu")
 
 
 # ---- distributed ---------------------------------------------------------------------------------
@@ -347,7 +348,8 @@ def test_autoregressive_baseline_trains_samples_and_reports_nll(trained_run, tmp
     shutil.copytree(trained_run, run)
     r = run_cli("train-prior", "--run", str(run), "--no-progress", "--set", "prior.kind=autoregressive")
     assert r.returncode == 0, r.stderr
-    assert (run / "prior_ar.pt").exists() and json.loads((run / "config.json").read_text())["prior"]["kind"] == "absorbing"
+    assert (run / "prior_ar.pt").exists() and json.loads((run / "config.json").read_text())["prior"]["kind"] == (
+        "absorbing")
     rows = MetricsLog.read(run / "metrics_prior_ar.csv")
     assert rows[-1]["nll_bpt"] is not None and rows[-1]["val_nll_bpt"] is not None
     r = run_cli("sample", "--run", str(run), "--n", "2", "--top-k", "5", "--set", "prior.kind=autoregressive",

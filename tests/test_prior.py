@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from ulib.prior.absorbing import AbsorbingDiffusion
-from ulib.sample.absorbing import AbsorbingSampler, time_schedule
 from ulib.prior.transformer import Transformer
+from ulib.sample.absorbing import AbsorbingSampler, time_schedule
 
 
 def tiny_transformer(K=16, L=12, causal=False):

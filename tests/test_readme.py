@@ -1,9 +1,9 @@
 """The README tells the truth about the project: its layout lists everything, its demo numbers are the profile's."""
 import re
 
-from helpers import ROOT
-
 from ulib.profiles import get_profile
+
+from helpers import ROOT
 
 
 def layout_section(readme: str) -> str:

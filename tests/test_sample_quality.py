@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import CACHE
-
+from ulib.data.datasets import load_openmoji
 from ulib.eval import metric_checks as MC
 from ulib.eval import metrics as M
-from ulib.data.datasets import load_openmoji
 from ulib.eval.quality import QualityMeter, extract, paired_difference, with_floor
+
+from helpers import CACHE
 
 
 class StubSpace:
@@ -34,7 +34,8 @@ def stub_images(categories, seed=0):
 def test_paired_difference_hand_case():
     r = paired_difference([1, 2, 3], [0, 0, 1])  # differences 1, 2, 2: mean 5/3, sd sqrt(1/3)
     assert r["n"] == 3 and r["mean_difference"] == pytest.approx(5 / 3)
-    assert r["se"] == pytest.approx(math.sqrt(1 / 3) / math.sqrt(3)) and r["mean_a"] == 2 and r["mean_b"] == pytest.approx(1 / 3)
+    assert r["se"] == pytest.approx(math.sqrt(1 / 3) / math.sqrt(3)) and r["mean_a"] == 2 and (
+        r["mean_b"] == pytest.approx(1 / 3))
     with pytest.raises(ValueError, match="same items"):
         paired_difference([1, 2, 3], [1, 2])
 
@@ -50,7 +51,8 @@ def test_category_bias_hand_case():
     assert one["top_category_share"] == 0.0  # all in category 2, none in the reference's top (0)
     half = meter.score(stub_images([0, 1] * 10, seed=3), draws=0)  # two of four: entropy 1, KL 1
     assert half["top_category_share"] == 0.5
-    assert half["category_entropy_bits"] == pytest.approx(1.0) and half["category_kl_bits"] == pytest.approx(1.0, abs=1e-4)
+    assert half["category_entropy_bits"] == pytest.approx(1.0) and half["category_kl_bits"] == pytest.approx(
+        1.0, abs=1e-4)
     same = meter.score(ref, draws=0)
     assert same["fid"] == pytest.approx(0.0, abs=1e-3) and same["category_kl_bits"] == pytest.approx(0.0, abs=1e-6)
     assert "fid_std" not in same and same["bootstrap_draws"] == 0
@@ -105,7 +107,8 @@ def test_within_noise_hand_cases():
     assert within_noise({"fid": 19.9, "fid_std": 4.0}, base)  # 9.9 <= 2 * 5
     assert not within_noise({"fid": 20.1, "fid_std": 4.0}, base)
     assert within_noise({"fid": 5.0, "fid_std": 0.0}, base), "better is always within"
-    assert within_noise({"fid": 12.0, "fid_std": 4.0}, base, z=0.5) and not within_noise({"fid": 13.0, "fid_std": 4.0}, base, z=0.5)
+    assert within_noise({"fid": 12.0, "fid_std": 4.0}, base, z=0.5) and not within_noise(
+        {"fid": 13.0, "fid_std": 4.0}, base, z=0.5)
 
 
 def test_difference_shares_the_reference_resamples():

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from ulib.prior.transformer import Transformer
+from ulib.sample.api import decode_tokens
 from ulib.sample.autoregressive import sample_ar
 from ulib.sample.canvas import sample_canvas
-from ulib.sample.api import decode_tokens
-from ulib.prior.transformer import Transformer
 
 FILE = Path(__file__).parent / "data" / "sampled_tokens.json"
 K, SIDE, T = 16, 4, 8  # codebook, grid side (L = 16 tokens), diffusion steps
@@ -69,5 +69,6 @@ def test_sampled_tokens_are_those_recorded():
     assert got["ar_cached"] == got["ar_uncached"], "the AR cache must not change what is sampled"
     inpainted = torch.tensor(got["inpaint_random_8"])
     kept = torch.arange(SIDE * SIDE).remainder(K)
-    assert torch.equal(inpainted[:, :4], kept[:4].repeat(2, 1)) and torch.equal(inpainted[:, 12:], kept[12:].repeat(2, 1))
+    assert torch.equal(inpainted[:, :4], kept[:4].repeat(2, 1)) and torch.equal(
+        inpainted[:, 12:], kept[12:].repeat(2, 1))
     assert all(0 <= t < K for row in got["random_8"] for t in row), "no mask token left"

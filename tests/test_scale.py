@@ -3,19 +3,19 @@ reference statistics, resume across devices, no float64 on MPS, global batch wit
 synchronisation, bf16 without emulation, fp32 where fp16 overflows, sampling precision, host syncs per step,
 coalesced gradient all-reduce."""
 import shutil
-import warnings
 
 import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
 
-from helpers import TINY
 from ulib import device as D
-from ulib.train import distributed as dist_utils
 from ulib.io.checkpoint import load_checkpoint
-from ulib.profiles import get_profile
 from ulib.io.rundir import RunDir
+from ulib.profiles import get_profile
+from ulib.train import distributed as dist_utils
+
+from helpers import TINY
 
 
 def _cfg(extra=()):
@@ -89,7 +89,7 @@ def test_streamed_moments_equal_the_batch_formulas():
 
 
 def test_fid_from_moments_equals_fid_on_the_features():
-    from ulib.eval.metrics import FeatureMoments, fid, fid_against, fid_method, fid_from_moments
+    from ulib.eval.metrics import FeatureMoments, fid, fid_against, fid_from_moments, fid_method
 
     g = torch.Generator().manual_seed(1)
     real, fake = torch.randn(300, 16, generator=g), torch.randn(200, 16, generator=g) * 1.3 + 0.2
@@ -210,10 +210,10 @@ def test_mps_paths_create_no_float64(monkeypatch):
     """With exact_float answering as on MPS, the samplers, schedules and metrics make no float64 tensor."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    from ulib.sample import api as decoding
-    from ulib.train import distributed
     from ulib.eval import metrics
     from ulib.sample import absorbing as sampling
+    from ulib.sample import api as decoding
+    from ulib.train import distributed
 
     for mod in (decoding, distributed, metrics, sampling):
         monkeypatch.setattr(mod, "exact_float", lambda device: torch.float32)
@@ -336,7 +336,8 @@ def test_every_bench_timing_goes_through_synchronize(monkeypatch):
     real = bench._timed
     monkeypatch.setattr(bench, "_timed", lambda fn, device, repeat=1: timed.append(repeat) or real(fn, device, repeat))
     monkeypatch.setattr(bench, "synchronize", lambda device: synced.append(device))
-    bench.run(replace(bench.QUICK, only=("forward", "training", "bigimage")), torch.device("cpu"), progress=lambda m: None)
+    bench.run(replace(bench.QUICK, only=("forward", "training", "bigimage")), torch.device("cpu"),
+              progress=lambda m: None)
     assert timed and len(synced) >= 2 * sum(timed)
 
 
@@ -351,17 +352,18 @@ def test_amp_asks_for_native_bf16(monkeypatch):
     assert D.amp_dtype(torch.device("cuda"), True) == torch.bfloat16
     assert D.sampling_dtype(torch.device("cuda")) == torch.bfloat16
     assert D.sampling_dtype(torch.device("cuda"), "fp32") is None
-    assert D.sampling_dtype(torch.device("cpu")) is None and D.sampling_dtype(torch.device("cpu"), "bf16") == torch.bfloat16
+    assert D.sampling_dtype(torch.device("cpu")) is None and D.sampling_dtype(
+        torch.device("cpu"), "bf16") == torch.bfloat16
     with pytest.raises(ValueError, match="precision='fp16'; allowed: auto, fp32, bf16"):
         D.sampling_dtype(torch.device("cpu"), "fp16")
 
 
 def test_decoder_runs_in_fp32_under_fp16():
-    from ulib.io.models import build_vqgan
+    from ulib.io.models import vqgan_from_config
     from ulib.train.vqgan import autoencode
 
     assert D.decoder_dtype(torch.float16) is None and D.decoder_dtype(torch.bfloat16) == torch.bfloat16
-    ae = build_vqgan(_cfg())
+    ae = vqgan_from_config(_cfg())
     x = torch.rand(2, 3, 16, 16) * 2 - 1
     cpu = torch.device("cpu")
     try:
@@ -402,16 +404,18 @@ def test_tf32_only_on_cuda(monkeypatch):
 
 def test_sampling_runs_the_prior_under_the_chosen_autocast(monkeypatch):
     from ulib.app import commands
-    from ulib.sample.models import SamplingModels
     from ulib.prior.transformer import Transformer
+    from ulib.sample.models import SamplingModels
     from ulib.vq.model import VQAutoEncoder
 
     seen = []
     prior = Transformer(8, 16, 16, 2, 1).eval()
     real = prior.features
     monkeypatch.setattr(prior, "features", lambda x: seen.append(torch.get_autocast_dtype("cpu") if
-                                                                   torch.is_autocast_enabled("cpu") else None) or real(x))
-    vq = VQAutoEncoder(16, nf=16, ch_mult=(1, 2, 2), codebook_size=8, emb_dim=4, norm_groups=4, attn_resolutions=()).eval()
+                                                                   torch.is_autocast_enabled("cpu") else None)
+                                                  or real(x))
+    vq = VQAutoEncoder(16, nf=16, ch_mult=(1, 2, 2), codebook_size=8, emb_dim=4, norm_groups=4,
+                       attn_resolutions=()).eval()
     m = SamplingModels(vq, prior, "absorbing", 4, 8, (4, 4), 4, 1.0, 2, "test")
     for precision, want in (("bf16", torch.bfloat16), ("fp32", None), ("auto", None)):
         seen.clear()

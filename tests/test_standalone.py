@@ -3,7 +3,8 @@
 Users clone the repository and nothing else, so no tracked file may name a folder beside it (such as the
 developers' reference folder one level up), the folder that holds this checkout, or an absolute path of one
 particular machine. This file holds no such path either: its hand cases are built at run time from parts
-and temporary folders, so it is scanned like every other file. Real system paths (the Chromium binary, /dev/null) are allowed. `.ci/run` goes further and runs the
+and temporary folders, so it is scanned like every other file. Real system paths (the Chromium binary,
+/dev/null) are allowed. `.ci/run` goes further and runs the
 whole suite in a fresh clone with nothing beside it.
 """
 from __future__ import annotations

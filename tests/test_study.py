@@ -4,12 +4,13 @@ import shutil
 import pytest
 import torch
 
-from helpers import TINY
 from ulib.app import notebook as nbu
 from ulib.io.checkpoint import load_checkpoint
 from ulib.io.logs import MetricsLog
-from ulib.profiles import get_profile
 from ulib.io.rundir import RunDir
+from ulib.profiles import get_profile
+
+from helpers import TINY
 
 
 def test_study_profile_is_the_demo_with_longer_validated_prior_training():
@@ -95,7 +96,8 @@ def test_vqgan_variants_of_table5():
     v = nbu.vqgan_variant_configs(cfg, gan_steps=4)
     assert list(v) == ["default", "lambda_max=1", "DiffAug", "both", "no GAN"]
     settings = {k: (c.vqgan.disc_weight_max, c.vqgan.diff_aug) for k, c in v.items() if k != "no GAN"}
-    assert settings == {"default": (1e4, False), "lambda_max=1": (1.0, False), "DiffAug": (1e4, True), "both": (1.0, True)}
+    assert settings == {"default": (1e4, False), "lambda_max=1": (1.0, False), "DiffAug": (1e4, True),
+                        "both": (1.0, True)}
     for name, c in v.items():
         assert c.vqgan_train.steps == cfg.vqgan_train.steps + 4
         gan_on = c.vqgan.disc_start_step < c.vqgan_train.steps
@@ -138,9 +140,9 @@ def test_train_child_vqgan_continues_the_parents_checkpoint(vqgan_run, tmp_path)
 
 
 def test_reconstruct_returns_uint8_images(vqgan_run):
-    from ulib.io.models import load_vqgan
+    from ulib.io.models import load_run_vqgan
 
-    vq = load_vqgan(get_profile("smoke", TINY), vqgan_run.vqgan_ckpt, "cpu")
+    vq = load_run_vqgan(get_profile("smoke", TINY), vqgan_run.vqgan_ckpt, "cpu")
     x = torch.randint(0, 256, (5, 3, 16, 16), dtype=torch.uint8)
     r = nbu.reconstruct(vq, x, "cpu", batch_size=2)
     assert r.dtype == torch.uint8 and r.shape == x.shape

@@ -4,7 +4,7 @@ import torch
 
 from ulib.config import VQGANConfig
 from ulib.vq.discriminator import PatchDiscriminator
-from ulib.vq.model import AttnBlock, Downsample, ResBlock, Upsample, VQAutoEncoder, VectorQuantizer
+from ulib.vq.model import AttnBlock, Downsample, ResBlock, Upsample, VectorQuantizer, VQAutoEncoder
 
 SMALL = dict(nf=32, ch_mult=(1, 2), res_blocks=1, attn_resolutions=(8,), codebook_size=16, emb_dim=8)
 

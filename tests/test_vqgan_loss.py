@@ -7,9 +7,9 @@ import torch
 from ulib.config import VQGANConfig
 from ulib.vq.diffaug import diff_augment, translate
 from ulib.vq.discriminator import PatchDiscriminator, hinge_d_loss
-from ulib.vq.perceptual import VGG16_FILE, load_lpips
-from ulib.vq.model import VQAutoEncoder
 from ulib.vq.loss import VQGANLoss, adaptive_weight
+from ulib.vq.model import VQAutoEncoder
+from ulib.vq.perceptual import VGG16_FILE, load_lpips
 
 
 # ---- Eq. 9c ------------------------------------------------------------------------------------------------

@@ -267,7 +267,8 @@ def apply_overrides(cfg: Config, overrides: list[str] | dict) -> Config:
             hint = hints[part]
             if i == len(parts) - 1:
                 if dataclasses.is_dataclass(hint):
-                    raise ValueError(f"config key {dotted!r} is a section; set one of its fields, e.g. {dotted}.{fields(hint)[0].name}=...")
+                    raise ValueError(f"config key {dotted!r} is a section; set one of its fields, "
+                                     f"e.g. {dotted}.{fields(hint)[0].name}=...")
                 node[part] = _convert(value, hint, dotted)
             else:
                 if not dataclasses.is_dataclass(hint):

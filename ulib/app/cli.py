@@ -10,9 +10,27 @@ import argparse
 import sys
 from pathlib import Path
 
-from ulib.eval import compare
-from ulib.eval import evaluate
+from ulib.app.commands import parse_canvas, run_inpaint, run_sample
+from ulib.app.gpu_check import add_arguments as gpu_check_arguments
+from ulib.app.gpu_check import main as gpu_check_main
+from ulib.app.pipeline import run_pipeline
+from ulib.app.reproduce import add_arguments as reproduce_arguments
+from ulib.app.reproduce import main as reproduce_main
+from ulib.config import apply_overrides
+from ulib.device import configure_matmul, resolve_device
+from ulib.eval import compare, evaluate
+from ulib.eval.bench import main as bench_main
+from ulib.eval.features import FeatureRecipe, save_feature_net, train_feature_net
+from ulib.io.models import load_run_prior
+from ulib.io.rundir import RunDir
+from ulib.prior.absorbing import AbsorbingDiffusion
+from ulib.prior.likelihood import absorbing_elbo, ar_nll
 from ulib.profiles import PROFILES
+from ulib.sample.models import from_official, from_run
+from ulib.train.common import AlreadyTrained
+from ulib.train.latents import load_latents
+from ulib.train.prior import train_prior
+from ulib.train.vqgan import train_vqgan
 
 EPILOG = """examples:
   python -m ulib pipeline --profile demo --run runs/demo
@@ -29,7 +47,8 @@ config keys for --set: data.*, vqgan.*, vqgan_train.*, prior.*, prior_train.*, s
 
 def _common(p: argparse.ArgumentParser, data: bool = False, run_required: bool = True) -> None:
     p.add_argument("--run", "--run-dir", dest="run", required=run_required, metavar="DIR",
-                   help="run directory holding this run's config, checkpoints, latents, logs and pictures (--run-dir is the same; use it under torchrun, whose own options make --run ambiguous)")
+                   help="run directory holding this run's config, checkpoints, latents, logs and pictures "
+                        "(--run-dir is the same; use it under torchrun, whose own options make --run ambiguous)")
     p.add_argument("--profile", choices=sorted(PROFILES), default=None,
                    help="named profile for a new run (default: the run's stored config, else 'demo')")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -109,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "them with the absorbing prior and decode. Writes input | masked | result.")
     _common(p, run_required=False)
     _sampling(p)
-    p.add_argument("--image", required=True, metavar="FILE", help="the image to edit (resized/cropped to the model's size)")
+    p.add_argument("--image", required=True, metavar="FILE",
+                   help="the image to edit (resized/cropped to the model's size)")
     p.add_argument("--mask", required=True, metavar="FILE", help="a mask image: white (> 50%% grey) = regenerate")
     p.add_argument("--dilate", type=int, default=0, help="grow the latent mask by this many cells (default 0)")
     p.add_argument("--paste-back", action="store_true", help="keep the original pixels outside the mask")
@@ -148,7 +168,6 @@ def build_parser() -> argparse.ArgumentParser:
                                    "evaluation features, on synthetic 256x256 images at the paper's model sizes; "
                                    "prints images/s, tokens/s, samples/s and peak memory per phase as JSON "
                                    "(about 5 minutes on one H200). --tiny: smoke sizes, for CPUs and tests.")
-    from ulib.app.gpu_check import add_arguments as gpu_check_arguments
 
     gpu_check_arguments(p)
 
@@ -174,15 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Execute notebooks/NN_*.ipynb in order with papermill into RUN/notebooks/ "
                                    "(parameters injected), skip finished ones, and write RUN/results/ "
                                    "(tables as CSV + Markdown beside the paper's values, figures as PNG).")
-    from ulib.app.reproduce import add_arguments as reproduce_arguments
 
     reproduce_arguments(p)
     return parser
 
 
 def _config(args):
-    from ulib.io.rundir import RunDir
-
     run = RunDir(args.run)
     overrides = list(args.overrides)
     if getattr(args, "data", None):
@@ -194,8 +210,6 @@ def _config(args):
 
 
 def cmd_train_vqgan(args) -> int:
-    from ulib.train.vqgan import train_vqgan
-
     run, cfg = _config(args)
     path = train_vqgan(run, cfg, resume=args.resume, force=args.force, stop_at=args.stop_at,
                        show_progress=not args.no_progress)
@@ -204,9 +218,6 @@ def cmd_train_vqgan(args) -> int:
 
 
 def cmd_encode(args) -> int:
-    from ulib.device import resolve_device
-    from ulib.train.latents import load_latents
-
     run, cfg = _config(args)
     cache = load_latents(cfg, run.vqgan_ckpt, run.latents, resolve_device(cfg.device),
                          rebuild="force" if args.force else "auto")
@@ -216,8 +227,6 @@ def cmd_encode(args) -> int:
 
 
 def cmd_train_prior(args) -> int:
-    from ulib.train.prior import train_prior
-
     run, cfg = _config(args)
     path = train_prior(run, cfg, resume=args.resume, force=args.force, stop_at=args.stop_at,
                        show_progress=not args.no_progress)
@@ -227,8 +236,6 @@ def cmd_train_prior(args) -> int:
 
 def _sampling_models(args):
     """(SamplingModels, device, output folder) from --run or from the --official-* files."""
-    from ulib.device import configure_matmul, resolve_device
-    from ulib.sample.models import from_official, from_run
 
     if args.official_vqgan or args.official_sampler:
         if not (args.official_vqgan and args.official_sampler):
@@ -246,8 +253,6 @@ def _sampling_models(args):
 
 
 def cmd_sample(args) -> int:
-    from ulib.app.commands import parse_canvas, run_sample
-
     m, device, folder = _sampling_models(args)
     print(run_sample(m, Path(args.png) if args.png else folder / "samples.png",
                      n=args.n if args.n is not None else m.default_n,
@@ -260,8 +265,6 @@ def cmd_sample(args) -> int:
 
 
 def cmd_inpaint(args) -> int:
-    from ulib.app.commands import run_inpaint
-
     m, device, folder = _sampling_models(args)
     print(run_inpaint(m, args.image, args.mask, Path(args.png) if args.png else folder / "inpainted.png",
                       steps=args.steps if args.steps is not None else m.default_steps,
@@ -275,12 +278,6 @@ def cmd_elbo(args) -> int:
 
     import torch
 
-    from ulib.prior.absorbing import AbsorbingDiffusion
-    from ulib.config import apply_overrides
-    from ulib.device import resolve_device
-    from ulib.train.latents import load_latents
-    from ulib.prior.likelihood import absorbing_elbo, ar_nll
-    from ulib.io.models import load_prior
 
     run, cfg = _config(args)
     device = resolve_device(cfg.device)
@@ -293,7 +290,7 @@ def cmd_elbo(args) -> int:
     records = []
     for kind in kinds:
         kcfg = apply_overrides(cfg, {"prior.kind": kind})
-        net = load_prior(kcfg, run.prior_ckpt_for(kind), device, use_ema=not args.no_ema)
+        net = load_run_prior(kcfg, run.prior_ckpt_for(kind), device, use_ema=not args.no_ema)
         if kind == "autoregressive":
             est, what = ar_nll(net, val, args.batch_size), "exact NLL (autoregressive)"
         else:
@@ -306,32 +303,25 @@ def cmd_elbo(args) -> int:
         records.append({"kind": kind, "estimate": what, "bits_per_token": est.bits_per_token, "stderr": est.stderr,
                         "n_items": est.n_items, "n_passes": est.n_passes, "ema": not args.no_ema, "seed": args.seed})
         se = f" ± {est.stderr:.4f}" if est.stderr else ""
-        print(f"validation {what}: {est.bits_per_token:.4f}{se} bits/token ({est.n_items} grids, {est.n_passes} passes)")
+        print(f"validation {what}: {est.bits_per_token:.4f}{se} bits/token "
+              f"({est.n_items} grids, {est.n_passes} passes)")
     (run.path / "likelihood.json").write_text(json.dumps(records, indent=2) + "\n")
     return 0
 
 
 def cmd_bench(args) -> int:
-    from ulib.eval.bench import main as bench_main
-
     return bench_main(args)
 
 
 def cmd_gpu_check(args) -> int:
-    from ulib.app.gpu_check import main as gpu_check_main
-
     return gpu_check_main(args)
 
 
 def cmd_reproduce(args) -> int:
-    from ulib.app.reproduce import main as reproduce_main
-
     return reproduce_main(args)
 
 
 def cmd_pipeline(args) -> int:
-    from ulib.app.pipeline import run_pipeline
-
     run, cfg = _config(args)
     run_pipeline(run, cfg, resume=args.resume, force=args.force, show_progress=not args.no_progress)
     return 0
@@ -340,7 +330,6 @@ def cmd_pipeline(args) -> int:
 def cmd_train_features(args) -> int:
     import dataclasses
 
-    from ulib.eval.features import FeatureRecipe, save_feature_net, train_feature_net
 
     recipe = FeatureRecipe(limit=args.limit)
     if args.epochs is not None:
@@ -359,8 +348,6 @@ COMMANDS = {"train-vqgan": cmd_train_vqgan, "encode": cmd_encode, "train-prior":
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ulib.train.common import AlreadyTrained
-
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

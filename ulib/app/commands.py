@@ -8,8 +8,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ulib.data.datasets import _to_tensor, resize_center_crop, to_rgb
 from ulib.device import autocast, sampling_dtype
 from ulib.io.logs import save_image_grid
+from ulib.sample.api import decode_tokens
+from ulib.sample.autoregressive import sample_ar
+from ulib.sample.canvas import decode_canvas, sample_canvas
+from ulib.sample.inpaint import inpaint
 from ulib.sample.models import SamplingModels
 
 
@@ -47,20 +52,16 @@ def _sample_tokens(m: SamplingModels, n: int, *, steps, temperature, seed, devic
     if m.kind == "autoregressive":
         if canvas is not None or method != "random":
             raise ValueError("--canvas and --method apply to the absorbing prior; the AR prior samples in raster order")
-        from ulib.sample.autoregressive import sample_ar
 
         tokens = sample_ar(m.prior, n, h * w, device, temperature=temperature, top_k=top_k, generator=g)
         return tokens.view(n, h, w), m.vqgan.decode
     if not 1 <= steps <= m.num_timesteps:
         raise ValueError(f"--steps={steps}; allowed: 1..T={m.num_timesteps}")
     if canvas is not None:
-        from ulib.sample.canvas import decode_canvas, sample_canvas
-
         tokens = sample_canvas(m.prior, canvas, (h, w), num_timesteps=m.num_timesteps, mask_id=m.mask_id,
                                steps=steps, temperature=temperature, stride=stride, batch=n, generator=g,
                                device=device)
         return tokens, lambda t: decode_canvas(m.vqgan, t)
-    from ulib.sample.api import decode_tokens
 
     tokens = decode_tokens(m.prior, method=method, batch=n, length=h * w, num_timesteps=m.num_timesteps,
                            mask_id=m.mask_id, steps=steps, temperature=temperature, generator=g, device=device)
@@ -82,7 +83,6 @@ def run_sample(m: SamplingModels, out: Path, *, n: int, steps: int, temperature:
 
 def load_rgb(path: str | Path, size: int, what: str) -> np.ndarray:
     """An image file as uint8 (size, size, 3), resized and centre-cropped like the training data."""
-    from ulib.data.datasets import resize_center_crop, to_rgb
 
     p = Path(path)
     if not p.exists():
@@ -99,8 +99,6 @@ def load_rgb(path: str | Path, size: int, what: str) -> np.ndarray:
 def run_inpaint(m: SamplingModels, image: str, mask: str, out: Path, *, steps: int, temperature: float, seed: int,
                 device, dilate: int, paste_back: bool) -> str:
     """Regenerate the white part of `mask` in `image`; writes [input, masked input, result] side by side."""
-    from ulib.data.datasets import _to_tensor
-    from ulib.sample.inpaint import inpaint
 
     if m.kind != "absorbing":
         raise ValueError("inpainting needs the absorbing prior (the AR prior cannot condition on later tokens)")

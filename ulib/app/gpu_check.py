@@ -36,6 +36,22 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ulib.app.commands import sample_images
+from ulib.config import apply_overrides
+from ulib.data.datasets import build_dataset
+from ulib.device import autocast, configure_matmul, native_bf16, resolve_device, sampling_dtype
+from ulib.eval.bench import synchronize
+from ulib.eval.metrics import FeatureMoments, fid_from_moments, find_inception_weights, load_inception, stream_features
+from ulib.io.logs import MetricsLog
+from ulib.io.rundir import RunDir
+from ulib.profiles import get_profile
+from ulib.sample.inpaint import inpaint
+from ulib.sample.models import from_run
+from ulib.train.latents import load_latents
+from ulib.train.prior import train_prior
+from ulib.train.vqgan import train_vqgan
+from ulib.vq.perceptual import load_lpips
+
 BUDGET_S = 300  # the most `make gpu-check` should take on one H200
 OFFICIAL_S_PER_IMAGE = 3.8  # official code, 256 steps, RTX 2080 Ti (the paper's repository README)
 N_IMAGES = {"paper": 48, "tiny": 24}  # synthetic images (train + val)
@@ -58,7 +74,6 @@ def synthetic_images(folder: Path, n: int, size: int, seed: int = 0) -> None:
 
 def check_config(tiny: bool, data: Path, cache: Path, perceptual: bool):
     """The ffhq profile (or smoke, --tiny) on the synthetic folder, with a few steps per stage."""
-    from ulib.profiles import get_profile
 
     steps = dict(steps=6, log_every=1, image_every=1000, ckpt_every=1000)
     over = {"data.dataset": "folder", "data.path": str(data), "data.cache_dir": str(cache), "data.val_fraction": 0.25,
@@ -80,8 +95,6 @@ class Phases:
         self.device, self.log, self.records = device, log, {}
 
     def _sync(self) -> None:
-        from ulib.eval.bench import synchronize
-
         synchronize(self.device)
 
     @contextlib.contextmanager
@@ -117,7 +130,6 @@ def peak_memory_mb(device: torch.device) -> float:
 
 def _logged_rate(log_file: Path, key: str = "images_per_s") -> float | None:
     """Median of the training log's rate column, leaving out the first row (warm-up, cuDNN autotuning)."""
-    from ulib.io.logs import MetricsLog
 
     rates = [r[key] for r in MetricsLog.read(log_file) if r.get(key) not in (None, "")]
     rates = rates[1:] or rates
@@ -126,17 +138,6 @@ def _logged_rate(log_file: Path, key: str = "images_per_s") -> float | None:
 
 def run_check(device: torch.device, tiny: bool, workdir: Path, log=print) -> dict:
     """All phases; returns the JSON record (module docstring)."""
-    from ulib.app.commands import sample_images
-    from ulib.config import apply_overrides
-    from ulib.device import autocast, configure_matmul, native_bf16, sampling_dtype
-    from ulib.sample.inpaint import inpaint
-    from ulib.train.latents import load_latents
-    from ulib.eval.metrics import FeatureMoments, fid_from_moments, find_inception_weights, load_inception, stream_features
-    from ulib.vq.perceptual import load_lpips
-    from ulib.io.rundir import RunDir
-    from ulib.sample.models import from_run
-    from ulib.train.prior import train_prior
-    from ulib.train.vqgan import train_vqgan
 
     t_start = time.perf_counter()
     configure_matmul(device)
@@ -211,8 +212,6 @@ def run_check(device: torch.device, tiny: bool, workdir: Path, log=print) -> dic
         rec["canvas"], rec["image_shape"] = f"{s}x{2 * s}", list(img.shape[1:])
 
     with ph.phase("inpaint") as rec:
-        from ulib.data.datasets import build_dataset
-
         ds = build_dataset(cfg.data, "val", train_transforms=False)
         x = torch.stack([ds[i] for i in range(2)]).to(device)
         mask = torch.zeros(size, size, dtype=torch.bool, device=device)
@@ -252,8 +251,6 @@ def run_check(device: torch.device, tiny: bool, workdir: Path, log=print) -> dic
 
 
 def _rows(log_file: Path) -> list[dict]:
-    from ulib.io.logs import MetricsLog
-
     return MetricsLog.read(log_file)
 
 
@@ -266,8 +263,6 @@ def add_arguments(p) -> None:
 
 
 def main(args) -> int:
-    from ulib.device import resolve_device
-
     device = resolve_device(args.device)
     if device.type != "cuda" and not args.tiny:
         print(f"note: gpu-check at the paper's sizes on {device} takes a long time; --tiny is meant for CPUs",

@@ -3,7 +3,8 @@
 Every notebook starts the same way (`setup`), reuses whatever its run directory already holds (`vqgan`,
 `prior`: load if present, else train) and leaves its figures and tables in `RUN/results/` as PNG and CSV,
 so that `python -m ulib reproduce` can gather them without reading notebook outputs: results leave a
-notebook as data files, not as cell outputs someone has to parse. Anything two notebooks need lives here or elsewhere in ulib, never in a
+notebook as data files, not as cell outputs someone has to parse. Anything two notebooks need lives here or
+elsewhere in ulib, never in a
 notebook; an idea's full implementation is shown once, in the notebook that teaches it.
 
 Paths. A notebook's `run_dir` parameter is relative to the folder the kernel starts in (notebooks/ under
@@ -22,11 +23,22 @@ from pathlib import Path
 
 import torch
 
-from ulib.config import Config, apply_overrides
 from ulib.app.reproduce import PROJECT_ROOT, markdown_table, read_table  # noqa: F401 (re-exported for notebooks)
+from ulib.config import Config, apply_overrides
+from ulib.data.datasets import build_dataset
 from ulib.device import resolve_device, seed_everything
+from ulib.eval import metrics as M
+from ulib.eval.metrics import to_uint8
+from ulib.eval.quality import QualityMeter, with_floor
+from ulib.io.checkpoint import load_checkpoint
+from ulib.io.logs import save_image_grid
+from ulib.io.models import load_run_prior, load_run_vqgan
 from ulib.io.rundir import RunDir
+from ulib.sample.api import decode_tokens
 from ulib.train.common import AlreadyTrained
+from ulib.train.latents import load_latents
+from ulib.train.prior import train_prior
+from ulib.train.vqgan import train_vqgan
 
 START_DIR = Path.cwd()  # where the kernel started (notebooks/): relative run_dir parameters are read from here
 
@@ -77,23 +89,19 @@ def _train_or_reuse(what: str, train, quiet: bool = False) -> None:
 
 
 def _ensure_vqgan(s: Session, quiet: bool = True, show_progress: bool = False) -> None:
-    from ulib.train.vqgan import train_vqgan
-
     _train_or_reuse("VQGAN", lambda: train_vqgan(s.run, s.cfg, show_progress=show_progress), quiet)
 
 
 def vqgan(s: Session, show_progress: bool = False):
     """The run's trained VQGAN (EMA weights), training it first when the run has none."""
-    from ulib.io.models import load_vqgan
 
     _ensure_vqgan(s, quiet=False, show_progress=show_progress)
-    return load_vqgan(s.cfg, s.run.vqgan_ckpt, s.device)
+    return load_run_vqgan(s.cfg, s.run.vqgan_ckpt, s.device)
 
 
 def latents(s: Session) -> dict:
     """The run's cached token grids {'train', 'val', ...} (N, h, w), encoded first when missing or stale
     (and the VQGAN trained first when the run has none)."""
-    from ulib.train.latents import load_latents
 
     _ensure_vqgan(s)
     return load_latents(s.cfg, s.run.vqgan_ckpt, s.run.latents, s.device)
@@ -111,8 +119,6 @@ def prior(s: Session, kind: str = "absorbing", show_progress: bool = False, chec
 
     checkpoint: 'final' (the last step), 'best' (the best validation score, kept when prior_train.keep_best
     is on: the study profile), or 'auto' ('best' when the run's config keeps it, else 'final')."""
-    from ulib.io.models import load_prior
-    from ulib.train.prior import train_prior
 
     if checkpoint not in ("final", "best", "auto"):
         raise ValueError(f"checkpoint={checkpoint!r}; allowed: 'final', 'best', 'auto'")
@@ -125,12 +131,11 @@ def prior(s: Session, kind: str = "absorbing", show_progress: bool = False, chec
     if not path.exists():
         raise FileNotFoundError(f"{path}: no best-validation checkpoint of the {kind} prior; it is written "
                                 f"during training when prior_train.keep_best is on (the study profile)")
-    return load_prior(cfg, path, s.device)
+    return load_run_prior(cfg, path, s.device)
 
 
 def checkpoint_step(path: Path) -> int:
     """The training step a checkpoint was saved at."""
-    from ulib.io.checkpoint import load_checkpoint
 
     return int(load_checkpoint(path)["step"])
 
@@ -161,7 +166,6 @@ def train_child_prior(s: Session, name: str, cfg: Config, show_progress: bool = 
     """Train an absorbing prior with `cfg` in the child run RUN/name (load if present, else train); returns
     the child run. A child trained with another config is trained again from scratch; an interrupted one
     is resumed."""
-    from ulib.train.prior import train_prior
 
     child = child_run(s, name)
     stored = child.stored_config()
@@ -211,7 +215,6 @@ def train_child_vqgan(s: Session, name: str, cfg: Config, show_progress: bool = 
     """Continue the run's trained VQGAN in the child run RUN/name with `cfg` (load if present, else train):
     the parent's vqgan.pt is copied in once and resumed to cfg.vqgan_train.steps. A child trained with
     another config starts again from the parent's checkpoint; an interrupted one is resumed."""
-    from ulib.train.vqgan import train_vqgan
 
     _ensure_vqgan(s)
     child = RunDir(s.run.path / name)
@@ -227,7 +230,6 @@ def train_child_vqgan(s: Session, name: str, cfg: Config, show_progress: bool = 
 @torch.no_grad()
 def reconstruct(vq, images: torch.Tensor, device, batch_size: int = 100) -> torch.Tensor:
     """VQGAN reconstructions (encode, quantise, decode) of uint8 images (N, 3, H, W), as uint8 on the CPU."""
-    from ulib.eval.metrics import to_uint8
 
     out = [vq(images[i: i + batch_size].float().div(127.5).sub(1).to(device))[0].clamp(-1, 1).float().cpu()
            for i in range(0, len(images), batch_size)]
@@ -260,14 +262,14 @@ def sample_set(s: Session, vq, net, n: int, *, steps: int, temperature: float, m
     """n samples of the absorbing prior `net` decoded by `vq`: (images (n, 3, H, W) in [-1, 1] on the CPU,
     tokens (n, L), seconds per image), drawn in batches with `ulib.sample.api.decode_tokens`, seeded by the
     session's seed + seed_offset (one generator for the whole set)."""
-    from ulib.sample.api import decode_tokens
 
     cfg, g = s.cfg, s.generator(seed_offset)
     images, tokens = [], []
     t0 = time.perf_counter()
     for start in range(0, n, batch_size):
         b = min(batch_size, n - start)
-        tok = decode_tokens(net, method=method, batch=b, length=cfg.latent_size ** 2, num_timesteps=cfg.prior.total_steps,
+        tok = decode_tokens(net, method=method, batch=b, length=cfg.latent_size ** 2,
+                            num_timesteps=cfg.prior.total_steps,
                             mask_id=cfg.mask_id, steps=steps, temperature=temperature, generator=g, device=s.device)
         images.append(vq.decode(tok).clamp(-1, 1).float().cpu())
         tokens.append(tok.cpu())
@@ -280,8 +282,6 @@ def run_quality(s: Session, vq, net, meter, n: int, draws: int) -> tuple[list[di
     """The run's quality in one table (notebooks 01 and 12): n held-out real images (the noise floor), their
     VQGAN reconstructions, and n prior samples at the profile's sampling settings, each scored by `meter`
     (a `ulib.eval.quality.QualityMeter`) with `draws` bootstrap draws and the floor's figures beside."""
-    from ulib.eval.metrics import to_uint8
-    from ulib.eval.quality import with_floor
 
     real = meter.holdout[:n]  # uint8
     recon = reconstruct(vq, real, s.device)
@@ -307,9 +307,6 @@ def quality_meter(s: Session, n_reference: int = 2000, features: str = "auto"):
     """A `ulib.eval.quality.QualityMeter` for the run's data: the reference is a fixed random subset of
     n_reference training images (the paper scores samples against the training set), the held-out images for
     the noise floor are the other training images, then the validation images. Seeded by the session's seed."""
-    from ulib.eval import metrics as M
-    from ulib.data.datasets import build_dataset
-    from ulib.eval.quality import QualityMeter
 
     train = build_dataset(s.cfg.data, "train", train_transforms=False)
     val = build_dataset(s.cfg.data, "val", train_transforms=False)
@@ -387,7 +384,6 @@ def upscale_for(img_size: int) -> int:
 
 def save_grid(s: Session, images: torch.Tensor, name: str, nrow: int | None = None) -> Path:
     """Save images (B, 3, H, W) in [-1, 1] as RUN/results/NAME.png and return the path."""
-    from ulib.io.logs import save_image_grid
 
     path = s.results / f"{name}.png"
     save_image_grid(images.detach().clamp(-1, 1).cpu(), path, nrow=nrow, upscale=upscale_for(images.shape[-1]))

@@ -11,19 +11,19 @@ import torch
 from ulib.config import Config
 from ulib.data.datasets import build_dataset
 from ulib.device import resolve_device
-from ulib.train.latents import load_latents
-from ulib.io.models import load_prior, load_vqgan
 from ulib.io.logs import save_image_grid
+from ulib.io.models import load_run_prior, load_run_vqgan
 from ulib.io.rundir import RunDir
+from ulib.train.common import AlreadyTrained
+from ulib.train.latents import load_latents
 from ulib.train.prior import sample_images, train_prior
 from ulib.train.vqgan import train_vqgan
-from ulib.train.common import AlreadyTrained
 
 
 @torch.no_grad()
 def save_reconstructions(run: RunDir, cfg: Config, device, n: int = 32) -> None:
     """Validation images (odd rows) above their VQGAN reconstructions (even rows)."""
-    vqgan = load_vqgan(cfg, run.vqgan_ckpt, device)
+    vqgan = load_run_vqgan(cfg, run.vqgan_ckpt, device)
     ds = build_dataset(cfg.data, "val", train_transforms=False)
     x = torch.stack([ds[i] for i in range(min(n, len(ds)))]).to(device)
     x_hat = vqgan.decode(vqgan.encode(x)).clamp(-1, 1)
@@ -58,8 +58,8 @@ def run_pipeline(run: RunDir, cfg: Config, *, resume: bool = False, force: bool 
         run, cfg, resume=resume, force=force, show_progress=show_progress))
 
     def samples():
-        vqgan = load_vqgan(cfg, run.vqgan_ckpt, device)
-        net = load_prior(cfg, run.prior_ckpt, device)
+        vqgan = load_run_vqgan(cfg, run.vqgan_ckpt, device)
+        net = load_run_prior(cfg, run.prior_ckpt, device)
         images, _ = sample_images(net, vqgan, cfg, cfg.sample.n, device, seed=cfg.seed)
         save_image_grid(images, run.samples, upscale=max(1, 128 // cfg.data.img_size))
 

@@ -122,7 +122,8 @@ def run_notebooks(profile: str, run: str | Path | None = None, *, only: list[str
         execute(nb, out, params, kernel)
         seconds = time.perf_counter() - t0
         marker(run, nb).write_text(json.dumps({
-            "notebook": nb.name, "notebook_sha256": notebook_sha256(nb), "parameters": params, "seconds": round(seconds, 1),
+            "notebook": nb.name, "notebook_sha256": notebook_sha256(nb), "parameters": params,
+            "seconds": round(seconds, 1),
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "executed_copy": str(out),
         }, indent=2) + "\n")
         log(f"[{nb.stem}] finished in {seconds:.0f}s")

@@ -27,10 +27,12 @@ import time
 import numpy as np
 import torch
 
-from ulib.sample.api import DECODING_METHODS, decode_tokens
-from ulib.sample.inpaint import inpaint
+from ulib.app.notebook import token_picture
 from ulib.io.logs import image_grid
 from ulib.sample.absorbing import AbsorbingSampler
+from ulib.sample.api import DECODING_METHODS, decode_tokens
+from ulib.sample.canvas import sample_canvas
+from ulib.sample.inpaint import inpaint
 
 
 class StopSampling(Exception):
@@ -214,8 +216,6 @@ class Playground:
         t0 = time.perf_counter()
         try:
             if cells > self.w:
-                from ulib.sample.canvas import sample_canvas
-
                 tokens = sample_canvas(m.prior, (self.h, cells), (self.h, self.w), num_timesteps=m.num_timesteps,
                                        mask_id=m.mask_id, steps=steps, temperature=temp, stride=self.stride,
                                        batch=n, generator=self._generator(), device=self.device,
@@ -305,7 +305,6 @@ class Playground:
 
     def show_step(self, k: int) -> None:
         """Show state k (after k steps): token map and the image decoded from the revealed tokens."""
-        from ulib.app.notebook import token_picture
 
         x = self.states[k]  # (h, w)
         masked = x == self.m.mask_id

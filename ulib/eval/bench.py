@@ -24,9 +24,14 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from ulib.device import resolve_device
 from ulib.prior.absorbing import AbsorbingDiffusion
-from ulib.sample.split_linear import split_available
 from ulib.prior.transformer import Transformer
+from ulib.sample.absorbing import time_schedule
+from ulib.sample.api import decode_tokens
+from ulib.sample.autoregressive import sample_ar
+from ulib.sample.canvas import sample_canvas, window_offsets
+from ulib.sample.split_linear import split_available
 
 
 @dataclass
@@ -77,7 +82,6 @@ def naive_sample(model, batch: int, length: int, num_timesteps: int, mask_id: in
                  temperature: float, generator: torch.Generator) -> torch.Tensor:
     """The paper's sampler written plainly (as the official code does): every step runs the full network
     and draws a token at every position, then keeps the draws where a token unmasks."""
-    from ulib.sample.absorbing import time_schedule
 
     times = time_schedule(num_timesteps, steps)
     x = torch.full((batch, length), mask_id, dtype=torch.long, device=next(model.parameters()).device)
@@ -169,8 +173,6 @@ def _bench_forward(cfg: BenchConfig, device, rec) -> None:
 
 
 def _bench_absorbing(cfg: BenchConfig, device, rec) -> None:
-    from ulib.sample.api import decode_tokens
-
     L, K, B = cfg.side**2, cfg.codebook_size, cfg.batch
     net = Transformer(K, L, cfg.n_emb, cfg.n_head, cfg.n_layers).to(device).eval()
     T, few = max(cfg.steps), min(cfg.steps)
@@ -199,8 +201,6 @@ def _bench_absorbing(cfg: BenchConfig, device, rec) -> None:
 
 
 def _bench_ar(cfg: BenchConfig, device, rec) -> None:
-    from ulib.sample.autoregressive import sample_ar
-
     L, K, B = cfg.side**2, cfg.codebook_size, cfg.batch
     ar = Transformer(K, L, cfg.n_emb, cfg.n_head, cfg.n_layers, causal=True).to(device).eval()
 
@@ -221,8 +221,6 @@ def _bench_ar(cfg: BenchConfig, device, rec) -> None:
 
 
 def _bench_bigimage(cfg: BenchConfig, device, rec) -> None:
-    from ulib.sample.canvas import sample_canvas, window_offsets
-
     L, K = cfg.side**2, cfg.codebook_size
     net = Transformer(K, L, cfg.n_emb, cfg.n_head, cfg.n_layers).to(device).eval()
     few = min(cfg.steps)
@@ -256,8 +254,6 @@ def _bench_training(cfg: BenchConfig, device, rec) -> None:
 
 
 def main(args) -> int:
-    from ulib.device import resolve_device
-
     cfg = replace(QUICK if args.quick else BenchConfig(), ar_plain=not args.no_ar_plain, only=tuple(args.only or ()))
     try:
         check_groups(cfg.only)

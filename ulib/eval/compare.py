@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ulib.data.datasets import scan_images, to_rgb
 from ulib.eval import metrics as M
+from ulib.io.checkpoint import atomic_write
 
 HELP = "FID, KID, precision, recall, density, coverage of two image sets (folders or .npz), with uncertainty"
 
@@ -31,7 +33,6 @@ def load_image_set(path: str | os.PathLike, *, limit: int | None = None) -> torc
     """
     from PIL import Image
 
-    from ulib.data.datasets import scan_images, to_rgb
 
     path = Path(path)
     if path.suffix == ".npz":
@@ -189,8 +190,6 @@ def run_compare(args) -> int:
     r.update(real=str(args.real), fake=str(args.fake), seed=args.seed)
     print(format_report(r, args.real, args.fake))
     if args.json:
-        from ulib.io.checkpoint import atomic_write
-
         text = json.dumps(r, indent=2, default=lambda v: None if isinstance(v, float) and math.isnan(v) else str(v))
         atomic_write(Path(args.json), lambda f: f.write((text + "\n").encode()))
         print(f"wrote {args.json}")

@@ -27,6 +27,36 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ulib.data.datasets import build_dataset, dataset_fingerprint
+from ulib.device import configure_matmul, resolve_device, sampling_dtype
+from ulib.eval.metrics import (
+    QUANTISE,
+    RESIZE,
+    FeatureMoments,
+    codebook_usage,
+    extract_features,
+    fid_against,
+    fid_method,
+    inception_score,
+    kid,
+    load_inception,
+    lpips_distance,
+    nearest_neighbours,
+    prdc,
+    psnr,
+    save_neighbours_grid,
+    ssim,
+    stream_features,
+)
+from ulib.io.checkpoint import load_checkpoint, save_checkpoint
+from ulib.io.models import load_run_prior, load_run_vqgan
+from ulib.io.rundir import RunDir
+from ulib.paper import headline
+from ulib.profiles import get_profile
+from ulib.train.common import progress
+from ulib.train.prior import sample_images
+from ulib.vq.perceptual import load_lpips
+
 PAPER_N_SAMPLES = 50_000  # samples behind the paper's Tables 1 and 2
 PRDC_K = 5  # Naeem et al. (2020) recommend k = 5; the official calc_PRDC.py used nearest_k=3
 PAPER_PRDC_K = 3
@@ -108,9 +138,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(args) -> int:
-    from ulib.device import configure_matmul, resolve_device
-    from ulib.io.rundir import RunDir
-
     run = RunDir(args.run)
     if run.stored_config() is None:
         raise FileNotFoundError(f"{run.config_file} does not exist; train the run first "
@@ -156,7 +183,6 @@ def _loader(cfg, split: str, indices: list[int], batch_size: int):
     """Batches of (B, 3, H, W) images in [-1, 1] of `indices` of `split`, in order, without augmentation."""
     from torch.utils.data import DataLoader, Subset
 
-    from ulib.data.datasets import build_dataset
 
     ds = Subset(build_dataset(cfg.data, split, train_transforms=False), indices)
     return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=cfg.vqgan_train.num_workers)
@@ -175,10 +201,6 @@ def reference_set(run, cfg, inception, split: str, max_n, batch_size: int, show_
     REFERENCE_KEEP images the features of a fixed random REFERENCE_KEEP are kept, with moments of them all."""
     import torch
 
-    from ulib.io.checkpoint import load_checkpoint, save_checkpoint
-    from ulib.data.datasets import build_dataset, dataset_fingerprint
-    from ulib.eval.metrics import FeatureMoments, stream_features
-    from ulib.train.common import progress
 
     n_total = len(build_dataset(cfg.data, split, train_transforms=False))
     limit = {None: DEFAULT_MAX_REFERENCE, "all": None}.get(max_n, max_n)
@@ -204,7 +226,8 @@ def reference_set(run, cfg, inception, split: str, max_n, batch_size: int, show_
     keep = None
     if len(indices) > REFERENCE_KEEP:  # stream: moments of all, features of a fixed random REFERENCE_KEEP
         keep = torch.zeros(len(indices), dtype=torch.bool)
-        keep[torch.randperm(len(indices), generator=torch.Generator().manual_seed(REFERENCE_SUBSET_SEED))[:REFERENCE_KEEP]] = True
+        keep[torch.randperm(len(indices),
+                            generator=torch.Generator().manual_seed(REFERENCE_SUBSET_SEED))[:REFERENCE_KEEP]] = True
     with progress(len(indices), 0, f"reference features ({split})", show_progress) as bar:
         feats, moments = stream_features(inception, _loader(cfg, split, indices, batch_size), keep, bar)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -219,8 +242,6 @@ def _checkpoint_step(path: Path) -> int | None:
     try:  # memory-mapped: reads the step without loading the weights a second time
         return torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("step")
     except Exception:
-        from ulib.io.checkpoint import load_checkpoint
-
         return load_checkpoint(path).get("step")
 
 
@@ -233,8 +254,6 @@ def _data_resize(cfg) -> str:
 
 def _paper_results(cfg, features: str) -> dict | None:
     """The paper's figures when this run is on the paper's dataset and resolution, with standard features."""
-    from ulib.paper import headline
-    from ulib.profiles import get_profile
 
     paper = headline(cfg.profile)
     if features != "inception" or paper is None or cfg.data.img_size != 256:
@@ -250,7 +269,6 @@ def _common_record(kind: str, run, cfg, inception, ref_key: dict, device, use_em
 
     import torch
 
-    from ulib.eval.metrics import QUANTISE, RESIZE
 
     return {
         "kind": kind, "features": inception.features,
@@ -268,8 +286,6 @@ def _common_record(kind: str, run, cfg, inception, ref_key: dict, device, use_em
 
 
 def _load_lpips(weights_dir, device, notes: list, what: str):
-    from ulib.vq.perceptual import load_lpips
-
     try:
         return load_lpips(weights_dir, device)
     except FileNotFoundError as e:
@@ -286,12 +302,6 @@ def evaluate_samples(run, cfg, *, n: int = PAPER_N_SAMPLES, steps: int | None = 
     reference split: one record (see the module docstring)."""
     import torch
 
-    from ulib.io.models import load_prior, load_vqgan
-    from ulib.device import sampling_dtype
-    from ulib.eval.metrics import extract_features, fid_against, fid_method, inception_score, kid, load_inception, prdc
-    from ulib.vq.perceptual import load_lpips
-    from ulib.train.prior import sample_images
-    from ulib.train.common import progress
 
     t0 = time.perf_counter()
     absorbing = cfg.prior.kind == "absorbing"
@@ -310,8 +320,8 @@ def evaluate_samples(run, cfg, *, n: int = PAPER_N_SAMPLES, steps: int | None = 
     real, ref_key, real_moments = reference_set(run, cfg, inception, reference, max_reference, batch_size,
                                                      show_progress)
     prior_path = run.prior_ckpt_for(cfg.prior.kind)
-    vqgan = load_vqgan(cfg, run.vqgan_ckpt, device, use_ema=use_ema)
-    net = load_prior(cfg, prior_path, device, use_ema=use_ema)
+    vqgan = load_run_vqgan(cfg, run.vqgan_ckpt, device, use_ema=use_ema)
+    net = load_run_prior(cfg, prior_path, device, use_ema=use_ema)
 
     n_batches = math.ceil(n / batch_size)
     seeds = torch.randint(2**62, (n_batches,), generator=torch.Generator().manual_seed(seed)).tolist()
@@ -338,7 +348,8 @@ def evaluate_samples(run, cfg, *, n: int = PAPER_N_SAMPLES, steps: int | None = 
         "sampler": SAMPLER if absorbing else "autoregressive, raster order", "seed": seed, "batch_size": batch_size,
         "batch_seeds": BATCH_SEEDS,
         "fid": fid_against(real, real_moments, fake[inception.pool]),
-        "fid_method": "streamed moments" if real_moments else fid_method(len(real), len(fake[inception.pool]), real.shape[1]),
+        "fid_method": "streamed moments" if real_moments else fid_method(len(real), len(fake[inception.pool]),
+                                                                         real.shape[1]),
         "n_reference_features": len(real), "sampling_dtype": str(sampling_dtype(torch.device(device))),
         **prdc(real_prdc, fake[inception.pool], k=prdc_k), "prdc_k": prdc_k, "prdc_n_real": len(real_prdc),
         "prdc_n_fake": len(fake[inception.pool]),
@@ -354,8 +365,6 @@ def evaluate_samples(run, cfg, *, n: int = PAPER_N_SAMPLES, steps: int | None = 
 
 def _neighbours(run, cfg, queries, split, ref_key, k, lp, device, batch_size, show_progress) -> dict:
     """Supplementary C: the k reference images nearest to each query by LPIPS, as RUN/nearest_neighbours.png."""
-    from ulib.eval.metrics import lpips_distance, nearest_neighbours, save_neighbours_grid
-    from ulib.train.common import progress
 
     indices = reference_indices(ref_key["n_split"], ref_key["n"] if ref_key["subset_seed"] is not None else None)
     with progress(len(indices), 0, "nearest neighbours (LPIPS)", show_progress) as bar:
@@ -376,9 +385,6 @@ def evaluate_vqgan(run, cfg, *, n: int | None = None, features: str = "inception
     LPIPS (skipped with a note without its weights) and codebook usage; one record."""
     import torch
 
-    from ulib.io.models import load_vqgan
-    from ulib.eval.metrics import codebook_usage, fid_against, fid_method, load_inception, lpips_distance, psnr, ssim
-    from ulib.train.common import progress
 
     t0 = time.perf_counter()
     if n is not None and max_reference is not None and n != max_reference:
@@ -386,7 +392,7 @@ def evaluate_vqgan(run, cfg, *, n: int | None = None, features: str = "inception
     n = n or max_reference
     inception = load_inception(features, weights_dir, device)
     real, ref_key, real_moments = reference_set(run, cfg, inception, reference, n, batch_size, show_progress)
-    vqgan = load_vqgan(cfg, run.vqgan_ckpt, device, use_ema=use_ema)
+    vqgan = load_run_vqgan(cfg, run.vqgan_ckpt, device, use_ema=use_ema)
     record = _common_record("vqgan", run, cfg, inception, ref_key, device, use_ema)
     lp = _load_lpips(weights_dir, device, record["notes"], "LPIPS")
     indices = reference_indices(ref_key["n_split"], ref_key["n"])  # the reference's own images

@@ -33,6 +33,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ulib.data.datasets import _openmoji_version, load_openmoji
+from ulib.io.checkpoint import atomic_write
+
 NAME = "openmoji"  # the feature space's name: --features openmoji, torch-fidelity's registry name
 LAYERS = ("openmoji_features", "openmoji_category_logits")
 INPUT_SIZE = 32
@@ -162,7 +165,6 @@ def train_feature_net(recipe: FeatureRecipe = FeatureRecipe(), cache_dir: str | 
     """Train the feature network on rendered OpenMoji (exemplar + category heads); returns it and a report."""
     from tqdm.auto import tqdm
 
-    from ulib.data.datasets import _openmoji_version, load_openmoji
 
     images, names = load_openmoji(recipe.size, cache_dir)
     if recipe.limit:
@@ -217,7 +219,8 @@ def train_feature_net(recipe: FeatureRecipe = FeatureRecipe(), cache_dir: str | 
         acc_id = float((exemplar(f_aug).argmax(1) == torch.arange(n)).float().mean())
         acc_cat = float((cat_logits.argmax(1) == cats).float().mean())
     report = {"recipe": recipe.to_dict(), "n_emoji": n, "openmoji_version": _openmoji_version(),
-              "categories": list(CATEGORIES), "category_counts": torch.bincount(cats, minlength=len(CATEGORIES)).tolist(),
+              "categories": list(CATEGORIES),
+              "category_counts": torch.bincount(cats, minlength=len(CATEGORIES)).tolist(),
               "exemplar_accuracy_augmented": acc_id, "category_accuracy": acc_cat, "history": history,
               "torch": str(torch.__version__)}
     return net, report
@@ -225,7 +228,6 @@ def train_feature_net(recipe: FeatureRecipe = FeatureRecipe(), cache_dir: str | 
 
 def save_feature_net(net: EmojiFeatureNet, report: dict, path: str | os.PathLike) -> Path:
     """{'state_dict', 'config', 'report'} written atomically."""
-    from ulib.io.checkpoint import atomic_write
 
     path = Path(path)
     cfg = {"width": report["recipe"]["width"], "dim": report["recipe"]["dim"], "n_categories": len(CATEGORIES)}

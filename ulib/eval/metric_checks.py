@@ -14,6 +14,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ulib.eval.compare import bootstrap, figures
+
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur with standard deviation `sigma` pixels (kernel radius ceil(3 sigma)), edges
@@ -83,7 +85,6 @@ def sanity_sweep(features, real_a: torch.Tensor, real_b: torch.Tensor, *, seed: 
     """Rows {corruption, strength, n, fid, kid, precision, recall, density, coverage}: real_a against real_b
     corrupted at each strength of CORRUPTIONS (strength 0 = the real|real noise floor), then against a
     collapsed real_b. `features(images uint8) -> (N, D)`. draws >= 2 adds '<figure>_std' (bootstrap)."""
-    from ulib.eval.compare import bootstrap, figures
 
     fa = features(real_a)
     cases = [(name, s, unit, corrupt(real_b, name, s, seed))

@@ -38,6 +38,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ulib.device import exact_float
+from ulib.eval import features as EF
+from ulib.eval.features import WEIGHTS_FILE, shipped_weights
+from ulib.io.logs import save_image_grid
 from ulib.vq.perceptual import WEIGHTS_ENV, weight_candidates
 
 FEATURES = ("inception", "random-inception", "openmoji")
@@ -204,7 +207,6 @@ def load_inception(features: str = "inception", weights_dir: str | os.PathLike |
 
 def openmoji_weights(weights_dir: str | os.PathLike | None = None) -> Path:
     """The OpenMoji feature weights: WEIGHTS_DIR/openmoji_features.pt when that file exists, else the shipped file."""
-    from ulib.eval.features import WEIGHTS_FILE, shipped_weights
 
     if weights_dir is not None and (Path(weights_dir) / WEIGHTS_FILE).is_file():
         return Path(weights_dir) / WEIGHTS_FILE
@@ -216,7 +218,6 @@ def _load_openmoji_features(weights_dir, device) -> FeatureSpace:
     import torch_fidelity
     from torch_fidelity.utils import create_feature_extractor
 
-    from ulib.eval import features as EF
 
     EF.register_with_torch_fidelity()
     path = openmoji_weights(weights_dir)
@@ -433,7 +434,6 @@ def nearest_neighbours(queries: torch.Tensor, references: Iterable[torch.Tensor]
 
 def save_neighbours_grid(queries: torch.Tensor, neighbours: Neighbours, path: str | os.PathLike) -> None:
     """One row per query: the query, then its neighbours from nearest to farthest."""
-    from ulib.io.logs import save_image_grid
 
     rows = torch.cat([queries.cpu()[:, None].float(), neighbours.images.float()], 1)  # (n, 1 + k, 3, H, W)
     save_image_grid(rows.flatten(0, 1), path, nrow=rows.shape[1], upscale=max(1, 64 // queries.shape[-1]))

@@ -8,7 +8,8 @@ against the same real data. `QualityMeter` computes the reference's features onc
 - bias (Fig. 6): the category histogram of the set (argmax of the openmoji category head) against the
   reference's, as KL(set || reference) and entropy, both in bits; a set that over-produces the commonest
   categories has a lower entropy and a larger KL, and its share of the reference's commonest category
-  (`top_category_share`, beside `reference_top_category_share`) grows. (Inception's head has 1008 ImageNet classes; the same
+  (`top_category_share`, beside `reference_top_category_share`) grows. (Inception's head has 1008 ImageNet
+  classes; the same
   numbers are computed on it, less meaningfully for emoji.)
 - every figure's bootstrap standard deviation: the figure recomputed on `draws` resamples (with replacement)
   of both the set and the reference;
@@ -142,17 +143,20 @@ class QualityMeter:
         if self.holdout is None:
             raise ValueError("QualityMeter has no holdout images, so no noise floor; pass holdout=")
         if n > len(self.holdout):
-            raise ValueError(f"noise floor at n = {n} needs {n} held-out real images; the meter has {len(self.holdout)}")
+            raise ValueError(f"noise floor at n = {n} needs {n} held-out real images; "
+                             f"the meter has {len(self.holdout)}")
         key = (n, draws, seed)
         if key not in self._floors:
             self._floors[key] = self.score(self.holdout[:n], draws=draws, seed=seed)
         return self._floors[key]
 
 
-def with_floor(row: dict, floor: dict, figures_shown=("fid", "kid", "precision", "recall", "density", "coverage")) -> dict:
+def with_floor(row: dict, floor: dict,
+               figures_shown=("fid", "kid", "precision", "recall", "density", "coverage")) -> dict:
     """row plus 'floor_<figure>' for each figure (the noise floor's value at the row's n)."""
     if floor["n"] != row["n"]:
-        raise ValueError(f"noise floor at n = {floor['n']} beside a set of n = {row['n']}; score the floor at the same n")
+        raise ValueError(f"noise floor at n = {floor['n']} beside a set of n = {row['n']}; "
+                         "score the floor at the same n")
     return {**row, **{f"floor_{name}": floor[name] for name in figures_shown}}
 
 

@@ -3,18 +3,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
-from ulib.io.checkpoint import check_state_dict, load_checkpoint
 from ulib.config import Config
+from ulib.io.checkpoint import check_state_dict, load_checkpoint
 from ulib.prior.transformer import Transformer
 from ulib.vq.model import VQAutoEncoder
 
 
-def build_vqgan(cfg: Config) -> VQAutoEncoder:
+def vqgan_from_config(cfg: Config) -> VQAutoEncoder:
     return VQAutoEncoder.from_config(cfg.vqgan, cfg.data.img_size)
 
 
-def build_prior(cfg: Config) -> Transformer:
+def prior_from_config(cfg: Config) -> Transformer:
     return Transformer.from_config(cfg.prior, codebook_size=cfg.vqgan.codebook_size,
                                    block_size=cfg.latent_size**2)
 
@@ -44,11 +43,11 @@ def _load(build, cfg: Config, path: Path, device, use_ema: bool, what: str):
     return model.to(device).eval()
 
 
-def load_vqgan(cfg: Config, path: Path, device, use_ema: bool = True) -> VQAutoEncoder:
+def load_run_vqgan(cfg: Config, path: Path, device, use_ema: bool = True) -> VQAutoEncoder:
     """The trained VQGAN autoencoder of a run, in eval mode on `device`."""
-    return _load(build_vqgan, cfg, path, device, use_ema, "VQGAN")
+    return _load(vqgan_from_config, cfg, path, device, use_ema, "VQGAN")
 
 
-def load_prior(cfg: Config, path: Path, device, use_ema: bool = True) -> Transformer:
+def load_run_prior(cfg: Config, path: Path, device, use_ema: bool = True) -> Transformer:
     """The trained prior transformer of a run, in eval mode on `device`."""
-    return _load(build_prior, cfg, path, device, use_ema, "prior")
+    return _load(prior_from_config, cfg, path, device, use_ema, "prior")

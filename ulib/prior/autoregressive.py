@@ -13,6 +13,7 @@ Its sampler (token by token, with a key/value cache) is `ulib.sample.autoregress
 from __future__ import annotations
 
 import math
+
 import torch
 import torch.nn.functional as F
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ulib.prior.absorbing import AbsorbingDiffusion
+from ulib.prior.autoregressive import nll_bits_per_token
 
 
 @dataclass
@@ -79,7 +80,6 @@ def absorbing_elbo(diffusion: AbsorbingDiffusion, model, data: torch.Tensor, *, 
 @torch.no_grad()
 def ar_nll(model, data: torch.Tensor, batch_size: int = 64) -> Estimate:
     """Exact NLL of the AR model on `data` (N, L), bits per token, with the standard error over grids."""
-    from ulib.prior.autoregressive import nll_bits_per_token
 
     vals = torch.cat([nll_bits_per_token(model, data[i: i + batch_size].long())
                       for i in range(0, len(data), batch_size)])

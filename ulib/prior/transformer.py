@@ -4,7 +4,8 @@ Pre-LN blocks (x + attn(ln1(x)), x + mlp(ln2(x))), learned position embeddings, 
 By default attention is bidirectional ("unconstrained"), which is what lets the absorbing prior look at
 every unmasked token; `causal=True` gives the autoregressive baseline with a learned start token.
 
-The network knows nothing about diffusion (the process and the network are kept apart): it maps tokens to logits; masking, losses and
+The network knows nothing about diffusion (the process and the network are kept apart): it maps tokens to
+logits; masking, losses and
 sampling live in `ulib.prior.absorbing` (and `ulib.prior.autoregressive` for the baseline). Module names follow the
 official code (tok_emb, pos_emb, start_tok, blocks.N.{ln1,ln2,attn.{key,query,value,proj},mlp.{0,2}},
 ln_f, head) so released weights map by name.
@@ -20,7 +21,6 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
 
 
 class SelfAttention(nn.Module):

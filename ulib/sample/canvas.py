@@ -23,7 +23,8 @@ Which positions unmask, per step:
   fewer steps, each step takes the next ~n/steps still-masked positions in raster order.
 
 Windows: offsets (i, j) every `stride` tokens (stride <= min(h, w), else rows/columns fall between
-windows), plus the last row/column offsets a-h and b-w so that the bottom and right edges are always covered. `window_subset` evaluates only a random subset per step (Monte
+windows), plus the last row/column offsets a-h and b-w so that the bottom and right edges are always covered.
+`window_subset` evaluates only a random subset per step (Monte
 Carlo over R_i); windows are then added back until every position being unmasked is covered. A window that
 contains no position being unmasked is never run: it contributes to no pbar_i that the step needs. The
 windows of a step go through the network `window_batch` at a time, each carrying the B canvases.

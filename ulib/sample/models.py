@@ -10,6 +10,9 @@ from pathlib import Path
 
 import torch
 
+from ulib import official
+from ulib.io.models import load_run_prior, load_run_vqgan
+
 PAPER_TOTAL_STEPS = 256  # T of the released absorbing models
 
 
@@ -28,10 +31,8 @@ class SamplingModels:
 
 
 def from_run(run, cfg, device, use_ema: bool = True) -> SamplingModels:
-    from ulib.io.models import load_prior, load_vqgan
-
-    vqgan = load_vqgan(cfg, run.vqgan_ckpt, device, use_ema=use_ema)
-    prior = load_prior(cfg, run.prior_ckpt_for(cfg.prior.kind), device, use_ema=use_ema)
+    vqgan = load_run_vqgan(cfg, run.vqgan_ckpt, device, use_ema=use_ema)
+    prior = load_run_prior(cfg, run.prior_ckpt_for(cfg.prior.kind), device, use_ema=use_ema)
     s = cfg.latent_size
     return SamplingModels(vqgan, prior, cfg.prior.kind, cfg.prior.total_steps, cfg.mask_id, (s, s),
                           cfg.sample.steps or cfg.prior.total_steps, cfg.sample.temperature, cfg.sample.n,
@@ -40,10 +41,9 @@ def from_run(run, cfg, device, use_ema: bool = True) -> SamplingModels:
 
 def from_official(vqgan_path: str | Path, sampler_path: str | Path, kind: str, device) -> SamplingModels:
     """The released files of the official code (paper configuration); see ulib/official.py."""
-    from ulib.official import load_sampler, load_vqgan
 
-    vqgan = load_vqgan(vqgan_path, device=device)
-    prior = load_sampler(sampler_path, kind, device=device)
+    vqgan = official.load_vqgan(vqgan_path, device=device)
+    prior = official.load_sampler(sampler_path, kind, device=device)
     if prior.codebook_size != vqgan.quantize.codebook_size:
         raise ValueError(f"{sampler_path} predicts {prior.codebook_size} codes but {vqgan_path} has a codebook of "
                          f"{vqgan.quantize.codebook_size}; use files of the same experiment")

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import torch
 
+from ulib.device import configure_matmul, resolve_device, seed_everything
 from ulib.io.checkpoint import atomic_write, load_checkpoint
+from ulib.train import distributed as dist_utils
 
 
 class AlreadyTrained(Exception):
@@ -60,8 +62,6 @@ def start_training(run, cfg, ckpt: Path, total_steps: int, what: str, *, resume:
 
     Returns (rank, world, device, state); state is None for a fresh start.
     """
-    from ulib.train import distributed as dist_utils
-    from ulib.device import configure_matmul, resolve_device, seed_everything
 
     rank, world, device = dist_utils.init_from_env(resolve_device(cfg.device))
     configure_matmul(device)  # TF32 matmuls on CUDA

@@ -12,10 +12,11 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from ulib.io.checkpoint import load_checkpoint, save_checkpoint
 from ulib.config import Config
 from ulib.data.datasets import build_dataset, dataset_fingerprint
-from ulib.io.models import load_vqgan
+from ulib.io.checkpoint import load_checkpoint, save_checkpoint
+from ulib.io.models import load_run_vqgan
+from ulib.train import distributed as dist_utils
 
 
 def file_digest(path: Path) -> str:
@@ -71,7 +72,7 @@ def encode_dataset(cfg: Config, vqgan_ckpt: Path, out: Path, device, use_ema: bo
     from torch.utils.data import Subset
 
     fp = latents_fingerprint(cfg, vqgan_ckpt)
-    vqgan = load_vqgan(cfg, vqgan_ckpt, device, use_ema=use_ema)
+    vqgan = load_run_vqgan(cfg, vqgan_ckpt, device, use_ema=use_ema)
     dt = token_dtype(cfg.vqgan.codebook_size)
     cache = {"fingerprint": fp, "codebook_size": cfg.vqgan.codebook_size}
     opts = dict(batch_size=batch_size, progress=progress and rank == 0, num_workers=cfg.vqgan_train.num_workers,
@@ -125,7 +126,6 @@ def load_latents_distributed(cfg: Config, vqgan_ckpt: Path, path: Path, device, 
     """`load_latents` for every process of a torchrun job: when the cache is missing or stale, each process
     encodes its 1/world share (instead of rank 0 encoding everything while the others wait at a barrier for
     hours, past any collective timeout), rank 0 merges the shards, and every process reads the result."""
-    from ulib.train import distributed as dist_utils
 
     if world <= 1:
         return load_latents(cfg, vqgan_ckpt, path, device, progress=progress)

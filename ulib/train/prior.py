@@ -3,7 +3,8 @@
 AdamW (fused on CUDA) with linear warm-up, gradient clipping, EMA of the weights, mixed precision on CUDA, DDP
 under torchrun, a global batch (TrainConfig.batch_size) split over processes and gradient-accumulation passes,
 an opt-in torch.compile. The token grids sit on the device in their small integer dtype and are widened per
-batch; nothing reads a value back to the host between log steps. Every random draw of a step (t, the masks, dropout, flips) comes from checkpointed generators,
+batch; nothing reads a value back to the host between log steps. Every random draw of a step (t, the masks,
+dropout, flips) comes from checkpointed generators,
 and batches are a function of the step (`ulib.data.batches`), so `--resume` continues exactly where an
 uninterrupted run would be.
 """
@@ -16,23 +17,35 @@ from pathlib import Path
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from ulib.train import distributed as dist_utils
-from ulib.prior.absorbing import AbsorbingDiffusion
-from ulib.data.batches import StepBatches
-from ulib.io.checkpoint import rng_state, save_checkpoint, set_rng_state, unwrap
 from ulib.config import Config
+from ulib.data.batches import StepBatches
 from ulib.device import amp_dtype, autocast, load_scaler_state, make_scaler, sampling_dtype
+from ulib.io.checkpoint import rng_state, save_checkpoint, set_rng_state, unwrap
+from ulib.io.logs import MetricsLog, save_image_grid
+from ulib.io.models import load_run_vqgan, prior_from_config
+from ulib.io.rundir import RunDir
+from ulib.prior.absorbing import AbsorbingDiffusion
+from ulib.prior.autoregressive import ar_loss
+from ulib.prior.likelihood import absorbing_elbo, ar_nll
+from ulib.sample.api import decode_tokens
+from ulib.sample.autoregressive import sample_ar
+from ulib.train import distributed as dist_utils
+from ulib.train.common import (
+    FiniteGuard,
+    Throughput,
+    batch_plan,
+    load_optimizer_state,
+    make_adamw,
+    micro_batches,
+    progress,
+    record_batch,
+    restore_generator,
+    set_lr,
+    start_training,
+    warmup_lr,
+)
 from ulib.train.ema import EMA
 from ulib.train.latents import load_latents_distributed
-from ulib.io.models import build_prior, load_vqgan
-from ulib.io.logs import MetricsLog, save_image_grid
-from ulib.io.rundir import RunDir
-from ulib.prior.autoregressive import ar_loss
-from ulib.sample.autoregressive import sample_ar
-from ulib.sample.api import decode_tokens
-from ulib.prior.likelihood import absorbing_elbo, ar_nll
-from ulib.train.common import (FiniteGuard, Throughput, batch_plan, load_optimizer_state, make_adamw, micro_batches, progress,
-                       record_batch, restore_generator, set_lr, start_training, warmup_lr)
 
 
 def _flatten(tokens: torch.Tensor) -> torch.Tensor:
@@ -94,7 +107,7 @@ def train_prior(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
     val = _flatten(latents["val"])
     del latents
 
-    net = build_prior(cfg).to(device)
+    net = prior_from_config(cfg).to(device)
     ar = cfg.prior.kind == "autoregressive"  # the paper's AR baseline (Table 4), same transformer made causal
     diffusion = AbsorbingDiffusion(cfg.prior.total_steps, cfg.mask_id, cfg.prior.loss_type)
     opt = make_adamw(net.parameters(), tc, device)
@@ -126,7 +139,7 @@ def train_prior(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
         model = torch.compile(model)
 
     log = MetricsLog(log_file, resume_step=step if state is not None else None) if main else None
-    vqgan = load_vqgan(cfg, run.vqgan_ckpt, device) if main else None
+    vqgan = load_run_vqgan(cfg, run.vqgan_ckpt, device) if main else None
     end = tc.steps if stop_at is None else min(stop_at, tc.steps)
     batches = StepBatches(len(train), plan.per_process, cfg.seed, start=step, stop=end, rank=rank, world=world)
     bar = progress(tc.steps, step, "prior", show_progress and main)
@@ -206,7 +219,8 @@ def train_prior(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
                 save_best(step, score, key)
             imgs, _ = sample_images(eval_net, vqgan, cfg, min(cfg.sample.n, 16), device, seed=cfg.seed)
             net.train()
-            save_image_grid(imgs, run.images / f"prior_samples_{step:07d}.png", upscale=max(1, 128 // cfg.data.img_size))
+            save_image_grid(imgs, run.images / f"prior_samples_{step:07d}.png",
+                            upscale=max(1, 128 // cfg.data.img_size))
         if main and row:
             log.log(step, **row)
         if step % tc.ckpt_every == 0 or step == end:

@@ -8,7 +8,8 @@ processes and gradient-accumulation passes (the adaptive weight is computed per 
 Statistics stay on the device until a log step reads them all at once.
 
 Under torchrun, gradients are averaged across processes with an explicit all-reduce after each backward
-(coalesced into ~25 MB buffers, as DistributedDataParallel's buckets), because the adaptive weight differentiates through the
+(coalesced into ~25 MB buffers, as DistributedDataParallel's buckets), because the adaptive weight differentiates
+through the
 autoencoder a second time (torch.autograd.grad) and the discriminator runs several forward passes per
 backward, two things DDP's hooks do not allow.
 """
@@ -21,25 +22,36 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from ulib.train import distributed as dist_utils
-from ulib.data.batches import StepBatches, random_flip
-from ulib.io.checkpoint import atomic_write, rng_state, save_checkpoint, set_rng_state
 from ulib.config import Config
+from ulib.data.batches import StepBatches, random_flip
 from ulib.data.datasets import build_dataset, skipped_files
 from ulib.device import amp_dtype, autocast, decoder_dtype, load_scaler_state, make_scaler
-from ulib.vq.discriminator import PatchDiscriminator
-from ulib.train.ema import EMA
-from ulib.io.models import build_vqgan
+from ulib.io.checkpoint import atomic_write, rng_state, save_checkpoint, set_rng_state
 from ulib.io.logs import MetricsLog, save_image_grid
+from ulib.io.models import vqgan_from_config
 from ulib.io.rundir import RunDir
-from ulib.train.common import (FiniteGuard, Throughput, batch_plan, load_optimizer_state, progress, record_batch,
-                       restore_generator, set_lr, start_training, warmup_lr)
+from ulib.train import distributed as dist_utils
+from ulib.train.common import (
+    FiniteGuard,
+    Throughput,
+    batch_plan,
+    load_optimizer_state,
+    progress,
+    record_batch,
+    restore_generator,
+    set_lr,
+    start_training,
+    warmup_lr,
+)
+from ulib.train.ema import EMA
+from ulib.vq.discriminator import PatchDiscriminator
+from ulib.vq.loss import VQGANLoss
+from ulib.vq.perceptual import load_lpips
 
 
 def _perceptual(cfg: Config, device):
     if cfg.vqgan.perceptual_weight <= 0:
         return None
-    from ulib.vq.perceptual import load_lpips
 
     return load_lpips(device=device)
 
@@ -74,7 +86,6 @@ def _mean_stats(parts: list[dict]) -> dict:
 def train_vqgan(run: RunDir, cfg: Config, *, resume: bool = False, force: bool = False,
                 stop_at: int | None = None, show_progress: bool = True) -> Path:
     """Train the VQGAN of `run` to cfg.vqgan_train.steps (or stop early at `stop_at`); returns the checkpoint."""
-    from ulib.vq.loss import VQGANLoss
 
     tc = cfg.vqgan_train
     rank, world, device, state = start_training(run, cfg, run.vqgan_ckpt, tc.steps, "VQGAN", resume=resume,
@@ -89,7 +100,7 @@ def train_vqgan(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
     val = build_dataset(cfg.data, "val", train_transforms=False)
     if main:
         record_data_check(run, train)
-    ae = build_vqgan(cfg).to(device)
+    ae = vqgan_from_config(cfg).to(device)
     disc = PatchDiscriminator.from_config(cfg.vqgan).to(device)
     dist_utils.broadcast_parameters(ae)
     dist_utils.broadcast_parameters(disc)

@@ -56,7 +56,8 @@ class VQGANLoss:
             raise ValueError(f"vqgan.perceptual_weight={cfg.perceptual_weight}; must be >= 0")
         if cfg.perceptual_weight > 0 and perceptual is None:
             raise ValueError(
-                f"vqgan.perceptual_weight={cfg.perceptual_weight} > 0 needs an LPIPS module (ulib.vq.perceptual.load_lpips); "
+                f"vqgan.perceptual_weight={cfg.perceptual_weight} > 0 needs an LPIPS module "
+                "(ulib.vq.perceptual.load_lpips); "
                 "got perceptual=None. Pass one, or set vqgan.perceptual_weight=0"
             )
         self.cfg = cfg

@@ -349,7 +349,8 @@ class VQAutoEncoder(nn.Module):
         if indices.dim() != 3 or tuple(indices.shape[1:]) != (h, w):
             raise ValueError(f"indices of shape {tuple(indices.shape)}; expected (B, {h}, {w}) or (B, {h * w})")
         if indices.dtype.is_floating_point or indices.dtype.is_complex or indices.dtype == torch.bool:
-            raise ValueError(f"indices have dtype {indices.dtype}; expected an integer dtype (e.g. int64, int16, uint8)")
+            raise ValueError(f"indices have dtype {indices.dtype}; "
+                             "expected an integer dtype (e.g. int64, int16, uint8)")
         if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= self.codebook_size):
             raise ValueError(
                 f"indices range {int(indices.min())}..{int(indices.max())}; allowed 0..{self.codebook_size - 1} "
