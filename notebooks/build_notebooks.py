@@ -131,18 +131,20 @@ def nb01():
         md("""\
             ## Sampling
 
-            `sample_images` runs the reverse process (`cfg.sample.steps` steps, temperature
+            `sample_images`, the kit's front door for sampling (`from ulib import load_run, sample_tokens,
+            sample_images`), runs the reverse process (`cfg.sample.steps` steps, temperature
             `cfg.sample.temperature`) and decodes the tokens with the VQGAN's generator. The settings come from
             the run's `config.json`, written from the profile when the run was made; if the profile has changed
             since, `setup` above warned and names the `--set` that follows the profile.
             """),
         code("""\
-            from ulib.train.prior import sample_images
+            from ulib import sample_images
 
             print(f"sampling: {cfg.sample.steps or T} steps, temperature {cfg.sample.temperature} "
                   f"(from {s.run.config_file.name}, profile {cfg.profile!r})")
 
-            images, tokens = sample_images(net, vq, cfg, n_samples, s.device, seed=s.seed)
+            models = nbu.models(s)  # the VQGAN and prior above, with the run's sampling settings
+            images, tokens = sample_images(models, n_samples, seed=s.seed, return_tokens=True)
             nbu.show(nbu.save_grid(s, images, "01_samples"))
             """),
         code("""\
@@ -736,7 +738,7 @@ def nb05():
             absorbing − AR gets a bootstrap std in which both share each resample of the reference.
             """),
         code("""\
-            from ulib.sample.autoregressive import sample_ar
+            from ulib import sample_tokens
             from ulib.eval.quality import with_floor
 
             vq = nbu.vqgan(s)
@@ -746,8 +748,8 @@ def nb05():
             img_abs, _, _ = nbu.sample_set(s, vq, net_abs, n, steps=T, temperature=fid_temperature)
             g = s.generator(1)
             with torch.no_grad():
-                tok = torch.cat([sample_ar(net_ar, min(250, n - i), L, s.device, temperature=fid_temperature, generator=g)
-                                 for i in range(0, n, 250)])
+                tok = torch.cat([sample_tokens(net_ar, min(250, n - i), temperature=fid_temperature, generator=g)
+                                 for i in range(0, n, 250)])  # the AR prior: token by token (its kind decides)
                 img_ar = torch.cat([vq.decode(tok[i: i + 250]).clamp(-1, 1).cpu() for i in range(0, n, 250)])
             quality = [with_floor({"model": name, "temperature": fid_temperature,
                                    **meter.score(x, draws=sizes["draws"], seed=seed)}, floor)
@@ -765,18 +767,16 @@ def nb05():
             Tokens only (the VQGAN decoder costs the same for both). The AR sampler uses its key/value cache.
             """),
         code("""\
-            from ulib.sample.autoregressive import sample_ar
-            from ulib.sample.api import decode_tokens
+            from ulib import sample_tokens
 
 
             def absorbing(n_steps):
-                return decode_tokens(net_abs, method="random", batch=n_samples, length=L, num_timesteps=T,
-                                     mask_id=cfg.mask_id, steps=n_steps, temperature=temp,
+                return sample_tokens(net_abs, n_samples, steps=n_steps, temperature=temp, num_timesteps=T,
                                      generator=s.generator(), device=s.device)
 
 
-            def autoregressive():
-                return sample_ar(net_ar, n_samples, L, s.device, temperature=temp, generator=s.generator())
+            def autoregressive():  # the same call: the prior's kind picks the AR sampler
+                return sample_tokens(net_ar, n_samples, temperature=temp, generator=s.generator(), device=s.device)
 
 
             absorbing(fast), autoregressive()  # warm-up
@@ -1159,7 +1159,7 @@ def nb08():
             """),
         code("""\
             # NBVAL_CHECK_OUTPUT
-            from ulib.sample.canvas import coverage, decode_canvas, sample_canvas, window_offsets
+            from ulib.sample.canvas import coverage, decode_canvas, window_offsets
 
             offsets = window_offsets(canvas, (h, w), stride)  # (Nw, 2) top-left corners
             cover = coverage(canvas, (h, w), offsets)  # (a, b) windows per position
@@ -1175,12 +1175,13 @@ def nb08():
             plt.show()
             """),
         code("""\
-            from ulib.train.prior import sample_images
+            from ulib import sample_images, sample_tokens
 
-            vq, net = nbu.vqgan(s), nbu.prior(s)
-            tokens, seconds = nbu.timed(lambda: sample_canvas(
-                net, canvas, (h, w), num_timesteps=T, mask_id=cfg.mask_id, steps=n_steps, temperature=temp,
-                stride=stride, batch=n_samples, generator=s.generator(), device=s.device), s.device)
+            models = nbu.models(s)
+            vq = models.vqgan
+            tokens, seconds = nbu.timed(lambda: sample_tokens(
+                models, n_samples, canvas=canvas, stride=stride, steps=n_steps, temperature=temp,
+                generator=s.generator(), device=s.device), s.device)
             with torch.no_grad():
                 big = decode_canvas(vq, tokens).clamp(-1, 1)  # (n, 3, a*f, b*f): the generator is convolutional
             nbu.write_table(s, [{"canvas": f"{canvas[0]}x{canvas[1]}", "window": f"{h}x{w}", "stride": stride,
@@ -1195,8 +1196,7 @@ def nb08():
             """),
         code("""\
             tiles = canvas_scale[0] * canvas_scale[1]
-            images, _ = sample_images(net, vq, cfg, n_samples * tiles, s.device, seed=s.seed, steps=n_steps,
-                                      temperature=temp)
+            images = sample_images(models, n_samples * tiles, seed=s.seed, steps=n_steps, temperature=temp)
             rows = images.view(n_samples, canvas_scale[0], canvas_scale[1], *images.shape[1:])
             naive = torch.cat([torch.cat(r.unbind(1), dim=-1) for r in rows.unbind(1)], dim=-2)  # (n, 3, a*f, b*f)
             nbu.show(nbu.save_grid(s, naive, "fig4_independent_tiles", nrow=1))
@@ -1342,15 +1342,16 @@ def nb10():
             The same command-line path as `python -m ulib sample --official-vqgan ... --official-sampler ...`.
             """),
         code("""\
-            from ulib.app.commands import parse_canvas, sample_images
+            from ulib import sample_images
+            from ulib.app.commands import parse_canvas
             from ulib.sample.models import from_official
 
             if available:
                 m = from_official(vqgan_file, sampler_file, "absorbing", s.device)
-                images = sample_images(m, n_samples, steps=steps, temperature=temperature, seed=s.seed, device=s.device)
+                images = sample_images(m, n_samples, steps=steps, temperature=temperature, seed=s.seed)
                 nbu.show(nbu.save_grid(s, images, f"10_released_{dataset}_samples"))
-                wide = sample_images(m, 1, steps=steps, temperature=temperature, seed=s.seed, device=s.device,
-                                     canvas=parse_canvas(canvas), stride=4)
+                wide = sample_images(m, 1, steps=steps, temperature=temperature, seed=s.seed, canvas=parse_canvas(canvas),
+                                     stride=4)
                 nbu.show(nbu.save_grid(s, wide, f"10_released_{dataset}_wide"))
             else:
                 print("skipped: no released checkpoints")
@@ -1387,7 +1388,7 @@ def nb11():
         md("""\
             ## The playground
 
-            Three tabs, all calling ulib: **Sample** (`ulib.sample.api.decode_tokens` with the method, steps,
+            Three tabs, all calling ulib: **Sample** (`ulib.sample.api.sample_tokens` with the method, steps,
             temperature and seed of the sliders; a canvas wider than the training grid goes through
             `ulib.sample.canvas.sample_canvas`, Eq. 8), **Inpaint** (`ulib.sample.inpaint.inpaint` on a validation image
             or the last sample, inside a rectangle given in pixels) and **Steps** (`AbsorbingSampler.step`

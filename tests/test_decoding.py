@@ -1,5 +1,5 @@
 """Decoding methods of the absorbing prior: 'random' (paper, with aligned passes), 'confidence' (MaskGIT),
-'remask' (the official sample_mlm); one entry point `decode_tokens`."""
+'remask' (the official sample_mlm); one entry point `sample_tokens`."""
 import math
 
 import pytest
@@ -7,7 +7,9 @@ import torch
 
 from ulib.prior.transformer import Transformer
 from ulib.sample.absorbing import AbsorbingSampler, time_schedule
-from ulib.sample.api import DECODING_METHODS, ConfidenceSampler, confidence_schedule, decode_tokens, remask_times
+from ulib.sample.api import SAMPLING_METHODS, sample_tokens
+from ulib.sample.maskgit import ConfidenceSampler, confidence_schedule
+from ulib.sample.remask import remask_times
 
 
 def gen(seed):
@@ -105,7 +107,7 @@ def test_plan_reveals_positions_with_the_law_of_step_by_step_draws():
 def test_random_tokens_follow_the_plain_sampler(T, steps, temperature):
     K, L, N = 2, 3, 20_000
     model = CountModel(K, L, a=1.5)
-    ours = decode_tokens(model, batch=N, length=L, num_timesteps=T, mask_id=K, steps=steps,
+    ours = sample_tokens(model, n=N, length=L, num_timesteps=T, mask_id=K, steps=steps,
                          temperature=temperature, generator=gen(0))
     plain, _ = plain_reverse_process(model, T, steps, K, N, L, temperature, gen(1))
     code = torch.tensor([1, 2, 4])  # the whole sequence as one of 8 outcomes: the joint law
@@ -147,7 +149,7 @@ def test_forward_passes_equal_distinct_states_evaluated():
     x_start = torch.full((B, L), K)
     x_start[:, 0] = torch.arange(B)  # a fixed token per image, so every row names its image
     plans = []
-    x = decode_tokens(model, x_start=x_start, num_timesteps=T, mask_id=K, generator=gen(4),
+    x = sample_tokens(model, x_start=x_start, num_timesteps=T, mask_id=K, generator=gen(4),
                       callback=lambda p, res: plans.append(res.step))
     steps_taken = torch.stack(plans, 1)  # (B, P)
     n = (steps_taken >= 0).sum(1)  # non-empty steps per image
@@ -207,7 +209,7 @@ def test_confidence_reveals_exactly_the_scheduled_counts(schedule):
     sampler = ConfidenceSampler(CountModel(K, L), K, S, schedule=schedule, generator=gen(7))
     remaining = sampler.remaining(x_start)
     seen = []
-    x = decode_tokens(CountModel(K, L), method="confidence", x_start=x_start, num_timesteps=16, mask_id=K,
+    x = sample_tokens(CountModel(K, L), method="confidence", x_start=x_start, num_timesteps=16, mask_id=K,
                       steps=S, generator=gen(7), schedule=schedule, callback=lambda j, r: seen.append(r))
     assert len(seen) == S and (x != K).all()
     for j, res in enumerate(seen):
@@ -218,7 +220,7 @@ def test_confidence_reveals_exactly_the_scheduled_counts(schedule):
 def test_confidence_keeps_the_most_confident_without_choice_noise():
     K, L = 8, 12
     seen = []
-    decode_tokens(CountModel(K, L, a=0.5), method="confidence", batch=20, length=L, num_timesteps=12,
+    sample_tokens(CountModel(K, L, a=0.5), method="confidence", n=20, length=L, num_timesteps=12,
                   mask_id=K, steps=4, generator=gen(8), choice_temperature=0.0,
                   callback=lambda j, r: seen.append(r))
     for res in seen:
@@ -241,7 +243,7 @@ def test_remask_masks_each_generated_token_with_probability_t_over_T():
     x_start = torch.full((B, L), K)
     x_start[:, :5] = 3  # given tokens: never re-masked
     seen = []
-    x = decode_tokens(model, method="remask", x_start=x_start, num_timesteps=T, mask_id=K, steps=S,
+    x = sample_tokens(model, method="remask", x_start=x_start, num_timesteps=T, mask_id=K, steps=S,
                       generator=gen(9), callback=lambda j, r: seen.append(r))
     assert model.calls == S and (x != K).all() and (x[:, :5] == 3).all()
     for res in seen:
@@ -253,7 +255,7 @@ def test_remask_masks_each_generated_token_with_probability_t_over_T():
 
 
 # ---- every method --------------------------------------------------------------------------------
-@pytest.mark.parametrize("method", DECODING_METHODS)
+@pytest.mark.parametrize("method", SAMPLING_METHODS)
 def test_every_method_fills_every_mask_and_keeps_given_tokens(method):
     K, L, B = 16, 12, 6
     net = tiny_transformer(K, L)
@@ -262,7 +264,7 @@ def test_every_method_fills_every_mask_and_keeps_given_tokens(method):
     free[0] = True  # one all-masked image
     x_start[free] = K
     history = []
-    x = decode_tokens(net, method=method, x_start=x_start, num_timesteps=16, mask_id=K, steps=8,
+    x = sample_tokens(net, method=method, x_start=x_start, num_timesteps=16, mask_id=K, steps=8,
                       generator=gen(12), callback=lambda k, r: history.append(r.x))
     assert x.shape == (B, L) and x.dtype == torch.long
     assert (x != K).all() and x.min() >= 0 and x.max() < K
@@ -273,37 +275,37 @@ def test_every_method_fills_every_mask_and_keeps_given_tokens(method):
             assert torch.equal(b[a != K], a[a != K])
 
 
-@pytest.mark.parametrize("method", DECODING_METHODS)
+@pytest.mark.parametrize("method", SAMPLING_METHODS)
 def test_every_method_is_deterministic_under_a_seed(method):
     net = tiny_transformer()
-    kw = dict(method=method, batch=3, length=12, num_timesteps=16, mask_id=16, steps=6)
-    a = decode_tokens(net, generator=gen(7), **kw)
-    b = decode_tokens(net, generator=gen(7), **kw)
-    c = decode_tokens(net, generator=gen(8), **kw)
+    kw = dict(method=method, n=3, length=12, num_timesteps=16, mask_id=16, steps=6)
+    a = sample_tokens(net, generator=gen(7), **kw)
+    b = sample_tokens(net, generator=gen(7), **kw)
+    c = sample_tokens(net, generator=gen(8), **kw)
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
 def test_bad_arguments_are_named():
     net = tiny_transformer()
-    kw = dict(batch=2, length=12, num_timesteps=16, mask_id=16)
-    for method in DECODING_METHODS:
+    kw = dict(n=2, length=12, num_timesteps=16, mask_id=16)
+    for method in SAMPLING_METHODS:
         for steps in (0, 17, -1, 2.5):
             with pytest.raises(ValueError, match="steps"):
-                decode_tokens(net, method=method, steps=steps, **kw)
+                sample_tokens(net, method=method, steps=steps, **kw)
         for temp in (0.0, -1.0, float("nan")):
             with pytest.raises(ValueError, match="temperature"):
-                decode_tokens(net, method=method, temperature=temp, **kw)
+                sample_tokens(net, method=method, temperature=temp, **kw)
         with pytest.raises(ValueError, match="x_start"):
-            decode_tokens(net, method=method, x_start=torch.full((2, 11), 16), **kw)
+            sample_tokens(net, method=method, x_start=torch.full((2, 11), 16), **kw)
         with pytest.raises(ValueError, match="x_start"):
-            decode_tokens(net, method=method, x_start=torch.full((12,), 16), num_timesteps=16, mask_id=16)
+            sample_tokens(net, method=method, x_start=torch.full((12,), 16), num_timesteps=16, mask_id=16)
     with pytest.raises(ValueError, match="'random', 'confidence', 'remask'"):
-        decode_tokens(net, method="maskgit", **kw)
+        sample_tokens(net, method="maskgit", **kw)
     with pytest.raises(ValueError, match="schedule"):
-        decode_tokens(net, method="random", schedule="cosine", **kw)
+        sample_tokens(net, method="random", schedule="cosine", **kw)
     with pytest.raises(ValueError, match="schedule"):
-        decode_tokens(net, method="confidence", schedule="square", **kw)
+        sample_tokens(net, method="confidence", schedule="square", **kw)
     with pytest.raises(ValueError, match="choice_temperature"):
-        decode_tokens(net, method="confidence", choice_temperature=-1.0, **kw)
-    with pytest.raises(ValueError, match="batch"):
-        decode_tokens(net, length=12, num_timesteps=16, mask_id=16)
+        sample_tokens(net, method="confidence", choice_temperature=-1.0, **kw)
+    with pytest.raises(ValueError, match="n=None"):
+        sample_tokens(net, length=12, num_timesteps=16, mask_id=16)

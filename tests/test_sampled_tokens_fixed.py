@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from ulib import sample_tokens
 from ulib.prior.transformer import Transformer
-from ulib.sample.api import decode_tokens
 from ulib.sample.autoregressive import sample_ar
-from ulib.sample.canvas import sample_canvas
 
 FILE = Path(__file__).parent / "data" / "sampled_tokens.json"
 K, SIDE, T = 16, 4, 8  # codebook, grid side (L = 16 tokens), diffusion steps
@@ -43,16 +42,16 @@ def sampled() -> dict[str, list]:
     out = {}
     with torch.no_grad():
         for method, steps in (("random", T), ("random", 2), ("confidence", 4), ("remask", 4)):
-            out[f"{method}_{steps}"] = decode_tokens(absorbing, method=method, batch=3, length=SIDE * SIDE,
+            out[f"{method}_{steps}"] = sample_tokens(absorbing, method=method, n=3, length=SIDE * SIDE,
                                                      steps=steps, temperature=0.9, **{**common, "generator": _g()})
         x_start = torch.arange(SIDE * SIDE).remainder(K).repeat(2, 1)
         x_start[:, 4:12] = MASK  # inpaint the middle half
-        out["inpaint_random_8"] = decode_tokens(absorbing, method="random", x_start=x_start, steps=T,
+        out["inpaint_random_8"] = sample_tokens(absorbing, method="random", x_start=x_start, steps=T,
                                                 **{**common, "generator": _g(1)})
-        out["ar_cached"] = sample_ar(ar, 3, SIDE * SIDE, "cpu", temperature=0.9, generator=_g(2))
+        out["ar_cached"] = sample_tokens(ar, 3, temperature=0.9, generator=_g(2))  # the AR sampler, by the kind
         out["ar_uncached"] = sample_ar(ar, 3, SIDE * SIDE, "cpu", temperature=0.9, generator=_g(2), use_cache=False)
-        out["canvas_4x6"] = sample_canvas(absorbing, (SIDE, SIDE + 2), (SIDE, SIDE), num_timesteps=T, mask_id=MASK,
-                                          steps=4, generator=_g(3))
+        out["canvas_4x6"] = sample_tokens(absorbing, 1, canvas=(SIDE, SIDE + 2), grid=(SIDE, SIDE), steps=4,
+                                          **{**common, "generator": _g(3)})
     return {k: v.tolist() for k, v in out.items()}
 
 

@@ -212,10 +212,10 @@ def test_mps_paths_create_no_float64(monkeypatch):
 
     from ulib.eval import metrics
     from ulib.sample import absorbing as sampling
-    from ulib.sample import api as decoding
+    from ulib.sample import api, maskgit
     from ulib.train import distributed
 
-    for mod in (decoding, distributed, metrics, sampling):
+    for mod in (maskgit, distributed, metrics, sampling):
         monkeypatch.setattr(mod, "exact_float", lambda device: torch.float32)
     monkeypatch.setattr(sampling, "_exact_float", lambda device: torch.float32)
 
@@ -233,9 +233,9 @@ def test_mps_paths_create_no_float64(monkeypatch):
     net = lambda t: torch.zeros(*t.shape, 5)  # noqa: E731  tokens -> uniform logits
     with NoDouble():
         metrics.psnr(x, y), metrics.ssim(x, y), metrics.codebook_usage(torch.tensor([3, 0, 1]))
-        decoding.confidence_schedule(torch.tensor([16, 9]), 4)
+        maskgit.confidence_schedule(torch.tensor([16, 9]), 4)
         for method in ("random", "confidence"):
-            decoding.decode_tokens(net, method=method, batch=2, length=6, num_timesteps=4, mask_id=5,
+            api.sample_tokens(net, method=method, n=2, length=6, num_timesteps=4, mask_id=5,
                                    generator=torch.Generator().manual_seed(0), device="cpu")
         distributed.all_mean_dict({"a": 1.0}, torch.device("cpu"))
     assert NoDouble.made == []
@@ -403,7 +403,7 @@ def test_tf32_only_on_cuda(monkeypatch):
 
 
 def test_sampling_runs_the_prior_under_the_chosen_autocast(monkeypatch):
-    from ulib.app import commands
+    from ulib import sample_images
     from ulib.prior.transformer import Transformer
     from ulib.sample.models import SamplingModels
     from ulib.vq.model import VQAutoEncoder
@@ -419,7 +419,7 @@ def test_sampling_runs_the_prior_under_the_chosen_autocast(monkeypatch):
     m = SamplingModels(vq, prior, "absorbing", 4, 8, (4, 4), 4, 1.0, 2, "test")
     for precision, want in (("bf16", torch.bfloat16), ("fp32", None), ("auto", None)):
         seen.clear()
-        images = commands.sample_images(m, 2, steps=4, temperature=1.0, seed=0, device="cpu", precision=precision)
+        images = sample_images(m, 2, steps=4, temperature=1.0, seed=0, precision=precision)
         assert seen and set(seen) == {want} and images.dtype == torch.float32, precision
 
 

@@ -13,12 +13,15 @@ from ulib.profiles import get_profile
 from helpers import TINY
 
 
-def test_study_profile_is_the_demo_with_longer_validated_prior_training():
+def test_study_profile_is_the_demo_with_its_earlier_prior_trained_longer_and_validated():
     demo, study = get_profile("demo").to_dict(), get_profile("study").to_dict()
     differ = sorted(f"{sec}.{k}" for sec, d in demo.items() if isinstance(d, dict)
                     for k in d if d[k] != study[sec][k])
-    assert differ == ["prior_train.image_every", "prior_train.keep_best", "prior_train.steps"]
-    assert study["prior_train"]["steps"] > demo["prior_train"]["steps"] and study["prior_train"]["keep_best"]
+    # the prior and its sampling temperature as the demo had them before #12's rebalance, then 2.5x longer
+    assert differ == ["prior.n_emb", "prior.n_head", "prior_train.image_every", "prior_train.keep_best",
+                      "prior_train.lr", "prior_train.steps", "sample.temperature"]
+    assert (study["prior"]["n_emb"], study["prior_train"]["steps"], study["prior_train"]["lr"]) == (192, 2500, 7e-4)
+    assert study["prior_train"]["keep_best"]
     assert study["vqgan"] == demo["vqgan"] and study["vqgan_train"] == demo["vqgan_train"], \
         "the study can reuse the demo's VQGAN"
 

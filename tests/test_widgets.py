@@ -59,21 +59,21 @@ def test_generate_button_sends_settings_and_updates_image(pg, models, monkeypatc
     import ulib.app.widgets as W
 
     calls = []
-    real = W.decode_tokens
+    real = W.sample_tokens
 
     def spy(*a, **kw):
-        calls.append(kw)
+        calls.append((a, kw))
         return real(*a, **kw)
 
-    monkeypatch.setattr(W, "decode_tokens", spy)
+    monkeypatch.setattr(W, "sample_tokens", spy)
     pg.method.value, pg.steps.value, pg.temperature.value, pg.seed.value = "confidence", 3, 0.7, 5
     pg.n_images.value = 3
     before = pg.image.value
     pg.generate_button.click()
     assert pg.message.value.startswith("confidence"), pg.message.value
-    kw = calls[-1]
-    assert (kw["method"], kw["steps"], kw["temperature"], kw["batch"]) == ("confidence", 3, pytest.approx(0.7), 3)
-    assert kw["num_timesteps"] == models.num_timesteps and kw["mask_id"] == models.mask_id
+    (prior, n), kw = calls[-1]  # the front door, with the playground's models (their T and mask id)
+    assert (kw["method"], kw["steps"], kw["temperature"], n) == ("confidence", 3, pytest.approx(0.7), 3)
+    assert prior is models
     assert pg.image.value != before and pg.image.value[:8] == b"\x89PNG\r\n\x1a\n"
     assert pg.timing.value.startswith("3 images in ") and "ms/image" in pg.timing.value
     assert pg.progress.value == pg.progress.max == 3

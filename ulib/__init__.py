@@ -21,3 +21,8 @@ The built-in dataset is OpenMoji (https://openmoji.org, CC BY-SA 4.0): "All emoj
 the open-source emoji and icon project."
 """
 __version__ = "0.1.0"
+
+# the front door for sampling: a run's models, prior -> tokens, tokens -> images (ulib.sample.api)
+from ulib.sample.api import load_run, sample_images, sample_tokens  # noqa: E402
+
+__all__ = ["load_run", "sample_images", "sample_tokens"]

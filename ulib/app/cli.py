@@ -236,7 +236,6 @@ def cmd_train_prior(args) -> int:
 
 def _sampling_models(args):
     """(SamplingModels, device, output folder) from --run or from the --official-* files."""
-
     if args.official_vqgan or args.official_sampler:
         if not (args.official_vqgan and args.official_sampler):
             raise ValueError("give both --official-vqgan and --official-sampler")
@@ -258,7 +257,7 @@ def cmd_sample(args) -> int:
                      n=args.n if args.n is not None else m.default_n,
                      steps=args.steps if args.steps is not None else m.default_steps,
                      temperature=args.temperature if args.temperature is not None else m.default_temperature,
-                     seed=args.seed, device=device, method=args.method,
+                     seed=args.seed, method=args.method,
                      canvas=parse_canvas(args.canvas) if args.canvas else None, stride=args.stride,
                      top_k=args.top_k, precision=args.precision))
     return 0

@@ -9,11 +9,8 @@ import torch
 from PIL import Image
 
 from ulib.data.datasets import _to_tensor, resize_center_crop, to_rgb
-from ulib.device import autocast, sampling_dtype
 from ulib.io.logs import save_image_grid
-from ulib.sample.api import decode_tokens
-from ulib.sample.autoregressive import sample_ar
-from ulib.sample.canvas import decode_canvas, sample_canvas
+from ulib.sample.api import sample_images
 from ulib.sample.inpaint import inpaint
 from ulib.sample.models import SamplingModels
 
@@ -27,52 +24,25 @@ def parse_canvas(text: str) -> tuple[int, int]:
     return a, b
 
 
-@torch.no_grad()
-def sample_images(m: SamplingModels, n: int, *, steps: int, temperature: float, seed: int, device,
-                  method: str = "random", canvas: tuple[int, int] | None = None, stride: int = 1,
-                  top_k: int | None = None, precision: str = "auto") -> torch.Tensor:
-    """n decoded samples (n, 3, H, W) in [-1, 1] from the prior of `m`.
-
-    precision: the prior's forward pass in 'fp32', 'bf16' (autocast) or 'auto' (bf16 on GPUs that have it
-    natively, `ulib.device.sampling_dtype`); the VQGAN always decodes in fp32."""
-    with autocast(torch.device(device), sampling_dtype(torch.device(device), precision)):
-        tokens, decode = _sample_tokens(m, n, steps=steps, temperature=temperature, seed=seed, device=device,
-                                        method=method, canvas=canvas, stride=stride, top_k=top_k)
-    return decode(tokens).clamp(-1, 1)
-
-
-def _sample_tokens(m: SamplingModels, n: int, *, steps, temperature, seed, device, method, canvas, stride, top_k):
-    """(tokens, the decoder that turns them into images) of `sample_images`."""
+def check_sample_args(m: SamplingModels, n: int, steps: int, temperature: float, method: str, canvas) -> None:
+    """The sample command's arguments against the models, as --flag errors (before anything is drawn)."""
     if n < 1:
         raise ValueError(f"--n={n}; must be >= 1")
     if temperature <= 0:
         raise ValueError(f"--temperature={temperature}; must be > 0")
-    g = torch.Generator(device=device).manual_seed(seed)
-    h, w = m.latent_shape
     if m.kind == "autoregressive":
         if canvas is not None or method != "random":
             raise ValueError("--canvas and --method apply to the absorbing prior; the AR prior samples in raster order")
-
-        tokens = sample_ar(m.prior, n, h * w, device, temperature=temperature, top_k=top_k, generator=g)
-        return tokens.view(n, h, w), m.vqgan.decode
-    if not 1 <= steps <= m.num_timesteps:
+    elif not 1 <= steps <= m.num_timesteps:
         raise ValueError(f"--steps={steps}; allowed: 1..T={m.num_timesteps}")
-    if canvas is not None:
-        tokens = sample_canvas(m.prior, canvas, (h, w), num_timesteps=m.num_timesteps, mask_id=m.mask_id,
-                               steps=steps, temperature=temperature, stride=stride, batch=n, generator=g,
-                               device=device)
-        return tokens, lambda t: decode_canvas(m.vqgan, t)
-
-    tokens = decode_tokens(m.prior, method=method, batch=n, length=h * w, num_timesteps=m.num_timesteps,
-                           mask_id=m.mask_id, steps=steps, temperature=temperature, generator=g, device=device)
-    return tokens.view(n, h, w), m.vqgan.decode
 
 
-def run_sample(m: SamplingModels, out: Path, *, n: int, steps: int, temperature: float, seed: int, device,
+def run_sample(m: SamplingModels, out: Path, *, n: int, steps: int, temperature: float, seed: int,
                method: str, canvas, stride: int, top_k: int | None = None, precision: str = "auto") -> str:
+    check_sample_args(m, n, steps, temperature, method, canvas)
     t0 = time.perf_counter()
-    images = sample_images(m, n, steps=steps, temperature=temperature, seed=seed, device=device, method=method,
-                           canvas=canvas, stride=stride, top_k=top_k, precision=precision)
+    images = sample_images(m, n, steps=steps, temperature=temperature, seed=seed, method=method, canvas=canvas,
+                           stride=stride, top_k=top_k, precision=precision)
     dt = time.perf_counter() - t0
     save_image_grid(images, out, upscale=max(1, 128 // images.shape[-1]))
     what = f"{steps} steps, " if m.kind == "absorbing" else ""
@@ -83,7 +53,6 @@ def run_sample(m: SamplingModels, out: Path, *, n: int, steps: int, temperature:
 
 def load_rgb(path: str | Path, size: int, what: str) -> np.ndarray:
     """An image file as uint8 (size, size, 3), resized and centre-cropped like the training data."""
-
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{what} {p} does not exist")
@@ -99,7 +68,6 @@ def load_rgb(path: str | Path, size: int, what: str) -> np.ndarray:
 def run_inpaint(m: SamplingModels, image: str, mask: str, out: Path, *, steps: int, temperature: float, seed: int,
                 device, dilate: int, paste_back: bool) -> str:
     """Regenerate the white part of `mask` in `image`; writes [input, masked input, result] side by side."""
-
     if m.kind != "absorbing":
         raise ValueError("inpainting needs the absorbing prior (the AR prior cannot condition on later tokens)")
     size = m.vqgan.latent_shape[0] * 2 ** (len(m.vqgan.ch_mult) - 1)

@@ -36,7 +36,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ulib.app.commands import sample_images
 from ulib.config import apply_overrides
 from ulib.data.datasets import build_dataset
 from ulib.device import autocast, configure_matmul, native_bf16, resolve_device, sampling_dtype
@@ -45,6 +44,7 @@ from ulib.eval.metrics import FeatureMoments, fid_from_moments, find_inception_w
 from ulib.io.logs import MetricsLog
 from ulib.io.rundir import RunDir
 from ulib.profiles import get_profile
+from ulib.sample.api import sample_images
 from ulib.sample.inpaint import inpaint
 from ulib.sample.models import from_run
 from ulib.train.latents import load_latents
@@ -74,7 +74,6 @@ def synthetic_images(folder: Path, n: int, size: int, seed: int = 0) -> None:
 
 def check_config(tiny: bool, data: Path, cache: Path, perceptual: bool):
     """The ffhq profile (or smoke, --tiny) on the synthetic folder, with a few steps per stage."""
-
     steps = dict(steps=6, log_every=1, image_every=1000, ckpt_every=1000)
     over = {"data.dataset": "folder", "data.path": str(data), "data.cache_dir": str(cache), "data.val_fraction": 0.25,
             "data.flip": True, "vqgan.disc_start_step": 2, "vqgan.perceptual_weight": 1.0 if perceptual else 0.0,
@@ -130,7 +129,6 @@ def peak_memory_mb(device: torch.device) -> float:
 
 def _logged_rate(log_file: Path, key: str = "images_per_s") -> float | None:
     """Median of the training log's rate column, leaving out the first row (warm-up, cuDNN autotuning)."""
-
     rates = [r[key] for r in MetricsLog.read(log_file) if r.get(key) not in (None, "")]
     rates = rates[1:] or rates
     return float(statistics.median(rates)) if rates else None
@@ -138,7 +136,6 @@ def _logged_rate(log_file: Path, key: str = "images_per_s") -> float | None:
 
 def run_check(device: torch.device, tiny: bool, workdir: Path, log=print) -> dict:
     """All phases; returns the JSON record (module docstring)."""
-
     t_start = time.perf_counter()
     configure_matmul(device)
     try:
@@ -194,19 +191,19 @@ def run_check(device: torch.device, tiny: bool, workdir: Path, log=print) -> dic
     for method in ("random", "confidence", "remask"):
         for precision in ("fp32", "bf16"):
             with ph.phase(f"sample_{method}_{precision}") as rec:
-                sample_images(models, n, steps=T, temperature=0.9, seed=0, device=device, method=method,
+                sample_images(models, n, steps=T, temperature=0.9, seed=0, method=method,
                               precision=precision)
                 rec["rates"] = {"samples_per_s": n}
                 rec["steps"] = T
     ar = from_run(run, apply_overrides(cfg, {"prior.kind": "autoregressive"}), device)
     for precision in ("fp32", "bf16"):
         with ph.phase(f"ar_cache_{precision}") as rec:
-            sample_images(ar, n, steps=T, temperature=0.9, seed=0, device=device, precision=precision)
+            sample_images(ar, n, steps=T, temperature=0.9, seed=0, precision=precision)
             rec["rates"] = {"samples_per_s": n, "tokens_per_s": n * L}
 
     s = cfg.latent_size
     with ph.phase("big_canvas") as rec:
-        img = sample_images(models, 2, steps=min(T, 32), temperature=0.9, seed=0, device=device, canvas=(s, 2 * s),
+        img = sample_images(models, 2, steps=min(T, 32), temperature=0.9, seed=0, canvas=(s, 2 * s),
                             stride=max(1, s // 4))
         rec["rates"] = {"samples_per_s": 2}
         rec["canvas"], rec["image_shape"] = f"{s}x{2 * s}", list(img.shape[1:])

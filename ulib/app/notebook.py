@@ -34,7 +34,8 @@ from ulib.io.checkpoint import load_checkpoint
 from ulib.io.logs import save_image_grid
 from ulib.io.models import load_run_prior, load_run_vqgan
 from ulib.io.rundir import RunDir
-from ulib.sample.api import decode_tokens
+from ulib.sample.api import sample_tokens
+from ulib.sample.models import SamplingModels, from_modules
 from ulib.train.common import AlreadyTrained
 from ulib.train.latents import load_latents
 from ulib.train.prior import train_prior
@@ -94,7 +95,6 @@ def _ensure_vqgan(s: Session, quiet: bool = True, show_progress: bool = False) -
 
 def vqgan(s: Session, show_progress: bool = False):
     """The run's trained VQGAN (EMA weights), training it first when the run has none."""
-
     _ensure_vqgan(s, quiet=False, show_progress=show_progress)
     return load_run_vqgan(s.cfg, s.run.vqgan_ckpt, s.device)
 
@@ -102,7 +102,6 @@ def vqgan(s: Session, show_progress: bool = False):
 def latents(s: Session) -> dict:
     """The run's cached token grids {'train', 'val', ...} (N, h, w), encoded first when missing or stale
     (and the VQGAN trained first when the run has none)."""
-
     _ensure_vqgan(s)
     return load_latents(s.cfg, s.run.vqgan_ckpt, s.run.latents, s.device)
 
@@ -119,7 +118,6 @@ def prior(s: Session, kind: str = "absorbing", show_progress: bool = False, chec
 
     checkpoint: 'final' (the last step), 'best' (the best validation score, kept when prior_train.keep_best
     is on: the study profile), or 'auto' ('best' when the run's config keeps it, else 'final')."""
-
     if checkpoint not in ("final", "best", "auto"):
         raise ValueError(f"checkpoint={checkpoint!r}; allowed: 'final', 'best', 'auto'")
     cfg = kind_config(s, kind)
@@ -134,9 +132,14 @@ def prior(s: Session, kind: str = "absorbing", show_progress: bool = False, chec
     return load_run_prior(cfg, path, s.device)
 
 
+def models(s: Session, kind: str = "absorbing", checkpoint: str = "final") -> SamplingModels:
+    """The run's VQGAN and prior of `kind` with the session's sampling settings, for `ulib.sample_images` and
+    `ulib.sample_tokens` (each trained first where the run has none; checkpoint as in `prior`)."""
+    return from_modules(vqgan(s), prior(s, kind, checkpoint=checkpoint), kind_config(s, kind), f"run {s.run.path}")
+
+
 def checkpoint_step(path: Path) -> int:
     """The training step a checkpoint was saved at."""
-
     return int(load_checkpoint(path)["step"])
 
 
@@ -166,7 +169,6 @@ def train_child_prior(s: Session, name: str, cfg: Config, show_progress: bool = 
     """Train an absorbing prior with `cfg` in the child run RUN/name (load if present, else train); returns
     the child run. A child trained with another config is trained again from scratch; an interrupted one
     is resumed."""
-
     child = child_run(s, name)
     stored = child.stored_config()
     changed = stored is not None and child.prior_ckpt.exists() and stored.to_dict() != cfg.to_dict()
@@ -215,7 +217,6 @@ def train_child_vqgan(s: Session, name: str, cfg: Config, show_progress: bool = 
     """Continue the run's trained VQGAN in the child run RUN/name with `cfg` (load if present, else train):
     the parent's vqgan.pt is copied in once and resumed to cfg.vqgan_train.steps. A child trained with
     another config starts again from the parent's checkpoint; an interrupted one is resumed."""
-
     _ensure_vqgan(s)
     child = RunDir(s.run.path / name)
     child.path.mkdir(parents=True, exist_ok=True)
@@ -230,7 +231,6 @@ def train_child_vqgan(s: Session, name: str, cfg: Config, show_progress: bool = 
 @torch.no_grad()
 def reconstruct(vq, images: torch.Tensor, device, batch_size: int = 100) -> torch.Tensor:
     """VQGAN reconstructions (encode, quantise, decode) of uint8 images (N, 3, H, W), as uint8 on the CPU."""
-
     out = [vq(images[i: i + batch_size].float().div(127.5).sub(1).to(device))[0].clamp(-1, 1).float().cpu()
            for i in range(0, len(images), batch_size)]
     return to_uint8(torch.cat(out))
@@ -260,15 +260,14 @@ def quality_sizes(s: Session, n_samples: int = 0) -> dict:
 def sample_set(s: Session, vq, net, n: int, *, steps: int, temperature: float, method: str = "random",
                seed_offset: int = 0, batch_size: int = 250) -> tuple[torch.Tensor, torch.Tensor, float]:
     """n samples of the absorbing prior `net` decoded by `vq`: (images (n, 3, H, W) in [-1, 1] on the CPU,
-    tokens (n, L), seconds per image), drawn in batches with `ulib.sample.api.decode_tokens`, seeded by the
+    tokens (n, L), seconds per image), drawn in batches with `ulib.sample.api.sample_tokens`, seeded by the
     session's seed + seed_offset (one generator for the whole set)."""
-
     cfg, g = s.cfg, s.generator(seed_offset)
     images, tokens = [], []
     t0 = time.perf_counter()
     for start in range(0, n, batch_size):
         b = min(batch_size, n - start)
-        tok = decode_tokens(net, method=method, batch=b, length=cfg.latent_size ** 2,
+        tok = sample_tokens(net, method=method, n=b, length=cfg.latent_size ** 2,
                             num_timesteps=cfg.prior.total_steps,
                             mask_id=cfg.mask_id, steps=steps, temperature=temperature, generator=g, device=s.device)
         images.append(vq.decode(tok).clamp(-1, 1).float().cpu())
@@ -282,7 +281,6 @@ def run_quality(s: Session, vq, net, meter, n: int, draws: int) -> tuple[list[di
     """The run's quality in one table (notebooks 01 and 12): n held-out real images (the noise floor), their
     VQGAN reconstructions, and n prior samples at the profile's sampling settings, each scored by `meter`
     (a `ulib.eval.quality.QualityMeter`) with `draws` bootstrap draws and the floor's figures beside."""
-
     real = meter.holdout[:n]  # uint8
     recon = reconstruct(vq, real, s.device)
     temp, steps = s.cfg.sample.temperature, s.cfg.sample.steps or s.cfg.prior.total_steps
@@ -307,7 +305,6 @@ def quality_meter(s: Session, n_reference: int = 2000, features: str = "auto"):
     """A `ulib.eval.quality.QualityMeter` for the run's data: the reference is a fixed random subset of
     n_reference training images (the paper scores samples against the training set), the held-out images for
     the noise floor are the other training images, then the validation images. Seeded by the session's seed."""
-
     train = build_dataset(s.cfg.data, "train", train_transforms=False)
     val = build_dataset(s.cfg.data, "val", train_transforms=False)
     if n_reference >= len(train):
@@ -384,7 +381,6 @@ def upscale_for(img_size: int) -> int:
 
 def save_grid(s: Session, images: torch.Tensor, name: str, nrow: int | None = None) -> Path:
     """Save images (B, 3, H, W) in [-1, 1] as RUN/results/NAME.png and return the path."""
-
     path = s.results / f"{name}.png"
     save_image_grid(images.detach().clamp(-1, 1).cpu(), path, nrow=nrow, upscale=upscale_for(images.shape[-1]))
     return path

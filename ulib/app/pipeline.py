@@ -12,11 +12,13 @@ from ulib.config import Config
 from ulib.data.datasets import build_dataset
 from ulib.device import resolve_device
 from ulib.io.logs import save_image_grid
-from ulib.io.models import load_run_prior, load_run_vqgan
+from ulib.io.models import load_run_vqgan
 from ulib.io.rundir import RunDir
+from ulib.sample.api import sample_images
+from ulib.sample.models import from_run
 from ulib.train.common import AlreadyTrained
 from ulib.train.latents import load_latents
-from ulib.train.prior import sample_images, train_prior
+from ulib.train.prior import train_prior
 from ulib.train.vqgan import train_vqgan
 
 
@@ -58,9 +60,7 @@ def run_pipeline(run: RunDir, cfg: Config, *, resume: bool = False, force: bool 
         run, cfg, resume=resume, force=force, show_progress=show_progress))
 
     def samples():
-        vqgan = load_run_vqgan(cfg, run.vqgan_ckpt, device)
-        net = load_run_prior(cfg, run.prior_ckpt, device)
-        images, _ = sample_images(net, vqgan, cfg, cfg.sample.n, device, seed=cfg.seed)
+        images = sample_images(from_run(run, cfg, device), cfg.sample.n, seed=cfg.seed)
         save_image_grid(images, run.samples, upscale=max(1, 128 // cfg.data.img_size))
 
     times["sample"] = _stage("sample", samples)

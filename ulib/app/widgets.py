@@ -30,8 +30,7 @@ import torch
 from ulib.app.notebook import token_picture
 from ulib.io.logs import image_grid
 from ulib.sample.absorbing import AbsorbingSampler
-from ulib.sample.api import DECODING_METHODS, decode_tokens
-from ulib.sample.canvas import sample_canvas
+from ulib.sample.api import SAMPLING_METHODS, sample_tokens
 from ulib.sample.inpaint import inpaint
 
 
@@ -92,7 +91,7 @@ class Playground:
         style = {"description_width": "120px"}
 
         # ---- Sample tab -------------------------------------------------------------------------------
-        self.method = W.Dropdown(options=list(DECODING_METHODS), value="random", description="method",
+        self.method = W.Dropdown(options=list(SAMPLING_METHODS), value="random", description="method",
                                  layout=lay, style=style)
         self.steps = W.IntSlider(value=min(max(1, models.default_steps), T), min=1, max=T, description="steps",
                                  layout=lay, style=style)
@@ -215,16 +214,11 @@ class Playground:
 
         t0 = time.perf_counter()
         try:
-            if cells > self.w:
-                tokens = sample_canvas(m.prior, (self.h, cells), (self.h, self.w), num_timesteps=m.num_timesteps,
-                                       mask_id=m.mask_id, steps=steps, temperature=temp, stride=self.stride,
-                                       batch=n, generator=self._generator(), device=self.device,
-                                       callback=callback)  # (B, h, cells)
-            else:
-                tokens = decode_tokens(m.prior, method=method, batch=n, length=self.h * self.w,
-                                       num_timesteps=m.num_timesteps, mask_id=m.mask_id, steps=steps,
-                                       temperature=temp, generator=self._generator(), device=self.device,
-                                       callback=callback).view(n, self.h, self.w)
+            # one front door: a canvas wider than the window (Eq. 8) or a window-sized grid, (B, h, cells)
+            wide = cells > self.w  # a canvas is drawn in random order whatever the method
+            tokens = sample_tokens(m, n, method="random" if wide else method, steps=steps, temperature=temp,
+                                   canvas=(self.h, cells) if wide else None, stride=self.stride,
+                                   generator=self._generator(), device=self.device, callback=callback)
         except StopSampling:
             self.message.value = f"stopped after {self.progress.value} of {steps} steps; image not updated"
             return None
@@ -305,7 +299,6 @@ class Playground:
 
     def show_step(self, k: int) -> None:
         """Show state k (after k steps): token map and the image decoded from the revealed tokens."""
-
         x = self.states[k]  # (h, w)
         masked = x == self.m.mask_id
         K = self.m.vqgan.codebook_size

@@ -28,7 +28,7 @@ from ulib.device import resolve_device
 from ulib.prior.absorbing import AbsorbingDiffusion
 from ulib.prior.transformer import Transformer
 from ulib.sample.absorbing import time_schedule
-from ulib.sample.api import decode_tokens
+from ulib.sample.api import sample_tokens
 from ulib.sample.autoregressive import sample_ar
 from ulib.sample.canvas import sample_canvas, window_offsets
 from ulib.sample.split_linear import split_available
@@ -82,7 +82,6 @@ def naive_sample(model, batch: int, length: int, num_timesteps: int, mask_id: in
                  temperature: float, generator: torch.Generator) -> torch.Tensor:
     """The paper's sampler written plainly (as the official code does): every step runs the full network
     and draws a token at every position, then keeps the draws where a token unmasks."""
-
     times = time_schedule(num_timesteps, steps)
     x = torch.full((batch, length), mask_id, dtype=torch.long, device=next(model.parameters()).device)
     for t, s in zip(times, times[1:]):
@@ -184,7 +183,7 @@ def _bench_absorbing(cfg: BenchConfig, device, rec) -> None:
 
         def counted_run():
             c = CountingForward(net)  # a fresh counter per run: the fastest run's passes and network time
-            decode_tokens(c, method="random", batch=B, length=L, num_timesteps=T, mask_id=K, steps=steps,
+            sample_tokens(c, method="random", n=B, length=L, num_timesteps=T, mask_id=K, steps=steps,
                           generator=g.manual_seed(0), device=device)
             return c
 
@@ -194,7 +193,7 @@ def _bench_absorbing(cfg: BenchConfig, device, rec) -> None:
         rec("  sampler overhead beside forward passes", (sec2 - counted.seconds) / max(counted.seconds, 1e-9),
             "fraction", steps=steps)
     for method in ("confidence", "remask"):
-        _, sec = _timed(lambda: decode_tokens(net, method=method, batch=B, length=L, num_timesteps=T, mask_id=K,
+        _, sec = _timed(lambda: sample_tokens(net, method=method, n=B, length=L, num_timesteps=T, mask_id=K,
                                               steps=few, generator=torch.Generator(device=device).manual_seed(0),
                                               device=device), device)
         rec(f"absorbing sampling, {method}", sec / B, "s/image", steps=few)

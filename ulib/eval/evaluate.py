@@ -49,12 +49,13 @@ from ulib.eval.metrics import (
     stream_features,
 )
 from ulib.io.checkpoint import load_checkpoint, save_checkpoint
-from ulib.io.models import load_run_prior, load_run_vqgan
+from ulib.io.models import load_run_vqgan
 from ulib.io.rundir import RunDir
 from ulib.paper import headline
 from ulib.profiles import get_profile
+from ulib.sample.api import sample_images
+from ulib.sample.models import from_run
 from ulib.train.common import progress
-from ulib.train.prior import sample_images
 from ulib.vq.perceptual import load_lpips
 
 PAPER_N_SAMPLES = 50_000  # samples behind the paper's Tables 1 and 2
@@ -70,7 +71,7 @@ CUDA_BATCH_SIZE = 256  # default images per sampling / feature batch on a GPU (3
 # The paper's figures for its absorbing model come from `ulib.paper.headline` (its abstract, which
 # quotes its tables). Precision and Recall are left out: we could not check them against the paper's text.
 PAPER_SOURCE = "Bond-Taylor et al. 2022 (abstract of arXiv:2111.12701)"
-SAMPLER = "random-order absorbing reverse process with even step skipping (ulib.train.prior.sample_images)"
+SAMPLER = "random-order absorbing reverse process with even step skipping (ulib.sample.api.sample_images)"
 BATCH_SEEDS = ("batch i samples with seed s_i, s = torch.randint(2**62, (n_batches,), "
                "generator=torch.Generator().manual_seed(seed))")
 SSIM_RECIPE = "Gaussian window 11 (sigma 1.5, shrunk to fit), K1 0.01, K2 0.03, [0, 1] scale, valid positions only"
@@ -254,7 +255,6 @@ def _data_resize(cfg) -> str:
 
 def _paper_results(cfg, features: str) -> dict | None:
     """The paper's figures when this run is on the paper's dataset and resolution, with standard features."""
-
     paper = headline(cfg.profile)
     if features != "inception" or paper is None or cfg.data.img_size != 256:
         return None
@@ -320,8 +320,7 @@ def evaluate_samples(run, cfg, *, n: int = PAPER_N_SAMPLES, steps: int | None = 
     real, ref_key, real_moments = reference_set(run, cfg, inception, reference, max_reference, batch_size,
                                                      show_progress)
     prior_path = run.prior_ckpt_for(cfg.prior.kind)
-    vqgan = load_run_vqgan(cfg, run.vqgan_ckpt, device, use_ema=use_ema)
-    net = load_run_prior(cfg, prior_path, device, use_ema=use_ema)
+    models = from_run(run, cfg, device, use_ema=use_ema)
 
     n_batches = math.ceil(n / batch_size)
     seeds = torch.randint(2**62, (n_batches,), generator=torch.Generator().manual_seed(seed)).tolist()
@@ -329,8 +328,8 @@ def evaluate_samples(run, cfg, *, n: int = PAPER_N_SAMPLES, steps: int | None = 
 
     def batches():
         for i, s in enumerate(seeds):
-            images, _ = sample_images(net, vqgan, cfg, min(batch_size, n - i * batch_size), device, seed=s,
-                                      steps=steps, temperature=temperature)
+            images = sample_images(models, min(batch_size, n - i * batch_size), seed=s, steps=steps,
+                                   temperature=temperature)
             if sum(len(k) for k in kept) < neighbours:
                 kept.append(images.cpu())
             yield images
@@ -365,7 +364,6 @@ def evaluate_samples(run, cfg, *, n: int = PAPER_N_SAMPLES, steps: int | None = 
 
 def _neighbours(run, cfg, queries, split, ref_key, k, lp, device, batch_size, show_progress) -> dict:
     """Supplementary C: the k reference images nearest to each query by LPIPS, as RUN/nearest_neighbours.png."""
-
     indices = reference_indices(ref_key["n_split"], ref_key["n"] if ref_key["subset_seed"] is not None else None)
     with progress(len(indices), 0, "nearest neighbours (LPIPS)", show_progress) as bar:
         nn = nearest_neighbours(queries.to(device), _loader(cfg, split, indices, batch_size),

@@ -228,7 +228,6 @@ def train_feature_net(recipe: FeatureRecipe = FeatureRecipe(), cache_dir: str | 
 
 def save_feature_net(net: EmojiFeatureNet, report: dict, path: str | os.PathLike) -> Path:
     """{'state_dict', 'config', 'report'} written atomically."""
-
     path = Path(path)
     cfg = {"width": report["recipe"]["width"], "dim": report["recipe"]["dim"], "n_categories": len(CATEGORIES)}
     blob = {"state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},

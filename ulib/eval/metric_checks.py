@@ -85,7 +85,6 @@ def sanity_sweep(features, real_a: torch.Tensor, real_b: torch.Tensor, *, seed: 
     """Rows {corruption, strength, n, fid, kid, precision, recall, density, coverage}: real_a against real_b
     corrupted at each strength of CORRUPTIONS (strength 0 = the real|real noise floor), then against a
     collapsed real_b. `features(images uint8) -> (N, D)`. draws >= 2 adds '<figure>_std' (bootstrap)."""
-
     fa = features(real_a)
     cases = [(name, s, unit, corrupt(real_b, name, s, seed))
              for name, (strengths, unit) in CORRUPTIONS.items() for s in strengths]

@@ -207,7 +207,6 @@ def load_inception(features: str = "inception", weights_dir: str | os.PathLike |
 
 def openmoji_weights(weights_dir: str | os.PathLike | None = None) -> Path:
     """The OpenMoji feature weights: WEIGHTS_DIR/openmoji_features.pt when that file exists, else the shipped file."""
-
     if weights_dir is not None and (Path(weights_dir) / WEIGHTS_FILE).is_file():
         return Path(weights_dir) / WEIGHTS_FILE
     return shipped_weights()
@@ -434,7 +433,6 @@ def nearest_neighbours(queries: torch.Tensor, references: Iterable[torch.Tensor]
 
 def save_neighbours_grid(queries: torch.Tensor, neighbours: Neighbours, path: str | os.PathLike) -> None:
     """One row per query: the query, then its neighbours from nearest to farthest."""
-
     rows = torch.cat([queries.cpu()[:, None].float(), neighbours.images.float()], 1)  # (n, 1 + k, 3, H, W)
     save_image_grid(rows.flatten(0, 1), path, nrow=rows.shape[1], upscale=max(1, 64 // queries.shape[-1]))
 

@@ -80,7 +80,6 @@ def absorbing_elbo(diffusion: AbsorbingDiffusion, model, data: torch.Tensor, *, 
 @torch.no_grad()
 def ar_nll(model, data: torch.Tensor, batch_size: int = 64) -> Estimate:
     """Exact NLL of the AR model on `data` (N, L), bits per token, with the standard error over grids."""
-
     vals = torch.cat([nll_bits_per_token(model, data[i: i + batch_size].long())
                       for i in range(0, len(data), batch_size)])
     se = (vals.std(unbiased=True) / math.sqrt(len(vals))).item() if len(vals) > 1 else 0.0

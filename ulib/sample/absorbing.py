@@ -28,7 +28,7 @@ Two ways to walk the schedule (same distribution of samples):
   fraction matches; steps of the schedule above t_b reveal nothing for that image and cost nothing.
 
 `sample` keeps the step-by-step loop and its random draws as they were (`ulib.sample.canvas` reproduces its
-tokens bit for bit); `ulib.sample.api.decode_tokens(method='random')` runs `sample_passes`.
+tokens bit for bit); `ulib.sample.api.sample_tokens(method='random')` runs `sample_passes`.
 
 Steps are separate calls (like diffusers' `scheduler.step`) so notebooks and widgets can show each one.
 """

@@ -30,18 +30,22 @@ class SamplingModels:
     source: str  # where the weights came from (for messages)
 
 
-def from_run(run, cfg, device, use_ema: bool = True) -> SamplingModels:
-    vqgan = load_run_vqgan(cfg, run.vqgan_ckpt, device, use_ema=use_ema)
-    prior = load_run_prior(cfg, run.prior_ckpt_for(cfg.prior.kind), device, use_ema=use_ema)
+def from_modules(vqgan, prior, cfg, source: str = "modules in memory") -> SamplingModels:
+    """A pair already in memory (a notebook's, a training loop's) with the sampling facts of its Config."""
     s = cfg.latent_size
     return SamplingModels(vqgan, prior, cfg.prior.kind, cfg.prior.total_steps, cfg.mask_id, (s, s),
-                          cfg.sample.steps or cfg.prior.total_steps, cfg.sample.temperature, cfg.sample.n,
-                          f"run {run.path}")
+                          cfg.sample.steps or cfg.prior.total_steps, cfg.sample.temperature, cfg.sample.n, source)
+
+
+def from_run(run, cfg, device, use_ema: bool = True) -> SamplingModels:
+    """A run's trained pair from its checkpoints (cfg: the run's config; prior.kind picks the prior)."""
+    vqgan = load_run_vqgan(cfg, run.vqgan_ckpt, device, use_ema=use_ema)
+    prior = load_run_prior(cfg, run.prior_ckpt_for(cfg.prior.kind), device, use_ema=use_ema)
+    return from_modules(vqgan, prior, cfg, f"run {run.path}")
 
 
 def from_official(vqgan_path: str | Path, sampler_path: str | Path, kind: str, device) -> SamplingModels:
     """The released files of the official code (paper configuration); see ulib/official.py."""
-
     vqgan = official.load_vqgan(vqgan_path, device=device)
     prior = official.load_sampler(sampler_path, kind, device=device)
     if prior.codebook_size != vqgan.quantize.codebook_size:

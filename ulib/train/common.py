@@ -62,7 +62,6 @@ def start_training(run, cfg, ckpt: Path, total_steps: int, what: str, *, resume:
 
     Returns (rank, world, device, state); state is None for a fresh start.
     """
-
     rank, world, device = dist_utils.init_from_env(resolve_device(cfg.device))
     configure_matmul(device)  # TF32 matmuls on CUDA
     state = resume_state(ckpt, resume=resume, force=force, total_steps=total_steps, what=what)

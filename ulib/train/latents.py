@@ -126,7 +126,6 @@ def load_latents_distributed(cfg: Config, vqgan_ckpt: Path, path: Path, device, 
     """`load_latents` for every process of a torchrun job: when the cache is missing or stale, each process
     encodes its 1/world share (instead of rank 0 encoding everything while the others wait at a barrier for
     hours, past any collective timeout), rank 0 merges the shards, and every process reads the result."""
-
     if world <= 1:
         return load_latents(cfg, vqgan_ckpt, path, device, progress=progress)
     fresh = _stored_fingerprint(path) == latents_fingerprint(cfg, vqgan_ckpt)

@@ -19,7 +19,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from ulib.config import Config
 from ulib.data.batches import StepBatches
-from ulib.device import amp_dtype, autocast, load_scaler_state, make_scaler, sampling_dtype
+from ulib.device import amp_dtype, autocast, load_scaler_state, make_scaler
 from ulib.io.checkpoint import rng_state, save_checkpoint, set_rng_state, unwrap
 from ulib.io.logs import MetricsLog, save_image_grid
 from ulib.io.models import load_run_vqgan, prior_from_config
@@ -27,8 +27,8 @@ from ulib.io.rundir import RunDir
 from ulib.prior.absorbing import AbsorbingDiffusion
 from ulib.prior.autoregressive import ar_loss
 from ulib.prior.likelihood import absorbing_elbo, ar_nll
-from ulib.sample.api import decode_tokens
-from ulib.sample.autoregressive import sample_ar
+from ulib.sample.api import sample_images
+from ulib.sample.models import from_modules
 from ulib.train import distributed as dist_utils
 from ulib.train.common import (
     FiniteGuard,
@@ -62,27 +62,6 @@ def validation_metric(net, cfg: Config, diffusion: AbsorbingDiffusion, val: torc
         return {"val_nll_bpt": ar_nll(net, data).bits_per_token}
     g = torch.Generator(device=device).manual_seed(seed)
     return {"val_elbo_bpt": absorbing_elbo(diffusion, net, data, mc=1, generator=g).bits_per_token}
-
-
-@torch.no_grad()
-def sample_images(net, vqgan, cfg: Config, n: int, device, seed: int, steps: int | None = None,
-                  temperature: float | None = None, precision: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
-    """Draw n token grids from the prior and decode them: (images (n,3,H,W) in [-1,1], tokens (n,h,w)).
-
-    precision: the prior's forward under bf16 autocast ('bf16'), in fp32 ('fp32'), or bf16 where the GPU has
-    it natively ('auto', `ulib.device.sampling_dtype`); the VQGAN decodes in fp32."""
-    g = torch.Generator(device=device).manual_seed(seed)
-    s = cfg.latent_size
-    temperature = temperature or cfg.sample.temperature
-    with autocast(torch.device(device), sampling_dtype(torch.device(device), precision)):
-        if cfg.prior.kind == "autoregressive":
-            tokens = sample_ar(net, n, s * s, device, temperature=temperature, generator=g)
-        else:
-            tokens = decode_tokens(net, method="random", batch=n, length=s * s, num_timesteps=cfg.prior.total_steps,
-                                   mask_id=cfg.mask_id, steps=steps or cfg.sample.steps or None,
-                                   temperature=temperature, generator=g, device=device)
-    tokens = tokens.view(n, s, s)
-    return vqgan.decode(tokens).clamp(-1, 1), tokens
 
 
 def train_prior(run: RunDir, cfg: Config, *, resume: bool = False, force: bool = False,
@@ -217,7 +196,7 @@ def train_prior(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
             if tc.keep_best and score < best["val"]:
                 best = {"val": score, "step": step}
                 save_best(step, score, key)
-            imgs, _ = sample_images(eval_net, vqgan, cfg, min(cfg.sample.n, 16), device, seed=cfg.seed)
+            imgs = sample_images(from_modules(vqgan, eval_net, cfg), min(cfg.sample.n, 16), seed=cfg.seed)
             net.train()
             save_image_grid(imgs, run.images / f"prior_samples_{step:07d}.png",
                             upscale=max(1, 128 // cfg.data.img_size))

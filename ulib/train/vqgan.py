@@ -86,7 +86,6 @@ def _mean_stats(parts: list[dict]) -> dict:
 def train_vqgan(run: RunDir, cfg: Config, *, resume: bool = False, force: bool = False,
                 stop_at: int | None = None, show_progress: bool = True) -> Path:
     """Train the VQGAN of `run` to cfg.vqgan_train.steps (or stop early at `stop_at`); returns the checkpoint."""
-
     tc = cfg.vqgan_train
     rank, world, device, state = start_training(run, cfg, run.vqgan_ckpt, tc.steps, "VQGAN", resume=resume,
                                                 force=force)

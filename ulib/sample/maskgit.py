@@ -1,0 +1,108 @@
+"""MaskGIT-style confidence decoding with the absorbing prior (`sample_tokens(..., method='confidence')`).
+
+'confidence' (MaskGIT, Chang et al. 2022): at step j = 0..S-1 every masked position gets a candidate
+c_i ~ p_i = softmax(logits_i / temperature) and a confidence log p_i(c_i) + tau_j * g_i, g_i ~ Gumbel(0, 1),
+tau_j = choice_temperature * (1 - (j + 1) / S) (annealed linearly to 0). The most confident candidates
+are kept so that r_{j+1} = floor(m * gamma((j + 1) / S)) positions stay masked, gamma(r) = cos(pi r / 2)
+('cosine', MaskGIT's default) or 1 - r ('linear'); at least one is revealed per step while any remain
+(MaskGIT's clamp) and the last step reveals the rest; m is each image's masked count at the start. The
+rest are masked again (their candidates dropped); revealed tokens never change. MaskGIT samples at
+temperature 1; here `temperature` tempers both the candidates and their confidences (1.0 = MaskGIT).
+
+Every step is a separate call (`ConfidenceSampler.step`), like diffusers' `scheduler.step`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ulib.device import exact_float
+from ulib.sample.absorbing import logits_at, run_steps
+
+MASK_SCHEDULES = ("cosine", "linear")
+
+
+def confidence_schedule(masked: torch.Tensor, steps: int, schedule: str = "cosine") -> torch.Tensor:
+    """(B, S+1) long r_j: positions of each image still masked after j steps, r_0 = m_b, r_S = 0.
+
+    r_j = floor(m * gamma(j / S)), then r_j <= r_{j-1} - 1 while r_{j-1} > 0 (at least one per step).
+
+    >>> confidence_schedule(torch.tensor([16]), 4, "linear").tolist()
+    [[16, 12, 8, 4, 0]]
+    """
+    if schedule not in MASK_SCHEDULES:
+        raise ValueError(f"schedule={schedule!r}; allowed: {MASK_SCHEDULES}")
+    dtype = exact_float(masked.device)  # float64, float32 on MPS
+    frac = torch.arange(steps + 1, dtype=dtype, device=masked.device) / steps  # j / S
+    gamma = torch.cos(math.pi / 2 * frac) if schedule == "cosine" else 1 - frac
+    r = torch.floor(masked.to(dtype)[:, None] * gamma).long()  # (B, S+1)
+    r[:, 0], r[:, -1] = masked, 0
+    for j in range(1, steps):
+        r[:, j] = torch.minimum(r[:, j], (r[:, j - 1] - 1).clamp(min=0))
+    return r
+
+
+@dataclass
+class ConfidenceStep:
+    x: torch.Tensor  # (B, L) tokens after the step
+    unmasked: torch.Tensor  # (B, L) bool, positions revealed by this step
+    candidates: torch.Tensor  # (B, L) long: the candidate at each scored position, mask id elsewhere
+    confidence: torch.Tensor  # (B, L) float: log p(candidate) + Gumbel noise; -inf where not scored
+    ran_network: bool  # False when the step had nothing to reveal
+
+
+class ConfidenceSampler:
+    """MaskGIT's decoding: reveal the most confident candidates, as many as the mask schedule says."""
+
+    def __init__(self, model, mask_id: int, steps: int, temperature: float = 1.0, schedule: str = "cosine",
+                 choice_temperature: float = 4.5, generator: torch.Generator | None = None):
+        if not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"steps={steps!r}; must be an integer >= 1")
+        if not temperature > 0:
+            raise ValueError(f"temperature={temperature}; must be > 0")
+        if schedule not in MASK_SCHEDULES:
+            raise ValueError(f"schedule={schedule!r}; allowed: {MASK_SCHEDULES}")
+        if not choice_temperature >= 0:
+            raise ValueError(f"choice_temperature={choice_temperature}; must be >= 0")
+        self.model, self.mask_id, self.steps = model, mask_id, steps
+        self.temperature, self.schedule = temperature, schedule
+        self.choice_temperature, self.generator = choice_temperature, generator
+        self.forward_passes = 0
+
+    def remaining(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, S+1) positions left masked after each step, for the start state x (B, L)."""
+        return confidence_schedule((x == self.mask_id).sum(1), self.steps, self.schedule)
+
+    @torch.no_grad()
+    def step(self, x: torch.Tensor, j: int, remaining: torch.Tensor) -> ConfidenceStep:
+        """Step j (0-based): reveal (masked now - remaining[:, j+1]) positions of each image."""
+        B, L = x.shape
+        masked = x == self.mask_id
+        n_reveal = (masked.sum(1) - remaining[:, j + 1]).clamp(min=0)  # (B,)
+        scored = masked & (n_reveal > 0)[:, None]  # only images with something to reveal run
+        cand = torch.full_like(x, self.mask_id)
+        conf = torch.full((B, L), -math.inf, device=x.device)
+        if not scored.any():
+            return ConfidenceStep(x, torch.zeros_like(masked), cand, conf, ran_network=False)
+        self.forward_passes += 1
+        logits = logits_at(self.model, x, scored).float() / self.temperature  # (N, K)
+        probs = torch.softmax(logits, dim=-1)
+        c = torch.multinomial(probs, 1, generator=self.generator)  # (N, 1)
+        tau = self.choice_temperature * (1 - (j + 1) / self.steps)  # annealed linearly to 0
+        u = torch.rand(c.shape[0], device=x.device, generator=self.generator).clamp_(min=1e-20)
+        gumbel = -torch.log(-torch.log(u))  # (N,)
+        cand[scored] = c.squeeze(1)
+        conf[scored] = torch.log(probs.gather(1, c).squeeze(1)) + tau * gumbel
+        # rank of each position by confidence within its image; keep the n_reveal best
+        order = conf.argsort(1, descending=True)
+        rank = torch.empty_like(order).scatter_(1, order, torch.arange(L, device=x.device).expand(B, L))
+        reveal = scored & (rank < n_reveal[:, None])
+        return ConfidenceStep(torch.where(reveal, cand, x), reveal, cand, conf, ran_network=True)
+
+    @torch.no_grad()
+    def sample(self, x: torch.Tensor, callback=None) -> torch.Tensor:
+        """All S steps from the start state x (B, L); callback(j, ConfidenceStep) after each."""
+        remaining = self.remaining(x)
+        return run_steps(lambda x, j: self.step(x, j, remaining), x, self.steps, callback)
