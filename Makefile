@@ -40,9 +40,10 @@ test-browser: $(STAMP)
 clean-venv:
 	rm -rf $(VENV)
 
-# Notebooks: regenerate them from notebooks/build_notebooks.py; run them all with papermill (PROFILE=demo|smoke|...)
+# Notebooks: each .ipynb is paired with a percent-format .py (jupytext); after editing either outside JupyterLab
+# (which keeps both in sync itself), `make notebooks` syncs the other. Run them all with papermill: make reproduce
 notebooks: $(STAMP)
-	$(BIN)/python notebooks/build_notebooks.py
+	$(BIN)/jupytext --sync notebooks/[0-9][0-9]_*.ipynb
 
 reproduce: $(STAMP)
 	$(BIN)/python -m ulib reproduce --profile $(PROFILE)

@@ -1,0 +1,127 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 · Quickstart: images → tokens → a prior over tokens → new images
+#
+# **Reproduces:** the method of section 3 end to end: a VQGAN turns images into grids of codebook tokens (section 3.1), an absorbing diffusion prior learns those grids (section 3.2), and sampling the prior and decoding gives new images (the kind of samples shown in the paper's figures).
+#
+# **Needs:** nothing: this notebook trains both stages when the run directory has none. Every stage is *load if present, else train*: the notebook reuses what the run
+# directory holds and trains only what is missing, so the notebooks chain (run them in order, or let
+# `python -m ulib reproduce` do it).
+#
+# **Time:** CPU: about 1.5 min with `smoke` (measured on 2 cores: VQGAN ~50 s, encoding the dataset ~35 s; the pictures are meaningless), about 13 min with `demo` (the same work as `make demo`, measured at 12.5 min; recognisable 32x32 emoji), 6 s once that run exists. GPU, paper profiles: days (500k VQGAN steps, then 2M prior steps; the paper trained on one RTX 2080 Ti). An estimate from the step counts, not a measurement.
+#
+# **Writes:** figures (PNG) and tables (CSV) into `RUN/results/`.
+
+# %% tags=["parameters"]
+profile = "smoke"  # smoke (CI, seconds) | demo (CPU, minutes) | ffhq, churches, bedrooms (GPU, the paper's settings)
+run_dir = "../runs/nb-smoke"  # run directory shared by every notebook (relative to notebooks/); one per profile
+device = "auto"  # 'auto' (cuda, then mps, then cpu), 'cpu', 'cuda', ...
+seed = 0  # seed of this notebook's sampling and figures (training uses the config's own seed)
+overrides = []  # config overrides, each written as for `--set` on the command line (see the README)
+n_samples = 16  # images to sample at the end
+
+# %%
+from ulib.app import notebook as nbu
+
+s = nbu.setup(profile, run_dir, device, seed, overrides)  # absolute run dir, config, device; RUN/results/
+cfg = s.cfg
+K, T, L = cfg.vqgan.codebook_size, cfg.prior.total_steps, cfg.latent_size ** 2
+print(f"profile {cfg.profile} | device {s.device} | {cfg.data.dataset} {cfg.data.img_size}px -> "
+      f"{cfg.latent_size}x{cfg.latent_size} = {L} tokens, K = {K} codes, T = {T}")
+
+# %% [markdown]
+# ## Stage 1: the VQGAN
+#
+# An encoder maps an image to an h x w grid of vectors; each is replaced by its nearest codebook
+# vector (Eq. 4) and a generator decodes the result. What the second stage sees is the grid of
+# *indices*: an image becomes L = h*w tokens out of a codebook of K. Notebook 02 looks inside.
+
+# %%
+vq = nbu.vqgan(s)  # load if present, else train (the profile's vqgan_train settings)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+n_params = lambda m: sum(p.numel() for p in m.parameters())
+print(f"image {cfg.data.img_size}x{cfg.data.img_size} -> tokens {cfg.latent_size}x{cfg.latent_size}, "
+      f"codebook K = {K}, mask token id = {cfg.mask_id}")
+print(f"VQGAN parameters: {n_params(vq):,}")
+
+# %% [markdown]
+# ## Stage 2: the absorbing diffusion prior
+#
+# Training masks each token with probability t/T (t uniform in 1..T) and asks a bidirectional
+# transformer for the originals; sampling starts from the all-masked grid and unmasks tokens in
+# parallel. Notebook 03 builds this up.
+
+# %%
+net = nbu.prior(s)  # trains the prior (after encoding the dataset into tokens) if the run has none
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"prior parameters: {n_params(net):,} | T = {T} diffusion steps, sequence length L = {L}")
+
+# %% [markdown]
+# ## Sampling
+#
+# `sample_images`, the kit's front door for sampling (`from ulib import load_run, sample_tokens,
+# sample_images`), runs the reverse process (`cfg.sample.steps` steps, temperature
+# `cfg.sample.temperature`) and decodes the tokens with the VQGAN's generator. The settings come from
+# the run's `config.json`, written from the profile when the run was made; if the profile has changed
+# since, `setup` above warned and names the `--set` that follows the profile.
+
+# %%
+from ulib import sample_images
+
+print(f"sampling: {cfg.sample.steps or T} steps, temperature {cfg.sample.temperature} "
+      f"(from {s.run.config_file.name}, profile {cfg.profile!r})")
+
+models = nbu.models(s)  # the VQGAN and prior above, with the run's sampling settings
+images, tokens = sample_images(models, n_samples, seed=s.seed, return_tokens=True)
+nbu.show(nbu.save_grid(s, images, "01_samples"))
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("tokens:", tuple(tokens.shape), "| every token a real code:",
+      bool(((tokens >= 0) & (tokens < K)).all()), "| images:", tuple(images.shape))
+
+# %% [markdown]
+# ## How good is it? Samples, reconstructions and the noise floor in one table
+#
+# Scored in a feature space (for the built-in dataset: the kit's own OpenMoji network, offline;
+# notebook 12 explains it and shows it is a metric) against a fixed subset of the training images.
+# The floor is n held-out real images scored the same way: nothing can do better than it at this n.
+# The VQGAN's reconstructions bound what the prior's samples can reach (the prior only chooses
+# tokens), so the ratio of the two FIDs is how much the prior loses on top of the decoder.
+
+# %%
+sizes = nbu.quality_sizes(s)
+meter = nbu.quality_meter(s, sizes["n_reference"])
+quality, _ = nbu.run_quality(s, vq, net, meter, sizes["n_samples"], sizes["draws"])
+nbu.write_table(s, quality, "01_quality")
+nbu.show_table(quality, ["set", "n", "fid", "fid_std", "kid", "precision", "recall", "density",
+                         "coverage", "features"])
+print(f"reference: {meter.n_reference} training images | ±: bootstrap std over {sizes['draws']} draws | "
+      f"seed {s.seed} | samples' FID / reconstructions' FID = {quality[2]['fid_over_reconstructions']:.2f}")
+
+# %% [markdown]
+# ## Next
+#
+# 02 the VQGAN (reconstructions, codebook usage, the λ clamp, DiffAugment) · 03 the absorbing
+# prior (forward process, ELBO and its reweighting) · 04 step skipping (Table 3) · 05 AR vs
+# absorbing (Table 4) · 06 ELBO vs reweighted ELBO (Fig. 5) · 07 temperature (Fig. 6) ·
+# 08 images larger than the training grid (Fig. 4) · 09 inpainting (Fig. 7) · 10 the released
+# checkpoints · 11 the playground · 12 the OpenMoji metric.

@@ -1,0 +1,109 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 10 · Sampling from the paper's released checkpoints
+#
+# **Reproduces:** samples, larger-than-training images and inpainting (Figs. 1, 4, 7) with the models the authors trained (FFHQ, LSUN Churches, LSUN Bedroom), loaded into ulib's modules.
+#
+# **Needs:** the released `logs/` folder (not included: see below). Without it this notebook says so and skips every cell that needs it. Every stage is *load if present, else train*: the notebook reuses what the run
+# directory holds and trains only what is missing, so the notebooks chain (run them in order, or let
+# `python -m ulib reproduce` do it).
+#
+# **Time:** CPU: seconds when the files are absent; with them, about a minute per image at 256 steps (estimate: 24-layer transformer over 256 tokens plus a 256x256 decoder). GPU: seconds per image (estimate).
+#
+# **Writes:** figures (PNG) and tables (CSV) into `RUN/results/`.
+
+# %% tags=["parameters"]
+profile = "smoke"  # smoke (CI, seconds) | demo (CPU, minutes) | ffhq, churches, bedrooms (GPU, the paper's settings)
+run_dir = "../runs/nb-smoke"  # run directory shared by every notebook (relative to notebooks/); one per profile
+device = "auto"  # 'auto' (cuda, then mps, then cpu), 'cpu', 'cuda', ...
+seed = 0  # seed of this notebook's sampling and figures (training uses the config's own seed)
+overrides = []  # config overrides, each written as for `--set` on the command line (see the README)
+released_dir = "../logs"  # the downloaded logs/ folder (relative to notebooks/)
+dataset = "churches"  # churches | bedrooms | ffhq: which released pair to use
+n_samples = 2  # images to sample
+steps = 64  # reverse steps (the paper's tables use 256; fewer is faster, Table 3)
+temperature = 0.9  # the paper's tables use 0.9
+canvas = "16x32"  # latent canvas of the wide image (training grid: 16x16)
+
+# %%
+from ulib.app import notebook as nbu
+
+s = nbu.setup(profile, run_dir, device, seed, overrides)  # absolute run dir, config, device; RUN/results/
+cfg = s.cfg
+K, T, L = cfg.vqgan.codebook_size, cfg.prior.total_steps, cfg.latent_size ** 2
+print(f"profile {cfg.profile} | device {s.device} | {cfg.data.dataset} {cfg.data.img_size}px -> "
+      f"{cfg.latent_size}x{cfg.latent_size} = {L} tokens, K = {K} codes, T = {T}")
+
+from pathlib import Path
+
+root = (nbu.START_DIR / Path(released_dir).expanduser()).resolve()  # relative to the notebook's folder
+
+# %% [markdown]
+# ## Where the files come from
+#
+# The official repository's README links a `logs/` folder (a Google Drive folder) holding, for each
+# dataset, `logs/vqgan_<dataset>/saved_models/vqgan_ema_<step>.th` and
+# `logs/absorbing_<dataset>/saved_models/absorbing_ema_<step>.th` (and the AR baseline's
+# `autoregressive_ema_<step>.th`). Download it into this repository as `logs/` (beside `notebooks/`), or point
+# `released_dir` at it. They are plain PyTorch state dicts; `ulib.official` maps them onto ulib's
+# VQGAN and transformer, which compute exactly what the official modules compute (checked layer by
+# layer in `tests/test_official.py`).
+
+# %%
+from ulib.official import RELEASE_HINT
+
+
+def newest(pattern: str):  # the file matching `pattern` with the highest training step (..._STEP.th)
+    step = lambda p: int(p.stem.rsplit("_", 1)[-1]) if p.stem.rsplit("_", 1)[-1].isdigit() else -1
+    files = sorted(root.glob(pattern), key=step)
+    return files[-1] if files else None
+
+vqgan_file = newest(f"vqgan_{dataset}/saved_models/vqgan_ema_*.th")
+sampler_file = newest(f"absorbing_{dataset}/saved_models/absorbing_ema_*.th")
+available = vqgan_file is not None and sampler_file is not None
+if available:
+    print("using", vqgan_file.relative_to(root), "and", sampler_file.relative_to(root))
+else:
+    print(f"The released checkpoints for {dataset!r} are not in {released_dir!r}: the cells below skip.")
+    print(RELEASE_HINT)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from ulib.official import PAPER_SAMPLER_HPARAMS, PAPER_VQGAN_HPARAMS
+
+print("paper VQGAN:", {k: PAPER_VQGAN_HPARAMS[k] for k in ("nf", "ch_mult", "codebook_size", "emb_dim")})
+print("paper sampler:", {k: PAPER_SAMPLER_HPARAMS[k] for k in ("bert_n_emb", "bert_n_layers", "block_size")})
+
+# %% [markdown]
+# ## Samples
+#
+# The same command-line path as `python -m ulib sample --official-vqgan ... --official-sampler ...`.
+
+# %%
+from ulib import sample_images
+from ulib.app.commands import parse_canvas
+from ulib.sample.models import from_official
+
+if available:
+    m = from_official(vqgan_file, sampler_file, "absorbing", s.device)
+    images = sample_images(m, n_samples, steps=steps, temperature=temperature, seed=s.seed)
+    nbu.show(nbu.save_grid(s, images, f"10_released_{dataset}_samples"))
+    wide = sample_images(m, 1, steps=steps, temperature=temperature, seed=s.seed, canvas=parse_canvas(canvas),
+                         stride=4)
+    nbu.show(nbu.save_grid(s, wide, f"10_released_{dataset}_wide"))
+else:
+    print("skipped: no released checkpoints")
