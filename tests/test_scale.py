@@ -138,11 +138,11 @@ def test_reference_larger_than_the_kept_set_is_streamed(vqgan_run, monkeypatch):
 
 
 def test_evaluate_parser_takes_max_reference_all_and_a_device_batch_default():
-    import ulib.eval.evaluate as E
+    from ulib.app.cli import build_parser
 
-    args = E.build_parser().parse_args(["--run", "r", "--max-reference", "all"])
+    args = build_parser().parse_args(["evaluate", "--run", "r", "--max-reference", "all"])
     assert args.max_reference == "all" and args.batch_size is None
-    assert E.build_parser().parse_args(["--run", "r", "--max-reference", "7"]).max_reference == 7
+    assert build_parser().parse_args(["evaluate", "--run", "r", "--max-reference", "7"]).max_reference == 7
 
 
 # ---- 3. resume across device types; no float64 on MPS ----------------------------------------------

@@ -1,26 +1,32 @@
 """Command line: `python -m ulib SUBCOMMAND --run DIR [--profile NAME] [--set key=value ...]`.
 
-Subcommands follow the method's stages: train-vqgan -> encode -> train-prior -> sample, and `pipeline`
-runs them all (the `make demo` job). A run directory keeps its config (config.json), so later stages and
-sampling never need the training flags repeated.
+The one CLI layer: every subcommand's parser is built here (`build_parser`) and each has one body,
+`run_<subcommand>(args)`, that turns the parsed flags into a call of the library (training, sampling through
+`ulib.sample.api`, evaluation, the notebook runner, the benches); no other module parses arguments.
+Subcommands follow the method's stages: train-vqgan -> encode -> train-prior -> sample, and `pipeline` runs
+them all (the `make demo` job). A run directory keeps its config (config.json), so later stages and sampling
+never need the training flags repeated.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
+import json
+import math
 import sys
+import tempfile
 from pathlib import Path
 
-from ulib.app.commands import parse_canvas, run_inpaint, run_sample
-from ulib.app.gpu_check import add_arguments as gpu_check_arguments
-from ulib.app.gpu_check import main as gpu_check_main
-from ulib.app.pipeline import run_pipeline
-from ulib.app.reproduce import add_arguments as reproduce_arguments
-from ulib.app.reproduce import main as reproduce_main
+import torch
+
+from ulib.app import gpu_check, pipeline, reproduce
+from ulib.app.commands import inpaint_to_png, parse_canvas, sample_to_png
 from ulib.config import apply_overrides
 from ulib.device import configure_matmul, resolve_device
-from ulib.eval import compare, evaluate
-from ulib.eval.bench import main as bench_main
+from ulib.eval import bench, compare, evaluate, metrics
 from ulib.eval.features import FeatureRecipe, save_feature_net, train_feature_net
+from ulib.io.checkpoint import atomic_write
 from ulib.io.models import load_run_prior
 from ulib.io.rundir import RunDir
 from ulib.prior.absorbing import AbsorbingDiffusion
@@ -169,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "prints images/s, tokens/s, samples/s and peak memory per phase as JSON "
                                    "(about 5 minutes on one H200). --tiny: smoke sizes, for CPUs and tests.")
 
-    gpu_check_arguments(p)
+    _gpu_check_arguments(p)
 
     p = sub.add_parser("pipeline", help="run every stage: train-vqgan, encode, train-prior, sample (make demo)",
                        description="Run the whole method; stages whose outputs exist are reused.")
@@ -177,8 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue unfinished checkpoints")
     p.add_argument("--force", action="store_true", help="retrain every stage from scratch")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    evaluate.add_arguments(sub.add_parser("evaluate", help=evaluate.HELP))
-    compare.add_arguments(sub.add_parser("compare", help=compare.HELP))
+    _evaluate_arguments(sub.add_parser("evaluate", help=evaluate.HELP))
+    _compare_arguments(sub.add_parser("compare", help=compare.HELP))
 
     p = sub.add_parser("train-features", help="train the OpenMoji feature network of --features openmoji",
                        description="Train the OpenMoji feature network (ulib.eval.features) by its fixed recipe "
@@ -194,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(parameters injected), skip finished ones, and write RUN/results/ "
                                    "(tables as CSV + Markdown beside the paper's values, figures as PNG).")
 
-    reproduce_arguments(p)
+    _reproduce_arguments(p)
     return parser
 
 
@@ -209,7 +215,7 @@ def _config(args):
     return run, cfg
 
 
-def cmd_train_vqgan(args) -> int:
+def run_train_vqgan(args) -> int:
     run, cfg = _config(args)
     path = train_vqgan(run, cfg, resume=args.resume, force=args.force, stop_at=args.stop_at,
                        show_progress=not args.no_progress)
@@ -217,7 +223,7 @@ def cmd_train_vqgan(args) -> int:
     return 0
 
 
-def cmd_encode(args) -> int:
+def run_encode(args) -> int:
     run, cfg = _config(args)
     cache = load_latents(cfg, run.vqgan_ckpt, run.latents, resolve_device(cfg.device),
                          rebuild="force" if args.force else "auto")
@@ -226,7 +232,7 @@ def cmd_encode(args) -> int:
     return 0
 
 
-def cmd_train_prior(args) -> int:
+def run_train_prior(args) -> int:
     run, cfg = _config(args)
     path = train_prior(run, cfg, resume=args.resume, force=args.force, stop_at=args.stop_at,
                        show_progress=not args.no_progress)
@@ -251,9 +257,9 @@ def _sampling_models(args):
     return from_run(run, cfg, device, use_ema=cfg.sample.use_ema and not args.no_ema), device, run.path
 
 
-def cmd_sample(args) -> int:
+def run_sample(args) -> int:
     m, device, folder = _sampling_models(args)
-    print(run_sample(m, Path(args.png) if args.png else folder / "samples.png",
+    print(sample_to_png(m, Path(args.png) if args.png else folder / "samples.png",
                      n=args.n if args.n is not None else m.default_n,
                      steps=args.steps if args.steps is not None else m.default_steps,
                      temperature=args.temperature if args.temperature is not None else m.default_temperature,
@@ -263,16 +269,16 @@ def cmd_sample(args) -> int:
     return 0
 
 
-def cmd_inpaint(args) -> int:
+def run_inpaint(args) -> int:
     m, device, folder = _sampling_models(args)
-    print(run_inpaint(m, args.image, args.mask, Path(args.png) if args.png else folder / "inpainted.png",
+    print(inpaint_to_png(m, args.image, args.mask, Path(args.png) if args.png else folder / "inpainted.png",
                       steps=args.steps if args.steps is not None else m.default_steps,
                       temperature=args.temperature if args.temperature is not None else m.default_temperature,
                       seed=args.seed, device=device, dilate=args.dilate, paste_back=args.paste_back))
     return 0
 
 
-def cmd_elbo(args) -> int:
+def run_elbo(args) -> int:
     import json
 
     import torch
@@ -308,28 +314,13 @@ def cmd_elbo(args) -> int:
     return 0
 
 
-def cmd_bench(args) -> int:
-    return bench_main(args)
-
-
-def cmd_gpu_check(args) -> int:
-    return gpu_check_main(args)
-
-
-def cmd_reproduce(args) -> int:
-    return reproduce_main(args)
-
-
-def cmd_pipeline(args) -> int:
+def run_pipeline(args) -> int:
     run, cfg = _config(args)
-    run_pipeline(run, cfg, resume=args.resume, force=args.force, show_progress=not args.no_progress)
+    pipeline.run_pipeline(run, cfg, resume=args.resume, force=args.force, show_progress=not args.no_progress)
     return 0
 
 
-def cmd_train_features(args) -> int:
-    import dataclasses
-
-
+def run_train_features(args) -> int:
     recipe = FeatureRecipe(limit=args.limit)
     if args.epochs is not None:
         recipe = dataclasses.replace(recipe, epochs=args.epochs)
@@ -340,10 +331,217 @@ def cmd_train_features(args) -> int:
     return 0
 
 
-COMMANDS = {"train-vqgan": cmd_train_vqgan, "encode": cmd_encode, "train-prior": cmd_train_prior,
-            "sample": cmd_sample, "inpaint": cmd_inpaint, "elbo": cmd_elbo,
-            "bench": cmd_bench, "evaluate": evaluate.main, "reproduce": cmd_reproduce, "gpu-check": cmd_gpu_check,
-            "pipeline": cmd_pipeline, "compare": compare.run_compare, "train-features": cmd_train_features}
+# ---- evaluate (ulib/eval/evaluate.py) -------------------------------------------------------------
+def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = evaluate.DESCRIPTION
+    p.add_argument("--run", "--run-dir", dest="run", required=True, metavar="DIR", help="the run to evaluate")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set prior.kind=autoregressive (repeatable)")
+    p.add_argument("--vqgan", action="store_true", help="reconstruction metrics of the VQGAN instead of samples")
+    p.add_argument("--samples", type=int, default=None, metavar="N",
+                   help=f"samples to draw (default {evaluate.PAPER_N_SAMPLES:,}, the paper's); with --vqgan, images of "
+                        "the split to reconstruct (default all)")
+    p.add_argument("--steps", type=int, default=None, help="reverse steps (default: sample.steps, else T)")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="sampling temperature (default: sample.temperature; the paper's tables use 0.9)")
+    p.add_argument("--features", choices=("inception", "random-inception", "openmoji"), default="inception",
+                   help="standard InceptionV3 weights (default), a fixed-seed random InceptionV3 for machines "
+                        "without the weights file, or 'openmoji': the kit's own OpenMoji feature network, "
+                        "shipped with it (the offline metric for the built-in dataset); each labelled, never mixed")
+    p.add_argument("--reference", choices=("train", "val"), default=None,
+                   help="reference split (default: train for samples, as the paper; val for --vqgan)")
+    p.add_argument("--max-reference", type=_max_reference, default=None, metavar="N",
+                   help=f"use a fixed random subset of N reference images, or 'all' (default: the whole split, at "
+                        f"most {evaluate.DEFAULT_MAX_REFERENCE:,}, the paper's; larger sets stream their FID "
+                        "statistics)")
+    p.add_argument("--weights-dir", default=None, metavar="DIR",
+                   help="folder holding weights-inception-2015-12-05-6726825d.pth and vgg16-397923af.pth "
+                        "(default: $ULIB_WEIGHTS_DIR, then the torch hub cache)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the samples (default 0)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help=f"images per sampling / feature batch (default 32; {evaluate.CUDA_BATCH_SIZE} on a GPU)")
+    p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA weights")
+    p.add_argument("--prdc-k", type=int, default=evaluate.PRDC_K,
+                   help=f"k of the PRDC nearest-neighbour balls (default {evaluate.PRDC_K}, Naeem et al.; the official "
+                        f"script used {evaluate.PAPER_PRDC_K})")
+    p.add_argument("--neighbours", type=int, default=0, metavar="N",
+                   help="also write RUN/nearest_neighbours.png: N samples and their nearest reference images "
+                        "by LPIPS (needs vgg16-397923af.pth, checked before sampling; default 0 = off)")
+    p.add_argument("--neighbours-k", type=int, default=10, metavar="K", help="neighbours per sample (default 10)")
+    p.add_argument("--device", default=None, help="'auto', 'cpu', 'cuda', ... (default: the run's device)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _max_reference(text: str):
+    return "all" if text == "all" else int(text)
+
+
+def run_evaluate(args) -> int:
+    run = RunDir(args.run)
+    if run.stored_config() is None:
+        raise FileNotFoundError(f"{run.config_file} does not exist; train the run first "
+                                f"(python -m ulib train-vqgan --run {run.path} --profile ...)")
+    cfg = run.resolve_config(None, args.overrides)
+    for name in ("samples", "batch_size", "max_reference", "prdc_k", "neighbours_k"):
+        v = getattr(args, name)
+        if v is not None and v != "all" and v < 1:
+            raise ValueError(f"--{name.replace('_', '-')}={v}; must be >= 1")
+    device = resolve_device(args.device or cfg.device)
+    configure_matmul(device)  # TF32 on CUDA
+    batch_size = args.batch_size or (evaluate.CUDA_BATCH_SIZE if device.type == "cuda" else 32)
+    common = dict(features=args.features, weights_dir=args.weights_dir, batch_size=batch_size,
+                  use_ema=cfg.sample.use_ema and not args.no_ema, max_reference=args.max_reference, device=device,
+                  show_progress=not args.no_progress)
+    if args.vqgan:
+        record = evaluate.evaluate_vqgan(run, cfg, n=args.samples, reference=args.reference or "val", **common)
+    else:
+        record = evaluate.evaluate_samples(run, cfg, n=args.samples or evaluate.PAPER_N_SAMPLES, steps=args.steps,
+                                  temperature=args.temperature, reference=args.reference or "train", seed=args.seed,
+                                  prdc_k=args.prdc_k, neighbours=args.neighbours, neighbours_k=args.neighbours_k,
+                                  **common)
+    jsonl, md = evaluate.record_evaluation(run.path, record)
+    print(evaluate.summary(record))
+    for note in record["notes"]:
+        print(f"note: {note}")
+    print(f"records: {jsonl}; table: {md}")
+    return 0
+
+
+# ---- compare (ulib/eval/compare.py) ---------------------------------------------------------------
+def _compare_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = compare.__doc__
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("real", metavar="REAL", help="folder of images or .npz of uint8 images: the reference set")
+    p.add_argument("fake", metavar="FAKE", help="folder of images or .npz of uint8 images: the set to judge")
+    p.add_argument("--features", choices=metrics.FEATURES, default="openmoji",
+                   help="feature space (default openmoji: the kit's OpenMoji network, for emoji; inception needs "
+                        "its weights file; see `python -m ulib evaluate --help`)")
+    p.add_argument("--json", metavar="FILE", default=None, help="also write every figure as JSON here")
+    p.add_argument("--bootstrap", type=int, default=10, metavar="B",
+                   help="bootstrap resamples for the ± column (default 10; 0 turns it off)")
+    p.add_argument("--prdc-k", type=int, default=5, help="k of PRDC's nearest-neighbour balls (default 5)")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N images of each set")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and the noise-floor split")
+    p.add_argument("--weights-dir", default=None, metavar="DIR",
+                   help="folder holding the feature network's weights file (default: the usual places)")
+    p.add_argument("--device", default="cpu", help="device for the feature network (default cpu)")
+
+
+def run_compare(args) -> int:
+    real = compare.load_image_set(args.real, limit=args.limit)
+    fake = compare.load_image_set(args.fake, limit=args.limit)
+    for name, x in (("REAL", real), ("FAKE", fake)):
+        if len(x) <= args.prdc_k:
+            raise ValueError(f"{name} has {len(x)} images; PRDC with k={args.prdc_k} needs more than {args.prdc_k}")
+    space = metrics.load_inception(args.features, args.weights_dir, resolve_device(args.device))
+    r = compare.compare_images(real, fake, space, draws=args.bootstrap, seed=args.seed, k=args.prdc_k)
+    r.update(real=str(args.real), fake=str(args.fake), seed=args.seed)
+    print(compare.format_report(r, args.real, args.fake))
+    if args.json:
+        text = json.dumps(r, indent=2, default=lambda v: None if isinstance(v, float) and math.isnan(v) else str(v))
+        atomic_write(Path(args.json), lambda f: f.write((text + "\n").encode()))
+        print(f"wrote {args.json}")
+    return 0
+
+
+# ---- reproduce (ulib/app/reproduce.py) ------------------------------------------------------------
+def _reproduce_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", choices=sorted(PROFILES), default=None,
+                        help="profile the notebooks run with (smoke: CI-sized, demo: CPU, ffhq/churches/bedrooms: GPU)")
+    parser.add_argument("--run", "--run-dir", dest="run", default=None, metavar="DIR",
+                        help="run directory shared by all notebooks (default runs/PROFILE); executed notebooks go "
+                             "to DIR/notebooks, figures and tables to DIR/results")
+    parser.add_argument("--only", nargs="+", default=None, metavar="NN",
+                        help="run only these notebooks, e.g. --only 04 05 (their inputs must exist or be trainable)")
+    parser.add_argument("--force", action="store_true",
+                        help="execute notebooks again even if they finished before (checkpoints are still reused)")
+    parser.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', ... (default auto)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the notebooks' sampling and figures (default 0)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override passed to every notebook, e.g. --set prior_train.steps=50 (repeatable)")
+    parser.add_argument("--kernel", default=reproduce.KERNEL, help=f"Jupyter kernel name (default {reproduce.KERNEL})")
+    parser.add_argument("--export", default=None, metavar="DIR",
+                        help="afterwards copy the executed notebooks (paths made relative) and the results to DIR "
+                             "(make docs-notebooks: docs/notebooks)")
+    parser.add_argument("--list", action="store_true", help="list the notebooks and exit")
+
+
+def run_reproduce(args: argparse.Namespace) -> int:
+    if args.list:
+        for nb in reproduce.list_notebooks():
+            print(nb.stem)
+        return 0
+    if args.profile is None:
+        print("error: --profile is required (one of " + ", ".join(sorted(PROFILES)) + ")", file=sys.stderr)
+        return 2
+    try:
+        reproduce.run_notebooks(args.profile, args.run, only=args.only, force=args.force, device=args.device,
+                      seed=args.seed, overrides=args.overrides, kernel=args.kernel)
+        if args.export:
+            reproduce.export_docs(Path(args.run or Path("runs") / args.profile), Path(args.export))
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # papermill's execution error: name the notebook copy that holds the traceback
+        if type(e).__name__ != "PapermillExecutionError":
+            raise
+        print(f"error: a notebook failed ({e.ename}: {e.evalue}); the executed copy under "
+              f"{Path(args.run or Path('runs') / args.profile) / 'notebooks'} shows the failing cell",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+# ---- gpu-check (ulib/app/gpu_check.py) ------------------------------------------------------------
+def _gpu_check_arguments(p) -> None:
+    p.add_argument("--tiny", action="store_true", help="smoke sizes (CPU, seconds): checks the script runs")
+    p.add_argument("--device", default="auto", help="'auto', 'cuda', 'cpu', ... (default auto)")
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the record to FILE")
+    p.add_argument("--workdir", default=None, metavar="DIR",
+                   help="where the synthetic images and the run go (default: a temporary folder, removed)")
+
+
+def run_gpu_check(args) -> int:
+    device = resolve_device(args.device)
+    if device.type != "cuda" and not args.tiny:
+        print(f"note: gpu-check at the paper's sizes on {device} takes a long time; --tiny is meant for CPUs",
+              file=sys.stderr)
+    with contextlib.ExitStack() as stack:
+        workdir = Path(args.workdir) if args.workdir else Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        with contextlib.redirect_stdout(sys.stderr):  # training's messages; stdout carries the JSON only
+            record = gpu_check.run_check(device, args.tiny, workdir, log=lambda m: print(m, file=sys.stderr))
+    text = json.dumps(record, indent=1)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(text + "\n")
+    print(text)
+    return 0 if record["ok"] else 1
+
+
+# ---- bench (ulib/eval/bench.py) -------------------------------------------------------------------
+def run_bench(args) -> int:
+    cfg = dataclasses.replace(bench.QUICK if args.quick else bench.BenchConfig(), ar_plain=not args.no_ar_plain,
+                              only=tuple(args.only or ()))
+    try:
+        bench.check_groups(cfg.only)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    device = resolve_device(args.device)
+    print(f"ulib bench on {device}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+          f"{' (quick: tiny model, numbers are meaningless)' if args.quick else ''}")
+    records = bench.run(cfg, device)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(records, f, indent=2)
+        print(f"records: {args.json}")
+    return 0
+
+
+COMMANDS = {"train-vqgan": run_train_vqgan, "encode": run_encode, "train-prior": run_train_prior,
+            "sample": run_sample, "inpaint": run_inpaint, "elbo": run_elbo,
+            "bench": run_bench, "evaluate": run_evaluate, "reproduce": run_reproduce, "gpu-check": run_gpu_check,
+            "pipeline": run_pipeline, "compare": run_compare, "train-features": run_train_features}
 
 
 def main(argv: list[str] | None = None) -> int:

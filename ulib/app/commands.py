@@ -37,7 +37,7 @@ def check_sample_args(m: SamplingModels, n: int, steps: int, temperature: float,
         raise ValueError(f"--steps={steps}; allowed: 1..T={m.num_timesteps}")
 
 
-def run_sample(m: SamplingModels, out: Path, *, n: int, steps: int, temperature: float, seed: int,
+def sample_to_png(m: SamplingModels, out: Path, *, n: int, steps: int, temperature: float, seed: int,
                method: str, canvas, stride: int, top_k: int | None = None, precision: str = "auto") -> str:
     check_sample_args(m, n, steps, temperature, method, canvas)
     t0 = time.perf_counter()
@@ -65,7 +65,7 @@ def load_rgb(path: str | Path, size: int, what: str) -> np.ndarray:
 
 
 @torch.no_grad()
-def run_inpaint(m: SamplingModels, image: str, mask: str, out: Path, *, steps: int, temperature: float, seed: int,
+def inpaint_to_png(m: SamplingModels, image: str, mask: str, out: Path, *, steps: int, temperature: float, seed: int,
                 device, dilate: int, paste_back: bool) -> str:
     """Regenerate the white part of `mask` in `image`; writes [input, masked input, result] side by side."""
     if m.kind != "absorbing":

@@ -23,10 +23,7 @@ random-inception features and no LPIPS (recorded).
 from __future__ import annotations
 
 import contextlib
-import json
 import statistics
-import sys
-import tempfile
 import time
 import traceback
 from datetime import datetime, timezone
@@ -38,7 +35,7 @@ from PIL import Image
 
 from ulib.config import apply_overrides
 from ulib.data.datasets import build_dataset
-from ulib.device import autocast, configure_matmul, native_bf16, resolve_device, sampling_dtype
+from ulib.device import autocast, configure_matmul, native_bf16, sampling_dtype
 from ulib.eval.bench import synchronize
 from ulib.eval.metrics import FeatureMoments, fid_from_moments, find_inception_weights, load_inception, stream_features
 from ulib.io.logs import MetricsLog
@@ -249,28 +246,3 @@ def run_check(device: torch.device, tiny: bool, workdir: Path, log=print) -> dic
 
 def _rows(log_file: Path) -> list[dict]:
     return MetricsLog.read(log_file)
-
-
-def add_arguments(p) -> None:
-    p.add_argument("--tiny", action="store_true", help="smoke sizes (CPU, seconds): checks the script runs")
-    p.add_argument("--device", default="auto", help="'auto', 'cuda', 'cpu', ... (default auto)")
-    p.add_argument("--json", default=None, metavar="FILE", help="also write the record to FILE")
-    p.add_argument("--workdir", default=None, metavar="DIR",
-                   help="where the synthetic images and the run go (default: a temporary folder, removed)")
-
-
-def main(args) -> int:
-    device = resolve_device(args.device)
-    if device.type != "cuda" and not args.tiny:
-        print(f"note: gpu-check at the paper's sizes on {device} takes a long time; --tiny is meant for CPUs",
-              file=sys.stderr)
-    with contextlib.ExitStack() as stack:
-        workdir = Path(args.workdir) if args.workdir else Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        with contextlib.redirect_stdout(sys.stderr):  # training's messages; stdout carries the JSON only
-            record = run_check(device, args.tiny, workdir, log=lambda m: print(m, file=sys.stderr))
-    text = json.dumps(record, indent=1)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(text + "\n")
-    print(text)
-    return 0 if record["ok"] else 1

@@ -18,11 +18,9 @@ profile; `RUN/results/README.md` lists every table and figure.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import hashlib
 import json
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -257,58 +255,3 @@ def export_docs(run: Path, dest: Path, log=print) -> Path:
         "*Images derived from OpenMoji (CC BY-SA 4.0) when the profile uses it.*", ""]))
     log(f"exported {len(executed)} notebooks and {len(list((dest / 'results').glob('*')))} result files to {dest}")
     return index
-
-
-# ---- command line ----------------------------------------------------------------------------------------
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", choices=sorted(PROFILES), default=None,
-                        help="profile the notebooks run with (smoke: CI-sized, demo: CPU, ffhq/churches/bedrooms: GPU)")
-    parser.add_argument("--run", "--run-dir", dest="run", default=None, metavar="DIR",
-                        help="run directory shared by all notebooks (default runs/PROFILE); executed notebooks go "
-                             "to DIR/notebooks, figures and tables to DIR/results")
-    parser.add_argument("--only", nargs="+", default=None, metavar="NN",
-                        help="run only these notebooks, e.g. --only 04 05 (their inputs must exist or be trainable)")
-    parser.add_argument("--force", action="store_true",
-                        help="execute notebooks again even if they finished before (checkpoints are still reused)")
-    parser.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', ... (default auto)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the notebooks' sampling and figures (default 0)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="config override passed to every notebook, e.g. --set prior_train.steps=50 (repeatable)")
-    parser.add_argument("--kernel", default=KERNEL, help=f"Jupyter kernel name (default {KERNEL})")
-    parser.add_argument("--export", default=None, metavar="DIR",
-                        help="afterwards copy the executed notebooks (paths made relative) and the results to DIR "
-                             "(make docs-notebooks: docs/notebooks)")
-    parser.add_argument("--list", action="store_true", help="list the notebooks and exit")
-
-
-def main(args: argparse.Namespace) -> int:
-    if args.list:
-        for nb in list_notebooks():
-            print(nb.stem)
-        return 0
-    if args.profile is None:
-        print("error: --profile is required (one of " + ", ".join(sorted(PROFILES)) + ")", file=sys.stderr)
-        return 2
-    try:
-        run_notebooks(args.profile, args.run, only=args.only, force=args.force, device=args.device,
-                      seed=args.seed, overrides=args.overrides, kernel=args.kernel)
-        if args.export:
-            export_docs(Path(args.run or Path("runs") / args.profile), Path(args.export))
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except Exception as e:  # papermill's execution error: name the notebook copy that holds the traceback
-        if type(e).__name__ != "PapermillExecutionError":
-            raise
-        print(f"error: a notebook failed ({e.ename}: {e.evalue}); the executed copy under "
-              f"{Path(args.run or Path('runs') / args.profile) / 'notebooks'} shows the failing cell",
-              file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    p = argparse.ArgumentParser(prog="python -m ulib.app.reproduce", description=__doc__.split("\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(p)
-    raise SystemExit(main(p.parse_args()))

@@ -17,14 +17,11 @@ What is measured:
 """
 from __future__ import annotations
 
-import json
-import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 
-from ulib.device import resolve_device
 from ulib.prior.absorbing import AbsorbingDiffusion
 from ulib.prior.transformer import Transformer
 from ulib.sample.absorbing import time_schedule
@@ -250,21 +247,3 @@ def _bench_training(cfg: BenchConfig, device, rec) -> None:
     train_step()
     _, sec = _timed(lambda: [train_step() for _ in range(3)], device)
     rec("prior training", 3 / sec, "steps/s")
-
-
-def main(args) -> int:
-    cfg = replace(QUICK if args.quick else BenchConfig(), ar_plain=not args.no_ar_plain, only=tuple(args.only or ()))
-    try:
-        check_groups(cfg.only)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    device = resolve_device(args.device)
-    print(f"ulib bench on {device}, torch {torch.__version__}, {torch.get_num_threads()} threads"
-          f"{' (quick: tiny model, numbers are meaningless)' if args.quick else ''}")
-    records = run(cfg, device)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(records, f, indent=2)
-        print(f"records: {args.json}")
-    return 0

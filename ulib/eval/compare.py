@@ -8,9 +8,6 @@ REAL and FAKE are folders of images or `.npz` files of uint8 images. Every figur
 """
 from __future__ import annotations
 
-import argparse
-import json
-import math
 import os
 from pathlib import Path
 
@@ -19,7 +16,6 @@ import torch
 
 from ulib.data.datasets import scan_images, to_rgb
 from ulib.eval import metrics as M
-from ulib.io.checkpoint import atomic_write
 
 HELP = "FID, KID, precision, recall, density, coverage of two image sets (folders or .npz), with uncertainty"
 
@@ -157,40 +153,3 @@ def format_report(r: dict, real_name: str = "REAL", fake_name: str = "FAKE") -> 
         lines.append(f"{name:10} {format(r[name], fmt):>10} {format(std, fmt) if std is not None else '-':>9} "
                      f"{format(floor, fmt) if floor is not None else '-':>12}")
     return "\n".join(lines)
-
-
-# ---- the command ----------------------------------------------------------------------------------------
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.description = __doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n", 1)[1]
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.add_argument("real", metavar="REAL", help="folder of images or .npz of uint8 images: the reference set")
-    p.add_argument("fake", metavar="FAKE", help="folder of images or .npz of uint8 images: the set to judge")
-    p.add_argument("--features", choices=M.FEATURES, default="openmoji",
-                   help="feature space (default openmoji: the kit's OpenMoji network, for emoji; inception needs "
-                        "its weights file; see `python -m ulib evaluate --help`)")
-    p.add_argument("--json", metavar="FILE", default=None, help="also write every figure as JSON here")
-    p.add_argument("--bootstrap", type=int, default=10, metavar="B",
-                   help="bootstrap resamples for the ± column (default 10; 0 turns it off)")
-    p.add_argument("--prdc-k", type=int, default=5, help="k of PRDC's nearest-neighbour balls (default 5)")
-    p.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N images of each set")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and the noise-floor split")
-    p.add_argument("--weights-dir", default=None, metavar="DIR",
-                   help="folder holding the feature network's weights file (default: the usual places)")
-    p.add_argument("--device", default="cpu", help="device for the feature network (default cpu)")
-
-
-def run_compare(args) -> int:
-    real = load_image_set(args.real, limit=args.limit)
-    fake = load_image_set(args.fake, limit=args.limit)
-    for name, x in (("REAL", real), ("FAKE", fake)):
-        if len(x) <= args.prdc_k:
-            raise ValueError(f"{name} has {len(x)} images; PRDC with k={args.prdc_k} needs more than {args.prdc_k}")
-    space = M.load_inception(args.features, args.weights_dir, torch.device(args.device))
-    r = compare_images(real, fake, space, draws=args.bootstrap, seed=args.seed, k=args.prdc_k)
-    r.update(real=str(args.real), fake=str(args.fake), seed=args.seed)
-    print(format_report(r, args.real, args.fake))
-    if args.json:
-        text = json.dumps(r, indent=2, default=lambda v: None if isinstance(v, float) and math.isnan(v) else str(v))
-        atomic_write(Path(args.json), lambda f: f.write((text + "\n").encode()))
-        print(f"wrote {args.json}")
-    return 0

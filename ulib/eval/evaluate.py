@@ -19,7 +19,6 @@ This module imports torch only inside functions, so the CLI's parser stays quick
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -28,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ulib.data.datasets import build_dataset, dataset_fingerprint
-from ulib.device import configure_matmul, resolve_device, sampling_dtype
+from ulib.device import sampling_dtype
 from ulib.eval.metrics import (
     QUANTISE,
     RESIZE,
@@ -50,7 +49,6 @@ from ulib.eval.metrics import (
 )
 from ulib.io.checkpoint import load_checkpoint, save_checkpoint
 from ulib.io.models import load_run_vqgan
-from ulib.io.rundir import RunDir
 from ulib.paper import headline
 from ulib.profiles import get_profile
 from ulib.sample.api import sample_images
@@ -86,87 +84,6 @@ DESCRIPTION = (
     "Nothing is downloaded: the InceptionV3 file weights-inception-2015-12-05-6726825d.pth (and LPIPS's "
     "vgg16-397923af.pth) come from --weights-dir, $ULIB_WEIGHTS_DIR or the torch hub cache; "
     "--features random-inception needs no file (figures labelled as such, not comparable with the paper).")
-
-
-# ---- command line ------------------------------------------------------------------------------------
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.description = DESCRIPTION
-    p.add_argument("--run", "--run-dir", dest="run", required=True, metavar="DIR", help="the run to evaluate")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set prior.kind=autoregressive (repeatable)")
-    p.add_argument("--vqgan", action="store_true", help="reconstruction metrics of the VQGAN instead of samples")
-    p.add_argument("--samples", type=int, default=None, metavar="N",
-                   help=f"samples to draw (default {PAPER_N_SAMPLES:,}, the paper's); with --vqgan, images of "
-                        "the split to reconstruct (default all)")
-    p.add_argument("--steps", type=int, default=None, help="reverse steps (default: sample.steps, else T)")
-    p.add_argument("--temperature", type=float, default=None,
-                   help="sampling temperature (default: sample.temperature; the paper's tables use 0.9)")
-    p.add_argument("--features", choices=("inception", "random-inception", "openmoji"), default="inception",
-                   help="standard InceptionV3 weights (default), a fixed-seed random InceptionV3 for machines "
-                        "without the weights file, or 'openmoji': the kit's own OpenMoji feature network, "
-                        "shipped with it (the offline metric for the built-in dataset); each labelled, never mixed")
-    p.add_argument("--reference", choices=("train", "val"), default=None,
-                   help="reference split (default: train for samples, as the paper; val for --vqgan)")
-    p.add_argument("--max-reference", type=_max_reference, default=None, metavar="N",
-                   help=f"use a fixed random subset of N reference images, or 'all' (default: the whole split, at "
-                        f"most {DEFAULT_MAX_REFERENCE:,}, the paper's; larger sets stream their FID statistics)")
-    p.add_argument("--weights-dir", default=None, metavar="DIR",
-                   help="folder holding weights-inception-2015-12-05-6726825d.pth and vgg16-397923af.pth "
-                        "(default: $ULIB_WEIGHTS_DIR, then the torch hub cache)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the samples (default 0)")
-    p.add_argument("--batch-size", type=int, default=None,
-                   help=f"images per sampling / feature batch (default 32; {CUDA_BATCH_SIZE} on a GPU)")
-    p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA weights")
-    p.add_argument("--prdc-k", type=int, default=PRDC_K,
-                   help=f"k of the PRDC nearest-neighbour balls (default {PRDC_K}, Naeem et al.; the official "
-                        f"script used {PAPER_PRDC_K})")
-    p.add_argument("--neighbours", type=int, default=0, metavar="N",
-                   help="also write RUN/nearest_neighbours.png: N samples and their nearest reference images "
-                        "by LPIPS (needs vgg16-397923af.pth, checked before sampling; default 0 = off)")
-    p.add_argument("--neighbours-k", type=int, default=10, metavar="K", help="neighbours per sample (default 10)")
-    p.add_argument("--device", default=None, help="'auto', 'cpu', 'cuda', ... (default: the run's device)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-
-
-def _max_reference(text: str):
-    return "all" if text == "all" else int(text)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ulib evaluate")
-    add_arguments(p)
-    return p
-
-
-def main(args) -> int:
-    run = RunDir(args.run)
-    if run.stored_config() is None:
-        raise FileNotFoundError(f"{run.config_file} does not exist; train the run first "
-                                f"(python -m ulib train-vqgan --run {run.path} --profile ...)")
-    cfg = run.resolve_config(None, args.overrides)
-    for name in ("samples", "batch_size", "max_reference", "prdc_k", "neighbours_k"):
-        v = getattr(args, name)
-        if v is not None and v != "all" and v < 1:
-            raise ValueError(f"--{name.replace('_', '-')}={v}; must be >= 1")
-    device = resolve_device(args.device or cfg.device)
-    configure_matmul(device)  # TF32 on CUDA
-    batch_size = args.batch_size or (CUDA_BATCH_SIZE if device.type == "cuda" else 32)
-    common = dict(features=args.features, weights_dir=args.weights_dir, batch_size=batch_size,
-                  use_ema=cfg.sample.use_ema and not args.no_ema, max_reference=args.max_reference, device=device,
-                  show_progress=not args.no_progress)
-    if args.vqgan:
-        record = evaluate_vqgan(run, cfg, n=args.samples, reference=args.reference or "val", **common)
-    else:
-        record = evaluate_samples(run, cfg, n=args.samples or PAPER_N_SAMPLES, steps=args.steps,
-                                  temperature=args.temperature, reference=args.reference or "train", seed=args.seed,
-                                  prdc_k=args.prdc_k, neighbours=args.neighbours, neighbours_k=args.neighbours_k,
-                                  **common)
-    jsonl, md = record_evaluation(run.path, record)
-    print(summary(record))
-    for note in record["notes"]:
-        print(f"note: {note}")
-    print(f"records: {jsonl}; table: {md}")
-    return 0
 
 
 # ---- the reference set -------------------------------------------------------------------------------
@@ -535,11 +452,3 @@ def summary(r: dict) -> str:
             f"vs {r['n_reference']} {r['reference']} images: FID {r['fid']:.2f}, precision {r['precision']:.3f}, "
             f"recall {r['recall']:.3f}, density {r['density']:.3f}, coverage {r['coverage']:.3f} (k={r['prdc_k']}), "
             f"KID {r['kid_mean']:.4f}, IS {r['is_mean']:.2f}")
-
-
-if __name__ == "__main__":  # `python -m ulib.eval.evaluate ...`, the same as `python -m ulib evaluate ...`
-    try:
-        sys.exit(main(build_parser().parse_args()))
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
