@@ -97,7 +97,7 @@ def test_evaluate_samples_end_to_end(tiny_run, tmp_path, no_weights_env):
     assert "features: random-inception (fixed-seed RANDOMLY INITIALISED" in md
     assert "features: inception (standard" in md
     with pytest.raises(ValueError, match="different"):
-        E.markdown_table([a, b])
+        E.evaluation_table([a, b])
 
     r = evaluate_cli("--run", str(tiny_run), *SAMPLE_ARGS, "--features", "inception", env=no_weights_env)
     assert r.returncode == 2 and INCEPTION_FILE in r.stderr and "--weights-dir" in r.stderr

@@ -13,6 +13,11 @@ import typing
 from dataclasses import asdict, dataclass, field, fields
 
 
+def downsampling_factor(ch_mult) -> int:
+    """Pixels per token along each side, f = 2**(len(ch_mult) - 1): the encoder halves the resolution at every
+    level after the first."""
+    return 2 ** (len(ch_mult) - 1)
+
 @dataclass
 class DataConfig:
     dataset: str = "openmoji"  # 'openmoji' (built in), 'folder' (any folder of images, e.g. FFHQ) or 'lsun' (LMDB)
@@ -103,8 +108,8 @@ class Config:
     # ---- derived facts -------------------------------------------------------------------------
     @property
     def latent_size(self) -> int:
-        """Side of the token grid: img_size / 2**(len(ch_mult) - 1)."""
-        return self.data.img_size // 2 ** (len(self.vqgan.ch_mult) - 1)
+        """Side of the token grid: img_size / f, f = `downsampling_factor(ch_mult)`."""
+        return self.data.img_size // downsampling_factor(self.vqgan.ch_mult)
 
     @property
     def mask_id(self) -> int:
@@ -121,11 +126,11 @@ class Config:
 
     def validate(self) -> "Config":
         """Check values that the types cannot; raise ValueError naming the field."""
-        n_down = len(self.vqgan.ch_mult) - 1
-        if self.data.img_size <= 0 or self.data.img_size % (2**n_down) != 0:
+        f = downsampling_factor(self.vqgan.ch_mult)
+        if self.data.img_size <= 0 or self.data.img_size % f != 0:
             raise ValueError(
                 f"data.img_size={self.data.img_size} cannot be divided by the encoder's downsampling factor "
-                f"2**(len(vqgan.ch_mult)-1) = {2**n_down}; use a multiple of {2**n_down}"
+                f"2**(len(vqgan.ch_mult)-1) = {f}; use a multiple of {f}"
             )
         if self.data.dataset not in ("openmoji", "folder", "lsun"):
             raise ValueError(f"data.dataset={self.data.dataset!r}; allowed: 'openmoji', 'folder', 'lsun'")

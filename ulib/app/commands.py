@@ -8,8 +8,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ulib.config import downsampling_factor
 from ulib.data.datasets import _to_tensor, resize_center_crop, to_rgb
-from ulib.io.logs import save_image_grid
+from ulib.io.logs import preview_upscale, save_image_grid
 from ulib.sample.api import sample_images
 from ulib.sample.inpaint import inpaint
 from ulib.sample.models import SamplingModels
@@ -44,7 +45,7 @@ def sample_to_png(m: SamplingModels, out: Path, *, n: int, steps: int, temperatu
     images = sample_images(m, n, steps=steps, temperature=temperature, seed=seed, method=method, canvas=canvas,
                            stride=stride, top_k=top_k, precision=precision)
     dt = time.perf_counter() - t0
-    save_image_grid(images, out, upscale=max(1, 128 // images.shape[-1]))
+    save_image_grid(images, out, upscale=preview_upscale(images.shape[-1]))
     what = f"{steps} steps, " if m.kind == "absorbing" else ""
     return (f"{n} samples ({what}temperature {temperature}, seed {seed}"
             f"{', method ' + method if m.kind == 'absorbing' else ''}{', canvas %dx%d' % canvas if canvas else ''}) "
@@ -70,7 +71,7 @@ def inpaint_to_png(m: SamplingModels, image: str, mask: str, out: Path, *, steps
     """Regenerate the white part of `mask` in `image`; writes [input, masked input, result] side by side."""
     if m.kind != "absorbing":
         raise ValueError("inpainting needs the absorbing prior (the AR prior cannot condition on later tokens)")
-    size = m.vqgan.latent_shape[0] * 2 ** (len(m.vqgan.ch_mult) - 1)
+    size = m.vqgan.latent_shape[0] * downsampling_factor(m.vqgan.ch_mult)
     x = _to_tensor(load_rgb(image, size, "--image"))[None].to(device)
     pm = load_rgb(mask, size, "--mask").mean(-1) > 127  # white = regenerate
     pixel_mask = torch.from_numpy(pm)[None, None].to(device)
@@ -80,7 +81,7 @@ def inpaint_to_png(m: SamplingModels, image: str, mask: str, out: Path, *, steps
                   steps=steps, temperature=temperature, dilate=dilate, paste_back=paste_back, generator=g)
     dt = time.perf_counter() - t0
     shown = torch.where(pixel_mask, torch.full_like(x, 0.5), x)  # the region to regenerate in grey
-    save_image_grid(torch.cat([x, shown, res.images.clamp(-1, 1)]), out, nrow=3, upscale=max(1, 128 // size))
+    save_image_grid(torch.cat([x, shown, res.images.clamp(-1, 1)]), out, nrow=3, upscale=preview_upscale(size))
     cells = int(res.latent_mask.sum())
     return (f"regenerated {cells} of {res.latent_mask.numel()} tokens (from t={res.start_times[0]}) in {dt:.1f}s; "
             f"input | masked | result: {out}")

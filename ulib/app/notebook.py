@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from ulib.app.reproduce import PROJECT_ROOT, markdown_table, read_table  # noqa: F401 (re-exported for notebooks)
+from ulib.app.reproduce import PROJECT_ROOT, read_table  # noqa: F401 (re-exported for notebooks)
 from ulib.config import Config, apply_overrides
 from ulib.data.datasets import build_dataset
 from ulib.device import resolve_device, seed_everything
@@ -31,7 +31,11 @@ from ulib.eval import metrics as M
 from ulib.eval.metrics import to_uint8
 from ulib.eval.quality import QualityMeter, with_floor
 from ulib.io.checkpoint import load_checkpoint
-from ulib.io.logs import save_image_grid
+from ulib.io.logs import (
+    markdown_table,  # noqa: F401 (re-exported for notebooks)
+    preview_upscale,
+    save_image_grid,
+)
 from ulib.io.models import load_run_prior, load_run_vqgan
 from ulib.io.rundir import RunDir
 from ulib.sample.api import sample_tokens
@@ -376,7 +380,7 @@ def token_picture(tokens: torch.Tensor, codebook_size: int, mask_id: int | None 
 
 def upscale_for(img_size: int) -> int:
     """Nearest-neighbour enlargement that shows small images at about 128 pixels."""
-    return max(1, 128 // img_size)
+    return preview_upscale(img_size)
 
 
 def save_grid(s: Session, images: torch.Tensor, name: str, nrow: int | None = None) -> Path:

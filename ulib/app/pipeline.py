@@ -11,7 +11,7 @@ import torch
 from ulib.config import Config
 from ulib.data.datasets import build_dataset
 from ulib.device import resolve_device
-from ulib.io.logs import save_image_grid
+from ulib.io.logs import preview_upscale, save_image_grid
 from ulib.io.models import load_run_vqgan
 from ulib.io.rundir import RunDir
 from ulib.sample.api import sample_images
@@ -33,7 +33,7 @@ def save_reconstructions(run: RunDir, cfg: Config, device, n: int = 32) -> None:
     rows = []
     for i in range(0, len(x), per_row):
         rows += [x[i: i + per_row], x_hat[i: i + per_row]]
-    save_image_grid(torch.cat(rows), run.reconstructions, nrow=per_row, upscale=max(1, 128 // cfg.data.img_size))
+    save_image_grid(torch.cat(rows), run.reconstructions, nrow=per_row, upscale=preview_upscale(cfg.data.img_size))
 
 
 def _stage(name: str, fn) -> float:
@@ -61,7 +61,7 @@ def run_pipeline(run: RunDir, cfg: Config, *, resume: bool = False, force: bool 
 
     def samples():
         images = sample_images(from_run(run, cfg, device), cfg.sample.n, seed=cfg.seed)
-        save_image_grid(images, run.samples, upscale=max(1, 128 // cfg.data.img_size))
+        save_image_grid(images, run.samples, upscale=preview_upscale(cfg.data.img_size))
 
     times["sample"] = _stage("sample", samples)
     print("\n".join([

@@ -19,12 +19,13 @@ profile; `RUN/results/README.md` lists every table and figure.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ulib.io.checkpoint import file_sha256
+from ulib.io.logs import markdown_table
 from ulib.paper import HEADLINE, PAPER, paper_rows
 from ulib.profiles import PROFILES
 
@@ -70,7 +71,7 @@ def marker(run: Path, nb: Path) -> Path:
 
 def notebook_sha256(nb: Path) -> str:
     """SHA-256 of the notebook file as committed: a marker made by another version of it is stale."""
-    return hashlib.sha256(Path(nb).read_bytes()).hexdigest()
+    return file_sha256(nb)
 
 
 def is_done(run: Path, nb: Path, params: dict) -> bool:
@@ -135,30 +136,6 @@ def read_table(path) -> list[dict]:
     """A CSV written by `notebook_utils.write_table` as a list of dicts of strings."""
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
-
-
-def markdown_table(rows: list[dict], columns: list[str] | None = None, digits: int = 4) -> str:
-    """Rows as a GitHub Markdown table; numbers rounded to `digits` significant digits, None/'' as '–'."""
-    if not rows:
-        return "(no rows)\n"
-    columns = columns or list(rows[0])
-
-    def cell(v):
-        if v is None or v == "":
-            return "–"
-        if isinstance(v, float):
-            return format(v, f".{digits}g")
-        if isinstance(v, str):
-            try:
-                f = float(v)
-            except ValueError:
-                return v
-            return v if v.lstrip("-").isdigit() else format(f, f".{digits}g")
-        return str(v)
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
 
 
 # ---- gathering -------------------------------------------------------------------------------------------

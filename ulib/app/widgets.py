@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from ulib.app.notebook import token_picture
-from ulib.io.logs import image_grid
+from ulib.config import downsampling_factor
+from ulib.io.logs import image_grid, preview_upscale
 from ulib.sample.absorbing import AbsorbingSampler
 from ulib.sample.api import SAMPLING_METHODS, sample_tokens
 from ulib.sample.inpaint import inpaint
@@ -76,9 +77,9 @@ class Playground:
         self.background = _in_kernel() if background is None else background
         T = models.num_timesteps
         self.h, self.w = models.latent_shape
-        self.factor = 2 ** (len(models.vqgan.ch_mult) - 1)  # pixels per token along each side
+        self.factor = downsampling_factor(models.vqgan.ch_mult)  # pixels per token along each side
         self.img_size = (self.h * self.factor, self.w * self.factor)  # (H, W) of one training window
-        self.upscale = max(1, 128 // self.img_size[0])
+        self.upscale = preview_upscale(self.img_size[0])
         self.stride = max(1, min(self.h, self.w) // 2)  # window stride on wide canvases
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

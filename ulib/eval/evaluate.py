@@ -372,7 +372,7 @@ VQGAN_COLUMNS = ["time", "VQGAN (step)", "EMA", "split", "images", "rFID", "PSNR
                  "codes used", "perplexity"]
 
 
-def markdown_table(records: list[dict]) -> str:
+def evaluation_table(records: list[dict]) -> str:
     """One Markdown table of records of one kind on one feature set (ValueError otherwise), with the paper's
     row where the records say the paper's figures apply."""
     features = check_same_features(records)
@@ -424,7 +424,7 @@ def render_markdown(records: list[dict], run_name: str = "") -> str:
     for r in records:
         groups.setdefault((r["kind"], r["features"]), []).append(r)
     for (kind, features), rs in sorted(groups.items(), key=lambda kv: (kv[0][0] != "samples", kv[0][1] != "inception")):
-        out += [_title(kind, features), "", markdown_table(rs), ""]
+        out += [_title(kind, features), "", evaluation_table(rs), ""]
         if kind == "samples" and any(r.get("paper") for r in rs):
             out += [f"PRDC: the paper's figures were computed by the official calc_PRDC.py with k = {PAPER_PRDC_K}; "
                     "precision and recall are not listed (not verified against the paper).", ""]

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import io
 import math
 import os
@@ -40,6 +39,7 @@ import torch.nn.functional as F
 from ulib.device import exact_float
 from ulib.eval import features as EF
 from ulib.eval.features import WEIGHTS_FILE, shipped_weights
+from ulib.io.checkpoint import file_sha256
 from ulib.io.logs import save_image_grid
 from ulib.vq.perceptual import WEIGHTS_ENV, weight_candidates
 
@@ -81,14 +81,6 @@ def find_inception_weights(weights_dir: str | os.PathLike | None = None) -> Path
             "--features random-inception gives fixed-seed random features (labelled, not comparable with the paper)."
         )
     return found
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _torch_fidelity_inception():

@@ -9,6 +9,7 @@ draws the same numbers as an uninterrupted one.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import sys
@@ -21,6 +22,7 @@ import torch
 
 __all__ = [
     "atomic_write",
+    "file_sha256",
     "save_checkpoint",
     "load_checkpoint",
     "rng_state",
@@ -28,6 +30,15 @@ __all__ = [
     "check_state_dict",
     "unwrap",
 ]
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, as hex, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 # ---- atomic files ------------------------------------------------------------------------------------

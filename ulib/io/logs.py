@@ -196,3 +196,32 @@ def save_image_grid(images, path: str | os.PathLike, nrow: int | None = None, pa
         raise ValueError(f"save_image_grid writes PNG files; path {str(path)!r} should end in '.png'")
     grid = image_grid(images, nrow, padding, pad_value, upscale)
     atomic_write(path, lambda f: Image.fromarray(grid).save(f, format="PNG"))
+
+
+def preview_upscale(side: int) -> int:
+    """Nearest-neighbour enlargement that shows images of `side` pixels at about 128 pixels."""
+    return max(1, 128 // side)
+
+
+def markdown_table(rows: list[dict], columns: list[str] | None = None, digits: int = 4) -> str:
+    """Rows as a GitHub Markdown table; numbers rounded to `digits` significant digits, None/'' as '–'."""
+    if not rows:
+        return "(no rows)\n"
+    columns = columns or list(rows[0])
+
+    def cell(v):
+        if v is None or v == "":
+            return "–"
+        if isinstance(v, float):
+            return format(v, f".{digits}g")
+        if isinstance(v, str):
+            try:
+                f = float(v)
+            except ValueError:
+                return v
+            return v if v.lstrip("-").isdigit() else format(f, f".{digits}g")
+        return str(v)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
+    return "\n".join(lines) + "\n"

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ulib.config import downsampling_factor
 from ulib.sample.absorbing import AbsorbingSampler
 
 
@@ -87,7 +88,7 @@ def inpaint(vqgan, model, images: torch.Tensor, pixel_mask: torch.Tensor, *, num
         raise ValueError(f"pixel mask of shape {tuple(pixel_mask.shape)} for images of shape {tuple(images.shape)}; "
                          f"allowed: (1 or {B}, 1, {H}, {W}) or ({H}, {W})")
     pm = (pm != 0).expand(B, 1, H, W)
-    factor = 2 ** (len(vqgan.ch_mult) - 1)
+    factor = downsampling_factor(vqgan.ch_mult)
     lmask = latent_mask(pm, factor, dilate)  # (B, h, w)
     counts = lmask.flatten(1).sum(1)
     empty = [i for i in range(B) if counts[i] == 0]

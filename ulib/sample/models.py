@@ -13,8 +13,6 @@ import torch
 from ulib import official
 from ulib.io.models import load_run_prior, load_run_vqgan
 
-PAPER_TOTAL_STEPS = 256  # T of the released absorbing models
-
 
 @dataclass
 class SamplingModels:
@@ -51,5 +49,5 @@ def from_official(vqgan_path: str | Path, sampler_path: str | Path, kind: str, d
     if prior.codebook_size != vqgan.quantize.codebook_size:
         raise ValueError(f"{sampler_path} predicts {prior.codebook_size} codes but {vqgan_path} has a codebook of "
                          f"{vqgan.quantize.codebook_size}; use files of the same experiment")
-    return SamplingModels(vqgan, prior, kind, PAPER_TOTAL_STEPS, prior.mask_id, tuple(vqgan.latent_shape),
-                          PAPER_TOTAL_STEPS, 0.9, 16, f"official files {vqgan_path}, {sampler_path}")
+    return SamplingModels(vqgan, prior, kind, official.PAPER_TOTAL_STEPS, prior.mask_id, tuple(vqgan.latent_shape),
+                          official.PAPER_TOTAL_STEPS, 0.9, 16, f"official files {vqgan_path}, {sampler_path}")

@@ -21,7 +21,7 @@ from ulib.config import Config
 from ulib.data.batches import StepBatches
 from ulib.device import amp_dtype, autocast, load_scaler_state, make_scaler
 from ulib.io.checkpoint import rng_state, save_checkpoint, set_rng_state, unwrap
-from ulib.io.logs import MetricsLog, save_image_grid
+from ulib.io.logs import MetricsLog, preview_upscale, save_image_grid
 from ulib.io.models import load_run_vqgan, prior_from_config
 from ulib.io.rundir import RunDir
 from ulib.prior.absorbing import AbsorbingDiffusion
@@ -199,7 +199,7 @@ def train_prior(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
             imgs = sample_images(from_modules(vqgan, eval_net, cfg), min(cfg.sample.n, 16), seed=cfg.seed)
             net.train()
             save_image_grid(imgs, run.images / f"prior_samples_{step:07d}.png",
-                            upscale=max(1, 128 // cfg.data.img_size))
+                            upscale=preview_upscale(cfg.data.img_size))
         if main and row:
             log.log(step, **row)
         if step % tc.ckpt_every == 0 or step == end:

@@ -27,7 +27,7 @@ from ulib.data.batches import StepBatches, random_flip
 from ulib.data.datasets import build_dataset, skipped_files
 from ulib.device import amp_dtype, autocast, decoder_dtype, load_scaler_state, make_scaler
 from ulib.io.checkpoint import atomic_write, rng_state, save_checkpoint, set_rng_state
-from ulib.io.logs import MetricsLog, save_image_grid
+from ulib.io.logs import MetricsLog, preview_upscale, save_image_grid
 from ulib.io.models import vqgan_from_config
 from ulib.io.rundir import RunDir
 from ulib.train import distributed as dist_utils
@@ -249,7 +249,7 @@ def train_vqgan(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
             with torch.no_grad():
                 x_rec = model.decode(model.encode(x_val)).clamp(-1, 1)
             save_image_grid(torch.cat([x_val, x_rec]), run.images / f"vqgan_recon_{step:07d}.png",
-                            nrow=len(x_val), upscale=max(1, 128 // cfg.data.img_size))
+                            nrow=len(x_val), upscale=preview_upscale(cfg.data.img_size))
         if step % tc.ckpt_every == 0 or step == end:
             save(step)
     bar.close()

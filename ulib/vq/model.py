@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ulib.config import VQGANConfig
+from ulib.config import VQGANConfig, downsampling_factor
 
 GROUPS = 32  # GroupNorm groups everywhere, as in the official code (the default of `norm_groups`)
 
@@ -159,7 +159,7 @@ class Generator(nn.Module):
         super().__init__()
         g = norm_groups
         ch = nf * ch_mult[-1]
-        res = resolution // 2 ** (len(ch_mult) - 1)
+        res = resolution // downsampling_factor(ch_mult)
         blocks: list[nn.Module] = [nn.Conv2d(in_channels, ch, kernel_size=3, stride=1, padding=1)]
         blocks += [ResBlock(ch, ch, g), AttnBlock(ch, g), ResBlock(ch, ch, g)]
         for i in reversed(range(len(ch_mult))):
@@ -281,7 +281,7 @@ class VQAutoEncoder(nn.Module):
         ch_mult, attn_resolutions = tuple(ch_mult), tuple(attn_resolutions)
         if len(ch_mult) == 0 or any(m < 1 for m in ch_mult):
             raise ValueError(f"ch_mult={ch_mult}; need at least one multiplier, each >= 1")
-        factor = 2 ** (len(ch_mult) - 1)
+        factor = downsampling_factor(ch_mult)
         if img_size <= 0 or img_size % factor != 0:
             raise ValueError(
                 f"img_size={img_size} is not divisible by the downsampling factor 2**(len(ch_mult)-1) = {factor} "
@@ -313,7 +313,7 @@ class VQAutoEncoder(nn.Module):
     @property
     def latent_shape(self) -> tuple[int, int]:
         """(h, w) of the index grid."""
-        side = self.img_size // 2 ** (len(self.ch_mult) - 1)
+        side = self.img_size // downsampling_factor(self.ch_mult)
         return (side, side)
 
     @property
