@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from ulib.prior.transformer import Transformer
-from ulib.sample.inpaint import inpaint, latent_mask, start_time
+from ulib.sample.absorbing import start_time
+from ulib.sample.inpaint import inpaint, latent_mask
 from ulib.vq.model import VQAutoEncoder
 
 K, MASK, T = 16, 16, 20
@@ -59,8 +60,8 @@ def test_start_time_for_m_masked_tokens():
     assert start_time(64, 64, 100) == 100
     assert start_time(1, 64, 10) == 1  # round(0.16) = 0, raised to 1
     assert start_time(5, 64, 100) == 8  # round(7.8)
-    with pytest.raises(ValueError, match="num_masked=0"):
-        start_time(0, 64, 100)
+    # one rule for inpainting and the sampler's x_start: the same figures per image of a batch
+    assert start_time(torch.tensor([16, 64, 1, 5]), 64, 100).tolist() == [25, 100, 1, 8]
 
 
 def test_inpaint_changes_only_masked_tokens(models, images):

@@ -101,15 +101,17 @@ class AbsorbingDiffusion:
         }
 
     @torch.no_grad()
-    def elbo_at(self, model, x0: torch.Tensor, t: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """(1/t) * E_q[CE(x_0, x_t)] for one t, one draw, in bits per token, shape (B,): the t-th term of Eq. 6."""
-        B, L = x0.shape
-        tt = torch.full((B,), t, device=x0.device, dtype=torch.long)
-        x_t, mask = self.q_sample(x0, tt, generator)
+    def elbo_term(self, model, x0: torch.Tensor, t: torch.Tensor,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+        """a_t = (1/t) * E_q[CE(x_0, x_t)] for each grid of x0 (B, L) at its own t (B,), one x_t draw, in bits per
+        token, shape (B,): the t-th term of Eq. 6 (`ulib.prior.likelihood` sums or samples it)."""
+        x_t, mask = self.q_sample(x0, t, generator)
         ce = self.masked_cross_entropy(model(x_t), x0, mask)
-        return ce / t / (L * math.log(2))
+        return ce / t.float() / (x0.shape[1] * math.log(2))
 
     @torch.no_grad()
     def full_elbo(self, model, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Negative ELBO (Eq. 6) summed over every t = 1..T (one x_t draw per t), bits/token, shape (B,)."""
-        return sum(self.elbo_at(model, x0, t, generator) for t in range(1, self.T + 1))
+        B = x0.shape[0]
+        return sum(self.elbo_term(model, x0, torch.full((B,), t, device=x0.device, dtype=torch.long), generator)
+                   for t in range(1, self.T + 1))

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 
 import torch
+from tqdm.auto import tqdm
 
 from ulib.prior.absorbing import AbsorbingDiffusion
 from ulib.prior.autoregressive import nll_bits_per_token
@@ -29,15 +30,6 @@ class Estimate:
 
 
 @torch.no_grad()
-def elbo_term(diffusion: AbsorbingDiffusion, model, x0: torch.Tensor, t: torch.Tensor,
-              generator: torch.Generator | None = None) -> torch.Tensor:
-    """a_t for each grid of x0 (B, L) at its own t (B,): one x_t draw, bits per token, shape (B,)."""
-    x_t, mask = diffusion.q_sample(x0, t, generator)
-    ce = diffusion.masked_cross_entropy(model(x_t), x0, mask)
-    return ce / t.float() / (x0.shape[1] * math.log(2))
-
-
-@torch.no_grad()
 def absorbing_elbo(diffusion: AbsorbingDiffusion, model, data: torch.Tensor, *, mc: int | None = None,
                    batch_size: int = 64, generator: torch.Generator | None = None, progress: bool = False) -> Estimate:
     """Negative ELBO (Eq. 6) of token grids `data` (N, L): the full sum over t (mc=None) or `mc` random t's."""
@@ -48,8 +40,6 @@ def absorbing_elbo(diffusion: AbsorbingDiffusion, model, data: torch.Tensor, *, 
     per_item, draws, passes = [], [], 0
     starts = range(0, len(data), batch_size)
     if progress:
-        from tqdm.auto import tqdm
-
         starts = tqdm(starts, desc="ELBO", leave=False)
     for i in starts:
         x0 = data[i: i + batch_size].long()
@@ -57,14 +47,14 @@ def absorbing_elbo(diffusion: AbsorbingDiffusion, model, data: torch.Tensor, *, 
         if mc is None:
             total = torch.zeros(B, device=device)
             for t in range(1, T + 1):
-                total += elbo_term(diffusion, model, x0, torch.full((B,), t, device=device), generator)
+                total += diffusion.elbo_term(model, x0, torch.full((B,), t, device=device), generator)
                 passes += 1
             per_item.append(total)
         else:
             terms = []
             for _ in range(mc):
                 t = diffusion.sample_time(B, device, generator)
-                terms.append(T * elbo_term(diffusion, model, x0, t, generator))  # unbiased for sum_t a_t
+                terms.append(T * diffusion.elbo_term(model, x0, t, generator))  # unbiased for sum_t a_t
                 passes += 1
             terms = torch.stack(terms, 1)  # (B, mc)
             per_item.append(terms.mean(1))

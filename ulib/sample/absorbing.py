@@ -94,6 +94,17 @@ def run_steps(step, x: torch.Tensor, n_steps: int, callback=None, progress: bool
     return x
 
 
+
+def start_time(num_masked, length: int, num_timesteps: int):
+    """t_0 = round(T * m / L), at least 1: the time whose expected mask fraction t/T matches m masked tokens out
+    of L (T for an all-masked grid; inpainting starts lower). m: an int or a (B,) long tensor.
+
+    >>> start_time(16, 64, 100)
+    25
+    """
+    t0 = (2 * num_timesteps * num_masked + length) // (2 * length)  # round half up, in integers
+    return t0.clamp(min=1) if isinstance(t0, torch.Tensor) else max(1, t0)
+
 @dataclass
 class StepResult:
     x: torch.Tensor  # (B, L) tokens after the step
@@ -168,9 +179,7 @@ class AbsorbingSampler:
     def start_time(self, x: torch.Tensor) -> torch.Tensor:
         """(B,) long t_b = round(T * m_b / L), at least 1: the time whose expected mask fraction t/T matches
         image b's m_b masked positions (T for an all-masked image; inpainting starts lower)."""
-        m = (x == self.mask_id).sum(1)  # (B,)
-        L = x.shape[1]
-        return ((2 * self.T * m + L) // (2 * L)).clamp(min=1)  # round half up, in integers
+        return start_time((x == self.mask_id).sum(1), x.shape[1], self.T)
 
     def plan(self, x: torch.Tensor) -> UnmaskPlan:
         """Draw, for the start state x (B, L), the step that reveals each masked position and its uniform."""

@@ -9,7 +9,7 @@ reverse process fills them in while the other tokens stay fixed (the network see
    every direction (a (2d+1) x (2d+1) max-pool), to give the decoder's wider receptive field some room.
 2. Start time. With m of the L tokens masked, x is a typical x_t at t/T = m/L (the forward process masks
    each token with probability t/T), so the reverse process starts at t_0 = round(T * m / L) (half up, as
-   `AbsorbingSampler.start_time`), at least 1.
+   `ulib.sample.absorbing.start_time`, the rule the sampler uses for x_start), at least 1.
    From t_0 the absorbing reverse steps (t -> s: unmask with probability (t - s)/t) depend on t and s only,
    so an `AbsorbingSampler` built with num_timesteps = t_0 runs exactly the schedule t_0 > ... > 0;
    `steps` (default t_0, one step per time) is capped at t_0. Images with different m start at different
@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ulib.config import downsampling_factor
-from ulib.sample.absorbing import AbsorbingSampler
+from ulib.sample.absorbing import AbsorbingSampler, start_time
 
 
 @dataclass
@@ -56,17 +56,6 @@ def latent_mask(pixel_mask: torch.Tensor, factor: int, dilate: int = 0) -> torch
     if dilate:
         cells = F.max_pool2d(cells, 2 * dilate + 1, stride=1, padding=dilate)  # grow by `dilate` cells
     return cells[:, 0] > 0
-
-
-def start_time(num_masked: int, length: int, num_timesteps: int) -> int:
-    """t_0 = round(T * m / L), at least 1: the time at which m masked tokens out of L are typical.
-
-    >>> start_time(16, 64, 100)
-    25
-    """
-    if not 1 <= num_masked <= length:
-        raise ValueError(f"num_masked={num_masked}; allowed: 1..L={length} (nothing masked: nothing to sample)")
-    return max(1, (2 * num_timesteps * num_masked + length) // (2 * length))  # round half up, in integers
 
 
 @torch.no_grad()
@@ -101,7 +90,7 @@ def inpaint(vqgan, model, images: torch.Tensor, pixel_mask: torch.Tensor, *, num
     for i in range(B):  # each image has its own start time
         x = original[i].flatten().clone()[None]  # (1, L)
         x[0, lmask[i].flatten()] = mask_id
-        t0 = start_time(int(counts[i]), L, num_timesteps)
+        t0 = start_time(int(counts[i]), L, num_timesteps)  # the sampler's own rule, per image
         n_steps = t0 if steps is None else min(steps, t0)
         # num_timesteps = t0: its schedule is t0 > ... > 0 in n_steps steps, the tail of the full process
         sampler = AbsorbingSampler(model, t0, mask_id, steps=n_steps, temperature=temperature, generator=generator)
