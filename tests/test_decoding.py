@@ -247,11 +247,11 @@ def test_remask_masks_each_generated_token_with_probability_t_over_T():
                       generator=gen(9), callback=lambda j, r: seen.append(r))
     assert model.calls == S and (x != K).all() and (x[:, :5] == 3).all()
     for res in seen:
-        assert not res.remasked[:, :5].any() and (res.x_t[:, :5] == 3).all()
-        assert torch.equal(res.x_t == K, res.remasked)
-        frac = res.remasked[:, 5:].float().mean().item()
+        assert not res.unmasked[:, :5].any() and (res.x_t[:, :5] == 3).all()
+        assert torch.equal(res.x_t == K, res.unmasked)
+        frac = res.unmasked[:, 5:].float().mean().item()
         assert abs(frac - res.t / T) < 0.03, (res.t, frac)
-    assert seen[0].t == T and seen[0].remasked[:, 5:].all()  # the first step masks every generated token
+    assert seen[0].t == T and seen[0].unmasked[:, 5:].all()  # the first step masks every generated token
 
 
 # ---- every method --------------------------------------------------------------------------------

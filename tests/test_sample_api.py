@@ -10,7 +10,7 @@ from ulib.app.pipeline import run_pipeline
 from ulib.io.rundir import RunDir
 from ulib.prior.transformer import Transformer
 from ulib.profiles import get_profile
-from ulib.sample.absorbing import AbsorbingSampler
+from ulib.sample.absorbing import AbsorbingSampler, SampleStep
 from ulib.sample.autoregressive import sample_ar
 from ulib.sample.canvas import sample_canvas
 from ulib.sample.maskgit import ConfidenceSampler
@@ -116,3 +116,26 @@ def test_models_carry_their_sampling_facts_into_tokens_and_images(tmp_path):
     assert torch.equal(sample_images(same, 3, steps=4, temperature=1.0, seed=2), images)
     with pytest.raises(FileNotFoundError, match="config.json"):
         load_run(tmp_path / "nothing")
+
+
+def test_every_sampler_reports_its_steps_as_one_type():
+    net, ar = _absorbing(), tiny_ar()
+    seen = {}
+
+    def record(name):
+        return lambda k, step: seen.setdefault(name, []).append(step)
+
+    with torch.no_grad():
+        for method in ("random", "confidence", "remask"):
+            sample_tokens(net, 2, method=method, steps=4, num_timesteps=T, generator=_g(), callback=record(method))
+        sample_tokens(net, 1, canvas=(SIDE, SIDE + 2), grid=(SIDE, SIDE), steps=4, num_timesteps=T, generator=_g(),
+                      callback=record("canvas"))
+        sample_tokens(ar, 2, generator=_g(), callback=record("ar"))
+    assert sorted(seen) == ["ar", "canvas", "confidence", "random", "remask"]
+    for name, steps in seen.items():
+        assert steps and all(type(s) is SampleStep for s in steps), name
+        assert all(s.unmasked.shape == s.x.shape and s.unmasked.dtype == torch.bool for s in steps), name
+    # each token is written exactly once by the random-order, confidence and AR samplers
+    for name in ("random", "confidence", "ar"):
+        written = sum(s.unmasked[:, -1].long() if name == "ar" else s.unmasked.long() for s in seen[name])
+        assert (written == 1).all() if name != "ar" else (written == AR_L).all(), name

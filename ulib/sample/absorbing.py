@@ -105,13 +105,28 @@ def start_time(num_masked, length: int, num_timesteps: int):
     t0 = (2 * num_timesteps * num_masked + length) // (2 * length)  # round half up, in integers
     return t0.clamp(min=1) if isinstance(t0, torch.Tensor) else max(1, t0)
 
+
 @dataclass
-class StepResult:
-    x: torch.Tensor  # (B, L) tokens after the step
-    unmasked: torch.Tensor  # (B, L) bool, positions revealed by this step
-    t: int  # time before the step
-    s: int  # time after the step
-    ran_network: bool  # False when no position unmasked, so the forward pass was skipped
+class SampleStep:
+    """What one step of any sampler did: the one step-result type every `callback(k, step)` receives.
+
+    The common part: x after the step and the positions it wrote (revealed, or for 'remask' re-drawn, or the
+    AR baseline's new position). The rest is filled by the samplers it concerns and None elsewhere.
+    """
+
+    x: torch.Tensor  # (B, L) tokens after the step ((B, a, b) on a canvas, (B, i+1) for the AR baseline)
+    unmasked: torch.Tensor  # bool, shaped as x: the positions this step wrote
+    ran_network: bool = True  # False when the step had nothing to do, so the forward pass was skipped
+    t: int | None = None  # time before the step (random order, canvas; remask: the time of q(x_t | x0))
+    s: int | None = None  # time after the step
+    step: torch.Tensor | None = None  # (B,) long, random order by passes: each image's schedule step, -1 done
+    candidates: torch.Tensor | None = None  # confidence: (B, L) candidate at each scored position, else mask id
+    confidence: torch.Tensor | None = None  # confidence: (B, L) log p(candidate) + Gumbel noise; -inf unscored
+    x_t: torch.Tensor | None = None  # remask: (B, L) the re-masked grid the network saw
+    windows: torch.Tensor | None = None  # canvas: (Nw, 2) offsets of the windows run at this step
+    token: torch.Tensor | None = None  # AR: (B,) the token drawn at position i
+    logits: torch.Tensor | None = None  # AR: (B, K) raw logits of p(x_i | x_<i), before temperature and top_k
+    i: int | None = None  # AR: the position drawn
 
 
 @dataclass
@@ -132,14 +147,6 @@ class UnmaskPlan:
     def nonempty_steps(self) -> torch.Tensor:
         """(B,) long: n_b, the steps that reveal at least one of image b's positions."""
         return (self.order >= 0).sum(1)
-
-
-@dataclass
-class PassResult:
-    x: torch.Tensor  # (B, L) tokens after the pass
-    unmasked: torch.Tensor  # (B, L) bool, positions revealed by this pass
-    step: torch.Tensor  # (B,) long: the schedule step each image took (times[step] -> times[step + 1]); -1: done
-    ran_network: bool  # False only when every image was already done
 
 
 class AbsorbingSampler:
@@ -207,7 +214,7 @@ class AbsorbingSampler:
 
     # ---- one schedule step for the whole batch ------------------------------------------------------
     @torch.no_grad()
-    def step(self, x: torch.Tensor, k: int, plan: UnmaskPlan | None = None) -> StepResult:
+    def step(self, x: torch.Tensor, k: int, plan: UnmaskPlan | None = None) -> SampleStep:
         """Step k (0-based) of the schedule: from t_k to t_{k+1}.
 
         Without a plan the positions and tokens are drawn now (the Markov chain on x_t); with one, step k
@@ -221,7 +228,7 @@ class AbsorbingSampler:
         else:
             unmask = masked & (plan.step_of == k)
         if not unmask.any():
-            return StepResult(x, unmask, t, s, ran_network=False)
+            return SampleStep(x, unmask, ran_network=False, t=t, s=s)
         logits = self._logits_at(x, unmask).float() / self.temperature  # (N, K)
         probs = torch.softmax(logits, dim=-1)
         if plan is None:
@@ -230,14 +237,14 @@ class AbsorbingSampler:
             draws = categorical(probs, plan.noise[unmask])
         x = x.clone()
         x[unmask] = draws
-        return StepResult(x, unmask, t, s, ran_network=True)
+        return SampleStep(x, unmask, t=t, s=s)
 
     @torch.no_grad()
     def sample(self, batch: int, length: int, device, x: torch.Tensor | None = None,
                callback=None, progress: bool = False) -> torch.Tensor:
         """Run every step from x_T (or from `x`, whose mask tokens get filled); returns (B, L) tokens.
 
-        callback(k, StepResult) is called after each step (for pictures of the process). One forward pass
+        callback(k, SampleStep) is called after each step (for pictures of the process). One forward pass
         per step in which any image unmasks something; `sample_passes` needs fewer for the same law.
         A given `x` is treated as x_T (its masks are revealed over the whole schedule from T).
         """
@@ -246,7 +253,7 @@ class AbsorbingSampler:
 
     # ---- one network pass per image's non-empty step -------------------------------------------------
     @torch.no_grad()
-    def step_pass(self, x: torch.Tensor, plan: UnmaskPlan, p: int) -> PassResult:
+    def step_pass(self, x: torch.Tensor, plan: UnmaskPlan, p: int) -> SampleStep:
         """Pass p (0-based): every image not yet done takes its p-th non-empty step of `plan`.
 
         Only those images go through the network, and the head runs only at the positions they reveal.
@@ -257,13 +264,13 @@ class AbsorbingSampler:
         active = k >= 0
         unmask = active[:, None] & (plan.step_of == k[:, None])  # (B, L)
         if not unmask.any():
-            return PassResult(x, unmask, k, ran_network=False)
+            return SampleStep(x, unmask, ran_network=False, step=k)
         # rows of the inactive images hold no True, so row-major order over x[active] matches unmask's
         logits = self._logits_at(x[active], unmask[active]).float() / self.temperature  # (N, K)
         draws = categorical(torch.softmax(logits, dim=-1), plan.noise[unmask])  # (N,)
         x = x.clone()
         x[unmask] = draws
-        return PassResult(x, unmask, k, ran_network=True)
+        return SampleStep(x, unmask, step=k)
 
     @torch.no_grad()
     def sample_passes(self, batch: int, length: int, device, x: torch.Tensor | None = None,
@@ -271,7 +278,7 @@ class AbsorbingSampler:
         """Same law as `sample`, in `plan(x).num_passes` forward passes; returns (B, L) tokens.
 
         x: start state (its mask tokens get filled, from the start time `start_time(x)`); default x_T.
-        callback(p, PassResult) is called after each pass.
+        callback(p, SampleStep) is called after each pass.
         """
         x = self.initial_state(batch, length, device) if x is None else x
         plan = self.plan(x)

@@ -12,24 +12,14 @@ Steps are separate calls (like diffusers' `scheduler.step`) so notebooks and wid
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from tqdm.auto import tqdm
 
-from ulib.sample.absorbing import categorical
+from ulib.sample.absorbing import SampleStep, categorical
 from ulib.sample.cpu_step import CachedForward
 
 
 # ---- sampling ------------------------------------------------------------------------------------
-@dataclass
-class ARStepResult:
-    x: torch.Tensor  # (B, i+1) tokens after the step
-    token: torch.Tensor  # (B,) the token drawn at position i
-    logits: torch.Tensor  # (B, K) raw logits of p(x_i | x_<i), before temperature and top_k
-    i: int  # position drawn by this step
-
-
 class ARSampler:
     """Token-by-token sampler for a causal model, with temperature, top-k and (optional) kv caching.
 
@@ -95,20 +85,22 @@ class ARSampler:
         return categorical(probs, u)
 
     @torch.no_grad()
-    def step(self, x: torch.Tensor) -> ARStepResult:
+    def step(self, x: torch.Tensor) -> SampleStep:
         """Draw token i = x.shape[1] given x (B, i)."""
         logits = self.next_logits(x)
         token = self.draw(logits)
         x_new = torch.cat([x, token[:, None]], dim=1)
         self._last = x_new
-        return ARStepResult(x_new, token, logits, x.shape[1])
+        wrote = torch.zeros_like(x_new, dtype=torch.bool)
+        wrote[:, -1] = True
+        return SampleStep(x_new, wrote, token=token, logits=logits, i=x.shape[1])
 
     @torch.no_grad()
     def sample(self, batch: int, length: int, device, x: torch.Tensor | None = None,
                callback=None, progress: bool = False) -> torch.Tensor:
         """Draw tokens until there are `length` (from nothing, or continuing the prefix x); returns (B, L).
 
-        callback(i, ARStepResult) is called after each step (for pictures of the process).
+        callback(i, SampleStep) is called after each step (for pictures of the process).
         """
         block = getattr(self.model, "block_size", None)
         if length < 1 or (block is not None and length > block):

@@ -31,12 +31,10 @@ windows of a step go through the network `window_batch` at a time, each carrying
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
-from ulib.sample.absorbing import run_steps, time_schedule
+from ulib.sample.absorbing import SampleStep, run_steps, time_schedule
 
 ORDERS = ("random", "raster")
 
@@ -70,15 +68,6 @@ def coverage(canvas: tuple[int, int], window: tuple[int, int], offsets: torch.Te
 def mixture_with_temperature(log_mixture: torch.Tensor, temperature: float) -> torch.Tensor:
     """Eq. 8: probabilities (N, K) proportional to pbar^(1/tau), from log pbar (N, K) up to a constant per row."""
     return torch.softmax(log_mixture.float() / temperature, dim=-1)
-
-
-@dataclass
-class CanvasStep:
-    x: torch.Tensor  # (B, a, b) tokens after the step
-    unmasked: torch.Tensor  # (B, a, b) bool, positions revealed by this step
-    t: int  # time before the step (order='raster': steps left before it)
-    s: int  # time after the step
-    windows: torch.Tensor  # (Nw, 2) offsets of the windows run at this step (empty when none ran)
 
 
 class CanvasSampler:
@@ -212,7 +201,7 @@ class CanvasSampler:
 
     # ---- the loop -----------------------------------------------------------------------------------
     @torch.no_grad()
-    def step(self, x: torch.Tensor, k: int) -> CanvasStep:
+    def step(self, x: torch.Tensor, k: int) -> SampleStep:
         """Step k (0-based): reveal some masked positions, drawing each from Eq. 8's distribution."""
         if tuple(x.shape[1:]) != self.canvas:
             a, b = self.canvas
@@ -220,20 +209,20 @@ class CanvasSampler:
         t, s = self.times[k], self.times[k + 1]
         unmask = self._to_unmask(x, k)
         if not unmask.any():  # nothing to reveal: no window runs, no draw
-            return CanvasStep(x, unmask, t, s, self.offsets[:0])
+            return SampleStep(x, unmask, ran_network=False, t=t, s=s, windows=self.offsets[:0])
         offsets = self.choose_windows(unmask.any(0))
         probs = self.mixed_probs(x, unmask, offsets)  # (N, K)
         draws = torch.multinomial(probs, 1, generator=self.generator).squeeze(1)  # (N,)
         x = x.clone()
         x[unmask] = draws
-        return CanvasStep(x, unmask, t, s, offsets)
+        return SampleStep(x, unmask, t=t, s=s, windows=offsets)
 
     @torch.no_grad()
     def sample(self, batch: int, device, x: torch.Tensor | None = None, callback=None,
                progress: bool = False) -> torch.Tensor:
         """Every step from the all-masked canvas (or from `x`, whose mask tokens get filled): (B, a, b).
 
-        callback(k, CanvasStep) is called after each step.
+        callback(k, SampleStep) is called after each step.
         """
         x = self.initial_state(batch, device) if x is None else x
         return run_steps(self.step, x, self.steps, callback, progress, "canvas")

@@ -14,12 +14,11 @@ Every step is a separate call (`ConfidenceSampler.step`), like diffusers' `sched
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 
 from ulib.device import exact_float
-from ulib.sample.absorbing import logits_at, run_steps
+from ulib.sample.absorbing import SampleStep, logits_at, run_steps
 
 MASK_SCHEDULES = ("cosine", "linear")
 
@@ -42,15 +41,6 @@ def confidence_schedule(masked: torch.Tensor, steps: int, schedule: str = "cosin
     for j in range(1, steps):
         r[:, j] = torch.minimum(r[:, j], (r[:, j - 1] - 1).clamp(min=0))
     return r
-
-
-@dataclass
-class ConfidenceStep:
-    x: torch.Tensor  # (B, L) tokens after the step
-    unmasked: torch.Tensor  # (B, L) bool, positions revealed by this step
-    candidates: torch.Tensor  # (B, L) long: the candidate at each scored position, mask id elsewhere
-    confidence: torch.Tensor  # (B, L) float: log p(candidate) + Gumbel noise; -inf where not scored
-    ran_network: bool  # False when the step had nothing to reveal
 
 
 class ConfidenceSampler:
@@ -76,7 +66,7 @@ class ConfidenceSampler:
         return confidence_schedule((x == self.mask_id).sum(1), self.steps, self.schedule)
 
     @torch.no_grad()
-    def step(self, x: torch.Tensor, j: int, remaining: torch.Tensor) -> ConfidenceStep:
+    def step(self, x: torch.Tensor, j: int, remaining: torch.Tensor) -> SampleStep:
         """Step j (0-based): reveal (masked now - remaining[:, j+1]) positions of each image."""
         B, L = x.shape
         masked = x == self.mask_id
@@ -85,7 +75,7 @@ class ConfidenceSampler:
         cand = torch.full_like(x, self.mask_id)
         conf = torch.full((B, L), -math.inf, device=x.device)
         if not scored.any():
-            return ConfidenceStep(x, torch.zeros_like(masked), cand, conf, ran_network=False)
+            return SampleStep(x, torch.zeros_like(masked), ran_network=False, candidates=cand, confidence=conf)
         self.forward_passes += 1
         logits = logits_at(self.model, x, scored).float() / self.temperature  # (N, K)
         probs = torch.softmax(logits, dim=-1)
@@ -99,10 +89,10 @@ class ConfidenceSampler:
         order = conf.argsort(1, descending=True)
         rank = torch.empty_like(order).scatter_(1, order, torch.arange(L, device=x.device).expand(B, L))
         reveal = scored & (rank < n_reveal[:, None])
-        return ConfidenceStep(torch.where(reveal, cand, x), reveal, cand, conf, ran_network=True)
+        return SampleStep(torch.where(reveal, cand, x), reveal, candidates=cand, confidence=conf)
 
     @torch.no_grad()
     def sample(self, x: torch.Tensor, callback=None) -> torch.Tensor:
-        """All S steps from the start state x (B, L); callback(j, ConfidenceStep) after each."""
+        """All S steps from the start state x (B, L); callback(j, SampleStep) after each."""
         remaining = self.remaining(x)
         return run_steps(lambda x, j: self.step(x, j, remaining), x, self.steps, callback)

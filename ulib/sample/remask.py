@@ -12,11 +12,9 @@ Every step is a separate call (`RemaskSampler.step`), like diffusers' `scheduler
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from ulib.sample.absorbing import logits_at, run_steps
+from ulib.sample.absorbing import SampleStep, logits_at, run_steps
 
 
 def remask_times(num_timesteps: int, steps: int) -> list[int]:
@@ -30,15 +28,6 @@ def remask_times(num_timesteps: int, steps: int) -> list[int]:
     if steps == 1:
         return [1]  # linspace(1, T, 1) = [1]
     return [1 + (j * (num_timesteps - 1)) // (steps - 1) for j in range(steps)][::-1]
-
-
-@dataclass
-class RemaskStep:
-    x: torch.Tensor  # (B, L) the estimate x0 after the step
-    x_t: torch.Tensor  # (B, L) the re-masked grid the network saw
-    remasked: torch.Tensor  # (B, L) bool: positions masked in x_t, all of them re-drawn
-    t: int  # the time of q(x_t | x0)
-    ran_network: bool  # False when nothing was masked (never at the first step)
 
 
 class RemaskSampler:
@@ -58,7 +47,7 @@ class RemaskSampler:
         return len(self.times)
 
     @torch.no_grad()
-    def step(self, x0: torch.Tensor, j: int, free: torch.Tensor) -> RemaskStep:
+    def step(self, x0: torch.Tensor, j: int, free: torch.Tensor) -> SampleStep:
         """Step j: x_t ~ q(x_t | x0) over the `free` (B, L) positions (those being generated), then re-draw
         every masked position of x_t; positions of x0 still holding the mask id count as masked."""
         t = self.times[j]
@@ -66,16 +55,16 @@ class RemaskSampler:
         remask = (x0 == self.mask_id) | (free & (u < t / self.T))  # (B, L); t = T masks every free one
         x_t = torch.where(remask, torch.full_like(x0, self.mask_id), x0)
         if not remask.any():
-            return RemaskStep(x0, x_t, remask, t, ran_network=False)
+            return SampleStep(x0, remask, ran_network=False, t=t, x_t=x_t)
         self.forward_passes += 1
         logits = logits_at(self.model, x_t, remask).float() / self.temperature  # (N, K)
         draws = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=self.generator).squeeze(1)
         x0 = x0.clone()
         x0[remask] = draws
-        return RemaskStep(x0, x_t, remask, t, ran_network=True)
+        return SampleStep(x0, remask, t=t, x_t=x_t)
 
     @torch.no_grad()
     def sample(self, x: torch.Tensor, callback=None) -> torch.Tensor:
-        """All S steps from the start state x (B, L); callback(j, RemaskStep) after each."""
+        """All S steps from the start state x (B, L); callback(j, SampleStep) after each."""
         free = x == self.mask_id
         return run_steps(lambda x, j: self.step(x, j, free), x, self.steps, callback)
