@@ -279,9 +279,7 @@ def run_inpaint(args) -> int:
 
 
 def run_elbo(args) -> int:
-    import json
 
-    import torch
 
 
     run, cfg = _config(args)

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from torch.utils.data import DataLoader, Subset
 
 from ulib.config import apply_overrides
 from ulib.data.datasets import build_dataset
@@ -119,7 +120,8 @@ class Phases:
 def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
-    import resource
+
+    import resource  # Unix only: imported here so the CLI still loads on Windows
 
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KB on Linux: process peak so far
 
@@ -217,7 +219,6 @@ def run_check(device: torch.device, tiny: bool, workdir: Path, log=print) -> dic
         rec["start_times"] = res.start_times
 
     with ph.phase("features") as rec:
-        from torch.utils.data import DataLoader, Subset
 
         try:
             find_inception_weights()

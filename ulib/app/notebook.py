@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ulib.app.reproduce import PROJECT_ROOT, read_table  # noqa: F401 (re-exported for notebooks)
@@ -367,7 +368,6 @@ def token_picture(tokens: torch.Tensor, codebook_size: int, mask_id: int | None 
     in every picture of a notebook.
     """
     import matplotlib
-    import numpy as np
 
     t = tokens.detach().long().cpu()
     masked = (t == mask_id) if mask_id is not None else torch.zeros_like(t, dtype=torch.bool)

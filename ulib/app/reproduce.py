@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -201,8 +202,6 @@ def export_docs(run: Path, dest: Path, log=print) -> Path:
     notebooks with how long each took and links the results' index. Files of an earlier export are replaced;
     other files in DEST are left alone.
     """
-    import shutil
-
     run, dest = Path(run).resolve(), Path(dest)
     executed = sorted((run / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     if not executed:

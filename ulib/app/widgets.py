@@ -26,6 +26,7 @@ import time
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ulib.app.notebook import token_picture
 from ulib.config import downsampling_factor
@@ -41,8 +42,6 @@ class StopSampling(Exception):
 
 def png_bytes(images: torch.Tensor, nrow: int | None = None, upscale: int = 1, padding: int = 1) -> bytes:
     """Images (B, 3, H, W) in [-1, 1] (or one uint8 (H, W, 3) array) -> PNG bytes of their grid."""
-    from PIL import Image
-
     if isinstance(images, np.ndarray) and images.ndim == 3:
         grid = image_grid(images[None], 1, padding=0, upscale=upscale)
     else:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ulib.data.datasets import scan_images, to_rgb
 from ulib.eval import metrics as M
@@ -27,7 +28,6 @@ def load_image_set(path: str | os.PathLike, *, limit: int | None = None) -> torc
     An .npz must hold one uint8 array (N, H, W, 3) or (N, 3, H, W), under 'images' or as its only array.
     All images of a set must have one size (ValueError naming a file that differs).
     """
-    from PIL import Image
 
 
     path = Path(path)

@@ -24,7 +24,11 @@ import math
 import sys
 import time
 from datetime import datetime, timezone
+from importlib.metadata import version
 from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Subset
 
 from ulib.data.datasets import build_dataset, dataset_fingerprint
 from ulib.device import sampling_dtype
@@ -89,8 +93,6 @@ DESCRIPTION = (
 # ---- the reference set -------------------------------------------------------------------------------
 def reference_indices(n_total: int, max_n: int | None) -> list[int]:
     """All of range(n_total), or a fixed random subset of max_n (sorted), the same for every evaluation."""
-    import torch
-
     if max_n is None or max_n >= n_total:
         return list(range(n_total))
     g = torch.Generator().manual_seed(REFERENCE_SUBSET_SEED)
@@ -99,7 +101,6 @@ def reference_indices(n_total: int, max_n: int | None) -> list[int]:
 
 def _loader(cfg, split: str, indices: list[int], batch_size: int):
     """Batches of (B, 3, H, W) images in [-1, 1] of `indices` of `split`, in order, without augmentation."""
-    from torch.utils.data import DataLoader, Subset
 
 
     ds = Subset(build_dataset(cfg.data, split, train_transforms=False), indices)
@@ -117,7 +118,6 @@ def reference_set(run, cfg, inception, split: str, max_n, batch_size: int, show_
     RUN/eval_cache/ when its key (data fingerprint, split, subset, extractor) still matches, else computed and
     cached. max_n: None (the whole split, at most DEFAULT_MAX_REFERENCE), 'all' or a number. Beyond
     REFERENCE_KEEP images the features of a fixed random REFERENCE_KEEP are kept, with moments of them all."""
-    import torch
 
 
     n_total = len(build_dataset(cfg.data, split, train_transforms=False))
@@ -155,7 +155,6 @@ def reference_set(run, cfg, inception, split: str, max_n, batch_size: int, show_
 
 # ---- the recipe --------------------------------------------------------------------------------------
 def _checkpoint_step(path: Path) -> int | None:
-    import torch
 
     try:  # memory-mapped: reads the step without loading the weights a second time
         return torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("step")
@@ -182,9 +181,7 @@ def _paper_results(cfg, features: str) -> dict | None:
 
 
 def _common_record(kind: str, run, cfg, inception, ref_key: dict, device, use_ema: bool) -> dict:
-    from importlib.metadata import version
 
-    import torch
 
 
     return {
@@ -217,7 +214,6 @@ def evaluate_samples(run, cfg, *, n: int = PAPER_N_SAMPLES, steps: int | None = 
                      neighbours: int = 0, neighbours_k: int = 10, device=None, show_progress: bool = True) -> dict:
     """Sample n images from the run's prior in batches, straight into InceptionV3, and compare them with the
     reference split: one record (see the module docstring)."""
-    import torch
 
 
     t0 = time.perf_counter()
@@ -298,7 +294,6 @@ def evaluate_vqgan(run, cfg, *, n: int | None = None, features: str = "inception
                    device=None, show_progress: bool = True) -> dict:
     """Reconstruct n images of `reference` (default all of it): rFID (originals vs reconstructions), PSNR, SSIM,
     LPIPS (skipped with a note without its weights) and codebook usage; one record."""
-    import torch
 
 
     t0 = time.perf_counter()

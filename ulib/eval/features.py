@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from ulib.data.datasets import _openmoji_version, load_openmoji
 from ulib.io.checkpoint import atomic_write
@@ -163,7 +164,6 @@ def augment(x: torch.Tensor, recipe: FeatureRecipe, g: torch.Generator) -> torch
 def train_feature_net(recipe: FeatureRecipe = FeatureRecipe(), cache_dir: str | os.PathLike | None = "data/cache",
                       show_progress: bool = True) -> tuple[EmojiFeatureNet, dict]:
     """Train the feature network on rendered OpenMoji (exemplar + category heads); returns it and a report."""
-    from tqdm.auto import tqdm
 
 
     images, names = load_openmoji(recipe.size, cache_dir)

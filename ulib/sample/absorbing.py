@@ -37,6 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from tqdm.auto import tqdm
 
 from ulib.device import exact_float
 
@@ -83,7 +84,6 @@ def run_steps(step, x: torch.Tensor, n_steps: int, callback=None, progress: bool
     """x <- step(x, k).x for k = 0..n_steps-1, calling callback(k, result) after each (every sampler's loop)."""
     ks = range(n_steps)
     if progress:
-        from tqdm.auto import tqdm
 
         ks = tqdm(ks, desc=desc, leave=False)
     for k in ks:
@@ -284,7 +284,6 @@ class AbsorbingSampler:
         plan = self.plan(x)
         passes = range(plan.num_passes)
         if progress:
-            from tqdm.auto import tqdm
 
             passes = tqdm(passes, desc="sampling", leave=False)
         for p in passes:

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from ulib.device import configure_matmul, resolve_device, seed_everything
 from ulib.io.checkpoint import atomic_write, load_checkpoint
@@ -216,7 +217,6 @@ class Throughput:
 
 
 def progress(total: int, initial: int, desc: str, enabled: bool):
-    from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, desc=desc, disable=not enabled, dynamic_ncols=True,
                 mininterval=1.0)

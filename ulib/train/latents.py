@@ -10,7 +10,8 @@ import hashlib
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
+from tqdm.auto import tqdm
 
 from ulib.config import Config
 from ulib.data.datasets import build_dataset, dataset_fingerprint
@@ -47,8 +48,6 @@ def encode_split(vqgan, dataset, device, batch_size: int = 64, flip: bool = Fals
     both=True encodes each image and its mirror image from one read of the file: returns (plain, mirrored).
     Images come through `num_workers` loader processes in pinned memory on CUDA; the tokens are narrowed to
     `dtype` on the device, batch by batch, so only the small integers cross back to the host."""
-    from tqdm.auto import tqdm
-
     device = torch.device(device)
     out, out_flipped = [], []
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
@@ -69,8 +68,6 @@ def encode_dataset(cfg: Config, vqgan_ckpt: Path, out: Path, device, use_ema: bo
 
     With world > 1 this process encodes images rank, rank + world, ... of each split and writes them to
     `shard_path(out, rank, world)` instead (returning that shard); `merge_shards` joins them."""
-    from torch.utils.data import Subset
-
     fp = latents_fingerprint(cfg, vqgan_ckpt)
     vqgan = load_run_vqgan(cfg, vqgan_ckpt, device, use_ema=use_ema)
     dt = token_dtype(cfg.vqgan.codebook_size)
