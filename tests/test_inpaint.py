@@ -61,7 +61,8 @@ def test_start_time_for_m_masked_tokens():
     assert start_time(1, 64, 10) == 1  # round(0.16) = 0, raised to 1
     assert start_time(5, 64, 100) == 8  # round(7.8)
     # one rule for inpainting and the sampler's x_start: the same figures per image of a batch
-    assert start_time(torch.tensor([16, 64, 1, 5]), 64, 100).tolist() == [25, 100, 1, 8]
+    assert start_time(torch.tensor([16, 64, 1, 5]), 64, 100).tolist() == [25, 100, 2, 8]  # round(1.5625) = 2
+    assert start_time(torch.tensor([1, 64]), 64, 10).tolist() == [1, 10]  # the clamp, per image
 
 
 def test_inpaint_changes_only_masked_tokens(models, images):
