@@ -22,7 +22,7 @@
 # directory holds and trains only what is missing, so the notebooks chain (run them in order, or let
 # `python -m ulib reproduce` do it).
 #
-# **Time:** CPU: about 1.5 min with `smoke` (measured on 2 cores: VQGAN ~50 s, encoding the dataset ~35 s; the pictures are meaningless), about 13 min with `demo` (the same work as `make demo`, measured at 12.5 min; recognisable 32x32 emoji), 6 s once that run exists. GPU, paper profiles: days (500k VQGAN steps, then 2M prior steps; the paper trained on one RTX 2080 Ti). An estimate from the step counts, not a measurement.
+# **Time:** CPU: about 1.5 min with `smoke` (measured on 2 cores: VQGAN ~50 s, encoding the dataset ~35 s; the pictures are meaningless), about 13-17 min with `demo` (the same work as `make demo`: 12.5 min on the faster of two 2-core machines before the prior was rebalanced, about 17 min on the slower; recognisable 32x32 emoji), 6 s once that run exists. GPU, paper profiles: days (500k VQGAN steps, then 2M prior steps; the paper trained on one RTX 2080 Ti). An estimate from the step counts, not a measurement.
 #
 # **Writes:** figures (PNG) and tables (CSV) into `RUN/results/`.
 

@@ -22,7 +22,7 @@
 # directory holds and trains only what is missing, so the notebooks chain (run them in order, or let
 # `python -m ulib reproduce` do it).
 #
-# **Time:** CPU: about 1 min with `smoke` including training the AR baseline (measured on 2 cores); with `demo` 9.6 min, 8 of them training the AR baseline (measured on 2 cores). GPU, paper profiles: training the AR baseline takes as long as the prior (days); the ELBO's full sum over T = 256 takes minutes (estimates).
+# **Time:** CPU: about 1 min with `smoke` including training the AR baseline (measured on 2 cores); with `demo` 12 min, most of it training the AR baseline (2,000 steps; measured on 2 cores). GPU, paper profiles: training the AR baseline takes as long as the prior (days); the ELBO's full sum over T = 256 takes minutes (estimates).
 #
 # **Writes:** figures (PNG) and tables (CSV) into `RUN/results/`.
 
