@@ -40,6 +40,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ulib.device import exact_float
+from ulib.sample.network import logits_at
 
 
 def time_schedule(num_timesteps: int, steps: int) -> list[int]:
@@ -52,16 +53,6 @@ def time_schedule(num_timesteps: int, steps: int) -> list[int]:
         raise ValueError(f"sample steps={steps}; allowed: 1..T={num_timesteps}")
     # round(T * (1 - k/S)); consecutive values differ by T/S >= 1, so rounding keeps them distinct
     return [int(round(num_timesteps * (steps - k) / steps)) for k in range(steps + 1)]
-
-
-def logits_at(model, x: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
-    """Logits (N, K) at the N positions where `where` (B, L) is True, row-major.
-
-    When the model has `features` and `head` (as `ulib.prior.transformer.Transformer`) the head runs only there.
-    """
-    if hasattr(model, "features") and hasattr(model, "head"):
-        return model.head(model.features(x)[where])  # (B, L, C) -> (N, C) -> (N, K)
-    return model(x)[where]
 
 
 _exact_float = exact_float  # float64 for the pre-drawn uniforms and CDFs, except on MPS (float32)
@@ -152,8 +143,8 @@ class UnmaskPlan:
 class AbsorbingSampler:
     """Reverse process of the absorbing diffusion with step skipping and temperature.
 
-    model: tokens (B, L) -> logits (B, L, K). When it has `features` and `head` (as
-    `ulib.prior.transformer.Transformer` does) the head runs only at the positions being unmasked.
+    model: any callable tokens (B, L) -> logits (B, L, K) (`ulib.sample.network`); when it has `features`
+    and `head` (as `ulib.prior.transformer.Transformer` does) the head runs only at the positions being unmasked.
     """
 
     def __init__(self, model, num_timesteps: int, mask_id: int, steps: int | None = None,

@@ -19,9 +19,10 @@ ends with no mask token left.
   windows that cover it (Eq. 8; `ulib.sample.canvas`).
 - an autoregressive prior (told by the network's `causal`): token by token in raster order
   (`ulib.sample.autoregressive`), with top_k.
-The samplers receive the network as a callable, tokens (B, L) -> logits (B, L, K) (`logits_at` runs only the
-requested positions through the head when the network has `features` and `head`); every step is a separate
-call, like diffusers' `scheduler.step`, for notebooks and widgets.
+The samplers receive the network as a callable, tokens (B, L) -> logits (B, L, K) (`ulib.sample.network`:
+`logits_at` runs only the requested positions through the head when the network has `features` and `head`),
+so `prior` may be any such callable (then give num_timesteps and mask_id); every step is a separate call, like
+diffusers' `scheduler.step`, for notebooks and widgets.
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from ulib.sample.autoregressive import sample_ar
 from ulib.sample.canvas import decode_canvas, sample_canvas
 from ulib.sample.maskgit import ConfidenceSampler
 from ulib.sample.models import SamplingModels, from_run
+from ulib.sample.network import network_device
 from ulib.sample.remask import RemaskSampler
 
 SAMPLING_METHODS = ("random", "confidence", "remask")
@@ -65,8 +67,9 @@ def sample_tokens(prior, n: int | None = None, *, method: str = "random", steps:
     """Draw n token grids from `prior`: LongTensor (n, h, w) where the grid is known, else (n, L).
 
     prior: a `SamplingModels` (from `load_run` or `ulib.sample.models.from_official`), whose T, mask id and
-      grid are used, or the network itself; an absorbing network then needs num_timesteps (and mask_id,
-      default its own), and grid (h, w) only shapes the result.
+      grid are used, or the network itself, or any callable tokens (B, L) -> logits (B, L, K)
+      (`ulib.sample.network`); these need num_timesteps, and mask_id where they have no `mask_id` attribute
+      (a plain callable also needs length or grid); grid (h, w) shapes the result.
     method: 'random' (default), 'confidence' or 'remask' (module docstring); the AR prior samples in raster order.
     steps: 1..T reverse steps (default T). temperature > 0 divides the logits.
     x_start (n, L) or (n, h, w): tokens to keep, mask_id where to generate; n may then be left out.
@@ -94,7 +97,7 @@ def sample_tokens(prior, n: int | None = None, *, method: str = "random", steps:
             raise ValueError("method, canvas, x_start and options apply to the absorbing prior; the AR prior "
                              "samples in raster order (method='random')")
         if device is None:
-            device = next(iter(net.parameters()), torch.empty(0)).device
+            device = network_device(net)
         tokens = sample_ar(net, n, length, device, temperature=temperature, top_k=top_k, generator=generator,
                            callback=callback)
         return tokens.view(n, *grid) if grid is not None else tokens
@@ -106,6 +109,9 @@ def sample_tokens(prior, n: int | None = None, *, method: str = "random", steps:
         raise ValueError(f"num_timesteps={num_timesteps!r}; must be an integer >= 1")
     T = num_timesteps
     mask_id = getattr(net, "mask_id", None) if mask_id is None else mask_id
+    if not isinstance(mask_id, int) or mask_id < 0:
+        raise ValueError(f"mask_id={mask_id!r}; a network without a mask_id attribute (a plain callable) needs "
+                         f"mask_id= (the absorbing state's id, the codebook size)")
     steps = T if steps is None else steps
     if not isinstance(steps, int) or not 1 <= steps <= T:
         raise ValueError(f"steps={steps!r}; allowed: 1..num_timesteps={T}")
@@ -161,8 +167,7 @@ def _start_state(model, batch, length, mask_id, x_start, device) -> torch.Tensor
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name}={v!r}; must be an integer >= 1 (or give x_start)")
         if device is None:
-            device = next(iter(model.parameters()), torch.empty(0)).device if hasattr(model, "parameters") \
-                else "cpu"
+            device = network_device(model)
         return torch.full((batch, length), mask_id, dtype=torch.long, device=device)
     if not isinstance(x_start, torch.Tensor) or x_start.dim() != 2:
         raise ValueError(f"x_start must be a (B, L) tensor; got {getattr(x_start, 'shape', type(x_start))}")

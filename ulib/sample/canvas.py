@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from ulib.sample.absorbing import SampleStep, run_steps, time_schedule
+from ulib.sample.network import logits_at, network_device
 
 ORDERS = ("random", "raster")
 
@@ -73,8 +74,8 @@ def mixture_with_temperature(log_mixture: torch.Tensor, temperature: float) -> t
 class CanvasSampler:
     """Reverse absorbing process on an a x b canvas with a prior trained on h x w windows.
 
-    model: tokens (N, h*w) -> logits (N, h*w, K); with `features` and `head` (as
-    `ulib.prior.transformer.Transformer`) the head runs only at the positions being unmasked.
+    model: any callable tokens (N, h*w) -> logits (N, h*w, K) (`ulib.sample.network`); with `features` and
+    `head` (as `ulib.prior.transformer.Transformer`) the head runs only at the positions being unmasked.
     """
 
     def __init__(self, model, canvas: tuple[int, int], window: tuple[int, int], *, num_timesteps: int,
@@ -160,9 +161,7 @@ class CanvasSampler:
     def _logits_at(self, x: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
         """Logits (N, K) at the N positions where `where` (M, L) is True, for windows x (M, L)."""
         self.forward_passes += 1
-        if hasattr(self.model, "features") and hasattr(self.model, "head"):
-            return self.model.head(self.model.features(x)[where])
-        return self.model(x)[where]
+        return logits_at(self.model, x, where)
 
     @torch.no_grad()
     def mixed_probs(self, x: torch.Tensor, where: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
@@ -237,7 +236,7 @@ def sample_canvas(model, canvas: tuple[int, int], window: tuple[int, int], *, nu
     """Sample B canvases of a x b tokens (LongTensor (B, a, b)) with a prior trained on h x w windows.
 
     x_start (B, a, b): tokens to keep, mask_id where to generate (outpainting); `batch` is then ignored.
-    device: defaults to x_start's, else to the model's parameters'.
+    device: defaults to x_start's, else to the model's parameters' (the CPU for a plain callable).
     """
     sampler = CanvasSampler(model, canvas, window, num_timesteps=num_timesteps, mask_id=mask_id, steps=steps,
                             temperature=temperature, stride=stride, window_subset=window_subset, order=order,
@@ -250,7 +249,7 @@ def sample_canvas(model, canvas: tuple[int, int], window: tuple[int, int], *, nu
     if batch < 1:
         raise ValueError(f"batch={batch}; must be >= 1")
     if device is None:
-        device = next(iter(model.parameters()), torch.empty(0)).device
+        device = network_device(model)
     return sampler.sample(batch, device, callback=callback, progress=progress)
 
 

@@ -18,7 +18,8 @@ import math
 import torch
 
 from ulib.device import exact_float
-from ulib.sample.absorbing import SampleStep, logits_at, run_steps
+from ulib.sample.absorbing import SampleStep, run_steps
+from ulib.sample.network import logits_at
 
 MASK_SCHEDULES = ("cosine", "linear")
 
@@ -44,7 +45,9 @@ def confidence_schedule(masked: torch.Tensor, steps: int, schedule: str = "cosin
 
 
 class ConfidenceSampler:
-    """MaskGIT's decoding: reveal the most confident candidates, as many as the mask schedule says."""
+    """MaskGIT's decoding: reveal the most confident candidates, as many as the mask schedule says.
+
+    model: any callable tokens (B, L) -> logits (B, L, K) (`ulib.sample.network`)."""
 
     def __init__(self, model, mask_id: int, steps: int, temperature: float = 1.0, schedule: str = "cosine",
                  choice_temperature: float = 4.5, generator: torch.Generator | None = None):

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from ulib.sample.absorbing import SampleStep, logits_at, run_steps
+from ulib.sample.absorbing import SampleStep, run_steps
+from ulib.sample.network import logits_at
 
 
 def remask_times(num_timesteps: int, steps: int) -> list[int]:
@@ -31,7 +32,9 @@ def remask_times(num_timesteps: int, steps: int) -> list[int]:
 
 
 class RemaskSampler:
-    """The official `sample_mlm`: re-mask the running estimate x0 with q(x_t | x0), then re-predict it."""
+    """The official `sample_mlm`: re-mask the running estimate x0 with q(x_t | x0), then re-predict it.
+
+    model: any callable tokens (B, L) -> logits (B, L, K) (`ulib.sample.network`)."""
 
     def __init__(self, model, num_timesteps: int, mask_id: int, steps: int, temperature: float = 1.0,
                  generator: torch.Generator | None = None):
