@@ -85,7 +85,7 @@ print(dict(zip(report["categories"], report["category_counts"])))
 import numpy as np
 import scipy.linalg
 
-from ulib.data.datasets import load_openmoji
+from ulib.data.openmoji import load_openmoji
 from ulib.eval import compare as C
 from ulib.eval import metrics as M
 

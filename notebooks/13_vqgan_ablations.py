@@ -102,7 +102,7 @@ print(f"{len(children)} continuations ready in {time.perf_counter() - t0:.0f}s")
 from ulib import paper as PV
 from ulib.eval.quality import with_floor
 from ulib.io.logs import MetricsLog
-from ulib.io.models import load_run_vqgan
+from ulib.trained import load_run_vqgan
 
 meter = nbu.quality_meter(s, sizes["n_reference"])
 real = meter.holdout[:n_images]

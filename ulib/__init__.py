@@ -4,15 +4,19 @@ Stage 1 (`ulib.vq`): a VQGAN compresses images to grids of codebook indices.
 Stage 2 (`ulib.prior`): an absorbing discrete diffusion prior over those grids; `ulib.sample` draws from it.
 
 The packages, in the order they import each other (each imports only those before it):
-config, profiles, device, paper -> data -> vq -> prior -> io -> official -> sample -> train -> eval -> app.
+config, profiles, device, paper -> io -> data -> vq -> prior -> trained, official -> sample -> train -> eval -> app.
+(io: files on disk, written atomically; trained: a run's models rebuilt from its config and checkpoints; official:
+the paper's released checkpoints.)
 
 Glossary (one name per idea):
-- decode: VQGAN tokens -> pixels (`VQAutoEncoder.decode`, `ulib.sample.canvas.decode_canvas`).
+- decode: VQGAN tokens -> pixels (`VQAutoEncoder.decode`, `ulib.sample.canvas.decode_canvas`); an image file
+  becomes pixels by `ulib.data.images.read_image`.
 - sample: prior -> tokens (`ulib.sample`); an image sample is a sample decoded.
 - prior: the network over token grids (`ulib.prior.transformer.Transformer`), absorbing or autoregressive;
   its process (masking, losses, ELBO) lives beside it in `ulib.prior.absorbing`.
 - sampler: an algorithm that draws tokens from a prior step by step (`AbsorbingSampler`,
-  `ConfidenceSampler`, `RemaskSampler`, `CanvasSampler`, `ARSampler`). The official code calls the network a
+  `ConfidenceSampler`, `RemaskSampler`, `CanvasSampler`, `ARSampler`); it sees the prior only as a callable,
+  tokens -> logits (`ulib.sample.network`). The official code calls the network a
   "sampler"; here only `ulib.official.load_sampler` keeps that name, for its released files.
 - run: a folder holding one trained pair, its config, logs and pictures (`ulib.io.rundir.RunDir`).
 - profile: named settings (`ulib.profiles`): smoke, demo, study and the paper's.

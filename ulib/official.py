@@ -71,8 +71,8 @@ _PREFIX = {"vqgan": "ae", "absorbing": "_denoise_fn", "autoregressive": "net"}
 _ABSORBING_BUFFERS = ("Lt_history", "Lt_count", "loss_history")
 _VQGAN_TRAINING_ONLY = ("disc.", "perceptual.")
 _MASK_KEY = re.compile(r"net\.blocks\.(\d+)\.attn\.mask")
-_ULIB = {"vqgan": "ulib.io.models.load_run_vqgan", "absorbing": "ulib.io.models.load_run_prior",
-         "autoregressive": "ulib.io.models.load_run_prior"}
+_ULIB = {"vqgan": "ulib.trained.load_run_vqgan", "absorbing": "ulib.trained.load_run_prior",
+         "autoregressive": "ulib.trained.load_run_prior"}
 
 RELEASE_HINT = (
     "The released checkpoints are the `logs/` folder linked from the official README "

@@ -26,8 +26,7 @@ from ulib.config import apply_overrides
 from ulib.device import configure_matmul, resolve_device
 from ulib.eval import bench, compare, evaluate, metrics
 from ulib.eval.features import FeatureRecipe, save_feature_net, train_feature_net
-from ulib.io.checkpoint import atomic_write
-from ulib.io.models import load_run_prior
+from ulib.io.files import atomic_write
 from ulib.io.rundir import RunDir
 from ulib.prior.absorbing import AbsorbingDiffusion
 from ulib.prior.likelihood import absorbing_elbo, ar_nll
@@ -37,6 +36,7 @@ from ulib.train.common import AlreadyTrained
 from ulib.train.latents import load_latents
 from ulib.train.prior import train_prior
 from ulib.train.vqgan import train_vqgan
+from ulib.trained import load_run_prior
 
 EPILOG = """examples:
   python -m ulib pipeline --profile demo --run runs/demo

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from ulib.config import downsampling_factor
-from ulib.data.datasets import _to_tensor, resize_center_crop, to_rgb
+from ulib.data.images import resize_center_crop, to_rgb, to_tensor
 from ulib.io.logs import preview_upscale, save_image_grid
 from ulib.sample.api import sample_images
 from ulib.sample.inpaint import inpaint
@@ -72,7 +72,7 @@ def inpaint_to_png(m: SamplingModels, image: str, mask: str, out: Path, *, steps
     if m.kind != "absorbing":
         raise ValueError("inpainting needs the absorbing prior (the AR prior cannot condition on later tokens)")
     size = m.vqgan.latent_shape[0] * downsampling_factor(m.vqgan.ch_mult)
-    x = _to_tensor(load_rgb(image, size, "--image"))[None].to(device)
+    x = to_tensor(load_rgb(image, size, "--image"))[None].to(device)
     pm = load_rgb(mask, size, "--mask").mean(-1) > 127  # white = regenerate
     pixel_mask = torch.from_numpy(pm)[None, None].to(device)
     g = torch.Generator(device=device).manual_seed(seed)

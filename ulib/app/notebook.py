@@ -37,7 +37,6 @@ from ulib.io.logs import (
     preview_upscale,
     save_image_grid,
 )
-from ulib.io.models import load_run_prior, load_run_vqgan
 from ulib.io.rundir import RunDir
 from ulib.sample.api import sample_tokens
 from ulib.sample.models import SamplingModels, from_modules
@@ -45,6 +44,7 @@ from ulib.train.common import AlreadyTrained
 from ulib.train.latents import load_latents
 from ulib.train.prior import train_prior
 from ulib.train.vqgan import train_vqgan
+from ulib.trained import load_run_prior, load_run_vqgan
 
 START_DIR = Path.cwd()  # where the kernel started (notebooks/): relative run_dir parameters are read from here
 

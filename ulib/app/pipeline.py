@@ -12,7 +12,6 @@ from ulib.config import Config
 from ulib.data.datasets import build_dataset
 from ulib.device import resolve_device
 from ulib.io.logs import preview_upscale, save_image_grid
-from ulib.io.models import load_run_vqgan
 from ulib.io.rundir import RunDir
 from ulib.sample.api import sample_images
 from ulib.sample.models import from_run
@@ -20,6 +19,7 @@ from ulib.train.common import AlreadyTrained
 from ulib.train.latents import load_latents
 from ulib.train.prior import train_prior
 from ulib.train.vqgan import train_vqgan
+from ulib.trained import load_run_vqgan
 
 
 @torch.no_grad()

@@ -151,7 +151,7 @@ class Playground:
         self.widget = W.Tab(children=[sample_tab, inpaint_tab, steps_tab])
         for i, title in enumerate(("Sample", "Inpaint", "Steps")):
             self.widget.set_title(i, title)
-        # Stable CSS classes, so a browser (tests/test_browser.py) or a stylesheet can find the widgets
+        # Stable CSS classes, so a browser (tests/app/test_browser.py) or a stylesheet can find the widgets
         for w, name in ((self.widget, "playground"), (self.method, "method"), (self.seed, "seed"),
                         (self.n_images, "images"), (self.generate_button, "generate"), (self.stop_button, "stop"),
                         (self.progress, "progress"), (self.timing, "timing"), (self.message, "message"),

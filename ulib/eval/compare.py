@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ulib.data.datasets import scan_images, to_rgb
+from ulib.data.folders import scan_images
+from ulib.data.images import to_rgb
 from ulib.eval import metrics as M
 
 HELP = "FID, KID, precision, recall, density, coverage of two image sets (folders or .npz), with uncertainty"

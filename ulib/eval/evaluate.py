@@ -52,12 +52,12 @@ from ulib.eval.metrics import (
     stream_features,
 )
 from ulib.io.checkpoint import load_checkpoint, save_checkpoint
-from ulib.io.models import load_run_vqgan
 from ulib.paper import headline
 from ulib.profiles import get_profile
 from ulib.sample.api import sample_images
 from ulib.sample.models import from_run
 from ulib.train.common import progress
+from ulib.trained import load_run_vqgan
 from ulib.vq.perceptual import load_lpips
 
 PAPER_N_SAMPLES = 50_000  # samples behind the paper's Tables 1 and 2
@@ -164,9 +164,9 @@ def _checkpoint_step(path: Path) -> int | None:
 
 def _data_resize(cfg) -> str:
     if cfg.data.dataset == "openmoji":
-        return f"OpenMoji rendered at {cfg.data.img_size}x{cfg.data.img_size} (ulib.data.datasets.render_openmoji)"
+        return f"OpenMoji rendered at {cfg.data.img_size}x{cfg.data.img_size} (ulib.data.openmoji.render_openmoji)"
     return (f"shorter side to {cfg.data.img_size} (PIL bicubic, antialiased), centre crop "
-            "(ulib.data.datasets.resize_center_crop)")
+            "(ulib.data.images.resize_center_crop)")
 
 
 def _paper_results(cfg, features: str) -> dict | None:

@@ -34,8 +34,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ulib.data.datasets import _openmoji_version, load_openmoji
-from ulib.io.checkpoint import atomic_write
+from ulib.data.openmoji import load_openmoji, openmoji_version
+from ulib.io.files import atomic_write
 
 NAME = "openmoji"  # the feature space's name: --features openmoji, torch-fidelity's registry name
 LAYERS = ("openmoji_features", "openmoji_category_logits")
@@ -218,7 +218,7 @@ def train_feature_net(recipe: FeatureRecipe = FeatureRecipe(), cache_dir: str | 
         _, cat_logits = net(x)
         acc_id = float((exemplar(f_aug).argmax(1) == torch.arange(n)).float().mean())
         acc_cat = float((cat_logits.argmax(1) == cats).float().mean())
-    report = {"recipe": recipe.to_dict(), "n_emoji": n, "openmoji_version": _openmoji_version(),
+    report = {"recipe": recipe.to_dict(), "n_emoji": n, "openmoji_version": openmoji_version(),
               "categories": list(CATEGORIES),
               "category_counts": torch.bincount(cats, minlength=len(CATEGORIES)).tolist(),
               "exemplar_accuracy_augmented": acc_id, "category_accuracy": acc_cat, "history": history,

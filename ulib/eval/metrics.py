@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from ulib.device import exact_float
 from ulib.eval import features as EF
 from ulib.eval.features import WEIGHTS_FILE, shipped_weights
-from ulib.io.checkpoint import file_sha256
+from ulib.io.files import file_sha256
 from ulib.io.logs import save_image_grid
 from ulib.vq.perceptual import WEIGHTS_ENV, weight_candidates
 

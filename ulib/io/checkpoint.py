@@ -1,28 +1,27 @@
-"""Checkpoints that survive crashes: atomic saves, safe loads, RNG state and state-dict checks.
+"""Checkpoints that survive crashes: atomic saves, safe loads, RNG state, state-dict checks, and the model a
+wrapper holds (what a checkpoint saves).
 
 A training run writes its checkpoint every few hundred steps; a crash (or Ctrl-C, or a full disk) in the
-middle of `torch.save` must never destroy the previous good checkpoint. So `save_checkpoint` writes to a
-temporary file beside the target, fsyncs it, and only then renames it over the target (`os.replace` is
-atomic on POSIX and Windows). Loading uses `weights_only=True`, so a checkpoint holds only tensors and
+middle of `torch.save` must never destroy the previous good checkpoint. So `save_checkpoint` writes through
+`ulib.io.files.atomic_write` (a temporary file beside the target, fsynced, then renamed over the target;
+`os.replace` is atomic on POSIX and Windows). Loading uses `weights_only=True`, so a checkpoint holds only tensors and
 plain Python values; `rng_state` packs the random generators into exactly that form, so a resumed run
 draws the same numbers as an uninterrupted one.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 import sys
 import warnings
 from pathlib import Path
-from typing import BinaryIO, Callable
 
 import numpy as np
 import torch
 
+from ulib.io.files import atomic_write
+
 __all__ = [
-    "atomic_write",
-    "file_sha256",
     "save_checkpoint",
     "load_checkpoint",
     "rng_state",
@@ -30,51 +29,6 @@ __all__ = [
     "check_state_dict",
     "unwrap",
 ]
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """The SHA-256 of a file's bytes, as hex, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-# ---- atomic files ------------------------------------------------------------------------------------
-def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
-    """Call `write(f)` on a temporary file beside `path`, fsync it, then rename it onto `path`.
-
-    The folder is created if missing. If `write` (or anything after it) fails, the temporary file is
-    removed, the exception propagates, and whatever was at `path` before is left untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:  # also KeyboardInterrupt: never leave a half-written temp file behind
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened (Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # ---- save / load -------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ulib.io.checkpoint import atomic_write
+from ulib.io.files import atomic_write
 
 __all__ = ["MetricsLog", "save_image_grid"]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from ulib import official
-from ulib.io.models import load_run_prior, load_run_vqgan
+from ulib.trained import load_run_prior, load_run_vqgan
 
 
 @dataclass

@@ -14,7 +14,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ulib.device import configure_matmul, resolve_device, seed_everything
-from ulib.io.checkpoint import atomic_write, load_checkpoint
+from ulib.io.checkpoint import load_checkpoint
+from ulib.io.files import atomic_write
 from ulib.train import distributed as dist_utils
 
 
@@ -138,6 +139,21 @@ def restore_generator(g: torch.Generator, saved: torch.Tensor, saved_device: str
     warnings.warn(f"resuming on {g.device.type} from a checkpoint written on {saved_device or 'another device'}: "
                   "its random generator cannot carry over, so it is re-seeded from the saved state (the "
                   "continuation is deterministic but not the draws of an uninterrupted run)", stacklevel=2)
+
+
+def rank_generator(device: torch.device, seed: int, rank: int) -> torch.Generator:
+    """This process's generator (time steps, masks, flips, DiffAugment), seeded by (seed, rank)."""
+    return torch.Generator(device=device).manual_seed(seed * 7919 + rank)
+
+
+def resume_generator(g: torch.Generator, state: dict, seed: int, rank: int) -> None:
+    """Continue this rank's generator from a checkpoint: its saved state, or, where the job has more processes
+    than the run that saved it, a new stream for this rank fixed by (seed, rank, step)."""
+    gens = state["generators"]
+    if rank < len(gens):
+        restore_generator(g, gens[rank], state.get("generator_device"))
+    else:
+        g.manual_seed(seed * 7919 + rank + 1_000_003 * int(state["step"]))
 
 
 def make_adamw(params, tc, device: torch.device) -> torch.optim.AdamW:

@@ -16,8 +16,8 @@ from tqdm.auto import tqdm
 from ulib.config import Config
 from ulib.data.datasets import build_dataset, dataset_fingerprint
 from ulib.io.checkpoint import load_checkpoint, save_checkpoint
-from ulib.io.models import load_run_vqgan
 from ulib.train import distributed as dist_utils
+from ulib.trained import load_run_vqgan
 
 
 def file_digest(path: Path) -> str:

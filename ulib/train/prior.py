@@ -22,7 +22,6 @@ from ulib.data.batches import StepBatches
 from ulib.device import amp_dtype, autocast, load_scaler_state, make_scaler
 from ulib.io.checkpoint import rng_state, save_checkpoint, set_rng_state, unwrap
 from ulib.io.logs import MetricsLog, preview_upscale, save_image_grid
-from ulib.io.models import load_run_vqgan, prior_from_config
 from ulib.io.rundir import RunDir
 from ulib.prior.absorbing import AbsorbingDiffusion
 from ulib.prior.autoregressive import ar_loss
@@ -38,14 +37,16 @@ from ulib.train.common import (
     make_adamw,
     micro_batches,
     progress,
+    rank_generator,
     record_batch,
-    restore_generator,
+    resume_generator,
     set_lr,
     start_training,
     warmup_lr,
 )
 from ulib.train.ema import EMA
 from ulib.train.latents import load_latents_distributed
+from ulib.trained import load_run_vqgan, prior_from_config
 
 
 def _flatten(tokens: torch.Tensor) -> torch.Tensor:
@@ -93,7 +94,7 @@ def train_prior(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
     dtype = amp_dtype(device, tc.amp)
     scaler = make_scaler(device, dtype)
     ema = EMA(net, tc.ema_decay) if tc.ema_decay > 0 else None
-    g = torch.Generator(device=device).manual_seed(cfg.seed * 7919 + rank)  # t, masks and flips
+    g = rank_generator(device, cfg.seed, rank)  # t, masks and flips
 
     step = 0
     # keep_best: the best validation score so far and its step (restored on resume, so a resumed run keeps
@@ -107,11 +108,7 @@ def train_prior(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
         if ema is not None and state.get("ema") is not None:
             ema.load_state_dict(state["ema"])
         step = int(state["step"])
-        gens = state["generators"]
-        if rank < len(gens):
-            restore_generator(g, gens[rank], state.get("generator_device"))
-        else:  # more processes than the run had: a new stream for this rank, fixed by (seed, rank, step)
-            g.manual_seed(cfg.seed * 7919 + rank + 1_000_003 * step)
+        resume_generator(g, state, cfg.seed, rank)
     ddp = DDP(net, device_ids=[device.index] if device.type == "cuda" else None) if world > 1 else None
     model = ddp or net
     if tc.compile:  # opt-in: compiles on the first step (seconds to minutes), then fewer, fused kernels

@@ -26,9 +26,9 @@ from ulib.config import Config
 from ulib.data.batches import StepBatches, random_flip
 from ulib.data.datasets import build_dataset, skipped_files
 from ulib.device import amp_dtype, autocast, decoder_dtype, load_scaler_state, make_scaler
-from ulib.io.checkpoint import atomic_write, rng_state, save_checkpoint, set_rng_state
+from ulib.io.checkpoint import rng_state, save_checkpoint, set_rng_state
+from ulib.io.files import atomic_write
 from ulib.io.logs import MetricsLog, preview_upscale, save_image_grid
-from ulib.io.models import vqgan_from_config
 from ulib.io.rundir import RunDir
 from ulib.train import distributed as dist_utils
 from ulib.train.common import (
@@ -37,13 +37,15 @@ from ulib.train.common import (
     batch_plan,
     load_optimizer_state,
     progress,
+    rank_generator,
     record_batch,
-    restore_generator,
+    resume_generator,
     set_lr,
     start_training,
     warmup_lr,
 )
 from ulib.train.ema import EMA
+from ulib.trained import vqgan_from_config
 from ulib.vq.discriminator import PatchDiscriminator
 from ulib.vq.loss import VQGANLoss
 from ulib.vq.perceptual import load_lpips
@@ -110,7 +112,7 @@ def train_vqgan(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
     opt_d = torch.optim.Adam(disc.parameters(), lr=tc.lr, betas=betas, weight_decay=tc.weight_decay, fused=fused)
     dtype = amp_dtype(device, tc.amp)
     scaler, scaler_d = make_scaler(device, dtype), make_scaler(device, dtype)
-    g = torch.Generator(device=device).manual_seed(cfg.seed * 7919 + rank)  # flips and DiffAugment
+    g = rank_generator(device, cfg.seed, rank)  # flips and DiffAugment
     if state is None and cfg.vqgan.code_init == "data":  # codebook starts on encoder outputs of batch 0
         first = StepBatches(len(train), plan.per_process, cfg.seed).indices(0)
         with torch.no_grad():
@@ -132,11 +134,7 @@ def train_vqgan(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
         if ema is not None and state.get("ema") is not None:
             ema.load_state_dict(state["ema"])
         step = int(state["step"])
-        gens = state["generators"]
-        if rank < len(gens):
-            restore_generator(g, gens[rank], state.get("generator_device"))
-        else:  # more processes than the run had: a new stream for this rank, fixed by (seed, rank, step)
-            g.manual_seed(cfg.seed * 7919 + rank + 1_000_003 * step)
+        resume_generator(g, state, cfg.seed, rank)
 
     log = MetricsLog(run.vqgan_log, resume_step=step if state is not None else None) if main else None
     end = tc.steps if stop_at is None else min(stop_at, tc.steps)

@@ -1,4 +1,5 @@
-"""Build a run's models from its Config and load their trained weights from its checkpoints."""
+"""A run's trained models: rebuilt from its Config and loaded from its checkpoints (the paper's released files:
+`ulib.official`)."""
 from __future__ import annotations
 
 from pathlib import Path
