@@ -13,6 +13,9 @@ import jupytext
 import nbformat
 import pytest
 
+from ulib.app.notebook import read_table
+from ulib.app.reproduce import PROJECT_ROOT, export_docs, is_done, marker, notebook_sha256, run_notebooks
+
 from helpers import ROOT, TINY
 
 NOTEBOOKS = ROOT / "notebooks"
@@ -115,8 +118,6 @@ def test_committed_notebook_is_clean(path):
 @pytest.fixture(scope="module")
 def reproduced(tmp_path_factory):
     """All notebooks executed in order into one smoke run directory, as `python -m ulib reproduce` does."""
-    from ulib.app.reproduce import run_notebooks
-
     run = tmp_path_factory.mktemp("nb") / "run"
     status = run_notebooks("smoke", run, overrides=TINY, device="cpu", log=lambda *a: None)
     return run, status
@@ -137,8 +138,6 @@ def test_every_notebook_runs(reproduced):
 @pytest.mark.slow
 @pytest.mark.parametrize("table", sorted(TABLES))
 def test_tables_are_recorded_as_csv_and_markdown(reproduced, table):
-    from ulib.app.notebook import read_table
-
     run, _ = reproduced
     rows = read_table(run / "results" / f"{table}.csv")
     assert rows, table
@@ -150,8 +149,6 @@ def test_tables_are_recorded_as_csv_and_markdown(reproduced, table):
 
 @pytest.mark.slow
 def test_table_contents(reproduced):
-    from ulib.app.notebook import read_table
-
     run, _ = reproduced
     t3 = read_table(run / "results" / "table3_steps.csv")
     steps = [int(r["steps"]) for r in t3 if r["method"] == "random"]
@@ -195,8 +192,6 @@ def test_figures_and_index(reproduced):
 
 @pytest.mark.slow
 def test_finished_notebooks_are_skipped(reproduced):
-    from ulib.app.reproduce import run_notebooks
-
     run, _ = reproduced
     assert set(run_notebooks("smoke", run, overrides=TINY, device="cpu", log=lambda *a: None).values()) == {"skipped"}
     with pytest.raises(ValueError, match="--only"):
@@ -205,8 +200,6 @@ def test_finished_notebooks_are_skipped(reproduced):
 
 def test_a_changed_notebook_is_not_skipped(tmp_path):
     """The done-marker records the notebook's SHA-256: same parameters but an edited notebook is stale."""
-    from ulib.app.reproduce import is_done, marker, notebook_sha256
-
     nb, run = tmp_path / "01_x.ipynb", tmp_path / "run"
     nb.write_text('{"cells": []}')
     (run / "results").mkdir(parents=True)
@@ -234,8 +227,6 @@ def test_nbval_lax_over_executed_notebooks(reproduced):
 
 
 def test_export_docs_copies_notebooks_with_relative_paths(tmp_path):
-    from ulib.app.reproduce import PROJECT_ROOT, export_docs
-
     run = tmp_path / "run"
     (run / "notebooks").mkdir(parents=True)
     (run / "results").mkdir()
@@ -258,6 +249,26 @@ def test_export_docs_copies_notebooks_with_relative_paths(tmp_path):
                                                                    "table3_steps.csv"]
     readme = index.read_text()
     assert "| [01_quickstart](01_quickstart.ipynb) | demo | 12.5 |" in readme
+    results_index = (dest / "results" / "README.md").read_text()
+    assert "Notebooks finished: `01_quickstart`." in results_index and "(data: [table3_steps.csv]" in results_index
+    # a later export of one notebook (reproduce --only 06 --export) adds to the earlier one, losing nothing
+    other = tmp_path / "other"
+    (other / "notebooks").mkdir(parents=True)
+    (other / "results").mkdir()
+    nbformat.write(nbformat.v4.new_notebook(), other / "notebooks" / "06_elbo_vs_reweighted.ipynb")
+    (other / "results" / "06_elbo_vs_reweighted.done").write_text(json.dumps(
+        {"seconds": 2000, "parameters": {"profile": "demo"}, "finished": "2026-12-05T12:00:00+00:00"}))
+    (other / "results" / "fig5_elbo.csv").write_text("step,loss\n1,2.5\n")
+    (other / "results" / "README.md").write_text("# only 06\n")
+    export_docs(other, dest, log=lambda *a: None)
+    readme = index.read_text()
+    assert "| [01_quickstart](01_quickstart.ipynb) | demo | 12.5 | 2026-11-29T12:00:00+00:00 |" in readme
+    assert "| [06_elbo_vs_reweighted](06_elbo_vs_reweighted.ipynb) | demo | 2000 |" in readme
+    assert readme.index("01_quickstart") < readme.index("06_elbo_vs_reweighted")
+    results_index = (dest / "results" / "README.md").read_text()
+    assert "Notebooks finished: `01_quickstart`, `06_elbo_vs_reweighted`." in results_index
+    assert "(data: [table3_steps.csv]" in results_index and "(data: [fig5_elbo.csv]" in results_index
+    assert (dest / "01_quickstart.ipynb").read_text() == text and (dest / "results" / "01_samples.png").exists()
     with pytest.raises(FileNotFoundError, match="no executed notebooks"):
         export_docs(tmp_path / "empty", dest, log=lambda *a: None)
 

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ulib.io.checkpoint import file_sha256
+from ulib.io.files import file_sha256
 from ulib.io.logs import markdown_table
 from ulib.paper import HEADLINE, PAPER, paper_rows
 from ulib.profiles import PROFILES
@@ -170,17 +171,24 @@ def collect(run: Path, profile: str, log=print) -> Path:
     """Write a Markdown twin of every RUN/results/*.csv and the index RUN/results/README.md."""
     results = Path(run) / "results"
     results.mkdir(parents=True, exist_ok=True)
-    tables = sorted(results.glob("*.csv"))
-    for csv_path in tables:
+    for csv_path in sorted(results.glob("*.csv")):
         csv_path.with_suffix(".md").write_text(table_markdown(csv_path, profile))
+    finished = [d.stem for d in sorted(results.glob("*.done"))]
+    return write_results_index(results, profile, Path(run).name, finished, log)
+
+
+def write_results_index(results: Path, profile: str, run_name: str, finished: list[str], log=print) -> Path:
+    """RESULTS/README.md: every table (its Markdown twin, made from the CSV where missing) and figure there."""
+    tables = sorted(results.glob("*.csv"))
     figures = sorted(results.glob("*.png"))
-    done = sorted(results.glob("*.done"))
     lines = [f"# Reproduction results: profile `{profile}`", "",
-             f"Run directory: `{Path(run).name}`. Paper: {PAPER}.", "",
-             "Notebooks finished: " + (", ".join(f"`{d.stem}`" for d in done) or "none") + ".", "",
+             f"Run directory: `{run_name}`. Paper: {PAPER}.", "",
+             "Notebooks finished: " + (", ".join(f"`{stem}`" for stem in finished) or "none") + ".", "",
              "## Tables", ""]
     for csv_path in tables:
-        lines += [csv_path.with_suffix(".md").read_text(), f"(data: [{csv_path.name}]({csv_path.name}))", ""]
+        twin = csv_path.with_suffix(".md")
+        text = twin.read_text() if twin.exists() else table_markdown(csv_path, profile)
+        lines += [text, f"(data: [{csv_path.name}]({csv_path.name}))", ""]
     lines += ["## Figures", ""]
     lines += [f"### {p.stem}\n\n![{p.stem}]({p.name})\n" for p in figures]
     lines += ["## The paper's headline results", "",
@@ -193,14 +201,31 @@ def collect(run: Path, profile: str, log=print) -> Path:
 
 
 # ---- executed copies for readers ------------------------------------------------------------------------
+INDEX_ROW = re.compile(r"^\| \[(\d\d_\w+)\]\(\1\.ipynb\) \| (.*?) \| (.*?) \| (.*?) \|$")
+
+
+def _exported_rows(index: Path) -> dict[str, dict]:
+    """The notebook rows of an earlier export's DEST/README.md, by notebook stem ('–' read back as None)."""
+    rows = {}
+    for line in index.read_text().splitlines() if index.exists() else []:
+        m = INDEX_ROW.match(line)
+        if m:
+            profile, seconds, finished = (None if v == "–" else v for v in m.group(2, 3, 4))
+            rows[m.group(1)] = {"notebook": f"[{m.group(1)}]({m.group(1)}.ipynb)", "profile": profile,
+                                "seconds": seconds, "finished": finished}
+    return rows
+
+
 def export_docs(run: Path, dest: Path, log=print) -> Path:
     """Copy RUN's executed notebooks to DEST and its results to DEST/results, for readers who want the figures
     without running anything (`make docs-notebooks` writes docs/notebooks/ from the demo profile).
 
     Absolute paths of this checkout inside the notebooks (the injected run_dir, printed paths) become
     relative to the project root, so the copies read the same on every machine. DEST/README.md lists the
-    notebooks with how long each took and links the results' index. Files of an earlier export are replaced;
-    other files in DEST are left alone.
+    notebooks with how long each took and links the results' index, DEST/results/README.md. An export adds
+    to an earlier one: the notebooks and results files RUN has replace theirs, every other file of DEST stays,
+    and both indexes list everything DEST then holds (so `reproduce --only 06 --export docs/notebooks`
+    updates notebook 06 alone).
     """
     run, dest = Path(run).resolve(), Path(dest)
     executed = sorted((run / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -209,22 +234,29 @@ def export_docs(run: Path, dest: Path, log=print) -> Path:
                                 f"--profile P --run {run}` first")
     (dest / "results").mkdir(parents=True, exist_ok=True)
     root = str(PROJECT_ROOT) + "/"
-    rows = []
+    index = dest / "README.md"
+    rows = _exported_rows(index)
+    profiles = set()
     for nb in executed:
         (dest / nb.name).write_text(nb.read_text().replace(root, ""))
         done = marker(run, nb)
         info = json.loads(done.read_text()) if done.exists() else {}
-        rows.append({"notebook": f"[{nb.stem}]({nb.name})", "seconds": info.get("seconds"),
-                     "profile": info.get("parameters", {}).get("profile"), "finished": info.get("finished")})
+        profiles.add(info.get("parameters", {}).get("profile"))
+        rows[nb.stem] = {"notebook": f"[{nb.stem}]({nb.name})", "seconds": info.get("seconds"),
+                         "profile": info.get("parameters", {}).get("profile"), "finished": info.get("finished")}
     for f in sorted((run / "results").glob("*")):
-        if f.suffix in (".png", ".csv", ".md"):
+        if f.suffix in (".png", ".csv", ".md") and f.name != "README.md":
             shutil.copy2(f, dest / "results" / f.name)
-    index = dest / "README.md"
+    shown = sorted(p.stem for p in dest.glob("[0-9][0-9]_*.ipynb"))
+    rows = [rows.get(stem, {"notebook": f"[{stem}]({stem}.ipynb)"}) for stem in shown]
+    profile = next(iter(profiles)) if len(profiles) == 1 and None not in profiles else "mixed"
+    write_results_index(dest / "results", profile, run.name, shown, log=lambda *a: None)
     index.write_text("\n".join([
         "# Executed notebooks", "",
         "Copies of the numbered notebooks as `python -m ulib reproduce` ran them, outputs included, so the "
         "figures can be read without running anything. Regenerate with `make docs-notebooks` (after "
-        "`make demo`). Tables and figures: [results/README.md](results/README.md).", "",
+        "`make demo`), or one notebook with `python -m ulib reproduce --profile demo --run runs/demo --only NN "
+        "--export docs/notebooks`. Tables and figures: [results/README.md](results/README.md).", "",
         "Seconds: how long each notebook took in the exported run; a notebook that finds its checkpoints "
         "trains nothing, so these can be far below a first run's (each notebook's header gives both).", "",
         markdown_table(rows, ["notebook", "profile", "seconds", "finished"]),
