@@ -25,7 +25,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
-# The real-browser check of the widget playground (tests/test_browser.py): JupyterLab + headless Chromium.
+# The real-browser check of the widget playground (tests/app/test_browser.py): JupyterLab + headless Chromium.
 # browser-deps installs Debian's chromium (Playwright drives it; nothing is downloaded by Playwright itself).
 SUDO ?= $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser-deps:
@@ -35,7 +35,7 @@ browser-deps:
 	chromium --version 2>/dev/null
 
 test-browser: $(STAMP)
-	$(BIN)/python -m pytest -m browser tests/test_browser.py
+	$(BIN)/python -m pytest -m browser tests/app/test_browser.py
 
 clean-venv:
 	rm -rf $(VENV)
@@ -57,7 +57,7 @@ docs-notebooks: $(STAMP)
 	$(BIN)/python -m ulib reproduce --profile demo --run $(RUN) --export docs/notebooks
 
 # Every CUDA path once at the paper's sizes (ulib/app/gpu_check.py): throughput and peak memory as JSON, ~5 min on
-# one H200. tests/test_gpu_check.py runs the same script with --tiny on the CPU.
+# one H200. tests/app/test_gpu_check.py runs the same script with --tiny on the CPU.
 GPU_CHECK_JSON ?= runs/gpu_check.json
 gpu-check: $(STAMP)
 	$(BIN)/python -m ulib gpu-check --json $(GPU_CHECK_JSON)

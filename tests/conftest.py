@@ -4,7 +4,10 @@ import json
 import pytest
 import torch
 
-from helpers import OFFICIAL_KEYS
+from ulib.io.rundir import RunDir
+from ulib.train.vqgan import train_vqgan
+
+from helpers import OFFICIAL_KEYS, tiny_config
 
 
 def pytest_collection_modifyitems(config, items):
@@ -18,5 +21,13 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def official_keys():
-    """The released checkpoints' layout and the paper's hyper-parameters (tests/data/official_checkpoint_keys.json)."""
+    """The released checkpoints' layout and the paper's hyper-parameters (OFFICIAL_KEYS)."""
     return json.loads(OFFICIAL_KEYS.read_text())
+
+
+@pytest.fixture(scope="module")
+def vqgan_run(tmp_path_factory):
+    """A run folder holding a VQGAN trained 2 steps on the tiny settings (with mirrored images), per test module."""
+    run = RunDir(tmp_path_factory.mktemp("scale") / "run")
+    train_vqgan(run, tiny_config(["vqgan_train.steps=2", "data.flip=true"]), show_progress=False)
+    return run

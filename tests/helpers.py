@@ -2,21 +2,25 @@
 
 Tests import from here (never from one another); pytest fixtures stay in conftest.py.
 """
+import io
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn as nn
+from PIL import Image
 
 from ulib.prior.transformer import Transformer
+from ulib.profiles import get_profile
 from ulib.vq.perceptual import VGG16_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = str(ROOT / "data" / "cache")
 # Key names and shapes of the official code's released checkpoints (source named inside the file).
-OFFICIAL_KEYS = ROOT / "tests" / "data" / "official_checkpoint_keys.json"
+OFFICIAL_KEYS = ROOT / "tests" / "fixtures" / "official_checkpoint_keys.json"
 
 # Tiny settings on top of the smoke profile: every stage runs in seconds on 2 CPU cores.
 TINY = [
@@ -25,6 +29,11 @@ TINY = [
     "vqgan.disc_start_step=3",
     "prior_train.steps=6", "prior_train.log_every=2", "prior_train.image_every=3", "prior_train.ckpt_every=3",
 ]
+
+
+def tiny_config(extra=()):
+    """The smoke profile with TINY's settings and `extra` overrides on top (each as for `--set`)."""
+    return get_profile("smoke", [*TINY, *extra])
 
 
 def run_cli(*args, cwd=None, env=None, timeout=600):
@@ -79,3 +88,37 @@ def vgg16_features_file(folder):
             layers += [nn.Conv2d(c, v, 3, padding=1), nn.ReLU()]
             c = v
     torch.save({f"features.{k}": t for k, t in nn.Sequential(*layers).state_dict().items()}, folder / VGG16_FILE)
+
+
+# ---- small stand-ins --------------------------------------------------------------------------------
+def small_net():
+    """Linear, BatchNorm (a buffer that EMA copies instead of averaging), Linear."""
+    return nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+
+
+class FakeDDP:
+    """Stands in for DistributedDataParallel (which needs a process group): an object with `.module`."""
+
+    def __init__(self, module):
+        self.module = module
+
+
+# ---- small image files ---------------------------------------------------------------------------------
+def write_images(root):
+    """Five images of assorted modes, sizes and extensions (one in a subfolder); returns relative names."""
+    (root / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (30, 50, 3), dtype=np.uint8)).save(root / "a_rgb.jpg")
+    Image.new("RGBA", (20, 40), (255, 0, 0, 0)).save(root / "b_rgba.PNG")  # fully transparent -> white
+    Image.fromarray(rng.integers(0, 256, (64, 64), dtype=np.uint8), "L").save(root / "c_gray.bmp")
+    Image.new("RGB", (33, 17), (0, 128, 255)).convert("P").save(root / "sub" / "d_palette.gif.png")
+    Image.fromarray(rng.integers(0, 256, (8, 12, 3), dtype=np.uint8)).save(root / "sub" / "e_small.webp")
+    (root / "notes.txt").write_text("not an image")
+    return ["a_rgb.jpg", "b_rgba.PNG", "c_gray.bmp", "sub/d_palette.gif.png", "sub/e_small.webp"]
+
+
+def jpeg_bytes(color, size=(24, 16)) -> bytes:
+    """A JPEG of one colour, as bytes (what an LSUN LMDB stores)."""
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, format="JPEG", quality=95)
+    return buf.getvalue()

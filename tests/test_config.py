@@ -1,10 +1,12 @@
 """Typed configs, profiles, overrides, and the project's install files agreeing with each other."""
 import re
+import warnings
 
 import pytest
 import tomllib
 
-from ulib.config import Config
+from ulib.config import Config, apply_overrides
+from ulib.io.rundir import RunDir, sample_settings_drift
 from ulib.profiles import PROFILES, get_profile
 
 from helpers import ROOT
@@ -106,12 +108,6 @@ def test_readme_commands_match_the_makefile():
 
 def test_a_run_made_before_its_profile_changed_says_so(tmp_path):
     """One source of truth for sampling settings: a run keeps its stored config, and says when it is stale."""
-    import warnings
-
-    from ulib.config import apply_overrides
-    from ulib.io.rundir import RunDir, sample_settings_drift
-    from ulib.profiles import get_profile
-
     run = RunDir(tmp_path / "run")
     current = get_profile("demo")
     run.save_config(current)

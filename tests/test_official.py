@@ -423,7 +423,7 @@ def test_wrong_hparams_and_wrong_files_are_explained(tmp_path):
     with pytest.raises(ValueError, match=r"looks like an official vqgan file.*load_vqgan\(path\)"):
         load_sampler(vq, "absorbing", **SMALL_T)
     ulib_ckpt = save(tmp_path, "vqgan.pt", {"config": {}, "model": {"encoder.blocks.0.weight": torch.zeros(1)}})
-    with pytest.raises(ValueError, match=r"ulib training checkpoint.*ulib\.io\.models\.load_run_vqgan"):
+    with pytest.raises(ValueError, match=r"ulib training checkpoint.*ulib\.trained\.load_run_vqgan"):
         load_vqgan(ulib_ckpt, **SMALL_VQ)
 
 

@@ -1,6 +1,7 @@
 """`python -m ulib evaluate` end to end on a tiny smoke run, the reference cache, and the records/tables."""
 import json
 import math
+import shutil
 
 import pytest
 import torch
@@ -48,7 +49,6 @@ SAMPLE_ARGS = ["--samples", "12", "--steps", "4", "--temperature", "0.9", "--max
 def test_evaluate_in_the_openmoji_feature_space(tiny_run, tmp_path, no_weights_env):
     """--features openmoji needs no downloaded file: the weights ship with the kit; labelled in the records."""
     run = tmp_path / "copy"
-    import shutil
 
     shutil.copytree(tiny_run, run)
     (run / "evaluation.jsonl").unlink(missing_ok=True)

@@ -195,8 +195,6 @@ def test_discriminator_layout_and_init():
 
 
 def test_codebook_data_init_and_dead_code_restart():
-    from ulib.vq.model import VectorQuantizer
-
     torch.manual_seed(0)
     q = VectorQuantizer(codebook_size=6, emb_dim=3)
     z = torch.randn(2, 3, 2, 2)  # 8 latent vectors

@@ -6,15 +6,14 @@ from ulib.device import amp_dtype, resolve_device
 from ulib.io.checkpoint import load_checkpoint
 from ulib.io.rundir import RunDir
 from ulib.profiles import get_profile
+from ulib.train.prior import train_prior
+from ulib.train.vqgan import train_vqgan
 
 from helpers import TINY
 
 
 @pytest.mark.gpu
 def test_amp_training_on_cuda(tmp_path):
-    from ulib.train.prior import train_prior
-    from ulib.train.vqgan import train_vqgan
-
     cfg = get_profile("smoke", TINY + ["device=cuda"])
     assert amp_dtype(resolve_device("cuda"), True) in (torch.bfloat16, torch.float16)
     run = RunDir(tmp_path / "r")

@@ -5,6 +5,9 @@ import re
 
 import pytest
 
+from ulib.app.gpu_check import check_config
+from ulib.profiles import get_profile
+
 from helpers import ROOT, run_cli
 
 pytestmark = pytest.mark.slow
@@ -37,9 +40,6 @@ def test_gpu_check_tiny_on_cpu_prints_every_phase_as_json(tmp_path):
 
 
 def test_gpu_check_paper_sizes_are_the_ffhq_profile(tmp_path):
-    from ulib.app.gpu_check import check_config
-    from ulib.profiles import get_profile
-
     cfg, paper = check_config(False, tmp_path, tmp_path, perceptual=True), get_profile("ffhq")
     assert cfg.data.img_size == 256 and cfg.vqgan == paper.vqgan.__class__(**{**vars(paper.vqgan),
                                                                              "disc_start_step": 2})

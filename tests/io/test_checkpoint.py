@@ -1,4 +1,4 @@
-"""ulib.io.checkpoint (atomic save, safe load, RNG state, state-dict checks, unwrap) and ulib.train.ema."""
+"""ulib.io.checkpoint: atomic save, safe load, RNG state, state-dict checks, unwrap (atomic files: test_files.py)."""
 import os
 import random
 
@@ -6,16 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from ulib.io.checkpoint import (
-    atomic_write,
-    check_state_dict,
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-    unwrap,
-)
-from ulib.train.ema import EMA
+from ulib.io.checkpoint import check_state_dict, load_checkpoint, rng_state, save_checkpoint, set_rng_state, unwrap
+
+from helpers import FakeDDP, small_net
 
 
 # ---- save / load -------------------------------------------------------------------------------------
@@ -56,19 +49,6 @@ def test_interrupted_save_removes_temp(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(tmp_path / "new.pt", {"step": 0})
     assert os.listdir(tmp_path) == []
-
-
-def test_atomic_write_failure_keeps_old_content(tmp_path):
-    path = tmp_path / "f.bin"
-    path.write_bytes(b"old")
-
-    def write(f):
-        f.write(b"new-but-")
-        raise RuntimeError("boom")
-
-    with pytest.raises(RuntimeError, match="boom"):
-        atomic_write(path, write)
-    assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["f.bin"]
 
 
 def test_save_rejects_non_dict(tmp_path):
@@ -138,22 +118,18 @@ def test_set_rng_state_rejects_other_dicts():
 
 
 # ---- check_state_dict --------------------------------------------------------------------------------
-def _net():
-    return torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))
-
-
 def test_check_state_dict_passes_on_match():
-    check_state_dict(_net(), _net().state_dict(), "checkpoint x.pt")
+    check_state_dict(small_net(), small_net().state_dict(), "checkpoint x.pt")
 
 
 def test_check_state_dict_lists_every_problem():
-    sd = _net().state_dict()
+    sd = small_net().state_dict()
     del sd["2.bias"]
     sd["extra.weight"] = torch.zeros(1)
     sd["0.weight"] = torch.zeros(5, 3)
     what = "VQGAN checkpoint runs/demo/vqgan.pt does not match the config"
     with pytest.raises(ValueError) as e:
-        check_state_dict(_net(), sd, what)
+        check_state_dict(small_net(), sd, what)
     msg = str(e.value)
     assert msg.startswith(what)
     assert "missing keys (in the model, not in the checkpoint) (1):\n    2.bias" in msg
@@ -162,25 +138,18 @@ def test_check_state_dict_lists_every_problem():
 
 
 def test_check_state_dict_ignore_prefixes_and_truncation():
-    sd = _net().state_dict()
+    sd = small_net().state_dict()
     sd.update({f"lpips.layer{i}": torch.zeros(1) for i in range(30)})
-    check_state_dict(_net(), sd, "x", ignore_prefixes=("lpips.",))
-    check_state_dict(_net(), sd, "x", ignore_prefixes="lpips.")  # a bare string works too
+    check_state_dict(small_net(), sd, "x", ignore_prefixes=("lpips.",))
+    check_state_dict(small_net(), sd, "x", ignore_prefixes="lpips.")  # a bare string works too
     with pytest.raises(ValueError) as e:
-        check_state_dict(_net(), sd, "x")
+        check_state_dict(small_net(), sd, "x")
     msg = str(e.value)
     assert "(30):" in msg and "... and 10 more" in msg
     assert msg.count("lpips.layer") == 20
 
 
 # ---- unwrap ------------------------------------------------------------------------------------------
-class FakeDDP:
-    """Stands in for DistributedDataParallel (which needs a process group): an object with `.module`."""
-
-    def __init__(self, module):
-        self.module = module
-
-
 class HasModuleChild(torch.nn.Module):
     def __init__(self):
         super().__init__()
@@ -188,7 +157,7 @@ class HasModuleChild(torch.nn.Module):
 
 
 def test_unwrap():
-    net = _net()
+    net = small_net()
     assert unwrap(net) is net
     assert unwrap(torch.nn.DataParallel(net)) is net
     assert unwrap(FakeDDP(net)) is net
@@ -196,96 +165,3 @@ def test_unwrap():
     assert unwrap(FakeDDP(torch.compile(net))) is net
     plain = HasModuleChild()
     assert unwrap(plain) is plain  # a child called `module` is not a wrapper
-
-
-# ---- EMA ---------------------------------------------------------------------------------------------
-class One(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.w = torch.nn.Parameter(torch.zeros(1))
-        self.register_buffer("count", torch.zeros(1))
-
-
-def test_ema_hand_computed():
-    model = One()
-    ema = EMA(model, decay=0.9)
-    assert ema.decay == 0.9
-    assert not ema.model.training and not ema.model.w.requires_grad
-    with torch.no_grad():
-        model.w.fill_(1.0)
-        model.count.fill_(5.0)
-    ema.update(model)
-    assert ema.model.w.item() == pytest.approx(0.1)  # 0.9 * 0 + 0.1 * 1
-    assert ema.model.count.item() == 5.0  # buffers copied, not averaged
-    ema.update(model)
-    assert ema.model.w.item() == pytest.approx(0.19)  # 0.9 * 0.1 + 0.1 * 1
-    with torch.no_grad():
-        model.w.fill_(-1.0)
-    ema.update(model)
-    assert ema.model.w.item() == pytest.approx(0.9 * 0.19 - 0.1)
-    assert model.w.item() == -1.0  # the trained model is untouched
-
-
-def test_ema_is_an_independent_copy():
-    model = One()
-    model.w.grad = torch.ones(1)
-    ema = EMA(model, 0.5)
-    assert ema.model is not model and ema.model.w.grad is None
-    with torch.no_grad():
-        model.w.fill_(2.0)
-    assert ema.model.w.item() == 0.0
-
-
-def test_ema_through_ddp_like_wrapper_and_state_dict():
-    model = One()
-    ema = EMA(FakeDDP(model), 0.9)
-    with torch.no_grad():
-        model.w.fill_(1.0)
-    ema.update(FakeDDP(model))
-    assert ema.model.w.item() == pytest.approx(0.1)
-    assert set(ema.state_dict()) == {"w", "count"}  # shadow's names, no 'module.' prefix
-
-    other = EMA(One(), 0.9)
-    other.load_state_dict(ema.state_dict())
-    assert other.model.w.item() == pytest.approx(0.1)
-
-
-def test_ema_decay_range_and_model_mismatch():
-    with pytest.raises(ValueError, match="decay=1.5"):
-        EMA(One(), 1.5)
-    ema = EMA(One(), 0.9)
-    with pytest.raises(ValueError, match="not the one the EMA was built from"):
-        ema.update(_net())
-
-
-def test_ema_matches_formula_on_a_real_network():
-    torch.manual_seed(0)
-    model = _net()
-    ema = EMA(model, 0.99)
-    start = {k: v.clone() for k, v in ema.state_dict().items()}
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p))
-    model.train()(torch.randn(8, 3))  # BatchNorm running stats change
-    ema.update(model)
-    for name, p in model.named_parameters():
-        assert torch.allclose(ema.state_dict()[name], 0.99 * start[name] + 0.01 * p.detach())
-    assert torch.equal(ema.model[1].running_mean, model[1].running_mean)
-
-
-def test_unwrap_and_ema_with_real_single_process_ddp(tmp_path):
-    dist = torch.distributed
-    if not dist.is_available() or not dist.is_gloo_available() or dist.is_initialized():
-        pytest.skip("needs torch.distributed with gloo and no process group already running")
-    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
-    try:
-        model = One()
-        ddp = torch.nn.parallel.DistributedDataParallel(model)
-        assert unwrap(ddp) is model
-        ema = EMA(ddp, 0.9)
-        with torch.no_grad():
-            model.w.fill_(1.0)
-        ema.update(ddp)
-        assert ema.model.w.item() == pytest.approx(0.1)
-    finally:
-        dist.destroy_process_group()

@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+from ulib.eval.quality import paired_difference
 from ulib.prior.absorbing import AbsorbingDiffusion
 from ulib.prior.likelihood import absorbing_elbo, ar_nll
 from ulib.prior.transformer import Transformer
@@ -59,8 +60,6 @@ def test_ar_nll_of_a_uniform_model_is_log2_K():
 
 def test_per_item_values_pair_two_models_on_the_same_grids():
     """Both estimates keep each grid's value, in data order, so models can be compared per grid (Table 4)."""
-    from ulib.eval.quality import paired_difference
-
     torch.manual_seed(0)
     K, T, L = 8, 6, 6
     data = torch.randint(0, K, (20, L), generator=torch.Generator().manual_seed(1))

@@ -26,6 +26,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from ulib.io.rundir import RunDir
+
 from helpers import CACHE, ROOT, run_cli
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -162,7 +164,6 @@ def notebook(lab, run):
     """Notebook 11 in the lab's root, its parameters set for the run (papermill injects them; nothing runs)."""
     import papermill as pm
 
-    from ulib.io.rundir import RunDir
 
     _, _, root, _ = lab
     path = root / "playground.ipynb"

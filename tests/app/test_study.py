@@ -5,10 +5,14 @@ import pytest
 import torch
 
 from ulib.app import notebook as nbu
+from ulib.eval.metrics import to_uint8
 from ulib.io.checkpoint import load_checkpoint
 from ulib.io.logs import MetricsLog
 from ulib.io.rundir import RunDir
 from ulib.profiles import get_profile
+from ulib.train.prior import train_prior
+from ulib.train.vqgan import train_vqgan
+from ulib.trained import load_run_vqgan
 
 from helpers import TINY
 
@@ -28,8 +32,7 @@ def test_study_profile_is_the_demo_with_its_earlier_prior_trained_longer_and_val
 
 @pytest.fixture(scope="module")
 def vqgan_run(tmp_path_factory):
-    from ulib.train.vqgan import train_vqgan
-
+    """This module's own VQGAN run: the tiny settings as they are (the shared fixture trains 2 steps on mirrors)."""
     run = RunDir(tmp_path_factory.mktemp("study") / "run")
     train_vqgan(run, get_profile("smoke", TINY), show_progress=False)
     return run
@@ -41,8 +44,6 @@ def _val(log, key="val_elbo_bpt"):
 
 @pytest.mark.parametrize("kind", ["absorbing", "autoregressive"])
 def test_keep_best_saves_the_best_validation_checkpoint_and_survives_resume(vqgan_run, tmp_path, kind):
-    from ulib.train.prior import train_prior
-
     cfg = get_profile("smoke", [*TINY, "prior_train.steps=8", "prior_train.image_every=2", "prior_train.keep_best=true",
                                 f"prior.kind={kind}"])
     runs = []
@@ -70,8 +71,6 @@ def test_keep_best_saves_the_best_validation_checkpoint_and_survives_resume(vqga
 
 
 def test_notebooks_load_the_final_or_the_best_prior(vqgan_run, tmp_path):
-    from ulib.train.prior import train_prior
-
     (tmp_path / "r").mkdir()
     shutil.copy(vqgan_run.vqgan_ckpt, tmp_path / "r" / "vqgan.pt")
     run = RunDir(tmp_path / "r")
@@ -143,14 +142,11 @@ def test_train_child_vqgan_continues_the_parents_checkpoint(vqgan_run, tmp_path)
 
 
 def test_reconstruct_returns_uint8_images(vqgan_run):
-    from ulib.io.models import load_run_vqgan
-
     vq = load_run_vqgan(get_profile("smoke", TINY), vqgan_run.vqgan_ckpt, "cpu")
     x = torch.randint(0, 256, (5, 3, 16, 16), dtype=torch.uint8)
     r = nbu.reconstruct(vq, x, "cpu", batch_size=2)
     assert r.dtype == torch.uint8 and r.shape == x.shape
     with torch.no_grad():
         direct = vq(x.float().div(127.5).sub(1))[0].clamp(-1, 1)
-    from ulib.eval.metrics import to_uint8
 
     assert torch.equal(r, to_uint8(direct)), "batches give what one pass gives"

@@ -1,9 +1,9 @@
 """Behaviour lock for the sampling redesign (#13): the tokens every sampling path draws for a fixed seed.
 
-tests/data/sampled_tokens.json holds, for small seeded priors, the tokens each path returns (every decoding
+tests/fixtures/sampled_tokens.json holds, for small seeded priors, the tokens each path returns (every decoding
 method, step skipping, inpainting via x_start, the AR baseline with and without its cache, a canvas wider than
 the window). A refactor must give the same tokens; a deliberate change of sampling behaviour regenerates the
-file with `ULIB_WRITE_SAMPLED_TOKENS=1 python -m pytest tests/test_sampled_tokens_fixed.py` and says so in
+file with `ULIB_WRITE_SAMPLED_TOKENS=1 python -m pytest tests/sample/test_sampled_tokens_fixed.py` and says so in
 its commit. The priors are tiny and random (no training), with logits scaled up so that a sampled token
 never sits within float32 rounding of a choice boundary on another CPU.
 """
@@ -18,7 +18,7 @@ from ulib import sample_tokens
 from ulib.prior.transformer import Transformer
 from ulib.sample.autoregressive import sample_ar
 
-FILE = Path(__file__).parent / "data" / "sampled_tokens.json"
+FILE = Path(__file__).parents[1] / "fixtures" / "sampled_tokens.json"
 K, SIDE, T = 16, 4, 8  # codebook, grid side (L = 16 tokens), diffusion steps
 MASK = K
 

@@ -2,6 +2,7 @@
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -13,7 +14,13 @@ from PIL import Image
 from ulib.io.checkpoint import load_checkpoint
 from ulib.io.logs import MetricsLog
 from ulib.io.rundir import RunDir
+from ulib.official import build_sampler, build_vqgan, to_official_state_dict
+from ulib.prior import absorbing
 from ulib.profiles import get_profile
+from ulib.train import latents
+from ulib.train.prior import train_prior
+from ulib.train.vqgan import train_vqgan
+from ulib.trained import load_run_vqgan
 
 from helpers import ROOT, TINY, run_cli
 
@@ -162,8 +169,6 @@ def _losses(path):
 
 
 def test_vqgan_resume_equals_uninterrupted(tmp_path):
-    from ulib.train.vqgan import train_vqgan
-
     cfg = _cfg(["vqgan.disc_start_step=2", "data.flip=true", "vqgan.code_restart_every=3"])
     full, part = RunDir(tmp_path / "full"), RunDir(tmp_path / "part")
     train_vqgan(full, cfg, show_progress=False)
@@ -178,10 +183,6 @@ def test_vqgan_resume_equals_uninterrupted(tmp_path):
 
 
 def test_prior_resume_equals_uninterrupted(trained_run, tmp_path):
-    import shutil
-
-    from ulib.train.prior import train_prior
-
     cfg = RunDir(trained_run).stored_config()
     cfg = get_profile("smoke", [*TINY, "prior_train.steps=8", "prior.dropout=0.1"])
     runs = []
@@ -200,10 +201,6 @@ def test_prior_resume_equals_uninterrupted(trained_run, tmp_path):
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
-    from ulib.prior import absorbing
-    from ulib.train.prior import train_prior
-    from ulib.train.vqgan import train_vqgan
-
     cfg = _cfg()
     run = RunDir(tmp_path / "r")
     train_vqgan(run, cfg, show_progress=False)
@@ -227,10 +224,6 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
 
 # ---- latent cache --------------------------------------------------------------------------------
 def test_latent_cache_notices_stale_inputs(trained_run, tmp_path, monkeypatch):
-    import shutil
-
-    from ulib.train import latents
-
     run = RunDir(tmp_path / "r")
     run.make()
     shutil.copy(trained_run / "vqgan.pt", run.vqgan_ckpt)
@@ -253,8 +246,6 @@ def test_latent_cache_notices_stale_inputs(trained_run, tmp_path, monkeypatch):
 
 
 def test_codebook_mismatch_is_a_clear_error(trained_run):
-    from ulib.io.models import load_run_vqgan
-
     cfg = get_profile("smoke", TINY + ["vqgan.codebook_size=64"])
     with pytest.raises(ValueError, match="codebook_size=32"):
         load_run_vqgan(cfg, trained_run / "vqgan.pt", "cpu")
@@ -265,8 +256,6 @@ def test_codebook_mismatch_is_a_clear_error(trained_run):
 
 # ---- distributed ---------------------------------------------------------------------------------
 def test_torchrun_two_cpu_processes_with_gloo(trained_run, tmp_path):
-    import shutil
-
     run = tmp_path / "ddp"
     run.mkdir()
     shutil.copy(trained_run / "config.json", run / "config.json")
@@ -317,8 +306,6 @@ def test_cli_inpaint(trained_run, tmp_path):
 
 def test_cli_samples_from_released_checkpoint_files(tmp_path):
     """The paper configuration's files, as the official code saves them (random weights here)."""
-    from ulib.official import build_sampler, build_vqgan, to_official_state_dict
-
     torch.manual_seed(0)
     torch.save(to_official_state_dict(build_vqgan(), "vqgan"), tmp_path / "vqgan_ema_1.th")
     torch.save(to_official_state_dict(build_sampler("absorbing"), "absorbing"), tmp_path / "absorbing_ema_1.th")
@@ -342,8 +329,6 @@ def test_cli_elbo_full_and_monte_carlo(trained_run):
 
 
 def test_autoregressive_baseline_trains_samples_and_reports_nll(trained_run, tmp_path):
-    import shutil
-
     run = tmp_path / "both"
     shutil.copytree(trained_run, run)
     r = run_cli("train-prior", "--run", str(run), "--no-progress", "--set", "prior.kind=autoregressive")

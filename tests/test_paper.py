@@ -2,6 +2,7 @@
 import pytest
 
 from ulib import paper as P
+from ulib.app.reproduce import table_markdown
 
 
 def test_table3_relative_hand_case():
@@ -27,8 +28,6 @@ def test_tables_1_2_and_4_rows():
 
 
 def test_markdown_shows_the_papers_rows_beside_ours(tmp_path):
-    from ulib.app.reproduce import table_markdown
-
     csv = tmp_path / "table3_steps.csv"
     csv.write_text("method,steps,fid\nrandom,64,12.5\n")
     md = table_markdown(csv, "demo")
@@ -40,8 +39,6 @@ def test_markdown_shows_the_papers_rows_beside_ours(tmp_path):
 
 
 def test_table5_is_joined_on_the_variant(tmp_path):
-    from ulib.app.reproduce import table_markdown
-
     rows = P.paper_rows("table5_recon_fid")
     assert rows["key"] == "variant" and rows["rows"]["both"] == {"Churches": 2.70, "FFHQ": 3.12}
     csv_path = tmp_path / "table5_recon_fid.csv"

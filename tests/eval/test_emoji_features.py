@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ulib.data.datasets import load_openmoji
+from ulib.data.openmoji import load_openmoji
 from ulib.eval import compare as C
 from ulib.eval import features as EF
 from ulib.eval import metric_checks as MC

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from ulib.data.datasets import load_openmoji
+from ulib.data.openmoji import load_openmoji
 from ulib.eval import metric_checks as MC
 from ulib.eval import metrics as M
-from ulib.eval.quality import QualityMeter, extract, paired_difference, with_floor
+from ulib.eval.quality import QualityMeter, extract, paired_difference, with_floor, within_noise
 
 from helpers import CACHE
 
@@ -101,8 +101,6 @@ def test_openmoji_meter_ranks_floor_blur_and_collapse():
 
 
 def test_within_noise_hand_cases():
-    from ulib.eval.quality import within_noise
-
     base = {"fid": 10.0, "fid_std": 3.0}
     assert within_noise({"fid": 19.9, "fid_std": 4.0}, base)  # 9.9 <= 2 * 5
     assert not within_noise({"fid": 20.1, "fid_std": 4.0}, base)

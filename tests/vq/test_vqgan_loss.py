@@ -186,3 +186,18 @@ def test_vqgan_loss_needs_lpips_when_weighted():
     loss, stats = crit.generator_loss(x, x_hat, vq_loss, ae.last_layer, step=0)
     assert stats["perceptual"] == pytest.approx(stats["l1"], rel=1e-5)
     assert loss.item() == pytest.approx(1.5 * stats["l1"] + stats["vq"], rel=1e-5)
+
+
+def test_adaptive_weight_survives_fp16_underflow_with_the_loss_scale():
+    w = torch.nn.Parameter(torch.ones(64))
+
+    def losses():  # gradients of 1e-8 per weight in fp16: below its smallest subnormal (6e-8)
+        rec = (w.half() * 1e-4).sum() * 1e-4
+        gan = (w.half() * 2e-4).sum() * 1e-4
+        return rec.float(), gan.float()
+
+    want = 0.5  # ||d rec|| / ||d gan|| with delta negligible
+    assert float(adaptive_weight(*losses(), w, delta=1e-12, scale=2.0**10)) == pytest.approx(want, rel=1e-2)
+    assert float(adaptive_weight(*losses(), w, delta=1e-12)) != pytest.approx(want, rel=1e-2)
+    r, g = (w * 3.0).sum(), (w * 6.0).sum()
+    assert float(adaptive_weight(r, g, w, scale=1024.0)) == pytest.approx(float(adaptive_weight(r, g, w)))

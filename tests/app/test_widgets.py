@@ -5,6 +5,12 @@ One tiny smoke run (4 VQGAN steps, 4 prior steps) is made once for the module th
 import pytest
 import torch
 
+import ulib.app.widgets as W
+from ulib.app.widgets import Playground
+from ulib.data.datasets import build_dataset
+from ulib.io.rundir import RunDir
+from ulib.sample.models import from_run
+
 from helpers import CACHE, run_cli
 
 pytest.importorskip("ipywidgets")
@@ -23,25 +29,17 @@ def run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def models(run):
-    from ulib.io.rundir import RunDir
-    from ulib.sample.models import from_run
-
     rd = RunDir(run)
     return from_run(rd, rd.stored_config(), torch.device("cpu"))
 
 
 @pytest.fixture(scope="module")
 def dataset(run):
-    from ulib.data.datasets import build_dataset
-    from ulib.io.rundir import RunDir
-
     return build_dataset(RunDir(run).stored_config().data, "val", train_transforms=False)
 
 
 @pytest.fixture
 def pg(models, dataset):
-    from ulib.app.widgets import Playground
-
     p = Playground(models, "cpu", dataset, background=False)
     p.n_images.value = 2
     return p
@@ -56,8 +54,6 @@ def test_widgets_cover_the_settings(pg, models):
 
 
 def test_generate_button_sends_settings_and_updates_image(pg, models, monkeypatch):
-    import ulib.app.widgets as W
-
     calls = []
     real = W.sample_tokens
 
@@ -174,8 +170,6 @@ def test_step_by_step(pg, models):
 
 
 def test_background_thread(models):
-    from ulib.app.widgets import Playground
-
     pg = Playground(models, "cpu", background=True)
     pg.n_images.value = 1
     pg.generate_button.click()

@@ -15,6 +15,7 @@ from ulib.sample.autoregressive import sample_ar
 from ulib.sample.canvas import sample_canvas
 from ulib.sample.maskgit import ConfidenceSampler
 from ulib.sample.models import from_modules
+from ulib.sample.network import network_device
 from ulib.sample.remask import RemaskSampler
 
 from helpers import AR_L, TINY, tiny_ar
@@ -51,6 +52,32 @@ def test_each_method_gives_the_tokens_of_its_sampler():
             got = sample_tokens(net, 3, method=method, steps=4, temperature=0.9, generator=_g(), num_timesteps=T)
             assert torch.equal(got, tokens), method
             assert got.shape == (3, L) and int(got.max()) < K  # no mask token left
+
+
+def test_any_callable_tokens_to_logits_serves_as_the_prior():
+    """The samplers see the network only as tokens -> logits (ulib.sample.network): a lambda around it draws
+    the same tokens as the network itself (whose head then runs at every position instead of some)."""
+    net = _absorbing()
+    calls = []
+
+    def plain(x):
+        calls.append(tuple(x.shape))
+        return net(x)
+
+    assert not hasattr(plain, "features") and network_device(plain) == torch.device("cpu")
+    with torch.no_grad():
+        for method in ("random", "confidence", "remask"):
+            want = sample_tokens(net, 3, method=method, steps=4, temperature=0.9, generator=_g(1), num_timesteps=T)
+            got = sample_tokens(plain, 3, method=method, steps=4, temperature=0.9, generator=_g(1), num_timesteps=T,
+                                mask_id=K, length=L)
+            assert torch.equal(got, want), method
+        want = sample_tokens(net, 2, canvas=(4, 6), grid=(SIDE, SIDE), steps=4, generator=_g(2), num_timesteps=T)
+        got = sample_tokens(plain, 2, canvas=(4, 6), grid=(SIDE, SIDE), steps=4, generator=_g(2), num_timesteps=T,
+                            mask_id=K)
+        assert torch.equal(got, want) and got.shape == (2, 4, 6)
+    assert calls and all(shape[1] == L for shape in calls)  # the callable was what ran, on whole windows
+    with pytest.raises(ValueError, match="mask_id=None.*plain callable"):
+        sample_tokens(plain, 1, num_timesteps=T, length=L)
 
 
 def test_the_ar_prior_is_sampled_token_by_token_by_its_kind():

@@ -1,0 +1,82 @@
+"""ulib.data.datasets: the deterministic split, build_dataset for each kind, fingerprints. No downloads."""
+import os
+
+import lmdb
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ulib.config import DataConfig
+from ulib.data import openmoji
+from ulib.data.datasets import build_dataset, dataset_fingerprint, split_indices
+from ulib.data.images import ArrayImageDataset
+
+from helpers import jpeg_bytes, write_images
+
+
+def test_split_deterministic_disjoint():
+    train, val = split_indices(1000, 0.05, seed=3)
+    assert len(val) == 50 and len(train) == 950
+    assert set(train).isdisjoint(val) and set(train) | set(val) == set(range(1000))
+    t2, v2 = split_indices(1000, 0.05, seed=3)
+    np.testing.assert_array_equal(train, t2)
+    np.testing.assert_array_equal(val, v2)
+    assert not np.array_equal(val, split_indices(1000, 0.05, seed=4)[1])
+    assert [len(v) for v in (split_indices(2, 0.01, 0)[1], split_indices(10, 0.0, 0)[1])] == [1, 0]
+    for bad in [(10, 1.0, 0), (10, -0.1, 0), (-1, 0.1, 0)]:
+        with pytest.raises(ValueError, match="val_fraction"):
+            split_indices(*bad)
+
+
+def test_build_dataset_openmoji(tmp_path, monkeypatch, moji16):
+    monkeypatch.setattr(openmoji, "render_openmoji", lambda size, sequences=None: moji16)
+    cfg = DataConfig(dataset="openmoji", img_size=16, flip=True, val_fraction=0.05, cache_dir=str(tmp_path))
+    train, val, full = (build_dataset(cfg, s) for s in ("train", "val", "all"))
+    n = len(moji16[0])
+    assert len(train) + len(val) == len(full) == n and len(val) == round(0.05 * n)
+    assert set(train.indices).isdisjoint(val.indices)
+    assert train.dataset.flip and not val.dataset.flip and not full.flip
+    assert not build_dataset(cfg, "train", train_transforms=False).dataset.flip
+    x = val[0]
+    assert x.shape == (3, 16, 16) and torch.equal(x, ArrayImageDataset(moji16[0])[val.indices[0]])
+    with pytest.raises(ValueError, match="split='test'"):
+        build_dataset(cfg, "test")
+
+
+def test_build_dataset_folder_and_lsun(tmp_path, tiny_lmdb):
+    write_images(tmp_path / "imgs")
+    cfg = DataConfig(dataset="folder", path=str(tmp_path / "imgs"), img_size=8, val_fraction=0.2)
+    assert [len(build_dataset(cfg, s)) for s in ("train", "val")] == [4, 1]
+    cfg = DataConfig(dataset="lsun", path=str(tiny_lmdb), img_size=8, skip_bad=True, cache_dir=str(tmp_path / "c"))
+    assert len(build_dataset(cfg, "all")) == 5
+    with pytest.raises(ValueError, match="data.path must be set"):
+        build_dataset(DataConfig(dataset="folder"), "train")
+
+
+def test_fingerprint_changes(tmp_path, tiny_lmdb):
+    write_images(tmp_path / "imgs")
+    cfg = DataConfig(dataset="folder", path=str(tmp_path / "imgs"), img_size=16)
+    fp = dataset_fingerprint(cfg)
+    assert fp == dataset_fingerprint(cfg) and len(fp) == 16
+    assert dataset_fingerprint(DataConfig(dataset="folder", path=cfg.path, img_size=32)) != fp
+    assert dataset_fingerprint(DataConfig(dataset="folder", path=cfg.path, img_size=16, split_seed=1)) != fp
+    Image.new("RGB", (70, 70), (1, 2, 3)).save(tmp_path / "imgs" / "a_rgb.jpg")  # a file changes
+    assert dataset_fingerprint(cfg) != fp
+    moji = DataConfig(dataset="openmoji", img_size=16)
+    assert dataset_fingerprint(moji) != dataset_fingerprint(DataConfig(dataset="openmoji", img_size=32))
+    lsun = DataConfig(dataset="lsun", path=str(tiny_lmdb), img_size=16)
+    before = dataset_fingerprint(lsun)
+    env = lmdb.open(str(tiny_lmdb), map_size=1 << 24)
+    with env.begin(write=True) as txn:
+        txn.put(b"img5", jpeg_bytes((9, 9, 9)))
+    env.close()
+    st = os.stat(tiny_lmdb / "data.mdb")
+    os.utime(tiny_lmdb / "data.mdb", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # coarse-mtime filesystems
+    assert dataset_fingerprint(lsun) != before
+
+
+def test_missing_dataset_folder_is_also_a_value_error(tmp_path):
+    cfg = DataConfig(dataset="folder", path=str(tmp_path / "absent"), img_size=16)
+    with pytest.raises(ValueError, match="absent"):
+        build_dataset(cfg, "train")
