@@ -162,7 +162,7 @@ def test_every_position_unmasked_exactly_once(steps):
         times_unmasked.add_(res.unmasked.long())
         history.append(res)
 
-    x = sampler.sample(B, L, "cpu", callback=record)
+    x = sampler.sample(sampler.initial_state(B, L, "cpu"), callback=record)
     assert torch.equal(times_unmasked, torch.ones(B, L, dtype=torch.long))
     assert (x != K).all() and x.min() >= 0 and x.max() < K
     # an unmasked token never changes again
@@ -189,7 +189,7 @@ def test_forward_pass_count_under_step_skipping():
     for steps in (1, 4, 16):
         net.calls = 0
         sampler = AbsorbingSampler(net, 16, 16, steps=steps, generator=torch.Generator().manual_seed(1))
-        sampler.sample(64, 12, "cpu")
+        sampler.sample(sampler.initial_state(64, 12, "cpu"))
         # with 64 x 12 masked tokens every step unmasks something (a skipped step would have p ~ 1e-100)
         assert net.calls == steps == sampler.forward_passes
 
@@ -212,7 +212,7 @@ def test_temperature_draws_follow_softmax():
 
     for temp in (1.0, 0.5):
         sampler = AbsorbingSampler(Fixed(), 1, 3, temperature=temp, generator=torch.Generator().manual_seed(0))
-        x = sampler.sample(1, 60_000, "cpu")
+        x = sampler.sample(sampler.initial_state(1, 60_000, "cpu"))
         freq = torch.bincount(x.flatten(), minlength=3).float() / x.numel()
         p = torch.softmax(torch.log(torch.tensor([0.7, 0.2, 0.1])) / temp, 0)
         assert torch.allclose(freq, p, atol=0.01), (temp, freq, p)
@@ -220,9 +220,10 @@ def test_temperature_draws_follow_softmax():
 
 def test_seeded_sampling_is_deterministic():
     net = tiny_transformer()
-    a = AbsorbingSampler(net, 16, 16, steps=8, generator=torch.Generator().manual_seed(7)).sample(4, 12, "cpu")
-    b = AbsorbingSampler(net, 16, 16, steps=8, generator=torch.Generator().manual_seed(7)).sample(4, 12, "cpu")
-    c = AbsorbingSampler(net, 16, 16, steps=8, generator=torch.Generator().manual_seed(8)).sample(4, 12, "cpu")
+    x_T = torch.full((4, 12), 16)
+    a = AbsorbingSampler(net, 16, 16, steps=8, generator=torch.Generator().manual_seed(7)).sample(x_T)
+    b = AbsorbingSampler(net, 16, 16, steps=8, generator=torch.Generator().manual_seed(7)).sample(x_T)
+    c = AbsorbingSampler(net, 16, 16, steps=8, generator=torch.Generator().manual_seed(8)).sample(x_T)
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 

@@ -40,7 +40,8 @@ class WindowProbs(torch.nn.Module):
 
 @pytest.mark.parametrize("steps,batch", [(None, 2), (4, 3)])
 def test_canvas_equal_to_window_reproduces_absorbing_sampler(net, steps, batch):
-    ref = AbsorbingSampler(net, 10, MASK, steps=steps, temperature=0.8, generator=gen(3)).sample(batch, 12, "cpu")
+    ref = AbsorbingSampler(net, 10, MASK, steps=steps, temperature=0.8, generator=gen(3)).sample(
+        torch.full((batch, 12), MASK))
     ours = sample_canvas(net, (3, 4), (3, 4), num_timesteps=10, mask_id=MASK, steps=steps, temperature=0.8,
                          batch=batch, generator=gen(3))
     assert ours.shape == (batch, 3, 4)

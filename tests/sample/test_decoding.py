@@ -159,7 +159,7 @@ def test_forward_passes_equal_distinct_states_evaluated():
     assert torch.equal(x[:, 0], torch.arange(B)) and (x != K).all()
     # the step-by-step sampler evaluates some states again (an image's empty step inside a batch)
     model.calls, model.rows = 0, []
-    AbsorbingSampler(model, T, K, generator=gen(4)).sample(B, L, "cpu", x=x_start)
+    AbsorbingSampler(model, T, K, generator=gen(4)).sample(x_start)
     assert len(set(model.rows)) < len(model.rows)
 
 

@@ -43,8 +43,7 @@ def test_each_method_gives_the_tokens_of_its_sampler():
     with torch.no_grad():
         x = torch.full((3, L), K)
         want = {
-            "random": AbsorbingSampler(net, T, K, steps=4, temperature=0.9, generator=_g()).sample_passes(3, L, "cpu",
-                                                                                                          x=x),
+            "random": AbsorbingSampler(net, T, K, steps=4, temperature=0.9, generator=_g()).sample_passes(x),
             "confidence": ConfidenceSampler(net, K, 4, 0.9, generator=_g()).sample(x),
             "remask": RemaskSampler(net, T, K, 4, 0.9, _g()).sample(x),
         }

@@ -231,15 +231,13 @@ class AbsorbingSampler:
         return SampleStep(x, unmask, t=t, s=s)
 
     @torch.no_grad()
-    def sample(self, batch: int, length: int, device, x: torch.Tensor | None = None,
-               callback=None, progress: bool = False) -> torch.Tensor:
-        """Run every step from x_T (or from `x`, whose mask tokens get filled); returns (B, L) tokens.
+    def sample(self, x: torch.Tensor, callback=None, progress: bool = False) -> torch.Tensor:
+        """Run every step from the start state x (B, L), whose mask tokens get filled (`initial_state` for
+        x_T); returns (B, L) tokens. x is treated as x_T: its masks are revealed over the whole schedule.
 
         callback(k, SampleStep) is called after each step (for pictures of the process). One forward pass
         per step in which any image unmasks something; `sample_passes` needs fewer for the same law.
-        A given `x` is treated as x_T (its masks are revealed over the whole schedule from T).
         """
-        x = self.initial_state(batch, length, device) if x is None else x
         return run_steps(self.step, x, self.steps, callback, progress, "sampling")
 
     # ---- one network pass per image's non-empty step -------------------------------------------------
@@ -264,14 +262,12 @@ class AbsorbingSampler:
         return SampleStep(x, unmask, step=k)
 
     @torch.no_grad()
-    def sample_passes(self, batch: int, length: int, device, x: torch.Tensor | None = None,
-                      callback=None, progress: bool = False) -> torch.Tensor:
+    def sample_passes(self, x: torch.Tensor, callback=None, progress: bool = False) -> torch.Tensor:
         """Same law as `sample`, in `plan(x).num_passes` forward passes; returns (B, L) tokens.
 
-        x: start state (its mask tokens get filled, from the start time `start_time(x)`); default x_T.
-        callback(p, SampleStep) is called after each pass.
+        x: the start state (B, L), its mask tokens filled from the start time `start_time(x)` (all masked:
+        T). callback(p, SampleStep) is called after each pass.
         """
-        x = self.initial_state(batch, length, device) if x is None else x
         plan = self.plan(x)
         passes = range(plan.num_passes)
         if progress:

@@ -130,7 +130,7 @@ def sample_tokens(prior, n: int | None = None, *, method: str = "random", steps:
     x = _start_state(net, n, length, mask_id, x_start, device)
     if method == "random":
         sampler = AbsorbingSampler(net, T, mask_id, steps=steps, temperature=temperature, generator=generator)
-        tokens = sampler.sample_passes(*x.shape, x.device, x=x, callback=callback)
+        tokens = sampler.sample_passes(x, callback)
     elif method == "confidence":
         tokens = ConfidenceSampler(net, mask_id, steps, temperature, generator=generator, **options).sample(
             x, callback)

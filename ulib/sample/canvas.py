@@ -217,13 +217,10 @@ class CanvasSampler:
         return SampleStep(x, unmask, t=t, s=s, windows=offsets)
 
     @torch.no_grad()
-    def sample(self, batch: int, device, x: torch.Tensor | None = None, callback=None,
-               progress: bool = False) -> torch.Tensor:
-        """Every step from the all-masked canvas (or from `x`, whose mask tokens get filled): (B, a, b).
-
-        callback(k, SampleStep) is called after each step.
+    def sample(self, x: torch.Tensor, callback=None, progress: bool = False) -> torch.Tensor:
+        """Every step from the start canvas x (B, a, b), whose mask tokens get filled (`initial_state`: all
+        masked); returns (B, a, b) tokens. callback(k, SampleStep) is called after each step.
         """
-        x = self.initial_state(batch, device) if x is None else x
         return run_steps(self.step, x, self.steps, callback, progress, "canvas")
 
 
@@ -244,13 +241,12 @@ def sample_canvas(model, canvas: tuple[int, int], window: tuple[int, int], *, nu
     if x_start is not None:
         if x_start.dim() != 3 or tuple(x_start.shape[1:]) != sampler.canvas:
             raise ValueError(f"x_start of shape {tuple(x_start.shape)}; expected (B, {canvas[0]}, {canvas[1]})")
-        return sampler.sample(x_start.shape[0], x_start.device, x=x_start.long(), callback=callback,
-                              progress=progress)
+        return sampler.sample(x_start.long(), callback=callback, progress=progress)
     if batch < 1:
         raise ValueError(f"batch={batch}; must be >= 1")
     if device is None:
         device = network_device(model)
-    return sampler.sample(batch, device, callback=callback, progress=progress)
+    return sampler.sample(sampler.initial_state(batch, device), callback=callback, progress=progress)
 
 
 def decode_canvas(vqgan, tokens: torch.Tensor) -> torch.Tensor:

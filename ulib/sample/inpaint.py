@@ -94,7 +94,7 @@ def inpaint(vqgan, model, images: torch.Tensor, pixel_mask: torch.Tensor, *, num
         n_steps = t0 if steps is None else min(steps, t0)
         # num_timesteps = t0: its schedule is t0 > ... > 0 in n_steps steps, the tail of the full process
         sampler = AbsorbingSampler(model, t0, mask_id, steps=n_steps, temperature=temperature, generator=generator)
-        out.append(sampler.sample(1, L, x.device, x=x).view_as(original[i]))
+        out.append(sampler.sample(x).view_as(original[i]))
         starts.append(t0)
     tokens = torch.stack(out)  # (B, h, w)
     new = vqgan.decode(tokens)

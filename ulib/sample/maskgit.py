@@ -95,7 +95,7 @@ class ConfidenceSampler:
         return SampleStep(torch.where(reveal, cand, x), reveal, candidates=cand, confidence=conf)
 
     @torch.no_grad()
-    def sample(self, x: torch.Tensor, callback=None) -> torch.Tensor:
+    def sample(self, x: torch.Tensor, callback=None, progress: bool = False) -> torch.Tensor:
         """All S steps from the start state x (B, L); callback(j, SampleStep) after each."""
         remaining = self.remaining(x)
-        return run_steps(lambda x, j: self.step(x, j, remaining), x, self.steps, callback)
+        return run_steps(lambda x, j: self.step(x, j, remaining), x, self.steps, callback, progress, "confidence")

@@ -67,7 +67,7 @@ class RemaskSampler:
         return SampleStep(x0, remask, t=t, x_t=x_t)
 
     @torch.no_grad()
-    def sample(self, x: torch.Tensor, callback=None) -> torch.Tensor:
+    def sample(self, x: torch.Tensor, callback=None, progress: bool = False) -> torch.Tensor:
         """All S steps from the start state x (B, L); callback(j, SampleStep) after each."""
         free = x == self.mask_id
-        return run_steps(lambda x, j: self.step(x, j, free), x, self.steps, callback)
+        return run_steps(lambda x, j: self.step(x, j, free), x, self.steps, callback, progress, "remask")
