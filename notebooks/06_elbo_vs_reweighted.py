@@ -22,7 +22,7 @@
 # directory holds and trains only what is missing, so the notebooks chain (run them in order, or let
 # `python -m ulib reproduce` do it).
 #
-# **Time:** CPU: about 20 s with `smoke` (measured on 2 cores), 40 min with `demo` (measured on 2 cores: six 1,000-step trainings, about 6.5 min each). GPU, paper profiles: set `train_steps` to a fraction of the 2M steps (tens of thousands give a readable curve in hours; estimate).
+# **Time:** CPU: about 20 s with `smoke` (measured on 2 cores), about 30 min with `demo` (measured on 2 cores: six 2,000-step trainings of about 5 min each; 34 min with another job on the cores for part of it). GPU, paper profiles: set `train_steps` to a fraction of the 2M steps (tens of thousands give a readable curve in hours; estimate).
 #
 # **Writes:** figures (PNG) and tables (CSV) into `RUN/results/`.
 
