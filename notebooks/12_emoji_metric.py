@@ -87,9 +87,10 @@ import scipy.linalg
 
 from ulib.data.openmoji import load_openmoji
 from ulib.eval import compare as C
+from ulib.eval import extractors as X
 from ulib.eval import metrics as M
 
-space = M.load_inception("openmoji", device=s.device)
+space = X.load_inception("openmoji", device=s.device)
 emoji, _ = load_openmoji(32, cfg.data.cache_dir)
 x = torch.from_numpy(emoji).permute(0, 3, 1, 2).contiguous()
 perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))

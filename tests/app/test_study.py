@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from ulib.app import notebook as nbu
-from ulib.eval.metrics import to_uint8
+from ulib.eval.extractors import to_uint8
 from ulib.io.checkpoint import load_checkpoint
 from ulib.io.logs import MetricsLog
 from ulib.io.rundir import RunDir

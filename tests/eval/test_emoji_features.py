@@ -8,6 +8,7 @@ from PIL import Image
 
 from ulib.data.openmoji import load_openmoji
 from ulib.eval import compare as C
+from ulib.eval import extractors as X
 from ulib.eval import features as EF
 from ulib.eval import metric_checks as MC
 from ulib.eval import metrics as M
@@ -17,7 +18,7 @@ from helpers import CACHE, run_cli
 
 @pytest.fixture(scope="module")
 def space():
-    return M.load_inception("openmoji")
+    return X.load_inception("openmoji")
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def emoji():
 
 
 def feats(space, x):
-    return M.extract_features(space, [x[i: i + 256] for i in range(0, len(x), 256)])[space.pool]
+    return X.extract_features(space, [x[i: i + 256] for i in range(0, len(x), 256)])[space.pool]
 
 
 # ---- categories ----------------------------------------------------------------------------------------

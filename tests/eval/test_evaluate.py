@@ -8,7 +8,8 @@ import torch
 from PIL import Image
 
 import ulib.eval.evaluate as E
-from ulib.eval.metrics import INCEPTION_FILE, random_inception_state_dict
+import ulib.eval.records as R
+from ulib.eval.extractors import INCEPTION_FILE, random_inception_state_dict
 from ulib.io.rundir import RunDir
 from ulib.profiles import get_profile
 
@@ -54,7 +55,7 @@ def test_evaluate_in_the_openmoji_feature_space(tiny_run, tmp_path, no_weights_e
     (run / "evaluation.jsonl").unlink(missing_ok=True)
     r = evaluate_cli("--run", str(run), *SAMPLE_ARGS, "--features", "openmoji", env=no_weights_env)
     assert r.returncode == 0, r.stdout + r.stderr
-    (rec,) = E.read_records(run / "evaluation.jsonl")
+    (rec,) = R.read_records(run / "evaluation.jsonl")
     assert rec["features"] == "openmoji" and rec["fid"] > 0 and 0 <= rec["coverage"] <= 1
     assert rec["extractor"]["features"] == "openmoji" and len(rec["extractor"]["sha256"]) == 64
     assert "features: openmoji (the kit's OpenMoji feature network" in (run / "evaluation.md").read_text()
@@ -65,7 +66,7 @@ def test_evaluate_samples_end_to_end(tiny_run, tmp_path, no_weights_env):
                      env=no_weights_env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "[features: random-inception]" in r.stdout
-    (rec,) = E.read_records(tiny_run / "evaluation.jsonl")
+    (rec,) = R.read_records(tiny_run / "evaluation.jsonl")
     assert rec["kind"] == "samples" and rec["features"] == "random-inception"
     recipe = {k: rec[k] for k in ("n_samples", "steps", "total_steps", "temperature", "seed", "reference",
                                   "n_reference", "image_size", "ema", "prdc_k", "prdc_n_real", "prdc_n_fake")}
@@ -88,7 +89,7 @@ def test_evaluate_samples_end_to_end(tiny_run, tmp_path, no_weights_env):
     r = evaluate_cli("--run", str(tiny_run), *SAMPLE_ARGS, "--seed", "1", "--features", "inception",
                      "--weights-dir", str(weights), "--neighbours", "2", "--neighbours-k", "3", env=no_weights_env)
     assert r.returncode == 0, r.stdout + r.stderr
-    a, b = E.read_records(tiny_run / "evaluation.jsonl")
+    a, b = R.read_records(tiny_run / "evaluation.jsonl")
     assert b["features"] == "inception" and b["extractor"]["official_weights"] is False
     png = Image.open(b["neighbours_png"])
     assert png.size == ((4 * 17 + 1) * 4, (2 * 17 + 1) * 4) and b["neighbours_k"] == 3  # sample + 3, upscaled x4
@@ -97,11 +98,11 @@ def test_evaluate_samples_end_to_end(tiny_run, tmp_path, no_weights_env):
     assert "features: random-inception (fixed-seed RANDOMLY INITIALISED" in md
     assert "features: inception (standard" in md
     with pytest.raises(ValueError, match="different"):
-        E.evaluation_table([a, b])
+        R.evaluation_table([a, b])
 
     r = evaluate_cli("--run", str(tiny_run), *SAMPLE_ARGS, "--features", "inception", env=no_weights_env)
     assert r.returncode == 2 and INCEPTION_FILE in r.stderr and "--weights-dir" in r.stderr
-    assert len(E.read_records(tiny_run / "evaluation.jsonl")) == 2  # nothing recorded for a failed evaluation
+    assert len(R.read_records(tiny_run / "evaluation.jsonl")) == 2  # nothing recorded for a failed evaluation
 
 
 @pytest.mark.slow
@@ -110,7 +111,7 @@ def test_evaluate_vqgan_end_to_end(tiny_run, no_weights_env):
                      "--batch-size", "8", "--no-progress", env=no_weights_env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "LPIPS skipped" in r.stdout and "vgg16-397923af.pth" in r.stdout
-    rec = [x for x in E.read_records(tiny_run / "evaluation.jsonl") if x["kind"] == "vqgan"][-1]
+    rec = [x for x in R.read_records(tiny_run / "evaluation.jsonl") if x["kind"] == "vqgan"][-1]
     assert rec["reference"] == "val" and rec["n_images"] == 8 and rec["lpips"] is None
     assert math.isfinite(rec["rfid"]) and rec["psnr"] > 0 and -1 <= rec["ssim"] <= 1
     assert 1 <= rec["codes_used"] <= rec["codebook_size"] == 32 and rec["ssim_recipe"] == E.SSIM_RECIPE
@@ -163,19 +164,19 @@ def test_paper_figures_only_for_standard_features_on_the_paper_datasets():
     assert E._paper_results(ffhq, "random-inception") is None
     assert E._paper_results(get_profile("smoke"), "inception") is None
     assert E._paper_results(get_profile("ffhq", ["data.img_size=128"]), "inception") is None
-    md = E.render_markdown([_record(paper=paper), _record("random-inception", 50.0)], "r")
+    md = R.render_markdown([_record(paper=paper), _record("random-inception", 50.0)], "r")
     std, rnd = md.split("## ")[1], md.split("## ")[2]
     assert "6.11" in std and "| 7.00 |" in std and "RANDOMLY INITIALISED" in rnd and "6.11" not in rnd
     assert "k = 3" in md
     with pytest.raises(ValueError, match="cannot be compared"):
-        E.check_same_features([_record(), _record("random-inception")])
-    assert E.check_same_features([_record(), _record()]) == "inception"
+        R.check_same_features([_record(), _record("random-inception")])
+    assert R.check_same_features([_record(), _record()]) == "inception"
 
 
 def test_record_evaluation_appends(tmp_path):
-    E.record_evaluation(tmp_path, _record())
-    E.record_evaluation(tmp_path, _record(fid=8.0))
-    assert [r["fid"] for r in E.read_records(tmp_path / "evaluation.jsonl")] == [7.0, 8.0]
+    R.record_evaluation(tmp_path, _record())
+    R.record_evaluation(tmp_path, _record(fid=8.0))
+    assert [r["fid"] for r in R.read_records(tmp_path / "evaluation.jsonl")] == [7.0, 8.0]
     md = (tmp_path / "evaluation.md").read_text()
     assert md.count("## ") == 1 and "| 7.00 |" in md and "| 8.00 |" in md
     json.loads((tmp_path / "evaluation.jsonl").read_text().splitlines()[0])

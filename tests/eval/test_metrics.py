@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 
 import ulib.eval.metrics as M
+from ulib.eval import extractors as X
 from ulib.vq.perceptual import load_lpips
 
 from helpers import vgg16_features_file
@@ -31,7 +32,7 @@ def images(n, size=16, seed=0):
 
 @pytest.fixture(scope="module")
 def random_inception():
-    return M.load_inception("random-inception")
+    return X.load_inception("random-inception")
 
 
 @pytest.fixture(scope="module")
@@ -43,21 +44,21 @@ def random_feats(random_inception):
 # ---- the feature extractor ---------------------------------------------------------------------------
 def test_random_inception_is_fixed_and_leaves_global_rng_alone():
     before = torch.get_rng_state()
-    a, b = M.random_inception_state_dict(0), M.random_inception_state_dict(0)
+    a, b = X.random_inception_state_dict(0), X.random_inception_state_dict(0)
     assert torch.equal(torch.get_rng_state(), before)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    c = M.random_inception_state_dict(1)
+    c = X.random_inception_state_dict(1)
     assert not torch.equal(a["Conv2d_1a_3x3.conv.weight"], c["Conv2d_1a_3x3.conv.weight"])
     assert a["fc.weight"].shape == (1008, 2048)
 
 
 def test_standard_path_loads_a_weights_file_and_matches_random(tmp_path, random_inception, random_feats):
     """The random state dict saved under the standard file name goes through torch-fidelity's own loading."""
-    torch.save(M.random_inception_state_dict(0), tmp_path / M.INCEPTION_FILE)
+    torch.save(X.random_inception_state_dict(0), tmp_path / X.INCEPTION_FILE)
     with pytest.warns(UserWarning, match="sha256"):
-        std = M.load_inception("inception", weights_dir=tmp_path)
+        std = X.load_inception("inception", weights_dir=tmp_path)
     assert std.features == "inception" and std.info["official_weights"] is False
-    assert std.info["weights"] == str(tmp_path / M.INCEPTION_FILE) and len(std.key) == 64
+    assert std.info["weights"] == str(tmp_path / X.INCEPTION_FILE) and len(std.key) == 64
     x = images(16)[:3]
     fs = std(x)
     assert fs["2048"].shape == (3, 2048) and fs["logits_unbiased"].shape == (3, 1008)
@@ -73,12 +74,12 @@ def test_missing_weights_name_the_file_places_and_url(tmp_path, monkeypatch):
     monkeypatch.setenv("ULIB_WEIGHTS_DIR", str(tmp_path / "env"))
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     with pytest.raises(FileNotFoundError) as e:
-        M.load_inception("inception")
+        X.load_inception("inception")
     msg = str(e.value)
-    assert M.INCEPTION_FILE in msg and str(tmp_path / "env") in msg and str(tmp_path / "hub") in msg
+    assert X.INCEPTION_FILE in msg and str(tmp_path / "env") in msg and str(tmp_path / "hub") in msg
     assert "https://github.com/toshas/torch-fidelity/releases" in msg and "--weights-dir" in msg
     with pytest.raises(ValueError, match="allowed"):
-        M.load_inception("vgg")
+        X.load_inception("vgg")
 
 
 # ---- figures from features ---------------------------------------------------------------------------

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from ulib.data.openmoji import load_openmoji
+from ulib.eval import extractors as X
 from ulib.eval import metric_checks as MC
-from ulib.eval import metrics as M
 from ulib.eval.quality import QualityMeter, extract, paired_difference, with_floor, within_noise
 
 from helpers import CACHE
@@ -87,7 +87,7 @@ def test_openmoji_meter_ranks_floor_blur_and_collapse():
     x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
     perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
     ref, hold = x[perm[:1000]], x[perm[1000:1400]]
-    meter = QualityMeter(M.load_inception("openmoji"), ref, holdout=hold)
+    meter = QualityMeter(X.load_inception("openmoji"), ref, holdout=hold)
     floor = meter.floor(400, draws=0)
     blurred = meter.score(MC.corrupt(hold, "blur", 1.5), draws=0)
     collapsed = meter.score(MC.collapse(hold, 5, torch.Generator().manual_seed(0)), draws=0)

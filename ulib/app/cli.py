@@ -24,7 +24,7 @@ from ulib.app import gpu_check, pipeline, reproduce
 from ulib.app.commands import inpaint_to_png, parse_canvas, sample_to_png
 from ulib.config import apply_overrides
 from ulib.device import configure_matmul, resolve_device
-from ulib.eval import bench, compare, evaluate, metrics
+from ulib.eval import bench, compare, evaluate, extractors, records
 from ulib.eval.features import FeatureRecipe, save_feature_net, train_feature_net
 from ulib.io.files import atomic_write
 from ulib.io.rundir import RunDir
@@ -290,7 +290,7 @@ def run_elbo(args) -> int:
                          f"run `python -m ulib train-prior --run {run.path}` first")
     val = load_latents(cfg, run.vqgan_ckpt, run.latents, device)["val"]
     val = val.reshape(val.shape[0], -1)[: args.max_items].to(device)
-    records = []
+    estimates = []
     for kind in kinds:
         kcfg = apply_overrides(cfg, {"prior.kind": kind})
         net = load_run_prior(kcfg, run.prior_ckpt_for(kind), device, use_ema=not args.no_ema)
@@ -303,12 +303,13 @@ def run_elbo(args) -> int:
                                  progress=True)
             what = "negative ELBO, " + (f"Monte-Carlo over {args.mc} t per grid" if args.mc
                                         else f"full sum over t=1..{diffusion.T}")
-        records.append({"kind": kind, "estimate": what, "bits_per_token": est.bits_per_token, "stderr": est.stderr,
+        estimates.append({"kind": kind, "estimate": what, "bits_per_token": est.bits_per_token, "stderr": est.stderr,
                         "n_items": est.n_items, "n_passes": est.n_passes, "ema": not args.no_ema, "seed": args.seed})
         se = f" ± {est.stderr:.4f}" if est.stderr else ""
         print(f"validation {what}: {est.bits_per_token:.4f}{se} bits/token "
               f"({est.n_items} grids, {est.n_passes} passes)")
-    (run.path / "likelihood.json").write_text(json.dumps(records, indent=2) + "\n")
+    text = json.dumps(estimates, indent=2) + "\n"
+    atomic_write(run.path / "likelihood.json", lambda f: f.write(text.encode()))
     return 0
 
 
@@ -361,7 +362,7 @@ def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA weights")
     p.add_argument("--prdc-k", type=int, default=evaluate.PRDC_K,
                    help=f"k of the PRDC nearest-neighbour balls (default {evaluate.PRDC_K}, Naeem et al.; the official "
-                        f"script used {evaluate.PAPER_PRDC_K})")
+                        f"script used {records.PAPER_PRDC_K})")
     p.add_argument("--neighbours", type=int, default=0, metavar="N",
                    help="also write RUN/nearest_neighbours.png: N samples and their nearest reference images "
                         "by LPIPS (needs vgg16-397923af.pth, checked before sampling; default 0 = off)")
@@ -397,8 +398,8 @@ def run_evaluate(args) -> int:
                                   temperature=args.temperature, reference=args.reference or "train", seed=args.seed,
                                   prdc_k=args.prdc_k, neighbours=args.neighbours, neighbours_k=args.neighbours_k,
                                   **common)
-    jsonl, md = evaluate.record_evaluation(run.path, record)
-    print(evaluate.summary(record))
+    jsonl, md = records.record_evaluation(run.path, record)
+    print(records.summary(record))
     for note in record["notes"]:
         print(f"note: {note}")
     print(f"records: {jsonl}; table: {md}")
@@ -411,7 +412,7 @@ def _compare_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("real", metavar="REAL", help="folder of images or .npz of uint8 images: the reference set")
     p.add_argument("fake", metavar="FAKE", help="folder of images or .npz of uint8 images: the set to judge")
-    p.add_argument("--features", choices=metrics.FEATURES, default="openmoji",
+    p.add_argument("--features", choices=extractors.FEATURES, default="openmoji",
                    help="feature space (default openmoji: the kit's OpenMoji network, for emoji; inception needs "
                         "its weights file; see `python -m ulib evaluate --help`)")
     p.add_argument("--json", metavar="FILE", default=None, help="also write every figure as JSON here")
@@ -431,7 +432,7 @@ def run_compare(args) -> int:
     for name, x in (("REAL", real), ("FAKE", fake)):
         if len(x) <= args.prdc_k:
             raise ValueError(f"{name} has {len(x)} images; PRDC with k={args.prdc_k} needs more than {args.prdc_k}")
-    space = metrics.load_inception(args.features, args.weights_dir, resolve_device(args.device))
+    space = extractors.load_inception(args.features, args.weights_dir, resolve_device(args.device))
     r = compare.compare_images(real, fake, space, draws=args.bootstrap, seed=args.seed, k=args.prdc_k)
     r.update(real=str(args.real), fake=str(args.fake), seed=args.seed)
     print(compare.format_report(r, args.real, args.fake))
@@ -528,10 +529,10 @@ def run_bench(args) -> int:
     device = resolve_device(args.device)
     print(f"ulib bench on {device}, torch {torch.__version__}, {torch.get_num_threads()} threads"
           f"{' (quick: tiny model, numbers are meaningless)' if args.quick else ''}")
-    records = bench.run(cfg, device)
+    figures = bench.run(cfg, device)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(records, f, indent=2)
+        text = json.dumps(figures, indent=2)
+        atomic_write(Path(args.json), lambda f: f.write(text.encode()))
         print(f"records: {args.json}")
     return 0
 

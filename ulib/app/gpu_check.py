@@ -17,7 +17,7 @@ Each phase records its wall time, its throughput and its peak GPU memory (`torch
 on the CPU the process's peak resident memory so far); a phase that fails is recorded with its error and the
 others still run (exit status 1). Meant to take at most BUDGET_S on one H200; the JSON says whether it did.
 `--tiny` runs the same phases at smoke sizes in seconds on a CPU: the test suite does, so this cannot rot.
-Standard Inception or LPIPS weights are used when found offline (`ulib.eval.metrics`, `ulib.vq.perceptual`), else
+Standard Inception or LPIPS weights are used when found offline (`ulib.eval.extractors`, `ulib.vq.perceptual`), else
 random-inception features and no LPIPS (recorded).
 """
 from __future__ import annotations
@@ -38,7 +38,8 @@ from ulib.config import apply_overrides
 from ulib.data.datasets import build_dataset
 from ulib.device import autocast, configure_matmul, native_bf16, sampling_dtype
 from ulib.eval.bench import synchronize
-from ulib.eval.metrics import FeatureMoments, fid_from_moments, find_inception_weights, load_inception, stream_features
+from ulib.eval.extractors import find_inception_weights, load_inception, stream_features
+from ulib.eval.metrics import FeatureMoments, fid_from_moments
 from ulib.io.logs import MetricsLog
 from ulib.io.rundir import RunDir
 from ulib.profiles import get_profile

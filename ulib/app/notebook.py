@@ -28,8 +28,8 @@ from ulib.app.reproduce import PROJECT_ROOT, read_table  # noqa: F401 (re-export
 from ulib.config import Config, apply_overrides
 from ulib.data.datasets import build_dataset
 from ulib.device import resolve_device, seed_everything
-from ulib.eval import metrics as M
-from ulib.eval.metrics import to_uint8
+from ulib.eval import extractors as X
+from ulib.eval.extractors import to_uint8
 from ulib.eval.quality import QualityMeter, with_floor
 from ulib.io.checkpoint import load_checkpoint
 from ulib.io.logs import (
@@ -316,10 +316,10 @@ def quality_meter(s: Session, n_reference: int = 2000, features: str = "auto"):
         raise ValueError(f"n_reference={n_reference}: the training split has only {len(train)} images; "
                          f"leave some out for the noise floor")
     perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(s.seed)).tolist()
-    images = lambda ds, idx: M.to_uint8(torch.stack([ds[i] for i in idx]))
+    images = lambda ds, idx: X.to_uint8(torch.stack([ds[i] for i in idx]))
     reference = images(train, perm[:n_reference])
     holdout = torch.cat([images(train, perm[n_reference:]), images(val, range(len(val)))])
-    space = M.load_inception(feature_space_name(s, features), device=s.device)
+    space = X.load_inception(feature_space_name(s, features), device=s.device)
     return QualityMeter(space, reference, holdout)
 
 

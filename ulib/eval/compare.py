@@ -17,6 +17,7 @@ from PIL import Image
 
 from ulib.data.folders import scan_images
 from ulib.data.images import to_rgb
+from ulib.eval import extractors as X
 from ulib.eval import metrics as M
 
 HELP = "FID, KID, precision, recall, density, coverage of two image sets (folders or .npz), with uncertainty"
@@ -112,8 +113,8 @@ def compare_features(real: torch.Tensor, fake: torch.Tensor, *, draws: int = 10,
 
 
 def image_features(space, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Pool features (N, D) of uint8 (or [-1, 1]) images in `space` (a `metrics.FeatureSpace`)."""
-    return M.extract_features(space, (x[i: i + batch_size] for i in range(0, len(x), batch_size)))[space.pool]
+    """Pool features (N, D) of uint8 (or [-1, 1]) images in `space` (an `extractors.FeatureSpace`)."""
+    return X.extract_features(space, (x[i: i + batch_size] for i in range(0, len(x), batch_size)))[space.pool]
 
 
 def quality_table(space, reference: torch.Tensor, sets: dict, *, draws: int = 10, seed: int = 0,
@@ -131,7 +132,7 @@ def quality_table(space, reference: torch.Tensor, sets: dict, *, draws: int = 10
 
 def compare_images(real: torch.Tensor, fake: torch.Tensor, space, *, draws: int = 10, seed: int = 0, k: int = 5,
                    batch_size: int = 256) -> dict:
-    """Features of two uint8 image sets in `space` (a `metrics.FeatureSpace`), then `compare_features`."""
+    """Features of two uint8 image sets in `space` (an `extractors.FeatureSpace`), then `compare_features`."""
     out = compare_features(image_features(space, real, batch_size), image_features(space, fake, batch_size),
                            draws=draws, seed=seed, k=k)
     out["features"] = space.features

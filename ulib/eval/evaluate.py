@@ -15,11 +15,10 @@ ours only for standard features on the paper's datasets (profiles ffhq, churches
 Reference-set features are cached in RUN/eval_cache/, keyed by the dataset's fingerprint, the split, the subset
 and the feature extractor (weights sha256 or random seed), and rebuilt when any of them changes.
 
-This module imports torch only inside functions, so the CLI's parser stays quick to build.
+The records and their Markdown tables: `ulib.eval.records`.
 """
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
@@ -32,25 +31,22 @@ from torch.utils.data import DataLoader, Subset
 
 from ulib.data.datasets import build_dataset, dataset_fingerprint
 from ulib.device import sampling_dtype
+from ulib.eval.extractors import QUANTISE, RESIZE, extract_features, load_inception, stream_features
 from ulib.eval.metrics import (
-    QUANTISE,
-    RESIZE,
     FeatureMoments,
     codebook_usage,
-    extract_features,
     fid_against,
     fid_method,
     inception_score,
     kid,
-    load_inception,
     lpips_distance,
     nearest_neighbours,
     prdc,
     psnr,
     save_neighbours_grid,
     ssim,
-    stream_features,
 )
+from ulib.eval.records import PAPER_PRDC_K
 from ulib.io.checkpoint import load_checkpoint, save_checkpoint
 from ulib.paper import headline
 from ulib.profiles import get_profile
@@ -61,8 +57,7 @@ from ulib.trained import load_run_vqgan
 from ulib.vq.perceptual import load_lpips
 
 PAPER_N_SAMPLES = 50_000  # samples behind the paper's Tables 1 and 2
-PRDC_K = 5  # Naeem et al. (2020) recommend k = 5; the official calc_PRDC.py used nearest_k=3
-PAPER_PRDC_K = 3
+PRDC_K = 5  # Naeem et al. (2020) recommend k = 5; the official calc_PRDC.py used nearest_k=3 (PAPER_PRDC_K)
 REFERENCE_SUBSET_SEED = 0  # a --max-reference subset is the same for every evaluation of a run (shared cache)
 # Without --max-reference a split larger than the paper's 50,000 is subsampled to 50,000 (recorded); with
 # --max-reference all (or N > REFERENCE_KEEP), FID uses moments streamed over every image and KID/PRDC a fixed
@@ -331,119 +326,3 @@ def evaluate_vqgan(run, cfg, *, n: int | None = None, features: str = "inception
     })
     record["wall_s"] = round(time.perf_counter() - t0, 2)
     return record
-
-
-# ---- records and tables ------------------------------------------------------------------------------
-def read_records(path: str | Path) -> list[dict]:
-    path = Path(path)
-    if not path.is_file():
-        return []
-    out = []
-    for i, line in enumerate(path.read_text().splitlines(), 1):
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}, line {i}: not a JSON record ({e}); fix or delete that line")
-    return out
-
-
-def check_same_features(records: list[dict]) -> str:
-    """The one feature set of `records`; ValueError when they differ (such figures are not comparable)."""
-    kinds = sorted({r.get("features") for r in records}, key=str)
-    if len(kinds) != 1 or kinds[0] is None:
-        raise ValueError(f"records computed on different (or unnamed) features {kinds} cannot be compared or "
-                         "merged: FID/PRDC on different feature spaces are not on one scale")
-    return kinds[0]
-
-
-def _f(v, fmt=".2f") -> str:
-    return "–" if v is None else format(v, fmt)
-
-
-SAMPLE_COLUMNS = ["time", "prior (step)", "EMA", "samples", "steps", "τ", "reference (n)", "seed", "FID",
-                  "Precision", "Recall", "Density", "Coverage", "k", "KID ×10³", "IS"]
-VQGAN_COLUMNS = ["time", "VQGAN (step)", "EMA", "split", "images", "rFID", "PSNR (dB)", "SSIM", "LPIPS",
-                 "codes used", "perplexity"]
-
-
-def evaluation_table(records: list[dict]) -> str:
-    """One Markdown table of records of one kind on one feature set (ValueError otherwise), with the paper's
-    row where the records say the paper's figures apply."""
-    features = check_same_features(records)
-    kinds = {r["kind"] for r in records}
-    if len(kinds) != 1:
-        raise ValueError(f"one table holds one kind of record; got {sorted(kinds)}")
-    rows = []
-    if kinds == {"samples"}:
-        cols = SAMPLE_COLUMNS
-        for r in records:
-            rows.append([r["time"], f"{r['prior_kind']} ({r['prior_step']})", "yes" if r["ema"] else "no",
-                         str(r["n_samples"]), str(r["steps"] or "–"), f"{r['temperature']:g}",
-                         f"{r['reference']} ({r['n_reference']})", str(r["seed"]), _f(r["fid"]),
-                         _f(r["precision"]), _f(r["recall"]), _f(r["density"]), _f(r["coverage"]), str(r["prdc_k"]),
-                         _f(r["kid_mean"] * 1e3), _f(r["is_mean"])])
-        paper = next((r["paper"] for r in records if r.get("paper")), None)
-        if paper and features == "inception":
-            rows.append([f"paper: {paper['source']}", "absorbing", "yes", f"{paper['n_samples']}", "–",
-                         f"{paper['temperature']:g}", "train", "–", _f(paper.get("fid")), _f(paper.get("precision")),
-                         _f(paper.get("recall")), _f(paper.get("density")), _f(paper.get("coverage")),
-                         str(paper["prdc_k"]), "–", "–"])
-    else:
-        cols = VQGAN_COLUMNS
-        for r in records:
-            rows.append([r["time"], f"vqgan ({r['vqgan_step']})", "yes" if r["ema"] else "no", r["reference"],
-                         str(r["n_images"]), _f(r["rfid"]), _f(r["psnr"]), _f(r["ssim"], ".4f"),
-                         _f(r["lpips"], ".4f"), f"{r['codes_used']}/{r['codebook_size']}", _f(r["perplexity"], ".1f")])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
-
-
-def _title(kind: str, features: str) -> str:
-    what = ("Samples: FID and PRDC (paper Tables 1, 2)" if kind == "samples"
-            else "VQGAN reconstructions (paper Table 5)")
-    if features == "inception":
-        return f"## {what} — features: inception (standard InceptionV3 weights, torch-fidelity)"
-    if features == "openmoji":
-        return (f"## {what} — features: openmoji (the kit's OpenMoji feature network, ulib/assets/"
-                "openmoji_features.pt: its own scale, not comparable with the paper's Inception figures)")
-    return (f"## {what} — features: {features} (fixed-seed RANDOMLY INITIALISED InceptionV3: not comparable "
-            "with the paper or with standard-feature figures)")
-
-
-def render_markdown(records: list[dict], run_name: str = "") -> str:
-    out = [f"# Evaluations{' of ' + run_name if run_name else ''}", "",
-           "Rewritten from evaluation.jsonl (the full recipe of every row) by `python -m ulib evaluate`. "
-           "One table per kind of figure and feature set: figures on different features are never mixed.", ""]
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for r in records:
-        groups.setdefault((r["kind"], r["features"]), []).append(r)
-    for (kind, features), rs in sorted(groups.items(), key=lambda kv: (kv[0][0] != "samples", kv[0][1] != "inception")):
-        out += [_title(kind, features), "", evaluation_table(rs), ""]
-        if kind == "samples" and any(r.get("paper") for r in rs):
-            out += [f"PRDC: the paper's figures were computed by the official calc_PRDC.py with k = {PAPER_PRDC_K}; "
-                    "precision and recall are not listed (not verified against the paper).", ""]
-    return "\n".join(out)
-
-
-def record_evaluation(run_path: str | Path, record: dict) -> tuple[Path, Path]:
-    """Append `record` to RUN/evaluation.jsonl and rewrite RUN/evaluation.md from all records."""
-    run_path = Path(run_path)
-    jsonl, md = run_path / "evaluation.jsonl", run_path / "evaluation.md"
-    with open(jsonl, "a") as f:
-        f.write(json.dumps(record) + "\n")
-    md.write_text(render_markdown(read_records(jsonl), run_path.name) + "\n")
-    return jsonl, md
-
-
-def summary(r: dict) -> str:
-    tag = f"[features: {r['features']}]"
-    if r["kind"] == "vqgan":
-        lp = "skipped" if r["lpips"] is None else f"{r['lpips']:.4f}"
-        return (f"{tag} VQGAN on {r['n_images']} {r['reference']} images: rFID {r['rfid']:.2f}, PSNR {r['psnr']:.2f} "
-                f"dB, SSIM {r['ssim']:.4f}, LPIPS {lp}, codes used {r['codes_used']}/{r['codebook_size']} "
-                f"(perplexity {r['perplexity']:.1f})")
-    return (f"{tag} {r['n_samples']} samples ({r['steps']} steps, temperature {r['temperature']:g}, seed {r['seed']}) "
-            f"vs {r['n_reference']} {r['reference']} images: FID {r['fid']:.2f}, precision {r['precision']:.3f}, "
-            f"recall {r['recall']:.3f}, density {r['density']:.3f}, coverage {r['coverage']:.3f} (k={r['prdc_k']}), "
-            f"KID {r['kid_mean']:.4f}, IS {r['is_mean']:.2f}")

@@ -3,7 +3,7 @@
 The paper's Tables 1-3 and Fig. 6 compare sets of samples (different step counts, temperatures, priors)
 against the same real data. `QualityMeter` computes the reference's features once and then scores any set:
 
-- FID, KID, precision, recall, density, coverage (k = 5) in a feature space (`ulib.eval.metrics.FeatureSpace`:
+- FID, KID, precision, recall, density, coverage (k = 5) in a feature space (`ulib.eval.extractors.FeatureSpace`:
   'openmoji' offline for the built-in dataset, 'inception' for the paper's data);
 - bias (Fig. 6): the category histogram of the set (argmax of the openmoji category head) against the
   reference's, as KL(set || reference) and entropy, both in bits; a set that over-produces the commonest
@@ -27,7 +27,7 @@ import math
 import numpy as np
 import torch
 
-from ulib.eval import metrics as M
+from ulib.eval import extractors as X
 from ulib.eval.compare import figures
 from ulib.eval.features import histogram_entropy, histogram_kl
 
@@ -44,14 +44,14 @@ def extract(space, images: torch.Tensor, batch_size: int = 256) -> tuple[torch.T
     """(pool features (N, D), head logits (N, C)) of uint8 or [-1, 1] images (N, 3, H, W) in `space`."""
     if len(images) == 0:
         raise ValueError("extract: no images")
-    out = M.extract_features(space, (images[i: i + batch_size] for i in range(0, len(images), batch_size)))
+    out = X.extract_features(space, (images[i: i + batch_size] for i in range(0, len(images), batch_size)))
     return out[space.pool], out[space.logits]
 
 
 class QualityMeter:
     """Scores image sets against one reference (module docstring).
 
-    space: a `ulib.eval.metrics.FeatureSpace`; reference: real images (N, 3, H, W), uint8 or [-1, 1];
+    space: a `ulib.eval.extractors.FeatureSpace`; reference: real images (N, 3, H, W), uint8 or [-1, 1];
     holdout: other real images of the same distribution, for `floor` (none: no floor).
     """
 
