@@ -96,6 +96,30 @@ def small_net():
     return nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
 
 
+class Oracle(nn.Module):
+    """Predicts the true tokens x0 (B, L) of K codes: logits one_hot(x0) * scale for the first rows of x0. With a
+    large scale it is a perfect model (its ELBO is 0); a small one leaves it unsure."""
+
+    def __init__(self, x0, K, scale=1e4):
+        super().__init__()
+        self.x0, self.K, self.scale = x0, K, scale
+
+    def forward(self, x):
+        return nn.functional.one_hot(self.x0[: x.shape[0]], self.K).float() * self.scale
+
+
+class CountingCalls(nn.Module):
+    """Wraps a module and counts its forward calls (`calls`)."""
+
+    def __init__(self, module):
+        super().__init__()
+        self.module, self.calls = module, 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.module(x)
+
+
 class FakeDDP:
     """Stands in for DistributedDataParallel (which needs a process group): an object with `.module`."""
 

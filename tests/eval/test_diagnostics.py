@@ -7,14 +7,7 @@ import torch
 from ulib.eval.diagnostics import accuracy_by_mask_ratio, marginal_baseline, plot_accuracy_by_mask_ratio
 from ulib.eval.diversity import mean_pairwise_distance, temperature_sweep, token_entropy
 
-
-class Oracle(torch.nn.Module):
-    def __init__(self, x0, K):
-        super().__init__()
-        self.x0, self.K = x0, K
-
-    def forward(self, x):
-        return torch.nn.functional.one_hot(self.x0[: x.shape[0]], self.K).float() * 20
+from helpers import Oracle
 
 
 class Uniform(torch.nn.Module):
@@ -29,8 +22,8 @@ class Uniform(torch.nn.Module):
 def test_accuracy_by_mask_ratio_for_perfect_and_uniform_models(tmp_path):
     K = 4
     x0 = torch.randint(0, K, (32, 20), generator=torch.Generator().manual_seed(0))
-    rows = accuracy_by_mask_ratio(Oracle(x0, K), x0, K, ratios=(0.25, 1.0), generator=torch.Generator().manual_seed(0),
-                                  batch_size=32)
+    rows = accuracy_by_mask_ratio(Oracle(x0, K, scale=20), x0, K, ratios=(0.25, 1.0),
+                                  generator=torch.Generator().manual_seed(0), batch_size=32)
     assert [r["mask_ratio"] for r in rows] == [0.25, 1.0]
     assert all(r["accuracy"] == 1.0 and r["cross_entropy_bits"] < 1e-6 for r in rows)
     assert rows[1]["n_masked"] == 32 * 20 and abs(rows[0]["n_masked"] / 640 - 0.25) < 0.06

@@ -8,6 +8,8 @@ from ulib.prior.absorbing import AbsorbingDiffusion
 from ulib.prior.transformer import Transformer
 from ulib.sample.absorbing import AbsorbingSampler, time_schedule
 
+from helpers import CountingCalls, Oracle
+
 
 def tiny_transformer(K=16, L=12, causal=False):
     torch.manual_seed(0)
@@ -26,16 +28,6 @@ class ConstantLogits(torch.nn.Module):
         self.calls += 1
         return torch.zeros(*x.shape, self.K)
 
-
-class Oracle(torch.nn.Module):
-    """Predicts the true x0 with certainty (a perfect model): its ELBO is 0."""
-
-    def __init__(self, x0, K):
-        super().__init__()
-        self.x0, self.K = x0, K
-
-    def forward(self, x):
-        return torch.nn.functional.one_hot(self.x0, self.K).float() * 1e4
 
 
 # ---- transformer ---------------------------------------------------------------------------------
@@ -174,18 +166,9 @@ def test_every_position_unmasked_exactly_once(steps):
     assert sampler.forward_passes == sum(r.ran_network for r in history) <= steps
 
 
-class Counting(torch.nn.Module):
-    def __init__(self, net):
-        super().__init__()
-        self.net, self.calls = net, 0
-
-    def forward(self, x):
-        self.calls += 1
-        return self.net(x)
-
 
 def test_forward_pass_count_under_step_skipping():
-    net = Counting(tiny_transformer(16, 12))  # no `features`: full forward each time
+    net = CountingCalls(tiny_transformer(16, 12))  # no `features`: full forward each time
     for steps in (1, 4, 16):
         net.calls = 0
         sampler = AbsorbingSampler(net, 16, 16, steps=steps, generator=torch.Generator().manual_seed(1))

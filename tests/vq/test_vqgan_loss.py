@@ -11,6 +11,8 @@ from ulib.vq.loss import VQGANLoss, adaptive_weight
 from ulib.vq.model import VQAutoEncoder
 from ulib.vq.perceptual import VGG16_FILE, load_lpips
 
+from helpers import CountingCalls
+
 
 # ---- Eq. 9c ------------------------------------------------------------------------------------------------
 def test_adaptive_weight_is_the_ratio_of_gradient_norms():
@@ -124,19 +126,10 @@ def _setup(**cfg_kwargs):
     return cfg, ae, disc, x
 
 
-class _CountingDisc(torch.nn.Module):
-    def __init__(self, disc):
-        super().__init__()
-        self.disc, self.calls = disc, 0
-
-    def forward(self, x):
-        self.calls += 1
-        return self.disc(x)
-
 
 def test_vqgan_loss_before_the_discriminator_starts():
     cfg, ae, disc, x = _setup()
-    counting = _CountingDisc(disc)
+    counting = CountingCalls(disc)
     crit = VQGANLoss(cfg, counting, perceptual=None)
     x_hat, vq_loss, _ = ae(x)
     loss, stats = crit.generator_loss(x, x_hat, vq_loss, ae.last_layer, step=9)
