@@ -280,3 +280,17 @@ def apply_overrides(cfg: Config, overrides: list[str] | dict) -> Config:
                     raise ValueError(f"unknown config key {dotted!r}: {'.'.join(parts[:i + 1])} is not a section")
                 node, cls = node[part], hint
     return Config.from_dict(d).validate()
+
+
+def missing_keys(d: dict, cls=None, prefix: str = "") -> list[str]:
+    """The dotted keys of `cls` (default Config) that the mapping `d` lacks, in field order (a config.json written
+    by an older version, or edited by hand). `Config.from_dict` would silently fill them with defaults."""
+    cls = cls or Config
+    out = []
+    hints = _hints(cls)
+    for f in fields(cls):
+        if f.name not in d:
+            out.append(prefix + f.name)
+        elif dataclasses.is_dataclass(hints[f.name]) and isinstance(d[f.name], dict):
+            out += missing_keys(d[f.name], hints[f.name], prefix + f.name + ".")
+    return out

@@ -225,8 +225,9 @@ def run_train_vqgan(args) -> int:
 
 def run_encode(args) -> int:
     run, cfg = _config(args)
-    cache = load_latents(cfg, run.vqgan_ckpt, run.latents, resolve_device(cfg.device),
-                         rebuild="force" if args.force else "auto")
+    with run.lock():  # one writer per run
+        cache = load_latents(cfg, run.vqgan_ckpt, run.latents, resolve_device(cfg.device),
+                             rebuild="force" if args.force else "auto")
     print(f"latents: {run.latents} (train {tuple(cache['train'].shape)}, val {tuple(cache['val'].shape)}, "
           f"dtype {cache['train'].dtype})")
     return 0
@@ -257,7 +258,20 @@ def _sampling_models(args):
     return from_run(run, cfg, device, use_ema=cfg.sample.use_ema and not args.no_ema), device, run.path
 
 
+def _output_lock(args):
+    """The run's lock when the picture goes into the run (the default --png), else nothing: sampling a run into a
+    file elsewhere only reads it, so it may go on while the run trains."""
+    if args.run and not args.png and not (args.official_vqgan or args.official_sampler):
+        return RunDir(args.run).lock()
+    return contextlib.nullcontext()
+
+
 def run_sample(args) -> int:
+    with _output_lock(args):
+        return _run_sample(args)
+
+
+def _run_sample(args) -> int:
     m, device, folder = _sampling_models(args)
     print(sample_to_png(m, Path(args.png) if args.png else folder / "samples.png",
                      n=args.n if args.n is not None else m.default_n,
@@ -270,6 +284,11 @@ def run_sample(args) -> int:
 
 
 def run_inpaint(args) -> int:
+    with _output_lock(args):
+        return _run_inpaint(args)
+
+
+def _run_inpaint(args) -> int:
     m, device, folder = _sampling_models(args)
     print(inpaint_to_png(m, args.image, args.mask, Path(args.png) if args.png else folder / "inpainted.png",
                       steps=args.steps if args.steps is not None else m.default_steps,
@@ -279,10 +298,12 @@ def run_inpaint(args) -> int:
 
 
 def run_elbo(args) -> int:
-
-
-
     run, cfg = _config(args)
+    with run.lock():  # writes RUN/likelihood.json
+        return _run_elbo(args, run, cfg)
+
+
+def _run_elbo(args, run, cfg) -> int:
     device = resolve_device(cfg.device)
     kinds = [k for k in ("absorbing", "autoregressive") if run.prior_ckpt_for(k).exists()]
     if not kinds:
@@ -315,7 +336,8 @@ def run_elbo(args) -> int:
 
 def run_pipeline(args) -> int:
     run, cfg = _config(args)
-    pipeline.run_pipeline(run, cfg, resume=args.resume, force=args.force, show_progress=not args.no_progress)
+    with run.lock():  # every stage writes to the run
+        pipeline.run_pipeline(run, cfg, resume=args.resume, force=args.force, show_progress=not args.no_progress)
     return 0
 
 
@@ -385,6 +407,11 @@ def run_evaluate(args) -> int:
         v = getattr(args, name)
         if v is not None and v != "all" and v < 1:
             raise ValueError(f"--{name.replace('_', '-')}={v}; must be >= 1")
+    with run.lock():  # appends to RUN/evaluation.jsonl
+        return _run_evaluate(args, run, cfg)
+
+
+def _run_evaluate(args, run, cfg) -> int:
     device = resolve_device(args.device or cfg.device)
     configure_matmul(device)  # TF32 on CUDA
     batch_size = args.batch_size or (evaluate.CUDA_BATCH_SIZE if device.type == "cuda" else 32)
@@ -474,8 +501,10 @@ def run_reproduce(args: argparse.Namespace) -> int:
         print("error: --profile is required (one of " + ", ".join(sorted(PROFILES)) + ")", file=sys.stderr)
         return 2
     try:
-        reproduce.run_notebooks(args.profile, args.run, only=args.only, force=args.force, device=args.device,
-                      seed=args.seed, overrides=args.overrides, kernel=args.kernel)
+        # the notebooks' kernels are this command's children: they write the run under its lock (RunDir.lock)
+        with RunDir(args.run or Path("runs") / args.profile).lock():
+            reproduce.run_notebooks(args.profile, args.run, only=args.only, force=args.force, device=args.device,
+                                    seed=args.seed, overrides=args.overrides, kernel=args.kernel)
         if args.export:
             reproduce.export_docs(Path(args.run or Path("runs") / args.profile), Path(args.export))
     except (ValueError, FileNotFoundError) as e:

@@ -5,6 +5,7 @@ and feature set (figures on different feature spaces are never mixed).
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 from ulib.io.files import atomic_write
@@ -13,16 +14,25 @@ PAPER_PRDC_K = 3  # the official calc_PRDC.py used nearest_k = 3 (we use k = 5, 
 
 
 def read_records(path: str | Path) -> list[dict]:
+    """The records of an evaluation.jsonl, in order. A line that is not a JSON record (a write cut short by a full
+    disk in an older version, a hand edit) is skipped with a warning naming it, so one bad line never blocks
+    the evaluations after it."""
     path = Path(path)
     if not path.is_file():
         return []
     out = []
-    for i, line in enumerate(path.read_text().splitlines(), 1):
+    for i, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
         if line.strip():
             try:
-                out.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError as e:
-                raise ValueError(f"{path}, line {i}: not a JSON record ({e}); fix or delete that line")
+                warnings.warn(f"{path}, line {i}: not a JSON record ({e}); skipped (fix or delete that line)",
+                              stacklevel=2)
+                continue
+            if not isinstance(record, dict):
+                warnings.warn(f"{path}, line {i}: a JSON {type(record).__name__}, not a record; skipped", stacklevel=2)
+                continue
+            out.append(record)
     return out
 
 
@@ -105,11 +115,18 @@ def render_markdown(records: list[dict], run_name: str = "") -> str:
 
 
 def record_evaluation(run_path: str | Path, record: dict) -> tuple[Path, Path]:
-    """Append `record` to RUN/evaluation.jsonl and rewrite RUN/evaluation.md from all records."""
+    """Add `record` to RUN/evaluation.jsonl and rewrite RUN/evaluation.md from all records.
+
+    The file is rewritten whole through `atomic_write` (the old lines byte for byte, then the new one), never
+    appended in place: a write cut short (full disk, kill) leaves the previous file intact instead of a partial
+    last line. The command holds the run's lock (`RunDir.lock`), so no other writer adds a record meanwhile."""
     run_path = Path(run_path)
     jsonl, md = run_path / "evaluation.jsonl", run_path / "evaluation.md"
-    with open(jsonl, "a") as f:  # one line per evaluation, appended: earlier records are never rewritten
-        f.write(json.dumps(record) + "\n")
+    before = jsonl.read_bytes() if jsonl.is_file() else b""
+    if before and not before.endswith(b"\n"):
+        before += b"\n"
+    line = (json.dumps(record) + "\n").encode()
+    atomic_write(jsonl, lambda f: f.write(before + line))
     text = render_markdown(read_records(jsonl), run_path.name) + "\n"
     atomic_write(md, lambda f: f.write(text.encode()))
     return jsonl, md

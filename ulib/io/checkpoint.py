@@ -24,6 +24,7 @@ from ulib.io.files import atomic_write
 __all__ = [
     "save_checkpoint",
     "load_checkpoint",
+    "checkpoint_config",
     "rng_state",
     "set_rng_state",
     "check_state_dict",
@@ -68,6 +69,22 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", what: str = "ch
     if not isinstance(state, dict):
         raise ValueError(f"checkpoint {str(path)!r} holds a {type(state).__name__}, expected a dict")
     return state
+
+
+def checkpoint_config(path: str | os.PathLike) -> dict | None:
+    """The config dict stored in a checkpoint (memory-mapped where the format allows, so its tensors are not
+    read), or None when the file is missing, unreadable or holds no config."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    for mmap in (True, False):  # files of the legacy (non-zip) format cannot be memory-mapped
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        except Exception:
+            continue
+        cfg = state.get("config") if isinstance(state, dict) else None
+        return cfg if isinstance(cfg, dict) else None
+    return None
 
 
 # ---- random number generators ------------------------------------------------------------------------

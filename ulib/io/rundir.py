@@ -9,17 +9,36 @@
       metrics_vqgan.csv  metrics_prior.csv  (metrics_prior_ar.csv)
       reconstructions.png  samples.png
       images/                grids written during training
+      .lock                  held by the one command that writes to the run (`RunDir.lock`), naming it
+
+One writer per run: every command that writes into a run directory holds `RunDir.lock` for its whole length,
+an exclusive advisory lock (flock) on RUN/.lock that the system drops when the process ends, however it ends;
+a second writer stops at once with an error naming the holder (`RunLocked`).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import socket
+import sys
+import time
 import warnings
 from pathlib import Path
 
-from ulib.config import Config, apply_overrides
+from ulib.config import Config, apply_overrides, missing_keys
+from ulib.io.checkpoint import checkpoint_config
 from ulib.profiles import get_profile
+
+try:
+    import fcntl  # POSIX advisory locks
+except ImportError:  # Windows: no flock; runs there are not locked (said once, below)
+    fcntl = None
+
+
+class RunLocked(ValueError):
+    """Another process holds the run directory's lock (its message names that process)."""
 
 
 def sample_settings_drift(stored: Config) -> str | None:
@@ -42,6 +61,10 @@ def sample_settings_drift(stored: Config) -> str | None:
     return (f"its config.json samples with {stored_s} (stored when the run was made); profile "
             f"{stored.profile!r} now says {profile_s.replace(' ', ', ')}. Using the stored values; pass "
             f"--set {profile_s.replace(' ', ' --set ')} to follow the profile")
+
+
+_HELD: set[str] = set()  # run directories (resolved) this process holds the lock of
+HELD_ENV = "ULIB_HELD_RUNS"  # the runs an ancestor process holds, for the processes it starts (os.pathsep-joined)
 
 
 class RunDir:
@@ -73,6 +96,56 @@ class RunDir:
     def prior_log_for(self, kind: str) -> Path:
         return self.prior_log if kind == "absorbing" else self.path / "metrics_prior_ar.csv"
 
+    lock_file = property(lambda self: self.path / ".lock")
+
+    @contextlib.contextmanager
+    def lock(self, command: str | None = None):
+        """Hold the run's exclusive lock while the block runs; `RunLocked` at once when another process holds it.
+
+        The lock is flock(LOCK_EX | LOCK_NB) on RUN/.lock, so it dies with its process (a killed run never leaves
+        a stale lock behind); the file itself only says who holds it: pid, host, command, start time. Under
+        torchrun only rank 0 locks (its other processes are the same command). Re-entrant within one process.
+        """
+        key = str(self.path.resolve())
+        inherited = os.environ.get(HELD_ENV, "").split(os.pathsep)
+        if fcntl is None or os.environ.get("RANK", "0") != "0" or key in _HELD or key in inherited:
+            yield self  # no flock here, torchrun's other ranks, or held by this process or the one that started it
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        f = open(self.lock_file, "a+")
+        try:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                f.seek(0)
+                holder = f.read().strip() or "another process (it has not written its name yet)"
+                raise RunLocked(f"run {self.path} is in use by {holder}; only one command may write to a run at a "
+                                "time: wait for it to finish, or use another --run directory") from None
+            f.seek(0)
+            f.truncate()
+            who = command or " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+            f.write(f"pid {os.getpid()} on {socket.gethostname()} ({who}), since "
+                    f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+            f.flush()
+            _HELD.add(key)
+            before = os.environ.get(HELD_ENV)
+            # processes this one starts (notebook kernels under `reproduce`) write for it: they see the lock as held
+            os.environ[HELD_ENV] = os.pathsep.join([*filter(None, inherited), key])
+            try:
+                yield self
+            finally:
+                _HELD.discard(key)
+                if before is None:
+                    os.environ.pop(HELD_ENV, None)
+                else:
+                    os.environ[HELD_ENV] = before
+                f.seek(0)
+                f.truncate()  # nobody holds it now
+                f.flush()
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        finally:
+            f.close()
+
     def make(self) -> "RunDir":
         self.images.mkdir(parents=True, exist_ok=True)
         return self
@@ -85,7 +158,46 @@ class RunDir:
             d = json.loads(self.config_file.read_text())
         except json.JSONDecodeError as e:
             raise ValueError(f"{self.config_file} is not valid JSON ({e}); fix or delete it")
+        if not isinstance(d, dict):
+            raise ValueError(f"{self.config_file} holds a {type(d).__name__}, not a config mapping; fix or delete it")
+        missing = missing_keys(d)
+        if missing:
+            d = self._fill_from_checkpoints(d, missing)
         return Config.from_dict(d).validate()
+
+    def _fill_from_checkpoints(self, d: dict, missing: list[str]) -> dict:
+        """config.json without some keys: take each from the checkpoint that was trained with it (the prior's
+        settings from the prior's file, the rest from vqgan.pt first), with a warning; a key no checkpoint holds
+        takes its default, said too. Never silently a default for a trained model (T = 64 for a T = 16 prior)."""
+        files = (self.vqgan_ckpt, self.prior_ckpt, self.prior_ckpt_for("autoregressive"))
+        configs = {p.name: checkpoint_config(p) for p in files}
+        d = json.loads(json.dumps(d))  # a deep copy
+        taken, defaulted = [], []
+        for key in missing:
+            section = key.split(".", 1)[0]
+            order = (["prior.pt", "prior_ar.pt", "vqgan.pt"] if section in ("prior", "prior_train")
+                     else ["vqgan.pt", "prior.pt", "prior_ar.pt"])
+            for name in order:
+                node = configs.get(name)
+                for part in key.split("."):
+                    node = node.get(part) if isinstance(node, dict) else None
+                if node is not None:
+                    *parents, last = key.split(".")
+                    target = d
+                    for part in parents:
+                        target = target.setdefault(part, {})
+                    target[last] = node
+                    taken.append(f"{key}={node!r} from {name}")
+                    break
+            else:
+                defaulted.append(key)
+        said = []
+        if taken:
+            said.append("took " + ", ".join(taken))
+        if defaulted:
+            said.append("no checkpoint holds " + ", ".join(defaulted) + ", so they take their defaults")
+        warnings.warn(f"{self.config_file} lacks {len(missing)} key(s): " + "; ".join(said), stacklevel=3)
+        return d
 
     def resolve_config(self, profile: str | None, overrides: list[str] | None = None) -> Config:
         """The run's stored config if it has one (a different --profile is an error), else the profile's

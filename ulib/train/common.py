@@ -2,6 +2,7 @@
 gradient accumulation, NaN guard, resuming generators and optimisers on another device, progress."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -14,13 +15,25 @@ import torch
 from tqdm.auto import tqdm
 
 from ulib.device import configure_matmul, resolve_device, seed_everything
-from ulib.io.checkpoint import load_checkpoint
+from ulib.io.checkpoint import checkpoint_config, load_checkpoint
 from ulib.io.files import atomic_write
 from ulib.train import distributed as dist_utils
 
 
 class AlreadyTrained(Exception):
     """The run's checkpoint already reached the requested number of steps."""
+
+
+def holds_run_lock(train):
+    """Decorator of a training loop `train(run, cfg, ...)`: the loop runs holding the run's lock (`RunDir.lock`),
+    so two trainings (two shells, two notebooks) never write one run at once; the second stops with an error
+    naming the first."""
+    @functools.wraps(train)
+    def locked(run, *args, **kwargs):
+        with run.lock():
+            return train(run, *args, **kwargs)
+
+    return locked
 
 
 def warmup_lr(step: int, base_lr: float, warmup_steps: int) -> float:
@@ -58,20 +71,79 @@ def resume_state(ckpt: Path, *, resume: bool, force: bool, total_steps: int, wha
     return state
 
 
+# The settings a checkpoint is made of: a run's config may change anything else between commands (more steps, a
+# new learning rate, sampling settings), but not these while the checkpoint is kept.
+VQGAN_KEYS = ("data.img_size", "vqgan.n_channels", "vqgan.nf", "vqgan.ch_mult", "vqgan.res_blocks",
+              "vqgan.attn_resolutions", "vqgan.norm_groups", "vqgan.codebook_size", "vqgan.emb_dim", "vqgan.ndf",
+              "vqgan.disc_layers")
+PRIOR_KEYS = ("prior.n_emb", "prior.n_head", "prior.n_layers", "prior.total_steps", "vqgan.codebook_size",
+              "vqgan.ch_mult", "data.img_size")
+RESUME_KEYS = {  # continuing a checkpoint also keeps what its training was (the data it saw, its objective)
+    "VQGAN": VQGAN_KEYS + ("data.dataset", "data.path", "data.val_fraction", "data.split_seed", "data.flip"),
+    "prior": PRIOR_KEYS + ("prior.loss_type",),
+}
+
+
+def _get(d: dict, dotted: str):
+    for part in dotted.split("."):
+        d = d.get(part) if isinstance(d, dict) else None
+    return list(d) if isinstance(d, tuple) else d
+
+
+def config_conflicts(saved: dict | None, cfg, keys) -> list[str]:
+    """'key: X in the checkpoint, Y now' for each of `keys` where the checkpoint's saved config and `cfg` differ."""
+    if not saved:
+        return []
+    now = cfg.to_dict()
+    out = []
+    for key in keys:
+        a, b = _get(saved, key), _get(now, key)
+        if a is not None and a != b:
+            out.append(f"{key}={a!r} in the checkpoint, {b!r} now")
+    return out
+
+
+def check_against_checkpoints(run, cfg, ckpt: Path, state: dict | None, what: str) -> None:
+    """Every setting (from --set, --data or a profile) against the checkpoints it must agree with, before anything
+    is written: the checkpoint being resumed (`RESUME_KEYS`), and for the prior the VQGAN whose tokens it learns
+    (`VQGAN_KEYS`). A conflict is a ValueError naming the keys, both values and the way out."""
+    if state is not None:
+        bad = config_conflicts(state.get("config"), cfg, RESUME_KEYS[what])
+        if bad:
+            raise ValueError(f"{ckpt} cannot be resumed with these settings: {'; '.join(bad)}. Drop the --set/--data "
+                             f"that changes them (the run's config.json is unchanged), or pass --force to train the "
+                             f"{what} again from scratch")
+    if what == "prior" and run.vqgan_ckpt.exists():
+        bad = config_conflicts(checkpoint_config(run.vqgan_ckpt), cfg, VQGAN_KEYS)
+        if bad:
+            raise ValueError(f"the settings disagree with the run's VQGAN {run.vqgan_ckpt}: {'; '.join(bad)}. Drop "
+                             "the --set that changes them (the run's config.json is unchanged), or retrain the VQGAN "
+                             "(train-vqgan --force) first")
+
+
 def start_training(run, cfg, ckpt: Path, total_steps: int, what: str, *, resume: bool, force: bool):
     """What both stages do first: pick the device (joining torchrun's process group when launched by it),
-    decide fresh start vs resume (`resume_state`), write the run's config (rank 0) and seed this process.
+    decide fresh start vs resume (`resume_state`), check the settings against the checkpoints
+    (`check_against_checkpoints`) and seed this process. Nothing is written to the run yet: the stage writes
+    its config when it commits to it (`commit_stage`), just before its first step.
 
     Returns (rank, world, device, state); state is None for a fresh start.
     """
     rank, world, device = dist_utils.init_from_env(resolve_device(cfg.device))
     configure_matmul(device)  # TF32 matmuls on CUDA
     state = resume_state(ckpt, resume=resume, force=force, total_steps=total_steps, what=what)
-    if rank == 0:
-        run.make()
-        run.save_config(cfg)
+    check_against_checkpoints(run, cfg, ckpt, state, what)
     seed_everything(cfg.seed + rank)
     return rank, world, device, state
+
+
+def commit_stage(run, cfg, stage: str, plan: "BatchPlan") -> None:
+    """The stage is set up (data read, models built, checkpoint loaded): write the run's config.json and the
+    stage's batch plan. Called by rank 0 just before the first step, so a command that fails earlier (a bad
+    --set, a wrong --data, an unreadable checkpoint) leaves config.json as it was."""
+    run.make()
+    run.save_config(cfg)
+    record_batch(run, stage, plan)
 
 
 # ---- the global batch -------------------------------------------------------------------------------

@@ -33,12 +33,13 @@ from ulib.train.common import (
     FiniteGuard,
     Throughput,
     batch_plan,
+    commit_stage,
+    holds_run_lock,
     load_optimizer_state,
     make_adamw,
     micro_batches,
     progress,
     rank_generator,
-    record_batch,
     resume_generator,
     set_lr,
     start_training,
@@ -65,6 +66,7 @@ def validation_metric(net, cfg: Config, diffusion: AbsorbingDiffusion, val: torc
     return {"val_elbo_bpt": absorbing_elbo(diffusion, net, data, mc=1, generator=g).bits_per_token}
 
 
+@holds_run_lock
 def train_prior(run: RunDir, cfg: Config, *, resume: bool = False, force: bool = False,
                 stop_at: int | None = None, show_progress: bool = True) -> Path:
     """Train the prior of `run` to cfg.prior_train.steps (or stop early at `stop_at`); returns the checkpoint."""
@@ -75,7 +77,6 @@ def train_prior(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
 
     plan = batch_plan(tc.batch_size, tc.micro_batch, world, "prior_train")
     if main:
-        record_batch(run, ckpt.stem, plan)
         print(f"{ckpt.stem}: {plan.describe()}")
     # data: token grids encoded once by the trained VQGAN (every process encodes its share when the cache is
     # missing or stale). On the device in their stored uint8/int16 (1.5 GB for LSUN Bedrooms instead of 12 GB
@@ -114,8 +115,10 @@ def train_prior(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
     if tc.compile:  # opt-in: compiles on the first step (seconds to minutes), then fewer, fused kernels
         model = torch.compile(model)
 
-    log = MetricsLog(log_file, resume_step=step if state is not None else None) if main else None
     vqgan = load_run_vqgan(cfg, run.vqgan_ckpt, device) if main else None
+    if main:  # set up without an error: the run's config and batch plan are written now, not before
+        commit_stage(run, cfg, ckpt.stem, plan)
+    log = MetricsLog(log_file, resume_step=step if state is not None else None) if main else None
     end = tc.steps if stop_at is None else min(stop_at, tc.steps)
     batches = StepBatches(len(train), plan.per_process, cfg.seed, start=step, stop=end, rank=rank, world=world)
     bar = progress(tc.steps, step, "prior", show_progress and main)

@@ -35,10 +35,11 @@ from ulib.train.common import (
     FiniteGuard,
     Throughput,
     batch_plan,
+    commit_stage,
+    holds_run_lock,
     load_optimizer_state,
     progress,
     rank_generator,
-    record_batch,
     resume_generator,
     set_lr,
     start_training,
@@ -85,6 +86,7 @@ def _mean_stats(parts: list[dict]) -> dict:
     return {k: torch.stack([p[k].float() for p in parts]).mean() for k in parts[0]}
 
 
+@holds_run_lock
 def train_vqgan(run: RunDir, cfg: Config, *, resume: bool = False, force: bool = False,
                 stop_at: int | None = None, show_progress: bool = True) -> Path:
     """Train the VQGAN of `run` to cfg.vqgan_train.steps (or stop early at `stop_at`); returns the checkpoint."""
@@ -94,7 +96,6 @@ def train_vqgan(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
     main = rank == 0
     plan = batch_plan(tc.batch_size, tc.micro_batch, world, "vqgan_train")
     if main:
-        record_batch(run, "vqgan", plan)
         print(f"vqgan: {plan.describe()}")
 
     train = build_dataset(cfg.data, "train", train_transforms=False)  # flips happen below, seeded
@@ -136,6 +137,8 @@ def train_vqgan(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
         step = int(state["step"])
         resume_generator(g, state, cfg.seed, rank)
 
+    if main:  # set up without an error: the run's config and batch plan are written now, not before
+        commit_stage(run, cfg, "vqgan", plan)
     log = MetricsLog(run.vqgan_log, resume_step=step if state is not None else None) if main else None
     end = tc.steps if stop_at is None else min(stop_at, tc.steps)
     batches = StepBatches(len(train), plan.per_process, cfg.seed, start=step, stop=end, rank=rank, world=world)
