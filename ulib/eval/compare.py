@@ -58,7 +58,7 @@ def load_image_set(path: str | os.PathLike, *, limit: int | None = None) -> torc
     All images of a set must have one size (ValueError naming a file that differs). `limit`: the first
     `limit` images (>= 1), or None for all. Any unreadable input is a one-line ValueError naming the file.
     """
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
         raise ValueError(f"limit={limit!r}: expected a number of images >= 1 (or None: all of them)")
     path = Path(path)
     if path.suffix.lower() == ".npz" and not path.is_dir():
