@@ -4,8 +4,10 @@ Tests import from here (never from one another); pytest fixtures stay in conftes
 """
 import io
 import os
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -146,3 +148,13 @@ def jpeg_bytes(color, size=(24, 16)) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", size, color).save(buf, format="JPEG", quality=95)
     return buf.getvalue()
+
+
+def huge_png_header(width=20_000, height=20_000) -> bytes:
+    """A tiny PNG whose header claims width x height pixels (default 400 million, over twice Pillow's
+    decompression-bomb limit) and that holds no pixel data: what a decompression bomb looks like to a reader."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")

@@ -27,7 +27,7 @@ class DataConfig:
     val_fraction: float = 0.05  # fraction of images held out for validation (deterministic split)
     split_seed: int = 0  # seed of the train/validation split
     skip_bad: bool = False  # skip unreadable images with a warning instead of raising
-    cache_dir: str = "data/cache"  # where rendered OpenMoji arrays are cached
+    cache_dir: str = "data/cache"  # data caches; a relative path starts at ulib's checkout, not the cwd (data/cache.py)
 
 
 @dataclass

@@ -187,7 +187,7 @@ def test_compare_names_bad_input(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such"):
         C.load_image_set(tmp_path / "missing")
     np.savez(tmp_path / "f.npz", a=np.zeros((2, 4, 4, 3), np.float32))
-    with pytest.raises(ValueError, match="expected uint8"):
+    with pytest.raises(ValueError, match="float32 of shape .*expected a .npz holding one uint8 array"):
         C.load_image_set(tmp_path / "f.npz")
     r = run_cli("compare", str(tmp_path / "missing"), str(tmp_path / "f.npz"))
     assert r.returncode == 2 and "no such folder" in r.stderr

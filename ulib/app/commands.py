@@ -6,10 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ulib.config import downsampling_factor
-from ulib.data.images import resize_center_crop, to_rgb, to_tensor
+from ulib.data.images import ImageTooLargeError, open_rgb, resize_center_crop, to_tensor
 from ulib.io.logs import preview_upscale, save_image_grid
 from ulib.sample.api import sample_images
 from ulib.sample.inpaint import inpaint
@@ -58,11 +57,12 @@ def load_rgb(path: str | Path, size: int, what: str) -> np.ndarray:
     if not p.exists():
         raise FileNotFoundError(f"{what} {p} does not exist")
     try:
-        with Image.open(p) as img:
-            img.load()
-            return np.asarray(resize_center_crop(to_rgb(img), size), dtype=np.uint8)
-    except OSError as e:
-        raise ValueError(f"{what} {p} cannot be read as an image ({e})")
+        img = open_rgb(p)  # any mode -> RGB; more pixels than Pillow's decompression-bomb limit: refused
+    except ImageTooLargeError as e:
+        raise ValueError(f"{what} {p} is too large to read: {e}") from None
+    except Exception as e:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError, ... for bad data
+        raise ValueError(f"{what} {p} cannot be read as an image ({type(e).__name__}: {e})") from None
+    return np.asarray(resize_center_crop(img, size), dtype=np.uint8)
 
 
 @torch.no_grad()

@@ -15,26 +15,82 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm.auto import tqdm
 
-from ulib.data.images import DATA_README, AugmentedDataset, DatasetNotFoundError, read_image, read_with_policy
+from ulib.data.cache import before_writing, resolve_cache_dir
+from ulib.data.images import DATA_README, AugmentedDataset, DatasetNotFoundError, open_rgb, read_image, read_with_policy
 from ulib.io.files import atomic_write
 
 IMAGE_EXTENSIONS = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 
 
+def _walk_images(root: Path) -> list[tuple[Path, bool]]:
+    """(path, reached through a link) of every image file under `root`, each folder entered once.
+
+    First every real sub-folder (breadth-first, sorted), then the folders that links lead to, in the order the
+    links were met; a folder is entered only the first time its (st_dev, st_ino) is met, so a link to a folder
+    already seen (to itself, to a parent: a loop) adds nothing and a folder with a real name under `root` is
+    walked under that name. Hidden files and folders are skipped.
+    """
+    st = root.stat()
+    seen, found, links = {(st.st_dev, st.st_ino)}, [], []
+    queue = [(root, False)]
+    while queue or links:
+        if not queue:  # the real folders are done: follow the next link to a folder not yet entered
+            try:
+                st = os.stat(link := links.pop(0))
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                queue.append((link, True))
+            continue
+        folder, linked = queue.pop(0)
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as e:
+            warnings.warn(f"cannot list {str(folder)!r} ({e.strerror or e}); its images are left out", stacklevel=3)
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):  # .ipynb_checkpoints, ._ files of macOS
+                continue
+            path, is_link = Path(entry.path), entry.is_symlink()
+            if entry.is_dir(follow_symlinks=False):
+                st = entry.stat(follow_symlinks=False)
+                if (st.st_dev, st.st_ino) not in seen:
+                    seen.add((st.st_dev, st.st_ino))
+                    queue.append((path, linked))
+            elif is_link and os.path.isdir(path):
+                links.append(path)
+            elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
+                found.append((path, linked or is_link))
+    return found
+
+
 def scan_images(root: str | os.PathLike) -> list[Path]:
-    """Image files under `root`, recursively, sorted by relative path; hidden files/folders are ignored."""
+    """Image files under `root`, recursively, sorted by relative path; hidden files/folders are ignored.
+
+    Links are followed, but every folder is entered and every file counted once: a link loop (a folder linking
+    to itself or to a parent) or two names of one file (a link, a hard link) yield it once, under its name
+    reached without links where there is one, else the first in sorted order. A dangling link is kept: the
+    up-front check names it as a file that cannot be read.
+    """
     root = Path(root)
     if not root.is_dir():
         raise DatasetNotFoundError(f"image folder {str(root)!r} does not exist or is not a folder; {DATA_README} "
                                 "for where to download the datasets and where to put them")
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]  # .ipynb_checkpoints, ._ files of macOS
-        found += [Path(dirpath, f) for f in filenames if not f.startswith(".")
-                  and os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS]
+    walked = _walk_images(root)
+    walked.sort(key=lambda pl: (pl[1], pl[0].relative_to(root).as_posix()))  # names without links first
+    found, files_seen = [], set()
+    for path, _ in walked:
+        try:
+            st = path.stat()
+            ident: tuple = (st.st_dev, st.st_ino)
+        except OSError:
+            ident = ("unreadable", str(path))  # a dangling link: kept, to be named by the check
+        if ident not in files_seen:
+            files_seen.add(ident)
+            found.append(path)
     found.sort(key=lambda p: p.relative_to(root).as_posix())
     if not found:
         raise ValueError(f"no images found in {str(root)!r}; allowed extensions (any case): "
@@ -42,7 +98,7 @@ def scan_images(root: str | os.PathLike) -> list[Path]:
     return found
 
 
-FOLDER_CHECK_VERSION = "c1"  # bump when check_image_files judges files differently: part of its cache key
+FOLDER_CHECK_VERSION = "c2"  # bump when check_image_files judges files differently: part of its cache key
 _LIST_IN_ERROR = 50  # bad files named in the error message itself; all of them are in the verdict file
 
 
@@ -55,29 +111,34 @@ class BadImagesError(ValueError):
 
 
 def file_list_facts(root: Path, files: Sequence[Path]) -> list[tuple[str, int, int]]:
-    """(relative path, size, mtime_ns) of every file: what a folder's verdict and fingerprint depend on."""
+    """(relative path, size, mtime_ns) of every file: what a folder's verdict and fingerprint depend on.
+    A dangling link contributes its own (lstat) facts; reading it fails in the check, which names it."""
     facts = []
     for p in files:
-        st = p.stat()
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            st = p.lstat()
         rel = p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)
         facts.append((rel, st.st_size, st.st_mtime_ns))
     return facts
 
 
 def _read_error(path: Path) -> str | None:
-    """None if PIL identifies and fully decodes `path`, else 'ErrorType: message'."""
+    """None if `path` decodes to RGB as training reads it (`open_rgb`: all pixel data, within Pillow's
+    decompression-bomb limit), else 'ErrorType: message'."""
     try:
-        with Image.open(path) as img:
-            img.load()  # the whole pixel data: a truncated file fails here, not at identification
+        open_rgb(path)
         return None
-    except Exception as e:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError, DecompressionBomb...
+    except Exception as e:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError, ImageTooLargeError...
         return f"{type(e).__name__}: {e}"
 
 
 def folder_check_path(root: str | os.PathLike, facts, cache_dir: str | os.PathLike) -> Path:
-    """data/cache/folder-check-HASH.json: one verdict per (folder, file list with sizes and mtimes)."""
+    """data/cache/folder-check-HASH.json: one verdict per (folder, file list with sizes and mtimes).
+    A relative cache_dir is the checkout's (`ulib.data.cache.resolve_cache_dir`), not the working directory's."""
     ident = json.dumps([FOLDER_CHECK_VERSION, str(Path(root).resolve()), facts])
-    return Path(cache_dir) / f"folder-check-{hashlib.sha256(ident.encode()).hexdigest()[:16]}.json"
+    return resolve_cache_dir(cache_dir) / f"folder-check-{hashlib.sha256(ident.encode()).hexdigest()[:16]}.json"
 
 
 def check_image_files(root: str | os.PathLike, files: Sequence[str | os.PathLike], *,
@@ -98,6 +159,8 @@ def check_image_files(root: str | os.PathLike, files: Sequence[str | os.PathLike
     if cache is not None and cache.exists():
         try:
             verdict = json.loads(cache.read_text())
+            if not isinstance(verdict, dict):  # valid JSON, but not a verdict (a list, a number, ...)
+                raise ValueError("not a verdict")
             if verdict.get("files") == len(facts) and isinstance(verdict.get("bad"), dict):
                 return {str(k): str(v) for k, v in verdict["bad"].items()}
         except (OSError, ValueError):
@@ -118,6 +181,7 @@ def check_image_files(root: str | os.PathLike, files: Sequence[str | os.PathLike
                 bad[rel] = err
     if cache is not None:
         text = json.dumps({"folder": str(root.resolve()), "files": len(facts), "bad": bad}, indent=1)
+        before_writing(cache.parent)
         try:
             atomic_write(cache, lambda f: f.write(text.encode()))
         except OSError as e:

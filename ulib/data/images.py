@@ -1,13 +1,15 @@
 """Pixels: one preprocessing for every dataset, and what every dataset shares.
 
 Any image (a file, encoded bytes, any PIL mode) becomes uint8 (S, S, 3): transparency composited on white,
-shorter side resized to S (bicubic, antialiased), centre crop. A dataset item is float32 (3, S, S) in [-1, 1]
+shorter side resized to S (bicubic, antialiased), centre crop. An image over Pillow's decompression-bomb limit is
+an `ImageTooLargeError` (its pixel count and the limit), never decoded. A dataset item is float32 (3, S, S) in [-1, 1]
 (x = u / 127.5 - 1), flipped at random when the dataset flips. `tensor_to_uint8` goes back.
 """
 from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from typing import Callable, Sequence
 
@@ -50,11 +52,39 @@ def resize_center_crop(img: Image.Image, size: int) -> Image.Image:
     return img.crop((left, top, left + size, top + size))
 
 
-def read_image(data: bytes | str | os.PathLike, size: int) -> np.ndarray:
-    """File path or encoded bytes -> uint8 (size, size, 3). Raises whatever PIL raises for bad data."""
-    with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as img:
+class ImageTooLargeError(ValueError):
+    """An image of more pixels than PIL.Image.MAX_IMAGE_PIXELS (a possible decompression bomb): not decoded."""
+
+
+def _too_large(pixels: int, size: tuple[int, int] | None = None) -> ImageTooLargeError:
+    dims = f" ({size[0]}x{size[1]})" if size else ""
+    return ImageTooLargeError(f"{pixels:,} pixels{dims}, over the limit of {Image.MAX_IMAGE_PIXELS:,} "
+                              "(PIL.Image.MAX_IMAGE_PIXELS, Pillow's guard against decompression bombs); shrink it")
+
+
+def open_rgb(source: bytes | str | os.PathLike) -> Image.Image:
+    """File path or encoded bytes -> a fully decoded RGB image (`to_rgb`), whatever its mode.
+
+    More than PIL.Image.MAX_IMAGE_PIXELS pixels raises ImageTooLargeError before any decoding (Pillow itself
+    only warns up to twice the limit, then decodes it all); for other bad data, whatever PIL raises.
+    """
+    try:
+        img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+    except Image.DecompressionBombError as e:  # over twice the limit: Pillow refuses, with its own wording
+        m = re.search(r"\((\d+) pixels\)", str(e))
+        raise (_too_large(int(m.group(1))) if m else ImageTooLargeError(str(e))) from None
+    with img:
+        limit = Image.MAX_IMAGE_PIXELS
+        if limit and img.width * img.height > limit:
+            raise _too_large(img.width * img.height, img.size)
         img.load()  # decode now, so a truncated file fails here and not later
-        return np.asarray(resize_center_crop(to_rgb(img), size), dtype=np.uint8)
+        return to_rgb(img)
+
+
+def read_image(data: bytes | str | os.PathLike, size: int) -> np.ndarray:
+    """File path or encoded bytes -> uint8 (size, size, 3). Raises ImageTooLargeError or whatever PIL raises
+    for bad data (`open_rgb`)."""
+    return np.asarray(resize_center_crop(open_rgb(data), size), dtype=np.uint8)
 
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ulib.data.cache import before_writing, resolve_cache_dir
 from ulib.data.images import DATA_README, AugmentedDataset, DatasetNotFoundError, read_image, read_with_policy
-from ulib.io.files import save_npz
+from ulib.io.files import load_npz, save_npz
 
 
 def lmdb_data_file(path: Path) -> Path:
@@ -32,8 +33,12 @@ def _lmdb_env(path: Path):
         _LMDB_PID[0] = os.getpid()
     key = str(path.resolve())
     if key not in _LMDB_ENVS:
-        _LMDB_ENVS[key] = lmdb.open(key, subdir=path.is_dir(), readonly=True, lock=False, readahead=False,
-                                    meminit=False)
+        try:
+            _LMDB_ENVS[key] = lmdb.open(key, subdir=path.is_dir(), readonly=True, lock=False, readahead=False,
+                                        meminit=False)
+        except lmdb.Error as e:  # not an LMDB (garbage, empty, another format): say so, naming the path
+            raise ValueError(f"LSUN LMDB {str(path)!r} cannot be opened as an LMDB ({type(e).__name__}: {e}); "
+                             f"expected the folder as distributed, holding data.mdb; {DATA_README}") from None
     return _LMDB_ENVS[key]
 
 
@@ -70,17 +75,22 @@ class LSUNDataset(AugmentedDataset):
             return self._scan_keys()
         st = lmdb_data_file(self.path).stat()
         ident = f"{self.path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
-        cache = Path(cache_dir) / f"lsun-keys-{hashlib.sha256(ident.encode()).hexdigest()[:16]}.npz"
+        cache = resolve_cache_dir(cache_dir) / f"lsun-keys-{hashlib.sha256(ident.encode()).hexdigest()[:16]}.npz"
         if cache.exists():
             try:
-                with open(cache, "rb") as f, np.load(f, allow_pickle=False) as z:
-                    blob, offsets = z["blob"], z["offsets"]
+                z = load_npz(cache, ["blob", "offsets"])  # never unpickles
+                blob, offsets = z["blob"], z["offsets"]
+                if blob.dtype != np.uint8 or blob.ndim != 1 or offsets.ndim != 1 or len(offsets) == 0 \
+                        or offsets.dtype.kind not in "iu":
+                    raise ValueError(f"unexpected arrays: blob {blob.dtype} {blob.shape}, offsets {offsets.dtype} "
+                                     f"{offsets.shape}")
                 if offsets[0] != 0 or offsets[-1] != len(blob) or (np.diff(offsets) < 0).any():
                     raise ValueError("offsets do not match the key blob")
                 return blob, offsets
             except Exception as e:  # noqa: BLE001
                 warnings.warn(f"LSUN key cache {cache} is unreadable ({type(e).__name__}: {e}); scanning again")
         blob, offsets = self._scan_keys()
+        before_writing(cache.parent)
         try:
             save_npz(cache, blob=blob, offsets=offsets)
         except OSError as e:

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, features
 
-from ulib.io.files import save_npz
+from ulib.data.cache import before_writing, resolve_cache_dir
+from ulib.io.files import load_npz, save_npz
 
 OPENMOJI_CREDIT = ("All emojis designed by OpenMoji – the open-source emoji and icon project. "
                    "License: CC BY-SA 4.0 (https://openmoji.org)")
@@ -88,15 +89,18 @@ def render_openmoji(size: int = 32, *, sequences: bool | None = None) -> tuple[n
 
 
 def openmoji_cache_path(size: int, cache_dir: str | os.PathLike, *, sequences: bool) -> Path:
-    """e.g. data/cache/openmoji-v17.0.0-s32-seq1-r1.npz: package version, size, sequences, renderer version."""
-    return Path(cache_dir) / f"openmoji-v{openmoji_version()}-s{int(size)}-seq{int(sequences)}-{RENDERER_VERSION}.npz"
+    """e.g. data/cache/openmoji-v17.0.0-s32-seq1-r1.npz: package version, size, sequences, renderer version.
+    A relative cache_dir is the checkout's (`ulib.data.cache.resolve_cache_dir`), not the working directory's."""
+    name = f"openmoji-v{openmoji_version()}-s{int(size)}-seq{int(sequences)}-{RENDERER_VERSION}.npz"
+    return resolve_cache_dir(cache_dir) / name
 
 
 def load_openmoji(size: int = 32, cache_dir: str | os.PathLike | None = "data/cache", *,
                   sequences: bool | None = None) -> tuple[np.ndarray, list[str]]:
     """`render_openmoji(size)`, cached as an .npz under `cache_dir` (None: no cache). OpenMoji, CC BY-SA 4.0.
 
-    A corrupt or unreadable cache file is re-rendered with a warning; a cache that cannot be written only warns.
+    A corrupt or unreadable cache file (empty, truncated, not an .npz, unexpected arrays) is stale: rendered
+    again with a warning saying why. A cache that cannot be written only warns.
     """
     with_seq = _resolve_sequences(sequences)
     if cache_dir is None:
@@ -104,8 +108,8 @@ def load_openmoji(size: int = 32, cache_dir: str | os.PathLike | None = "data/ca
     path = openmoji_cache_path(size, cache_dir, sequences=with_seq)
     if path.exists():
         try:
-            with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:  # we close f even if np.load fails
-                images, names = z["images"], [str(n) for n in z["names"]]
+            z = load_npz(path, ["images", "names"])  # never unpickles
+            images, names = z["images"], [str(n) for n in z["names"]]
             if images.dtype != np.uint8 or images.shape[1:] != (size, size, 3) or len(names) != len(images):
                 raise ValueError(f"unexpected contents: images {images.dtype} {images.shape}, {len(names)} names")
             return images, names
@@ -113,6 +117,7 @@ def load_openmoji(size: int = 32, cache_dir: str | os.PathLike | None = "data/ca
             warnings.warn(f"OpenMoji cache {path} is unreadable ({type(e).__name__}: {e}); rendering it again",
                           stacklevel=2)
     images, names = render_openmoji(size, sequences=with_seq)
+    before_writing(path.parent)
     try:
         save_npz(path, images=images, names=np.array(names, dtype=str))
     except OSError as e:

@@ -13,52 +13,67 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ulib.data.folders import scan_images
-from ulib.data.images import to_rgb
+from ulib.data.images import open_rgb
 from ulib.eval import extractors as X
 from ulib.eval import metrics as M
+from ulib.io.files import NpzError, load_npz, npz_headers
 
 HELP = "FID, KID, precision, recall, density, coverage of two image sets (folders or .npz), with uncertainty"
 
 
 # ---- reading image sets ---------------------------------------------------------------------------------
+NPZ_EXPECTED = "a .npz holding one uint8 array of shape (N, H, W, 3) or (N, 3, H, W), named 'images' or alone"
+
+
+def _load_npz_set(path: Path, limit: int | None) -> torch.Tensor:
+    """uint8 (N, 3, H, W) from an .npz, its shape and dtype checked from the array header before any data is
+    read; never unpickles. ValueError naming the file and NPZ_EXPECTED for anything else."""
+    try:
+        headers = npz_headers(path)
+    except NpzError as e:
+        raise ValueError(f"image set {e}; expected {NPZ_EXPECTED}") from None
+    key = "images" if "images" in headers else (next(iter(headers)) if len(headers) == 1 else None)
+    if key is None:
+        held = f"{len(headers)} arrays ({', '.join(sorted(headers))}), none named 'images'" if headers else "no arrays"
+        raise ValueError(f"image set {path}: it holds {held}; expected {NPZ_EXPECTED}")
+    shape, dtype = headers[key]
+    if dtype != np.uint8 or len(shape) != 4 or 3 not in (shape[1], shape[-1]) or 0 in shape[1:]:
+        raise ValueError(f"image set {path}: array {key!r} is {dtype} of shape {shape}; expected {NPZ_EXPECTED}")
+    try:
+        a = load_npz(path, [key])[key]
+    except NpzError as e:
+        raise ValueError(f"image set {e}; expected {NPZ_EXPECTED}") from None
+    x = torch.from_numpy(np.ascontiguousarray(a[:limit]))
+    if shape[-1] == 3 and shape[1] != 3:
+        x = x.permute(0, 3, 1, 2)  # (N, H, W, 3) -> (N, 3, H, W)
+    return x.contiguous()
+
+
 def load_image_set(path: str | os.PathLike, *, limit: int | None = None) -> torch.Tensor:
     """uint8 (N, 3, H, W) from a folder of images (recursively, sorted; transparency on white) or an .npz.
 
     An .npz must hold one uint8 array (N, H, W, 3) or (N, 3, H, W), under 'images' or as its only array.
-    All images of a set must have one size (ValueError naming a file that differs).
+    All images of a set must have one size (ValueError naming a file that differs). `limit`: the first
+    `limit` images (>= 1), or None for all. Any unreadable input is a one-line ValueError naming the file.
     """
-
-
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
+        raise ValueError(f"limit={limit!r}: expected a number of images >= 1 (or None: all of them)")
     path = Path(path)
-    if path.suffix == ".npz":
+    if path.suffix.lower() == ".npz" and not path.is_dir():
         if not path.is_file():
             raise FileNotFoundError(f"image set {path}: no such file")
-        with np.load(path, allow_pickle=False) as z:
-            keys = list(z.keys())
-            key = "images" if "images" in keys else (keys[0] if len(keys) == 1 else None)
-            if key is None:
-                raise ValueError(f"{path}: expected an array named 'images' or a single array; found {keys}")
-            a = z[key]
-        if a.dtype != np.uint8 or a.ndim != 4 or 3 not in (a.shape[1], a.shape[-1]):
-            raise ValueError(f"{path}[{key!r}]: expected uint8 (N, H, W, 3) or (N, 3, H, W); got {a.dtype} {a.shape}")
-        x = torch.from_numpy(np.ascontiguousarray(a))
-        if a.shape[-1] == 3 and a.shape[1] != 3:
-            x = x.permute(0, 3, 1, 2)
-        return x[:limit].contiguous() if limit else x.contiguous()
+        return _load_npz_set(path, limit)
     if not path.exists():
         raise FileNotFoundError(f"image set {path}: no such folder or .npz file")
     if not path.is_dir():
         raise ValueError(f"image set {path}: expected a folder of images or an .npz file")
-    files = scan_images(path)[:limit] if limit else scan_images(path)
+    files = scan_images(path)[:limit]
     arrays, size = [], None
     for f in files:
         try:
-            with Image.open(f) as img:
-                img.load()
-                a = np.asarray(to_rgb(img), dtype=np.uint8)
+            a = np.asarray(open_rgb(f), dtype=np.uint8)  # any mode -> RGB; over Pillow's pixel limit: refused
         except Exception as e:  # noqa: BLE001 - name the file, whatever PIL raised
             raise ValueError(f"image set {path}: cannot read {f.relative_to(path)} ({type(e).__name__}: {e})") from e
         if size is None:
@@ -98,7 +113,7 @@ def bootstrap(real: torch.Tensor, fake: torch.Tensor, draws: int, seed: int, k: 
 def noise_floor(real: torch.Tensor, seed: int, k: int = 5, n: int | None = None) -> dict:
     """The figures between two disjoint random halves of `real` (n images each, default len(real) // 2)."""
     n = n or len(real) // 2
-    if 2 * n > len(real) or n <= k:
+    if 2 * n > len(real) or n < k + 2:  # PRDC needs k + 2 points per set (metrics.prdc)
         return {}
     g = torch.Generator().manual_seed(seed + 1)
     perm = torch.randperm(len(real), generator=g)

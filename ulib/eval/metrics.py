@@ -97,12 +97,16 @@ def inception_score(logits, splits: int = 10, seed: int = 2020) -> dict:
 
 def prdc(real, fake, k: int = 5) -> dict:
     """Precision, Recall, Density, Coverage (Naeem et al. 2020) by the `prdc` package, k-NN balls of radius the
-    distance to the k-th nearest neighbour. Needs more than k points in each set."""
+    distance to the k-th nearest neighbour. Needs k >= 1 and at least k + 2 points in each set (the package
+    ranks each point's distances to all points of its set, itself included, and takes index k + 1 of them)."""
     from prdc import compute_prdc
 
     real, fake = _features(real).numpy(), _features(fake).numpy()
-    if min(len(real), len(fake)) <= k:
-        raise ValueError(f"PRDC with k={k} needs more than {k} real and fake points; got {len(real)} and {len(fake)}")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"PRDC with k={k!r}; allowed: an integer k >= 1")
+    if min(len(real), len(fake)) < k + 2:
+        raise ValueError(f"PRDC with k={k} needs at least {k + 2} (k + 2) real and fake points; got {len(real)} "
+                         f"and {len(fake)}")
     with contextlib.redirect_stdout(io.StringIO()):  # compute_prdc prints the set sizes
         out = compute_prdc(real_features=real, fake_features=fake, nearest_k=k)
     return {name: float(out[name]) for name in ("precision", "recall", "density", "coverage")}
