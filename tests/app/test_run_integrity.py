@@ -234,3 +234,18 @@ def test_a_failed_record_write_leaves_the_file_as_it_was(tmp_path, monkeypatch):
         R.record_evaluation(tmp_path, _record(2.0))
     assert jsonl.read_bytes() == before
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_taking_the_lock_removes_what_killed_writes_left(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.images.mkdir(parents=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)  # a process that has ended
+    stale = [run.path / f".prior.pt.{pid}-0badc0de.tmp", run.images / f".grid.png.{pid}-0badc0de.tmp"]
+    live = run.path / f".samples.png.{os.getpid()}-12345678.tmp"
+    for p in [*stale, live, run.path / "prior.pt"]:
+        p.write_bytes(b"x")
+    with run.lock():
+        pass
+    assert not any(p.exists() for p in stale)
+    assert live.exists() and (run.path / "prior.pt").exists()

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from ulib.config import Config, apply_overrides, missing_keys
 from ulib.io.checkpoint import checkpoint_config
+from ulib.io.files import remove_stale_temporaries
 from ulib.profiles import get_profile
 
 try:
@@ -105,6 +106,7 @@ class RunDir:
         The lock is flock(LOCK_EX | LOCK_NB) on RUN/.lock, so it dies with its process (a killed run never leaves
         a stale lock behind); the file itself only says who holds it: pid, host, command, start time. Under
         torchrun only rank 0 locks (its other processes are the same command). Re-entrant within one process.
+        Taking it removes the temporary files that killed writes left in the run and its sub-folders.
         """
         key = str(self.path.resolve())
         inherited = os.environ.get(HELD_ENV, "").split(os.pathsep)
@@ -127,6 +129,9 @@ class RunDir:
             f.write(f"pid {os.getpid()} on {socket.gethostname()} ({who}), since "
                     f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
             f.flush()
+            # what killed writers left: nobody else writes here now, so every temporary of a dead pid is stale
+            for folder in [self.path, *(d for d in self.path.iterdir() if d.is_dir())]:
+                remove_stale_temporaries(folder, min_age_s=0)
             _HELD.add(key)
             before = os.environ.get(HELD_ENV)
             # processes this one starts (notebook kernels under `reproduce`) write for it: they see the lock as held
