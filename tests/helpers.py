@@ -92,6 +92,16 @@ def vgg16_features_file(folder):
     torch.save({f"features.{k}": t for k, t in nn.Sequential(*layers).state_dict().items()}, folder / VGG16_FILE)
 
 
+class PickleBomb:
+    """Unpickling it calls open(marker, 'w'), creating the file: the stand-in for any code a crafted .pth runs."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
 # ---- small stand-ins --------------------------------------------------------------------------------
 def small_net():
     """Linear, BatchNorm (a buffer that EMA copies instead of averaging), Linear."""

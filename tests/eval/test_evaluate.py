@@ -80,14 +80,15 @@ def test_evaluate_samples_end_to_end(tiny_run, tmp_path, no_weights_env):
     cache = list((tiny_run / "eval_cache").glob("reference_random-inception_train_12.pt"))
     assert len(cache) == 1
 
-    # the same reference features come from the cache; the standard path on a test-made weights file gives the
-    # same numbers (same weights) but lands in its own table
+    # the same reference features come from the cache; the standard path on a test-made weights file (allowed as
+    # unverified: it is not the released file) gives the same numbers (same weights) but lands in its own table
     weights = tmp_path / "w"
     weights.mkdir()
     torch.save(random_inception_state_dict(0), weights / INCEPTION_FILE)
     vgg16_features_file(weights)  # LPIPS for the nearest-neighbour grid
     r = evaluate_cli("--run", str(tiny_run), *SAMPLE_ARGS, "--seed", "1", "--features", "inception",
-                     "--weights-dir", str(weights), "--neighbours", "2", "--neighbours-k", "3", env=no_weights_env)
+                     "--weights-dir", str(weights), "--neighbours", "2", "--neighbours-k", "3",
+                     "--allow-unverified-weights", env=no_weights_env)
     assert r.returncode == 0, r.stdout + r.stderr
     a, b = R.read_records(tiny_run / "evaluation.jsonl")
     assert b["features"] == "inception" and b["extractor"]["official_weights"] is False

@@ -53,10 +53,11 @@ def test_random_inception_is_fixed_and_leaves_global_rng_alone():
 
 
 def test_standard_path_loads_a_weights_file_and_matches_random(tmp_path, random_inception, random_feats):
-    """The random state dict saved under the standard file name goes through torch-fidelity's own loading."""
+    """The random state dict saved under the standard file name goes through the standard loading (opted in: it
+    is not the released file)."""
     torch.save(X.random_inception_state_dict(0), tmp_path / X.INCEPTION_FILE)
     with pytest.warns(UserWarning, match="sha256"):
-        std = X.load_inception("inception", weights_dir=tmp_path)
+        std = X.load_inception("inception", weights_dir=tmp_path, allow_unverified=True)
     assert std.features == "inception" and std.info["official_weights"] is False
     assert std.info["weights"] == str(tmp_path / X.INCEPTION_FILE) and len(std.key) == 64
     x = images(16)[:3]
@@ -188,7 +189,8 @@ def test_nearest_neighbours_finds_planted_copies(tmp_path):
 
 def test_lpips_distance_and_neighbours_with_test_made_weights(tmp_path):
     vgg16_features_file(tmp_path)
-    lp = load_lpips(tmp_path)
+    with pytest.warns(UserWarning, match="sha256"):  # a test-made file is not torchvision's
+        lp = load_lpips(tmp_path, allow_unverified=True)
     gen = torch.Generator().manual_seed(0)
     ref = torch.rand(6, 3, 16, 16, generator=gen) * 2 - 1
     d = M.lpips_distance(lp, ref, ref.flip(0))

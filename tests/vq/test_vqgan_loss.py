@@ -104,7 +104,9 @@ def test_load_lpips_from_a_local_file(tmp_path, monkeypatch):
     torch.save(state, weights / VGG16_FILE)
     monkeypatch.setenv("ULIB_WEIGHTS_DIR", str(weights))  # found through the environment variable
 
-    model = load_lpips()
+    with pytest.warns(UserWarning, match="sha256"):  # a test-made file is not torchvision's released one
+        model = load_lpips(allow_unverified=True)
+    assert model.official_weights is False
     assert not model.training and not any(p.requires_grad for p in model.parameters())
     torch.testing.assert_close(getattr(model.net.slice1, "0").weight, state["features.0.weight"])
     torch.testing.assert_close(getattr(model.net.slice5, "28").bias, state["features.28.bias"])

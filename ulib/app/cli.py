@@ -28,6 +28,7 @@ from ulib.eval import bench, compare, evaluate, extractors, records
 from ulib.eval.features import FeatureRecipe, save_feature_net, train_feature_net
 from ulib.io.files import atomic_write
 from ulib.io.rundir import RunDir
+from ulib.io.weights import OPT_IN_FLAG
 from ulib.prior.absorbing import AbsorbingDiffusion
 from ulib.prior.likelihood import absorbing_elbo, ar_nll
 from ulib.profiles import PROFILES
@@ -378,6 +379,7 @@ def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights-dir", default=None, metavar="DIR",
                    help="folder holding weights-inception-2015-12-05-6726825d.pth and vgg16-397923af.pth "
                         "(default: $ULIB_WEIGHTS_DIR, then the torch hub cache)")
+    _allow_unverified_argument(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the samples (default 0)")
     p.add_argument("--batch-size", type=int, default=None,
                    help=f"images per sampling / feature batch (default 32; {evaluate.CUDA_BATCH_SIZE} on a GPU)")
@@ -391,6 +393,13 @@ def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--neighbours-k", type=int, default=10, metavar="K", help="neighbours per sample (default 10)")
     p.add_argument("--device", default=None, help="'auto', 'cpu', 'cuda', ... (default: the run's device)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _allow_unverified_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(OPT_IN_FLAG, dest="allow_unverified", action="store_true",
+                   help="load a third-party weights file (InceptionV3, VGG16) whose SHA-256 is not the released "
+                        "file's, as plain tensors (never unpickling code), with a warning and official_weights: "
+                        "false in the records (default: such a file is refused)")
 
 
 def _max_reference(text: str):
@@ -415,7 +424,8 @@ def _run_evaluate(args, run, cfg) -> int:
     device = resolve_device(args.device or cfg.device)
     configure_matmul(device)  # TF32 on CUDA
     batch_size = args.batch_size or (evaluate.CUDA_BATCH_SIZE if device.type == "cuda" else 32)
-    common = dict(features=args.features, weights_dir=args.weights_dir, batch_size=batch_size,
+    common = dict(features=args.features, weights_dir=args.weights_dir, allow_unverified=args.allow_unverified,
+                  batch_size=batch_size,
                   use_ema=cfg.sample.use_ema and not args.no_ema, max_reference=args.max_reference, device=device,
                   show_progress=not args.no_progress)
     if args.vqgan:
@@ -450,6 +460,7 @@ def _compare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and the noise-floor split")
     p.add_argument("--weights-dir", default=None, metavar="DIR",
                    help="folder holding the feature network's weights file (default: the usual places)")
+    _allow_unverified_argument(p)
     p.add_argument("--device", default="cpu", help="device for the feature network (default cpu)")
 
 
@@ -459,7 +470,8 @@ def run_compare(args) -> int:
     for name, x in (("REAL", real), ("FAKE", fake)):
         if len(x) <= args.prdc_k:
             raise ValueError(f"{name} has {len(x)} images; PRDC with k={args.prdc_k} needs more than {args.prdc_k}")
-    space = extractors.load_inception(args.features, args.weights_dir, resolve_device(args.device))
+    space = extractors.load_inception(args.features, args.weights_dir, resolve_device(args.device),
+                                      allow_unverified=args.allow_unverified)
     r = compare.compare_images(real, fake, space, draws=args.bootstrap, seed=args.seed, k=args.prdc_k)
     r.update(real=str(args.real), fake=str(args.fake), seed=args.seed)
     print(compare.format_report(r, args.real, args.fake))

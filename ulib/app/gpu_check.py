@@ -38,10 +38,11 @@ from ulib.config import apply_overrides
 from ulib.data.datasets import build_dataset
 from ulib.device import autocast, configure_matmul, native_bf16, sampling_dtype
 from ulib.eval.bench import synchronize
-from ulib.eval.extractors import find_inception_weights, load_inception, stream_features
+from ulib.eval.extractors import load_inception, stream_features
 from ulib.eval.metrics import FeatureMoments, fid_from_moments
 from ulib.io.logs import MetricsLog
 from ulib.io.rundir import RunDir
+from ulib.io.weights import UnverifiedWeightsError
 from ulib.profiles import get_profile
 from ulib.sample.api import sample_images
 from ulib.sample.inpaint import inpaint
@@ -141,7 +142,9 @@ def run_check(device: torch.device, tiny: bool, workdir: Path, log=print) -> dic
     try:
         load_lpips(device=torch.device("cpu"))
         perceptual = True
-    except FileNotFoundError:
+    except (FileNotFoundError, UnverifiedWeightsError) as e:  # a refused file is as good as none here
+        if isinstance(e, UnverifiedWeightsError):
+            log(f"gpu-check: LPIPS off: {e}")
         perceptual = False
     size = 16 if tiny else 256
     data = workdir / "images"
@@ -222,11 +225,11 @@ def run_check(device: torch.device, tiny: bool, workdir: Path, log=print) -> dic
     with ph.phase("features") as rec:
 
         try:
-            find_inception_weights()
-            features = "inception"
-        except FileNotFoundError:
-            features = "random-inception"
-        inception = load_inception(features, device=device)
+            inception, features = load_inception("inception", device=device), "inception"
+        except (FileNotFoundError, UnverifiedWeightsError) as e:  # missing or refused: random features instead
+            if isinstance(e, UnverifiedWeightsError):
+                log(f"gpu-check: standard Inception features off: {e}")
+            inception, features = load_inception("random-inception", device=device), "random-inception"
         ds = build_dataset(cfg.data, "train", train_transforms=False)
         m = min(len(ds), 4 if tiny else 32)
         keep = torch.arange(m) % 2 == 0  # half kept as features, all in the moments

@@ -81,8 +81,10 @@ DESCRIPTION = (
     "InceptionV3 features (torch-fidelity, prdc). With --vqgan: reconstruction FID, PSNR, SSIM, LPIPS and "
     "codebook usage on a split. Appends a record to RUN/evaluation.jsonl and rewrites RUN/evaluation.md. "
     "Nothing is downloaded: the InceptionV3 file weights-inception-2015-12-05-6726825d.pth (and LPIPS's "
-    "vgg16-397923af.pth) come from --weights-dir, $ULIB_WEIGHTS_DIR or the torch hub cache; "
-    "--features random-inception needs no file (figures labelled as such, not comparable with the paper).")
+    "vgg16-397923af.pth) come from --weights-dir, $ULIB_WEIGHTS_DIR or the torch hub cache, and must be the "
+    "released files (SHA-256 checked; --allow-unverified-weights loads another copy as plain tensors, labelled "
+    "official_weights: false); --features random-inception needs no file (figures labelled as such, not "
+    "comparable with the paper).")
 
 
 # ---- the reference set -------------------------------------------------------------------------------
@@ -194,9 +196,10 @@ def _common_record(kind: str, run, cfg, inception, ref_key: dict, device, use_em
     }
 
 
-def _load_lpips(weights_dir, device, notes: list, what: str):
+def _load_lpips(weights_dir, device, notes: list, what: str, allow_unverified: bool = False):
+    """LPIPS, or None with a note when its file is missing (a file that is there but refused still raises)."""
     try:
-        return load_lpips(weights_dir, device)
+        return load_lpips(weights_dir, device, allow_unverified=allow_unverified)
     except FileNotFoundError as e:
         notes.append(f"{what} skipped: {e}")
         return None
@@ -206,9 +209,11 @@ def _load_lpips(weights_dir, device, notes: list, what: str):
 def evaluate_samples(run, cfg, *, n: int = PAPER_N_SAMPLES, steps: int | None = None, temperature: float | None = None,
                      features: str = "inception", reference: str = "train", weights_dir=None, seed: int = 0,
                      batch_size: int = 32, use_ema: bool = True, prdc_k: int = PRDC_K, max_reference: int | None = None,
-                     neighbours: int = 0, neighbours_k: int = 10, device=None, show_progress: bool = True) -> dict:
+                     neighbours: int = 0, neighbours_k: int = 10, device=None, show_progress: bool = True,
+                     allow_unverified: bool = False) -> dict:
     """Sample n images from the run's prior in batches, straight into InceptionV3, and compare them with the
-    reference split: one record (see the module docstring)."""
+    reference split: one record (see the module docstring). allow_unverified: accept weights files that are not
+    the released ones (`ulib.io.weights`)."""
 
 
     t0 = time.perf_counter()
@@ -223,8 +228,9 @@ def evaluate_samples(run, cfg, *, n: int = PAPER_N_SAMPLES, steps: int | None = 
     if n <= prdc_k:
         raise ValueError(f"--samples={n}; PRDC with k={prdc_k} needs more than {prdc_k} samples")
 
-    inception = load_inception(features, weights_dir, device)  # first: a missing weights file stops us early
-    lp = load_lpips(weights_dir, device) if neighbours > 0 else None
+    # first: a missing or refused weights file stops us early
+    inception = load_inception(features, weights_dir, device, allow_unverified=allow_unverified)
+    lp = load_lpips(weights_dir, device, allow_unverified=allow_unverified) if neighbours > 0 else None
     real, ref_key, real_moments = reference_set(run, cfg, inception, reference, max_reference, batch_size,
                                                      show_progress)
     prior_path = run.prior_ckpt_for(cfg.prior.kind)
@@ -286,20 +292,23 @@ def _neighbours(run, cfg, queries, split, ref_key, k, lp, device, batch_size, sh
 # ---- the VQGAN (Table 5) -----------------------------------------------------------------------------
 def evaluate_vqgan(run, cfg, *, n: int | None = None, features: str = "inception", reference: str = "val",
                    weights_dir=None, batch_size: int = 32, use_ema: bool = True, max_reference: int | None = None,
-                   device=None, show_progress: bool = True) -> dict:
+                   device=None, show_progress: bool = True, allow_unverified: bool = False) -> dict:
     """Reconstruct n images of `reference` (default all of it): rFID (originals vs reconstructions), PSNR, SSIM,
-    LPIPS (skipped with a note without its weights) and codebook usage; one record."""
+    LPIPS (skipped with a note without its weights) and codebook usage; one record. allow_unverified: accept
+    weights files that are not the released ones (`ulib.io.weights`)."""
 
 
     t0 = time.perf_counter()
     if n is not None and max_reference is not None and n != max_reference:
         raise ValueError("with --vqgan, --samples is the number of images of the split; drop --max-reference")
     n = n or max_reference
-    inception = load_inception(features, weights_dir, device)
+    inception = load_inception(features, weights_dir, device, allow_unverified=allow_unverified)
+    lpips_notes: list[str] = []  # LPIPS before the reference features too: a refused file stops us early
+    lp = _load_lpips(weights_dir, device, lpips_notes, "LPIPS", allow_unverified)
     real, ref_key, real_moments = reference_set(run, cfg, inception, reference, n, batch_size, show_progress)
     vqgan = load_run_vqgan(cfg, run.vqgan_ckpt, device, use_ema=use_ema)
     record = _common_record("vqgan", run, cfg, inception, ref_key, device, use_ema)
-    lp = _load_lpips(weights_dir, device, record["notes"], "LPIPS")
+    record["notes"] += lpips_notes
     indices = reference_indices(ref_key["n_split"], ref_key["n"])  # the reference's own images
     counts = torch.zeros(cfg.vqgan.codebook_size, dtype=torch.long)
     per_image: dict[str, list] = {"psnr": [], "ssim": [], "lpips": []}

@@ -1,7 +1,9 @@
 """The feature extractors the sample-quality figures are computed in, and images -> features.
 
 Features come in three kinds that are never mixed:
-- 'inception': the standard weights file `weights-inception-2015-12-05-6726825d.pth`, found offline (below);
+- 'inception': the standard weights file `weights-inception-2015-12-05-6726825d.pth`, found offline (below),
+  refused unless its SHA-256 is the released file's (or `allow_unverified`), read by us with weights_only=True and
+  checked against the architecture's keys and shapes; torch-fidelity only ever sees our clean copy;
 - 'random-inception': the same architecture, randomly initialised from a fixed seed, for machines without the
   file (CI, CPUs). Naeem et al. (2020, section 5) show PRDC on randomly initialised embeddings remains
   informative, but its numbers are not comparable with standard-feature numbers or with the paper's;
@@ -16,7 +18,6 @@ from __future__ import annotations
 import functools
 import io
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -28,11 +29,16 @@ from ulib.eval import features as EF
 from ulib.eval.features import WEIGHTS_FILE, shipped_weights
 from ulib.eval.metrics import FeatureMoments
 from ulib.io.files import file_sha256
+from ulib.io.weights import check_digest, check_state_dict, read_state_dict, shapes_of
 from ulib.vq.perceptual import WEIGHTS_ENV, weight_candidates
 
 FEATURES = ("inception", "random-inception", "openmoji")
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's converted TF InceptionV3
-INCEPTION_SHA256_PREFIX = "6726825d"  # torch hub names files by the first digits of their sha256
+# SHA-256 of torch-fidelity's release file (github.com/toshas/torch-fidelity/releases/download/v0.2.0/, 95,628,359
+# bytes). torch hub names files by the first 8 digits of their sha256; the full digest is the one pinned for this
+# file by several independent public projects that verify it, and by genforce's FID code for pytorch-fid's
+# pt_inception-2015-12-05-6726825d.pth (`_MODEL_URL_SHA256['tf_inception_v3']`): the same bytes under two names.
+INCEPTION_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
 EXTRACTOR = "inception-v3-compat"  # torch-fidelity's registry name
 LAYERS = ("2048", "logits_unbiased")  # pool features (FID, KID, PRDC); logits without bias (IS)
 RANDOM_SEED = 0
@@ -91,13 +97,35 @@ def _saved(obj) -> io.BytesIO:
     return buf
 
 
+def _unloaded_inception() -> nn.Module:
+    """torch-fidelity's InceptionV3 with its constructor's fresh layers (no weights file read)."""
+    return _torch_fidelity_inception()(EXTRACTOR, ["2048"], feature_extractor_weights_path=_saved({}))
+
+
+@functools.lru_cache(maxsize=1)
+def inception_shapes() -> dict[str, tuple[int, ...]]:
+    """{key: shape} of torch-fidelity's InceptionV3 state dict: exactly what its weights file must hold."""
+    with torch.random.fork_rng(devices=[]):
+        return shapes_of(_unloaded_inception())
+
+
+def read_inception_weights(path: str | os.PathLike, allow_unverified: bool = False) -> tuple[dict, str, bool]:
+    """(state dict, sha256, official) of an InceptionV3 weights file: its digest checked against the released
+    file's (refused if different, unless allow_unverified), read with weights_only=True, every key and shape
+    checked (`ulib.io.weights`). Raises UnverifiedWeightsError (a ValueError) naming the file."""
+    sha, official = check_digest(path, INCEPTION_SHA256, allow_unverified)
+    state = read_state_dict(path)
+    check_state_dict(state, inception_shapes(), path)
+    return state, sha, official
+
+
 def random_inception_state_dict(seed: int = RANDOM_SEED) -> dict[str, torch.Tensor]:
     """A fixed-seed random state dict for torch-fidelity's InceptionV3 (same keys and shapes as the real file).
 
     Kaiming init keeps activations O(1) through the ~20 conv layers, so the features neither vanish nor blow up.
     """
     with torch.random.fork_rng(devices=[]):  # the constructor's default init must not move the caller's RNG
-        net = _torch_fidelity_inception()(EXTRACTOR, ["2048"], feature_extractor_weights_path=_saved({}))
+        net = _unloaded_inception()
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for m in net.modules():
@@ -151,12 +179,15 @@ Inception = FeatureSpace  # the name of the Inception-only days
 
 
 def load_inception(features: str = "inception", weights_dir: str | os.PathLike | None = None, device=None,
-                   seed: int = RANDOM_SEED) -> Inception:
+                   seed: int = RANDOM_SEED, allow_unverified: bool = False) -> Inception:
     """The feature extractor, built by torch-fidelity's `create_feature_extractor` with
     `feature_extractor_weights_path` always given, so torch-fidelity never downloads.
 
-    'inception' loads the standard file (see `find_inception_weights`); 'random-inception' loads, through the same
-    call, the state dict of `random_inception_state_dict(seed)`.
+    'inception' reads the standard file (see `find_inception_weights`) ourselves (`read_inception_weights`:
+    a file that is not the released one is refused unless allow_unverified, which records
+    official_weights: False and warns) and hands torch-fidelity an in-memory copy of the checked tensors, so
+    torch-fidelity (which unpickles with weights_only=False) never opens the user's file. 'random-inception'
+    goes through the same call with the state dict of `random_inception_state_dict(seed)`.
     """
     import torch_fidelity
     from torch_fidelity.utils import create_feature_extractor
@@ -169,12 +200,10 @@ def load_inception(features: str = "inception", weights_dir: str | os.PathLike |
             "layers": list(LAYERS), "resize": RESIZE}
     if features == "inception":
         path = find_inception_weights(weights_dir)
-        sha = file_sha256(path)
-        info.update(weights=str(path), sha256=sha, official_weights=sha.startswith(INCEPTION_SHA256_PREFIX))
-        if not info["official_weights"]:
-            warnings.warn(f"{path} does not have the sha256 of torch-fidelity's released file ({sha[:8]}..., expected "
-                          f"{INCEPTION_SHA256_PREFIX}...); figures computed with it are not the paper's features")
-        source = str(path)
+        state, sha, official = read_inception_weights(path, allow_unverified)
+        info.update(weights=str(path), sha256=sha, official_weights=official)
+        source = _saved(state)  # our own serialisation of plain tensors, not the user's bytes
+        del state
     else:
         info.update(seed=seed, init=RANDOM_INIT)
         source = io.BytesIO(_random_inception_bytes(seed))
