@@ -37,6 +37,16 @@ def test_opting_in_loads_it_as_unofficial(weights):
     assert model.official_weights is False
 
 
+def test_the_environment_opts_in_where_no_flag_reaches(weights, monkeypatch):
+    """Training and notebooks load LPIPS without a command-line flag: ULIB_ALLOW_UNVERIFIED_WEIGHTS=1 is theirs."""
+    monkeypatch.setenv("ULIB_ALLOW_UNVERIFIED_WEIGHTS", "1")
+    with pytest.warns(UserWarning, match="official_weights: false"):
+        assert P.load_lpips(weights).official_weights is False
+    monkeypatch.setenv("ULIB_ALLOW_UNVERIFIED_WEIGHTS", "0")
+    with pytest.raises(ValueError, match="ULIB_ALLOW_UNVERIFIED_WEIGHTS=1"):
+        P.load_lpips(weights)
+
+
 def test_the_released_digest_loads_without_a_warning(weights, monkeypatch, recwarn):
     """We cannot make torchvision's file, so the expected digest is set to our file's."""
     monkeypatch.setattr(P, "VGG16_SHA256", file_sha256(weights / P.VGG16_FILE))

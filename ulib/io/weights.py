@@ -23,6 +23,7 @@ import torch
 from ulib.io.files import file_sha256
 
 OPT_IN_FLAG = "--allow-unverified-weights"
+OPT_IN_ENV = "ULIB_ALLOW_UNVERIFIED_WEIGHTS"  # =1: the same opt-in where no flag reaches (training, notebooks)
 
 
 class UnverifiedWeightsError(ValueError):
@@ -36,10 +37,10 @@ def check_digest(path: str | os.PathLike, expected_sha256: str, allow_unverified
     if found == expected_sha256:
         return found, True
     what = f"{path}: sha256 {found} is not the released file's {expected_sha256}"
-    if not allow_unverified:
+    if not (allow_unverified or os.environ.get(OPT_IN_ENV) == "1"):
         raise UnverifiedWeightsError(
             f"{what}; refusing to load it. To load it anyway (as plain tensors, recorded as official_weights: "
-            f"false) pass {OPT_IN_FLAG} (allow_unverified=True)")
+            f"false) pass {OPT_IN_FLAG} to evaluate/compare, or set {OPT_IN_ENV}=1 (training, notebooks)")
     warnings.warn(f"{what}; loading it as plain tensors because unverified weights were allowed "
                   "(official_weights: false): figures computed with it are not the standard ones")
     return found, False
