@@ -329,7 +329,8 @@ def run_sample(args) -> int:
     _check_output_file(npz, "--npz", ".npz")
     m, device, folder = _sampling_models(args)
     n = args.n if args.n is not None else m.default_n
-    check_sample_flags(n, args.batch_size, None, None, npz)  # n may come from the run's sample.n
+    if args.n is None:  # n is the run's sample.n
+        check_sample_flags(n, args.batch_size, None, None, npz, n_flag="sample.n (the default of --n)")
     out = Path(args.png) if args.png else folder / "samples.png"
     _check_output_file(out, "--png", ".png")
     print(sample_to_png(m, out, n=n,
@@ -394,6 +395,9 @@ def run_elbo(args) -> int:
 
 def run_pipeline(args) -> int:
     run, cfg = _config(args)
+    if cfg.sample.n > MAX_GRID:  # the pipeline writes the samples as one PNG grid
+        raise ValueError(f"sample.n={cfg.sample.n}; the pipeline's grid holds at most {MAX_GRID} images "
+                         f"(draw more with `python -m ulib sample --run {run.path} --n N --npz FILE`)")
     pipeline.run_pipeline(run, cfg, resume=args.resume, force=args.force, show_progress=not args.no_progress)
     return 0
 

@@ -33,13 +33,13 @@ def parse_canvas(text: str) -> tuple[int, int]:
 
 
 def check_sample_flags(n: int | None, batch_size: int, temperature: float | None, top_k: int | None,
-                       npz: Path | None) -> None:
+                       npz: Path | None, n_flag: str = "--n") -> None:
     """The sample command's flags that need no model, as --flag errors (before the models load); --steps,
     --canvas and --stride depend on the models' T and grid (`check_sample_args`)."""
     if n is not None and n < 1:
-        raise ValueError(f"--n={n}; must be >= 1")
+        raise ValueError(f"{n_flag}={n}; must be >= 1")
     if n is not None and n > MAX_GRID and npz is None:
-        raise ValueError(f"--n={n}; a PNG grid holds at most {MAX_GRID} images: pass --npz FILE to also write all "
+        raise ValueError(f"{n_flag}={n}; a PNG grid holds at most {MAX_GRID} images: pass --npz FILE to also write all "
                          f"{n} as uint8 arrays (what `python -m ulib compare` reads), or measure with "
                          f"`python -m ulib evaluate --samples {n}`")
     if batch_size < 1:
@@ -90,6 +90,8 @@ def sample_uint8(m: SamplingModels, n: int, *, batch_size: int = BATCH_SIZE, see
     out = []
     for i, s in enumerate(batch_seeds(seed, n_batches)):
         images = sample_images(m, min(batch_size, n - i * batch_size), seed=s, **kwargs)
+        if not torch.isfinite(images).all():
+            raise FloatingPointError("the sampled images contain NaN or inf (has training diverged?)")
         out.append(((images.float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1))
     return torch.cat(out).numpy()
 
