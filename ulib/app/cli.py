@@ -479,6 +479,9 @@ def run_evaluate(args) -> int:
         raise ValueError(f"--steps={args.steps}; allowed: 1..T={cfg.prior.total_steps}")
     _check_temperature(args.temperature)
     _check_seed(args.seed)
+    if not args.vqgan and args.samples is not None and args.samples <= args.prdc_k + 1:
+        raise ValueError(f"--samples={args.samples}; PRDC with --prdc-k={args.prdc_k} needs at least "
+                         f"{args.prdc_k + 2} samples (each one's k-th neighbour other than itself)")
     device = resolve_device(args.device or cfg.device)
     configure_matmul(device)  # TF32 on CUDA
     batch_size = args.batch_size or (evaluate.CUDA_BATCH_SIZE if device.type == "cuda" else 32)
@@ -530,8 +533,9 @@ def run_compare(args) -> int:
     real = compare.load_image_set(args.real, limit=args.limit)
     fake = compare.load_image_set(args.fake, limit=args.limit)
     for name, x in (("REAL", real), ("FAKE", fake)):
-        if len(x) <= args.prdc_k:
-            raise ValueError(f"{name} has {len(x)} images; PRDC with k={args.prdc_k} needs more than {args.prdc_k}")
+        if len(x) <= args.prdc_k + 1:  # the k-th neighbour of each image other than itself
+            raise ValueError(f"{name} has {len(x)} images; PRDC with k={args.prdc_k} needs at least {args.prdc_k + 2} "
+                             f"(--prdc-k)")
     space = extractors.load_inception(args.features, args.weights_dir, device)
     r = compare.compare_images(real, fake, space, draws=args.bootstrap, seed=args.seed, k=args.prdc_k)
     r.update(real=str(args.real), fake=str(args.fake), seed=args.seed)

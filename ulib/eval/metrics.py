@@ -101,8 +101,9 @@ def prdc(real, fake, k: int = 5) -> dict:
     from prdc import compute_prdc
 
     real, fake = _features(real).numpy(), _features(fake).numpy()
-    if min(len(real), len(fake)) <= k:
-        raise ValueError(f"PRDC with k={k} needs more than {k} real and fake points; got {len(real)} and {len(fake)}")
+    if min(len(real), len(fake)) <= k + 1:  # the k-th neighbour of each point other than itself
+        raise ValueError(f"PRDC with k={k} needs at least {k + 2} real and fake points; got {len(real)} and "
+                         f"{len(fake)}")
     with contextlib.redirect_stdout(io.StringIO()):  # compute_prdc prints the set sizes
         out = compute_prdc(real_features=real, fake_features=fake, nearest_k=k)
     return {name: float(out[name]) for name in ("precision", "recall", "density", "coverage")}
