@@ -19,8 +19,6 @@ from ulib.sample.models import SamplingModels
 
 MAX_GRID = 1024  # images one PNG grid shows (32 x 32 tiles); --npz takes more
 BATCH_SIZE = 64  # images per call of the sampler unless --batch-size says otherwise
-BATCH_SEEDS = ("batch 0 samples with the seed itself, batch i >= 1 with s_i, s = torch.randint(2**62, (n_batches,), "
-               "generator=torch.Generator().manual_seed(seed)); so the images depend on (seed, batch size)")
 
 
 def parse_canvas(text: str) -> tuple[int, int]:
@@ -77,8 +75,9 @@ def check_sample_args(m: SamplingModels, n: int, steps: int, temperature: float,
 
 
 def batch_seeds(seed: int, n_batches: int) -> list[int]:
-    """One seed per batch (`BATCH_SEEDS`): batch 0 keeps `seed`, so n <= batch size draws exactly what
-    `sample_images(m, n, seed=seed)` draws."""
+    """One seed per batch: batch 0 keeps `seed`, so n <= batch size draws exactly what `sample_images(m, n,
+    seed=seed)` draws; batch i >= 1 takes s_i, s = torch.randint(2**62, (n_batches,), generator=Generator(seed)).
+    The images therefore depend on (seed, batch size): the same pair gives the same images."""
     rest = torch.randint(2**62, (n_batches,), generator=torch.Generator().manual_seed(seed)).tolist()[1:]
     return [seed, *rest]
 
@@ -107,7 +106,7 @@ def sample_to_png(m: SamplingModels, out: Path, *, n: int, steps: int, temperatu
                           method=method, canvas=canvas, stride=stride, top_k=top_k, precision=precision)
     dt = time.perf_counter() - t0
     shown = images[:MAX_GRID]
-    save_image_grid(shown, out, upscale=preview_upscale(images.shape[1]))
+    save_image_grid(shown, out, upscale=preview_upscale(images.shape[2]))  # (n, H, W, 3): by the width
     where = f"{out}" if len(shown) == n else f"{out} (the first {len(shown)})"
     if npz is not None:
         atomic_write(npz, lambda f: np.savez_compressed(f, images=images))
