@@ -58,7 +58,7 @@ def test_overrides_convert_types_and_reject_unknown_keys():
 
 @pytest.mark.parametrize("override, message", [
     ("data.img_size=30", "cannot be divided"),
-    ("sample.temperature=0", "sample.temperature=0.0; must be > 0"),
+    ("sample.temperature=0", "sample.temperature=0.0; allowed: a finite number > 0"),
     ("sample.steps=65", "allowed: 1..prior.total_steps=64"),
     ("prior.loss_type=l2", "prior.loss_type='l2'"),
     ("prior.n_head=7", "not divisible"),

@@ -107,3 +107,16 @@ def test_sampling_runs_the_prior_under_the_chosen_autocast(monkeypatch):
         seen.clear()
         images = sample_images(m, 2, steps=4, temperature=1.0, seed=0, precision=precision)
         assert seen and set(seen) == {want} and images.dtype == torch.float32, precision
+
+
+def test_resolve_device_names_what_is_allowed(monkeypatch):
+    """Bad device strings are ValueErrors naming the string (#21 item 6); a CUDA index past the machine's
+    devices is one too (checked on the CPU by standing in for CUDA's answers)."""
+    with pytest.raises(ValueError, match="device='banana' is not a torch device"):
+        D.resolve_device("banana")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(ValueError, match=r"device='cuda:99': this machine has 2 CUDA device\(s\); allowed: 'cuda', "
+                                         r"'cuda:0'..'cuda:1'"):
+        D.resolve_device("cuda:99")
+    assert D.resolve_device("cuda:1") == torch.device("cuda:1")

@@ -9,8 +9,11 @@ Profiles (smoke, demo, ffhq, churches, bedrooms) are data, in `ulib/profiles.py`
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import asdict, dataclass, field, fields
+
+import torch
 
 
 def downsampling_factor(ch_mult) -> int:
@@ -125,41 +128,79 @@ class Config:
         return _build(cls, d, prefix="")
 
     def validate(self) -> "Config":
-        """Check values that the types cannot; raise ValueError naming the field."""
+        """Check values that the types cannot; raise ValueError naming the field, the value and what is allowed.
+
+        Every number is checked against its documented range (NaN and infinities included: `nan <= 0` is
+        False, so each check is written as what is allowed, which NaN never satisfies)."""
         f = downsampling_factor(self.vqgan.ch_mult)
-        if self.data.img_size <= 0 or self.data.img_size % f != 0:
+        d, v, p, s = self.data, self.vqgan, self.prior, self.sample
+        _seed("seed", self.seed)
+        _device_name(self.device)
+        # data
+        if d.dataset not in ("openmoji", "folder", "lsun"):
+            raise ValueError(f"data.dataset={d.dataset!r}; allowed: 'openmoji', 'folder', 'lsun'")
+        if d.img_size <= 0:
+            raise ValueError(f"data.img_size={d.img_size}; allowed: a positive multiple of the encoder's "
+                             f"downsampling factor 2**(len(vqgan.ch_mult)-1) = {f}")
+        if d.img_size % f != 0:
             raise ValueError(
-                f"data.img_size={self.data.img_size} cannot be divided by the encoder's downsampling factor "
-                f"2**(len(vqgan.ch_mult)-1) = {f}; use a multiple of {f}"
+                f"data.img_size={d.img_size} cannot be divided by the encoder's downsampling factor "
+                f"2**(len(vqgan.ch_mult)-1) = {f}; allowed: a positive multiple of {f}"
             )
-        if self.data.dataset not in ("openmoji", "folder", "lsun"):
-            raise ValueError(f"data.dataset={self.data.dataset!r}; allowed: 'openmoji', 'folder', 'lsun'")
-        if not 0.0 <= self.data.val_fraction < 1.0:
-            raise ValueError(f"data.val_fraction={self.data.val_fraction}; allowed: 0 <= val_fraction < 1")
-        if self.vqgan.code_init not in ("uniform", "data"):
-            raise ValueError(f"vqgan.code_init={self.vqgan.code_init!r}; allowed: 'uniform', 'data'")
-        if self.prior.kind not in ("absorbing", "autoregressive"):
-            raise ValueError(f"prior.kind={self.prior.kind!r}; allowed: 'absorbing', 'autoregressive'")
-        if self.prior.loss_type not in ("elbo", "reweighted_elbo", "mlm"):
-            raise ValueError(
-                f"prior.loss_type={self.prior.loss_type!r}; allowed: 'elbo', 'reweighted_elbo', 'mlm'"
-            )
-        if self.prior.n_emb % self.prior.n_head != 0:
-            raise ValueError(f"prior.n_emb={self.prior.n_emb} is not divisible by prior.n_head={self.prior.n_head}")
-        if self.prior.total_steps < 1:
-            raise ValueError(f"prior.total_steps={self.prior.total_steps}; must be >= 1")
-        if self.sample.temperature <= 0:
-            raise ValueError(f"sample.temperature={self.sample.temperature}; must be > 0")
-        if not 0 <= self.sample.steps <= self.prior.total_steps:
-            raise ValueError(
-                f"sample.steps={self.sample.steps}; allowed: 1..prior.total_steps={self.prior.total_steps} (0 = T)"
-            )
+        _real("data.val_fraction", d.val_fraction, 0 <= d.val_fraction < 1, "0 <= val_fraction < 1")
+        _seed("data.split_seed", d.split_seed)
+        # vqgan
+        _require("vqgan.n_channels", v.n_channels, v.n_channels == 3, "3 (the data pipeline gives RGB images)")
+        for name in ("nf", "res_blocks", "norm_groups", "codebook_size", "emb_dim", "ndf", "disc_layers"):
+            _at_least(f"vqgan.{name}", getattr(v, name), 1)
+        _require("vqgan.ch_mult", v.ch_mult, len(v.ch_mult) >= 1 and all(m >= 1 for m in v.ch_mult),
+                 "one or more channel multipliers, each >= 1")
+        _require("vqgan.attn_resolutions", v.attn_resolutions, all(r >= 1 for r in v.attn_resolutions),
+                 "feature-map sizes, each >= 1 (or none)")
+        channels = sorted({v.nf * m for m in (1, *v.ch_mult)})
+        _require("vqgan.norm_groups", v.norm_groups, all(c % v.norm_groups == 0 for c in channels),
+                 f"a number of GroupNorm groups that divides every channel count nf * ch_mult = {channels}")
+        _real("vqgan.beta", v.beta, v.beta >= 0, "a finite number >= 0")
+        _at_least("vqgan.code_restart_every", v.code_restart_every, 0, " (0 = off)")
+        _real("vqgan.perceptual_weight", v.perceptual_weight, v.perceptual_weight >= 0, "a finite number >= 0")
+        _at_least("vqgan.disc_start_step", v.disc_start_step, 0)
+        _real("vqgan.disc_weight_max", v.disc_weight_max, v.disc_weight_max >= 0, "a finite number >= 0")
+        if d.img_size // 2 ** v.disc_layers < 3:  # strided 4x4 convs halve the side, two more take 1 each
+            raise ValueError(f"vqgan.disc_layers={v.disc_layers} with data.img_size={d.img_size} leaves the "
+                             f"discriminator no output; allowed: img_size // 2**disc_layers >= 3")
+        if v.code_init not in ("uniform", "data"):
+            raise ValueError(f"vqgan.code_init={v.code_init!r}; allowed: 'uniform', 'data'")
+        # prior
+        if p.kind not in ("absorbing", "autoregressive"):
+            raise ValueError(f"prior.kind={p.kind!r}; allowed: 'absorbing', 'autoregressive'")
+        if p.loss_type not in ("elbo", "reweighted_elbo", "mlm"):
+            raise ValueError(f"prior.loss_type={p.loss_type!r}; allowed: 'elbo', 'reweighted_elbo', 'mlm'")
+        for name in ("n_emb", "n_head", "n_layers", "total_steps"):
+            _at_least(f"prior.{name}", getattr(p, name), 1)
+        if p.n_emb % p.n_head != 0:
+            raise ValueError(f"prior.n_emb={p.n_emb} is not divisible by prior.n_head={p.n_head}; allowed: a width "
+                             f"that is a multiple of the number of heads")
+        _real("prior.dropout", p.dropout, 0 <= p.dropout < 1, "0 <= dropout < 1")
+        # sampling
+        _at_least("sample.n", s.n, 1)
+        _real("sample.temperature", s.temperature, s.temperature > 0, "a finite number > 0")
+        if not 0 <= s.steps <= p.total_steps:
+            raise ValueError(f"sample.steps={s.steps}; allowed: 1..prior.total_steps={p.total_steps} (0 = T)")
+        # training
         for name in ("vqgan_train", "prior_train"):
             tc: TrainConfig = getattr(self, name)
-            if tc.steps < 0 or tc.batch_size < 1 or tc.lr <= 0:
-                raise ValueError(f"{name}: steps >= 0, batch_size >= 1 and lr > 0 are required, got {tc}")
-            if not 0.0 <= tc.ema_decay < 1.0:
-                raise ValueError(f"{name}.ema_decay={tc.ema_decay}; allowed: 0 <= ema_decay < 1")
+            _at_least(f"{name}.steps", tc.steps, 0)
+            _at_least(f"{name}.batch_size", tc.batch_size, 1)
+            _real(f"{name}.lr", tc.lr, tc.lr > 0, "a finite number > 0")
+            _at_least(f"{name}.warmup_steps", tc.warmup_steps, 0)
+            _real(f"{name}.weight_decay", tc.weight_decay, tc.weight_decay >= 0, "a finite number >= 0")
+            for beta in ("beta1", "beta2"):
+                _real(f"{name}.{beta}", getattr(tc, beta), 0 <= getattr(tc, beta) < 1, f"0 <= {beta} < 1")
+            _real(f"{name}.grad_clip", tc.grad_clip, tc.grad_clip >= 0, "a finite number >= 0 (0 = no clipping)")
+            _real(f"{name}.ema_decay", tc.ema_decay, 0 <= tc.ema_decay < 1, "0 <= ema_decay < 1 (0 = no EMA)")
+            for every in ("log_every", "image_every", "ckpt_every"):
+                _at_least(f"{name}.{every}", getattr(tc, every), 1, " (steps between them)")
+            _at_least(f"{name}.num_workers", tc.num_workers, 0)
             if tc.micro_batch < 0 or (tc.micro_batch and tc.batch_size % tc.micro_batch):
                 raise ValueError(f"{name}.micro_batch={tc.micro_batch} must divide {name}.batch_size={tc.batch_size} "
                                  "(0 = no gradient accumulation)")
@@ -167,6 +208,40 @@ class Config:
             raise ValueError("vqgan_train.compile=true is not supported: the adaptive weight (Eq. 9c) differentiates "
                              "through the generator twice; use prior_train.compile")
         return self
+
+
+# ---- checks of single values (the message names the key, the value and what is allowed) ------------------------
+SEED_LIMIT = 2**32  # config seeds: numpy's seeds are 32-bit, and training derives per-process seeds from them
+
+
+def _require(key: str, value, ok: bool, allowed: str) -> None:
+    if not ok:
+        raise ValueError(f"{key}={value!r}; allowed: {allowed}")
+
+
+def _at_least(key: str, value: int, low: int, note: str = "") -> None:
+    _require(key, value, value >= low, f"an integer >= {low}{note}")
+
+
+def _real(key: str, value: float, ok: bool, allowed: str) -> None:
+    """A float that must be finite and satisfy `ok` (comparisons with NaN are False, but say so anyway)."""
+    _require(key, value, math.isfinite(value) and ok, allowed)
+
+
+def _seed(key: str, value: int) -> None:
+    _require(key, value, 0 <= value < SEED_LIMIT, "an integer in 0..2**32-1")
+
+
+def _device_name(name: str) -> None:
+    """'auto' or a string torch.device parses ('cpu', 'cuda', 'cuda:1', 'mps'); whether it exists here is
+    `ulib.device.resolve_device`'s question, asked where a device is used."""
+    if name == "auto":
+        return
+    try:
+        torch.device(name)
+    except (RuntimeError, ValueError, TypeError) as e:
+        raise ValueError(f"device={name!r} is not a torch device ({e}); allowed: 'auto', 'cpu', 'cuda', 'cuda:1', "
+                         f"'mps'")
 
 
 # ---- building and overriding ---------------------------------------------------------------------

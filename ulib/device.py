@@ -22,6 +22,10 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise ValueError(f"device={name!r} is not a torch device ({e}); use 'auto', 'cpu', 'cuda', 'cuda:1' or 'mps'")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={name!r} was asked for but CUDA is not available here; use 'auto' or 'cpu'")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        n = torch.cuda.device_count()
+        raise ValueError(f"device={name!r}: this machine has {n} CUDA device(s); allowed: 'cuda', 'cuda:0'.."
+                         f"'cuda:{n - 1}', 'cpu'")
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ValueError(f"device={name!r} was asked for but MPS is not available here; use 'auto' or 'cpu'")
     return dev

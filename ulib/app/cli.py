@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -21,7 +22,7 @@ from pathlib import Path
 import torch
 
 from ulib.app import gpu_check, pipeline, reproduce
-from ulib.app.commands import inpaint_to_png, parse_canvas, sample_to_png
+from ulib.app.commands import BATCH_SIZE, MAX_GRID, check_sample_flags, inpaint_to_png, parse_canvas, sample_to_png
 from ulib.config import apply_overrides
 from ulib.device import configure_matmul, resolve_device
 from ulib.eval import bench, compare, evaluate, extractors, records
@@ -129,6 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "averaged over every window)")
     p.add_argument("--stride", type=int, default=1, help="window stride for --canvas (default 1)")
     p.add_argument("--top-k", type=int, default=None, help="top-k filtering (autoregressive prior only)")
+    p.add_argument("--batch-size", type=int, default=BATCH_SIZE,
+                   help=f"images per call of the sampler (default {BATCH_SIZE}); the same seed gives the same images "
+                        "for the same batch size")
+    p.add_argument("--npz", default=None, metavar="FILE",
+                   help=f"also write all images as uint8 (n, H, W, 3) under 'images' (what `compare` reads); needed "
+                        f"for --n above {MAX_GRID}, the most one PNG grid shows")
 
     p = sub.add_parser("inpaint", help="regenerate the masked region of an image (paper Fig. 7)",
                        description="Encode an image, mask the tokens under the white part of --mask, regenerate "
@@ -205,11 +212,65 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# ---- checks of flags (each names the flag, the value and what is allowed; run before any work) -------------
+SEED_LIMIT = 2**63  # torch.Generator.manual_seed takes seeds below 2**64; batch seeds are drawn below 2**62
+
+
+def _at_least(flag: str, value, low: int, note: str = "") -> None:
+    if value is not None and value < low:
+        raise ValueError(f"{flag}={value}; must be >= {low}{note}")
+
+
+def _check_seed(value: int, flag: str = "--seed") -> None:
+    if not 0 <= value < SEED_LIMIT:
+        raise ValueError(f"{flag}={value}; allowed: an integer in 0..2**63-1")
+
+
+def _check_temperature(value: float | None) -> None:
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise ValueError(f"--temperature={value}; must be > 0 and finite")
+
+
+def _writable_above(target: Path, flag: str) -> None:
+    """The nearest existing folder at or above `target` is a folder this process may write in."""
+    q = target
+    while not q.exists() and q != q.parent:
+        q = q.parent
+    if not q.is_dir():
+        raise ValueError(f"{flag} {target}: {q} is not a folder; allowed: a path whose parents are folders")
+    if not os.access(q, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {target}: cannot write in {q} (permission denied); allowed: a writable place")
+
+
+def _check_output_file(path, flag: str, suffix: str | None = None) -> None:
+    """An output file: not a folder, with `suffix` if given, where it can be written (missing folders are made)."""
+    if path is None:
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{flag} {p} is a folder; allowed: a file path (missing folders are made)")
+    if suffix and p.suffix.lower() != suffix:
+        raise ValueError(f"{flag} {p}; allowed: a file name ending in {suffix}")
+    _writable_above(p.parent, flag)
+
+
+def _check_output_folder(path, flag: str) -> None:
+    if path is None:
+        return
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise ValueError(f"{flag} {p} is a file, not a folder; allowed: a folder (made if missing)")
+    _writable_above(p, flag)
+
+
 def _config(args):
+    _check_output_folder(args.run, "--run")
     run = RunDir(args.run)
     overrides = list(args.overrides)
     if getattr(args, "data", None):
         data = Path(args.data)
+        if not data.exists():
+            raise FileNotFoundError(f"--data {data} does not exist; allowed: a folder of images or an LSUN LMDB folder")
         kind = "lsun" if (data / "data.mdb").exists() else "folder"
         overrides = [f"data.dataset={kind}", f"data.path={data}"] + overrides
     cfg = run.resolve_config(args.profile, overrides)
@@ -217,6 +278,7 @@ def _config(args):
 
 
 def run_train_vqgan(args) -> int:
+    _at_least("--stop-at", args.stop_at, 1)
     run, cfg = _config(args)
     path = train_vqgan(run, cfg, resume=args.resume, force=args.force, stop_at=args.stop_at,
                        show_progress=not args.no_progress)
@@ -235,6 +297,7 @@ def run_encode(args) -> int:
 
 
 def run_train_prior(args) -> int:
+    _at_least("--stop-at", args.stop_at, 1)
     run, cfg = _config(args)
     path = train_prior(run, cfg, resume=args.resume, force=args.force, stop_at=args.stop_at,
                        show_progress=not args.no_progress)
@@ -268,23 +331,39 @@ def _output_lock(args):
 
 
 def run_sample(args) -> int:
+    canvas = parse_canvas(args.canvas) if args.canvas else None
+    npz = Path(args.npz) if args.npz else None
+    check_sample_flags(args.n, args.batch_size, args.temperature, args.top_k, npz)
+    _check_seed(args.seed)
+    _check_output_file(args.png, "--png", ".png")
+    _check_output_file(npz, "--npz", ".npz")
     with _output_lock(args):
-        return _run_sample(args)
+        return _run_sample(args, canvas, npz)
 
 
-def _run_sample(args) -> int:
+def _run_sample(args, canvas, npz) -> int:
     m, device, folder = _sampling_models(args)
-    print(sample_to_png(m, Path(args.png) if args.png else folder / "samples.png",
-                     n=args.n if args.n is not None else m.default_n,
+    n = args.n if args.n is not None else m.default_n
+    if args.n is None:  # n is the run's sample.n
+        check_sample_flags(n, args.batch_size, None, None, npz, n_flag="sample.n (the default of --n)")
+    out = Path(args.png) if args.png else folder / "samples.png"
+    _check_output_file(out, "--png", ".png")
+    print(sample_to_png(m, out, n=n,
                      steps=args.steps if args.steps is not None else m.default_steps,
                      temperature=args.temperature if args.temperature is not None else m.default_temperature,
-                     seed=args.seed, method=args.method,
-                     canvas=parse_canvas(args.canvas) if args.canvas else None, stride=args.stride,
-                     top_k=args.top_k, precision=args.precision))
+                     seed=args.seed, method=args.method, canvas=canvas, stride=args.stride,
+                     top_k=args.top_k, precision=args.precision, batch_size=args.batch_size, npz=npz))
     return 0
 
 
 def run_inpaint(args) -> int:
+    _check_temperature(args.temperature)
+    _at_least("--dilate", args.dilate, 0, " (latent cells)")
+    _check_seed(args.seed)
+    _check_output_file(args.png, "--png", ".png")
+    for flag, path in (("--image", args.image), ("--mask", args.mask)):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{flag} {path} does not exist (or is not a file); allowed: an image file")
     with _output_lock(args):
         return _run_inpaint(args)
 
@@ -299,6 +378,10 @@ def _run_inpaint(args) -> int:
 
 
 def run_elbo(args) -> int:
+    _at_least("--mc", args.mc, 1, " (or left out: the full sum over t)")
+    _at_least("--max-items", args.max_items, 1, " (or left out: every validation grid)")
+    _at_least("--batch-size", args.batch_size, 1)
+    _check_seed(args.seed)
     run, cfg = _config(args)
     with run.lock():  # writes RUN/likelihood.json
         return _run_elbo(args, run, cfg)
@@ -337,12 +420,18 @@ def _run_elbo(args, run, cfg) -> int:
 
 def run_pipeline(args) -> int:
     run, cfg = _config(args)
+    if cfg.sample.n > MAX_GRID:  # the pipeline writes the samples as one PNG grid
+        raise ValueError(f"sample.n={cfg.sample.n}; the pipeline's grid holds at most {MAX_GRID} images "
+                         f"(draw more with `python -m ulib sample --run {run.path} --n N --npz FILE`)")
     with run.lock():  # every stage writes to the run
         pipeline.run_pipeline(run, cfg, resume=args.resume, force=args.force, show_progress=not args.no_progress)
     return 0
 
 
 def run_train_features(args) -> int:
+    _at_least("--epochs", args.epochs, 1)
+    _at_least("--limit", args.limit, 0, " (0 = every emoji)")
+    _check_output_file(args.out, "--out")
     recipe = FeatureRecipe(limit=args.limit)
     if args.epochs is not None:
         recipe = dataclasses.replace(recipe, epochs=args.epochs)
@@ -403,7 +492,10 @@ def _allow_unverified_argument(p: argparse.ArgumentParser) -> None:
 
 
 def _max_reference(text: str):
-    return "all" if text == "all" else int(text)
+    try:
+        return "all" if text == "all" else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}; allowed: an integer >= 1 or 'all'")
 
 
 def run_evaluate(args) -> int:
@@ -416,6 +508,14 @@ def run_evaluate(args) -> int:
         v = getattr(args, name)
         if v is not None and v != "all" and v < 1:
             raise ValueError(f"--{name.replace('_', '-')}={v}; must be >= 1")
+    _at_least("--neighbours", args.neighbours, 0, " (0 = off)")
+    if args.steps is not None and cfg.prior.kind == "absorbing" and not 1 <= args.steps <= cfg.prior.total_steps:
+        raise ValueError(f"--steps={args.steps}; allowed: 1..T={cfg.prior.total_steps}")
+    _check_temperature(args.temperature)
+    _check_seed(args.seed)
+    if not args.vqgan and args.samples is not None and args.samples <= args.prdc_k + 1:
+        raise ValueError(f"--samples={args.samples}; PRDC with --prdc-k={args.prdc_k} needs at least "
+                         f"{args.prdc_k + 2} samples (each one's k-th neighbour other than itself)")
     with run.lock():  # appends to RUN/evaluation.jsonl
         return _run_evaluate(args, run, cfg)
 
@@ -465,13 +565,19 @@ def _compare_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_compare(args) -> int:
+    _at_least("--bootstrap", args.bootstrap, 0, " (0 = off)")
+    _at_least("--prdc-k", args.prdc_k, 1)
+    _at_least("--limit", args.limit, 1, " (or left out: every image)")
+    _check_seed(args.seed)
+    _check_output_file(args.json, "--json")
+    device = resolve_device(args.device)
     real = compare.load_image_set(args.real, limit=args.limit)
     fake = compare.load_image_set(args.fake, limit=args.limit)
     for name, x in (("REAL", real), ("FAKE", fake)):
-        if len(x) <= args.prdc_k:
-            raise ValueError(f"{name} has {len(x)} images; PRDC with k={args.prdc_k} needs more than {args.prdc_k}")
-    space = extractors.load_inception(args.features, args.weights_dir, resolve_device(args.device),
-                                      allow_unverified=args.allow_unverified)
+        if len(x) <= args.prdc_k + 1:  # the k-th neighbour of each image other than itself
+            raise ValueError(f"{name} has {len(x)} images; PRDC with k={args.prdc_k} needs at least {args.prdc_k + 2} "
+                             f"(--prdc-k)")
+    space = extractors.load_inception(args.features, args.weights_dir, device, allow_unverified=args.allow_unverified)
     r = compare.compare_images(real, fake, space, draws=args.bootstrap, seed=args.seed, k=args.prdc_k)
     r.update(real=str(args.real), fake=str(args.fake), seed=args.seed)
     print(compare.format_report(r, args.real, args.fake))
@@ -513,6 +619,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
         print("error: --profile is required (one of " + ", ".join(sorted(PROFILES)) + ")", file=sys.stderr)
         return 2
     try:
+        _check_reproduce_flags(args)
         # the notebooks' kernels are this command's children: they write the run under its lock (RunDir.lock)
         with RunDir(args.run or Path("runs") / args.profile).lock():
             reproduce.run_notebooks(args.profile, args.run, only=args.only, force=args.force, device=args.device,
@@ -532,6 +639,19 @@ def run_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_reproduce_flags(args) -> None:
+    """Everything the notebooks would trip over, before the first one starts."""
+    _check_seed(args.seed)
+    _check_output_folder(args.run, "--run")
+    _check_output_folder(args.export, "--export")
+    resolve_device(args.device)
+    # the settings every notebook will use: the run's stored config (or the profile's) with the overrides
+    RunDir(args.run or Path("runs") / args.profile).resolve_config(args.profile, args.overrides)
+    kernels = reproduce.installed_kernels()
+    if kernels is not None and args.kernel not in kernels:
+        raise ValueError(f"--kernel {args.kernel!r} is not an installed Jupyter kernel; allowed: {sorted(kernels)}")
+
+
 # ---- gpu-check (ulib/app/gpu_check.py) ------------------------------------------------------------
 def _gpu_check_arguments(p) -> None:
     p.add_argument("--tiny", action="store_true", help="smoke sizes (CPU, seconds): checks the script runs")
@@ -543,6 +663,8 @@ def _gpu_check_arguments(p) -> None:
 
 def run_gpu_check(args) -> int:
     device = resolve_device(args.device)
+    _check_output_file(args.json, "--json")
+    _check_output_folder(args.workdir, "--workdir")
     if device.type != "cuda" and not args.tiny:
         print(f"note: gpu-check at the paper's sizes on {device} takes a long time; --tiny is meant for CPUs",
               file=sys.stderr)
@@ -568,6 +690,7 @@ def run_bench(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     device = resolve_device(args.device)
+    _check_output_file(args.json, "--json")
     print(f"ulib bench on {device}, torch {torch.__version__}, {torch.get_num_threads()} threads"
           f"{' (quick: tiny model, numbers are meaningless)' if args.quick else ''}")
     figures = bench.run(cfg, device)

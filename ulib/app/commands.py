@@ -1,6 +1,7 @@
 """What `python -m ulib sample` and `python -m ulib inpaint` do, apart from parsing their arguments."""
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -9,10 +10,14 @@ import torch
 
 from ulib.config import downsampling_factor
 from ulib.data.images import ImageTooLargeError, open_rgb, resize_center_crop, to_tensor
+from ulib.io.files import atomic_write
 from ulib.io.logs import preview_upscale, save_image_grid
 from ulib.sample.api import sample_images
 from ulib.sample.inpaint import inpaint
 from ulib.sample.models import SamplingModels
+
+MAX_GRID = 1024  # images one PNG grid shows (32 x 32 tiles); --npz takes more
+BATCH_SIZE = 64  # images per call of the sampler unless --batch-size says otherwise
 
 
 def parse_canvas(text: str) -> tuple[int, int]:
@@ -24,31 +29,92 @@ def parse_canvas(text: str) -> tuple[int, int]:
     return a, b
 
 
-def check_sample_args(m: SamplingModels, n: int, steps: int, temperature: float, method: str, canvas) -> None:
+def check_sample_flags(n: int | None, batch_size: int, temperature: float | None, top_k: int | None,
+                       npz: Path | None, n_flag: str = "--n") -> None:
+    """The sample command's flags that need no model, as --flag errors (before the models load); --steps,
+    --canvas and --stride depend on the models' T and grid (`check_sample_args`)."""
+    if n is not None and n < 1:
+        raise ValueError(f"{n_flag}={n}; must be >= 1")
+    if n is not None and n > MAX_GRID and npz is None:
+        raise ValueError(f"{n_flag}={n}; a PNG grid holds at most {MAX_GRID} images: pass --npz FILE to also write all "
+                         f"{n} as uint8 arrays (what `python -m ulib compare` reads), or measure with "
+                         f"`python -m ulib evaluate --samples {n}`")
+    if batch_size < 1:
+        raise ValueError(f"--batch-size={batch_size}; must be >= 1 (images per call of the sampler)")
+    if temperature is not None and not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"--temperature={temperature}; must be > 0 and finite")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"--top-k={top_k}; must be >= 1 (or left out: no top-k filtering)")
+    if npz is not None and npz.suffix != ".npz":
+        raise ValueError(f"--npz {npz}; allowed: a file name ending in .npz")
+
+
+def check_sample_args(m: SamplingModels, n: int, steps: int, temperature: float, method: str, canvas,
+                      stride: int = 1, top_k: int | None = None) -> None:
     """The sample command's arguments against the models, as --flag errors (before anything is drawn)."""
     if n < 1:
         raise ValueError(f"--n={n}; must be >= 1")
-    if temperature <= 0:
-        raise ValueError(f"--temperature={temperature}; must be > 0")
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"--temperature={temperature}; must be > 0 and finite")
     if m.kind == "autoregressive":
         if canvas is not None or method != "random":
             raise ValueError("--canvas and --method apply to the absorbing prior; the AR prior samples in raster order")
-    elif not 1 <= steps <= m.num_timesteps:
+        return
+    if top_k is not None:
+        raise ValueError(f"--top-k={top_k} applies to an autoregressive prior; this one is absorbing (it samples "
+                         f"from the whole softmax)")
+    if not 1 <= steps <= m.num_timesteps:
         raise ValueError(f"--steps={steps}; allowed: 1..T={m.num_timesteps}")
+    h, w = m.latent_shape
+    if canvas is not None and (canvas[0] < h or canvas[1] < w):
+        raise ValueError(f"--canvas={canvas[0]}x{canvas[1]}; allowed: HxW latent cells with H >= {h} and W >= {w} "
+                         f"(the training grid)")
+    if not 1 <= stride <= min(h, w):
+        raise ValueError(f"--stride={stride}; allowed: 1..{min(h, w)} (the training grid's side)")
+
+
+def batch_seeds(seed: int, n_batches: int) -> list[int]:
+    """One seed per batch: batch 0 keeps `seed`, so n <= batch size draws exactly what `sample_images(m, n,
+    seed=seed)` draws; batch i >= 1 takes s_i, s = torch.randint(2**62, (n_batches,), generator=Generator(seed)).
+    The images therefore depend on (seed, batch size): the same pair gives the same images."""
+    rest = torch.randint(2**62, (n_batches,), generator=torch.Generator().manual_seed(seed)).tolist()[1:]
+    return [seed, *rest]
+
+
+def sample_uint8(m: SamplingModels, n: int, *, batch_size: int = BATCH_SIZE, seed: int = 0, **kwargs) -> np.ndarray:
+    """n samples as uint8 (n, H, W, 3), drawn `batch_size` at a time (seeds: `batch_seeds`); kwargs go to
+    `sample_images`. Memory: one batch of the sampler at a time, plus n images as bytes."""
+    n_batches = math.ceil(n / batch_size)
+    out = []
+    for i, s in enumerate(batch_seeds(seed, n_batches)):
+        images = sample_images(m, min(batch_size, n - i * batch_size), seed=s, **kwargs)
+        if not torch.isfinite(images).all():
+            raise FloatingPointError("the sampled images contain NaN or inf (has training diverged?)")
+        out.append(((images.float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1))
+    return torch.cat(out).numpy()
 
 
 def sample_to_png(m: SamplingModels, out: Path, *, n: int, steps: int, temperature: float, seed: int,
-               method: str, canvas, stride: int, top_k: int | None = None, precision: str = "auto") -> str:
-    check_sample_args(m, n, steps, temperature, method, canvas)
+                  method: str, canvas, stride: int, top_k: int | None = None, precision: str = "auto",
+                  batch_size: int = BATCH_SIZE, npz: Path | None = None) -> str:
+    """Draw n samples in batches; write a grid of (the first MAX_GRID of) them to `out`, and all to `npz`."""
+    check_sample_flags(n, batch_size, temperature, top_k, npz)
+    check_sample_args(m, n, steps, temperature, method, canvas, stride, top_k)
     t0 = time.perf_counter()
-    images = sample_images(m, n, steps=steps, temperature=temperature, seed=seed, method=method, canvas=canvas,
-                           stride=stride, top_k=top_k, precision=precision)
+    images = sample_uint8(m, n, batch_size=batch_size, seed=seed, steps=steps, temperature=temperature,
+                          method=method, canvas=canvas, stride=stride, top_k=top_k, precision=precision)
     dt = time.perf_counter() - t0
-    save_image_grid(images, out, upscale=preview_upscale(images.shape[-1]))
+    shown = images[:MAX_GRID]
+    save_image_grid(shown, out, upscale=preview_upscale(images.shape[2]))  # (n, H, W, 3): by the width
+    where = f"{out}" if len(shown) == n else f"{out} (the first {len(shown)})"
+    if npz is not None:
+        atomic_write(npz, lambda f: np.savez_compressed(f, images=images))
+        where += f", all {n} as uint8 (n, H, W, 3) in {npz}"
     what = f"{steps} steps, " if m.kind == "absorbing" else ""
+    batches = f", {math.ceil(n / batch_size)} batches of <= {batch_size}" if n > batch_size else ""
     return (f"{n} samples ({what}temperature {temperature}, seed {seed}"
-            f"{', method ' + method if m.kind == 'absorbing' else ''}{', canvas %dx%d' % canvas if canvas else ''}) "
-            f"in {dt:.1f}s ({dt / n * 1000:.0f} ms/image): {out}")
+            f"{', method ' + method if m.kind == 'absorbing' else ''}{', canvas %dx%d' % canvas if canvas else ''}"
+            f"{batches}) in {dt:.1f}s ({dt / n * 1000:.0f} ms/image): {where}")
 
 
 def load_rgb(path: str | Path, size: int, what: str) -> np.ndarray:
@@ -71,6 +137,12 @@ def inpaint_to_png(m: SamplingModels, image: str, mask: str, out: Path, *, steps
     """Regenerate the white part of `mask` in `image`; writes [input, masked input, result] side by side."""
     if m.kind != "absorbing":
         raise ValueError("inpainting needs the absorbing prior (the AR prior cannot condition on later tokens)")
+    if not 1 <= steps <= m.num_timesteps:
+        raise ValueError(f"--steps={steps}; allowed: 1..T={m.num_timesteps}")
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"--temperature={temperature}; must be > 0 and finite")
+    if dilate < 0:
+        raise ValueError(f"--dilate={dilate}; allowed: an integer >= 0 (latent cells)")
     size = m.vqgan.latent_shape[0] * downsampling_factor(m.vqgan.ch_mult)
     x = to_tensor(load_rgb(image, size, "--image"))[None].to(device)
     pm = load_rgb(mask, size, "--mask").mean(-1) > 127  # white = regenerate

@@ -8,12 +8,12 @@ import time
 
 import torch
 
+from ulib.app.commands import sample_uint8
 from ulib.config import Config
 from ulib.data.datasets import build_dataset
 from ulib.device import resolve_device
 from ulib.io.logs import preview_upscale, save_image_grid
 from ulib.io.rundir import RunDir
-from ulib.sample.api import sample_images
 from ulib.sample.models import from_run
 from ulib.train.common import AlreadyTrained
 from ulib.train.latents import load_latents
@@ -60,7 +60,7 @@ def run_pipeline(run: RunDir, cfg: Config, *, resume: bool = False, force: bool 
         run, cfg, resume=resume, force=force, show_progress=show_progress))
 
     def samples():
-        images = sample_images(from_run(run, cfg, device), cfg.sample.n, seed=cfg.seed)
+        images = sample_uint8(from_run(run, cfg, device), cfg.sample.n, seed=cfg.seed)  # in batches of 64
         save_image_grid(images, run.samples, upscale=preview_upscale(cfg.data.img_size))
 
     times["sample"] = _stage("sample", samples)

@@ -89,6 +89,16 @@ def is_done(run: Path, nb: Path, params: dict) -> bool:
 
 
 # ---- running -------------------------------------------------------------------------------------------
+def installed_kernels() -> set[str] | None:
+    """Names of the installed Jupyter kernels (for --kernel), or None without jupyter_client (papermill's
+    dependency; imported here, not at the top, for the reason `execute` imports papermill late)."""
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager
+    except ImportError:
+        return None
+    return set(KernelSpecManager().find_kernel_specs())
+
+
 def execute(nb: Path, out: Path, params: dict, kernel: str = KERNEL) -> None:
     """Execute one notebook with papermill (kernel started in the notebook's folder, as in JupyterLab)."""
     import papermill as pm

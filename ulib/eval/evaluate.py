@@ -225,8 +225,8 @@ def evaluate_samples(run, cfg, *, n: int = PAPER_N_SAMPLES, steps: int | None = 
         raise ValueError(f"--steps={steps}; allowed: 1..T={T}")
     if temperature <= 0:
         raise ValueError(f"--temperature={temperature}; must be > 0")
-    if n <= prdc_k:
-        raise ValueError(f"--samples={n}; PRDC with k={prdc_k} needs more than {prdc_k} samples")
+    if n <= prdc_k + 1:  # each point's k-th neighbour other than itself: k + 1 others at least
+        raise ValueError(f"--samples={n}; PRDC with k={prdc_k} needs at least {prdc_k + 2} samples")
 
     # first: a missing or refused weights file stops us early
     inception = load_inception(features, weights_dir, device, allow_unverified=allow_unverified)
