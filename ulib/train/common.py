@@ -58,6 +58,16 @@ def resume_state(ckpt: Path, *, resume: bool, force: bool, total_steps: int, wha
     return state
 
 
+def stored_fields(ckpt: Path, *keys: str) -> dict | None:
+    """Some plain values of a checkpoint, read without loading its tensors (memory-mapped); None when the file
+    is missing or unreadable (`resume_state` then says why)."""
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:
+        return None
+    return {k: state.get(k) for k in keys} if isinstance(state, dict) else None
+
+
 def start_training(run, cfg, ckpt: Path, total_steps: int, what: str, *, resume: bool, force: bool):
     """What both stages do first: pick the device (joining torchrun's process group when launched by it),
     decide fresh start vs resume (`resume_state`), write the run's config (rank 0) and seed this process.
