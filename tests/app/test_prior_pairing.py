@@ -1,6 +1,7 @@
 """A prior is tied to the VQGAN whose tokens it was trained on (#21): every prior checkpoint records that VQGAN,
 training refuses to resume or reuse a prior of another VQGAN, every command that samples refuses the mismatched
-pair, and old checkpoints still load (with a warning)."""
+pair, old checkpoints still load (with a warning), and an interrupted --force never leaves a new log beside an
+old checkpoint."""
 import shutil
 
 import numpy as np
@@ -11,6 +12,7 @@ from ulib.app import notebook as nbu
 from ulib.config import apply_overrides
 from ulib.io.checkpoint import load_checkpoint, save_checkpoint
 from ulib.io.files import file_sha256
+from ulib.io.logs import MetricsLog
 from ulib.io.rundir import RunDir
 from ulib.sample.models import from_run
 from ulib.train.common import AlreadyTrained
@@ -180,3 +182,33 @@ def test_notebook_child_priors_follow_a_new_parent_vqgan(paired_run, tmp_path):
     _swap_vqgan(run)
     nbu.train_child_prior(s, "child", s.cfg)  # trained again on the new VQGAN's tokens, not reused
     assert load_checkpoint(child.prior_ckpt).get("vqgan_digest") == vqgan_digest(run.vqgan_ckpt)
+
+
+# ---- an interrupted --force -----------------------------------------------------------------------
+def _killed_at_first_log(monkeypatch):
+    """Make every MetricsLog.log raise: a run killed at its first log step (2), before its first save (3)."""
+    def killed(self, step, **metrics):
+        raise KeyboardInterrupt(f"killed at step {step}")
+
+    monkeypatch.setattr(MetricsLog, "log", killed)
+
+
+@pytest.mark.parametrize("stage", ["vqgan", "absorbing", "autoregressive"])
+def test_an_interrupted_force_leaves_no_old_checkpoint_beside_the_new_log(paired_run, tmp_path, monkeypatch, stage):
+    run = _copy(paired_run, tmp_path / "run")
+    cfg = _cfg() if stage != "autoregressive" else apply_overrides(_cfg(), AR)
+    if stage == "vqgan":
+        train, ckpts, log = train_vqgan, [run.vqgan_ckpt], run.vqgan_log
+    else:
+        train, log = train_prior, run.prior_log_for(stage)
+        ckpts = [run.prior_ckpt_for(stage), run.prior_best_for(stage)]
+    with monkeypatch.context() as m:
+        _killed_at_first_log(m)
+        with pytest.raises(KeyboardInterrupt):
+            train(run, cfg, force=True, show_progress=False)
+    assert MetricsLog.read(log) == [], "the log was restarted"
+    assert [p for p in ckpts if p.exists()] == [], "so the old checkpoints are gone"
+    train(run, cfg, show_progress=False)  # a fresh start, not 'already trained'
+    steps = [r["step"] for r in MetricsLog.read(log)]
+    assert load_checkpoint(ckpts[0])["step"] == 6 and steps == [r["step"] for r in MetricsLog.read(
+        paired_run.path / log.name)], "a whole log"

@@ -34,6 +34,7 @@ from ulib.train.common import (
     FiniteGuard,
     Throughput,
     batch_plan,
+    discard_checkpoints,
     load_optimizer_state,
     make_adamw,
     micro_batches,
@@ -147,6 +148,8 @@ def train_prior(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
     if tc.compile:  # opt-in: compiles on the first step (seconds to minutes), then fewer, fused kernels
         model = torch.compile(model)
 
+    if main and state is None:  # --force: the old checkpoints go before their log is restarted
+        discard_checkpoints(ckpt, run.prior_best_for(cfg.prior.kind))
     log = MetricsLog(log_file, resume_step=step if state is not None else None) if main else None
     vqgan = load_run_vqgan(cfg, run.vqgan_ckpt, device) if main else None
     end = tc.steps if stop_at is None else min(stop_at, tc.steps)

@@ -35,6 +35,7 @@ from ulib.train.common import (
     FiniteGuard,
     Throughput,
     batch_plan,
+    discard_checkpoints,
     load_optimizer_state,
     progress,
     rank_generator,
@@ -136,6 +137,8 @@ def train_vqgan(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
         step = int(state["step"])
         resume_generator(g, state, cfg.seed, rank)
 
+    if main and state is None:
+        discard_checkpoints(run.vqgan_ckpt)  # --force: the old checkpoint goes before its log is restarted
     log = MetricsLog(run.vqgan_log, resume_step=step if state is not None else None) if main else None
     end = tc.steps if stop_at is None else min(stop_at, tc.steps)
     batches = StepBatches(len(train), plan.per_process, cfg.seed, start=step, stop=end, rank=rank, world=world)
