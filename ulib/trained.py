@@ -2,10 +2,12 @@
 `ulib.official`)."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from ulib.config import Config
 from ulib.io.checkpoint import check_state_dict, load_checkpoint
+from ulib.io.files import file_sha256
 from ulib.prior.transformer import Transformer
 from ulib.vq.model import VQAutoEncoder
 
@@ -32,10 +34,43 @@ def _check_codebook(cfg: Config, state: dict, path: Path) -> None:
         )
 
 
-def _load(build, cfg: Config, path: Path, device, use_ema: bool, what: str):
+def vqgan_digest(path: Path) -> str:
+    """16 hex digits of the SHA-256 of a VQGAN checkpoint's bytes: the VQGAN a prior checkpoint records as the
+    one whose tokens it was trained on (its `vqgan_digest`), and part of the latent cache's fingerprint."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no VQGAN checkpoint at {path}; run `python -m ulib train-vqgan` first")
+    return file_sha256(path)[:16]
+
+
+def retrain_prior_hint(path: Path, kind: str) -> str:
+    """The command that trains the prior checkpoint `path` (of a run folder) again from scratch."""
+    flag = " --set prior.kind=autoregressive" if kind == "autoregressive" else ""
+    return f"python -m ulib train-prior --run {Path(path).parent} --force{flag}"
+
+
+def check_prior_pairing(state: dict, path: Path, vqgan_ckpt: Path) -> None:
+    """A prior models the tokens of the one VQGAN it was trained on; decoded by another VQGAN its samples are
+    noise. ValueError when the prior checkpoint `path` (loaded as `state`) records another `vqgan_digest` than
+    `vqgan_ckpt` has now; a warning when it records none (saved before ulib recorded it), so old runs still load."""
+    saved = state.get("vqgan_digest")
+    if saved is None:
+        warnings.warn(f"{path} does not record which VQGAN it was trained on (saved before ulib recorded it): "
+                      f"whether it fits {vqgan_ckpt} cannot be checked", stacklevel=2)
+        return
+    now = vqgan_digest(vqgan_ckpt)
+    if saved != now:
+        kind = state.get("config", {}).get("prior", {}).get("kind", "absorbing")
+        raise ValueError(f"{path} was trained on tokens of a different {vqgan_ckpt} (digest {saved}, now {now}); "
+                         f"retrain it: {retrain_prior_hint(path, kind)}")
+
+
+def _load(build, cfg: Config, path: Path, device, use_ema: bool, what: str, check=None):
     """Build the model from the run's config (which training stored, with the checkpoint's own settings) and
-    load the weights; a config that disagrees with the checkpoint is a ValueError naming the keys."""
+    load the weights; a config that disagrees with the checkpoint is a ValueError naming the keys. `check(state)`
+    runs first, on the loaded checkpoint."""
     state = load_checkpoint(path)
+    if check is not None:
+        check(state)
     _check_codebook(cfg, state, path)
     model = build(cfg)
     weights = _weights(state, use_ema)
@@ -49,6 +84,11 @@ def load_run_vqgan(cfg: Config, path: Path, device, use_ema: bool = True) -> VQA
     return _load(vqgan_from_config, cfg, path, device, use_ema, "VQGAN")
 
 
-def load_run_prior(cfg: Config, path: Path, device, use_ema: bool = True) -> Transformer:
-    """The trained prior transformer of a run, in eval mode on `device`."""
-    return _load(prior_from_config, cfg, path, device, use_ema, "prior")
+def load_run_prior(cfg: Config, path: Path, device, use_ema: bool = True, *,
+                   vqgan_ckpt: Path | None) -> Transformer:
+    """The trained prior transformer of a run, in eval mode on `device`.
+
+    vqgan_ckpt: the VQGAN that will decode its tokens (the run's vqgan.pt): a ValueError when the prior was
+    trained on another VQGAN's tokens (`check_prior_pairing`); None loads the prior alone, unchecked."""
+    check = None if vqgan_ckpt is None else (lambda state: check_prior_pairing(state, Path(path), Path(vqgan_ckpt)))
+    return _load(prior_from_config, cfg, path, device, use_ema, "prior", check)

@@ -393,12 +393,13 @@ def _run_elbo(args, run, cfg) -> int:
     if not kinds:
         raise ValueError(f"{run.path} has no trained prior ({run.prior_ckpt.name} or {run.prior_ckpt_for('x').name}); "
                          f"run `python -m ulib train-prior --run {run.path}` first")
+    # the priors first: one trained on another VQGAN's tokens stops here, before any encoding
+    nets = {kind: load_run_prior(apply_overrides(cfg, {"prior.kind": kind}), run.prior_ckpt_for(kind), device,
+                                 use_ema=not args.no_ema, vqgan_ckpt=run.vqgan_ckpt) for kind in kinds}
     val = load_latents(cfg, run.vqgan_ckpt, run.latents, device)["val"]
     val = val.reshape(val.shape[0], -1)[: args.max_items].to(device)
     estimates = []
-    for kind in kinds:
-        kcfg = apply_overrides(cfg, {"prior.kind": kind})
-        net = load_run_prior(kcfg, run.prior_ckpt_for(kind), device, use_ema=not args.no_ema)
+    for kind, net in nets.items():
         if kind == "autoregressive":
             est, what = ar_nll(net, val, args.batch_size), "exact NLL (autoregressive)"
         else:

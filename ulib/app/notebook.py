@@ -42,7 +42,7 @@ from ulib.sample.api import sample_tokens
 from ulib.sample.models import SamplingModels, from_modules
 from ulib.train.common import AlreadyTrained
 from ulib.train.latents import load_latents
-from ulib.train.prior import train_prior
+from ulib.train.prior import tokens_changed, train_prior
 from ulib.train.vqgan import train_vqgan
 from ulib.trained import load_run_prior, load_run_vqgan
 
@@ -134,7 +134,7 @@ def prior(s: Session, kind: str = "absorbing", show_progress: bool = False, chec
     if not path.exists():
         raise FileNotFoundError(f"{path}: no best-validation checkpoint of the {kind} prior; it is written "
                                 f"during training when prior_train.keep_best is on (the study profile)")
-    return load_run_prior(cfg, path, s.device)
+    return load_run_prior(cfg, path, s.device, vqgan_ckpt=s.run.vqgan_ckpt)
 
 
 def models(s: Session, kind: str = "absorbing", checkpoint: str = "final") -> SamplingModels:
@@ -172,11 +172,12 @@ def child_run(s: Session, name: str) -> RunDir:
 
 def train_child_prior(s: Session, name: str, cfg: Config, show_progress: bool = False) -> RunDir:
     """Train an absorbing prior with `cfg` in the child run RUN/name (load if present, else train); returns
-    the child run. A child trained with another config is trained again from scratch; an interrupted one
-    is resumed."""
+    the child run. A child trained with another config, or on the tokens of the parent's earlier VQGAN, is
+    trained again from scratch; an interrupted one is resumed."""
     child = child_run(s, name)
     stored = child.stored_config()
-    changed = stored is not None and child.prior_ckpt.exists() and stored.to_dict() != cfg.to_dict()
+    changed = stored is not None and child.prior_ckpt.exists() and (stored.to_dict() != cfg.to_dict()
+                                                                     or tokens_changed(child, cfg) is not None)
     _train_or_reuse(f"prior in {name}", lambda: train_prior(child, cfg, resume=not changed, force=changed,
                                                             show_progress=show_progress))
     return child

@@ -1,6 +1,8 @@
 """The whole method in one call (`python -m ulib pipeline`, `make demo`): both stages, then pictures.
 
-Each stage reuses its output when the run already has it (load if present, else train).
+Each stage reuses its output when the run already has it (load if present, else train); a prior trained on the
+tokens of another VQGAN checkpoint is an error, not reused (`ulib.train.prior.tokens_changed`): --force trains
+every stage again.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from ulib.io.rundir import RunDir
 from ulib.sample.models import from_run
 from ulib.train.common import AlreadyTrained
 from ulib.train.latents import load_latents
-from ulib.train.prior import train_prior
+from ulib.train.prior import tokens_changed, train_prior
 from ulib.train.vqgan import train_vqgan
 from ulib.trained import load_run_vqgan
 
@@ -53,6 +55,8 @@ def run_pipeline(run: RunDir, cfg: Config, *, resume: bool = False, force: bool 
     times = {}
     times["train-vqgan"] = _stage("train-vqgan", lambda: train_vqgan(
         run, cfg, resume=resume, force=force, show_progress=show_progress))
+    if not force and (why := tokens_changed(run, cfg)):  # before anything is encoded: that prior is not reused
+        raise ValueError(why)
     times["reconstructions"] = _stage("reconstructions", lambda: save_reconstructions(run, cfg, device))
     times["encode"] = _stage("encode", lambda: load_latents(cfg, run.vqgan_ckpt, run.latents, device,
                                                                    progress=show_progress))

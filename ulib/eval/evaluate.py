@@ -231,10 +231,10 @@ def evaluate_samples(run, cfg, *, n: int = PAPER_N_SAMPLES, steps: int | None = 
     # first: a missing or refused weights file stops us early
     inception = load_inception(features, weights_dir, device, allow_unverified=allow_unverified)
     lp = load_lpips(weights_dir, device, allow_unverified=allow_unverified) if neighbours > 0 else None
+    prior_path = run.prior_ckpt_for(cfg.prior.kind)
+    models = from_run(run, cfg, device, use_ema=use_ema)  # before the reference: a mismatched pair stops here
     real, ref_key, real_moments = reference_set(run, cfg, inception, reference, max_reference, batch_size,
                                                      show_progress)
-    prior_path = run.prior_ckpt_for(cfg.prior.kind)
-    models = from_run(run, cfg, device, use_ema=use_ema)
 
     n_batches = math.ceil(n / batch_size)
     seeds = torch.randint(2**62, (n_batches,), generator=torch.Generator().manual_seed(seed)).tolist()

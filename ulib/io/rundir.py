@@ -2,7 +2,8 @@
 
     runs/NAME/
       config.json            the Config every stage of this run uses (written on first use)
-      vqgan.pt  prior.pt     checkpoints (model, EMA, optimiser, scaler, step, RNG states, config)
+      vqgan.pt  prior.pt     checkpoints (model, EMA, optimiser, scaler, step, RNG states, config); a prior
+                             records the vqgan.pt whose tokens it was trained on (vqgan_digest)
       prior_ar.pt            the autoregressive baseline's checkpoint, when trained (prior.kind=autoregressive)
       latents.pt             token grids of the dataset, with the fingerprint they were made from
       data_check.json        only with data.skip_bad: the unreadable image files that were left out, and why

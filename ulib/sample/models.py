@@ -36,9 +36,11 @@ def from_modules(vqgan, prior, cfg, source: str = "modules in memory") -> Sampli
 
 
 def from_run(run, cfg, device, use_ema: bool = True) -> SamplingModels:
-    """A run's trained pair from its checkpoints (cfg: the run's config; prior.kind picks the prior)."""
+    """A run's trained pair from its checkpoints (cfg: the run's config; prior.kind picks the prior). A prior
+    trained on another VQGAN's tokens than the run's vqgan.pt is a ValueError (`load_run_prior`)."""
+    prior = load_run_prior(cfg, run.prior_ckpt_for(cfg.prior.kind), device, use_ema=use_ema,
+                           vqgan_ckpt=run.vqgan_ckpt)
     vqgan = load_run_vqgan(cfg, run.vqgan_ckpt, device, use_ema=use_ema)
-    prior = load_run_prior(cfg, run.prior_ckpt_for(cfg.prior.kind), device, use_ema=use_ema)
     return from_modules(vqgan, prior, cfg, f"run {run.path}")
 
 

@@ -52,7 +52,8 @@ def resume_state(ckpt: Path, *, resume: bool, force: bool, total_steps: int, wha
     """Decide between a fresh start and a resume; never silently overwrite a checkpoint.
 
     - no checkpoint: fresh start (None);
-    - checkpoint and --force: fresh start (the old file is replaced at the first save);
+    - checkpoint and --force: fresh start (the loop deletes the old file before it restarts the log:
+      `discard_checkpoints`);
     - checkpoint and --resume: its state (AlreadyTrained when it is at total_steps already);
     - checkpoint at total_steps without flags: AlreadyTrained (load-if-present);
     - unfinished checkpoint without flags: ValueError asking for --resume or --force.
@@ -119,6 +120,24 @@ def check_against_checkpoints(run, cfg, ckpt: Path, state: dict | None, what: st
             raise ValueError(f"the settings disagree with the run's VQGAN {run.vqgan_ckpt}: {'; '.join(bad)}. Drop "
                              "the --set that changes them (the run's config.json is unchanged), or retrain the VQGAN "
                              "(train-vqgan --force) first")
+
+
+def stored_fields(ckpt: Path, *keys: str) -> dict | None:
+    """Some plain values of a checkpoint, read without loading its tensors (memory-mapped); None when the file
+    is missing or unreadable (`resume_state` then says why)."""
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:
+        return None
+    return {k: state.get(k) for k in keys} if isinstance(state, dict) else None
+
+
+def discard_checkpoints(*paths: Path) -> None:
+    """A fresh start deletes the stage's old checkpoints (`--force`: the user asked to start from scratch) just
+    before its metrics log is restarted, so a run stopped before its first save never holds the new log beside
+    the old checkpoint, which `--resume` or the 'already trained' check would then take as one run."""
+    for path in paths:
+        path.unlink(missing_ok=True)
 
 
 def start_training(run, cfg, ckpt: Path, total_steps: int, what: str, *, resume: bool, force: bool):

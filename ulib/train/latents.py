@@ -17,21 +17,13 @@ from ulib.config import Config
 from ulib.data.datasets import build_dataset, dataset_fingerprint
 from ulib.io.checkpoint import load_checkpoint, save_checkpoint
 from ulib.train import distributed as dist_utils
-from ulib.trained import load_run_vqgan
-
-
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
+from ulib.trained import load_run_vqgan, vqgan_digest
 
 
 def latents_fingerprint(cfg: Config, vqgan_ckpt: Path) -> str:
-    if not vqgan_ckpt.exists():
-        raise FileNotFoundError(f"no VQGAN checkpoint at {vqgan_ckpt}; run `python -m ulib train-vqgan` first")
-    parts = [file_digest(vqgan_ckpt), dataset_fingerprint(cfg.data), str(cfg.data.flip)]
+    """16 hex digits that change with the VQGAN checkpoint's bytes or the data config: the cache's identity,
+    also recorded in every prior checkpoint trained on it."""
+    parts = [vqgan_digest(vqgan_ckpt), dataset_fingerprint(cfg.data), str(cfg.data.flip)]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 

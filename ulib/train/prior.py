@@ -11,6 +11,7 @@ uninterrupted run would be.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from ulib.train.common import (
     Throughput,
     batch_plan,
     commit_stage,
+    discard_checkpoints,
     holds_run_lock,
     load_optimizer_state,
     make_adamw,
@@ -43,11 +45,12 @@ from ulib.train.common import (
     resume_generator,
     set_lr,
     start_training,
+    stored_fields,
     warmup_lr,
 )
 from ulib.train.ema import EMA
-from ulib.train.latents import load_latents_distributed
-from ulib.trained import load_run_vqgan, prior_from_config
+from ulib.train.latents import latents_fingerprint, load_latents_distributed
+from ulib.trained import load_run_vqgan, prior_from_config, retrain_prior_hint, vqgan_digest
 
 
 def _flatten(tokens: torch.Tensor) -> torch.Tensor:
@@ -66,12 +69,40 @@ def validation_metric(net, cfg: Config, diffusion: AbsorbingDiffusion, val: torc
     return {"val_elbo_bpt": absorbing_elbo(diffusion, net, data, mc=1, generator=g).bits_per_token}
 
 
+def tokens_changed(run: RunDir, cfg: Config) -> str | None:
+    """Why the run's prior checkpoint (of cfg.prior.kind) no longer fits the tokens the run's VQGAN and data
+    give now, or None (no checkpoint, or it fits). A prior checkpoint records the latents fingerprint it was
+    trained on; one saved before ulib recorded it cannot be checked (a warning, None)."""
+    ckpt = run.prior_ckpt_for(cfg.prior.kind)
+    saved = stored_fields(ckpt, "latents_fingerprint", "vqgan_digest")
+    if saved is None:
+        return None
+    if saved["latents_fingerprint"] is None:
+        warnings.warn(f"{ckpt} does not record the tokens it was trained on (saved before ulib recorded it): "
+                      f"whether it fits {run.vqgan_ckpt} and the data config cannot be checked", stacklevel=2)
+        return None
+    now = latents_fingerprint(cfg, run.vqgan_ckpt)
+    if saved["latents_fingerprint"] == now:
+        return None
+    digest = vqgan_digest(run.vqgan_ckpt)
+    changed = (f"{run.vqgan_ckpt} is another VQGAN checkpoint (digest {saved['vqgan_digest']}, now {digest})"
+               if saved["vqgan_digest"] != digest else
+               f"the data config changed (latents fingerprint {saved['latents_fingerprint']}, now {now})")
+    return (f"{ckpt} was trained on tokens of another VQGAN checkpoint or data: {changed}; pass --force to train "
+            f"the prior again ({retrain_prior_hint(ckpt, cfg.prior.kind)})")
+
+
 @holds_run_lock
 def train_prior(run: RunDir, cfg: Config, *, resume: bool = False, force: bool = False,
                 stop_at: int | None = None, show_progress: bool = True) -> Path:
-    """Train the prior of `run` to cfg.prior_train.steps (or stop early at `stop_at`); returns the checkpoint."""
+    """Train the prior of `run` to cfg.prior_train.steps (or stop early at `stop_at`); returns the checkpoint.
+
+    A checkpoint trained on the tokens of another VQGAN checkpoint or data is neither resumed nor reused as
+    already trained: ValueError (`tokens_changed`), unless `force`."""
     tc = cfg.prior_train
     ckpt, log_file = run.prior_ckpt_for(cfg.prior.kind), run.prior_log_for(cfg.prior.kind)
+    if not force and (why := tokens_changed(run, cfg)):
+        raise ValueError(why)
     rank, world, device, state = start_training(run, cfg, ckpt, tc.steps, "prior", resume=resume, force=force)
     main = rank == 0
 
@@ -82,6 +113,9 @@ def train_prior(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
     # missing or stale). On the device in their stored uint8/int16 (1.5 GB for LSUN Bedrooms instead of 12 GB
     # of int64), widened per batch.
     latents = load_latents_distributed(cfg, run.vqgan_ckpt, run.latents, device, rank, world, progress=show_progress)
+    # what every checkpoint records of the VQGAN whose tokens it models (checked by `tokens_changed` before a
+    # resume, by `ulib.trained.load_run_prior` before sampling)
+    made_from = {"vqgan_digest": vqgan_digest(run.vqgan_ckpt), "latents_fingerprint": latents["fingerprint"]}
     train = latents["train"].reshape(len(latents["train"]), -1).to(device)  # (N, L)
     train_flipped = (latents["train_flipped"].reshape(len(train), -1).to(device)
                      if "train_flipped" in latents else None)
@@ -118,6 +152,8 @@ def train_prior(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
     vqgan = load_run_vqgan(cfg, run.vqgan_ckpt, device) if main else None
     if main:  # set up without an error: the run's config and batch plan are written now, not before
         commit_stage(run, cfg, ckpt.stem, plan)
+    if main and state is None:  # --force: the old checkpoints go before their log is restarted
+        discard_checkpoints(ckpt, run.prior_best_for(cfg.prior.kind))
     log = MetricsLog(log_file, resume_step=step if state is not None else None) if main else None
     end = tc.steps if stop_at is None else min(stop_at, tc.steps)
     batches = StepBatches(len(train), plan.per_process, cfg.seed, start=step, stop=end, rank=rank, world=world)
@@ -132,7 +168,7 @@ def train_prior(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
                 "config": cfg.to_dict(), "step": at, "model": unwrap(model).state_dict(),
                 "ema": ema.state_dict() if ema is not None else None, "optimizer": opt.state_dict(),
                 "scaler": scaler.state_dict(), "rng": rng_state(), "generators": gens,
-                "generator_device": device.type, "batch": asdict(plan), "best": dict(best),
+                "generator_device": device.type, "batch": asdict(plan), "best": dict(best), **made_from,
             })
 
     def save_best(at: int, score: float, key: str) -> None:
@@ -140,6 +176,7 @@ def train_prior(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
         save_checkpoint(run.prior_best_for(cfg.prior.kind), {
             "config": cfg.to_dict(), "step": at, "model": unwrap(model).state_dict(),
             "ema": ema.state_dict() if ema is not None else None, "best": {"val": score, "step": at, "metric": key},
+            **made_from,
         })
 
     if state is not None:  # last, after everything that draws from the global generators while setting up

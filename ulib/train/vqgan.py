@@ -36,6 +36,7 @@ from ulib.train.common import (
     Throughput,
     batch_plan,
     commit_stage,
+    discard_checkpoints,
     holds_run_lock,
     load_optimizer_state,
     progress,
@@ -139,6 +140,8 @@ def train_vqgan(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
 
     if main:  # set up without an error: the run's config and batch plan are written now, not before
         commit_stage(run, cfg, "vqgan", plan)
+    if main and state is None:
+        discard_checkpoints(run.vqgan_ckpt)  # --force: the old checkpoint goes before its log is restarted
     log = MetricsLog(run.vqgan_log, resume_step=step if state is not None else None) if main else None
     end = tc.steps if stop_at is None else min(stop_at, tc.steps)
     batches = StepBatches(len(train), plan.per_process, cfg.seed, start=step, stop=end, rank=rank, world=world)
