@@ -31,3 +31,13 @@ def vqgan_run(tmp_path_factory):
     run = RunDir(tmp_path_factory.mktemp("scale") / "run")
     train_vqgan(run, tiny_config(["vqgan_train.steps=2", "data.flip=true"]), show_progress=False)
     return run
+
+
+@pytest.fixture
+def weights(tmp_path, monkeypatch):
+    """An empty weights folder; nothing else (ULIB_WEIGHTS_DIR, the torch hub cache) can be found."""
+    monkeypatch.delenv("ULIB_WEIGHTS_DIR", raising=False)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    return folder

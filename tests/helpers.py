@@ -38,6 +38,19 @@ def tiny_config(extra=()):
     return get_profile("smoke", [*TINY, *extra])
 
 
+def tiny_sets(extra=()):
+    """TINY's settings and `extra` as command-line arguments: --set KEY=VALUE ..."""
+    return [a for s in [*TINY, *extra] for a in ("--set", s)]
+
+
+def png_folder(folder, n=3, size=(8, 8)):
+    """A folder of `n` small PNG images of different reds (made if missing); returns it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.new("RGB", size, (40 * i, 0, 0)).save(folder / f"{i}.png")
+    return folder
+
+
 def run_cli(*args, cwd=None, env=None, timeout=600):
     """Run `python -m ulib ARGS` in a subprocess; return the CompletedProcess."""
     e = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))

@@ -22,16 +22,10 @@ from ulib.train.prior import train_prior
 from ulib.train.vqgan import train_vqgan
 from ulib.trained import load_run_vqgan
 
-from helpers import ROOT, TINY, run_cli
+from helpers import ROOT, TINY, run_cli, tiny_sets
 
 pytestmark = pytest.mark.slow
 
-
-def sets(extra=()):
-    out = []
-    for s in [*TINY, *extra]:
-        out += ["--set", s]
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +34,7 @@ def trained_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("cli") / "run"
     for cmd in ("train-vqgan", "encode", "train-prior"):
         extra = ["--profile", "smoke"] if cmd == "train-vqgan" else []
-        r = run_cli(cmd, "--run", str(run), *extra, *sets(), "--no-progress" if cmd != "encode" else "--force")
+        r = run_cli(cmd, "--run", str(run), *extra, *tiny_sets(), "--no-progress" if cmd != "encode" else "--force")
         assert r.returncode == 0, (cmd, r.stdout, r.stderr)
     return run
 
@@ -124,7 +118,7 @@ def test_cli_trains_on_a_folder_of_images(tmp_path):
     (folder / "readme.png").write_text("not an image")  # a bad file among good ones, found before step 1
     Image.new("RGB", (40, 40), (9, 9, 9)).save(folder / "cut.png")
     (folder / "cut.png").write_bytes((folder / "cut.png").read_bytes()[:60])
-    steps = sets(["vqgan_train.steps=2", f"data.cache_dir={tmp_path / 'cache'}"])
+    steps = tiny_sets(["vqgan_train.steps=2", f"data.cache_dir={tmp_path / 'cache'}"])
     r = run_cli("train-vqgan", "--run", str(tmp_path / "r0"), "--profile", "smoke", "--data", str(folder),
                 "--no-progress", *steps)
     assert r.returncode == 2 and "2 of 26 image files" in r.stderr, r.stderr

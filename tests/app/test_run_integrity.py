@@ -16,16 +16,10 @@ from ulib.io.checkpoint import load_checkpoint
 from ulib.io.logs import MetricsLog
 from ulib.io.rundir import HELD_ENV, RunDir, RunLocked
 
-from helpers import ROOT, TINY, run_cli
+from helpers import ROOT, run_cli, tiny_sets
 
 pytestmark = pytest.mark.slow
 
-
-def sets(extra=()):
-    out = []
-    for s in [*TINY, *extra]:
-        out += ["--set", s]
-    return out
 
 
 def digest(path):
@@ -43,8 +37,8 @@ def snapshot(folder):
 def half_run(tmp_path_factory):
     """A smoke run whose VQGAN is trained and whose prior stopped at step 3 of 6 (an unfinished checkpoint)."""
     run = tmp_path_factory.mktemp("integrity") / "run"
-    assert main(["train-vqgan", "--run", str(run), "--profile", "smoke", *sets(), "--no-progress"]) == 0
-    assert main(["train-prior", "--run", str(run), *sets(), "--stop-at", "3", "--no-progress"]) == 0
+    assert main(["train-vqgan", "--run", str(run), "--profile", "smoke", *tiny_sets(), "--no-progress"]) == 0
+    assert main(["train-prior", "--run", str(run), *tiny_sets(), "--stop-at", "3", "--no-progress"]) == 0
     assert load_checkpoint(run / "prior.pt")["step"] == 3
     return run
 
@@ -174,12 +168,12 @@ def test_a_set_that_disagrees_with_the_vqgan_is_refused_before_training(half_run
 def test_a_first_run_with_a_wrong_data_folder_stores_nothing(tmp_path, capsys):
     run = tmp_path / "run"
     missing = tmp_path / "no_such_folder"
-    assert main(["train-vqgan", "--run", str(run), "--profile", "demo", "--data", str(missing), *sets(),
+    assert main(["train-vqgan", "--run", str(run), "--profile", "demo", "--data", str(missing), *tiny_sets(),
                  "--no-progress"]) == 2
     assert "no_such_folder" in capsys.readouterr().err
     assert not (run / "config.json").exists()
     # the corrected command (another profile, the built-in data) is not refused by what the failed one stored
-    assert main(["train-vqgan", "--run", str(run), "--profile", "smoke", *sets(["vqgan_train.steps=1"]),
+    assert main(["train-vqgan", "--run", str(run), "--profile", "smoke", *tiny_sets(["vqgan_train.steps=1"]),
                  "--no-progress"]) == 0
     assert json.loads((run / "config.json").read_text())["profile"] == "smoke"
 

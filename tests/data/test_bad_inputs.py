@@ -24,14 +24,7 @@ from ulib.data.images import ImageTooLargeError, read_image
 from ulib.data.lsun import LSUNDataset
 from ulib.data.openmoji import load_openmoji
 
-from helpers import ROOT, huge_png_header, jpeg_bytes
-
-
-def _images(folder, n=3, size=(8, 8)):
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        Image.new("RGB", size, (40 * i, 0, 0)).save(folder / f"{i}.png")
-    return folder
+from helpers import ROOT, huge_png_header, jpeg_bytes, png_folder
 
 
 # ---- one table: input maker -> the error a training run stops with ----------------------------------------
@@ -56,25 +49,25 @@ def _loop_only(root):
 
 
 def _zero_byte(root):
-    _images(root, 2)
+    png_folder(root, 2)
     (root / "empty.png").write_bytes(b"")
     return "folder", root
 
 
 def _text_as_jpeg(root):
-    _images(root, 2)
+    png_folder(root, 2)
     (root / "fake.jpg").write_text("not a jpeg at all")
     return "folder", root
 
 
 def _dangling_link(root):
-    _images(root, 2)
+    png_folder(root, 2)
     os.symlink(root / "gone.png", root / "link.png")
     return "folder", root
 
 
 def _bomb(root):
-    _images(root, 2)
+    png_folder(root, 2)
     (root / "big.png").write_bytes(huge_png_header())
     return "folder", root
 
@@ -142,7 +135,7 @@ def test_any_mode_trains_even_as_a_one_image_folder(tmp_path, mode, ext):
 # ---- link loops, two names of one file ----------------------------------------------------------------------
 @pytest.mark.timeout(60)
 def test_a_folder_linking_to_itself_and_its_parent_yields_its_images_once(tmp_path):
-    root = _images(tmp_path / "imgs")
+    root = png_folder(tmp_path / "imgs")
     os.symlink(".", root / "loop")
     os.symlink("..", root / "up")
     names = [p.relative_to(root).as_posix() for p in scan_images(root)]
@@ -156,8 +149,8 @@ def test_linked_folders_and_files_count_once_under_their_real_names(tmp_path):
     """A link to a sub-folder met before the sub-folder itself, a link and a hard link to one file: each image
     once, named without links; a link to a folder outside the root brings that folder's images in."""
     root = tmp_path / "imgs"
-    _images(root / "sub")
-    _images(tmp_path / "outside", 2, size=(9, 9))
+    png_folder(root / "sub")
+    png_folder(tmp_path / "outside", 2, size=(9, 9))
     os.symlink(root / "sub", root / "a_link_to_sub")  # sorts before "sub"
     os.symlink(root / "sub" / "0.png", root / "alias.png")
     os.link(root / "sub" / "1.png", root / "hard.png")
@@ -170,7 +163,7 @@ def test_linked_folders_and_files_count_once_under_their_real_names(tmp_path):
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow's own, before our error
 def test_an_image_over_pillows_pixel_limit_is_a_bad_file(tmp_path, monkeypatch):
     """Up to twice MAX_IMAGE_PIXELS Pillow only warns and decodes it all: here it is refused like a damaged file."""
-    root = _images(tmp_path / "imgs", 3)  # 64 pixels each
+    root = png_folder(tmp_path / "imgs", 3)  # 64 pixels each
     Image.new("RGB", (40, 40)).save(root / "big.png")  # 1,600 pixels
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     why = "ImageTooLargeError: 1,600 pixels (40x40), over the limit of 1,000 (PIL.Image.MAX_IMAGE_PIXELS"
@@ -203,7 +196,7 @@ def test_an_lsun_entry_over_the_pixel_limit_is_named_or_skipped(tmp_path, monkey
 
 def test_a_damaged_folder_verdict_is_checked_again(tmp_path):
     """A verdict file that is valid JSON but not a verdict (a list) used to end in AttributeError."""
-    root = _images(tmp_path / "imgs")
+    root = png_folder(tmp_path / "imgs")
     files = [p.name for p in scan_images(root)]
     assert check_image_files(root, files, cache_dir=tmp_path / "c") == {}
     verdict = next((tmp_path / "c").glob("folder-check-*.json"))
@@ -366,7 +359,7 @@ def test_stale_temporaries_in_the_cache_are_removed_before_writing(tmp_path, mon
     assert not stale[0].exists()
     stale[1].write_bytes(b"x")
     os.utime(stale[1], (time.time() - 3600,) * 2)
-    root = _images(tmp_path / "imgs")
+    root = png_folder(tmp_path / "imgs")
     check_image_files(root, ["0.png"], cache_dir=cache)
     assert not stale[1].exists() and live.exists()
     assert json.loads(folder_check_path(root, [("0.png", *_facts(root / "0.png"))], cache).read_text())["bad"] == {}

@@ -13,7 +13,7 @@ from PIL import Image
 from ulib.eval import compare as C
 from ulib.eval import metrics as M
 
-from helpers import huge_png_header, run_cli
+from helpers import huge_png_header, png_folder, run_cli
 
 EXPECTED_NPZ = "expected a .npz holding one uint8 array of shape (N, H, W, 3) or (N, 3, H, W)"
 
@@ -21,13 +21,6 @@ EXPECTED_NPZ = "expected a .npz holding one uint8 array of shape (N, H, W, 3) or
 def _npz(path, **arrays):
     np.savez(path, **arrays)
     return path
-
-
-def _images(folder, n=3, size=(8, 8)):
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        Image.new("RGB", size, (40 * i, 0, 0)).save(folder / f"{i}.png")
-    return folder
 
 
 def _truncated(p):
@@ -91,13 +84,13 @@ def test_bad_npz_inputs_are_one_line_errors_naming_the_file(tmp_path, make, expe
 
 
 def _bomb(folder):
-    _images(folder, 2)
+    png_folder(folder, 2)
     (folder / "big.png").write_bytes(huge_png_header())
     return folder
 
 
 def _mixed_sizes(folder):
-    _images(folder, 2)
+    png_folder(folder, 2)
     Image.new("RGB", (9, 8)).save(folder / "z.png")
     return folder
 
@@ -110,13 +103,13 @@ def _only_text(folder):
 
 
 def _zero_byte(folder):
-    _images(folder, 2)
+    png_folder(folder, 2)
     (folder / "empty.png").write_bytes(b"")
     return folder
 
 
 def _not_an_image(folder):
-    _images(folder, 2)
+    png_folder(folder, 2)
     (folder / "fake.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     return folder
 
@@ -157,14 +150,14 @@ def test_bad_image_folders_are_one_line_errors_naming_the_file(tmp_path, make, e
 def test_limit_must_be_a_positive_count(tmp_path, limit):
     """--limit -1 used to drop the last image silently (files[:-1]); 0 meant all of them."""
     with pytest.raises(ValueError, match="expected a number of images >= 1"):
-        C.load_image_set(_images(tmp_path / "a"), limit=limit)
+        C.load_image_set(png_folder(tmp_path / "a"), limit=limit)
     assert len(C.load_image_set(tmp_path / "a", limit=2)) == 2
 
 
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow's own, before our error
 def test_image_over_pillows_limit_is_refused_not_decoded(tmp_path, monkeypatch):
     """Between MAX_IMAGE_PIXELS and twice that, Pillow only warns and decodes the whole image anyway."""
-    _images(tmp_path / "a", 2, size=(40, 40))  # 1,600 pixels each
+    png_folder(tmp_path / "a", 2, size=(40, 40))  # 1,600 pixels each
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     with pytest.raises(ValueError, match=r"cannot read 0.png \(ImageTooLargeError: 1,600 pixels \(40x40\), over the "
                                          r"limit of 1,000 \(PIL.Image.MAX_IMAGE_PIXELS"):
@@ -174,7 +167,7 @@ def test_image_over_pillows_limit_is_refused_not_decoded(tmp_path, monkeypatch):
 @pytest.mark.timeout(60)  # before the fix: 2**40 paths through the two links
 def test_a_link_loop_counts_each_image_once(tmp_path):
     """3 images, a link to their own folder and one to its parent: 3 images, under their real names."""
-    folder = _images(tmp_path / "real")
+    folder = png_folder(tmp_path / "real")
     os.symlink(".", folder / "loop")
     os.symlink("..", folder / "up")
     x = C.load_image_set(folder)

@@ -23,16 +23,6 @@ def state():
     return X.random_inception_state_dict(0)
 
 
-@pytest.fixture
-def weights(tmp_path, monkeypatch):
-    """An empty weights folder; nothing else (environment, hub cache) can be found."""
-    monkeypatch.delenv("ULIB_WEIGHTS_DIR", raising=False)
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    folder = tmp_path / "weights"
-    folder.mkdir()
-    return folder
-
-
 def bomb_file(folder, state, marker):
     """The InceptionV3 state dict with one extra entry whose unpickling creates `marker`."""
     torch.save({**state, "payload": PickleBomb(marker)}, folder / X.INCEPTION_FILE)

@@ -12,14 +12,10 @@ FLAG = "--allow-unverified-weights"
 
 
 @pytest.fixture
-def weights(tmp_path, monkeypatch):
-    """A weights folder holding a test-made VGG16 `features` file; nothing else can be found."""
-    monkeypatch.delenv("ULIB_WEIGHTS_DIR", raising=False)
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    folder = tmp_path / "weights"
-    folder.mkdir()
-    vgg16_features_file(folder)
-    return folder
+def weights(weights):
+    """The empty weights folder (conftest) holding a test-made VGG16 `features` file; nothing else can be found."""
+    vgg16_features_file(weights)
+    return weights
 
 
 def test_a_file_that_is_not_torchvisions_is_refused(weights):
