@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
+import torchvision
 
 from ulib.io.weights import check_digest, check_state_dict, read_state_dict, shapes_of
 
@@ -47,8 +48,6 @@ def vgg16_candidates(weights_dir: str | None = None) -> list[Path]:
 
 def vgg16_shapes() -> dict[str, tuple[int, ...]]:
     """{key: shape} of torchvision's VGG16 state dict (built on the meta device: no memory, no download)."""
-    import torchvision
-
     with torch.device("meta"):
         return shapes_of(torchvision.models.vgg16(weights=None))
 
