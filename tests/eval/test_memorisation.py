@@ -125,7 +125,8 @@ def test_copies_of_training_rows():
 def test_fresh_draws_of_the_same_distribution():
     train, test, fresh = gaussians(0)
     out = MEM.memorisation(fresh, train, test)
-    assert (out["n_samples"], out["n_train"], out["n_test"], out["dim"]) == (500, 1000, 500, 8)
+    assert (out["n_samples"], out["n_train"], out["n_test"], out["n_test_used"], out["dim"]) == (500, 1000, 500,
+                                                                                               500, 8)
     assert abs(out["c_t"]) < 2, out["c_t"]  # seen: -0.002; sd about 1/sqrt(10 cells) over seeds
     assert 0.9 < out["median_ratio"] < 1.1 and 0.9 < out["mean_ratio"] < 1.1
     assert out["near_copy_share"] <= 0.02  # expected about 1/(n_test + 1): below the closest test image
@@ -142,12 +143,22 @@ def test_samples_far_from_the_data():
     assert 0 < out["c_t_cells_used"] < out["c_t_cells"]  # the shifted samples crowd a few edge cells
 
 
-def test_a_test_image_that_duplicates_a_training_image_leaves_copies_counted():
+def test_a_test_image_that_duplicates_a_training_image_is_no_baseline():
     train, test, _ = gaussians(2, 200, 100, 50)
-    test[0] = train[5]  # a leak in the split: the closest test image is at distance 0
+    test[0], test[1] = train[5], train[6]  # a leak in the split: two test images are training images
     out = MEM.memorisation(train[:50], train, test)
-    assert out["test_exact_copies"] == 1 and out["near_copy_threshold"] == 0.0
-    assert out["near_copy_share"] == 1.0  # d <= 0: exact copies still count
+    assert out["test_exact_copies"] == 2 and out["n_test"] == 100 and out["n_test_used"] == 98
+    kept = MEM.nearest(test[2:], train)[0]
+    assert out["near_copy_threshold"] == kept.min().item() > 0 and out["test_to_train_min"] > 0
+    assert out["near_copy_share"] == 1.0 and out["c_t"] < -3
+    leaky = MEM.memorisation(train[:50], train, test, drop_test_copies=False)
+    assert leaky["n_test_used"] == 100 and leaky["near_copy_threshold"] == 0.0
+    assert leaky["near_copy_share"] == 1.0  # d <= 0: exact copies still count
+    noisy = train[:50] + 1e-3  # near-copies, not exact: only the baseline without the leak sees them
+    assert MEM.memorisation(noisy, train, test)["near_copy_share"] == 1.0
+    assert MEM.memorisation(noisy, train, test, drop_test_copies=False)["near_copy_share"] == 0.0
+    with pytest.raises(ValueError, match="all 2 test rows duplicate a training row"):
+        MEM.memorisation(train[:50], train, train[:2])
 
 
 # ---- the picture ------------------------------------------------------------------------------------------------

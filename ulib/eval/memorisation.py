@@ -8,7 +8,12 @@ compared with its nearest training images, in a feature space and in pixels:
   images of the same distribution come to the training set. A ratio median d(samples) / median d(test) well
   below 1 means samples sit closer to training images than fresh data does.
 - near-copies: the share of samples with d(sample) <= the q-quantile of d(test) (q = 0: no farther from the
-  training set than the closest test image is; q = 0.05 also reported), with a Wilson 95% interval.
+  training set than the closest test image is; q = 0.05 also reported), with a Wilson 95% interval. One test
+  image that nearly duplicates a training image sets the q = 0 threshold near 0, so the share counts crisp
+  copies only; read it beside its threshold, the ratio and C_T, which see looser copying.
+- a test image at distance 0 from a training image is the same image on both sides of the split (at 32 px some
+  emoji render identically): counted (test_exact_copies) and, by default, left out of the baseline, which is
+  of unseen images; kept in, it would set the q = 0 threshold to 0.
 - C_T (Meehan, Chaudhuri & Dasgupta 2020, "A Non-Parametric Test to Detect Data-Copying in Generative Models",
   AISTATS): the space is cut into cells by k-means on the training rows; in each cell the samples' d are compared
   with the test images' d by the Mann-Whitney U statistic's z score, and the cells' z are averaged with the
@@ -273,8 +278,8 @@ class Neighbours(NamedTuple):
 
 
 def _memorisation(samples, train, test, *, quantiles=QUANTILES, cells: int | None = None,
-                  min_cell_samples: int = MIN_CELL_SAMPLES, seed: int = 0,
-                  batch_size: int = 1024) -> tuple[dict, Neighbours]:
+                  min_cell_samples: int = MIN_CELL_SAMPLES, seed: int = 0, batch_size: int = 1024,
+                  drop_test_copies: bool = True) -> tuple[dict, Neighbours]:
     s, t, p = rows(samples, "samples"), rows(train, "train"), rows(test, "test")
     _check_sets(samples=s, train=t, test=p)
     for q in quantiles:
@@ -282,16 +287,22 @@ def _memorisation(samples, train, test, *, quantiles=QUANTILES, cells: int | Non
             raise ValueError(f"memorisation: quantile {q!r}; allowed: 0 <= q < 1")
     ds, idx = nearest(s, t, batch_size)  # d(sample, T)
     dp, _ = nearest(p, t, batch_size)  # d(test image, T): the baseline
-    out = {"n_samples": len(s), "n_train": len(t), "n_test": len(p), "dim": s.shape[1],
+    n_test, test_copies = len(p), int((dp == 0).sum())  # test rows that are a training row: a leak in the split
+    if drop_test_copies:  # a training image again is no unseen image: out of the baseline
+        if test_copies == len(p):
+            raise ValueError(f"memorisation: all {len(p)} test rows duplicate a training row; no unseen test "
+                             "image is left for the baseline")
+        p, dp = p[dp > 0], dp[dp > 0]
+    out = {"n_samples": len(s), "n_train": len(t), "n_test": n_test, "n_test_used": len(p), "dim": s.shape[1],
            **_summary(ds, "sample_to_train"), **_summary(dp, "test_to_train")}
     out["median_ratio"] = _ratio(out["sample_to_train_median"], out["test_to_train_median"])
     out["mean_ratio"] = _ratio(out["sample_to_train_mean"], out["test_to_train_mean"])
     # exact duplicates: a sample that is a training row; a test row that is one (a leak in the split)
     out["sample_exact_copies"] = int((ds == 0).sum())
-    out["test_exact_copies"] = int((dp == 0).sum())
+    out["test_exact_copies"] = test_copies
     for q in quantiles:
         # near-copy: d(sample, T) <= the q-quantile of d(test, T) (q = 0: the closest test image's distance).
-        # "<=" so that, where a test image duplicates a training image (threshold 0), exact copies still count.
+        # "<=" so that, where a test image duplicating a training image is kept (threshold 0), exact copies count.
         threshold = torch.quantile(dp, q).item()
         k = int((ds <= threshold).sum())
         lo, hi = wilson_interval(k, len(ds))
@@ -308,13 +319,19 @@ def _memorisation(samples, train, test, *, quantiles=QUANTILES, cells: int | Non
 
 
 def memorisation(samples, train, test, *, quantiles=QUANTILES, cells: int | None = None,
-                 min_cell_samples: int = MIN_CELL_SAMPLES, seed: int = 0, batch_size: int = 1024) -> dict:
+                 min_cell_samples: int = MIN_CELL_SAMPLES, seed: int = 0, batch_size: int = 1024,
+                 drop_test_copies: bool = True) -> dict:
     """Memorisation figures of samples against training rows, with test rows as the baseline (module docstring).
 
     samples, train, test: features (N, D) of one space, or images (N, C, H, W) (compared in pixels, see `rows`).
+    drop_test_copies: test rows at distance 0 from a training row (the same image on both sides of the split:
+    seen, so no baseline of unseen data; at 32 px some emoji render identically) are counted in
+    test_exact_copies and left out of the baseline and of C_T; with False they stay in (and a threshold of 0
+    then makes exact copies the only near-copies).
     Returns a flat dict:
-    - n_samples, n_train, n_test, dim;
-    - sample_to_train_{min,q25,median,q75,mean}: d(sample, T); test_to_train_*: d(test image, T);
+    - n_samples, n_train, n_test, n_test_used (without the dropped test rows), dim;
+    - sample_to_train_{min,q25,median,q75,mean}: d(sample, T); test_to_train_*: d(test image, T), over the
+      test rows used;
     - median_ratio, mean_ratio: sample over test (~1 fresh data, < 1 closer to training images, > 1 farther);
     - sample_exact_copies, test_exact_copies: rows at distance 0 from a training row;
     - near_copy_{threshold,count,share,share_lo,share_hi}: samples with d <= min d(test, T), the share with its
@@ -323,7 +340,8 @@ def memorisation(samples, train, test, *, quantiles=QUANTILES, cells: int | None
       `data_copying_statistic`.
     """
     return _memorisation(samples, train, test, quantiles=quantiles, cells=cells,
-                         min_cell_samples=min_cell_samples, seed=seed, batch_size=batch_size)[0]
+                         min_cell_samples=min_cell_samples, seed=seed, batch_size=batch_size,
+                         drop_test_copies=drop_test_copies)[0]
 
 
 # ---- the picture ----------------------------------------------------------------------------------------------
@@ -381,12 +399,13 @@ class MemorisationReport(NamedTuple):
 
 def memorisation_report(space, sample_images, train_images, test_images, *, quantiles=QUANTILES,
                         cells: int | None = None, min_cell_samples: int = MIN_CELL_SAMPLES, seed: int = 0,
-                        batch_size: int = 256) -> MemorisationReport:
+                        batch_size: int = 256, drop_test_copies: bool = True) -> MemorisationReport:
     """`memorisation` of image sets (uint8 or [-1, 1], (N, 3, H, W)) twice: on the pool features of `space`
     (a `ulib.eval.extractors.FeatureSpace`, through `ulib.eval.quality.extract`), keys prefixed feat_, and on
     pixels, keys prefixed pix_; plus, in the feature space, feat_fid_train = FID(train, samples),
     feat_fid_test = FID(test, samples) and feat_fid_test_to_train = FID(train, test), the last the value fresh
-    data gets (FID falls with n, so read each against sets of like size). The neighbours (distances and
+    data gets (FID falls with n, so read each against sets of like size; the FIDs use every test image). The
+    neighbours (distances and
     indices into train_images) of both spaces come with the row, for `nearest_pairs_grid`."""
     sets = {"samples": sample_images, "train": train_images, "test": test_images}
     for name, x in sets.items():
@@ -398,7 +417,8 @@ def memorisation_report(space, sample_images, train_images, test_images, *, quan
     sizes = {name: tuple(x.shape[1:]) for name, x in sets.items()}
     if len(set(sizes.values())) > 1:
         raise ValueError(f"memorisation_report: images of different sizes ({sizes}); the sets must match")
-    kw = dict(quantiles=quantiles, cells=cells, min_cell_samples=min_cell_samples, seed=seed)
+    kw = dict(quantiles=quantiles, cells=cells, min_cell_samples=min_cell_samples, seed=seed,
+              drop_test_copies=drop_test_copies)
     fs, ft, fp = (extract(space, x, batch_size)[0] for x in (sample_images, train_images, test_images))
     feat, feat_nn = _memorisation(fs, ft, fp, **kw)
     pix, pix_nn = _memorisation(sample_images, train_images, test_images, **kw)
