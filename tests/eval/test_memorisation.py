@@ -236,6 +236,8 @@ def test_bad_input_names_the_problem():
         MEM.memorisation(fresh, train, test, quantiles=(1.0,))
     with pytest.raises(ValueError, match="cells=51"):
         MEM.data_copying_statistic(fresh, train, test, cells=51)
+    with pytest.raises(ValueError, match="distances of shapes"):
+        MEM.data_copying_statistic(fresh, train, test, sample_distances=torch.zeros(3))
     with pytest.raises(ValueError, match="min_cell_samples"):
         MEM.data_copying_statistic(fresh, train, test, min_cell_samples=0)
     img = torch.zeros(4, 3, 4, 4, dtype=torch.uint8)

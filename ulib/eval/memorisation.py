@@ -219,7 +219,7 @@ def data_copying_statistic(samples, train, test, *, cells: int | None = None,
     1. cells: k-means with `cells` centres fitted on T (`kmeans`, seeded); a row's cell is its nearest centre.
        cells=None: `default_cells`.
     2. L(x) = d(x, T), the distance to the nearest training row (the whole training set; Meehan et al.'s released
-       code measures to the training rows of x's own cell, which for k-means cells is nearly always the same row).
+       code measures to the training rows of x's own cell: the same row, except for rows near a cell's border).
     3. z_pi = `mann_whitney_z`(L(samples in pi), L(test rows in pi)).
     4. Pi_tau: the cells holding at least `min_cell_samples` samples (the paper's Q_m(pi) >= tau, here with
        tau = min_cell_samples / m) and at least one test row. C_T = sum_{Pi_tau} P_n(pi) z_pi / sum_{Pi_tau} P_n(pi),
@@ -227,7 +227,7 @@ def data_copying_statistic(samples, train, test, *, cells: int | None = None,
        sqrt(sum w^2) <= 1 (w the normalised weights).
 
     Returns c_t (nan when no cell qualifies), the cells and those used, the test share they cover, and per cell
-    its z, counts and weight.
+    its z, counts and test share. sample_distances, test_distances: d(., T) already computed (`nearest`).
     """
     s, t, p = rows(samples, "samples"), rows(train, "train"), rows(test, "test")
     _check_sets(samples=s, train=t, test=p)
@@ -239,6 +239,9 @@ def data_copying_statistic(samples, train, test, *, cells: int | None = None,
                          "training rows")
     ls = nearest(s, t, batch_size)[0] if sample_distances is None else sample_distances.double()
     lp = nearest(p, t, batch_size)[0] if test_distances is None else test_distances.double()
+    if ls.shape != (len(s),) or lp.shape != (len(p),):
+        raise ValueError(f"data_copying_statistic: distances of shapes {tuple(ls.shape)}, {tuple(lp.shape)} for "
+                         f"{len(s)} samples and {len(p)} test rows")
     centres = kmeans(t, k, seed=seed)
     cell_s, cell_p = nearest(s, centres, batch_size)[1], nearest(p, centres, batch_size)[1]
     per_cell, n_used, weighted = [], 0, 0.0
