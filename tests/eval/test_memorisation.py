@@ -1,0 +1,251 @@
+"""ulib.eval.memorisation: nearest training rows, near-copies against the test set's baseline, Meehan et al.'s C_T,
+the picture of pairs, and the report in features and pixels; hand cases and seeded Gaussians."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ulib.eval import memorisation as MEM
+
+
+def gaussians(seed, n_train=1000, n_test=500, n_samples=500, dim=8):
+    """(train, test, fresh samples): independent seeded draws of one N(0, I) in `dim` dimensions."""
+    g = torch.Generator().manual_seed(seed)
+    return tuple(torch.randn(n, dim, generator=g, dtype=torch.float64) for n in (n_train, n_test, n_samples))
+
+
+# ---- nearest ------------------------------------------------------------------------------------------------------
+def test_nearest_hand_case_and_leave_one_out():
+    ref = torch.tensor([[0.0, 0.0], [3.0, 0.0], [0.0, 4.0]])
+    d, i = MEM.nearest(torch.tensor([[1.0, 0.0], [0.0, 5.0], [3.0, 4.0]]), ref)
+    assert i.tolist() == [0, 2, 2]  # (3, 4) is 3 from (0, 4), 4 from (3, 0), 5 from (0, 0)
+    assert d.tolist() == [1.0, 1.0, 3.0] and d.dtype == torch.float64
+    d, i = MEM.nearest(ref, ref)  # each row finds itself
+    assert i.tolist() == [0, 1, 2] and d.tolist() == [0.0, 0.0, 0.0]
+    d, i = MEM.nearest(ref, ref, exclude_self=True, batch_size=2)  # leave-one-out, across a batch boundary
+    assert i.tolist() == [1, 0, 0] and d.tolist() == [3.0, 3.0, 4.0]
+    dup = torch.tensor([[1.0, 1.0], [1.0, 1.0], [5.0, 1.0]])  # a duplicate elsewhere in the set still counts
+    d, i = MEM.nearest(dup, dup, exclude_self=True)
+    assert i.tolist() == [1, 0, 0] and d.tolist() == [0.0, 0.0, 4.0]
+
+
+def test_nearest_exact_copies_are_at_zero_and_batches_agree():
+    """cdist's ||q||^2 + ||r||^2 - 2 q.r path (large sets) loses digits near 0; the pair's distance is recomputed."""
+    g = torch.Generator().manual_seed(0)
+    ref = 1000 + torch.randn(300, 64, generator=g, dtype=torch.float64)
+    d, i = MEM.nearest(ref[100:200], ref)
+    assert i.tolist() == list(range(100, 200)) and (d == 0).all()
+    query = torch.randn(70, 64, generator=g, dtype=torch.float64) + 1000
+    full, one = MEM.nearest(query, ref), MEM.nearest(query, ref, batch_size=7)
+    assert torch.equal(full[1], one[1]) and torch.allclose(full[0], one[0], rtol=0, atol=1e-9)
+    assert torch.allclose(full[0], torch.cdist(query, ref).min(1).values, rtol=1e-9)
+
+
+def test_pixels_are_png_values_over_255():
+    white, black = torch.full((1, 3, 2, 2), 255, dtype=torch.uint8), torch.zeros((1, 3, 2, 2), dtype=torch.uint8)
+    d, _ = MEM.nearest(white, black)
+    assert d.item() == pytest.approx(math.sqrt(12))  # 12 values, each 1 apart on [0, 1]
+    d, _ = MEM.nearest(torch.ones(1, 3, 2, 2), -torch.ones(1, 3, 2, 2))  # [-1, 1] floats: the same images
+    assert d.item() == pytest.approx(math.sqrt(12))
+    x = torch.rand(4, 3, 2, 2) * 2 - 1
+    assert torch.equal(MEM.rows(x), MEM.rows(((x + 1) * 127.5).round().to(torch.uint8)))  # as saved in a PNG
+
+
+# ---- the statistics --------------------------------------------------------------------------------------------
+def test_mann_whitney_z_hand_cases():
+    # x below y everywhere: U = 0, E U = mn/2 = 2, Var U = mn(m + n + 1)/12 = 5/3
+    assert MEM.mann_whitney_z([1, 2], [3, 4]) == pytest.approx(-2 / math.sqrt(5 / 3))
+    assert MEM.mann_whitney_z([3, 4], [1, 2]) == pytest.approx(2 / math.sqrt(5 / 3))  # sign: x farther -> z > 0
+    assert MEM.mann_whitney_z([1, 1], [1, 1]) == 0.0  # all tied: no evidence
+    # ties: x = [1, 2], y = [2, 3]: U = 0 + 1/2 = 0.5; one tie pair (t = 2): Var = 4/12 (5 - 6/12) = 1.5
+    assert MEM.mann_whitney_z([1, 2], [2, 3]) == pytest.approx((0.5 - 2) / math.sqrt(1.5))
+
+
+def test_wilson_interval_hand_cases():
+    lo, hi = MEM.wilson_interval(0, 10)
+    z2 = MEM.Z95**2
+    assert lo == 0.0 and hi == pytest.approx((z2 / 10) / (1 + z2 / 10))  # 0.2775: not of zero width at k = 0
+    assert MEM.wilson_interval(10, 10) == pytest.approx((1 - hi, 1.0))
+    lo, hi = MEM.wilson_interval(50, 100)
+    assert (lo + hi) / 2 == pytest.approx(0.5) and hi - lo == pytest.approx(2 * MEM.Z95 * 0.05 / (1 + z2 / 100)
+                                                                          * math.sqrt(1 + z2 / 100))
+    with pytest.raises(ValueError, match="k=11, n=10"):
+        MEM.wilson_interval(11, 10)
+
+
+def test_data_copying_statistic_weights_cells_by_their_test_share():
+    """Two far-apart blobs, so k-means (k = 2) finds them: in blob A samples copy training rows (z_A << 0), in blob
+    B they are fresh; C_T is the test-share-weighted mean of the cells' z, and a cell with too few samples is out."""
+    g = torch.Generator().manual_seed(3)
+    blob = lambda n, x: torch.randn(n, 2, generator=g, dtype=torch.float64) + torch.tensor([x, 0.0])
+    train = torch.cat([blob(200, -100), blob(200, 100)])
+    test = torch.cat([blob(150, -100), blob(50, 100)])  # P_n(A) = 0.75, P_n(B) = 0.25
+    samples = torch.cat([train[:60], blob(40, 100)])
+    out = MEM.data_copying_statistic(samples, train, test, cells=2, min_cell_samples=20)
+    cells = {round(c["test_share"], 2): c for c in out["per_cell"]}
+    a, b = cells[0.75], cells[0.25]
+    assert (a["n_samples"], a["n_test"], b["n_samples"], b["n_test"]) == (60, 150, 40, 50)
+    assert a["z"] < -8 and abs(b["z"]) < 3 and out["cells_used"] == 2 and out["test_share_used"] == 1.0
+    assert out["c_t"] == pytest.approx(0.75 * a["z"] + 0.25 * b["z"])
+    # one cell: C_T is the Mann-Whitney z of all samples' distances against all test images'
+    one = MEM.data_copying_statistic(samples, train, test, cells=1)
+    ds, dp = MEM.nearest(samples, train)[0], MEM.nearest(test, train)[0]
+    assert one["c_t"] == pytest.approx(MEM.mann_whitney_z(ds, dp))
+    # tau: with at least 50 samples a cell, blob B's 40 samples leave it out; C_T is then blob A's z alone
+    strict = MEM.data_copying_statistic(samples, train, test, cells=2, min_cell_samples=50)
+    assert strict["cells_used"] == 1 and strict["c_t"] == pytest.approx(a["z"])
+    assert strict["test_share_used"] == pytest.approx(0.75)
+    assert math.isnan(MEM.data_copying_statistic(samples, train, test, cells=2, min_cell_samples=100)["c_t"])
+
+
+def test_kmeans_is_seeded_and_finds_separated_blobs():
+    g = torch.Generator().manual_seed(1)
+    x = torch.cat([torch.randn(50, 3, generator=g, dtype=torch.float64) + 20 * c for c in range(3)])
+    centres = MEM.kmeans(x, 3, seed=5)
+    assert torch.equal(centres, MEM.kmeans(x, 3, seed=5))
+    assert sorted(centres.mean(1).round().tolist()) == [0.0, 20.0, 40.0]
+    assert MEM.kmeans(torch.ones(4, 2), 3).shape == (3, 2)  # fewer distinct rows than cells: no crash
+
+
+# ---- the three cases: copies, fresh draws, far away -----------------------------------------------------------------
+def test_copies_of_training_rows():
+    train, test, _ = gaussians(0)
+    copies = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(1))[:500]]
+    out = MEM.memorisation(copies, train, test)
+    assert out["sample_to_train_median"] == 0.0 and out["sample_to_train_mean"] == 0.0
+    assert out["sample_exact_copies"] == 500 and out["test_exact_copies"] == 0
+    assert out["near_copy_share"] == 1.0 and out["near_copy_share_p5"] == 1.0 and out["median_ratio"] == 0.0
+    assert out["near_copy_share_lo"] > 0.99 and out["near_copy_share_hi"] == 1.0
+    assert out["c_t"] < -3, out["c_t"]  # seen: -9.2
+    assert out["c_t_cells"] == 10 and out["c_t_cells_used"] == 10 and out["c_t_test_share_used"] == 1.0
+
+
+def test_fresh_draws_of_the_same_distribution():
+    train, test, fresh = gaussians(0)
+    out = MEM.memorisation(fresh, train, test)
+    assert (out["n_samples"], out["n_train"], out["n_test"], out["n_test_used"], out["dim"]) == (500, 1000, 500,
+                                                                                               500, 8)
+    assert abs(out["c_t"]) < 2, out["c_t"]  # seen: -0.002; sd about 1/sqrt(10 cells) over seeds
+    assert 0.9 < out["median_ratio"] < 1.1 and 0.9 < out["mean_ratio"] < 1.1
+    assert out["near_copy_share"] <= 0.02  # expected about 1/(n_test + 1): below the closest test image
+    assert out["near_copy_share_p5_lo"] <= 0.05 <= out["near_copy_share_p5_hi"]  # about q = 0.05
+    assert out["near_copy_threshold"] == out["test_to_train_min"]
+    assert out["sample_to_train_q25"] <= out["sample_to_train_median"] <= out["sample_to_train_q75"]
+
+
+def test_samples_far_from_the_data():
+    train, test, fresh = gaussians(0)
+    out = MEM.memorisation(fresh + 3, train, test)
+    assert out["c_t"] > 3, out["c_t"]  # seen: 10.2 (underfitting)
+    assert out["median_ratio"] > 2 and out["near_copy_share"] == 0.0
+    assert 0 < out["c_t_cells_used"] < out["c_t_cells"]  # the shifted samples crowd a few edge cells
+
+
+def test_a_test_image_that_duplicates_a_training_image_is_no_baseline():
+    train, test, _ = gaussians(2, 200, 100, 50)
+    test[0], test[1] = train[5], train[6]  # a leak in the split: two test images are training images
+    out = MEM.memorisation(train[:50], train, test)
+    assert out["test_exact_copies"] == 2 and out["n_test"] == 100 and out["n_test_used"] == 98
+    kept = MEM.nearest(test[2:], train)[0]
+    assert out["near_copy_threshold"] == kept.min().item() > 0 and out["test_to_train_min"] > 0
+    assert out["near_copy_share"] == 1.0 and out["c_t"] < -3
+    leaky = MEM.memorisation(train[:50], train, test, drop_test_copies=False)
+    assert leaky["n_test_used"] == 100 and leaky["near_copy_threshold"] == 0.0
+    assert leaky["near_copy_share"] == 1.0  # d <= 0: exact copies still count
+    noisy = train[:50] + 1e-3  # near-copies, not exact: only the baseline without the leak sees them
+    assert MEM.memorisation(noisy, train, test)["near_copy_share"] == 1.0
+    assert MEM.memorisation(noisy, train, test, drop_test_copies=False)["near_copy_share"] == 0.0
+    with pytest.raises(ValueError, match="all 2 test rows duplicate a training row"):
+        MEM.memorisation(train[:50], train, train[:2])
+
+
+# ---- the picture ------------------------------------------------------------------------------------------------
+def test_nearest_pairs_grid_shape_and_layout(tmp_path):
+    samples = torch.stack([torch.full((3, 4, 4), v, dtype=torch.uint8) for v in (10, 20, 30, 40, 50)])
+    train = torch.stack([torch.full((3, 4, 4), v, dtype=torch.uint8) for v in (100, 110, 120)])
+    indices = torch.tensor([2, 1, 0, 0, 1])
+    distances = torch.tensor([5.0, 1.0, 4.0, 2.0, 3.0])  # closest first: samples 1, 3, 4
+    grid = MEM.nearest_pairs_grid(samples, train, indices, n=3, distances=distances, per_row=2, upscale=1,
+                                  path=tmp_path / "pairs.png")
+    # 2 columns; 2 blocks of (samples, neighbours): 4 tile rows of 4 pixels and 1-pixel padding
+    assert grid.shape == (4 * 5 + 1, 2 * 5 + 1, 3) and grid.dtype == np.uint8
+    tile = lambda r, c: int(grid[1 + 5 * r, 1 + 5 * c, 0])
+    assert [tile(0, 0), tile(0, 1), tile(1, 0), tile(1, 1)] == [20, 40, 110, 100]  # samples 1, 3 over neighbours
+    assert [tile(2, 0), tile(3, 0)] == [50, 110] and tile(2, 1) == tile(3, 1) == 255  # sample 4; white filler
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "pairs.png").convert("RGB")), grid)
+    first = MEM.nearest_pairs_grid(samples.float() / 127.5 - 1, train, indices, n=2, upscale=2)  # no distances
+    assert first.shape == (2 * (2 * 5 + 1), 2 * (2 * 5 + 1), 3)
+    assert int(first[2, 2, 0]) == 10 and int(first[2 * 6, 2, 0]) == 120  # sample 0 over training image 2
+
+
+# ---- the report in a feature space and in pixels ---------------------------------------------------------------
+class StubSpace:
+    """Features: the first 6 pixel values of the image; logits: 2 zeros."""
+
+    features, pool, logits, layers = "stub", "f", "l", ("f", "l")
+
+    def __call__(self, images):
+        x = images.float().flatten(1)
+        return {"f": x[:, :6], "l": torch.zeros(len(x), 2)}
+
+
+def test_memorisation_report_in_features_and_pixels():
+    g = torch.Generator().manual_seed(4)
+    images = lambda n: torch.randint(0, 256, (n, 3, 4, 4), generator=g, dtype=torch.uint8)
+    train, test = images(60), images(40)
+    samples = train[torch.tensor([7, 3, 3, 50] * 10)]  # 40 copies of four training images
+    report = MEM.memorisation_report(StubSpace(), samples, train, test)
+    row = report.row
+    assert row["features"] == "stub" and row["feat_dim"] == 6 and row["pix_dim"] == 48
+    assert row["feat_near_copy_share"] == 1.0 and row["pix_near_copy_share"] == 1.0
+    assert row["pix_sample_exact_copies"] == 40 and row["pix_median_ratio"] == 0.0
+    assert row["feat_c_t"] < -3 and row["pix_c_t"] < -3
+    assert report.pix.indices.tolist() == [7, 3, 3, 50] * 10 and (report.pix.distances == 0).all()
+    assert report.feat.indices.tolist() == [7, 3, 3, 50] * 10
+    assert {"feat_fid_train", "feat_fid_test", "feat_fid_test_to_train"} <= set(row)
+    assert row["feat_fid_train"] < row["feat_fid_test"]  # copies of training images sit on train
+    assert all(isinstance(v, (int, float, str)) for v in row.values()), "one flat row"
+    floats = MEM.memorisation_report(StubSpace(), samples.float() / 127.5 - 1, train, test).row  # [-1, 1] samples
+    assert floats["pix_sample_exact_copies"] == 40
+
+
+# ---- bad input -----------------------------------------------------------------------------------------------------
+def test_bad_input_names_the_problem():
+    train, test, fresh = gaussians(0, 50, 30, 30)
+    with pytest.raises(ValueError, match="samples is empty"):
+        MEM.memorisation(fresh[:0], train, test)
+    with pytest.raises(ValueError, match="test is empty"):
+        MEM.memorisation(fresh, train, test[:0])
+    with pytest.raises(ValueError, match="different dimensions.*samples 5, train 8, test 8"):
+        MEM.memorisation(fresh[:, :5], train, test)
+    with pytest.raises(ValueError, match="query rows have 5 dimensions, reference rows 8"):
+        MEM.nearest(fresh[:, :5], train)
+    with pytest.raises(ValueError, match="empty set"):
+        MEM.nearest(fresh[:0], train)
+    with pytest.raises(ValueError, match="exclude_self needs the query to be the reference"):
+        MEM.nearest(fresh, train, exclude_self=True)
+    with pytest.raises(ValueError, match="batch_size"):
+        MEM.nearest(fresh, train, batch_size=0)
+    with pytest.raises(ValueError, match=r"features \(N, D\) or images"):
+        MEM.nearest(torch.zeros(3), train)
+    with pytest.raises(ValueError, match="NaN"):
+        MEM.nearest(torch.full((2, 8), math.nan), train)
+    with pytest.raises(ValueError, match="quantile"):
+        MEM.memorisation(fresh, train, test, quantiles=(1.0,))
+    with pytest.raises(ValueError, match="cells=51"):
+        MEM.data_copying_statistic(fresh, train, test, cells=51)
+    with pytest.raises(ValueError, match="distances of shapes"):
+        MEM.data_copying_statistic(fresh, train, test, sample_distances=torch.zeros(3))
+    with pytest.raises(ValueError, match="min_cell_samples"):
+        MEM.data_copying_statistic(fresh, train, test, min_cell_samples=0)
+    img = torch.zeros(4, 3, 4, 4, dtype=torch.uint8)
+    with pytest.raises(ValueError, match="different sizes"):
+        MEM.memorisation_report(StubSpace(), img, torch.zeros(4, 3, 8, 8, dtype=torch.uint8), img)
+    with pytest.raises(ValueError, match="train is empty"):
+        MEM.memorisation_report(StubSpace(), img, img[:0], img)
+    with pytest.raises(ValueError, match="indices of shape"):
+        MEM.nearest_pairs_grid(img, img, torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="outside the 4 training images"):
+        MEM.nearest_pairs_grid(img, img, torch.tensor([0, 1, 2, 4]))
