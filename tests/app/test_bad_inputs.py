@@ -287,12 +287,15 @@ def tiny_run(tmp_path_factory):
 
 
 def snapshot(root: Path) -> dict:
-    """{relative path: (size, mtime_ns, sha256)} of every file under root, and every folder's name."""
+    """{relative path: (size, mtime_ns, sha256)} of every file under root, and every folder's name. A run's
+    .lock is left out: taking the lock rewrites its note of the holder (RunDir.lock), which is not run data."""
     out = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for d in dirnames:
             out[os.path.relpath(os.path.join(dirpath, d), root)] = "folder"
         for f in filenames:
+            if f == ".lock":
+                continue
             p = Path(dirpath) / f
             st = p.stat()
             out[str(p.relative_to(root))] = (st.st_size, st.st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())

@@ -243,3 +243,14 @@ def test_taking_the_lock_removes_what_killed_writes_left(tmp_path):
         pass
     assert not any(p.exists() for p in stale)
     assert live.exists() and (run.path / "prior.pt").exists()
+
+
+def test_a_command_that_wrote_nothing_leaves_no_run_folder(tmp_path):
+    run = RunDir(tmp_path / "new" / "run")
+    with pytest.raises(RuntimeError):
+        with run.lock():
+            raise RuntimeError("failed before writing anything")
+    assert not (tmp_path / "new").exists()
+    with run.lock():
+        (run.path / "config.json").write_text("{}")
+    assert sorted(p.name for p in run.path.iterdir()) == [".lock", "config.json"]

@@ -114,6 +114,7 @@ class RunDir:
         if fcntl is None or os.environ.get("RANK", "0") != "0" or key in _HELD or key in inherited:
             yield self  # no flock here, torchrun's other ranks, or held by this process or the one that started it
             return
+        made = [d for d in (self.path, *self.path.parents) if not d.exists()]  # folders the lock alone creates
         self.path.mkdir(parents=True, exist_ok=True)
         f = open(self.lock_file, "a+")
         try:
@@ -148,6 +149,11 @@ class RunDir:
                 f.seek(0)
                 f.truncate()  # nobody holds it now
                 f.flush()
+                if made and [p.name for p in self.path.iterdir()] == [self.lock_file.name]:
+                    self.lock_file.unlink()  # a command that wrote nothing leaves no run folder behind it
+                    for d in made:
+                        with contextlib.suppress(OSError):
+                            d.rmdir()
                 fcntl.flock(f.fileno(), fcntl.LOCK_UN)
         finally:
             f.close()
