@@ -164,5 +164,6 @@ def test_draws_default_to_200_with_intervals_and_the_fast_path_matches_the_slow_
     assert d["bootstrap_draws"] == 50 and 1 / 50 <= d["fid_p"] <= 1 and d["coverage_lo"] <= d["coverage_hi"]
     assert d["category_kl_bits_p"] == pytest.approx(1 / 50), "a set of one category: KL larger in every draw"
     assert d["category_kl_bits_hi"] < 0
+    assert stats.verdict_of_difference(d, "category_kl_bits", better="lower").verdict == "reproduced"
     same = meter.difference(a, a, draws=20, seed=0, paired=True)
     assert same["fid_p"] == 1 and same["fid_lo"] == same["fid_hi"] == 0, "no difference in any draw"

@@ -116,7 +116,8 @@ def test_verdict_equivalence_needs_a_margin():
     ±0.4 does not hold it."""
     assert S.verdict(0.1, 0.2, better="higher").verdict == "not resolved at this n"
     eq = S.verdict(0.1, 0.2, better="higher", margin=0.5)
-    assert eq.verdict == "equivalent within ±0.5" and eq.p_equivalence == pytest.approx(0.02275, abs=1e-5)
+    assert eq.verdict == "equivalent within ±margin" and eq.verdict in S.VERDICTS
+    assert eq.p_equivalence == pytest.approx(0.02275, abs=1e-5)
     assert eq.sentence.endswith(": equivalent within ±0.5")
     narrow = S.verdict(0.1, 0.2, better="higher", margin=0.4)
     assert narrow.verdict == "not resolved at this n" and "not inside ±0.4" in narrow.sentence
@@ -183,3 +184,14 @@ def test_trend_of_a_flat_noisy_setting():
     with pytest.raises(ValueError, match="one value"):
         S.trend_test([1, 1, 1], [1, 2, 3])
     assert math.isnan(S.trend_test([0, 1, 2], [5, 5, 5]).rho)
+
+
+def test_verdict_of_a_difference_row():
+    """A QualityMeter.difference row's figure: std 0.5, interval (-2.0, -0.1), p 0.03 -> reproduced for 'lower'."""
+    row = {"fid": -1.0, "fid_std": 0.5, "fid_lo": -2.0, "fid_hi": -0.1, "fid_p": 0.03, "bootstrap_draws": 200}
+    v = S.verdict_of_difference(row, "fid", better="lower", label="FID 32 steps - 256 steps")
+    assert v.verdict == "reproduced" and v.interval == (-2.0, -0.1) and v.p == 0.03 and v.z == pytest.approx(-2)
+    assert v.sentence == ("FID 32 steps - 256 steps = -1.0 ± 0.5 (95 % interval -2.0 to -0.1, p = 0.03): "
+                          "reproduced (lower, as claimed)")
+    with pytest.raises(ValueError, match="fid_p"):
+        S.verdict_of_difference({k: v for k, v in row.items() if k != "fid_p"}, "fid", better="lower")

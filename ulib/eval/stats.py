@@ -169,7 +169,7 @@ def bootstrap_p(draws_values) -> float:
 # ---- verdicts ------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Verdict:
-    verdict: str  # one of VERDICTS, 'equivalent within ±margin' spelled with the margin's value
+    verdict: str  # one of VERDICTS (the sentence spells the margin's value)
     label: str  # what the difference is, e.g. 'FID 32 steps - 256 steps'
     difference: float
     se: float | None  # its standard error (None when only an interval was given)
@@ -280,15 +280,16 @@ def verdict(difference: float, se_or_interval, *, better: str, margin: float | N
     elif against:
         word, why = "not reproduced", f"{'higher' if better == 'lower' else 'lower'}, against the claimed {better}"
     elif margin is not None and -margin < lo and hi < margin:
-        word, why = f"equivalent within ±{margin:g}", ""
+        word, why = "equivalent within ±margin", ""
     else:
         word = "not resolved at this n"
         why = "" if margin is None else f"the interval is not inside ±{margin:g} either"
     n = _decimals(scale) if decimals is None else decimals
     error = f" ± {se:.{n}f}" if se is not None else ""
     kind = f"t interval on {df} df" if df is not None else "interval"
+    said = word.replace("±margin", f"±{margin:g}") if margin is not None else word
     sentence = (f"{label} = {d:+.{n}f}{error} ({100 * confidence:g} % {kind} {lo:+.{n}f} to {hi:+.{n}f}, "
-                f"{format_p(p)}): {word}" + (f" ({why})" if why else ""))
+                f"{format_p(p)}): {said}" + (f" ({why})" if why else ""))
     return Verdict(word, label, d, se, (float(lo), float(hi)), confidence, None if df is not None else stat,
                    stat if df is not None else None, df, p, p_eq, margin, better, sentence)
 
@@ -356,3 +357,18 @@ def trend_test(x, y, y_se=None) -> Trend:
         rho, rho_p = float(res.statistic), float(res.pvalue)
     return Trend(n, slope, se, intercept, stat if y_se is not None else None, stat if y_se is None else None,
                  df if y_se is None else None, p, chi2, rho, rho_p)
+
+
+def verdict_of_difference(row: dict, figure: str, *, better: str, margin: float | None = None,
+                          label: str | None = None) -> Verdict:
+    """`verdict` of one figure of a `ulib.eval.quality.QualityMeter.difference` row (set a - set b on shared
+    reference resamples): its bootstrap std, 95 % percentile interval '<figure>_lo'/'_hi' and bootstrap p."""
+    missing = [key for key in (figure, f"{figure}_std", f"{figure}_lo", f"{figure}_hi", f"{figure}_p")
+               if key not in row]
+    if missing:
+        raise ValueError(f"verdict of {figure!r}: the row lacks {', '.join(missing)}; score the difference with "
+                         f"draws >= 2 (QualityMeter.difference, default {DEFAULT_DRAWS})")
+    b = BootstrapSummary(row[figure], row[f"{figure}_std"], row[f"{figure}_lo"], row[f"{figure}_hi"],
+                         int(row.get("bootstrap_draws", 0)), 0.95)
+    return verdict(row[figure], b, better=better, margin=margin, p=row[f"{figure}_p"],
+                   label=label or f"{figure} a - b")
