@@ -8,7 +8,8 @@ import torch
 from ulib.data.openmoji import load_openmoji
 from ulib.eval import extractors as X
 from ulib.eval import metric_checks as MC
-from ulib.eval.quality import QualityMeter, extract, paired_difference, with_floor, within_noise
+from ulib.eval import stats
+from ulib.eval.quality import FIGURES, QualityMeter, extract, paired_difference, with_floor, within_noise
 
 from helpers import CACHE
 
@@ -36,6 +37,9 @@ def test_paired_difference_hand_case():
     assert r["n"] == 3 and r["mean_difference"] == pytest.approx(5 / 3)
     assert r["se"] == pytest.approx(math.sqrt(1 / 3) / math.sqrt(3)) and r["mean_a"] == 2 and (
         r["mean_b"] == pytest.approx(1 / 3))
+    # t = (5/3) / (1/3) = 5 on 2 df: p = 1 - 5 / sqrt(5^2 + 2) = 0.0377; interval 5/3 ± 4.3027 / 3
+    assert r["t"] == pytest.approx(5) and r["df"] == 2 and r["p"] == pytest.approx(1 - 5 / math.sqrt(27))
+    assert (r["lo"], r["hi"]) == pytest.approx((5 / 3 - 4.302653 / 3, 5 / 3 + 4.302653 / 3), abs=1e-6)
     with pytest.raises(ValueError, match="same items"):
         paired_difference([1, 2, 3], [1, 2])
 
@@ -134,3 +138,32 @@ def test_paired_difference_of_a_set_with_itself_has_no_spread():
     assert unpaired["fid_std"] > 0 and not unpaired["paired"]
     with pytest.raises(ValueError, match="paired"):
         meter.difference(a, a[:10], paired=True)
+
+
+def test_draws_default_to_200_with_intervals_and_the_fast_path_matches_the_slow_one():
+    """Each bootstrap draw (PRDC from distances computed once, `ulib.eval.resampling`) gives the figures
+    `_figures` computes on the resampled features; rows carry std, 95 % percentile interval, and, for
+    differences, a bootstrap p; the default is stats.DEFAULT_DRAWS = 200."""
+    ref, hold = stub_images([0, 1, 2, 3] * 10), stub_images([0, 1, 2, 3] * 5, seed=1)
+    meter = QualityMeter(StubSpace(), ref, holdout=hold, k=3)
+    a = stub_images([0, 1, 2, 3] * 5, seed=4)
+    fa, la = extract(meter.space, a)
+    g = torch.Generator().manual_seed(3)
+    ri, fi = torch.randint(40, (40,), generator=g), torch.randint(20, (20,), generator=g)
+    fast = meter._draw(ri, fi, fa, la, meter._resampler(fa))
+    slow = meter._figures(meter.ref_features[ri], np.bincount(meter.ref_logits[ri].argmax(1), minlength=4) / 40,
+                          fa[fi], la[fi])
+    assert fast == pytest.approx(slow, abs=1e-9)
+
+    row = meter.score(a)
+    assert row["bootstrap_draws"] == stats.DEFAULT_DRAWS == 200
+    for name in FIGURES:
+        assert row[f"{name}_lo"] <= row[f"{name}_hi"] and row[f"{name}_std"] >= 0
+    assert row["fid_hi"] > row["fid_lo"] and "fid_p" not in row
+    d = meter.difference(a, stub_images([2] * 20, seed=5), draws=50, seed=0)
+    assert d["bootstrap_draws"] == 50 and 1 / 50 <= d["fid_p"] <= 1 and d["coverage_lo"] <= d["coverage_hi"]
+    assert d["category_kl_bits_p"] == pytest.approx(1 / 50), "a set of one category: KL larger in every draw"
+    assert d["category_kl_bits_hi"] < 0
+    assert stats.verdict_of_difference(d, "category_kl_bits", better="lower").verdict == "reproduced"
+    same = meter.difference(a, a, draws=20, seed=0, paired=True)
+    assert same["fid_p"] == 1 and same["fid_lo"] == same["fid_hi"] == 0, "no difference in any draw"

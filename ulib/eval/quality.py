@@ -11,14 +11,18 @@ against the same real data. `QualityMeter` computes the reference's features onc
   (`top_category_share`, beside `reference_top_category_share`) grows. (Inception's head has 1008 ImageNet
   classes; the same
   numbers are computed on it, less meaningfully for emoji.)
-- every figure's bootstrap standard deviation: the figure recomputed on `draws` resamples (with replacement)
-  of both the set and the reference;
+- every figure's bootstrap standard deviation '<figure>_std' and 95 % percentile interval '<figure>_lo',
+  '<figure>_hi': the figure recomputed on `draws` resamples (with replacement) of both the set and the reference,
+  `ulib.eval.stats.DEFAULT_DRAWS` = 200 by default (PRDC of a resample from distances computed once,
+  `ulib.eval.resampling`, so a draw costs about one FID and one KID);
+- `difference`: a minus b on shared reference resamples, each with its std, interval and two-sided bootstrap p
+  '<figure>_p' (`ulib.eval.stats.bootstrap_p`), the input of `ulib.eval.stats.verdict`;
 - the noise floor at the same n: `floor(n)` scores n held-out real images (real images not in the
   reference) exactly as a set of samples would be scored. FID and KID depend on n, so a figure is read
   against the floor at its own n, never against another n's.
 
 `paired_difference` is the one error convention for comparing two models on the same items (Table 4):
-the mean of the per-item differences and its standard error.
+the mean of the per-item differences, its standard error, and its t interval and p on n - 1 df.
 """
 from __future__ import annotations
 
@@ -28,8 +32,11 @@ import numpy as np
 import torch
 
 from ulib.eval import extractors as X
+from ulib.eval import metrics as M
+from ulib.eval import stats
 from ulib.eval.compare import figures
 from ulib.eval.features import histogram_entropy, histogram_kl
+from ulib.eval.resampling import Neighbours, ResampledPRDC
 
 FIGURES = ("fid", "kid", "precision", "recall", "density", "coverage", "category_kl_bits",
            "category_entropy_bits", "top_category_share")
@@ -38,6 +45,20 @@ FIGURES = ("fid", "kid", "precision", "recall", "density", "coverage", "category
 def _histogram(logits: torch.Tensor) -> np.ndarray:
     counts = torch.bincount(logits.argmax(1), minlength=logits.shape[1]).double()
     return (counts / counts.sum().clamp(min=1)).numpy()
+
+
+def _counts(index: torch.Tensor, n: int) -> np.ndarray:
+    """(n,) how often each item appears in a resample given by its drawn indices."""
+    return np.bincount(index.numpy(), minlength=n)
+
+
+def _summarise(row: dict, samples: dict, *, p: bool = False) -> None:
+    """row['<figure>_std'], '_lo', '_hi' (95 % percentile interval) from each figure's draws; '_p' with p=True."""
+    for name, values in samples.items():
+        b = stats.bootstrap_summary(values, row[name])
+        row[f"{name}_std"], row[f"{name}_lo"], row[f"{name}_hi"] = b.std, b.lo, b.hi
+        if p:
+            row[f"{name}_p"] = stats.bootstrap_p(values)
 
 
 def extract(space, images: torch.Tensor, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
@@ -63,6 +84,7 @@ class QualityMeter:
         self.top_category = int(np.argmax(self.ref_histogram))  # the reference's commonest category
         self.holdout = holdout
         self._floors: dict[tuple, dict] = {}
+        self._ref_neighbours: Neighbours | None = None  # for PRDC of resamples, computed on first use
 
     @property
     def features(self) -> str:
@@ -72,16 +94,34 @@ class QualityMeter:
     def n_reference(self) -> int:
         return len(self.ref_features)
 
-    def _figures(self, ref: torch.Tensor, ref_hist: np.ndarray, feats: torch.Tensor, logits: torch.Tensor) -> dict:
-        out = figures(ref, feats, self.k, self.kid_subsets)
+    def _categories(self, out: dict, ref_hist: np.ndarray, logits: torch.Tensor) -> dict:
         hist = _histogram(logits)
         out["category_kl_bits"] = histogram_kl(hist, ref_hist)
         out["category_entropy_bits"] = histogram_entropy(hist)
         out["top_category_share"] = float(hist[self.top_category])
         return out
 
-    def score_features(self, feats: torch.Tensor, logits: torch.Tensor, *, draws: int = 5, seed: int = 0) -> dict:
-        """The figures of a set given its features, with '<figure>_std' over `draws` bootstrap resamples."""
+    def _figures(self, ref: torch.Tensor, ref_hist: np.ndarray, feats: torch.Tensor, logits: torch.Tensor) -> dict:
+        return self._categories(figures(ref, feats, self.k, self.kid_subsets), ref_hist, logits)
+
+    def _resampler(self, feats: torch.Tensor) -> ResampledPRDC:
+        if self._ref_neighbours is None:
+            self._ref_neighbours = Neighbours(self.ref_features)
+        return ResampledPRDC(self._ref_neighbours, feats, self.k)
+
+    def _draw(self, ri: torch.Tensor, fi: torch.Tensor, feats: torch.Tensor, logits: torch.Tensor,
+              prdc: ResampledPRDC) -> dict:
+        """The figures of one resample: reference items ri, set items fi (drawn indices, with repeats); the same
+        values as `_figures` on the resampled features, PRDC from the distances `prdc` computed once."""
+        ref, fake = self.ref_features[ri], feats[fi]
+        out = {"fid": M.fid(ref, fake), "kid": M.kid(ref, fake, subsets=self.kid_subsets)["kid_mean"],
+               **prdc.figures(_counts(ri, self.n_reference), _counts(fi, len(feats)))}
+        return self._categories(out, _histogram(self.ref_logits[ri]), logits[fi])
+
+    def score_features(self, feats: torch.Tensor, logits: torch.Tensor, *, draws: int = stats.DEFAULT_DRAWS,
+                       seed: int = 0) -> dict:
+        """The figures of a set given its features, with '<figure>_std', '_lo', '_hi' over `draws` bootstrap
+        resamples of the set and the reference (none when draws < 2)."""
         if len(feats) <= self.k:
             raise ValueError(f"a set of {len(feats)} images is too small for PRDC with k = {self.k}; need > {self.k}")
         row = {"n": len(feats), "n_reference": self.n_reference, "features": self.features,
@@ -90,26 +130,28 @@ class QualityMeter:
                "reference_top_category_share": float(self.ref_histogram[self.top_category])}
         if draws >= 2:
             g = torch.Generator().manual_seed(seed)
+            prdc = self._resampler(feats)
             samples = {name: [] for name in FIGURES}
             for _ in range(draws):
                 ri = torch.randint(self.n_reference, (self.n_reference,), generator=g)
                 fi = torch.randint(len(feats), (len(feats),), generator=g)
-                vals = self._figures(self.ref_features[ri], _histogram(self.ref_logits[ri]), feats[fi], logits[fi])
+                vals = self._draw(ri, fi, feats, logits, prdc)
                 for name in FIGURES:
                     samples[name].append(vals[name])
-            row.update({f"{name}_std": float(np.std(v, ddof=1)) for name, v in samples.items()})
+            _summarise(row, samples)
         row["bootstrap_draws"] = draws if draws >= 2 else 0
         return row
 
-    def score(self, images: torch.Tensor, *, draws: int = 5, seed: int = 0) -> dict:
+    def score(self, images: torch.Tensor, *, draws: int = stats.DEFAULT_DRAWS, seed: int = 0) -> dict:
         """The figures of a set of images (uint8 or [-1, 1]) against the reference (module docstring)."""
         feats, logits = extract(self.space, images, self.batch_size)
         return self.score_features(feats, logits, draws=draws, seed=seed)
 
-    def difference(self, a: torch.Tensor, b: torch.Tensor, *, draws: int = 5, seed: int = 0,
+    def difference(self, a: torch.Tensor, b: torch.Tensor, *, draws: int = stats.DEFAULT_DRAWS, seed: int = 0,
                    paired: bool = False) -> dict:
-        """Figures of image set a minus those of set b, both against the reference, with '<figure>_std' over
-        `draws` bootstrap draws in which a and b share each resample of the reference (the reference's own
+        """Figures of image set a minus those of set b, both against the reference, with '<figure>_std', '_lo',
+        '_hi' (95 % percentile interval) and '_p' (two-sided bootstrap p of 'no difference') over `draws`
+        bootstrap draws in which a and b share each resample of the reference (the reference's own
         noise cancels in the difference). The sets are resampled independently, as independent samples; with
         paired=True (a[i] and b[i] made from the same item, e.g. two VQGANs' reconstructions of one image)
         both take the same resample of items, so the items' own spread cancels too."""
@@ -123,22 +165,21 @@ class QualityMeter:
                **{name: ha[name] - hb[name] for name in FIGURES}}
         if draws >= 2:
             g = torch.Generator().manual_seed(seed)
+            prdc_a, prdc_b = self._resampler(fa), self._resampler(fb)
             samples = {name: [] for name in FIGURES}
             for _ in range(draws):
                 ri = torch.randint(self.n_reference, (self.n_reference,), generator=g)
-                ref, hist = self.ref_features[ri], _histogram(self.ref_logits[ri])
                 ia = torch.randint(len(fa), (len(fa),), generator=g)
                 ib = ia if paired else torch.randint(len(fb), (len(fb),), generator=g)
-                va = self._figures(ref, hist, fa[ia], la[ia])
-                vb = self._figures(ref, hist, fb[ib], lb[ib])
+                va, vb = self._draw(ri, ia, fa, la, prdc_a), self._draw(ri, ib, fb, lb, prdc_b)
                 for name in FIGURES:
                     samples[name].append(va[name] - vb[name])
-            row.update({f"{name}_std": float(np.std(v, ddof=1)) for name, v in samples.items()})
+            _summarise(row, samples, p=True)
         row["bootstrap_draws"] = draws if draws >= 2 else 0
         row["paired"] = paired
         return row
 
-    def floor(self, n: int, *, draws: int = 5, seed: int = 0) -> dict:
+    def floor(self, n: int, *, draws: int = stats.DEFAULT_DRAWS, seed: int = 0) -> dict:
         """The noise floor at n: n held-out real images scored as a set of samples would be (cached per n)."""
         if self.holdout is None:
             raise ValueError("QualityMeter has no holdout images, so no noise floor; pass holdout=")
@@ -167,15 +208,19 @@ def within_noise(row: dict, base: dict, key: str = "fid", z: float = 2.0) -> boo
     return row[key] - base[key] <= z * spread
 
 
-def paired_difference(a, b) -> dict:
+def paired_difference(a, b, confidence: float = 0.95) -> dict:
     """Mean and standard error of the per-item differences a_i - b_i (the same items scored by two models).
 
-    se = std(a - b, ddof=1) / sqrt(n): the error convention of the kit's model comparisons (Table 4)."""
+    se = std(a - b, ddof=1) / sqrt(n): the error convention of the kit's model comparisons (Table 4); beside it
+    the t interval 'lo', 'hi' of the mean difference on 'df' = n - 1 degrees of freedom, 't' = mean / se and its
+    two-sided 'p' (`ulib.eval.stats.t_interval`)."""
     a, b = np.asarray(a, float).ravel(), np.asarray(b, float).ravel()
     if a.shape != b.shape:
         raise ValueError(f"paired_difference: {a.size} items against {b.size}; the same items are needed")
     if a.size < 2:
         raise ValueError("paired_difference: need at least 2 items")
     d = a - b
+    t = stats.t_interval(d, confidence)
     return {"n": int(d.size), "mean_a": float(a.mean()), "mean_b": float(b.mean()), "mean_difference": float(d.mean()),
-            "se": float(d.std(ddof=1) / math.sqrt(d.size))}
+            "se": float(d.std(ddof=1) / math.sqrt(d.size)), "lo": t.lo, "hi": t.hi, "df": t.df, "t": t.t, "p": t.p,
+            "confidence": t.confidence}

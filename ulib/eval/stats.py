@@ -1,0 +1,374 @@
+"""The kit's statistics for verdicts: every claim about a paper's result ends in one of four words, with the
+number behind it.
+
+- `t_interval`: k seed values (or k paired seed differences) -> mean, t interval on k - 1 degrees of freedom, p;
+- `proportion_interval`: a share x / n with its Wilson score interval (and an exact binomial p if asked);
+- `bootstrap_summary`, `bootstrap_p`: the std, percentile interval and two-sided p of bootstrap draws
+  (`DEFAULT_DRAWS` = 200, the least the kit quotes an interval from);
+- `verdict`: a difference and its error -> 'reproduced' | 'not reproduced' | 'not resolved at this n' |
+  'equivalent within ±margin', with a sentence made from the numbers, so prose never hard-codes a direction;
+- `trend_test`: a trend over an ordered setting (temperature, steps): weighted least-squares slope and
+  Spearman's rho, each with its p.
+
+"Equal" is only said with an equivalence margin stated beforehand; without one, an interval that holds 0 is
+"not resolved at this n", never "no difference".
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import stats as S
+
+DEFAULT_DRAWS = 200  # bootstrap draws where features are cached (CONVENTIONS: "at least 200")
+VERDICTS = ("reproduced", "not reproduced", "not resolved at this n", "equivalent within ±margin")
+SIDES = ("lower", "higher")  # the side of 0 on which a claim puts the difference a - b
+
+
+def _values(values, what: str) -> np.ndarray:
+    v = np.asarray(values, float).ravel()
+    if not np.all(np.isfinite(v)):
+        raise ValueError(f"{what}: values must be finite; got {v.tolist()}")
+    return v
+
+
+def _confidence(confidence: float) -> float:
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence={confidence!r}; allowed: a level strictly between 0 and 1, e.g. 0.95")
+    return float(confidence)
+
+
+def _z(confidence: float) -> float:
+    """z_{1 - alpha/2}: 1.959964 at 95 %."""
+    return float(S.norm.ppf(0.5 + _confidence(confidence) / 2))
+
+
+# ---- k seeds: the t interval -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TInterval:
+    k: int  # number of values (seeds, or paired seed differences)
+    mean: float
+    sd: float  # sample standard deviation (ddof = 1)
+    se: float  # sd / sqrt(k)
+    df: int  # k - 1
+    t_crit: float  # t_{1 - alpha/2, k - 1}
+    lo: float  # mean - t_crit se
+    hi: float  # mean + t_crit se
+    t: float  # mean / se, against 0
+    p: float  # two-sided p of t on k - 1 df
+    confidence: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def t_interval(values, confidence: float = 0.95) -> TInterval:
+    """Student's t interval of the mean of k values (e.g. one figure per training seed, or the per-seed
+    differences of two settings run on common seeds) and the two-sided test of mean = 0.
+
+        se = sd / sqrt(k),  df = k - 1,  interval mean ± t_{1-alpha/2, df} se,  t = mean / se,
+        p = 2 P(T_df > |t|)   (for df = 2 in closed form: p = 1 - |t| / sqrt(t^2 + 2); t = 4.9 gives 2/51 = 0.039).
+
+    A zero spread gives se = 0: t = ±inf and p = 0 for a non-zero mean; t = 0 and p = 1 for a zero mean."""
+    v = _values(values, "t_interval")
+    if v.size < 2:
+        raise ValueError(f"a t interval needs >= 2 values (k - 1 >= 1 degrees of freedom); got {v.size}")
+    confidence = _confidence(confidence)
+    k, mean, sd = int(v.size), float(v.mean()), float(v.std(ddof=1))
+    se, df = sd / math.sqrt(k), k - 1
+    t_crit = float(S.t.ppf(0.5 + confidence / 2, df))
+    if se > 0:
+        t = mean / se
+        p = float(2 * S.t.sf(abs(t), df))
+    else:
+        t, p = (math.copysign(math.inf, mean), 0.0) if mean != 0 else (0.0, 1.0)
+    return TInterval(k, mean, sd, se, df, t_crit, mean - t_crit * se, mean + t_crit * se, t, p, confidence)
+
+
+# ---- proportions ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Proportion:
+    successes: int
+    n: int
+    share: float  # x / n
+    se: float  # sqrt(share (1 - share) / n), the binomial (Wald) standard error
+    lo: float  # Wilson score interval
+    hi: float
+    confidence: float
+    against: float | None  # the share the exact binomial test is against, if asked
+    p: float | None  # its two-sided p
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def proportion_interval(successes: int, n: int, confidence: float = 0.95, *, against: float | None = None
+                        ) -> Proportion:
+    """The share x / n with its Wilson score interval (right near 0 and 1, where share ± z se is not):
+
+        c = (p + z^2 / 2n) / (1 + z^2 / n),   h = z / (1 + z^2 / n) * sqrt(p (1 - p) / n + z^2 / 4n^2),
+        interval c ± h   (x = 0 gives [0, z^2 / (n + z^2)]).
+
+    against=p0: also the exact two-sided binomial p of H0: share = p0 (scipy.stats.binomtest)."""
+    if isinstance(successes, bool) or isinstance(n, bool) or int(successes) != successes or int(n) != n \
+            or not 0 <= successes <= n or n < 1:
+        raise ValueError(f"proportion of {successes!r} in {n!r}; allowed: whole numbers 0 <= successes <= n, n >= 1")
+    x, n = int(successes), int(n)
+    z = _z(confidence)
+    p = x / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    p_value = None
+    if against is not None:
+        if not 0 <= against <= 1:
+            raise ValueError(f"against={against!r}; allowed: a share between 0 and 1")
+        p_value = float(S.binomtest(x, n, against).pvalue)
+    lo = 0.0 if x == 0 else centre - half  # exactly 0 and 1 at the edges (c - h = 0 at x = 0, c + h = 1 at x = n)
+    hi = 1.0 if x == n else centre + half
+    return Proportion(x, n, p, math.sqrt(p * (1 - p) / n), lo, hi, float(confidence), against, p_value)
+
+
+# ---- bootstrap draws ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BootstrapSummary:
+    estimate: float  # the figure on the data themselves (not the mean of the draws)
+    std: float  # std of the draws (ddof = 1): the bootstrap standard error
+    lo: float  # percentile interval: the alpha/2 and 1 - alpha/2 quantiles of the draws
+    hi: float
+    draws: int
+    confidence: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def bootstrap_summary(draws_values, estimate: float, confidence: float = 0.95) -> BootstrapSummary:
+    """Std and percentile interval of B bootstrap draws of a figure (numpy's linear quantiles: the q quantile
+    of sorted draws d_0..d_{B-1} sits at position q (B - 1)). A biased figure (FID rises when a resample repeats
+    images) can leave its estimate outside its percentile interval; compare figures through differences."""
+    d = _values(draws_values, "bootstrap_summary")
+    if d.size < 2:
+        raise ValueError(f"a bootstrap summary needs >= 2 draws; got {d.size}")
+    confidence = _confidence(confidence)
+    lo, hi = np.quantile(d, [0.5 - confidence / 2, 0.5 + confidence / 2])
+    return BootstrapSummary(float(estimate), float(d.std(ddof=1)), float(lo), float(hi), int(d.size), confidence)
+
+
+def bootstrap_p(draws_values) -> float:
+    """Two-sided bootstrap p of 'the difference is 0': twice the smaller share of draws on either side of 0
+    (draws equal to 0 count on both sides), floored at 1 / B (B draws cannot show a smaller p) and capped at 1."""
+    d = _values(draws_values, "bootstrap_p")
+    if d.size < 2:
+        raise ValueError(f"a bootstrap p needs >= 2 draws; got {d.size}")
+    tail = min(np.mean(d <= 0), np.mean(d >= 0))
+    return float(min(1.0, max(2 * tail, 1 / d.size)))
+
+
+
+# ---- verdicts ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Verdict:
+    verdict: str  # one of VERDICTS (the sentence spells the margin's value)
+    label: str  # what the difference is, e.g. 'FID 32 steps - 256 steps'
+    difference: float
+    se: float | None  # its standard error (None when only an interval was given)
+    interval: tuple[float, float]
+    confidence: float
+    z: float | None  # difference / se against 0 when the error is normal (a bootstrap std, a paired-item se)
+    t: float | None  # the same on df degrees of freedom, for k seeds
+    df: int | None
+    p: float | None  # two-sided p of 'the difference is 0'
+    p_equivalence: float | None  # TOST p of 'the difference lies outside ±margin' (a margin and an se given)
+    margin: float | None
+    better: str  # the side of 0 the claim puts a - b on: 'lower' or 'higher'
+    sentence: str  # the line a notebook prints instead of hard-coding a direction
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _decimals(scale: float) -> int:
+    """Decimals that show one significant figure of an error, two when it starts with 1 (0.9 -> 1, 0.14 -> 2)."""
+    if not math.isfinite(scale) or scale <= 0:
+        return 2
+    e = math.floor(math.log10(scale))
+    return max(0, -e + (1 if scale / 10**e < 2 else 0))
+
+
+def format_p(p: float | None) -> str:
+    """'p = 0.039' (two significant figures), 'p < 0.001', or 'p n/a'."""
+    if p is None or not math.isfinite(p):
+        return "p n/a"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
+
+
+def _error(difference: float, se_or_interval, confidence: float, df):
+    """(se or None, df, interval or None) from the forms `verdict` accepts."""
+    e = se_or_interval
+    if isinstance(e, TInterval):
+        if not math.isclose(e.mean, difference, rel_tol=1e-9, abs_tol=1e-12):
+            raise ValueError(f"verdict: difference {difference} but the t interval's mean is {e.mean}")
+        return e.se, e.df, None
+    if isinstance(e, BootstrapSummary):
+        if not math.isclose(e.confidence, confidence):
+            raise ValueError(f"verdict at confidence {confidence} of a bootstrap summary at {e.confidence}")
+        return e.std, df, (e.lo, e.hi)
+    if np.ndim(e) == 0:
+        se = float(e)
+        if not (math.isfinite(se) and se >= 0):
+            raise ValueError(f"standard error {e!r}; allowed: a finite number >= 0")
+        return se, df, None
+    lo, hi = (float(v) for v in e)
+    if not lo <= hi:
+        raise ValueError(f"interval ({lo}, {hi}): the lower end must not exceed the upper")
+    return None, df, (lo, hi)
+
+
+def verdict(difference: float, se_or_interval, *, better: str, margin: float | None = None,
+            confidence: float = 0.95, df: int | None = None, p: float | None = None, label: str = "a - b",
+            decimals: int | None = None) -> Verdict:
+    """The verdict on a paper's claim that a - b lies on the `better` side of 0 ('lower': a - b < 0, e.g. a
+    has the lower FID; 'higher': a - b > 0, e.g. a has the higher precision).
+
+    se_or_interval is one of
+    - a standard error se: the interval is d ± z_{1-alpha/2} se, z = d / se, p = 2 P(Z > |z|) (a bootstrap std,
+      a paired-item se); with df given, d ± t_{1-alpha/2, df} se, t = d / se on df (k seeds: df = k - 1);
+    - a `TInterval` of k paired seed differences (its mean is `difference`), read as se and df = k - 1;
+    - a `BootstrapSummary` of the difference's draws: its percentile interval, and z from its std;
+    - an interval (lo, hi) computed elsewhere: z and p then from se ~ (hi - lo) / (2 z_{1-alpha/2}).
+    p, when passed, replaces the computed one (e.g. `bootstrap_p` of the draws).
+
+    From the interval [lo, hi]:
+      'reproduced'                 it lies wholly on the claimed side of 0;
+      'not reproduced'             it lies wholly on the other side;
+      'equivalent within ±margin'  (a margin given) it lies wholly inside (-margin, +margin): two one-sided tests
+                                   at (1 - confidence) / 2 each (TOST; at 95 % stricter than the usual 90 %
+                                   interval of 5 % TOST); p_equivalence = the larger of their p;
+      'not resolved at this n'     anything else.
+    An interval that excludes 0 is judged by its direction, even when it also lies inside the margin.
+    """
+    if better not in SIDES:
+        raise ValueError(f"better={better!r}; allowed: {', '.join(SIDES)} (the side of 0 the claim puts a - b on)")
+    if margin is not None and not (math.isfinite(margin) and margin > 0):
+        raise ValueError(f"margin={margin!r}; allowed: a positive equivalence margin, or None")
+    if df is not None and (isinstance(df, bool) or int(df) != df or df < 1):
+        raise ValueError(f"df={df!r}; allowed: degrees of freedom >= 1 (k - 1 for k seeds)")
+    confidence = _confidence(confidence)
+    d = float(difference)
+    if not math.isfinite(d):
+        raise ValueError(f"difference={difference!r}; allowed: a finite number")
+    se, df, interval = _error(d, se_or_interval, confidence, df)
+    dist = S.t(df) if df is not None else S.norm  # the law of d / se under d = 0
+    crit = float(dist.ppf(0.5 + confidence / 2))
+    if interval is None:
+        interval = (d - crit * se, d + crit * se)
+    lo, hi = interval
+    scale = se if se is not None else (hi - lo) / (2 * crit)  # an interval alone: its normal-equivalent se
+    if scale > 0:
+        stat = d / scale
+        p_stat = float(2 * dist.sf(abs(stat)))
+        p_eq = None if margin is None else float(max(dist.sf((d + margin) / scale), dist.cdf((d - margin) / scale)))
+    else:  # no spread: the difference is what it is
+        stat, p_stat = (math.copysign(math.inf, d), 0.0) if d != 0 else (0.0, 1.0)
+        p_eq = None if margin is None else float(abs(d) >= margin)
+    p = p_stat if p is None else float(p)
+    claimed = hi < 0 if better == "lower" else lo > 0
+    against = lo > 0 if better == "lower" else hi < 0
+    if claimed:
+        word, why = "reproduced", f"{better}, as claimed"
+    elif against:
+        word, why = "not reproduced", f"{'higher' if better == 'lower' else 'lower'}, against the claimed {better}"
+    elif margin is not None and -margin < lo and hi < margin:
+        word, why = "equivalent within ±margin", ""
+    else:
+        word = "not resolved at this n"
+        why = "" if margin is None else f"the interval is not inside ±{margin:g} either"
+    n = _decimals(scale) if decimals is None else decimals
+    error = f" ± {se:.{n}f}" if se is not None else ""
+    kind = f"t interval on {df} df" if df is not None else "interval"
+    said = word.replace("±margin", f"±{margin:g}") if margin is not None else word
+    sentence = (f"{label} = {d:+.{n}f}{error} ({100 * confidence:g} % {kind} {lo:+.{n}f} to {hi:+.{n}f}, "
+                f"{format_p(p)}): {said}" + (f" ({why})" if why else ""))
+    return Verdict(word, label, d, se, (float(lo), float(hi)), confidence, None if df is not None else stat,
+                   stat if df is not None else None, df, p, p_eq, margin, better, sentence)
+
+
+# ---- trends over an ordered setting ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Trend:
+    n: int  # settings (points)
+    slope: float  # weighted least-squares slope of y on x
+    se: float  # its standard error
+    intercept: float
+    z: float | None  # slope / se with known errors y_se (normal)
+    t: float | None  # slope / se with the scatter about the line as the error, on n - 2 df
+    df: int | None
+    p: float  # two-sided p of 'no trend' (slope = 0)
+    reduced_chi2: float | None  # with y_se: sum(w r^2) / (n - 2); well above 1 means y_se understates the scatter
+    rho: float  # Spearman's rank correlation (any monotone trend, no line assumed)
+    rho_p: float  # its two-sided p (scipy.stats.spearmanr)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def trend_test(x, y, y_se=None) -> Trend:
+    """A trend of y over an ordered setting x (e.g. the share of the commonest category over temperature).
+
+    Weighted least squares with w_i = 1 / y_se_i^2 (all 1 without y_se), xbar and ybar the w-weighted means:
+        slope = sum w (x - xbar)(y - ybar) / Sxx,   Sxx = sum w (x - xbar)^2.
+    With y_se (known errors, e.g. bootstrap stds): se = 1 / sqrt(Sxx), z = slope / se, normal p.
+    Without: ordinary least squares, s^2 = sum r^2 / (n - 2) from the residuals r, se = s / sqrt(Sxx),
+    t = slope / se on n - 2 df. Beside it Spearman's rho of (x, y), with its p, for a monotone trend."""
+    x, y = _values(x, "trend_test x"), _values(y, "trend_test y")
+    if x.shape != y.shape or x.size < 3:
+        raise ValueError(f"trend_test: x and y must be the same length >= 3; got {x.size} and {y.size}")
+    if np.ptp(x) == 0:
+        raise ValueError("trend_test: x takes one value only; a trend needs at least two settings")
+    if y_se is None:
+        w = np.ones_like(x)
+    else:
+        se_y = _values(y_se, "trend_test y_se")
+        if se_y.shape != y.shape or np.any(se_y <= 0):
+            raise ValueError(f"trend_test: y_se must be {y.size} positive errors; got {se_y.tolist()}")
+        w = 1 / se_y**2
+    xbar, ybar = np.sum(w * x) / w.sum(), np.sum(w * y) / w.sum()
+    sxx = float(np.sum(w * (x - xbar) ** 2))
+    slope = float(np.sum(w * (x - xbar) * (y - ybar)) / sxx)
+    intercept = float(ybar - slope * xbar)
+    r = y - (intercept + slope * x)
+    n, df = int(x.size), int(x.size) - 2
+    if y_se is None:
+        se = math.sqrt(float(np.sum(r**2)) / df / sxx)
+        dist, chi2 = S.t(df), None
+    else:
+        se = 1 / math.sqrt(sxx)
+        dist, chi2 = S.norm, float(np.sum(w * r**2) / df)
+    if se > 0:
+        stat = slope / se
+        p = float(2 * dist.sf(abs(stat)))
+    else:  # the points lie exactly on a line
+        stat, p = (math.copysign(math.inf, slope), 0.0) if slope != 0 else (0.0, 1.0)
+    if np.ptp(y) == 0:  # constant y: no ranks to correlate
+        rho, rho_p = math.nan, math.nan
+    else:
+        res = S.spearmanr(x, y)
+        rho, rho_p = float(res.statistic), float(res.pvalue)
+    return Trend(n, slope, se, intercept, stat if y_se is not None else None, stat if y_se is None else None,
+                 df if y_se is None else None, p, chi2, rho, rho_p)
+
+
+def verdict_of_difference(row: dict, figure: str, *, better: str, margin: float | None = None,
+                          label: str | None = None) -> Verdict:
+    """`verdict` of one figure of a `ulib.eval.quality.QualityMeter.difference` row (set a - set b on shared
+    reference resamples): its bootstrap std, 95 % percentile interval '<figure>_lo'/'_hi' and bootstrap p."""
+    missing = [key for key in (figure, f"{figure}_std", f"{figure}_lo", f"{figure}_hi", f"{figure}_p")
+               if key not in row]
+    if missing:
+        raise ValueError(f"verdict of {figure!r}: the row lacks {', '.join(missing)}; score the difference with "
+                         f"draws >= 2 (QualityMeter.difference, default {DEFAULT_DRAWS})")
+    b = BootstrapSummary(row[figure], row[f"{figure}_std"], row[f"{figure}_lo"], row[f"{figure}_hi"],
+                         int(row.get("bootstrap_draws", 0)), 0.95)
+    return verdict(row[figure], b, better=better, margin=margin, p=row[f"{figure}_p"],
+                   label=label or f"{figure} a - b")
