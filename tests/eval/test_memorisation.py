@@ -63,18 +63,6 @@ def test_mann_whitney_z_hand_cases():
     assert MEM.mann_whitney_z([1, 2], [2, 3]) == pytest.approx((0.5 - 2) / math.sqrt(1.5))
 
 
-def test_wilson_interval_hand_cases():
-    lo, hi = MEM.wilson_interval(0, 10)
-    z2 = MEM.Z95**2
-    assert lo == 0.0 and hi == pytest.approx((z2 / 10) / (1 + z2 / 10))  # 0.2775: not of zero width at k = 0
-    assert MEM.wilson_interval(10, 10) == pytest.approx((1 - hi, 1.0))
-    lo, hi = MEM.wilson_interval(50, 100)
-    assert (lo + hi) / 2 == pytest.approx(0.5) and hi - lo == pytest.approx(2 * MEM.Z95 * 0.05 / (1 + z2 / 100)
-                                                                          * math.sqrt(1 + z2 / 100))
-    with pytest.raises(ValueError, match="k=11, n=10"):
-        MEM.wilson_interval(11, 10)
-
-
 def test_data_copying_statistic_weights_cells_by_their_test_share():
     """Two far-apart blobs, so k-means (k = 2) finds them: in blob A samples copy training rows (z_A << 0), in blob
     B they are fresh; C_T is the test-share-weighted mean of the cells' z, and a cell with too few samples is out."""

@@ -37,9 +37,9 @@ import torch
 from ulib.eval.extractors import to_uint8
 from ulib.eval.metrics import fid
 from ulib.eval.quality import extract
+from ulib.eval.stats import proportion_interval
 from ulib.io.logs import image_grid, save_image_grid
 
-Z95 = 1.959963984540054  # the standard normal's 97.5% point: a two-sided 95% interval
 QUANTILES = (0.0, 0.05)  # near-copy thresholds: the closest test image, and the test set's 5th percentile
 MIN_CELL_SAMPLES = 20  # C_T's tau as a count: a cell enters the average when it holds >= 20 samples
 CELLS_MAX = 10
@@ -120,18 +120,6 @@ def nearest(query, reference, batch_size: int = 1024, exclude_self: bool = False
 
 
 # ---- statistics -----------------------------------------------------------------------------------------------
-def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval of a binomial share k / n:
-    (p + z^2/2n +- z sqrt(p(1 - p)/n + z^2/4n^2)) / (1 + z^2/n), p = k / n; unlike p +- z sqrt(p(1-p)/n) it
-    stays inside [0, 1] and is not of zero width at k = 0 or k = n."""
-    if n < 1 or not 0 <= k <= n:
-        raise ValueError(f"wilson_interval: k={k}, n={n}; need n >= 1 and 0 <= k <= n")
-    p, z2 = k / n, z * z
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def _midranks(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(ranks 1..N with ties given their average rank, the sizes of the tie groups)."""
     values, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
@@ -308,7 +296,8 @@ def _memorisation(samples, train, test, *, quantiles=QUANTILES, cells: int | Non
         # "<=" so that, where a test image duplicating a training image is kept (threshold 0), exact copies count.
         threshold = torch.quantile(dp, q).item()
         k = int((ds <= threshold).sum())
-        lo, hi = wilson_interval(k, len(ds))
+        share = proportion_interval(k, len(ds))  # Wilson score interval (ulib.eval.stats)
+        lo, hi = share.lo, share.hi
         sfx = _suffix(q)
         out.update({f"near_copy_threshold{sfx}": threshold, f"near_copy_count{sfx}": k,
                     f"near_copy_share{sfx}": k / len(ds), f"near_copy_share{sfx}_lo": lo,

@@ -25,6 +25,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "checkpoint_config",
+    "checkpoint_fields",
     "rng_state",
     "set_rng_state",
     "check_state_dict",
@@ -71,9 +72,9 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", what: str = "ch
     return state
 
 
-def checkpoint_config(path: str | os.PathLike) -> dict | None:
-    """The config dict stored in a checkpoint (memory-mapped where the format allows, so its tensors are not
-    read), or None when the file is missing, unreadable or holds no config."""
+def checkpoint_fields(path: str | os.PathLike, *keys: str) -> dict | None:
+    """{key: value or None} of a checkpoint's top-level `keys`, read memory-mapped where the format allows (its
+    tensors are not read); None when the file is missing, unreadable or not a dict."""
     path = Path(path)
     if not path.is_file():
         return None
@@ -82,9 +83,14 @@ def checkpoint_config(path: str | os.PathLike) -> dict | None:
             state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
         except Exception:
             continue
-        cfg = state.get("config") if isinstance(state, dict) else None
-        return cfg if isinstance(cfg, dict) else None
+        return {k: state.get(k) for k in keys} if isinstance(state, dict) else None
     return None
+
+
+def checkpoint_config(path: str | os.PathLike) -> dict | None:
+    """The config dict stored in a checkpoint (`checkpoint_fields`), or None."""
+    cfg = (checkpoint_fields(path, "config") or {}).get("config")
+    return cfg if isinstance(cfg, dict) else None
 
 
 # ---- random number generators ------------------------------------------------------------------------

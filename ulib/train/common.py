@@ -122,16 +122,6 @@ def check_against_checkpoints(run, cfg, ckpt: Path, state: dict | None, what: st
                              "(train-vqgan --force) first")
 
 
-def stored_fields(ckpt: Path, *keys: str) -> dict | None:
-    """Some plain values of a checkpoint, read without loading its tensors (memory-mapped); None when the file
-    is missing or unreadable (`resume_state` then says why)."""
-    try:
-        state = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:
-        return None
-    return {k: state.get(k) for k in keys} if isinstance(state, dict) else None
-
-
 def discard_checkpoints(*paths: Path) -> None:
     """A fresh start deletes the stage's old checkpoints (`--force`: the user asked to start from scratch) just
     before its metrics log is restarted, so a run stopped before its first save never holds the new log beside

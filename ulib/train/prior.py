@@ -21,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from ulib.config import Config
 from ulib.data.batches import StepBatches
 from ulib.device import amp_dtype, autocast, load_scaler_state, make_scaler
-from ulib.io.checkpoint import rng_state, save_checkpoint, set_rng_state, unwrap
+from ulib.io.checkpoint import checkpoint_fields, rng_state, save_checkpoint, set_rng_state, unwrap
 from ulib.io.logs import MetricsLog, preview_upscale, save_image_grid
 from ulib.io.rundir import RunDir
 from ulib.prior.absorbing import AbsorbingDiffusion
@@ -45,7 +45,6 @@ from ulib.train.common import (
     resume_generator,
     set_lr,
     start_training,
-    stored_fields,
     warmup_lr,
 )
 from ulib.train.ema import EMA
@@ -74,7 +73,7 @@ def tokens_changed(run: RunDir, cfg: Config) -> str | None:
     give now, or None (no checkpoint, or it fits). A prior checkpoint records the latents fingerprint it was
     trained on; one saved before ulib recorded it cannot be checked (a warning, None)."""
     ckpt = run.prior_ckpt_for(cfg.prior.kind)
-    saved = stored_fields(ckpt, "latents_fingerprint", "vqgan_digest")
+    saved = checkpoint_fields(ckpt, "latents_fingerprint", "vqgan_digest")
     if saved is None:
         return None
     if saved["latents_fingerprint"] is None:
