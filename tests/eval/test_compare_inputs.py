@@ -222,7 +222,7 @@ def test_compare_command_bad_inputs_and_unwritable_json_are_error_lines(tmp_path
         (["compare", str(tmp_path / "bomb"), str(real)], "400,000,000 pixels, over the limit of 89,478,485"),
         (["compare", str(real), str(real), "--prdc-k", "2", "--bootstrap", "0", "--json",
           str(tmp_path / "plain" / "out.json")],
-         f"cannot write {tmp_path / 'plain' / 'out.json'}: its folder {tmp_path / 'plain'} is not a directory"),
+         f"--json {tmp_path / 'plain'}: {tmp_path / 'plain'} is not a folder"),  # checked before any work
     ]
     for args, expected in cases:
         r = run_cli(*args)

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats as S
 
-DEFAULT_DRAWS = 200  # bootstrap draws where features are cached (CONVENTIONS: "at least 200")
+DEFAULT_DRAWS = 200  # bootstrap draws where features are cached: at least 200 (cheap once features are cached)
 VERDICTS = ("reproduced", "not reproduced", "not resolved at this n", "equivalent within ±margin")
 SIDES = ("lower", "higher")  # the side of 0 on which a claim puts the difference a - b
 
