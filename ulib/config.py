@@ -29,6 +29,9 @@ class DataConfig:
     flip: bool = False  # random horizontal flip during training
     val_fraction: float = 0.05  # fraction of images held out for validation (deterministic split)
     split_seed: int = 0  # seed of the train/validation split
+    split_by: str = "random"  # 'random': items shuffled one by one; 'family' (openmoji only): whole families
+    #   (skin tone/gender/hair variants) and pixel-identical renders kept on one side (ulib/data/families.py)
+    test_fraction: float = 0.0  # fraction held out as a test split, never seen in training; 0 = no test split
     skip_bad: bool = False  # skip unreadable images with a warning instead of raising
     cache_dir: str = "data/cache"  # data caches; a relative path starts at ulib's checkout, not the cwd (data/cache.py)
 
@@ -149,6 +152,14 @@ class Config:
             )
         _real("data.val_fraction", d.val_fraction, 0 <= d.val_fraction < 1, "0 <= val_fraction < 1")
         _seed("data.split_seed", d.split_seed)
+        if d.split_by not in ("random", "family"):
+            raise ValueError(f"data.split_by={d.split_by!r}; allowed: 'random', 'family' (openmoji only)")
+        if d.split_by == "family" and d.dataset != "openmoji":
+            raise ValueError(f"data.split_by='family' needs data.dataset='openmoji' (got {d.dataset!r}); allowed for "
+                             f"{d.dataset!r}: 'random'")
+        _real("data.test_fraction", d.test_fraction, 0 <= d.test_fraction < 1, "0 <= test_fraction < 1")
+        _real("data.test_fraction", d.test_fraction, d.val_fraction + d.test_fraction < 1,
+              f"val_fraction + test_fraction < 1 (val_fraction={d.val_fraction})")
         # vqgan
         _require("vqgan.n_channels", v.n_channels, v.n_channels == 3, "3 (the data pipeline gives RGB images)")
         for name in ("nf", "res_blocks", "norm_groups", "codebook_size", "emb_dim", "ndf", "disc_layers"):
@@ -357,15 +368,22 @@ def apply_overrides(cfg: Config, overrides: list[str] | dict) -> Config:
     return Config.from_dict(d).validate()
 
 
+# Keys added after runs already existed, whose defaults reproduce what those runs did: an old config.json
+# without them means exactly the default, so missing_keys does not report them.
+ADDED_WITH_SAFE_DEFAULTS = frozenset({"data.split_by", "data.test_fraction"})
+
+
 def missing_keys(d: dict, cls=None, prefix: str = "") -> list[str]:
     """The dotted keys of `cls` (default Config) that the mapping `d` lacks, in field order (a config.json written
-    by an older version, or edited by hand). `Config.from_dict` would silently fill them with defaults."""
+    by an older version, or edited by hand). `Config.from_dict` would silently fill them with defaults.
+    Keys in ADDED_WITH_SAFE_DEFAULTS are not reported: their defaults are what older runs did."""
     cls = cls or Config
     out = []
     hints = _hints(cls)
     for f in fields(cls):
         if f.name not in d:
-            out.append(prefix + f.name)
+            if prefix + f.name not in ADDED_WITH_SAFE_DEFAULTS:
+                out.append(prefix + f.name)
         elif dataclasses.is_dataclass(hints[f.name]) and isinstance(d[f.name], dict):
             out += missing_keys(d[f.name], hints[f.name], prefix + f.name + ".")
     return out

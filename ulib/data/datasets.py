@@ -16,6 +16,7 @@ import numpy as np
 from torch.utils.data import Dataset, Subset
 
 from ulib.config import DataConfig
+from ulib.data.families import collapse_duplicates, family_key, group_split, split_groups
 from ulib.data.folders import ImageFolderDataset, file_list_facts, scan_images
 from ulib.data.images import DATA_README, ArrayImageDataset, DatasetNotFoundError
 from ulib.data.lsun import LSUNDataset, lmdb_data_file
@@ -42,6 +43,30 @@ def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, n
     return np.sort(perm[n_val:]).astype(np.int64), np.sort(perm[:n_val]).astype(np.int64)
 
 
+def random_split(n: int, val_fraction: float, test_fraction: float, seed: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """split_indices plus a test side: (train_idx, val_idx, test_idx). With test_fraction 0 it is exactly
+    split_indices (and an empty test side), so runs made before the test split keep their split; otherwise
+    validation is the same first round(n * val_fraction) places of the same permutation and test the next."""
+    if test_fraction == 0:
+        return (*split_indices(n, val_fraction, seed), np.zeros(0, np.int64))
+    if not (0 <= val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise ValueError(f"random_split: val_fraction={val_fraction}, test_fraction={test_fraction}; allowed: "
+                         f"both >= 0 with val_fraction + test_fraction < 1")
+    n_val, n_test = int(round(n * val_fraction)), int(round(n * test_fraction))
+    perm = np.random.default_rng(seed).permutation(n)
+    return tuple(np.sort(p).astype(np.int64) for p in (perm[n_val + n_test:], perm[:n_val],
+                                                         perm[n_val:n_val + n_test]))
+
+
+def openmoji_split(names: list[str], images: np.ndarray, cfg: DataConfig
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """split_by='family': families (ulib.data.families.family_key) joined with pixel-identical renders, whole
+    groups to one side, seeded by cfg.split_seed."""
+    groups = split_groups([family_key(n) for n in names], collapse_duplicates(images))
+    return group_split(groups, (cfg.val_fraction, cfg.test_fraction), cfg.split_seed)
+
+
 def _require_path(cfg: DataConfig) -> str:
     if not cfg.path:
         raise ValueError(f"data.path must be set for data.dataset={cfg.dataset!r} (an image folder or an LSUN "
@@ -50,14 +75,22 @@ def _require_path(cfg: DataConfig) -> str:
 
 
 def build_dataset(cfg: DataConfig, split: str, *, train_transforms: bool | None = None) -> Dataset:
-    """The dataset `cfg` describes, restricted to split 'train', 'val' or 'all'.
+    """The dataset `cfg` describes, restricted to split 'train', 'val', 'test' or 'all'.
+
+    cfg.split_by picks the split ('random' or, for OpenMoji, 'family'); 'test' needs cfg.test_fraction > 0.
 
     Random flips (cfg.flip) apply only with train transforms, which default to on for 'train' only.
     OpenMoji ("All emojis designed by OpenMoji – the open-source emoji and icon project. License: CC BY-SA 4.0")
     is rendered once and cached under cfg.cache_dir.
     """
-    if split not in ("train", "val", "all"):
-        raise ValueError(f"build_dataset: split={split!r}; allowed: 'train', 'val', 'all'")
+    if split not in ("train", "val", "test", "all"):
+        raise ValueError(f"build_dataset: split={split!r}; allowed: 'train', 'val', 'test', 'all'")
+    if split == "test" and cfg.test_fraction == 0:
+        raise ValueError("build_dataset: split='test' but data.test_fraction=0 (no test split); allowed: "
+                         "set data.test_fraction > 0, or ask for 'train', 'val' or 'all'")
+    if cfg.split_by not in ("random", "family") or (cfg.split_by == "family" and cfg.dataset != "openmoji"):
+        raise ValueError(f"data.split_by={cfg.split_by!r} with data.dataset={cfg.dataset!r}; allowed: 'random', "
+                         f"or 'family' for openmoji")
     if train_transforms is None:
         train_transforms = split == "train"
     flip = bool(cfg.flip and train_transforms)
@@ -74,8 +107,28 @@ def build_dataset(cfg: DataConfig, split: str, *, train_transforms: bool | None 
         raise ValueError(f"data.dataset={cfg.dataset!r}; allowed: 'openmoji', 'folder', 'lsun'")
     if split == "all":
         return ds
-    train_idx, val_idx = split_indices(len(ds), cfg.val_fraction, cfg.split_seed)
-    return Subset(ds, (train_idx if split == "train" else val_idx).tolist())
+    if cfg.split_by == "family":
+        sides = openmoji_split(names, images, cfg)
+    else:
+        sides = random_split(len(ds), cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
+    return Subset(ds, dict(zip(("train", "val", "test"), sides))[split].tolist())
+
+
+def split_record(cfg: DataConfig) -> dict | None:
+    """What each side of cfg's split holds, for RUN/split.json: {split: {'count', 'sha256' of the names joined by
+    newlines, 'names' sorted}} plus the split settings. OpenMoji only (its names are cheap to list); None for
+    other datasets."""
+    if cfg.dataset != "openmoji":
+        return None
+    ds = build_dataset(cfg, "all", train_transforms=False)
+    rec: dict = dict(split_by=cfg.split_by, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction,
+                     split_seed=cfg.split_seed)
+    for split in ("train", "val") + (("test",) if cfg.test_fraction > 0 else ()):
+        sub = build_dataset(cfg, split, train_transforms=False)
+        names = sorted(ds.names[i] for i in sub.indices)
+        rec[split] = dict(count=len(names), sha256=hashlib.sha256("\n".join(names).encode()).hexdigest(),
+                          names=names)
+    return rec
 
 
 def dataset_fingerprint(cfg: DataConfig) -> str:
@@ -86,6 +139,11 @@ def dataset_fingerprint(cfg: DataConfig) -> str:
     """
     facts: dict = dict(dataset=cfg.dataset, img_size=cfg.img_size, val_fraction=cfg.val_fraction,
                        split_seed=cfg.split_seed)
+    # Added later: named only when not the defaults, so runs made before them keep their fingerprint
+    if cfg.split_by != "random":
+        facts.update(split_by=cfg.split_by)
+    if cfg.test_fraction != 0:
+        facts.update(test_fraction=cfg.test_fraction)
     if cfg.dataset == "openmoji":
         facts.update(openmoji=openmoji_version(), renderer=RENDERER_VERSION, font_scale=FONT_SCALE,
                      sequences=has_raqm())

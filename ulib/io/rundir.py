@@ -80,6 +80,7 @@ class RunDir:
     latents = property(lambda self: self.path / "latents.pt")
     data_check = property(lambda self: self.path / "data_check.json")
     batch_file = property(lambda self: self.path / "batch.json")  # global batch, processes, accumulation per stage
+    split_file = property(lambda self: self.path / "split.json")  # names on each side of the data split (OpenMoji)
     vqgan_log = property(lambda self: self.path / "metrics_vqgan.csv")
     prior_log = property(lambda self: self.path / "metrics_prior.csv")
     reconstructions = property(lambda self: self.path / "reconstructions.png")

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ulib.data.datasets import split_record
 from ulib.device import configure_matmul, resolve_device, seed_everything
 from ulib.io.checkpoint import checkpoint_config, load_checkpoint
 from ulib.io.files import atomic_write
@@ -147,12 +148,17 @@ def start_training(run, cfg, ckpt: Path, total_steps: int, what: str, *, resume:
 
 
 def commit_stage(run, cfg, stage: str, plan: "BatchPlan") -> None:
-    """The stage is set up (data read, models built, checkpoint loaded): write the run's config.json and the
-    stage's batch plan. Called by rank 0 just before the first step, so a command that fails earlier (a bad
-    --set, a wrong --data, an unreadable checkpoint) leaves config.json as it was."""
+    """The stage is set up (data read, models built, checkpoint loaded): write the run's config.json, the
+    stage's batch plan and (OpenMoji) the names on each side of the split in split.json. Called by rank 0 just
+    before the first step, so a command that fails earlier (a bad --set, a wrong --data, an unreadable
+    checkpoint) leaves config.json as it was."""
     run.make()
     run.save_config(cfg)
     record_batch(run, stage, plan)
+    record = split_record(cfg.data)
+    if record is not None:  # the split is the data's, not the stage's: both stages write the same record
+        text = json.dumps(record, indent=1) + "\n"
+        atomic_write(run.split_file, lambda f: f.write(text.encode()))
 
 
 # ---- the global batch -------------------------------------------------------------------------------
