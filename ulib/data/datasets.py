@@ -107,11 +107,16 @@ def build_dataset(cfg: DataConfig, split: str, *, train_transforms: bool | None 
         raise ValueError(f"data.dataset={cfg.dataset!r}; allowed: 'openmoji', 'folder', 'lsun'")
     if split == "all":
         return ds
+    return Subset(ds, split_sides(cfg, ds)[split].tolist())
+
+
+def split_sides(cfg: DataConfig, ds: Dataset) -> dict[str, np.ndarray]:
+    """{'train', 'val', 'test': sorted int64 indices} of the whole dataset `ds` under cfg.split_by."""
     if cfg.split_by == "family":
-        sides = openmoji_split(names, images, cfg)
+        sides = openmoji_split(ds.names, ds.images, cfg)
     else:
         sides = random_split(len(ds), cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
-    return Subset(ds, dict(zip(("train", "val", "test"), sides))[split].tolist())
+    return dict(zip(("train", "val", "test"), sides))
 
 
 def split_record(cfg: DataConfig) -> dict | None:
@@ -123,9 +128,9 @@ def split_record(cfg: DataConfig) -> dict | None:
     ds = build_dataset(cfg, "all", train_transforms=False)
     rec: dict = dict(split_by=cfg.split_by, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction,
                      split_seed=cfg.split_seed)
+    sides = split_sides(cfg, ds)
     for split in ("train", "val") + (("test",) if cfg.test_fraction > 0 else ()):
-        sub = build_dataset(cfg, split, train_transforms=False)
-        names = sorted(ds.names[i] for i in sub.indices)
+        names = sorted(ds.names[i] for i in sides[split])
         rec[split] = dict(count=len(names), sha256=hashlib.sha256("\n".join(names).encode()).hexdigest(),
                           names=names)
     return rec
