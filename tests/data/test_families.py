@@ -139,3 +139,17 @@ def test_old_config_json_and_validation():
         with pytest.raises(ValueError, match=match):
             apply_overrides(Config(), over)
     apply_overrides(Config(), {"data.split_by": "family", "data.test_fraction": 0.05})
+
+
+def test_commit_stage_records_the_split(fake_openmoji, tmp_path):
+    from ulib.io.rundir import RunDir
+    from ulib.train.common import batch_plan, commit_stage
+
+    run = RunDir(tmp_path / "run")
+    cfg = apply_overrides(Config(), {"data.img_size": 16, "vqgan.disc_layers": 2, "data.split_by": "family",
+                                        "data.test_fraction": 0.05})
+    commit_stage(run, cfg, "vqgan", batch_plan(8, 0, 1, "vqgan_train"))
+    rec = json.loads(run.split_file.read_text())
+    assert rec["split_by"] == "family" and {"train", "val", "test"} <= set(rec)
+    assert sum(rec[s]["count"] for s in ("train", "val", "test")) == len(fake_openmoji[1])
+    assert rec["test"]["sha256"] == hashlib.sha256("\n".join(rec["test"]["names"]).encode()).hexdigest()
