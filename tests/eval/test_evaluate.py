@@ -181,3 +181,34 @@ def test_record_evaluation_appends(tmp_path):
     md = (tmp_path / "evaluation.md").read_text()
     assert md.count("## ") == 1 and "| 7.00 |" in md and "| 8.00 |" in md
     json.loads((tmp_path / "evaluation.jsonl").read_text().splitlines()[0])
+
+
+@pytest.mark.slow
+def test_evaluate_memorisation_records_distances_and_fid_against_validation(tiny_run, tmp_path, no_weights_env):
+    run = tmp_path / "copy"
+    shutil.copytree(tiny_run, run)
+    (run / "evaluation.jsonl").unlink(missing_ok=True)
+    r = evaluate_cli("--run", str(run), *SAMPLE_ARGS, "--features", "openmoji", "--memorisation", env=no_weights_env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    (rec,) = R.read_records(run / "evaluation.jsonl")
+    assert 0 <= rec["memorisation_near_copy_share"] <= 1 and rec["memorisation_sample_to_train_median"] > 0
+    assert rec["fid_vs_val"] > 0 and rec["n_val_reference"] > 0 and "validation split" in rec["memorisation_baseline"]
+    assert "memorisation [features: openmoji]" in r.stdout and "vs validation" in r.stdout
+    bad = evaluate_cli("--run", str(run), "--vqgan", "--memorisation", "--features", "openmoji", env=no_weights_env)
+    assert bad.returncode == 2 and "--memorisation measures samples" in bad.stderr
+
+
+@pytest.mark.slow
+def test_evaluate_memorisation_sees_a_model_that_copies_its_training_images(tiny_run, tmp_path, monkeypatch):
+    """A 'prior' whose samples are training images: every sample is a near-copy at distance 0 (FID alone would
+    call it excellent)."""
+    shutil.copytree(tiny_run, tmp_path / "copy")
+    run = RunDir(tmp_path / "copy")
+    cfg = run.stored_config()
+    train = E.build_dataset(cfg.data, "train", train_transforms=False)
+    copies = iter(torch.stack([train[i] for i in range(30)]).split(10))
+    monkeypatch.setattr(E, "sample_images", lambda models, n, **kw: next(copies)[:n])
+    rec = E.evaluate_samples(run, cfg, n=30, features="openmoji", batch_size=10, device="cpu", show_progress=False,
+                             memorisation=True)
+    assert rec["memorisation_sample_exact_copies"] == 30 and rec["memorisation_near_copy_share"] == 1.0
+    assert rec["memorisation_sample_to_train_median"] == 0.0 and rec["memorisation_median_ratio"] == 0.0

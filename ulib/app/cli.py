@@ -481,6 +481,10 @@ def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
                    help="also write RUN/nearest_neighbours.png: N samples and their nearest reference images "
                         "by LPIPS (needs vgg16-397923af.pth, checked before sampling; default 0 = off)")
     p.add_argument("--neighbours-k", type=int, default=10, metavar="K", help="neighbours per sample (default 10)")
+    p.add_argument("--memorisation", action="store_true",
+                   help="also measure memorisation: each sample's distance to its nearest training image against "
+                        "the validation images' (near-copy share, distance ratio, Meehan et al.'s C_T) and the FID "
+                        "against the validation split (FID alone does not see a model that copies its training set)")
     p.add_argument("--device", default=None, help="'auto', 'cpu', 'cuda', ... (default: the run's device)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -529,15 +533,19 @@ def _run_evaluate(args, run, cfg) -> int:
                   batch_size=batch_size,
                   use_ema=cfg.sample.use_ema and not args.no_ema, max_reference=args.max_reference, device=device,
                   show_progress=not args.no_progress)
+    if args.vqgan and args.memorisation:
+        raise ValueError("--memorisation measures samples; with --vqgan there are none (drop one of them)")
     if args.vqgan:
         record = evaluate.evaluate_vqgan(run, cfg, n=args.samples, reference=args.reference or "val", **common)
     else:
         record = evaluate.evaluate_samples(run, cfg, n=args.samples or evaluate.PAPER_N_SAMPLES, steps=args.steps,
                                   temperature=args.temperature, reference=args.reference or "train", seed=args.seed,
                                   prdc_k=args.prdc_k, neighbours=args.neighbours, neighbours_k=args.neighbours_k,
-                                  **common)
+                                  memorisation=args.memorisation, **common)
     jsonl, md = records.record_evaluation(run.path, record)
     print(records.summary(record))
+    if "memorisation_c_t" in record:
+        print(records.memorisation_summary(record))
     for note in record["notes"]:
         print(f"note: {note}")
     print(f"records: {jsonl}; table: {md}")

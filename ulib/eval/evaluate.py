@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Subset
 from ulib.data.datasets import build_dataset, dataset_fingerprint
 from ulib.device import sampling_dtype
 from ulib.eval.extractors import QUANTISE, RESIZE, extract_features, load_inception, stream_features
+from ulib.eval.memorisation import memorisation as memorisation_figures
 from ulib.eval.metrics import (
     FeatureMoments,
     codebook_usage,
@@ -210,10 +211,12 @@ def evaluate_samples(run, cfg, *, n: int = PAPER_N_SAMPLES, steps: int | None = 
                      features: str = "inception", reference: str = "train", weights_dir=None, seed: int = 0,
                      batch_size: int = 32, use_ema: bool = True, prdc_k: int = PRDC_K, max_reference: int | None = None,
                      neighbours: int = 0, neighbours_k: int = 10, device=None, show_progress: bool = True,
-                     allow_unverified: bool = False) -> dict:
+                     allow_unverified: bool = False, memorisation: bool = False) -> dict:
     """Sample n images from the run's prior in batches, straight into InceptionV3, and compare them with the
     reference split: one record (see the module docstring). allow_unverified: accept weights files that are not
-    the released ones (`ulib.io.weights`)."""
+    the released ones (`ulib.io.weights`). memorisation: also how close the samples come to the training images
+    against how close the validation images (never trained on) come (`ulib.eval.memorisation`: near-copy share,
+    distance ratio, Meehan et al.'s C_T), and the FID against the validation split beside the training split's."""
 
 
     t0 = time.perf_counter()
@@ -223,6 +226,9 @@ def evaluate_samples(run, cfg, *, n: int = PAPER_N_SAMPLES, steps: int | None = 
     temperature = temperature if temperature is not None else cfg.sample.temperature
     if absorbing and not 1 <= steps <= T:
         raise ValueError(f"--steps={steps}; allowed: 1..T={T}")
+    if memorisation and reference != "train":
+        raise ValueError(f"--memorisation compares samples with the training images; --reference={reference} "
+                         "cannot be used with it (allowed: train, the default)")
     if temperature <= 0:
         raise ValueError(f"--temperature={temperature}; must be > 0")
     if n <= prdc_k + 1:  # each point's k-th neighbour other than itself: k + 1 others at least
@@ -269,11 +275,32 @@ def evaluate_samples(run, cfg, *, n: int = PAPER_N_SAMPLES, steps: int | None = 
         **kid(real, fake[inception.pool]), **inception_score(fake[inception.logits]),
         "paper": _paper_results(cfg, features),
     })
+    if memorisation:
+        record.update(_memorisation(run, cfg, inception, fake[inception.pool], real, batch_size, show_progress))
     if neighbours > 0:
         record.update(_neighbours(run, cfg, torch.cat(kept)[:neighbours], reference, ref_key, neighbours_k, lp,
                                   device, batch_size, show_progress))
     record["wall_s"] = round(time.perf_counter() - t0, 2)
     return record
+
+
+MEMORISATION_KEYS = ("n_test_used", "sample_to_train_median", "test_to_train_median", "median_ratio",
+                     "sample_exact_copies", "test_exact_copies", "near_copy_share", "near_copy_share_lo",
+                     "near_copy_share_hi", "near_copy_share_p5", "near_copy_share_p5_lo", "near_copy_share_p5_hi",
+                     "c_t", "c_t_cells_used")
+
+
+def _memorisation(run, cfg, inception, fake, train, batch_size, show_progress) -> dict:
+    """Memorisation in the feature space: the samples' nearest training images (the training reference's
+    features) against the validation split's, and the FID against validation beside the one against train."""
+    val, val_key, val_moments = reference_set(run, cfg, inception, "val", None, batch_size, show_progress)
+    m = memorisation_figures(fake, train, val)
+    out = {f"memorisation_{k}": m[k] for k in MEMORISATION_KEYS}
+    split = ("family split: an emoji's variants and identical renders share a side" if cfg.data.split_by == "family"
+             else "random split: variants of one design may sit on both sides")
+    out.update(memorisation_baseline=f"validation split, {val_key['n']} images never trained on ({split})",
+               fid_vs_val=fid_against(val, val_moments, fake), n_val_reference=len(val))
+    return out
 
 
 def _neighbours(run, cfg, queries, split, ref_key, k, lp, device, batch_size, show_progress) -> dict:

@@ -143,3 +143,14 @@ def summary(r: dict) -> str:
             f"vs {r['n_reference']} {r['reference']} images: FID {r['fid']:.2f}, precision {r['precision']:.3f}, "
             f"recall {r['recall']:.3f}, density {r['density']:.3f}, coverage {r['coverage']:.3f} (k={r['prdc_k']}), "
             f"KID {r['kid_mean']:.4f}, IS {r['is_mean']:.2f}")
+
+
+def memorisation_summary(r: dict) -> str:
+    """One line of an evaluation's memorisation figures (`python -m ulib evaluate --memorisation`)."""
+    return (f"memorisation [features: {r['features']}]: median distance to the nearest training image "
+            f"{r['memorisation_sample_to_train_median']:.4g} for samples vs "
+            f"{r['memorisation_test_to_train_median']:.4g} "
+            f"for validation images (ratio {r['memorisation_median_ratio']:.3f}); near-copies "
+            f"{r['memorisation_near_copy_share']:.1%} [{r['memorisation_near_copy_share_lo']:.1%}, "
+            f"{r['memorisation_near_copy_share_hi']:.1%}]; C_T {r['memorisation_c_t']:.2f} (below about -3: "
+            f"copying); FID vs train {r['fid']:.2f}, vs validation {r['fid_vs_val']:.2f}")
