@@ -72,17 +72,6 @@ BAD_NPZ = [  # (input maker: path -> path, a part of the one-line error)
 ]
 
 
-@pytest.mark.parametrize("make, expected", BAD_NPZ, ids=[f"npz{i}" for i in range(len(BAD_NPZ))])
-def test_bad_npz_inputs_are_one_line_errors_naming_the_file(tmp_path, make, expected):
-    path = make(tmp_path / "fake.npz")
-    with pytest.raises(ValueError) as info:
-        C.load_image_set(path)
-    msg = str(info.value)
-    assert expected in msg, msg
-    assert str(path) in msg and EXPECTED_NPZ in msg and "\n" not in msg
-    assert "allow_pickle" not in msg and "pickle.load" not in msg  # never advise unpickling a file
-
-
 def _bomb(folder):
     png_folder(folder, 2)
     (folder / "big.png").write_bytes(huge_png_header())
@@ -137,13 +126,20 @@ BAD_FOLDERS = [  # (input maker: folder -> folder, a part of the one-line error)
 ]
 
 
-@pytest.mark.parametrize("make, expected", BAD_FOLDERS, ids=[f"folder{i}" for i in range(len(BAD_FOLDERS))])
-def test_bad_image_folders_are_one_line_errors_naming_the_file(tmp_path, make, expected):
-    folder = make(tmp_path / "real")
+# one table of bad image sets: (maker, expected words, the name it is made under, words every such error holds)
+BAD_SETS = ([(make, expected, "fake.npz", EXPECTED_NPZ) for make, expected in BAD_NPZ]
+            + [(make, expected, "real", "") for make, expected in BAD_FOLDERS])
+SET_IDS = [f"npz{i}" for i in range(len(BAD_NPZ))] + [f"folder{i}" for i in range(len(BAD_FOLDERS))]
+
+
+@pytest.mark.parametrize("make, expected, name, also", BAD_SETS, ids=SET_IDS)
+def test_bad_image_sets_are_one_line_errors_naming_the_file(tmp_path, make, expected, name, also):
+    path = make(tmp_path / name)
     with pytest.raises(ValueError) as info:
-        C.load_image_set(folder)
+        C.load_image_set(path)
     msg = str(info.value)
-    assert expected in msg and str(folder) in msg and "\n" not in msg, msg
+    assert expected in msg and also in msg and str(path) in msg and "\n" not in msg, msg
+    assert "allow_pickle" not in msg and "pickle.load" not in msg  # never advise unpickling a file
 
 
 @pytest.mark.parametrize("limit", [0, -1, True, 2.5])
