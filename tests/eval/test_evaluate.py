@@ -192,8 +192,12 @@ def test_evaluate_memorisation_records_distances_and_fid_against_validation(tiny
     assert r.returncode == 0, r.stdout + r.stderr
     (rec,) = R.read_records(run / "evaluation.jsonl")
     assert 0 <= rec["memorisation_near_copy_share"] <= 1 and rec["memorisation_sample_to_train_median"] > 0
-    assert rec["fid_vs_val"] > 0 and rec["n_val_reference"] > 0 and "validation split" in rec["memorisation_baseline"]
-    assert "memorisation [features: openmoji]" in r.stdout and "vs validation" in r.stdout
+    held = rec["memorisation_split"]  # the test split when the run has one (the smoke profile does), else validation
+    assert held == ("test" if json.loads((run / "config.json").read_text())["data"]["test_fraction"] > 0 else "val")
+    assert rec[f"fid_vs_{held}"] > 0 and rec[f"n_{held}_reference"] > 0
+    assert {"test": "test split", "val": "validation split"}[held] in rec["memorisation_baseline"]
+    assert "memorisation [features: openmoji]" in r.stdout
+    assert {"test": "vs test", "val": "vs validation"}[held] in r.stdout
     bad = evaluate_cli("--run", str(run), "--vqgan", "--memorisation", "--features", "openmoji", env=no_weights_env)
     assert bad.returncode == 2 and "--memorisation measures samples" in bad.stderr
 

@@ -30,7 +30,9 @@ from ulib.data.datasets import build_dataset
 from ulib.device import resolve_device, seed_everything
 from ulib.eval import extractors as X
 from ulib.eval.extractors import to_uint8
+from ulib.eval.memorisation import memorisation_report
 from ulib.eval.quality import QualityMeter, with_floor
+from ulib.eval.stats import DEFAULT_DRAWS
 from ulib.io.checkpoint import load_checkpoint
 from ulib.io.logs import (
     markdown_table,  # noqa: F401 (re-exported for notebooks)
@@ -247,10 +249,12 @@ def reconstruct(vq, images: torch.Tensor, device, batch_size: int = 100) -> torc
 # profile: smoke keeps CI in seconds; demo fits the CPU (a few minutes per notebook on 2 cores); the paper
 # profiles, on a GPU, use more (the paper's own figures use 50,000 samples: `python -m ulib evaluate`).
 # n_half: images in each half of the real set for notebook 12's metric checks.
-QUALITY_SIZES = {"smoke": dict(n_samples=40, n_reference=400, draws=2, n_half=200),
-                 "demo": dict(n_samples=300, n_reference=2000, draws=5, n_half=800),
-                 "study": dict(n_samples=300, n_reference=2000, draws=5, n_half=800)}
-QUALITY_SIZES_GPU = dict(n_samples=2000, n_reference=10_000, draws=5, n_half=800)
+# draws: bootstrap resamples behind every ± and p (features are computed once, so a draw costs about one FID;
+# smoke keeps CI fast, every other profile uses ulib.eval.stats.DEFAULT_DRAWS = 200).
+QUALITY_SIZES = {"smoke": dict(n_samples=40, n_reference=400, draws=20, n_half=200),
+                 "demo": dict(n_samples=300, n_reference=2000, draws=DEFAULT_DRAWS, n_half=500),
+                 "study": dict(n_samples=300, n_reference=2000, draws=DEFAULT_DRAWS, n_half=500)}
+QUALITY_SIZES_GPU = dict(n_samples=2000, n_reference=10_000, draws=DEFAULT_DRAWS, n_half=800)
 
 
 def quality_sizes(s: Session, n_samples: int = 0) -> dict:
@@ -307,21 +311,58 @@ def feature_space_name(s: Session, features: str = "auto") -> str:
     return "openmoji" if s.cfg.data.dataset == "openmoji" else "inception"
 
 
+def split_images(s: Session, split: str, n: int | None = None, seed_offset: int = 0) -> torch.Tensor:
+    """uint8 images (N, 3, H, W) of the run's `split` ('train', 'val', 'test'), in a fixed random order seeded by
+    the session's seed + seed_offset; the first n of them (all when n is None)."""
+    ds = build_dataset(s.cfg.data, split, train_transforms=False)
+    if n is not None and n > len(ds):
+        raise ValueError(f"{n} images of the {split!r} split asked for; it has {len(ds)}")
+    perm = torch.randperm(len(ds), generator=torch.Generator().manual_seed(s.seed + seed_offset)).tolist()
+    return X.to_uint8(torch.stack([ds[i] for i in perm[:n]]))
+
+
+def has_test_split(s: Session) -> bool:
+    """True when the run's data has a test split (data.test_fraction > 0): images no model ever saw."""
+    return s.cfg.data.test_fraction > 0
+
+
 def quality_meter(s: Session, n_reference: int = 2000, features: str = "auto"):
-    """A `ulib.eval.quality.QualityMeter` for the run's data: the reference is a fixed random subset of
-    n_reference training images (the paper scores samples against the training set), the held-out images for
-    the noise floor are the other training images, then the validation images. Seeded by the session's seed."""
+    """A `ulib.eval.quality.QualityMeter` for the run's data. The reference is a fixed random subset of
+    n_reference training images (the paper scores samples against the training set). The held-out images of
+    the noise floor (`meter.floor(n)`) are the test split, in a seeded order: families of emoji no model (VQGAN or
+    prior) ever saw and that no checkpoint was chosen on. A run without a test split (data.test_fraction = 0,
+    runs made before #22) falls back to the training images outside the reference, then the validation
+    images, which the VQGAN saw: `meter.holdout_name` says which it is. Seeded by the session's seed."""
     train = build_dataset(s.cfg.data, "train", train_transforms=False)
-    val = build_dataset(s.cfg.data, "val", train_transforms=False)
     if n_reference >= len(train):
         raise ValueError(f"n_reference={n_reference}: the training split has only {len(train)} images; "
-                         f"leave some out for the noise floor")
+                         f"leave some out")
     perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(s.seed)).tolist()
     images = lambda ds, idx: X.to_uint8(torch.stack([ds[i] for i in idx]))
     reference = images(train, perm[:n_reference])
-    holdout = torch.cat([images(train, perm[n_reference:]), images(val, range(len(val)))])
+    if has_test_split(s):
+        holdout = split_images(s, "test")
+        name = f"the test split ({len(holdout)} images of families no model saw)"
+    else:
+        val = build_dataset(s.cfg.data, "val", train_transforms=False)
+        holdout = torch.cat([images(train, perm[n_reference:]), images(val, range(len(val)))])
+        name = (f"{len(train) - n_reference} training images outside the reference, then {len(val)} validation "
+                "images (no test split in this run: the VQGAN saw them, so the floor is optimistic)")
     space = X.load_inception(feature_space_name(s, features), device=s.device)
-    return QualityMeter(space, reference, holdout)
+    meter = QualityMeter(space, reference, holdout)
+    meter.holdout_name = name
+    meter.reference_name = f"{n_reference} training images (a fixed random subset, seed {s.seed})"
+    return meter
+
+
+def memorisation(s: Session, meter, images: torch.Tensor, *, seed: int = 0):
+    """`ulib.eval.memorisation.memorisation_report` of a sample set: every sample's nearest training image (all
+    of the run's training split) in the meter's feature space and in pixels, against the same distances of the
+    test images (or, without a test split, the validation images), with FID against train and against that
+    held-out split. Returns (report, training images) so that `nearest_pairs_grid` can show the pairs."""
+    train = split_images(s, "train")
+    held = split_images(s, "test" if has_test_split(s) else "val")
+    return memorisation_report(meter.space, images, train, held, seed=seed), train
 
 
 # ---- timing -----------------------------------------------------------------------------------------

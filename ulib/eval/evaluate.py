@@ -292,14 +292,17 @@ MEMORISATION_KEYS = ("n_test_used", "sample_to_train_median", "test_to_train_med
 
 def _memorisation(run, cfg, inception, fake, train, batch_size, show_progress) -> dict:
     """Memorisation in the feature space: the samples' nearest training images (the training reference's
-    features) against the validation split's, and the FID against validation beside the one against train."""
-    val, val_key, val_moments = reference_set(run, cfg, inception, "val", None, batch_size, show_progress)
-    m = memorisation_figures(fake, train, val)
+    features) against the held-out split's (test when the run has one, else validation), and the FID against
+    that split beside the one against train."""
+    held = "test" if cfg.data.test_fraction > 0 else "val"
+    ref, ref_key, ref_moments = reference_set(run, cfg, inception, held, None, batch_size, show_progress)
+    m = memorisation_figures(fake, train, ref)
     out = {f"memorisation_{k}": m[k] for k in MEMORISATION_KEYS}
     split = ("family split: an emoji's variants and identical renders share a side" if cfg.data.split_by == "family"
              else "random split: variants of one design may sit on both sides")
-    out.update(memorisation_baseline=f"validation split, {val_key['n']} images never trained on ({split})",
-               fid_vs_val=fid_against(val, val_moments, fake), n_val_reference=len(val))
+    what = "test split, images no model saw" if held == "test" else "validation split, images never trained on"
+    out.update({"memorisation_baseline": f"{what}: {ref_key['n']} ({split})", "memorisation_split": held,
+                f"n_{held}_reference": len(ref), f"fid_vs_{held}": fid_against(ref, ref_moments, fake)})
     return out
 
 

@@ -145,12 +145,16 @@ def summary(r: dict) -> str:
             f"KID {r['kid_mean']:.4f}, IS {r['is_mean']:.2f}")
 
 
+_HELD = {"val": "validation", "test": "test"}
+
+
 def memorisation_summary(r: dict) -> str:
     """One line of an evaluation's memorisation figures (`python -m ulib evaluate --memorisation`)."""
+    held = r.get("memorisation_split", "val")  # records made before the test split compared with validation
     return (f"memorisation [features: {r['features']}]: median distance to the nearest training image "
             f"{r['memorisation_sample_to_train_median']:.4g} for samples vs "
             f"{r['memorisation_test_to_train_median']:.4g} "
-            f"for validation images (ratio {r['memorisation_median_ratio']:.3f}); near-copies "
+            f"for {_HELD[held]} images (ratio {r['memorisation_median_ratio']:.3f}); near-copies "
             f"{r['memorisation_near_copy_share']:.1%} [{r['memorisation_near_copy_share_lo']:.1%}, "
             f"{r['memorisation_near_copy_share_hi']:.1%}]; C_T {r['memorisation_c_t']:.2f} (below about -3: "
-            f"copying); FID vs train {r['fid']:.2f}, vs validation {r['fid_vs_val']:.2f}")
+            f"copying); FID vs train {r['fid']:.2f}, vs {_HELD[held]} {r[f'fid_vs_{held}']:.2f}")
