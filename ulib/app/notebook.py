@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ulib.app.reproduce import PROJECT_ROOT, read_table  # noqa: F401 (re-exported for notebooks)
+from ulib.app.verdicts import write_notebook_rows
 from ulib.config import Config, apply_overrides
 from ulib.data.datasets import build_dataset
 from ulib.device import resolve_device, seed_everything
@@ -360,9 +361,44 @@ def memorisation(s: Session, meter, images: torch.Tensor, *, seed: int = 0):
     of the run's training split) in the meter's feature space and in pixels, against the same distances of the
     test images (or, without a test split, the validation images), with FID against train and against that
     held-out split. Returns (report, training images) so that `nearest_pairs_grid` can show the pairs."""
-    train = split_images(s, "train")
-    held = split_images(s, "test" if has_test_split(s) else "val")
+    cached = getattr(meter, "_memorisation_sets", None)  # the same two splits for every sample set of a notebook
+    if cached is None:
+        cached = meter._memorisation_sets = (split_images(s, "train"),
+                                             split_images(s, "test" if has_test_split(s) else "val"))
+    train, held = cached
     return memorisation_report(meter.space, images, train, held, seed=seed), train
+
+
+# ---- verdicts: the paper's claims, judged by the numbers (ulib.app.verdicts) -----------------------------
+def claim(s: Session, notebook: str, key: str, claim: str, paper: str, result, *, show: bool = True) -> dict:
+    """Record the verdict on one of the paper's claims and print its sentence (prose generated from numbers).
+
+    notebook: the notebook's stem ('04_step_skipping'); key: a short id unique in the notebook; claim: what the
+    paper says, one line; paper: the paper's figure/table and value; result: a `ulib.eval.stats.Verdict`, or a
+    (verdict word, statistic sentence) pair for claims judged otherwise (a proportion, a trend test). Every
+    call rewrites RUN/results/verdicts_<notebook>.json with the rows recorded so far in this kernel for that
+    notebook (the first call of a kernel starts the file afresh), so a re-run replaces its rows."""
+    if isinstance(result, tuple):
+        word, statistic = result
+    else:
+        word = result.verdict.replace("±margin", f"±{result.margin:g}") if result.margin is not None else result.verdict
+        statistic = result.sentence
+    row = {"notebook": notebook, "key": key, "claim": claim, "paper": paper, "verdict": word, "statistic": statistic}
+    rows = _CLAIMS.setdefault((str(s.results), notebook), {})
+    rows[key] = row
+    write_notebook_rows(s.results, notebook, list(rows.values()))
+    if show:
+        text = f"**{claim}** ({paper}): **{word}**. {statistic}"
+        try:
+            from IPython.display import Markdown, display
+
+            display(Markdown(text))
+        except ImportError:
+            print(text)
+    return row
+
+
+_CLAIMS: dict[tuple[str, str], dict[str, dict]] = {}
 
 
 # ---- timing -----------------------------------------------------------------------------------------

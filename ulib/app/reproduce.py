@@ -26,6 +26,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ulib.app import verdicts
 from ulib.io.files import file_sha256
 from ulib.io.logs import markdown_table
 from ulib.paper import HEADLINE, PAPER, paper_rows
@@ -183,18 +184,24 @@ def collect(run: Path, profile: str, log=print) -> Path:
     results.mkdir(parents=True, exist_ok=True)
     for csv_path in sorted(results.glob("*.csv")):
         csv_path.with_suffix(".md").write_text(table_markdown(csv_path, profile))
+    verdicts.collect(results)  # verdicts.csv and its own verdicts.md (notebooks linked), after the generic twins
     finished = [d.stem for d in sorted(results.glob("*.done"))]
     return write_results_index(results, profile, Path(run).name, finished, log)
 
 
 def write_results_index(results: Path, profile: str, run_name: str, finished: list[str], log=print) -> Path:
     """RESULTS/README.md: every table (its Markdown twin, made from the CSV where missing) and figure there."""
-    tables = sorted(results.glob("*.csv"))
+    tables = [p for p in sorted(results.glob("*.csv")) if p.name != "verdicts.csv"]
     figures = sorted(results.glob("*.png"))
     lines = [f"# Reproduction results: profile `{profile}`", "",
              f"Run directory: `{run_name}`. Paper: {PAPER}.", "",
-             "Notebooks finished: " + (", ".join(f"`{stem}`" for stem in finished) or "none") + ".", "",
-             "## Tables", ""]
+             "Notebooks finished: " + (", ".join(f"`{stem}`" for stem in finished) or "none") + ".", ""]
+    if (results / "verdicts.md").exists():
+        lines += ["## Verdicts: each claim of the paper the notebooks test", "",
+                  "Reproduced / not reproduced: the 95 % interval lies wholly on the claimed / the other side; "
+                  "not resolved at this n: it straddles 0 (ulib.eval.stats.verdict).", "",
+                  (results / "verdicts.md").read_text(), "(data: [verdicts.csv](verdicts.csv))", ""]
+    lines += ["## Tables", ""]
     for csv_path in tables:
         twin = csv_path.with_suffix(".md")
         text = twin.read_text() if twin.exists() else table_markdown(csv_path, profile)
