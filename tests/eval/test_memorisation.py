@@ -237,3 +237,33 @@ def test_bad_input_names_the_problem():
         MEM.nearest_pairs_grid(img, img, torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError, match="outside the 4 training images"):
         MEM.nearest_pairs_grid(img, img, torch.tensor([0, 1, 2, 4]))
+
+
+def test_memorisation_report_takes_features_extracted_once():
+    """The splits' features passed in give the same row as features extracted inside; features of the wrong set
+    are refused with the sizes named."""
+    g = torch.Generator().manual_seed(5)
+    images = lambda n: torch.randint(0, 256, (n, 3, 4, 4), generator=g, dtype=torch.uint8)
+    train, test, samples = images(60), images(40), images(30)
+    space = StubSpace()
+    inside = MEM.memorisation_report(space, samples, train, test).row
+    given = MEM.memorisation_report(space, samples, train, test, train_features=space(train)["f"],
+                                    test_features=space(test)["f"]).row
+    assert given == inside
+    with pytest.raises(ValueError, match="train_features must be .* of the 60 train images; got \\(40, 6\\)"):
+        MEM.memorisation_report(space, samples, train, test, train_features=space(test)["f"])
+
+
+def test_a_cache_kept_between_sample_sets_changes_no_figure():
+    """cache: the test-to-train distances and the k-means centres of C_T, which depend on the train and test sets
+    only, are stored on the first call and reused: a second sample set scores exactly as without a cache."""
+    g = torch.Generator().manual_seed(6)
+    images = lambda n: torch.randint(0, 256, (n, 3, 4, 4), generator=g, dtype=torch.uint8)
+    train, test, first, second = images(60), images(100), images(100), images(100)
+    space, cache = StubSpace(), {}
+    MEM.memorisation_report(space, first, train, test, cache=cache, cells=2, min_cell_samples=5)
+    assert set(cache) == {"feat", "pix"} and ("kmeans_centres", 2, 0) in cache["pix"]
+    assert cache["feat"]["test_to_train"].shape == (100,)
+    cached = MEM.memorisation_report(space, second, train, test, cache=cache, cells=2, min_cell_samples=5).row
+    fresh = MEM.memorisation_report(space, second, train, test, cells=2, min_cell_samples=5).row
+    assert cached == fresh and not math.isnan(fresh["pix_c_t"])

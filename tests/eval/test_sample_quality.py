@@ -167,3 +167,24 @@ def test_draws_default_to_200_with_intervals_and_the_fast_path_matches_the_slow_
     assert stats.verdict_of_difference(d, "category_kl_bits", better="lower").verdict == "reproduced"
     same = meter.difference(a, a, draws=20, seed=0, paired=True)
     assert same["fid_p"] == 1 and same["fid_lo"] == same["fid_hi"] == 0, "no difference in any draw"
+
+
+def test_figures_limit_what_the_draws_resample():
+    """figures= names the figures the bootstrap draws (KID is most of a draw's time); the values of every figure
+    are computed either way, and a drawn figure's spread is the same as when all are drawn (same resamples)."""
+    ref, hold = stub_images([0, 1, 2, 3] * 10), stub_images([0, 1, 2, 3] * 5, seed=1)
+    meter = QualityMeter(StubSpace(), ref, holdout=hold, k=3)
+    a, b = stub_images([0, 1, 2, 3] * 5, seed=4), stub_images([2] * 20, seed=5)
+    full, some = meter.score(a, draws=6), meter.score(a, draws=6, figures=("fid", "top_category_share"))
+    assert all(some[name] == full[name] for name in FIGURES)
+    assert some["fid_std"] == full["fid_std"] and some["top_category_share_hi"] == full["top_category_share_hi"]
+    assert "kid_std" not in some and "precision_std" not in some and "category_kl_bits_std" not in some
+    d_full, d_some = meter.difference(a, b, draws=6), meter.difference(a, b, draws=6, figures=["precision"])
+    assert d_some["precision_p"] == d_full["precision_p"] and d_some["precision_std"] == d_full["precision_std"]
+    assert "fid_std" not in d_some and d_some["fid"] == d_full["fid"]
+    cats = meter.floor(20, draws=6, figures=("category_kl_bits",))
+    assert "fid_std" not in cats and "fid_std" in meter.floor(20, draws=6), "the floor's cache keeps figures apart"
+    with pytest.raises(ValueError, match="figures=.*allowed"):
+        meter.score(a, draws=6, figures=("fid", "is"))
+    with pytest.raises(ValueError, match="figures="):
+        meter.score(a, draws=6, figures="fid")

@@ -195,3 +195,30 @@ def test_verdict_of_a_difference_row():
                           "reproduced (lower, as claimed)")
     with pytest.raises(ValueError, match="fid_p"):
         S.verdict_of_difference({k: v for k, v in row.items() if k != "fid_p"}, "fid", better="lower")
+
+
+def test_direction_reads_the_interval_in_a_tables_words():
+    """se 1 at 95 %: d ± 1.96; margin 3 turns an interval inside ±3 into 'equivalent within ±3'."""
+    assert S.direction(S.verdict(-3.0, 1.0, better="lower")) == "lower"  # -4.96 to -1.04
+    assert S.direction(S.verdict(3.0, 1.0, better="lower")) == "higher"
+    assert S.direction(S.verdict(0.5, 1.0, better="lower")) == "not resolved at this n"
+    assert S.direction(S.verdict(0.5, 1.0, better="lower", margin=3)) == "equivalent within ±3"  # -1.46 to 2.46
+    assert S.direction(S.verdict(0.5, 1.0, better="lower", margin=2)) == "not resolved at this n"
+
+
+def test_non_inferiority_against_a_margin_on_the_worse_side():
+    """FID (lower better), se 1: the interval d ± 1.96 against +margin 4: d = 2, upper end 3.96 < 4 ->
+    'reproduced'; d = 2.1, 0.14 to 4.06 straddles 4 -> 'not resolved at this n'; d = 6, lower end 4.04 > 4 ->
+    'not reproduced'; the mirror for a figure where higher is better (margin -4 below 0). A large improvement is
+    never 'worse by more than the margin'."""
+    word, sentence = S.non_inferiority(S.verdict(2.0, 1.0, better="lower", label="FID S - T"), 4.0)
+    assert word == "reproduced" and sentence.startswith("FID S - T = +2.0 ± 1.0 (95 % interval +0.0 to +4.0")
+    assert "non-inferiority margin +4.0" in sentence and sentence.endswith(": reproduced")
+    assert S.non_inferiority(S.verdict(2.1, 1.0, better="lower"), 4.0)[0] == "not resolved at this n"
+    assert S.non_inferiority(S.verdict(6.0, 1.0, better="lower"), 4.0)[0] == "not reproduced"  # 4.04 to 7.96
+    assert S.non_inferiority(S.verdict(-20.0, 1.0, better="lower"), 4.0)[0] == "reproduced"
+    assert S.non_inferiority(S.verdict(-2.0, 1.0, better="higher"), 4.0)[0] == "reproduced"  # -3.96 > -4
+    assert S.non_inferiority(S.verdict(-6.0, 1.0, better="higher"), 4.0)[0] == "not reproduced"
+    assert "margin -4.0" in S.non_inferiority(S.verdict(-6.0, 1.0, better="higher"), 4.0)[1]
+    with pytest.raises(ValueError, match="margin"):
+        S.non_inferiority(S.verdict(2.0, 1.0, better="lower"), 0.0)

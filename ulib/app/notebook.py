@@ -32,7 +32,7 @@ from ulib.device import resolve_device, seed_everything
 from ulib.eval import extractors as X
 from ulib.eval.extractors import to_uint8
 from ulib.eval.memorisation import memorisation_report
-from ulib.eval.quality import QualityMeter, with_floor
+from ulib.eval.quality import QualityMeter, extract, with_floor
 from ulib.eval.stats import DEFAULT_DRAWS
 from ulib.io.checkpoint import load_checkpoint
 from ulib.io.logs import (
@@ -256,14 +256,21 @@ QUALITY_SIZES = {"smoke": dict(n_samples=40, n_reference=400, draws=20, n_half=2
                  "demo": dict(n_samples=300, n_reference=2000, draws=DEFAULT_DRAWS, n_half=500),
                  "study": dict(n_samples=300, n_reference=2000, draws=DEFAULT_DRAWS, n_half=500)}
 QUALITY_SIZES_GPU = dict(n_samples=2000, n_reference=10_000, draws=DEFAULT_DRAWS, n_half=800)
+# Samples per temperature in Fig. 6 (notebook 07), more than n_samples where the CPU allows: its bias figures are
+# shares, whose 95 % Wilson interval near 55 % is about ±3.4 points at n = 800 (±5.6 at 300); the demo's test
+# split (1,108 images) holds a floor of that n. Demo: 6 temperatures x 800 samples at 64 steps cost about 5.5 min
+# of sampling on 2 cores (94 ms per image measured on one core, about 70 ms on two: an estimate); 1,000 would
+# take about 7 min of sampling and keep the notebook near 10 min.
+TEMPERATURE_SAMPLES = {"smoke": 40, "demo": 800, "study": 800}
 
 
 def quality_sizes(s: Session, n_samples: int = 0) -> dict:
-    """{'n_samples', 'n_reference', 'draws', 'n_half'} for the session's profile; n_samples > 0 overrides the
-    profile's."""
+    """{'n_samples', 'n_reference', 'draws', 'n_half', 'n_temperature'} for the session's profile; n_samples > 0
+    overrides the profile's n_samples and n_temperature."""
     sizes = dict(QUALITY_SIZES.get(s.cfg.profile, QUALITY_SIZES_GPU))
+    sizes["n_temperature"] = TEMPERATURE_SAMPLES.get(s.cfg.profile, sizes["n_samples"])
     if n_samples:
-        sizes["n_samples"] = n_samples
+        sizes["n_samples"] = sizes["n_temperature"] = n_samples
     return sizes
 
 
@@ -360,13 +367,16 @@ def memorisation(s: Session, meter, images: torch.Tensor, *, seed: int = 0):
     """`ulib.eval.memorisation.memorisation_report` of a sample set: every sample's nearest training image (all
     of the run's training split) in the meter's feature space and in pixels, against the same distances of the
     test images (or, without a test split, the validation images), with FID against train and against that
-    held-out split. Returns (report, training images) so that `nearest_pairs_grid` can show the pairs."""
+    held-out split. Returns (report, training images) so that `nearest_pairs_grid` can show the pairs. The two
+    splits, their features, the test-to-train distances and the k-means cells of C_T are cached on the meter: a
+    further sample set costs its own features and distances only."""
     cached = getattr(meter, "_memorisation_sets", None)  # the same two splits for every sample set of a notebook
     if cached is None:
-        cached = meter._memorisation_sets = (split_images(s, "train"),
-                                             split_images(s, "test" if has_test_split(s) else "val"))
-    train, held = cached
-    return memorisation_report(meter.space, images, train, held, seed=seed), train
+        sets = (split_images(s, "train"), split_images(s, "test" if has_test_split(s) else "val"))
+        cached = meter._memorisation_sets = (*sets, *(extract(meter.space, x)[0] for x in sets), {})
+    train, held, train_features, held_features, cache = cached
+    return memorisation_report(meter.space, images, train, held, seed=seed, train_features=train_features,
+                               test_features=held_features, cache=cache), train
 
 
 # ---- verdicts: the paper's claims, judged by the numbers (ulib.app.verdicts) -----------------------------

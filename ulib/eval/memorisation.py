@@ -197,7 +197,7 @@ def default_cells(n_test: int, n_samples: int, n_train: int) -> int:
 def data_copying_statistic(samples, train, test, *, cells: int | None = None,
                            min_cell_samples: int = MIN_CELL_SAMPLES, seed: int = 0, batch_size: int = 1024,
                            sample_distances: torch.Tensor | None = None,
-                           test_distances: torch.Tensor | None = None) -> dict:
+                           test_distances: torch.Tensor | None = None, cache: dict | None = None) -> dict:
     """Meehan et al.'s C_T of samples (Q_m, m rows) against test rows (P_n, n rows) and training rows T.
 
     Sign, as in the paper: each cell's z is that of U counting pairs (sample, test image) in which the sample is
@@ -216,6 +216,8 @@ def data_copying_statistic(samples, train, test, *, cells: int | None = None,
 
     Returns c_t (nan when no cell qualifies), the cells and those used, the test share they cover, and per cell
     its z, counts and test share. sample_distances, test_distances: d(., T) already computed (`nearest`).
+    cache: a dict kept by the caller between calls with the same train rows: the k-means centres are stored in it
+    (per cells and seed) and reused, since they depend on T only.
     """
     s, t, p = rows(samples, "samples"), rows(train, "train"), rows(test, "test")
     _check_sets(samples=s, train=t, test=p)
@@ -230,7 +232,12 @@ def data_copying_statistic(samples, train, test, *, cells: int | None = None,
     if ls.shape != (len(s),) or lp.shape != (len(p),):
         raise ValueError(f"data_copying_statistic: distances of shapes {tuple(ls.shape)}, {tuple(lp.shape)} for "
                          f"{len(s)} samples and {len(p)} test rows")
-    centres = kmeans(t, k, seed=seed)
+    key = ("kmeans_centres", k, seed)
+    centres = cache.get(key) if cache is not None else None
+    if centres is None:
+        centres = kmeans(t, k, seed=seed)
+        if cache is not None:
+            cache[key] = centres
     cell_s, cell_p = nearest(s, centres, batch_size)[1], nearest(p, centres, batch_size)[1]
     per_cell, n_used, weighted = [], 0, 0.0
     for c in range(k):
@@ -270,14 +277,18 @@ class Neighbours(NamedTuple):
 
 def _memorisation(samples, train, test, *, quantiles=QUANTILES, cells: int | None = None,
                   min_cell_samples: int = MIN_CELL_SAMPLES, seed: int = 0, batch_size: int = 1024,
-                  drop_test_copies: bool = True) -> tuple[dict, Neighbours]:
+                  drop_test_copies: bool = True, cache: dict | None = None) -> tuple[dict, Neighbours]:
     s, t, p = rows(samples, "samples"), rows(train, "train"), rows(test, "test")
     _check_sets(samples=s, train=t, test=p)
     for q in quantiles:
         if not 0 <= q < 1:
             raise ValueError(f"memorisation: quantile {q!r}; allowed: 0 <= q < 1")
     ds, idx = nearest(s, t, batch_size)  # d(sample, T)
-    dp, _ = nearest(p, t, batch_size)  # d(test image, T): the baseline
+    dp = cache.get("test_to_train") if cache is not None else None
+    if dp is None:
+        dp, _ = nearest(p, t, batch_size)  # d(test image, T): the baseline
+        if cache is not None:
+            cache["test_to_train"] = dp
     n_test, test_copies = len(p), int((dp == 0).sum())  # test rows that are a training row: a leak in the split
     if drop_test_copies:  # a training image again is no unseen image: out of the baseline
         if test_copies == len(p):
@@ -303,7 +314,7 @@ def _memorisation(samples, train, test, *, quantiles=QUANTILES, cells: int | Non
                     f"near_copy_share{sfx}": k / len(ds), f"near_copy_share{sfx}_lo": lo,
                     f"near_copy_share{sfx}_hi": hi})
     ct = data_copying_statistic(s, t, p, cells=cells, min_cell_samples=min_cell_samples, seed=seed,
-                                batch_size=batch_size, sample_distances=ds, test_distances=dp)
+                                batch_size=batch_size, sample_distances=ds, test_distances=dp, cache=cache)
     out.update({"c_t": ct["c_t"], "c_t_cells": ct["cells"], "c_t_cells_used": ct["cells_used"],
                 "c_t_test_share_used": ct["test_share_used"], "c_t_min_cell_samples": min_cell_samples,
                 "c_t_seed": seed})
@@ -391,14 +402,20 @@ class MemorisationReport(NamedTuple):
 
 def memorisation_report(space, sample_images, train_images, test_images, *, quantiles=QUANTILES,
                         cells: int | None = None, min_cell_samples: int = MIN_CELL_SAMPLES, seed: int = 0,
-                        batch_size: int = 256, drop_test_copies: bool = True) -> MemorisationReport:
+                        batch_size: int = 256, drop_test_copies: bool = True,
+                        train_features: torch.Tensor | None = None,
+                        test_features: torch.Tensor | None = None, cache: dict | None = None) -> MemorisationReport:
     """`memorisation` of image sets (uint8 or [-1, 1], (N, 3, H, W)) twice: on the pool features of `space`
     (a `ulib.eval.extractors.FeatureSpace`, through `ulib.eval.quality.extract`), keys prefixed feat_, and on
     pixels, keys prefixed pix_; plus, in the feature space, feat_fid_train = FID(train, samples),
     feat_fid_test = FID(test, samples) and feat_fid_test_to_train = FID(train, test), the last the value fresh
     data gets (FID falls with n, so read each against sets of like size; the FIDs use every test image). The
     neighbours (distances and
-    indices into train_images) of both spaces come with the row, for `nearest_pairs_grid`."""
+    indices into train_images) of both spaces come with the row, for `nearest_pairs_grid`.
+    train_features, test_features: the pool features of train_images and test_images in `space`, when already
+    extracted (a notebook that reports several sample sets against the same two splits extracts them once).
+    cache: a dict the caller keeps between calls with the same train and test images: each space's test-to-train
+    distances and k-means centres (which depend on those two sets only) are stored in it and reused."""
     sets = {"samples": sample_images, "train": train_images, "test": test_images}
     for name, x in sets.items():
         if not isinstance(x, torch.Tensor) or x.dim() != 4:
@@ -411,9 +428,17 @@ def memorisation_report(space, sample_images, train_images, test_images, *, quan
         raise ValueError(f"memorisation_report: images of different sizes ({sizes}); the sets must match")
     kw = dict(quantiles=quantiles, cells=cells, min_cell_samples=min_cell_samples, seed=seed,
               drop_test_copies=drop_test_copies)
-    fs, ft, fp = (extract(space, x, batch_size)[0] for x in (sample_images, train_images, test_images))
-    feat, feat_nn = _memorisation(fs, ft, fp, **kw)
-    pix, pix_nn = _memorisation(sample_images, train_images, test_images, **kw)
+    given = {"train": train_features, "test": test_features}
+    for name, f in given.items():
+        if f is not None and (not isinstance(f, torch.Tensor) or f.dim() != 2 or len(f) != len(sets[name])):
+            got = tuple(f.shape) if isinstance(f, torch.Tensor) else type(f).__name__
+            raise ValueError(f"memorisation_report: {name}_features must be (N, D) features of the "
+                             f"{len(sets[name])} {name} images; got {got}")
+    fs, ft, fp = (extract(space, x, batch_size)[0] if f is None else f
+                  for x, f in ((sample_images, None), (train_images, train_features), (test_images, test_features)))
+    spaces = {name: None if cache is None else cache.setdefault(name, {}) for name in ("feat", "pix")}
+    feat, feat_nn = _memorisation(fs, ft, fp, **kw, cache=spaces["feat"])
+    pix, pix_nn = _memorisation(sample_images, train_images, test_images, **kw, cache=spaces["pix"])
     row = {"features": space.features, **{f"feat_{k}": v for k, v in feat.items()},
            **{f"pix_{k}": v for k, v in pix.items()}}
     if min(len(fs), len(ft), len(fp)) >= 2:

@@ -17,6 +17,10 @@ against the same real data. `QualityMeter` computes the reference's features onc
   `ulib.eval.resampling`, so a draw costs about one FID and one KID);
 - `difference`: a minus b on shared reference resamples, each with its std, interval and two-sided bootstrap p
   '<figure>_p' (`ulib.eval.stats.bootstrap_p`), the input of `ulib.eval.stats.verdict`;
+- `figures=`: which figures the draws resample (all of FIGURES by default; every figure's value is computed
+  either way). KID is most of a draw's time (200 draws against 2,000 reference images on one CPU core: 27 s with
+  every figure at n = 300, 6 s without KID; 106 s against 8 s at n = 800), so a notebook that quotes no KID ±
+  leaves it out;
 - the noise floor at the same n: `floor(n)` scores n held-out real images (real images not in the
   reference) exactly as a set of samples would be scored. FID and KID depend on n, so a figure is read
   against the floor at its own n, never against another n's.
@@ -40,6 +44,16 @@ from ulib.eval.resampling import Neighbours, ResampledPRDC
 
 FIGURES = ("fid", "kid", "precision", "recall", "density", "coverage", "category_kl_bits",
            "category_entropy_bits", "top_category_share")
+PRDC = ("precision", "recall", "density", "coverage")
+CATEGORY_FIGURES = ("category_kl_bits", "category_entropy_bits", "top_category_share")  # cheap: histograms
+
+
+def _resampled(figures) -> tuple[str, ...]:
+    """The figures a bootstrap draws, in FIGURES order; ValueError on a name not in FIGURES."""
+    unknown = [f for f in figures if f not in FIGURES]
+    if unknown or isinstance(figures, str):
+        raise ValueError(f"figures={figures!r}; allowed: a collection of {', '.join(FIGURES)}")
+    return tuple(f for f in FIGURES if f in figures)
 
 
 def _histogram(logits: torch.Tensor) -> np.ndarray:
@@ -104,24 +118,33 @@ class QualityMeter:
     def _figures(self, ref: torch.Tensor, ref_hist: np.ndarray, feats: torch.Tensor, logits: torch.Tensor) -> dict:
         return self._categories(figures(ref, feats, self.k, self.kid_subsets), ref_hist, logits)
 
-    def _resampler(self, feats: torch.Tensor) -> ResampledPRDC:
+    def _resampler(self, feats: torch.Tensor, figures=FIGURES) -> ResampledPRDC | None:
+        if not any(f in figures for f in PRDC):
+            return None  # no PRDC drawn: no distances needed
         if self._ref_neighbours is None:
             self._ref_neighbours = Neighbours(self.ref_features)
         return ResampledPRDC(self._ref_neighbours, feats, self.k)
 
     def _draw(self, ri: torch.Tensor, fi: torch.Tensor, feats: torch.Tensor, logits: torch.Tensor,
-              prdc: ResampledPRDC) -> dict:
+              prdc: ResampledPRDC | None, figures=FIGURES) -> dict:
         """The figures of one resample: reference items ri, set items fi (drawn indices, with repeats); the same
-        values as `_figures` on the resampled features, PRDC from the distances `prdc` computed once."""
+        values as `_figures` on the resampled features, PRDC from the distances `prdc` computed once. Only the
+        figures named in `figures` (the categories always: they cost a histogram)."""
         ref, fake = self.ref_features[ri], feats[fi]
-        out = {"fid": M.fid(ref, fake), "kid": M.kid(ref, fake, subsets=self.kid_subsets)["kid_mean"],
-               **prdc.figures(_counts(ri, self.n_reference), _counts(fi, len(feats)))}
+        out = {}
+        if "fid" in figures:
+            out["fid"] = M.fid(ref, fake)
+        if "kid" in figures:
+            out["kid"] = M.kid(ref, fake, subsets=self.kid_subsets)["kid_mean"]
+        if prdc is not None:
+            out.update(prdc.figures(_counts(ri, self.n_reference), _counts(fi, len(feats))))
         return self._categories(out, _histogram(self.ref_logits[ri]), logits[fi])
 
     def score_features(self, feats: torch.Tensor, logits: torch.Tensor, *, draws: int = stats.DEFAULT_DRAWS,
-                       seed: int = 0) -> dict:
+                       seed: int = 0, figures=FIGURES) -> dict:
         """The figures of a set given its features, with '<figure>_std', '_lo', '_hi' over `draws` bootstrap
-        resamples of the set and the reference (none when draws < 2)."""
+        resamples of the set and the reference (none when draws < 2), for the `figures` named (all by default)."""
+        figures = _resampled(figures)
         if len(feats) <= self.k:
             raise ValueError(f"a set of {len(feats)} images is too small for PRDC with k = {self.k}; need > {self.k}")
         row = {"n": len(feats), "n_reference": self.n_reference, "features": self.features,
@@ -130,31 +153,34 @@ class QualityMeter:
                "reference_top_category_share": float(self.ref_histogram[self.top_category])}
         if draws >= 2:
             g = torch.Generator().manual_seed(seed)
-            prdc = self._resampler(feats)
-            samples = {name: [] for name in FIGURES}
+            prdc = self._resampler(feats, figures)
+            samples = {name: [] for name in figures}
             for _ in range(draws):
                 ri = torch.randint(self.n_reference, (self.n_reference,), generator=g)
                 fi = torch.randint(len(feats), (len(feats),), generator=g)
-                vals = self._draw(ri, fi, feats, logits, prdc)
-                for name in FIGURES:
+                vals = self._draw(ri, fi, feats, logits, prdc, figures)
+                for name in figures:
                     samples[name].append(vals[name])
             _summarise(row, samples)
         row["bootstrap_draws"] = draws if draws >= 2 else 0
         return row
 
-    def score(self, images: torch.Tensor, *, draws: int = stats.DEFAULT_DRAWS, seed: int = 0) -> dict:
+    def score(self, images: torch.Tensor, *, draws: int = stats.DEFAULT_DRAWS, seed: int = 0,
+              figures=FIGURES) -> dict:
         """The figures of a set of images (uint8 or [-1, 1]) against the reference (module docstring)."""
         feats, logits = extract(self.space, images, self.batch_size)
-        return self.score_features(feats, logits, draws=draws, seed=seed)
+        return self.score_features(feats, logits, draws=draws, seed=seed, figures=figures)
 
     def difference(self, a: torch.Tensor, b: torch.Tensor, *, draws: int = stats.DEFAULT_DRAWS, seed: int = 0,
-                   paired: bool = False) -> dict:
+                   paired: bool = False, figures=FIGURES) -> dict:
         """Figures of image set a minus those of set b, both against the reference, with '<figure>_std', '_lo',
         '_hi' (95 % percentile interval) and '_p' (two-sided bootstrap p of 'no difference') over `draws`
         bootstrap draws in which a and b share each resample of the reference (the reference's own
         noise cancels in the difference). The sets are resampled independently, as independent samples; with
         paired=True (a[i] and b[i] made from the same item, e.g. two VQGANs' reconstructions of one image)
-        both take the same resample of items, so the items' own spread cancels too."""
+        both take the same resample of items, so the items' own spread cancels too. figures: those the draws
+        resample (module docstring)."""
+        figures = _resampled(figures)
         fa, la = extract(self.space, a, self.batch_size)
         fb, lb = extract(self.space, b, self.batch_size)
         if paired and len(fa) != len(fb):
@@ -165,30 +191,30 @@ class QualityMeter:
                **{name: ha[name] - hb[name] for name in FIGURES}}
         if draws >= 2:
             g = torch.Generator().manual_seed(seed)
-            prdc_a, prdc_b = self._resampler(fa), self._resampler(fb)
-            samples = {name: [] for name in FIGURES}
+            prdc_a, prdc_b = self._resampler(fa, figures), self._resampler(fb, figures)
+            samples = {name: [] for name in figures}
             for _ in range(draws):
                 ri = torch.randint(self.n_reference, (self.n_reference,), generator=g)
                 ia = torch.randint(len(fa), (len(fa),), generator=g)
                 ib = ia if paired else torch.randint(len(fb), (len(fb),), generator=g)
-                va, vb = self._draw(ri, ia, fa, la, prdc_a), self._draw(ri, ib, fb, lb, prdc_b)
-                for name in FIGURES:
+                va, vb = self._draw(ri, ia, fa, la, prdc_a, figures), self._draw(ri, ib, fb, lb, prdc_b, figures)
+                for name in figures:
                     samples[name].append(va[name] - vb[name])
             _summarise(row, samples, p=True)
         row["bootstrap_draws"] = draws if draws >= 2 else 0
         row["paired"] = paired
         return row
 
-    def floor(self, n: int, *, draws: int = stats.DEFAULT_DRAWS, seed: int = 0) -> dict:
+    def floor(self, n: int, *, draws: int = stats.DEFAULT_DRAWS, seed: int = 0, figures=FIGURES) -> dict:
         """The noise floor at n: n held-out real images scored as a set of samples would be (cached per n)."""
         if self.holdout is None:
             raise ValueError("QualityMeter has no holdout images, so no noise floor; pass holdout=")
         if n > len(self.holdout):
             raise ValueError(f"noise floor at n = {n} needs {n} held-out real images; "
                              f"the meter has {len(self.holdout)}")
-        key = (n, draws, seed)
+        key = (n, draws, seed, _resampled(figures))
         if key not in self._floors:
-            self._floors[key] = self.score(self.holdout[:n], draws=draws, seed=seed)
+            self._floors[key] = self.score(self.holdout[:n], draws=draws, seed=seed, figures=figures)
         return self._floors[key]
 
 

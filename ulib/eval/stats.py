@@ -8,7 +8,10 @@ number behind it.
 - `verdict`: a difference and its error -> 'reproduced' | 'not reproduced' | 'not resolved at this n' |
   'equivalent within ±margin', with a sentence made from the numbers, so prose never hard-codes a direction;
 - `trend_test`: a trend over an ordered setting (temperature, steps): weighted least-squares slope and
-  Spearman's rho, each with its p.
+  Spearman's rho, each with its p;
+- `direction`: a verdict's interval in a table's words ('lower', 'higher', 'equivalent within ±m', 'not resolved
+  at this n'); `non_inferiority`: the verdict on "a is worse than b by less than a margin" (a claim that a cheaper
+  setting "costs little").
 
 "Equal" is only said with an equivalence margin stated beforehand; without one, an interval that holds 0 is
 "not resolved at this n", never "no difference".
@@ -372,3 +375,45 @@ def verdict_of_difference(row: dict, figure: str, *, better: str, margin: float 
                          int(row.get("bootstrap_draws", 0)), 0.95)
     return verdict(row[figure], b, better=better, margin=margin, p=row[f"{figure}_p"],
                    label=label or f"{figure} a - b")
+
+
+def direction(v: Verdict) -> str:
+    """Where the interval of a - b lies, in the words of a table's column: 'lower' (wholly below 0), 'higher'
+    (wholly above 0), 'equivalent within ±m' (wholly inside the verdict's margin m), else 'not resolved at this n'.
+    The same reading as `verdict`, without a claimed side."""
+    lo, hi = v.interval
+    if hi < 0:
+        return "lower"
+    if lo > 0:
+        return "higher"
+    if v.margin is not None and -v.margin < lo and hi < v.margin:
+        return f"equivalent within ±{v.margin:g}"
+    return "not resolved at this n"
+
+
+def non_inferiority(v: Verdict, margin: float) -> tuple[str, str]:
+    """The verdict on "a is worse than b by less than `margin`" (non-inferiority), from the interval of a - b in
+    v; v.better says which side of 0 is better for a ('lower' for FID: worse is a - b > 0).
+
+    With lower better: 'reproduced' when the interval's upper end is below +margin (a costs less than the
+    margin), 'not reproduced' when its lower end is above +margin (a is worse by more than the margin), else
+    'not resolved at this n'; with higher better, the mirror image about 0 (-margin). At 95 % an end of the
+    interval is a one-sided 97.5 % bound. Returns (verdict word, sentence) for `ulib.app.notebook.claim`."""
+    if not (math.isfinite(margin) and margin > 0):
+        raise ValueError(f"margin={margin!r}; allowed: a positive non-inferiority margin")
+    lo, hi = v.interval
+    sign = 1 if v.better == "lower" else -1  # worse is sign * (a - b) > 0
+    bound, far = (hi, lo) if sign == 1 else (lo, hi)  # the end nearer to 'worse', and the other
+    limit = sign * margin
+    if sign * bound < margin:
+        word, why = "reproduced", f"its {'upper' if sign == 1 else 'lower'} end is inside the margin"
+    elif sign * far > margin:
+        word, why = "not reproduced", "the whole interval is beyond the margin"
+    else:
+        word, why = "not resolved at this n", "the interval straddles the margin"
+    scale = v.se if v.se else (hi - lo) / (2 * _z(v.confidence))
+    n = _decimals(scale)
+    error = f" ± {v.se:.{n}f}" if v.se is not None else ""
+    head = (f"{v.label} = {v.difference:+.{n}f}{error} ({100 * v.confidence:g} % interval {lo:+.{n}f} to "
+            f"{hi:+.{n}f}, {format_p(v.p)})")
+    return word, f"{head}; non-inferiority margin {limit:+.{n}f}: {why}: {word}"
