@@ -25,8 +25,10 @@ REQUIRED_PARAMETERS = {"profile", "run_dir", "device", "seed", "overrides"}
 # Tables the notebooks must record, with the columns a runner relies on.
 TABLES = {
     "table3_steps": ["method", "steps", "network_calls", "seconds_per_image", "n", "fid", "fid_std", "floor_fid", "kid",
-                     "precision", "recall", "density", "coverage", "coverage_std", "fid_ratio_to_T",
-                     "within_noise_of_T", "features"],
+                     "precision", "recall", "density", "coverage", "coverage_std", "fid_ratio_to_T", "fid_minus_T",
+                     "fid_minus_T_lo", "fid_minus_T_hi", "fid_minus_T_p", "vs_T", "cost_below_margin",
+                     "near_copy_share", "near_copy_share_lo", "near_copy_share_hi", "median_ratio",
+                     "pix_near_copy_share", "pix_median_ratio", "c_t", "features"],
     "table4_ar_vs_absorbing": ["model", "bits_per_token", "estimate", "stderr", "sampling_steps",
                                "seconds_per_image"],
     "table4_quality": ["model", "temperature", "n", "fid", "fid_std", "floor_fid", "precision", "recall", "density",
@@ -40,7 +42,14 @@ TABLES = {
                          "recall_std", "density", "coverage", "coverage_std", "category_entropy_bits",
                          "category_entropy_bits_std", "reference_entropy_bits", "category_kl_bits",
                          "category_kl_bits_std", "top_category_share", "top_category_share_std",
-                         "reference_top_category_share", "token_entropy_bits", "features"],
+                         "reference_top_category_share", "token_entropy_bits", "features", "top_category_share_lo",
+                         "top_category_share_hi", "floor_top_category_share", "share_minus_floor",
+                         "share_minus_floor_lo", "share_minus_floor_hi", "share_minus_floor_p", "share_vs_floor",
+                         "floor_category_kl_bits", "kl_minus_floor", "kl_minus_floor_lo", "kl_minus_floor_hi",
+                         "kl_minus_floor_p", "kl_vs_floor", "floor_category_entropy_bits", "entropy_minus_floor",
+                         "entropy_minus_floor_lo", "entropy_minus_floor_hi", "entropy_vs_floor", "near_copy_share",
+                         "near_copy_share_lo", "near_copy_share_hi", "median_ratio", "pix_near_copy_share",
+                         "pix_median_ratio", "c_t", "fid_test"],
     "table1_2_temperature": ["data", "temperature", "n", "fid", "fid_std", "precision", "recall", "density", "coverage",
                              "features"],
     "fig4_big_images": ["canvas", "window", "stride", "windows", "steps", "seconds_per_image"],
@@ -53,9 +62,11 @@ TABLES = {
 }
 FIGURES = ["01_samples", "02_reconstructions", "02_codebook_usage", "02_diffaug", "02_training_curves",
            "03_forward_process", "03_loss_weights", "03_training_curves", "03_accuracy_by_mask_ratio",
-           "table3_steps", "table3_samples", "table4_ar_vs_absorbing", "table4_samples", "table4_training_curves",
+           "table3_steps", "table3_samples", "table3_nearest_training",
+           "table4_ar_vs_absorbing", "table4_samples", "table4_training_curves",
            "table5_recon_fid", "table5_reconstructions", "fig5_val_elbo",
-           "fig6_temperature", "fig6_temperature_samples", "08_window_coverage", "fig4_big_images",
+           "fig6_temperature", "fig6_temperature_samples", "fig6_nearest_training",
+           "08_window_coverage", "fig4_big_images",
            "fig4_independent_tiles", "fig7_inpainting", "11_playground_samples", "11_playground_inpaint_before",
            "11_playground_inpaint_after", "12_metric_sanity", "12_real_recon_samples"]
 
@@ -156,12 +167,24 @@ def test_table_contents(reproduced):
     assert [(r["method"], int(r["steps"])) for r in t3 if r["method"] != "random"] == [
         ("confidence", 4), ("confidence", 2), ("confidence", 1), ("remask", 4), ("remask", 2), ("remask", 1)]
     assert all(int(r["n"]) == 40 and float(r["fid_std"]) > 0 and r["features"] == "openmoji" for r in t3)
-    assert float(t3[0]["fid_ratio_to_T"]) == 1.0 and t3[0]["within_noise_of_T"] == "True"
+    assert float(t3[0]["fid_ratio_to_T"]) == 1.0 and t3[0]["fid_minus_T"] == "", "the baseline: random at T"
+    directions = {"lower", "higher", "not resolved at this n"}
+    assert all(r["vs_T"] in directions and r["cost_below_margin"] in {"yes", "no", "not resolved at this n"}
+               and float(r["fid_minus_T_lo"]) <= float(r["fid_minus_T_hi"]) for r in t3[1:])
+    assert 0 <= float(t3[0]["near_copy_share"]) <= 1 and all(r["near_copy_share"] == "" for r in t3[1:])
     md3 = (run / "results" / "table3_steps.md").read_text()
     assert "The paper's rows (Table 3" in md3 and "| Churches | 50 |" in md3
     fig6 = read_table(run / "results" / "fig6_temperature.csv")
     assert [float(r["temperature"]) for r in fig6] == [0.5, 0.7, 0.8, 0.9, 1.0, 1.2]
     assert all(float(r["category_entropy_bits"]) >= 0 and float(r["category_kl_bits"]) >= 0 for r in fig6)
+    assert all(float(r["top_category_share_lo"]) <= float(r["top_category_share"]) <= float(r["top_category_share_hi"])
+               and r["share_vs_floor"] in directions and 0 <= float(r["near_copy_share"]) <= 1 for r in fig6)
+    verdicts = {n: json.loads((run / "results" / f"verdicts_{n}.json").read_text())
+                for n in ("04_step_skipping", "07_temperature")}
+    assert [r["key"] for r in verdicts["04_step_skipping"]] == ["fewer_steps_raise_fid", "half_steps_cost_little"]
+    assert [r["key"] for r in verdicts["07_temperature"]] == [
+        "low_temperature_bias", "temperature_amplifies_bias", "small_change_bias_unclear", "t09_lower_fid",
+        "t09_improves_prdc"]
     t12 = read_table(run / "results" / "table1_2_temperature.csv")
     assert [float(r["temperature"]) for r in t12] == [0.9, 1.0]
     assert "| FFHQ | 0.9 | 6.11 |" in (run / "results" / "table1_2_temperature.md").read_text()
