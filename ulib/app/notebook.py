@@ -388,13 +388,7 @@ def claim(s: Session, notebook: str, key: str, claim: str, paper: str, result, *
     rows[key] = row
     write_notebook_rows(s.results, notebook, list(rows.values()))
     if show:
-        text = f"**{claim}** ({paper}): **{word}**. {statistic}"
-        try:
-            from IPython.display import Markdown, display
-
-            display(Markdown(text))
-        except ImportError:
-            print(text)
+        show_markdown(f"**{claim}** ({paper}): **{word}**. {statistic}")
     return row
 
 
@@ -503,10 +497,18 @@ def write_table(s: Session, rows: list[dict], name: str) -> Path:
 
 def show_table(rows: list[dict], columns: list[str] | None = None) -> None:
     """Display rows as a Markdown table in a notebook (plain text elsewhere)."""
-    text = markdown_table(rows, columns)
-    try:
-        from IPython.display import Markdown, display
+    show_markdown(markdown_table(rows, columns))
 
-        display(Markdown(text))
+
+def show_markdown(text: str) -> None:
+    """Display Markdown text rendered in a notebook (or any IPython kernel); print it elsewhere."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
     except ImportError:
         print(text)
+        return
+    if get_ipython() is None:
+        print(text)
+    else:
+        display(Markdown(text))

@@ -26,7 +26,7 @@ EXTRA_VERDICTS = ("measured",)  # a figure with no claimed direction (e.g. a nea
 
 def check_row(row: dict) -> dict:
     """The row with exactly COLUMNS, each a non-empty string; ValueError naming the first problem."""
-    missing = [c for c in COLUMNS if not str(row.get(c, "")).strip()]
+    missing = [c for c in COLUMNS if row.get(c) is None or not str(row[c]).strip()]
     if missing:
         raise ValueError(f"verdict row lacks {', '.join(missing)}: {row}")
     allowed = tuple(v.replace("±margin", "±") for v in VERDICTS) + EXTRA_VERDICTS
