@@ -33,6 +33,7 @@ TABLES = {
                        "coverage", "features"],
     "fig5_val_elbo": ["loss_type", "step", "val_elbo_bpt", "seed"],
     "fig5_seed_summary": ["loss_type", "step", "seeds", "val_elbo_bpt_mean", "val_elbo_bpt_std"],
+    "fig5_paired_difference": ["step", "seeds", "difference_bpt", "se", "df", "lo", "hi", "p"],
     "table5_recon_fid": None,
     "table4_overfitting": ["model", "steps", "train_bpt_last", "val_bpt_last", "generalisation_gap_bpt", "best_val_bpt",
                            "best_val_step", "val_rise_since_best_bpt"],
@@ -54,7 +55,7 @@ TABLES = {
 FIGURES = ["01_samples", "02_reconstructions", "02_codebook_usage", "02_diffaug", "02_training_curves",
            "03_forward_process", "03_loss_weights", "03_training_curves", "03_accuracy_by_mask_ratio",
            "table3_steps", "table3_samples", "table4_ar_vs_absorbing", "table4_samples", "table4_training_curves",
-           "table5_recon_fid", "table5_reconstructions", "fig5_val_elbo",
+           "table5_recon_fid", "table5_reconstructions", "fig5_val_elbo", "fig5_paired_difference",
            "fig6_temperature", "fig6_temperature_samples", "08_window_coverage", "fig4_big_images",
            "fig4_independent_tiles", "fig7_inpainting", "11_playground_samples", "11_playground_inpaint_before",
            "11_playground_inpaint_after", "12_metric_sanity", "12_real_recon_samples"]
@@ -179,6 +180,12 @@ def test_table_contents(reproduced):
     fig5 = read_table(run / "results" / "fig5_val_elbo.csv")
     assert {r["loss_type"] for r in fig5} == {"elbo", "reweighted_elbo"}
     assert (run / "fig5_elbo" / "prior.pt").exists() and (run / "prior_ar.pt").exists()
+    # Fig. 5 without gradient clipping for both losses, judged on 3 seeds with a t interval on 2 df
+    for child in ("fig5_elbo", "fig5_reweighted_elbo_seed2"):
+        assert json.loads((run / child / "config.json").read_text())["prior_train"]["grad_clip"] == 0
+    fig5_verdicts = json.loads((run / "results" / "verdicts_06_elbo_vs_reweighted.json").read_text())
+    assert [v["key"] for v in fig5_verdicts] == ["lower_at_end", "lower_sooner"]
+    assert all("t interval on 2 df" in v["statistic"] and "validation images" in v["statistic"] for v in fig5_verdicts)
 
 
 @pytest.mark.slow

@@ -327,6 +327,26 @@ def has_test_split(s: Session) -> bool:
     return s.cfg.data.test_fraction > 0
 
 
+SPLIT_WORDS = {"train": "training", "val": "validation", "test": "test"}  # split -> the word tables use
+
+
+def split_name(s: Session, split: str, n: int | None = None) -> str:
+    """The exact name of the run's `split` images for tables and prose: '241 validation images (whole design
+    families, none of them in the training or test split)'; with n below the split's size, 'the first n of
+    the N validation images (...)'. A random split (data.split_by='random') says that variants of one emoji
+    can sit on both sides."""
+    if split not in SPLIT_WORDS:
+        raise ValueError(f"split={split!r}; allowed: {', '.join(SPLIT_WORDS)}")
+    total = len(build_dataset(s.cfg.data, split, train_transforms=False))
+    count = f"the first {n} of the {total}" if n is not None and n < total else f"{total}"
+    if s.cfg.data.split_by == "family":
+        others = [SPLIT_WORDS[o] for o in SPLIT_WORDS if o != split and (o != "test" or has_test_split(s))]
+        how = f"whole design families, none of them in the {' or '.join(others)} split"
+    else:
+        how = "a random split by image: variants of one emoji can sit on both sides"
+    return f"{count} {SPLIT_WORDS[split]} images ({how})"
+
+
 def quality_meter(s: Session, n_reference: int = 2000, features: str = "auto"):
     """A `ulib.eval.quality.QualityMeter` for the run's data. The reference is a fixed random subset of
     n_reference training images (the paper scores samples against the training set). The held-out images of
