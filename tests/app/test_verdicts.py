@@ -9,6 +9,8 @@ from ulib.app import verdicts as V
 from ulib.app.reproduce import collect
 from ulib.eval.stats import verdict
 
+from helpers import ROOT
+
 
 def _row(key="k", **kw):
     return {"key": key, "claim": "fewer steps cost little", "paper": "Table 3: FID 7.0 at 256 steps",
@@ -71,3 +73,27 @@ def test_the_results_index_opens_with_the_verdicts(tmp_path):
     index = collect(tmp_path, "demo", log=lambda *a: None).read_text()
     assert index.index("## Verdicts") < index.index("## Tables") and "**not reproduced**" in index
     assert "verdicts.csv" not in index.split("## Tables")[1]  # the verdicts are not repeated as a plain table
+
+
+def test_the_readme_block_is_replaced_in_place(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# kit\n\nbefore\n{V.README_START}\nold\n{V.README_END}\nafter\n")
+    rows = [V.check_row({**_row(), "notebook": "04_step_skipping"})]
+    assert V.update_readme(readme, rows) and not V.update_readme(readme, rows)
+    text = readme.read_text()
+    assert text.startswith("# kit\n\nbefore\n") and text.endswith("\nafter\n") and "old" not in text
+    assert "[04](docs/notebooks/04_step_skipping.ipynb)" in text
+    readme.write_text("# no block\n")
+    with pytest.raises(ValueError, match="no verdict block"):
+        V.update_readme(readme, rows)
+
+
+def test_the_readme_verdict_table_is_the_executed_docs_one():
+    """README's table is generated from docs/notebooks/results/verdicts.csv (the export writes both), so the
+    verdicts a reader sees on the front page are the ones the executed notebooks printed."""
+    csv_path = ROOT / "docs" / "notebooks" / "results" / "verdicts.csv"
+    text = (ROOT / "README.md").read_text()
+    assert V.README_START in text and V.README_END in text, "README.md lacks its verdict block"
+    block = V.README_START + text.split(V.README_START, 1)[1].split(V.README_END, 1)[0] + V.README_END
+    assert csv_path.exists(), f"{csv_path} is missing: regenerate with make docs-notebooks"
+    assert block == V.readme_block(V.read_csv(csv_path))

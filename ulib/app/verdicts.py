@@ -62,6 +62,12 @@ def read_all(results: Path) -> list[dict]:
     return rows
 
 
+def read_csv(path: Path) -> list[dict]:
+    """The rows of a verdicts.csv written by `collect`."""
+    with open(path, newline="") as f:
+        return [check_row(r) for r in csv.DictReader(f)]
+
+
 def markdown(rows: list[dict], link_prefix: str = "") -> str:
     """The verdict table in Markdown, each notebook linked as link_prefix + stem + '.ipynb'."""
     lines = ["| paper's claim | paper | verdict | measured | notebook |", "|---|---|---|---|---|"]
@@ -84,3 +90,26 @@ def collect(results: Path) -> list[dict]:
         w.writerows(rows)
     (results / "verdicts.md").write_text(markdown(rows, link_prefix="../") + "\n")
     return rows
+
+
+# ---- the README's copy ----------------------------------------------------------------------------------------
+README_START = "<!-- verdicts: generated from docs/notebooks/results/verdicts.csv; do not edit by hand -->"
+README_END = "<!-- verdicts: end -->"
+
+
+def readme_block(rows: list[dict]) -> str:
+    """The README's verdict table: `markdown` with the notebooks linked from the project root."""
+    return f"{README_START}\n{markdown(rows, link_prefix='docs/notebooks/')}\n{README_END}"
+
+
+def update_readme(readme: Path, rows: list[dict]) -> bool:
+    """Replace the README's verdict block (between README_START and README_END) with `readme_block(rows)`;
+    returns True when the text changed. ValueError when the README has no such block."""
+    text = Path(readme).read_text()
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"{readme}: no verdict block (a line {README_START!r} ... {README_END!r})")
+    head, rest = text.split(README_START, 1)
+    new = head + readme_block(rows) + rest.split(README_END, 1)[1]
+    if new != text:
+        Path(readme).write_text(new)
+    return new != text
