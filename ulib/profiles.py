@@ -45,8 +45,9 @@ PROFILES: dict[str, dict] = {
                    ndf=16, disc_layers=2, disc_start_step=10, perceptual_weight=0.0),
         vqgan_train=dict(steps=24, batch_size=8, lr=1e-3, log_every=4, image_every=12, ckpt_every=12),
         prior=dict(n_emb=32, n_head=2, n_layers=2, total_steps=16),
+        # keep_best as in demo, so that CI runs notebook 05's final-and-best path (Table 4) too
         prior_train=dict(steps=24, batch_size=8, lr=1e-3, warmup_steps=4, log_every=4, image_every=12,
-                         ckpt_every=12),
+                         ckpt_every=12, keep_best=True),
         sample=dict(n=4, steps=8),
     ),
     "demo": dict(

@@ -32,7 +32,7 @@ from ulib.device import resolve_device, seed_everything
 from ulib.eval import extractors as X
 from ulib.eval.extractors import to_uint8
 from ulib.eval.memorisation import memorisation_report
-from ulib.eval.quality import QualityMeter, with_floor
+from ulib.eval.quality import QualityMeter, extract, with_floor
 from ulib.eval.stats import DEFAULT_DRAWS
 from ulib.io.checkpoint import load_checkpoint
 from ulib.io.logs import (
@@ -125,7 +125,7 @@ def prior(s: Session, kind: str = "absorbing", show_progress: bool = False, chec
     weights, training it (and the VQGAN and latents before it) when missing.
 
     checkpoint: 'final' (the last step), 'best' (the best validation score, kept when prior_train.keep_best
-    is on: the study profile), or 'auto' ('best' when the run's config keeps it, else 'final')."""
+    is on: the smoke, demo and study profiles), or 'auto' ('best' when the run's config keeps it, else 'final')."""
     if checkpoint not in ("final", "best", "auto"):
         raise ValueError(f"checkpoint={checkpoint!r}; allowed: 'final', 'best', 'auto'")
     cfg = kind_config(s, kind)
@@ -136,7 +136,7 @@ def prior(s: Session, kind: str = "absorbing", show_progress: bool = False, chec
     path = s.run.prior_best_for(kind) if checkpoint == "best" else s.run.prior_ckpt_for(kind)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no best-validation checkpoint of the {kind} prior; it is written "
-                                f"during training when prior_train.keep_best is on (the study profile)")
+                                f"during training when prior_train.keep_best is on (smoke, demo, study)")
     return load_run_prior(cfg, path, s.device, vqgan_ckpt=s.run.vqgan_ckpt)
 
 
@@ -270,9 +270,10 @@ def quality_sizes(s: Session, n_samples: int = 0) -> dict:
 @torch.no_grad()
 def sample_set(s: Session, vq, net, n: int, *, steps: int, temperature: float, method: str = "random",
                seed_offset: int = 0, batch_size: int = 250) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """n samples of the absorbing prior `net` decoded by `vq`: (images (n, 3, H, W) in [-1, 1] on the CPU,
-    tokens (n, L), seconds per image), drawn in batches with `ulib.sample.api.sample_tokens`, seeded by the
-    session's seed + seed_offset (one generator for the whole set)."""
+    """n samples of the prior `net` decoded by `vq`: (images (n, 3, H, W) in [-1, 1] on the CPU, tokens (n, L),
+    seconds per image), drawn in batches with `ulib.sample.api.sample_tokens`, seeded by the session's seed +
+    seed_offset (one generator for the whole set). An autoregressive prior samples token by token (its kind
+    decides; steps and method do not apply to it), so the same seed_offset gives two priors common seeds."""
     cfg, g = s.cfg, s.generator(seed_offset)
     images, tokens = [], []
     t0 = time.perf_counter()
@@ -376,17 +377,53 @@ def quality_meter(s: Session, n_reference: int = 2000, features: str = "auto"):
     return meter
 
 
+def _memorisation_sets(s: Session, meter) -> tuple[torch.Tensor, torch.Tensor]:
+    """(every training image, every test image (or, without a test split, every validation image)), uint8, loaded
+    once per meter: the same two splits for every sample set of a notebook."""
+    cached = getattr(meter, "_memorisation_sets", None)
+    if cached is None:
+        cached = meter._memorisation_sets = (split_images(s, "train"),
+                                             split_images(s, "test" if has_test_split(s) else "val"))
+    return cached
+
+
 def memorisation(s: Session, meter, images: torch.Tensor, *, seed: int = 0):
     """`ulib.eval.memorisation.memorisation_report` of a sample set: every sample's nearest training image (all
     of the run's training split) in the meter's feature space and in pixels, against the same distances of the
     test images (or, without a test split, the validation images), with FID against train and against that
     held-out split. Returns (report, training images) so that `nearest_pairs_grid` can show the pairs."""
-    cached = getattr(meter, "_memorisation_sets", None)  # the same two splits for every sample set of a notebook
-    if cached is None:
-        cached = meter._memorisation_sets = (split_images(s, "train"),
-                                             split_images(s, "test" if has_test_split(s) else "val"))
-    train, held = cached
-    return memorisation_report(meter.space, images, train, held, seed=seed), train
+    train, held = _memorisation_sets(s, meter)
+    feats = getattr(meter, "_memorisation_features", None)  # extracted once, for every sample set scored
+    if feats is None:
+        feats = meter._memorisation_features = (extract(meter.space, train)[0], extract(meter.space, held)[0])
+    report = memorisation_report(meter.space, images, train, held, seed=seed, train_features=feats[0],
+                                 test_features=feats[1])
+    return report, train
+
+
+def quality_meter_on_test(s: Session, meter) -> QualityMeter:
+    """A second `QualityMeter` in `meter`'s feature space whose reference is every test image (families no model
+    saw; without a test split, every validation image): FID against images no model trained on, where a sample
+    earns nothing for matching one particular training image, only for resembling the distribution (as a copy
+    also does: read it beside `memorisation`). Its `reference_name` names the set.
+    Differences between sample sets (`difference`) are read within one meter: FID falls as the reference grows,
+    so figures of this meter and of `meter` (another reference size) are not compared with each other."""
+    test = QualityMeter(meter.space, _memorisation_sets(s, meter)[1])
+    test.reference_name = split_name(s, "test" if has_test_split(s) else "val")
+    return test
+
+
+@torch.no_grad()
+def split_tokens(s: Session, vq, split: str, n: int | None = None, batch_size: int = 100) -> torch.Tensor:
+    """Token grids, flattened to (N, L) long on the session's device, of the first n images of `split` in
+    `split_images`' seeded order (all when n is None or larger than the split), encoded by the VQGAN `vq`. For
+    likelihoods on images no checkpoint was chosen on: the test split (the run's token cache holds train and
+    validation only)."""
+    size = len(build_dataset(s.cfg.data, split, train_transforms=False))
+    images = split_images(s, split, None if n is None else min(n, size))
+    tokens = [vq.encode(images[i: i + batch_size].float().div(127.5).sub(1).to(s.device))
+              for i in range(0, len(images), batch_size)]
+    return torch.cat(tokens).reshape(len(images), -1).long()
 
 
 # ---- verdicts: the paper's claims, judged by the numbers (ulib.app.verdicts) -----------------------------
