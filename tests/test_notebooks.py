@@ -27,10 +27,13 @@ TABLES = {
     "table3_steps": ["method", "steps", "network_calls", "seconds_per_image", "n", "fid", "fid_std", "floor_fid", "kid",
                      "precision", "recall", "density", "coverage", "coverage_std", "fid_ratio_to_T",
                      "within_noise_of_T", "features"],
-    "table4_ar_vs_absorbing": ["model", "bits_per_token", "estimate", "stderr", "sampling_steps",
+    "table4_ar_vs_absorbing": ["model", "checkpoint", "bits_per_token", "estimate", "stderr", "sampling_steps",
                                "seconds_per_image"],
-    "table4_quality": ["model", "temperature", "n", "fid", "fid_std", "floor_fid", "precision", "recall", "density",
-                       "coverage", "features"],
+    "table4_quality": ["model", "checkpoint", "step", "temperature", "n", "fid", "fid_std", "floor_fid", "precision",
+                       "recall", "density", "coverage", "features"],
+    "table4_fid_differences": ["checkpoints", "absorbing_step", "autoregressive_step", "reference", "n",
+                               "fid_difference", "fid_difference_std", "lo", "hi", "p", "verdict", "features"],
+    "table4_memorisation": None,  # model, checkpoint, step, then ulib.eval.memorisation.memorisation_report's row
     "fig5_val_elbo": ["loss_type", "step", "val_elbo_bpt", "seed"],
     "fig5_seed_summary": ["loss_type", "step", "seeds", "val_elbo_bpt_mean", "val_elbo_bpt_std"],
     "fig5_paired_difference": ["step", "seeds", "difference_bpt", "se", "df", "lo", "hi", "p"],
@@ -55,6 +58,7 @@ TABLES = {
 FIGURES = ["01_samples", "02_reconstructions", "02_codebook_usage", "02_diffaug", "02_training_curves",
            "03_forward_process", "03_loss_weights", "03_training_curves", "03_accuracy_by_mask_ratio",
            "table3_steps", "table3_samples", "table4_ar_vs_absorbing", "table4_samples", "table4_training_curves",
+           "table4_nearest_pairs",
            "table5_recon_fid", "table5_reconstructions", "fig5_val_elbo", "fig5_paired_difference",
            "fig6_temperature", "fig6_temperature_samples", "08_window_coverage", "fig4_big_images",
            "fig4_independent_tiles", "fig7_inpainting", "11_playground_samples", "11_playground_inpaint_before",
@@ -177,6 +181,18 @@ def test_table_contents(reproduced):
     t4q = read_table(run / "results" / "table4_quality.csv")
     assert [r["model"] for r in t4q] == ["absorbing", "autoregressive"] and all(float(r["fid_std"]) > 0 for r in t4q)
     assert "| Churches | autoregressive | 5.93 | 6.24 |" in (run / "results" / "table4_quality.md").read_text()
+    # Table 4 at both kept checkpoints (smoke keeps the best-validation one too): memorisation of every set, the
+    # FID difference against training and test images, and the verdicts recorded
+    mem = read_table(run / "results" / "table4_memorisation.csv")
+    assert [(r["model"], r["checkpoint"]) for r in mem] == [(k, w) for k in ("absorbing", "autoregressive")
+                                                           for w in ("final", "best")]
+    assert all(0 <= float(r["feat_near_copy_share"]) <= 1 and float(r["feat_fid_test"]) > 0 for r in mem)
+    diffs = read_table(run / "results" / "table4_fid_differences.csv")
+    assert {r["checkpoints"] for r in diffs} <= {"final", "best"} and len(diffs) % 2 == 0
+    assert [r["reference"].split(" ")[1] for r in diffs[:2]] == ["training", "test"]
+    t4v = json.loads((run / "results" / "verdicts_05_ar_vs_absorbing.json").read_text())
+    assert [v["key"] for v in t4v] == ["nll", "near_copies_absorbing", "near_copies_autoregressive", "fid", "fid_test"]
+    assert all(v["verdict"] == "measured" for v in t4v[1:3]) and "test images" in t4v[0]["statistic"]
     fig5 = read_table(run / "results" / "fig5_val_elbo.csv")
     assert {r["loss_type"] for r in fig5} == {"elbo", "reweighted_elbo"}
     assert (run / "fig5_elbo" / "prior.pt").exists() and (run / "prior_ar.pt").exists()
