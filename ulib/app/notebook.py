@@ -46,7 +46,7 @@ from ulib.sample.models import SamplingModels, from_modules
 from ulib.train.common import AlreadyTrained
 from ulib.train.latents import load_latents
 from ulib.train.prior import tokens_changed, train_prior
-from ulib.train.vqgan import train_vqgan
+from ulib.train.vqgan import start_continuation, train_vqgan
 from ulib.trained import load_run_prior, load_run_vqgan
 
 START_DIR = Path.cwd()  # where the kernel started (notebooks/): relative run_dir parameters are read from here
@@ -224,14 +224,16 @@ def vqgan_variant_configs(cfg: Config, gan_steps: int, with_control: bool = True
 
 def train_child_vqgan(s: Session, name: str, cfg: Config, show_progress: bool = False) -> RunDir:
     """Continue the run's trained VQGAN in the child run RUN/name with `cfg` (load if present, else train):
-    the parent's vqgan.pt is copied in once and resumed to cfg.vqgan_train.steps. A child trained with
-    another config starts again from the parent's checkpoint; an interrupted one is resumed."""
+    the parent's vqgan.pt is set up once for the continuation (`ulib.train.vqgan.start_continuation`: its EMA
+    restarted from the raw weights, a fresh discriminator and the random streams drawn from cfg.seed, so cfg.seed
+    is the continuation's seed) and resumed to cfg.vqgan_train.steps. A child trained with another config starts
+    again from the parent's checkpoint; an interrupted one is resumed."""
     _ensure_vqgan(s)
     child = RunDir(s.run.path / name)
     child.path.mkdir(parents=True, exist_ok=True)
     stored = child.stored_config()
     if not child.vqgan_ckpt.exists() or (stored is not None and stored.to_dict() != cfg.to_dict()):
-        shutil.copy2(s.run.vqgan_ckpt, child.vqgan_ckpt)
+        start_continuation(s.run.vqgan_ckpt, child.vqgan_ckpt, cfg)
         child.vqgan_log.unlink(missing_ok=True)  # a continuation made with another config: its log goes too
     _train_or_reuse(f"VQGAN in {name}", lambda: train_vqgan(child, cfg, resume=True, show_progress=show_progress))
     return child
