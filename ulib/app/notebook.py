@@ -27,9 +27,11 @@ import torch
 from ulib.app.reproduce import PROJECT_ROOT, read_table  # noqa: F401 (re-exported for notebooks)
 from ulib.app.verdicts import write_notebook_rows
 from ulib.config import Config, apply_overrides
-from ulib.data.datasets import build_dataset
+from ulib.data.datasets import build_dataset, split_sides
+from ulib.data.openmoji import load_openmoji
 from ulib.device import resolve_device, seed_everything
 from ulib.eval import extractors as X
+from ulib.eval import features as EF
 from ulib.eval.extractors import to_uint8
 from ulib.eval.memorisation import memorisation_report
 from ulib.eval.quality import QualityMeter, extract, with_floor
@@ -46,7 +48,7 @@ from ulib.sample.models import SamplingModels, from_modules
 from ulib.train.common import AlreadyTrained
 from ulib.train.latents import load_latents
 from ulib.train.prior import tokens_changed, train_prior
-from ulib.train.vqgan import train_vqgan
+from ulib.train.vqgan import start_continuation, train_vqgan
 from ulib.trained import load_run_prior, load_run_vqgan
 
 START_DIR = Path.cwd()  # where the kernel started (notebooks/): relative run_dir parameters are read from here
@@ -224,14 +226,16 @@ def vqgan_variant_configs(cfg: Config, gan_steps: int, with_control: bool = True
 
 def train_child_vqgan(s: Session, name: str, cfg: Config, show_progress: bool = False) -> RunDir:
     """Continue the run's trained VQGAN in the child run RUN/name with `cfg` (load if present, else train):
-    the parent's vqgan.pt is copied in once and resumed to cfg.vqgan_train.steps. A child trained with
-    another config starts again from the parent's checkpoint; an interrupted one is resumed."""
+    the parent's vqgan.pt is set up once for the continuation (`ulib.train.vqgan.start_continuation`: its EMA
+    restarted from the raw weights, a fresh discriminator and the random streams drawn from cfg.seed, so cfg.seed
+    is the continuation's seed) and resumed to cfg.vqgan_train.steps. A child trained with another config starts
+    again from the parent's checkpoint; an interrupted one is resumed."""
     _ensure_vqgan(s)
     child = RunDir(s.run.path / name)
     child.path.mkdir(parents=True, exist_ok=True)
     stored = child.stored_config()
     if not child.vqgan_ckpt.exists() or (stored is not None and stored.to_dict() != cfg.to_dict()):
-        shutil.copy2(s.run.vqgan_ckpt, child.vqgan_ckpt)
+        start_continuation(s.run.vqgan_ckpt, child.vqgan_ckpt, cfg)
         child.vqgan_log.unlink(missing_ok=True)  # a continuation made with another config: its log goes too
     _train_or_reuse(f"VQGAN in {name}", lambda: train_vqgan(child, cfg, resume=True, show_progress=show_progress))
     return child
@@ -348,13 +352,14 @@ def split_name(s: Session, split: str, n: int | None = None) -> str:
     return f"{count} {SPLIT_WORDS[split]} images ({how})"
 
 
-def quality_meter(s: Session, n_reference: int = 2000, features: str = "auto"):
+def quality_meter(s: Session, n_reference: int = 2000, features: str = "auto", *, space=None):
     """A `ulib.eval.quality.QualityMeter` for the run's data. The reference is a fixed random subset of
     n_reference training images (the paper scores samples against the training set). The held-out images of
     the noise floor (`meter.floor(n)`) are the test split, in a seeded order: families of emoji no model (VQGAN or
     prior) ever saw and that no checkpoint was chosen on. A run without a test split (data.test_fraction = 0,
     runs made before #22) falls back to the training images outside the reference, then the validation
-    images, which the VQGAN saw: `meter.holdout_name` says which it is. Seeded by the session's seed."""
+    images, which the VQGAN saw: `meter.holdout_name` says which it is. Seeded by the session's seed.
+    space: a `ulib.eval.extractors.FeatureSpace` to measure in instead of `features` (e.g. `openmoji_space`)."""
     train = build_dataset(s.cfg.data, "train", train_transforms=False)
     if n_reference >= len(train):
         raise ValueError(f"n_reference={n_reference}: the training split has only {len(train)} images; "
@@ -370,7 +375,7 @@ def quality_meter(s: Session, n_reference: int = 2000, features: str = "auto"):
         holdout = torch.cat([images(train, perm[n_reference:]), images(val, range(len(val)))])
         name = (f"{len(train) - n_reference} training images outside the reference, then {len(val)} validation "
                 "images (no test split in this run: the VQGAN saw them, so the floor is optimistic)")
-    space = X.load_inception(feature_space_name(s, features), device=s.device)
+    space = space if space is not None else X.load_inception(feature_space_name(s, features), device=s.device)
     meter = QualityMeter(space, reference, holdout)
     meter.holdout_name = name
     meter.reference_name = f"{n_reference} training images (a fixed random subset, seed {s.seed})"
@@ -385,6 +390,36 @@ def _memorisation_sets(s: Session, meter) -> tuple[torch.Tensor, torch.Tensor]:
         cached = meter._memorisation_sets = (split_images(s, "train"),
                                              split_images(s, "test" if has_test_split(s) else "val"))
     return cached
+
+
+def split_names(s: Session, split: str) -> list[str]:
+    """The OpenMoji names of the run's `split` ('train', 'val', 'test'), in load order."""
+    if s.cfg.data.dataset != "openmoji":
+        raise ValueError(f"split_names: data.dataset={s.cfg.data.dataset!r}; only 'openmoji' items have names")
+    ds = build_dataset(s.cfg.data, "all", train_transforms=False)
+    return [ds.names[i] for i in split_sides(s.cfg.data, ds)[split]]
+
+
+def openmoji_space(s: Session, recipe: EF.FeatureRecipe, without: tuple[str, ...] = ("test",),
+                   show_progress: bool = False):
+    """The OpenMoji feature space trained by `recipe` on every emoji except those of the run's `without` splits
+    (() : every emoji, test families included, as the shipped weights), in RUN/features/<all | without_test>/, and
+    trained once: again only when the recipe or the emoji it would train on differ. Returns (FeatureSpace, the
+    training report, with 'train_seconds': how long the training took, where it was trained)."""
+    _, all_names = load_openmoji(recipe.size, s.cfg.data.cache_dir)
+    left_out = {n for split in without for n in split_names(s, split)}
+    names = [n for n in all_names if n not in left_out] if without else None
+    digest = EF.names_digest([all_names[i] for i in EF.training_items(all_names, names, recipe.limit)])
+    folder = s.run.path / "features" / ("without_" + "_".join(without) if without else "all")
+    path = folder / EF.WEIGHTS_FILE
+    report = EF.load_feature_net(path)[1] if path.exists() else None
+    if report is None or report.get("recipe") != recipe.to_dict() or report.get("names_sha256") != digest:
+        t0 = time.perf_counter()
+        net, report = EF.train_feature_net(recipe, s.cfg.data.cache_dir, show_progress=show_progress, names=names)
+        report["train_seconds"] = time.perf_counter() - t0
+        EF.save_feature_net(net, report, path)
+        print(f"feature net in {folder.name}: trained on {report['n_emoji']} emoji ({report['train_seconds']:.0f}s)")
+    return X.load_inception("openmoji", weights_dir=folder, device=s.device), report
 
 
 def memorisation(s: Session, meter, images: torch.Tensor, *, seed: int = 0):
