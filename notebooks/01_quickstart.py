@@ -104,9 +104,9 @@ print("tokens:", tuple(tokens.shape), "| every token a real code:",
 # Scored in a feature space (for the built-in dataset: the kit's own OpenMoji network, offline;
 # notebook 12 explains it and checks it) against a fixed random subset of the training images (the
 # reference; the paper, too, scores samples against its training set). The floor is n real images that
-# no model saw, scored the same way: with the profiles' split by design family (an emoji and its
-# skin-tone, gender and hair variants share one side), the test split's families are unseen by the VQGAN
-# and the prior, and no checkpoint was chosen on them. They are also emoji the reference does not hold,
+# no model saw, scored the same way (the line under the table names them): with the profiles' split by
+# design family (an emoji and its skin-tone, gender and hair variants share one side), the test split's
+# families are unseen by the VQGAN and the prior, and no checkpoint was chosen on them. They are also emoji the reference does not hold,
 # so a set can score below the floor by resembling the training families more closely than unseen
 # families do; the memorisation check below looks at that. The VQGAN's reconstructions of the same
 # test images show what the decoder alone loses on images it never saw; the prior's samples go through

@@ -60,8 +60,9 @@ x = nbu.split_images(s, held, n_images).float().div(127.5).sub(1).to(s.device)  
 #
 # `encode` is the encoder followed by the nearest-code lookup (Eq. 4); `decode` looks the codes up
 # and runs the generator. The top row is the input, the bottom row its reconstruction from tokens
-# alone: whatever the bottom row loses, the prior can never produce. The inputs are held-out images: the
-# profiles split OpenMoji by design family, so no variant of these emoji was in the VQGAN's training set.
+# alone: whatever the bottom row loses, the prior can never produce. The inputs are held-out images (the
+# line under the picture names them); the built-in profiles split OpenMoji by design family, so no
+# variant of these emoji was in the VQGAN's training set.
 
 # %%
 with torch.no_grad():
