@@ -54,6 +54,10 @@ TABLES = {
     "12_metric_sanity": None,  # columns: ulib.eval.metric_checks.sanity_sweep's
     "12_run_quality": None,
     "01_quality": None,
+    "01_memorisation": None,  # columns: ulib.app.prose.memorisation_summary's
+    "02_reconstruction_l1": ["images", "n", "l1_mean"],
+    "fig4_seam_quality": None,
+    "fig7_inpainting_quality": None,
 }
 FIGURES = ["01_samples", "02_reconstructions", "02_codebook_usage", "02_diffaug", "02_training_curves",
            "03_forward_process", "03_loss_weights", "03_training_curves", "03_accuracy_by_mask_ratio",
@@ -61,7 +65,8 @@ FIGURES = ["01_samples", "02_reconstructions", "02_codebook_usage", "02_diffaug"
            "table4_nearest_pairs",
            "table5_recon_fid", "table5_reconstructions", "fig5_val_elbo", "fig5_paired_difference",
            "fig6_temperature", "fig6_temperature_samples", "08_window_coverage", "fig4_big_images",
-           "fig4_independent_tiles", "fig7_inpainting", "11_playground_samples", "11_playground_inpaint_before",
+           "fig4_independent_tiles", "fig4_middle_crops", "fig7_inpainting", "fig7_inpainting_sets",
+           "01_nearest_training", "11_playground_samples", "11_playground_inpaint_before",
            "11_playground_inpaint_after", "12_metric_sanity", "12_real_recon_samples"]
 
 
@@ -172,8 +177,23 @@ def test_table_contents(reproduced):
     assert "| FFHQ | 0.9 | 6.11 |" in (run / "results" / "table1_2_temperature.md").read_text()
     for name in ("12_run_quality", "01_quality"):
         quality = read_table(run / "results" / f"{name}.csv")
-        assert [r["set"] for r in quality][:2] == ["held-out real images (the floor)", "VQGAN reconstructions"]
+        assert [r["set"] for r in quality][:2] == ["test images (the floor)", "VQGAN reconstructions"]
+        assert "of families no model saw" in quality[0]["images"] and "training images" in quality[0]["reference"]
         assert float(quality[2]["fid_over_reconstructions"]) > 0 and all(float(r["fid_std"]) > 0 for r in quality)
+    mem = read_table(run / "results" / "01_memorisation.csv")[0]
+    assert mem["baseline"] == "test" and int(mem["n_samples"]) == 40
+    assert 0 <= float(mem["feat_near_copy_share"]) <= float(mem["feat_near_copy_share_hi"]) <= 1
+    for name, sets in (("fig4_seam_quality", ["middle crops of Eq. 8 canvases", "middle crops of independent tiles",
+                                              "training-size samples"]),
+                       ("fig7_inpainting_quality", ["inpainted", "region from another image",
+                                                    "region's own tokens (no edit)"])):
+        rows = read_table(run / "results" / f"{name}.csv")
+        assert [r["set"] for r in rows] == sets and all(int(r["n"]) == 40 for r in rows), name
+    verdicts = {stem: json.loads((run / "results" / f"verdicts_{stem}.json").read_text())
+                for stem in ("01_quickstart", "08_big_images", "09_inpainting")}
+    assert {stem: sorted(r["key"] for r in rows) for stem, rows in verdicts.items()} == {
+        "01_quickstart": ["near_copies"], "08_big_images": ["quality_at_scale", "seam"],
+        "09_inpainting": ["consistent_fill"]}
     t4 = {r["model"]: r for r in read_table(run / "results" / "table4_ar_vs_absorbing.csv")}
     assert set(t4) == {"absorbing", "absorbing (4 steps)", "autoregressive"}
     assert all(float(r["bits_per_token"]) > 0 for r in t4.values())

@@ -294,20 +294,51 @@ def sample_set(s: Session, vq, net, n: int, *, steps: int, temperature: float, m
 
 
 def run_quality(s: Session, vq, net, meter, n: int, draws: int) -> tuple[list[dict], dict]:
-    """The run's quality in one table (notebooks 01 and 12): n held-out real images (the noise floor), their
-    VQGAN reconstructions, and n prior samples at the profile's sampling settings, each scored by `meter`
-    (a `ulib.eval.quality.QualityMeter`) with `draws` bootstrap draws and the floor's figures beside."""
+    """The run's quality in one table (notebooks 01 and 12): n held-out real images (the noise floor: the first
+    n of `meter.holdout`, the test split when the run has one), their VQGAN reconstructions, and n prior samples
+    at the profile's sampling settings, each scored by `meter` (a `ulib.eval.quality.QualityMeter`) with `draws`
+    bootstrap draws and the floor's figures beside. Each row names its images exactly ('images', from
+    `meter.holdout_name`) and the reference they are scored against ('reference', `meter.reference_name`).
+    Returns (rows, {set: uint8 images}) in the rows' order: floor, reconstructions, samples."""
     real = meter.holdout[:n]  # uint8
     recon = reconstruct(vq, real, s.device)
     temp, steps = s.cfg.sample.temperature, s.cfg.sample.steps or s.cfg.prior.total_steps
     samples, _, _ = sample_set(s, vq, net, n, steps=steps, temperature=temp)
     floor = meter.floor(n, draws=draws, seed=s.seed)
-    sets = (("held-out real images (the floor)", real), ("VQGAN reconstructions", recon),
-            (f"prior samples (t = {temp}, {steps} steps)", to_uint8(samples)))
-    rows = [with_floor({"set": name, **meter.score(x, draws=draws, seed=s.seed)}, floor) for name, x in sets]
+    held = getattr(meter, "holdout_name", "held-out real images")
+    real_set = "test images (the floor)" if has_test_split(s) else "held-out real images (the floor)"
+    sets = ((real_set, f"the first {n} of {held}", real),
+            ("VQGAN reconstructions", f"the VQGAN's reconstructions of those {n} images", recon),
+            (f"prior samples (t = {temp}, {steps} steps)",
+             f"{n} samples of the prior (seed {s.seed}), decoded by the VQGAN", to_uint8(samples)))
+    reference = getattr(meter, "reference_name", f"{meter.n_reference} reference images")
+    scored = [floor] + [meter.score(x, draws=draws, seed=s.seed) for _, _, x in sets[1:]]  # the floor: row 0
+    rows = [with_floor({"set": name, "images": what, "reference": reference, **score}, floor)
+            for (name, what, _), score in zip(sets, scored)]
     for r in rows:  # the samples' row: how much the prior loses on top of the decoder
         r["fid_over_reconstructions"] = r["fid"] / rows[1]["fid"]
-    return rows, {name: x for name, x in sets}
+    return rows, {name: x for name, _, x in sets}
+
+
+SET_COLUMNS = ("set", "n", "fid", "fid_std", "floor_fid", "precision", "recall", "density", "coverage")
+
+
+def score_sets(s: Session, meter, sets: dict, draws: int, table: str, picture: str, **fields) -> list[dict]:
+    """Score image sets of one size n side by side (notebooks 08 and 09): each of `sets` {name: uint8 images
+    (n, 3, H, W)} by `meter` with `draws` bootstrap draws, beside the noise floor at n; `fields` are copied into
+    every row. Writes RUN/results/TABLE.csv and shows it, and RUN/results/PICTURE.png: the first 8 images of each
+    set, one row per set."""
+    sizes = {name: len(x) for name, x in sets.items()}
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"score_sets: sets of different sizes {sizes}; the floor is scored at one n")
+    floor = meter.floor(next(iter(sizes.values())), draws=draws, seed=s.seed)
+    rows = [with_floor({"set": name, **fields, **meter.score(x, draws=draws, seed=s.seed)}, floor)
+            for name, x in sets.items()]
+    write_table(s, rows, table)
+    show_table(rows, [*SET_COLUMNS[:1], *fields, *SET_COLUMNS[1:]])
+    show(save_grid(s, torch.cat([x[:8] for x in sets.values()]).float().div(127.5).sub(1), picture, nrow=8))
+    print("picture rows: " + "; ".join(sets))
+    return rows
 
 
 def feature_space_name(s: Session, features: str = "auto") -> str:
