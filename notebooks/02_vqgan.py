@@ -16,7 +16,7 @@
 # %% [markdown]
 # # 02 · The VQGAN: reconstructions, codebook usage, the λ clamp and DiffAugment
 #
-# **Reproduces:** section 3.1 of the paper: the vector-quantised autoencoder (Eq. 4, 5), its reconstructions of held-out images, and its adversarial loss with the adaptive weight clamped at λmax (Eq. 9, checked on a toy) and differentiable augmentation (shown on images; whether this run's GAN term was on is printed).
+# **Reproduces:** section 3.1 of the paper: the vector-quantised autoencoder (Eq. 4), its reconstructions of held-out images, and its adversarial loss with the adaptive weight clamped at λmax (Eq. 9, checked on a toy) and differentiable augmentation (shown on images; whether this run's GAN term was on is printed).
 #
 # **Needs:** notebook 01's run directory (the VQGAN is trained here if it is missing). Every stage is *load if present, else train*: the notebook reuses what the run
 # directory holds and trains only what is missing, so the notebooks chain (run them in order, or let

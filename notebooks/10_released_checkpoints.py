@@ -16,13 +16,13 @@
 # %% [markdown]
 # # 10 · Sampling from the paper's released checkpoints
 #
-# **Reproduces:** samples and a larger-than-training image (the kind shown in Figs. 1 and 4) with the models the authors trained (FFHQ, LSUN Churches, LSUN Bedroom), loaded into ulib's modules. Nothing is scored: pictures only.
+# **Reproduces:** samples and a larger-than-training image (the kind of pictures the paper opens with) with the models the authors trained (FFHQ, LSUN Churches, LSUN Bedroom), loaded into ulib's modules. Nothing is scored: pictures only.
 #
 # **Needs:** the released `logs/` folder (not included: see below). Without it this notebook says so and skips every cell that needs it. It trains nothing and does not use the run directory's models.
 #
-# **Time:** CPU: about 5 s when the files are absent (measured on 2 cores, `demo`); with them, about a minute per image at 256 steps (estimate: 24-layer transformer over 256 tokens plus a 256x256 decoder). GPU: seconds per image (estimate).
+# **Time:** CPU: about 5 s with `smoke` or `demo` when the files are absent (measured on 2 cores with `demo`); with them, about a minute per image at 256 steps (estimate: 24-layer transformer over 256 tokens plus a 256x256 decoder). GPU: seconds per image (estimate).
 #
-# **Writes:** with the released files, the pictures (PNG) into `RUN/results/`; no tables.
+# **Writes:** with the released files, the pictures (PNG) into `RUN/results/`, nothing else.
 
 # %% tags=["parameters"]
 profile = "smoke"  # smoke (CI, seconds) | demo (CPU, minutes) | ffhq, churches, bedrooms (GPU, the paper's settings)

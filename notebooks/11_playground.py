@@ -24,7 +24,7 @@
 #
 # **Time:** CPU: seconds with `smoke`; about 14 s with `demo` (measured on 2 cores, trained run present; the widget prints the time of each Generate). GPU, paper profiles: seconds per Generate at 256 steps (estimate).
 #
-# **Writes:** the pictures of the buttons it presses (PNG) into `RUN/results/`; no tables.
+# **Writes:** the pictures of the buttons it presses (PNG) into `RUN/results/`, nothing else.
 
 # %% tags=["parameters"]
 profile = "smoke"  # smoke (CI, seconds) | demo (CPU, minutes) | ffhq, churches, bedrooms (GPU, the paper's settings)

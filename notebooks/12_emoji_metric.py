@@ -16,7 +16,7 @@
 # %% [markdown]
 # # 12 · An offline metric for emoji: FID, KID and PRDC in an OpenMoji feature space
 #
-# **Reproduces:** the measuring stick for the paper's Tables 1-5 at CPU scale. The paper computes FID and PRDC on Inception features, which cannot be downloaded offline and know nothing of emoji; this notebook explains the kit's own feature network, shows on test images (families no model saw) that it behaves as a metric, measures the run's reconstructions and samples against the noise floor, and measures whether it matters that the feature network saw the test families: the same checks and the run's figures in two spaces trained here by one reduced recipe, one with and one without the test families.
+# **Reproduces:** the measuring stick the kit's notebooks use at CPU scale. The paper computes FID and PRDC on Inception features, which cannot be downloaded offline and know nothing of emoji; this notebook explains the kit's own feature network, shows on test images (families no model saw) that it behaves as a metric, measures the run's reconstructions and samples against the noise floor, and measures whether it matters that the feature network saw the test families: the same checks and the run's figures in two spaces trained here by one reduced recipe, one with and one without the test families.
 #
 # **Needs:** the shipped weights `ulib/assets/openmoji_features.pt` (made by `python -m ulib train-features`), and notebook 01's run directory (VQGAN and prior; trained here when missing). Every stage is *load if present, else train*: the notebook reuses what the run
 # directory holds and trains only what is missing, so the notebooks chain (run them in order, or let

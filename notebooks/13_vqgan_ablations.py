@@ -16,7 +16,7 @@
 # %% [markdown]
 # # 13 · Table 5: DiffAug and the λ clamp in the VQGAN's GAN phase
 #
-# **Reproduces:** Table 5 of the paper: reconstruction FID of four VQGANs that differ only in the GAN term of Eq. 9: *default* (taming's recipe: λ clamped only at 10⁴, no augmentation), λmax = 1 (Eq. 9c), DiffAug on every discriminator input, and both; each continued from the run's VQGAN with several seeds, scored on test images no model saw, and judged against the paper's claim (section 4.4) with a t interval over seeds.
+# **Reproduces:** Table 5 of the paper: reconstruction FID of four VQGANs that differ only in the GAN term of the VQGAN's loss: *default* (taming's recipe: λ clamped only at 10⁴, no augmentation), λmax = 1 (the adaptive weight's clamp), DiffAug on every discriminator input, and both; each continued from the run's VQGAN with several seeds, scored on test images no model saw, and judged against the paper's claim (section 4.4) with a t interval over seeds.
 #
 # **Needs:** notebook 01's run directory (its trained VQGAN is the shared starting point; the four variants and a no-GAN control, each with `seeds` seeds, go into `RUN/table5_*_seed*/` and never replace `RUN/vqgan.pt`). Every stage is *load if present, else train*: the notebook reuses what the run
 # directory holds and trains only what is missing, so the notebooks chain (run them in order, or let
