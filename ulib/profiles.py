@@ -82,7 +82,7 @@ PROFILES: dict[str, dict] = {
 
 # The study: everything as in the demo except the priors' training length and validation (see the docstring).
 # Its priors are the demo's before #12's rebalance (width 192, 1,000 -> 2,500 steps at lr 7e-4), so the Table 4
-# figures measured with it (README, docs/notebooks/study/) stay reproducible.
+# figures measured with it stay reproducible (its executed copy of notebook 05 is regenerated with the demo's, #22).
 PROFILES["study"] = merge(PROFILES["demo"], dict(
     prior=dict(n_emb=192, n_head=8),
     prior_train=dict(steps=2500, lr=7e-4, image_every=250, ckpt_every=250, keep_best=True),

@@ -95,5 +95,6 @@ def test_the_readme_verdict_table_is_the_executed_docs_one():
     text = (ROOT / "README.md").read_text()
     assert V.README_START in text and V.README_END in text, "README.md lacks its verdict block"
     block = V.README_START + text.split(V.README_START, 1)[1].split(V.README_END, 1)[0] + V.README_END
-    assert csv_path.exists(), f"{csv_path} is missing: regenerate with make docs-notebooks"
-    assert block == V.readme_block(V.read_csv(csv_path))
+    rows = V.read_csv(csv_path) if csv_path.exists() else []  # none before the first export with verdicts
+    assert block == V.readme_block(rows)
+    assert ("No verdicts recorded yet" in block) == (not rows)

@@ -98,8 +98,12 @@ README_END = "<!-- verdicts: end -->"
 
 
 def readme_block(rows: list[dict]) -> str:
-    """The README's verdict table: `markdown` with the notebooks linked from the project root."""
-    return f"{README_START}\n{markdown(rows, link_prefix='docs/notebooks/')}\n{README_END}"
+    """The README's verdict table: `markdown` with the notebooks linked from the project root (without rows, a
+    line saying the executed copies have recorded none yet)."""
+    table = (markdown(rows, link_prefix="docs/notebooks/") if rows else
+             "*No verdicts recorded yet: the executed copies in `docs/notebooks/` predate the verdict table; "
+             "`make docs-notebooks` fills it.*")
+    return f"{README_START}\n{table}\n{README_END}"
 
 
 def update_readme(readme: Path, rows: list[dict]) -> bool:
