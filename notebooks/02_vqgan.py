@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -16,15 +16,15 @@
 # %% [markdown]
 # # 02 · The VQGAN: reconstructions, codebook usage, the λ clamp and DiffAugment
 #
-# **Reproduces:** section 3.1 of the paper: the vector-quantised autoencoder (Eq. 4, 5) and its adversarial loss with the adaptive weight clamped at λmax (Eq. 9) and differentiable augmentation.
+# **Reproduces:** section 3.1 of the paper: the vector-quantised autoencoder (Eq. 4), its reconstructions of held-out images, and its adversarial loss with the adaptive weight clamped at λmax (Eq. 9, checked on a toy) and differentiable augmentation (shown on images; whether this run's GAN term was on is printed).
 #
 # **Needs:** notebook 01's run directory (the VQGAN is trained here if it is missing). Every stage is *load if present, else train*: the notebook reuses what the run
 # directory holds and trains only what is missing, so the notebooks chain (run them in order, or let
 # `python -m ulib reproduce` do it).
 #
-# **Time:** CPU: about 5 s with `smoke` (measured on 2 cores) once the VQGAN exists (training it: see 01); 4 s with `demo` (measured on 2 cores, trained run present). GPU, paper profiles: a minute once trained (estimate).
+# **Time:** CPU: seconds with `smoke` once the VQGAN exists (training it: see 01); about 20 s with `demo` (estimate: 14 s measured on 2 cores with a trained run before the held-out reconstruction error, which reconstructs every test image and as many training images). GPU, paper profiles: a minute once trained (estimate).
 #
-# **Writes:** figures (PNG) and tables (CSV) into `RUN/results/`.
+# **Writes:** figures (PNG) and tables (CSV: codebook usage, reconstruction error) into `RUN/results/`.
 
 # %% tags=["parameters"]
 profile = "smoke"  # smoke (CI, seconds) | demo (CPU, minutes) | ffhq, churches, bedrooms (GPU, the paper's settings)
@@ -32,7 +32,7 @@ run_dir = "../runs/nb-smoke"  # run directory shared by every notebook (relative
 device = "auto"  # 'auto' (cuda, then mps, then cpu), 'cpu', 'cuda', ...
 seed = 0  # seed of this notebook's sampling and figures (training uses the config's own seed)
 overrides = []  # config overrides, each written as for `--set` on the command line (see the README)
-n_images = 16  # validation images to reconstruct
+n_images = 16  # held-out images to show with their reconstructions (test split; validation in runs without one)
 
 # %%
 import math
@@ -49,25 +49,45 @@ print(f"profile {cfg.profile} | device {s.device} | {cfg.data.dataset} {cfg.data
       f"{cfg.latent_size}x{cfg.latent_size} = {L} tokens, K = {K} codes, T = {T}")
 
 # %%
-from ulib.data.datasets import build_dataset
-
 vq = nbu.vqgan(s)
-val = build_dataset(cfg.data, "val", train_transforms=False)
-x = torch.stack([val[i] for i in range(min(n_images, len(val)))]).to(s.device)  # (B, 3, H, W) in [-1, 1]
+held = "test" if nbu.has_test_split(s) else "val"  # images the VQGAN never trained on
+held_name = {"test": "test images (families no model saw)",
+             "val": "validation images (families the VQGAN did not train on)"}[held]
+x = nbu.split_images(s, held, n_images).float().div(127.5).sub(1).to(s.device)  # (B, 3, H, W) in [-1, 1]
 
 # %% [markdown]
 # ## Reconstructions
 #
 # `encode` is the encoder followed by the nearest-code lookup (Eq. 4); `decode` looks the codes up
 # and runs the generator. The top row is the input, the bottom row its reconstruction from tokens
-# alone: whatever the bottom row loses, the prior can never produce.
+# alone: whatever the bottom row loses, the prior can never produce. The inputs are held-out images (the
+# line under the picture names them); the built-in profiles split OpenMoji by design family, so no
+# variant of these emoji was in the VQGAN's training set.
 
 # %%
 with torch.no_grad():
     codes = vq.encode(x)  # (B, h, w) token ids: the image as the prior sees it
     x_rec = vq.decode(codes).clamp(-1, 1)  # (B, 3, H, W)
 nbu.show(nbu.save_grid(s, torch.cat([x, x_rec]), "02_reconstructions", nrow=len(x)))
-print(f"mean L1 error on these images: {(x - x_rec).abs().mean().item():.3f} (pixel range [-1, 1])")
+print(f"rows: {len(x)} {held_name}, chosen at random (seeded), then their reconstructions")
+
+# %% [markdown]
+# How well does the VQGAN reconstruct images it never saw, and how much better does it do on its training
+# images? The mean L1 error per image (pixels in [-1, 1], after rounding to 8 bits as a saved image would be)
+# over every held-out image, against as many training images.
+
+# %%
+from ulib.app.prose import two_means_sentence
+
+held_all = nbu.split_images(s, held)  # every held-out image, uint8
+train_same = nbu.split_images(s, "train", len(held_all))  # as many training images, in a seeded random order
+l1 = lambda u: (nbu.reconstruct(vq, u, s.device).float() - u.float()).abs().div(127.5).flatten(1).mean(1)
+l1_held, l1_train = l1(held_all), l1(train_same)
+nbu.write_table(s, [{"images": held_name, "n": len(l1_held), "l1_mean": l1_held.mean().item()},
+                    {"images": "training images (a seeded random choice)", "n": len(l1_train),
+                     "l1_mean": l1_train.mean().item()}], "02_reconstruction_l1")
+print(two_means_sentence(l1_held.numpy(), l1_train.numpy(), f"{held} images", "training images",
+                         "mean L1 reconstruction error per image") + ".")
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -78,8 +98,9 @@ print(f"VQGAN parameters: {sum(p.numel() for p in vq.parameters()):,}")
 # ## Codebook usage
 #
 # A code that never wins the nearest-neighbour search gets no gradient and stays dead; the prior
-# then has fewer symbols to work with. Perplexity exp(H) of the code histogram is K when every code
-# is used equally and 1 when one code is used for everything.
+# then has fewer symbols to work with (unless training moves unused codes onto encoder outputs, the
+# `vqgan.code_restart_every` setting, printed below). Perplexity exp(H) of the code histogram is K when
+# every code is used equally and 1 when one code is used for everything.
 
 # %%
 tokens = nbu.latents(s)["val"].long()  # every validation image as tokens (N, h, w)
@@ -93,6 +114,10 @@ ax.set(xlabel="code (sorted by frequency)", ylabel="share of tokens",
 nbu.save_figure(s, fig, "02_codebook_usage")
 nbu.write_table(s, [{"codebook_size": K, "codes_used": used, "perplexity": perplexity}], "02_codebook_usage")
 plt.show()
+restart = cfg.vqgan.code_restart_every
+print(f"{len(tokens)} validation images, {tokens[0].numel()} tokens each: {used} of {K} codes used, perplexity "
+      f"{perplexity:.1f}; unused codes restarted during training: "
+      + (f"every {restart} steps" if restart else "never (vqgan.code_restart_every = 0)"))
 
 # %% [markdown]
 # ## The adaptive weight and its clamp (Eq. 9c)
@@ -126,21 +151,26 @@ axes[0].set(title="L1 reconstruction (train)", xlabel="step")
 axes[1].plot(steps, [r["codes_used"] for r in rows])
 axes[1].set(title="codes used per batch", xlabel="step")
 gan = [r for r in rows if r["step"] > cfg.vqgan.disc_start_step and r.get("d_weight") is not None]
+gan_said = (f"the GAN term was on from step {cfg.vqgan.disc_start_step}" if gan else
+            f"the GAN term was never on in this run (disc_start_step = {cfg.vqgan.disc_start_step}, "
+            f"{cfg.vqgan_train.steps} training steps): no λ to plot")
 axes[2].plot([r["step"] for r in gan], [r["d_weight"] for r in gan], "o-")
 axes[2].axhline(cfg.vqgan.disc_weight_max, ls="--", c="gray", label="λmax")
-axes[2].set(title=f"adaptive weight λ (GAN on from step {cfg.vqgan.disc_start_step})", xlabel="step")
+axes[2].set(title="adaptive weight λ" + ("" if gan else " (GAN never on)"), xlabel="step")
 axes[2].legend()
 fig.tight_layout()
 nbu.save_figure(s, fig, "02_training_curves")
 plt.show()
+print(f"In this run {gan_said}; DiffAugment on discriminator inputs: {'on' if cfg.vqgan.diff_aug else 'off'}.")
 
 # %% [markdown]
 # ## DiffAugment
 #
-# Every image the discriminator sees, real or reconstructed, is augmented (colour, translation)
-# with operations that are differentiable in the pixels, so the generator is trained *through*
-# them and the discriminator cannot tell real from fake by the augmentation. Rows: the input, then
-# three augmentations of it.
+# With `vqgan.diff_aug` on, every image the discriminator sees, real or reconstructed, is augmented
+# (colour, translation) with operations that are differentiable in the pixels, so the generator is
+# trained *through* them and the discriminator cannot tell real from fake by the augmentation (the line
+# under the training curves says whether this run's GAN term and DiffAugment were on). Rows: the input,
+# then three augmentations of it.
 
 # %%
 from ulib.vq.diffaug import diff_augment

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -16,15 +16,13 @@
 # %% [markdown]
 # # 10 · Sampling from the paper's released checkpoints
 #
-# **Reproduces:** samples, larger-than-training images and inpainting (Figs. 1, 4, 7) with the models the authors trained (FFHQ, LSUN Churches, LSUN Bedroom), loaded into ulib's modules.
+# **Reproduces:** samples and a larger-than-training image (the kind of pictures the paper opens with) with the models the authors trained (FFHQ, LSUN Churches, LSUN Bedroom), loaded into ulib's modules. Nothing is scored: pictures only.
 #
-# **Needs:** the released `logs/` folder (not included: see below). Without it this notebook says so and skips every cell that needs it. Every stage is *load if present, else train*: the notebook reuses what the run
-# directory holds and trains only what is missing, so the notebooks chain (run them in order, or let
-# `python -m ulib reproduce` do it).
+# **Needs:** the released `logs/` folder (not included: see below). Without it this notebook says so and skips every cell that needs it. It trains nothing and does not use the run directory's models.
 #
-# **Time:** CPU: seconds when the files are absent; with them, about a minute per image at 256 steps (estimate: 24-layer transformer over 256 tokens plus a 256x256 decoder). GPU: seconds per image (estimate).
+# **Time:** CPU: about 5 s with `smoke` or `demo` when the files are absent (measured on 2 cores with `demo`); with them, about a minute per image at 256 steps (estimate: 24-layer transformer over 256 tokens plus a 256x256 decoder). GPU: seconds per image (estimate).
 #
-# **Writes:** figures (PNG) and tables (CSV) into `RUN/results/`.
+# **Writes:** with the released files, the pictures (PNG) into `RUN/results/`, nothing else.
 
 # %% tags=["parameters"]
 profile = "smoke"  # smoke (CI, seconds) | demo (CPU, minutes) | ffhq, churches, bedrooms (GPU, the paper's settings)
@@ -35,8 +33,8 @@ overrides = []  # config overrides, each written as for `--set` on the command l
 released_dir = "../logs"  # the downloaded logs/ folder (relative to notebooks/)
 dataset = "churches"  # churches | bedrooms | ffhq: which released pair to use
 n_samples = 2  # images to sample
-steps = 64  # reverse steps (the paper's tables use 256; fewer is faster, Table 3)
-temperature = 0.9  # the paper's tables use 0.9
+steps = 64  # reverse steps (Tables 1-2 of the paper use all 256, i.e. T; fewer is faster, Table 3)
+temperature = 0.9  # Tables 1-2 of the paper report temperatures 0.9 and 1.0; its Fig. 4 uses 0.8
 canvas = "16x32"  # latent canvas of the wide image (training grid: 16x16)
 
 # %%

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -22,9 +22,9 @@
 # directory holds and trains only what is missing, so the notebooks chain (run them in order, or let
 # `python -m ulib reproduce` do it).
 #
-# **Time:** CPU: seconds with `smoke`; 4 s with `demo` (measured on 2 cores, trained run present), a Generate of 2 images at 64 steps in well under a second (the widget shows the time of each). GPU, paper profiles: seconds per Generate at 256 steps (estimate).
+# **Time:** CPU: seconds with `smoke`; about 14 s with `demo` (measured on 2 cores, trained run present; the widget prints the time of each Generate). GPU, paper profiles: seconds per Generate at 256 steps (estimate).
 #
-# **Writes:** figures (PNG) and tables (CSV) into `RUN/results/`.
+# **Writes:** the pictures of the buttons it presses (PNG) into `RUN/results/`, nothing else.
 
 # %% tags=["parameters"]
 profile = "smoke"  # smoke (CI, seconds) | demo (CPU, minutes) | ffhq, churches, bedrooms (GPU, the paper's settings)
@@ -98,9 +98,12 @@ print(pg.step_label.value)
 # %%
 # NBVAL_CHECK_OUTPUT
 masked = [int((x == cfg.mask_id).sum()) for x in pg.states]
+never_up = masked == sorted(masked, reverse=True)
+assert masked[0] == L and masked[-1] == 0 and never_up, masked  # from all masked to none, never re-masking
 print(f"step slider 0..{pg.step_slider.max} over {len(pg.states)} states; masked tokens: first "
-      f"{masked[0]} of {L}, last {masked[-1]}; never increasing: {masked == sorted(masked, reverse=True)}")
+      f"{masked[0]} of {L}, last {masked[-1]}; never increasing: {never_up}")
 res = pg.inpaint_result
 keep = ~res.latent_mask
-print(f"inpainting: {int(res.latent_mask.sum())} of {L} tokens regenerated, tokens outside unchanged: "
-      f"{torch.equal(res.tokens[keep], res.original_tokens[keep])}")
+unchanged = torch.equal(res.tokens[keep], res.original_tokens[keep])
+assert unchanged, "inpainting changed tokens outside the mask"
+print(f"inpainting: {int(res.latent_mask.sum())} of {L} tokens regenerated, tokens outside unchanged: {unchanged}")

@@ -29,12 +29,16 @@ TABLES = {
                      "fid_minus_T_lo", "fid_minus_T_hi", "fid_minus_T_p", "vs_T", "cost_below_margin",
                      "near_copy_share", "near_copy_share_lo", "near_copy_share_hi", "median_ratio",
                      "pix_near_copy_share", "pix_median_ratio", "c_t", "features"],
-    "table4_ar_vs_absorbing": ["model", "bits_per_token", "estimate", "stderr", "sampling_steps",
+    "table4_ar_vs_absorbing": ["model", "checkpoint", "bits_per_token", "estimate", "stderr", "sampling_steps",
                                "seconds_per_image"],
-    "table4_quality": ["model", "temperature", "n", "fid", "fid_std", "floor_fid", "precision", "recall", "density",
-                       "coverage", "features"],
+    "table4_quality": ["model", "checkpoint", "step", "temperature", "n", "fid", "fid_std", "floor_fid", "precision",
+                       "recall", "density", "coverage", "features"],
+    "table4_fid_differences": ["checkpoints", "absorbing_step", "autoregressive_step", "reference", "n",
+                               "fid_difference", "fid_difference_std", "lo", "hi", "p", "verdict", "features"],
+    "table4_memorisation": None,  # model, checkpoint, step, then ulib.eval.memorisation.memorisation_report's row
     "fig5_val_elbo": ["loss_type", "step", "val_elbo_bpt", "seed"],
     "fig5_seed_summary": ["loss_type", "step", "seeds", "val_elbo_bpt_mean", "val_elbo_bpt_std"],
+    "fig5_paired_difference": ["step", "seeds", "difference_bpt", "se", "df", "lo", "hi", "p"],
     "table5_recon_fid": None,
     "table4_overfitting": ["model", "steps", "train_bpt_last", "val_bpt_last", "generalisation_gap_bpt", "best_val_bpt",
                            "best_val_step", "val_rise_since_best_bpt"],
@@ -59,15 +63,20 @@ TABLES = {
     "12_metric_sanity": None,  # columns: ulib.eval.metric_checks.sanity_sweep's
     "12_run_quality": None,
     "01_quality": None,
+    "01_memorisation": None,  # columns: ulib.app.prose.memorisation_summary's
+    "02_reconstruction_l1": ["images", "n", "l1_mean"],
+    "fig4_seam_quality": None,
+    "fig7_inpainting_quality": None,
 }
 FIGURES = ["01_samples", "02_reconstructions", "02_codebook_usage", "02_diffaug", "02_training_curves",
            "03_forward_process", "03_loss_weights", "03_training_curves", "03_accuracy_by_mask_ratio",
            "table3_steps", "table3_samples", "table3_nearest_training",
-           "table4_ar_vs_absorbing", "table4_samples", "table4_training_curves",
-           "table5_recon_fid", "table5_reconstructions", "fig5_val_elbo",
+           "table4_ar_vs_absorbing", "table4_samples", "table4_training_curves", "table4_nearest_pairs",
+           "table5_recon_fid", "table5_reconstructions", "fig5_val_elbo", "fig5_paired_difference",
            "fig6_temperature", "fig6_temperature_samples", "fig6_nearest_training",
            "08_window_coverage", "fig4_big_images",
-           "fig4_independent_tiles", "fig7_inpainting", "11_playground_samples", "11_playground_inpaint_before",
+           "fig4_independent_tiles", "fig4_middle_crops", "fig7_inpainting", "fig7_inpainting_sets",
+           "01_nearest_training", "11_playground_samples", "11_playground_inpaint_before",
            "11_playground_inpaint_after", "12_metric_sanity", "12_real_recon_samples"]
 
 
@@ -190,8 +199,23 @@ def test_table_contents(reproduced):
     assert "| FFHQ | 0.9 | 6.11 |" in (run / "results" / "table1_2_temperature.md").read_text()
     for name in ("12_run_quality", "01_quality"):
         quality = read_table(run / "results" / f"{name}.csv")
-        assert [r["set"] for r in quality][:2] == ["held-out real images (the floor)", "VQGAN reconstructions"]
+        assert [r["set"] for r in quality][:2] == ["test images (the floor)", "VQGAN reconstructions"]
+        assert "of families no model saw" in quality[0]["images"] and "training images" in quality[0]["reference"]
         assert float(quality[2]["fid_over_reconstructions"]) > 0 and all(float(r["fid_std"]) > 0 for r in quality)
+    mem = read_table(run / "results" / "01_memorisation.csv")[0]
+    assert mem["baseline"] == "test" and int(mem["n_samples"]) == 40
+    assert 0 <= float(mem["feat_near_copy_share"]) <= float(mem["feat_near_copy_share_hi"]) <= 1
+    for name, sets in (("fig4_seam_quality", ["middle crops of Eq. 8 canvases", "middle crops of independent tiles",
+                                              "training-size samples"]),
+                       ("fig7_inpainting_quality", ["inpainted", "region from another image",
+                                                    "region's own tokens (no edit)"])):
+        rows = read_table(run / "results" / f"{name}.csv")
+        assert [r["set"] for r in rows] == sets and all(int(r["n"]) == 40 for r in rows), name
+    verdicts = {stem: json.loads((run / "results" / f"verdicts_{stem}.json").read_text())
+                for stem in ("01_quickstart", "08_big_images", "09_inpainting")}
+    assert {stem: sorted(r["key"] for r in rows) for stem, rows in verdicts.items()} == {
+        "01_quickstart": ["near_copies"], "08_big_images": ["quality_at_scale", "seam"],
+        "09_inpainting": ["consistent_fill"]}
     t4 = {r["model"]: r for r in read_table(run / "results" / "table4_ar_vs_absorbing.csv")}
     assert set(t4) == {"absorbing", "absorbing (4 steps)", "autoregressive"}
     assert all(float(r["bits_per_token"]) > 0 for r in t4.values())
@@ -199,9 +223,27 @@ def test_table_contents(reproduced):
     t4q = read_table(run / "results" / "table4_quality.csv")
     assert [r["model"] for r in t4q] == ["absorbing", "autoregressive"] and all(float(r["fid_std"]) > 0 for r in t4q)
     assert "| Churches | autoregressive | 5.93 | 6.24 |" in (run / "results" / "table4_quality.md").read_text()
+    # Table 4 at both kept checkpoints (smoke keeps the best-validation one too): memorisation of every set, the
+    # FID difference against training and test images, and the verdicts recorded
+    mem = read_table(run / "results" / "table4_memorisation.csv")
+    assert [(r["model"], r["checkpoint"]) for r in mem] == [(k, w) for k in ("absorbing", "autoregressive")
+                                                           for w in ("final", "best")]
+    assert all(0 <= float(r["feat_near_copy_share"]) <= 1 and float(r["feat_fid_test"]) > 0 for r in mem)
+    diffs = read_table(run / "results" / "table4_fid_differences.csv")
+    assert {r["checkpoints"] for r in diffs} <= {"final", "best"} and len(diffs) % 2 == 0
+    assert [r["reference"].split(" ")[1] for r in diffs[:2]] == ["training", "test"]
+    t4v = json.loads((run / "results" / "verdicts_05_ar_vs_absorbing.json").read_text())
+    assert [v["key"] for v in t4v] == ["nll", "near_copies_absorbing", "near_copies_autoregressive", "fid", "fid_test"]
+    assert all(v["verdict"] == "measured" for v in t4v[1:3]) and "test images" in t4v[0]["statistic"]
     fig5 = read_table(run / "results" / "fig5_val_elbo.csv")
     assert {r["loss_type"] for r in fig5} == {"elbo", "reweighted_elbo"}
     assert (run / "fig5_elbo" / "prior.pt").exists() and (run / "prior_ar.pt").exists()
+    # Fig. 5 without gradient clipping for both losses, judged on 3 seeds with a t interval on 2 df
+    for child in ("fig5_elbo", "fig5_reweighted_elbo_seed2"):
+        assert json.loads((run / child / "config.json").read_text())["prior_train"]["grad_clip"] == 0
+    fig5_verdicts = json.loads((run / "results" / "verdicts_06_elbo_vs_reweighted.json").read_text())
+    assert [v["key"] for v in fig5_verdicts] == ["lower_at_end", "lower_sooner"]
+    assert all("t interval on 2 df" in v["statistic"] and "validation images" in v["statistic"] for v in fig5_verdicts)
 
 
 @pytest.mark.slow

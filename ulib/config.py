@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import typing
 from dataclasses import asdict, dataclass, field, fields
 
 import torch
+
+# data.split_by -> the one dataset it applies to (None: any)
+SPLIT_BY = {"random": None, "family": "openmoji", "group": "folder"}
 
 
 def downsampling_factor(ch_mult) -> int:
@@ -30,7 +34,11 @@ class DataConfig:
     val_fraction: float = 0.05  # fraction of images held out for validation (deterministic split)
     split_seed: int = 0  # seed of the train/validation split
     split_by: str = "random"  # 'random': items shuffled one by one; 'family' (openmoji only): whole families
-    #   (skin tone/gender/hair variants) and pixel-identical renders kept on one side (ulib/data/families.py)
+    #   (skin tone/gender/hair variants) and pixel-identical renders kept on one side (ulib/data/families.py);
+    #   'group' (folder only): files with one data.group_pattern key kept on one side
+    group_pattern: str = ""  # split_by='group': a regular expression searched in each file's path relative to
+    #   data.path ('/'-separated); its first capture group (the whole match if it has none) is the file's group;
+    #   a file it does not match (or whose group 1 does not take part) is a group of its own
     test_fraction: float = 0.0  # fraction held out as a test split, never seen in training; 0 = no test split
     skip_bad: bool = False  # skip unreadable images with a warning instead of raising
     cache_dir: str = "data/cache"  # data caches; a relative path starts at ulib's checkout, not the cwd (data/cache.py)
@@ -152,11 +160,14 @@ class Config:
             )
         _real("data.val_fraction", d.val_fraction, 0 <= d.val_fraction < 1, "0 <= val_fraction < 1")
         _seed("data.split_seed", d.split_seed)
-        if d.split_by not in ("random", "family"):
-            raise ValueError(f"data.split_by={d.split_by!r}; allowed: 'random', 'family' (openmoji only)")
-        if d.split_by == "family" and d.dataset != "openmoji":
-            raise ValueError(f"data.split_by='family' needs data.dataset='openmoji' (got {d.dataset!r}); allowed for "
-                             f"{d.dataset!r}: 'random'")
+        if d.split_by not in SPLIT_BY:
+            raise ValueError(f"data.split_by={d.split_by!r}; allowed: 'random', 'family' (openmoji only), "
+                             f"'group' (folder only)")
+        if d.split_by != "random" and d.dataset != SPLIT_BY[d.split_by]:
+            allowed = ", ".join(repr(k) for k, v in SPLIT_BY.items() if v in (None, d.dataset))
+            raise ValueError(f"data.split_by={d.split_by!r} needs data.dataset={SPLIT_BY[d.split_by]!r} (got "
+                             f"{d.dataset!r}); allowed for {d.dataset!r}: {allowed}")
+        _check_group_pattern(d)
         _real("data.test_fraction", d.test_fraction, 0 <= d.test_fraction < 1, "0 <= test_fraction < 1")
         _real("data.test_fraction", d.test_fraction, d.val_fraction + d.test_fraction < 1,
               f"val_fraction + test_fraction < 1 (val_fraction={d.val_fraction})")
@@ -241,6 +252,22 @@ def _real(key: str, value: float, ok: bool, allowed: str) -> None:
 
 def _seed(key: str, value: int) -> None:
     _require(key, value, 0 <= value < SEED_LIMIT, "an integer in 0..2**32-1")
+
+
+def _check_group_pattern(d: DataConfig) -> None:
+    """data.group_pattern: set exactly when data.split_by='group', and a regular expression Python compiles."""
+    if d.split_by == "group" and not d.group_pattern:
+        raise ValueError("data.split_by='group' needs data.group_pattern: a regular expression whose first capture "
+                         "group names each file's group, e.g. '^([^/]+)/' (the top subfolder) or '^(\\w+?)_\\d+'")
+    if d.group_pattern and d.split_by != "group":
+        raise ValueError(f"data.group_pattern={d.group_pattern!r} is used only with data.split_by='group' and "
+                         f"data.dataset='folder' (got split_by={d.split_by!r}, dataset={d.dataset!r}); allowed: "
+                         f"set both, or leave group_pattern empty")
+    try:
+        re.compile(d.group_pattern)
+    except re.error as e:
+        raise ValueError(f"data.group_pattern={d.group_pattern!r} is not a regular expression ({e}); allowed: "
+                         f"Python `re` syntax, e.g. '^([^/]+)/'") from None
 
 
 def _device_name(name: str) -> None:
@@ -370,7 +397,7 @@ def apply_overrides(cfg: Config, overrides: list[str] | dict) -> Config:
 
 # Keys added after runs already existed, whose defaults reproduce what those runs did: an old config.json
 # without them means exactly the default, so missing_keys does not report them.
-ADDED_WITH_SAFE_DEFAULTS = frozenset({"data.split_by", "data.test_fraction"})
+ADDED_WITH_SAFE_DEFAULTS = frozenset({"data.split_by", "data.test_fraction", "data.group_pattern"})
 
 
 def missing_keys(d: dict, cls=None, prefix: str = "") -> list[str]:

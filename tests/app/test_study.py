@@ -5,13 +5,14 @@ import pytest
 import torch
 
 from ulib.app import notebook as nbu
+from ulib.config import apply_overrides
 from ulib.eval.extractors import to_uint8
 from ulib.io.checkpoint import load_checkpoint
 from ulib.io.logs import MetricsLog
 from ulib.io.rundir import RunDir
 from ulib.profiles import get_profile
 from ulib.train.prior import train_prior
-from ulib.train.vqgan import train_vqgan
+from ulib.train.vqgan import start_continuation, train_vqgan
 from ulib.trained import load_run_vqgan
 
 from helpers import TINY
@@ -22,10 +23,9 @@ def test_study_profile_is_the_demo_with_its_earlier_prior_trained_longer_and_val
     differ = sorted(f"{sec}.{k}" for sec, d in demo.items() if isinstance(d, dict)
                     for k in d if d[k] != study[sec][k])
     # the prior and its sampling temperature as the demo had them before #12's rebalance, then 2.5x longer
-    assert differ == ["prior.n_emb", "prior.n_head", "prior_train.image_every", "prior_train.keep_best",
-                      "prior_train.lr", "prior_train.steps", "sample.temperature"]
+    assert differ == ["prior.n_emb", "prior.n_head", "prior_train.lr", "prior_train.steps", "sample.temperature"]
     assert (study["prior"]["n_emb"], study["prior_train"]["steps"], study["prior_train"]["lr"]) == (192, 2500, 7e-4)
-    assert study["prior_train"]["keep_best"]
+    assert study["prior_train"]["keep_best"] and demo["prior_train"]["keep_best"]  # Table 4 at final and best
     assert study["vqgan"] == demo["vqgan"] and study["vqgan_train"] == demo["vqgan_train"], \
         "the study can reuse the demo's VQGAN"
 
@@ -141,9 +141,38 @@ def test_train_child_vqgan_continues_the_parents_checkpoint(vqgan_run, tmp_path)
         "the new continuation's log only, not the old one's rows"
 
 
+def test_a_continuation_restarts_the_ema_and_draws_its_discriminator_and_streams_from_its_seed(vqgan_run, tmp_path):
+    """start_continuation keeps the autoencoder and its step, restarts the EMA from the raw weights (not the
+    parent's EMA), and draws a fresh discriminator from cfg.seed; trained on, two seeds differ and one seed
+    twice gives the same weights, so seeds of a variant are independent repeats."""
+    parent = RunDir(tmp_path / "parent")
+    parent.path.mkdir()
+    shutil.copy(vqgan_run.vqgan_ckpt, parent.vqgan_ckpt)
+    shutil.copy(vqgan_run.config_file, parent.config_file)
+    s = nbu.setup("smoke", str(parent.path), "cpu", 0, [])
+    c = nbu.vqgan_variant_configs(s.cfg, gan_steps=2)["both"]
+    seeded = {k: apply_overrides(c, {"seed": k}) for k in (1, 2)}
+    made = {name: load_checkpoint(start_continuation(parent.vqgan_ckpt, tmp_path / f"{name}.pt", seeded[k]))
+            for name, k in (("a", 1), ("b", 1), ("c", 2))}
+    before = load_checkpoint(parent.vqgan_ckpt)
+    assert any(not torch.equal(before["ema"][k], before["model"][k]) for k in before["model"]), \
+        "the parent's EMA differs from its raw weights (else this test could not fail)"
+    for k, v in before["model"].items():
+        assert torch.equal(made["a"]["ema"][k], v) and torch.equal(made["a"]["model"][k], v), k
+    assert made["a"]["step"] == before["step"] and made["a"]["generators"] == []
+    disc = lambda name: torch.cat([v.flatten().float() for v in made[name]["disc"].values()])
+    assert torch.equal(disc("a"), disc("b")) and not torch.equal(disc("a"), disc("c"))
+    assert not torch.equal(disc("a"), torch.cat([v.flatten().float() for v in before["disc"].values()]))
+
+    trained = {name: load_checkpoint(nbu.train_child_vqgan(s, f"t5_{name}", seeded[k]).vqgan_ckpt)["model"]
+               for name, k in (("a", 1), ("b", 1), ("c", 2))}
+    assert all(torch.equal(v, trained["b"][k]) for k, v in trained["a"].items()), "one seed, one result"
+    assert any(not torch.equal(v, trained["c"][k]) for k, v in trained["a"].items()), "two seeds differ"
+
+
 def test_reconstruct_returns_uint8_images(vqgan_run):
     vq = load_run_vqgan(get_profile("smoke", TINY), vqgan_run.vqgan_ckpt, "cpu")
-    x = torch.randint(0, 256, (5, 3, 16, 16), dtype=torch.uint8)
+    x = torch.randint(0, 256, (5, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     r = nbu.reconstruct(vq, x, "cpu", batch_size=2)
     assert r.dtype == torch.uint8 and r.shape == x.shape
     with torch.no_grad():

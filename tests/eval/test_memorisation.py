@@ -239,19 +239,59 @@ def test_bad_input_names_the_problem():
         MEM.nearest_pairs_grid(img, img, torch.tensor([0, 1, 2, 4]))
 
 
-def test_memorisation_report_takes_features_extracted_once():
-    """The splits' features passed in give the same row as features extracted inside; features of the wrong set
-    are refused with the sizes named."""
+def test_near_copy_sentence_is_made_from_the_row():
+    train, test, fresh = gaussians(0)
+    copies = MEM.memorisation(train[:40], train, test)
+    text = MEM.near_copy_sentence(copies, prefix="", space="pixels")
+    assert text == ("pixels: near-copies 40 of 40 (100.0 %, 95 % Wilson 91.2 % to 100.0 %; no farther from a "
+                    "training image than the closest of 500 test images); 40 within the test images' 5th percentile "
+                    "(100.0 %, 91.2 % to 100.0 %; unseen images 5 %, binomial p < 0.001); median distance ratio "
+                    f"0.00; C_T {copies['c_t']:+.2f}")
+    out = MEM.memorisation(fresh, train, test)
+    k = out["near_copy_count_p5"]
+    assert f"; {k} within the test images' 5th percentile ({100 * k / 500:.1f} %" in MEM.near_copy_sentence(out, "")
+    report = MEM.memorisation_report(StubSpace(), *(torch.randint(0, 256, (m, 3, 4, 4), dtype=torch.uint8,
+                                                                  generator=torch.Generator().manual_seed(m))
+                                                    for m in (30, 60, 40))).row
+    assert MEM.near_copy_sentence(report, "pix_", "pixels").startswith(
+        f"pixels: near-copies {report['pix_near_copy_count']} of 30")
+    assert MEM.near_copy_sentence({**out, "c_t": math.nan}, "").endswith("; C_T n/a (no cell held 20 samples)")
+    with pytest.raises(ValueError, match="no 'feat_n_samples'"):
+        MEM.near_copy_sentence(out)
+
+
+def test_kmeans_fit_is_kept_for_the_same_rows(monkeypatch):
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(200, 5, generator=g, dtype=torch.float64)
+    first = MEM.kmeans(x, 4, seed=1)
+    calls = []
+    real = torch.cdist
+    monkeypatch.setattr(torch, "cdist", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = MEM.kmeans(x.clone(), 4, seed=1)  # other tensor, same rows: no new fit
+    assert torch.equal(first, again) and calls == []
+    again += 1  # the caller's copy: the kept fit does not change
+    assert torch.equal(MEM.kmeans(x, 4, seed=1), first)
+    assert not torch.equal(MEM.kmeans(x, 4, seed=2), first) and calls, "another seed fits again"
+    x[0, 0] += 1e-9  # other rows: fitted again
+    calls.clear()
+    MEM.kmeans(x, 4, seed=1)
+    assert calls
+
+
+def test_memorisation_report_takes_features_computed_once():
     g = torch.Generator().manual_seed(5)
     images = lambda n: torch.randint(0, 256, (n, 3, 4, 4), generator=g, dtype=torch.uint8)
     train, test, samples = images(60), images(40), images(30)
     space = StubSpace()
-    inside = MEM.memorisation_report(space, samples, train, test).row
-    given = MEM.memorisation_report(space, samples, train, test, train_features=space(train)["f"],
-                                    test_features=space(test)["f"]).row
-    assert given == inside
-    with pytest.raises(ValueError, match="train_features must be .* of the 60 train images; got \\(40, 6\\)"):
-        MEM.memorisation_report(space, samples, train, test, train_features=space(test)["f"])
+    plain = MEM.memorisation_report(space, samples, train, test).row
+    feats = {name: space(x)["f"] for name, x in (("train", train), ("test", test))}
+    given = MEM.memorisation_report(space, samples, train, test, train_features=feats["train"],
+                                    test_features=feats["test"]).row
+    assert given == plain
+    shifted = MEM.memorisation_report(space, samples, train, test, train_features=feats["train"] + 50).row
+    assert shifted["feat_sample_to_train_median"] != plain["feat_sample_to_train_median"]  # the given ones are used
+    with pytest.raises(ValueError, match="test_features must be \\(N, D\\) features of the 40 test images"):
+        MEM.memorisation_report(space, samples, train, test, test_features=feats["test"][:5])
 
 
 def test_a_cache_kept_between_sample_sets_changes_no_figure():

@@ -111,6 +111,22 @@ def test_low_rank_fid_equals_torch_fidelity(dim):
     assert M.fid(x, y) == pytest.approx(ref["frechet_inception_distance"], rel=1e-5)
 
 
+@pytest.mark.parametrize("n_real, n_fake, dim", [(300, 200, 16), (20, 30, 64)])  # N > D, and rank-deficient
+def test_fid_of_a_resample_from_counts_is_fid_of_the_resampled_rows(n_real, n_fake, dim):
+    """fid_resampled(x, y, counts) equals fid(x[idx], y[jdx]) of the drawn indices, repeats included; no counts:
+    each item once, fid(x, y); the hand case of a shift by c in each of d dims gives d c^2 as well."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(n_real, dim, generator=g) @ torch.randn(dim, dim, generator=g) / dim**0.5
+    y = 0.7 * torch.randn(n_fake, dim, generator=g) + 0.2
+    idx, jdx = torch.randint(n_real, (n_real,), generator=g), torch.randint(n_fake, (n_fake,), generator=g)
+    cx, cy = torch.bincount(idx, minlength=n_real), torch.bincount(jdx, minlength=n_fake)
+    assert M.fid_resampled(x, y, cx, cy) == pytest.approx(M.fid(x[idx], y[jdx]), rel=1e-6)
+    assert M.fid_resampled(x, y) == pytest.approx(M.fid(x, y), rel=1e-6)
+    assert M.fid_resampled(x, x + 0.5) == pytest.approx(dim * 0.25, rel=1e-6)
+    with pytest.raises(ValueError, match="one count per item"):
+        M.fid_resampled(x, y, cx[:-1])
+
+
 def test_prdc_same_and_disjoint_gaussians():
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((600, 16)).astype(np.float32), rng.standard_normal((600, 16)).astype(np.float32)

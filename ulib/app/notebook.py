@@ -27,9 +27,11 @@ import torch
 from ulib.app.reproduce import PROJECT_ROOT, read_table  # noqa: F401 (re-exported for notebooks)
 from ulib.app.verdicts import write_notebook_rows
 from ulib.config import Config, apply_overrides
-from ulib.data.datasets import build_dataset
+from ulib.data.datasets import build_dataset, split_sides
+from ulib.data.openmoji import load_openmoji
 from ulib.device import resolve_device, seed_everything
 from ulib.eval import extractors as X
+from ulib.eval import features as EF
 from ulib.eval.extractors import to_uint8
 from ulib.eval.memorisation import memorisation_report
 from ulib.eval.quality import QualityMeter, extract, with_floor
@@ -46,7 +48,7 @@ from ulib.sample.models import SamplingModels, from_modules
 from ulib.train.common import AlreadyTrained
 from ulib.train.latents import load_latents
 from ulib.train.prior import tokens_changed, train_prior
-from ulib.train.vqgan import train_vqgan
+from ulib.train.vqgan import start_continuation, train_vqgan
 from ulib.trained import load_run_prior, load_run_vqgan
 
 START_DIR = Path.cwd()  # where the kernel started (notebooks/): relative run_dir parameters are read from here
@@ -125,7 +127,7 @@ def prior(s: Session, kind: str = "absorbing", show_progress: bool = False, chec
     weights, training it (and the VQGAN and latents before it) when missing.
 
     checkpoint: 'final' (the last step), 'best' (the best validation score, kept when prior_train.keep_best
-    is on: the study profile), or 'auto' ('best' when the run's config keeps it, else 'final')."""
+    is on: the smoke, demo and study profiles), or 'auto' ('best' when the run's config keeps it, else 'final')."""
     if checkpoint not in ("final", "best", "auto"):
         raise ValueError(f"checkpoint={checkpoint!r}; allowed: 'final', 'best', 'auto'")
     cfg = kind_config(s, kind)
@@ -136,7 +138,7 @@ def prior(s: Session, kind: str = "absorbing", show_progress: bool = False, chec
     path = s.run.prior_best_for(kind) if checkpoint == "best" else s.run.prior_ckpt_for(kind)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no best-validation checkpoint of the {kind} prior; it is written "
-                                f"during training when prior_train.keep_best is on (the study profile)")
+                                f"during training when prior_train.keep_best is on (smoke, demo, study)")
     return load_run_prior(cfg, path, s.device, vqgan_ckpt=s.run.vqgan_ckpt)
 
 
@@ -224,14 +226,16 @@ def vqgan_variant_configs(cfg: Config, gan_steps: int, with_control: bool = True
 
 def train_child_vqgan(s: Session, name: str, cfg: Config, show_progress: bool = False) -> RunDir:
     """Continue the run's trained VQGAN in the child run RUN/name with `cfg` (load if present, else train):
-    the parent's vqgan.pt is copied in once and resumed to cfg.vqgan_train.steps. A child trained with
-    another config starts again from the parent's checkpoint; an interrupted one is resumed."""
+    the parent's vqgan.pt is set up once for the continuation (`ulib.train.vqgan.start_continuation`: its EMA
+    restarted from the raw weights, a fresh discriminator and the random streams drawn from cfg.seed, so cfg.seed
+    is the continuation's seed) and resumed to cfg.vqgan_train.steps. A child trained with another config starts
+    again from the parent's checkpoint; an interrupted one is resumed."""
     _ensure_vqgan(s)
     child = RunDir(s.run.path / name)
     child.path.mkdir(parents=True, exist_ok=True)
     stored = child.stored_config()
     if not child.vqgan_ckpt.exists() or (stored is not None and stored.to_dict() != cfg.to_dict()):
-        shutil.copy2(s.run.vqgan_ckpt, child.vqgan_ckpt)
+        start_continuation(s.run.vqgan_ckpt, child.vqgan_ckpt, cfg)
         child.vqgan_log.unlink(missing_ok=True)  # a continuation made with another config: its log goes too
     _train_or_reuse(f"VQGAN in {name}", lambda: train_vqgan(child, cfg, resume=True, show_progress=show_progress))
     return child
@@ -277,9 +281,10 @@ def quality_sizes(s: Session, n_samples: int = 0) -> dict:
 @torch.no_grad()
 def sample_set(s: Session, vq, net, n: int, *, steps: int, temperature: float, method: str = "random",
                seed_offset: int = 0, batch_size: int = 250) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """n samples of the absorbing prior `net` decoded by `vq`: (images (n, 3, H, W) in [-1, 1] on the CPU,
-    tokens (n, L), seconds per image), drawn in batches with `ulib.sample.api.sample_tokens`, seeded by the
-    session's seed + seed_offset (one generator for the whole set)."""
+    """n samples of the prior `net` decoded by `vq`: (images (n, 3, H, W) in [-1, 1] on the CPU, tokens (n, L),
+    seconds per image), drawn in batches with `ulib.sample.api.sample_tokens`, seeded by the session's seed +
+    seed_offset (one generator for the whole set). An autoregressive prior samples token by token (its kind
+    decides; steps and method do not apply to it), so the same seed_offset gives two priors common seeds."""
     cfg, g = s.cfg, s.generator(seed_offset)
     images, tokens = [], []
     t0 = time.perf_counter()
@@ -296,20 +301,51 @@ def sample_set(s: Session, vq, net, n: int, *, steps: int, temperature: float, m
 
 
 def run_quality(s: Session, vq, net, meter, n: int, draws: int) -> tuple[list[dict], dict]:
-    """The run's quality in one table (notebooks 01 and 12): n held-out real images (the noise floor), their
-    VQGAN reconstructions, and n prior samples at the profile's sampling settings, each scored by `meter`
-    (a `ulib.eval.quality.QualityMeter`) with `draws` bootstrap draws and the floor's figures beside."""
+    """The run's quality in one table (notebooks 01 and 12): n held-out real images (the noise floor: the first
+    n of `meter.holdout`, the test split when the run has one), their VQGAN reconstructions, and n prior samples
+    at the profile's sampling settings, each scored by `meter` (a `ulib.eval.quality.QualityMeter`) with `draws`
+    bootstrap draws and the floor's figures beside. Each row names its images exactly ('images', from
+    `meter.holdout_name`) and the reference they are scored against ('reference', `meter.reference_name`).
+    Returns (rows, {set: uint8 images}) in the rows' order: floor, reconstructions, samples."""
     real = meter.holdout[:n]  # uint8
     recon = reconstruct(vq, real, s.device)
     temp, steps = s.cfg.sample.temperature, s.cfg.sample.steps or s.cfg.prior.total_steps
     samples, _, _ = sample_set(s, vq, net, n, steps=steps, temperature=temp)
     floor = meter.floor(n, draws=draws, seed=s.seed)
-    sets = (("held-out real images (the floor)", real), ("VQGAN reconstructions", recon),
-            (f"prior samples (t = {temp}, {steps} steps)", to_uint8(samples)))
-    rows = [with_floor({"set": name, **meter.score(x, draws=draws, seed=s.seed)}, floor) for name, x in sets]
+    held = getattr(meter, "holdout_name", "held-out real images")
+    real_set = "test images (the floor)" if has_test_split(s) else "held-out real images (the floor)"
+    sets = ((real_set, f"the first {n} of {held}", real),
+            ("VQGAN reconstructions", f"the VQGAN's reconstructions of those {n} images", recon),
+            (f"prior samples (t = {temp}, {steps} steps)",
+             f"{n} samples of the prior (seed {s.seed}), decoded by the VQGAN", to_uint8(samples)))
+    reference = getattr(meter, "reference_name", f"{meter.n_reference} reference images")
+    scored = [floor] + [meter.score(x, draws=draws, seed=s.seed) for _, _, x in sets[1:]]  # the floor: row 0
+    rows = [with_floor({"set": name, "images": what, "reference": reference, **score}, floor)
+            for (name, what, _), score in zip(sets, scored)]
     for r in rows:  # the samples' row: how much the prior loses on top of the decoder
         r["fid_over_reconstructions"] = r["fid"] / rows[1]["fid"]
-    return rows, {name: x for name, x in sets}
+    return rows, {name: x for name, _, x in sets}
+
+
+SET_COLUMNS = ("set", "n", "fid", "fid_std", "floor_fid", "precision", "recall", "density", "coverage")
+
+
+def score_sets(s: Session, meter, sets: dict, draws: int, table: str, picture: str, **fields) -> list[dict]:
+    """Score image sets of one size n side by side (notebooks 08 and 09): each of `sets` {name: uint8 images
+    (n, 3, H, W)} by `meter` with `draws` bootstrap draws, beside the noise floor at n; `fields` are copied into
+    every row. Writes RUN/results/TABLE.csv and shows it, and RUN/results/PICTURE.png: the first 8 images of each
+    set, one row per set."""
+    sizes = {name: len(x) for name, x in sets.items()}
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"score_sets: sets of different sizes {sizes}; the floor is scored at one n")
+    floor = meter.floor(next(iter(sizes.values())), draws=draws, seed=s.seed)
+    rows = [with_floor({"set": name, **fields, **meter.score(x, draws=draws, seed=s.seed)}, floor)
+            for name, x in sets.items()]
+    write_table(s, rows, table)
+    show_table(rows, [*SET_COLUMNS[:1], *fields, *SET_COLUMNS[1:]])
+    show(save_grid(s, torch.cat([x[:8] for x in sets.values()]).float().div(127.5).sub(1), picture, nrow=8))
+    print("picture rows: " + "; ".join(sets))
+    return rows
 
 
 def feature_space_name(s: Session, features: str = "auto") -> str:
@@ -334,13 +370,34 @@ def has_test_split(s: Session) -> bool:
     return s.cfg.data.test_fraction > 0
 
 
-def quality_meter(s: Session, n_reference: int = 2000, features: str = "auto"):
+SPLIT_WORDS = {"train": "training", "val": "validation", "test": "test"}  # split -> the word tables use
+
+
+def split_name(s: Session, split: str, n: int | None = None) -> str:
+    """The exact name of the run's `split` images for tables and prose: '241 validation images (whole design
+    families, none of them in the training or test split)'; with n below the split's size, 'the first n of
+    the N validation images (...)'. A random split (data.split_by='random') says that variants of one emoji
+    can sit on both sides."""
+    if split not in SPLIT_WORDS:
+        raise ValueError(f"split={split!r}; allowed: {', '.join(SPLIT_WORDS)}")
+    total = len(build_dataset(s.cfg.data, split, train_transforms=False))
+    count = f"the first {n} of the {total}" if n is not None and n < total else f"{total}"
+    if s.cfg.data.split_by == "family":
+        others = [SPLIT_WORDS[o] for o in SPLIT_WORDS if o != split and (o != "test" or has_test_split(s))]
+        how = f"whole design families, none of them in the {' or '.join(others)} split"
+    else:
+        how = "a random split by image: variants of one emoji can sit on both sides"
+    return f"{count} {SPLIT_WORDS[split]} images ({how})"
+
+
+def quality_meter(s: Session, n_reference: int = 2000, features: str = "auto", *, space=None):
     """A `ulib.eval.quality.QualityMeter` for the run's data. The reference is a fixed random subset of
     n_reference training images (the paper scores samples against the training set). The held-out images of
     the noise floor (`meter.floor(n)`) are the test split, in a seeded order: families of emoji no model (VQGAN or
     prior) ever saw and that no checkpoint was chosen on. A run without a test split (data.test_fraction = 0,
     runs made before #22) falls back to the training images outside the reference, then the validation
-    images, which the VQGAN saw: `meter.holdout_name` says which it is. Seeded by the session's seed."""
+    images, which the VQGAN saw: `meter.holdout_name` says which it is. Seeded by the session's seed.
+    space: a `ulib.eval.extractors.FeatureSpace` to measure in instead of `features` (e.g. `openmoji_space`)."""
     train = build_dataset(s.cfg.data, "train", train_transforms=False)
     if n_reference >= len(train):
         raise ValueError(f"n_reference={n_reference}: the training split has only {len(train)} images; "
@@ -356,11 +413,51 @@ def quality_meter(s: Session, n_reference: int = 2000, features: str = "auto"):
         holdout = torch.cat([images(train, perm[n_reference:]), images(val, range(len(val)))])
         name = (f"{len(train) - n_reference} training images outside the reference, then {len(val)} validation "
                 "images (no test split in this run: the VQGAN saw them, so the floor is optimistic)")
-    space = X.load_inception(feature_space_name(s, features), device=s.device)
+    space = space if space is not None else X.load_inception(feature_space_name(s, features), device=s.device)
     meter = QualityMeter(space, reference, holdout)
     meter.holdout_name = name
     meter.reference_name = f"{n_reference} training images (a fixed random subset, seed {s.seed})"
     return meter
+
+
+def _memorisation_sets(s: Session, meter) -> tuple[torch.Tensor, torch.Tensor]:
+    """(every training image, every test image (or, without a test split, every validation image)), uint8, loaded
+    once per meter: the same two splits for every sample set of a notebook."""
+    cached = getattr(meter, "_memorisation_sets", None)
+    if cached is None:
+        cached = meter._memorisation_sets = (split_images(s, "train"),
+                                             split_images(s, "test" if has_test_split(s) else "val"))
+    return cached
+
+
+def split_names(s: Session, split: str) -> list[str]:
+    """The OpenMoji names of the run's `split` ('train', 'val', 'test'), in load order."""
+    if s.cfg.data.dataset != "openmoji":
+        raise ValueError(f"split_names: data.dataset={s.cfg.data.dataset!r}; only 'openmoji' items have names")
+    ds = build_dataset(s.cfg.data, "all", train_transforms=False)
+    return [ds.names[i] for i in split_sides(s.cfg.data, ds)[split]]
+
+
+def openmoji_space(s: Session, recipe: EF.FeatureRecipe, without: tuple[str, ...] = ("test",),
+                   show_progress: bool = False):
+    """The OpenMoji feature space trained by `recipe` on every emoji except those of the run's `without` splits
+    (() : every emoji, test families included, as the shipped weights), in RUN/features/<all | without_test>/, and
+    trained once: again only when the recipe or the emoji it would train on differ. Returns (FeatureSpace, the
+    training report, with 'train_seconds': how long the training took, where it was trained)."""
+    _, all_names = load_openmoji(recipe.size, s.cfg.data.cache_dir)
+    left_out = {n for split in without for n in split_names(s, split)}
+    names = [n for n in all_names if n not in left_out] if without else None
+    digest = EF.names_digest([all_names[i] for i in EF.training_items(all_names, names, recipe.limit)])
+    folder = s.run.path / "features" / ("without_" + "_".join(without) if without else "all")
+    path = folder / EF.WEIGHTS_FILE
+    report = EF.load_feature_net(path)[1] if path.exists() else None
+    if report is None or report.get("recipe") != recipe.to_dict() or report.get("names_sha256") != digest:
+        t0 = time.perf_counter()
+        net, report = EF.train_feature_net(recipe, s.cfg.data.cache_dir, show_progress=show_progress, names=names)
+        report["train_seconds"] = time.perf_counter() - t0
+        EF.save_feature_net(net, report, path)
+        print(f"feature net in {folder.name}: trained on {report['n_emoji']} emoji ({report['train_seconds']:.0f}s)")
+    return X.load_inception("openmoji", weights_dir=folder, device=s.device), report
 
 
 def memorisation(s: Session, meter, images: torch.Tensor, *, seed: int = 0):
@@ -370,13 +467,38 @@ def memorisation(s: Session, meter, images: torch.Tensor, *, seed: int = 0):
     held-out split. Returns (report, training images) so that `nearest_pairs_grid` can show the pairs. The two
     splits, their features, the test-to-train distances and the k-means cells of C_T are cached on the meter: a
     further sample set costs its own features and distances only."""
-    cached = getattr(meter, "_memorisation_sets", None)  # the same two splits for every sample set of a notebook
-    if cached is None:
-        sets = (split_images(s, "train"), split_images(s, "test" if has_test_split(s) else "val"))
-        cached = meter._memorisation_sets = (*sets, *(extract(meter.space, x)[0] for x in sets), {})
-    train, held, train_features, held_features, cache = cached
-    return memorisation_report(meter.space, images, train, held, seed=seed, train_features=train_features,
-                               test_features=held_features, cache=cache), train
+    train, held = _memorisation_sets(s, meter)
+    feats = getattr(meter, "_memorisation_features", None)  # extracted once, for every sample set scored
+    if feats is None:
+        feats = meter._memorisation_features = (extract(meter.space, train)[0], extract(meter.space, held)[0], {})
+    report = memorisation_report(meter.space, images, train, held, seed=seed, train_features=feats[0],
+                                 test_features=feats[1], cache=feats[2])
+    return report, train
+
+
+def quality_meter_on_test(s: Session, meter) -> QualityMeter:
+    """A second `QualityMeter` in `meter`'s feature space whose reference is every test image (families no model
+    saw; without a test split, every validation image): FID against images no model trained on, where a sample
+    earns nothing for matching one particular training image, only for resembling the distribution (as a copy
+    also does: read it beside `memorisation`). Its `reference_name` names the set.
+    Differences between sample sets (`difference`) are read within one meter: FID falls as the reference grows,
+    so figures of this meter and of `meter` (another reference size) are not compared with each other."""
+    test = QualityMeter(meter.space, _memorisation_sets(s, meter)[1])
+    test.reference_name = split_name(s, "test" if has_test_split(s) else "val")
+    return test
+
+
+@torch.no_grad()
+def split_tokens(s: Session, vq, split: str, n: int | None = None, batch_size: int = 100) -> torch.Tensor:
+    """Token grids, flattened to (N, L) long on the session's device, of the first n images of `split` in
+    `split_images`' seeded order (all when n is None or larger than the split), encoded by the VQGAN `vq`. For
+    likelihoods on images no checkpoint was chosen on: the test split (the run's token cache holds train and
+    validation only)."""
+    size = len(build_dataset(s.cfg.data, split, train_transforms=False))
+    images = split_images(s, split, None if n is None else min(n, size))
+    tokens = [vq.encode(images[i: i + batch_size].float().div(127.5).sub(1).to(s.device))
+              for i in range(0, len(images), batch_size)]
+    return torch.cat(tokens).reshape(len(images), -1).long()
 
 
 # ---- verdicts: the paper's claims, judged by the numbers (ulib.app.verdicts) -----------------------------
@@ -398,13 +520,7 @@ def claim(s: Session, notebook: str, key: str, claim: str, paper: str, result, *
     rows[key] = row
     write_notebook_rows(s.results, notebook, list(rows.values()))
     if show:
-        text = f"**{claim}** ({paper}): **{word}**. {statistic}"
-        try:
-            from IPython.display import Markdown, display
-
-            display(Markdown(text))
-        except ImportError:
-            print(text)
+        show_markdown(f"**{claim}** ({paper}): **{word}**. {statistic}")
     return row
 
 
@@ -513,10 +629,18 @@ def write_table(s: Session, rows: list[dict], name: str) -> Path:
 
 def show_table(rows: list[dict], columns: list[str] | None = None) -> None:
     """Display rows as a Markdown table in a notebook (plain text elsewhere)."""
-    text = markdown_table(rows, columns)
-    try:
-        from IPython.display import Markdown, display
+    show_markdown(markdown_table(rows, columns))
 
-        display(Markdown(text))
+
+def show_markdown(text: str) -> None:
+    """Display Markdown text rendered in a notebook (or any IPython kernel); print it elsewhere."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
     except ImportError:
         print(text)
+        return
+    if get_ipython() is None:
+        print(text)
+    else:
+        display(Markdown(text))

@@ -268,6 +268,11 @@ def export_docs(run: Path, dest: Path, log=print) -> Path:
     rows = [rows.get(stem, {"notebook": f"[{stem}]({stem}.ipynb)"}) for stem in shown]
     profile = next(iter(profiles)) if len(profiles) == 1 and None not in profiles else "mixed"
     write_results_index(dest / "results", profile, run.name, shown, log=lambda *a: None)
+    docs = PROJECT_ROOT / "docs" / "notebooks"
+    if (dest / "results" / "verdicts.csv").exists() and docs.exists() and dest.resolve() == docs.resolve():
+        # the README's verdict table is this export's (tests/app/test_verdicts.py holds them equal)
+        if verdicts.update_readme(PROJECT_ROOT / "README.md", verdicts.read_csv(dest / "results" / "verdicts.csv")):
+            log("README.md: verdict table updated from docs/notebooks/results/verdicts.csv")
     index.write_text("\n".join([
         "# Executed notebooks", "",
         "Copies of the numbered notebooks as `python -m ulib reproduce` ran them, outputs included, so the "

@@ -26,7 +26,7 @@ EXTRA_VERDICTS = ("measured",)  # a figure with no claimed direction (e.g. a nea
 
 def check_row(row: dict) -> dict:
     """The row with exactly COLUMNS, each a non-empty string; ValueError naming the first problem."""
-    missing = [c for c in COLUMNS if not str(row.get(c, "")).strip()]
+    missing = [c for c in COLUMNS if row.get(c) is None or not str(row[c]).strip()]
     if missing:
         raise ValueError(f"verdict row lacks {', '.join(missing)}: {row}")
     allowed = tuple(v.replace("±margin", "±") for v in VERDICTS) + EXTRA_VERDICTS
@@ -62,6 +62,12 @@ def read_all(results: Path) -> list[dict]:
     return rows
 
 
+def read_csv(path: Path) -> list[dict]:
+    """The rows of a verdicts.csv written by `collect`."""
+    with open(path, newline="") as f:
+        return [check_row(r) for r in csv.DictReader(f)]
+
+
 def markdown(rows: list[dict], link_prefix: str = "") -> str:
     """The verdict table in Markdown, each notebook linked as link_prefix + stem + '.ipynb'."""
     lines = ["| paper's claim | paper | verdict | measured | notebook |", "|---|---|---|---|---|"]
@@ -84,3 +90,30 @@ def collect(results: Path) -> list[dict]:
         w.writerows(rows)
     (results / "verdicts.md").write_text(markdown(rows, link_prefix="../") + "\n")
     return rows
+
+
+# ---- the README's copy ----------------------------------------------------------------------------------------
+README_START = "<!-- verdicts: generated from docs/notebooks/results/verdicts.csv; do not edit by hand -->"
+README_END = "<!-- verdicts: end -->"
+
+
+def readme_block(rows: list[dict]) -> str:
+    """The README's verdict table: `markdown` with the notebooks linked from the project root (without rows, a
+    line saying the executed copies have recorded none yet)."""
+    table = (markdown(rows, link_prefix="docs/notebooks/") if rows else
+             "*No verdicts recorded yet: the executed copies in `docs/notebooks/` predate the verdict table; "
+             "`make docs-notebooks` fills it.*")
+    return f"{README_START}\n{table}\n{README_END}"
+
+
+def update_readme(readme: Path, rows: list[dict]) -> bool:
+    """Replace the README's verdict block (between README_START and README_END) with `readme_block(rows)`;
+    returns True when the text changed. ValueError when the README has no such block."""
+    text = Path(readme).read_text()
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"{readme}: no verdict block (a line {README_START!r} ... {README_END!r})")
+    head, rest = text.split(README_START, 1)
+    new = head + readme_block(rows) + rest.split(README_END, 1)[1]
+    if new != text:
+        Path(readme).write_text(new)
+    return new != text

@@ -1,6 +1,6 @@
 """The datasets a config names: `build_dataset(cfg.data, split)` picks the built-in OpenMoji set
 (`ulib.data.openmoji`), a folder of images (`ulib.data.folders`, FFHQ) or an LSUN LMDB (`ulib.data.lsun`) and
-applies the deterministic train/validation split; `dataset_fingerprint` changes whenever its images may.
+applies the deterministic train/validation(/test) split; `dataset_fingerprint` changes whenever its images may.
 
 Every dataset yields float32 tensors (3, H, W) in [-1, 1] (`ulib.data.images`). Where to get the paper's
 datasets and where to put them: data/README.md. OpenMoji: "All emojis designed by OpenMoji – the open-source
@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 from torch.utils.data import Dataset, Subset
 
-from ulib.config import DataConfig
+from ulib.config import SPLIT_BY, DataConfig
 from ulib.data.families import collapse_duplicates, family_key, group_split, split_groups
 from ulib.data.folders import ImageFolderDataset, file_list_facts, scan_images
 from ulib.data.images import DATA_README, ArrayImageDataset, DatasetNotFoundError
@@ -67,6 +69,35 @@ def openmoji_split(names: list[str], images: np.ndarray, cfg: DataConfig
     return group_split(groups, (cfg.val_fraction, cfg.test_fraction), cfg.split_seed)
 
 
+def path_group_keys(paths: list[str], pattern: str) -> list[tuple]:
+    """split_by='group': each path's group key under data.group_pattern, searched in the path (relative,
+    '/'-separated). The first capture group (the whole match when the pattern has none) is the key, so equal
+    keys share a side; a path the pattern does not match, or whose group 1 takes no part, is its own group."""
+    rx = re.compile(pattern)
+    keys = []
+    for p in paths:
+        m = rx.search(p)
+        key = None if m is None else m.group(1) if rx.groups else m.group(0)
+        keys.append(("file", p) if key is None else ("group", key))
+    return keys
+
+
+def folder_split(ds: ImageFolderDataset, cfg: DataConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """split_by='group': group_split over the folder's files keyed by path_group_keys, seeded by cfg.split_seed.
+    A side asked for (a fraction > 0) that no whole group fits in is an error, not an empty side."""
+    rel = [rel for rel, _, _ in file_list_facts(ds.root, ds.files)]
+    keys = path_group_keys(rel, cfg.group_pattern)
+    sides = group_split(keys, (cfg.val_fraction, cfg.test_fraction), cfg.split_seed)
+    for name, fraction, side in (("val", cfg.val_fraction, sides[1]), ("test", cfg.test_fraction, sides[2])):
+        if fraction > 0 and len(side) == 0:
+            sizes = sorted(Counter(keys).values(), reverse=True)
+            raise ValueError(f"data.group_pattern={cfg.group_pattern!r} makes {len(sizes)} groups of {len(keys)} files "
+                             f"in {str(ds.root)!r} (largest {sizes[0]}), and no whole group falls in the {name} split "
+                             f"({name}_fraction={fraction}); allowed: a pattern with smaller groups, or a larger "
+                             f"{name}_fraction")
+    return sides
+
+
 def _require_path(cfg: DataConfig) -> str:
     if not cfg.path:
         raise ValueError(f"data.path must be set for data.dataset={cfg.dataset!r} (an image folder or an LSUN "
@@ -77,7 +108,8 @@ def _require_path(cfg: DataConfig) -> str:
 def build_dataset(cfg: DataConfig, split: str, *, train_transforms: bool | None = None) -> Dataset:
     """The dataset `cfg` describes, restricted to split 'train', 'val', 'test' or 'all'.
 
-    cfg.split_by picks the split ('random' or, for OpenMoji, 'family'); 'test' needs cfg.test_fraction > 0.
+    cfg.split_by picks the split ('random'; 'family' for OpenMoji; 'group' with cfg.group_pattern for a folder);
+    'test' needs cfg.test_fraction > 0.
 
     Random flips (cfg.flip) apply only with train transforms, which default to on for 'train' only.
     OpenMoji ("All emojis designed by OpenMoji – the open-source emoji and icon project. License: CC BY-SA 4.0")
@@ -88,9 +120,9 @@ def build_dataset(cfg: DataConfig, split: str, *, train_transforms: bool | None 
     if split == "test" and cfg.test_fraction == 0:
         raise ValueError("build_dataset: split='test' but data.test_fraction=0 (no test split); allowed: "
                          "set data.test_fraction > 0, or ask for 'train', 'val' or 'all'")
-    if cfg.split_by not in ("random", "family") or (cfg.split_by == "family" and cfg.dataset != "openmoji"):
+    if SPLIT_BY.get(cfg.split_by, "") not in (None, cfg.dataset) or (cfg.split_by == "group" and not cfg.group_pattern):
         raise ValueError(f"data.split_by={cfg.split_by!r} with data.dataset={cfg.dataset!r}; allowed: 'random', "
-                         f"or 'family' for openmoji")
+                         f"'family' for openmoji, or 'group' with data.group_pattern for a folder")
     if train_transforms is None:
         train_transforms = split == "train"
     flip = bool(cfg.flip and train_transforms)
@@ -114,6 +146,8 @@ def split_sides(cfg: DataConfig, ds: Dataset) -> dict[str, np.ndarray]:
     """{'train', 'val', 'test': sorted int64 indices} of the whole dataset `ds` under cfg.split_by."""
     if cfg.split_by == "family":
         sides = openmoji_split(ds.names, ds.images, cfg)
+    elif cfg.split_by == "group":
+        sides = folder_split(ds, cfg)
     else:
         sides = random_split(len(ds), cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
     return dict(zip(("train", "val", "test"), sides))
@@ -149,6 +183,8 @@ def dataset_fingerprint(cfg: DataConfig) -> str:
         facts.update(split_by=cfg.split_by)
     if cfg.test_fraction != 0:
         facts.update(test_fraction=cfg.test_fraction)
+    if cfg.group_pattern:
+        facts.update(group_pattern=cfg.group_pattern)
     if cfg.dataset == "openmoji":
         facts.update(openmoji=openmoji_version(), renderer=RENDERER_VERSION, font_scale=FONT_SCALE,
                      sequences=has_raqm())

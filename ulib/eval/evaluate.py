@@ -298,8 +298,9 @@ def _memorisation(run, cfg, inception, fake, train, batch_size, show_progress) -
     ref, ref_key, ref_moments = reference_set(run, cfg, inception, held, None, batch_size, show_progress)
     m = memorisation_figures(fake, train, ref)
     out = {f"memorisation_{k}": m[k] for k in MEMORISATION_KEYS}
-    split = ("family split: an emoji's variants and identical renders share a side" if cfg.data.split_by == "family"
-             else "random split: variants of one design may sit on both sides")
+    split = {"family": "family split: an emoji's variants and identical renders share a side",
+             "group": f"group split: files with one data.group_pattern={cfg.data.group_pattern!r} key share a side",
+             }.get(cfg.data.split_by, "random split: variants of one design may sit on both sides")
     what = "test split, images no model saw" if held == "test" else "validation split, images never trained on"
     out.update({"memorisation_baseline": f"{what}: {ref_key['n']} ({split})", "memorisation_split": held,
                 f"n_{held}_reference": len(ref), f"fid_vs_{held}": fid_against(ref, ref_moments, fake)})

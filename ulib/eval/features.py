@@ -15,12 +15,17 @@ Recipe (`FeatureRecipe`). Two heads on one 256-d feature vector, trained togethe
   (private-use code points) are one more category. This head also labels samples for the bias measure of
   Fig. 6 (`category_histogram`).
 
+Held out? The shipped weights saw every emoji, so also the families of any run's test split (as Inception saw
+ImageNet, on which FID's users then score ImageNet models). `train_feature_net(names=...)` trains on a subset, so
+notebook 12 can measure whether that matters (`ulib.app.notebook.openmoji_space`: a space without the test split).
+
 Input: uint8 images (B, 3, H, W) of any size, resized to 32x32 (bilinear, antialiased) inside the network;
 white background as rendered. Output: 'openmoji_features' (B, 256), 'openmoji_category_logits' (B, 11).
 OpenMoji: "All emojis designed by OpenMoji – the open-source emoji and icon project. License: CC BY-SA 4.0".
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -138,7 +143,7 @@ class FeatureRecipe:
     scale: tuple = (0.85, 1.15)  # zoom range
     label_smoothing: float = 0.1
     seed: int = 0
-    limit: int = 0  # use only the first `limit` emoji (0: all); for tests
+    limit: int = 0  # use only the first `limit` emoji trained on (0: all); for tests
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -161,14 +166,36 @@ def augment(x: torch.Tensor, recipe: FeatureRecipe, g: torch.Generator) -> torch
     return F.grid_sample(x - 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + 1
 
 
+def names_digest(names) -> str:
+    """SHA-256 of a set of emoji names (sorted, joined by newlines): which emoji a network was trained on."""
+    return hashlib.sha256("\n".join(sorted(names)).encode()).hexdigest()
+
+
+def training_items(all_names: list[str], names=None, limit: int = 0) -> list[int]:
+    """Indices into `all_names` (load_openmoji's order) of the emoji a recipe trains on: those in `names` (None:
+    every emoji), in load order, then the first `limit` of them (0: all). Unknown names are an error."""
+    if names is not None:
+        names = set(names)
+        unknown = sorted(names - set(all_names))
+        if unknown:
+            raise ValueError(f"train_feature_net: {len(unknown)} names are not OpenMoji emoji of this version, e.g. "
+                             f"{unknown[:3]}; allowed: names as load_openmoji gives them ('1F600', '1F469-200D-1F52C')")
+        if not names:
+            raise ValueError("train_feature_net: names is empty; pass None to train on every emoji")
+    keep = [i for i, name in enumerate(all_names) if names is None or name in names]
+    return keep[:limit] if limit else keep
+
+
 def train_feature_net(recipe: FeatureRecipe = FeatureRecipe(), cache_dir: str | os.PathLike | None = "data/cache",
-                      show_progress: bool = True) -> tuple[EmojiFeatureNet, dict]:
-    """Train the feature network on rendered OpenMoji (exemplar + category heads); returns it and a report."""
+                      show_progress: bool = True, names=None) -> tuple[EmojiFeatureNet, dict]:
+    """Train the feature network on rendered OpenMoji (exemplar + category heads); returns it and a report.
 
-
-    images, names = load_openmoji(recipe.size, cache_dir)
-    if recipe.limit:
-        images, names = images[: recipe.limit], names[: recipe.limit]
+    names: train only on these emoji (OpenMoji names, e.g. the families of a run's training and validation
+    splits, to measure what having seen the test families does to the metric); `recipe.limit` then takes the
+    first of them. None: every emoji (the shipped weights). The report records how many and `names_digest`."""
+    images, all_names = load_openmoji(recipe.size, cache_dir)
+    keep = training_items(all_names, names, recipe.limit)
+    images, names = images[keep], [all_names[i] for i in keep]
     n = len(images)
     x_all = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
     cats = torch.from_numpy(emoji_categories(names))
@@ -218,7 +245,8 @@ def train_feature_net(recipe: FeatureRecipe = FeatureRecipe(), cache_dir: str | 
         _, cat_logits = net(x)
         acc_id = float((exemplar(f_aug).argmax(1) == torch.arange(n)).float().mean())
         acc_cat = float((cat_logits.argmax(1) == cats).float().mean())
-    report = {"recipe": recipe.to_dict(), "n_emoji": n, "openmoji_version": openmoji_version(),
+    report = {"recipe": recipe.to_dict(), "n_emoji": n, "names_sha256": names_digest(names),
+              "openmoji_version": openmoji_version(),
               "categories": list(CATEGORIES),
               "category_counts": torch.bincount(cats, minlength=len(CATEGORIES)).tolist(),
               "exemplar_accuracy_augmented": acc_id, "category_accuracy": acc_cat, "history": history,

@@ -21,12 +21,14 @@ compared with its nearest training images, in a feature space and in pixels:
   C_T near 0 is what fresh data gives, C_T > 0 is underfitting (samples farther from the training set than test
   images are).
 - `nearest_pairs_grid`: a picture of samples above their nearest training images.
-- `memorisation_report`: all of it in a `FeatureSpace` and in pixels, plus FID against train and against test.
+- `memorisation_report`: all of it in a `FeatureSpace` and in pixels, plus FID against train and against test;
+  `near_copy_sentence`: one space's figures as a sentence for a notebook, generated from the numbers.
 
 All distances are Euclidean, computed in float64 on the CPU. Pixels are the uint8 values a PNG holds, / 255.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from typing import NamedTuple
@@ -37,7 +39,7 @@ import torch
 from ulib.eval.extractors import to_uint8
 from ulib.eval.metrics import fid
 from ulib.eval.quality import extract
-from ulib.eval.stats import proportion_interval
+from ulib.eval.stats import format_p, proportion_interval
 from ulib.io.logs import image_grid, save_image_grid
 
 QUANTILES = (0.0, 0.05)  # near-copy thresholds: the closest test image, and the test set's 5th percentile
@@ -148,6 +150,15 @@ def mann_whitney_z(x, y) -> float:
 
 
 # ---- k-means cells -------------------------------------------------------------------------------------------
+_KMEANS_CACHE: dict[tuple, torch.Tensor] = {}  # (the rows' digest, k, seed, restarts, iters) -> centres
+KMEANS_CACHE_SIZE = 8  # C_T fits the same training rows for every sample set a notebook scores: fit them once
+
+
+def _digest(x: torch.Tensor) -> tuple:
+    """(shape, BLAKE2b of the bytes) of a CPU tensor: equal for equal rows, whatever object holds them."""
+    return tuple(x.shape), hashlib.blake2b(np.ascontiguousarray(x.numpy()).data, digest_size=16).hexdigest()
+
+
 def kmeans(x, k: int, seed: int = 0, restarts: int = 4, iters: int = 100) -> torch.Tensor:
     """Centroids (k, D) of Lloyd's k-means on rows x, seeded; the best of `restarts` by inertia.
 
@@ -155,10 +166,24 @@ def kmeans(x, k: int, seed: int = 0, restarts: int = 4, iters: int = 100) -> tor
     proportional to its squared distance to the nearest centre so far), then Lloyd's steps (each row to its
     nearest centre; each centre to the mean of its rows; a centre left with no rows moves to the row farthest
     from its own centre) until no row changes cell. inertia = sum over rows of the squared distance to its centre.
+
+    The fit is deterministic, so it is kept for the last KMEANS_CACHE_SIZE (rows, k, seed, restarts, iters): a
+    notebook scoring several sample sets against one training set (C_T's cells) fits its k-means once per space.
     """
     x = rows(x, "kmeans")
     if not 1 <= k <= len(x):
         raise ValueError(f"kmeans: k={k} cells for {len(x)} rows; need 1 <= k <= rows")
+    key = (_digest(x), k, seed, restarts, iters)
+    if key in _KMEANS_CACHE:
+        return _KMEANS_CACHE[key].clone()
+    best = _kmeans(x, k, seed, restarts, iters)
+    _KMEANS_CACHE[key] = best.clone()
+    while len(_KMEANS_CACHE) > KMEANS_CACHE_SIZE:
+        _KMEANS_CACHE.pop(next(iter(_KMEANS_CACHE)))  # the oldest fit
+    return best
+
+
+def _kmeans(x: torch.Tensor, k: int, seed: int, restarts: int, iters: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     best, best_inertia = None, math.inf
     for _ in range(restarts):
@@ -444,3 +469,34 @@ def memorisation_report(space, sample_images, train_images, test_images, *, quan
     if min(len(fs), len(ft), len(fp)) >= 2:
         row.update(feat_fid_train=fid(ft, fs), feat_fid_test=fid(fp, fs), feat_fid_test_to_train=fid(ft, fp))
     return MemorisationReport(row, feat_nn, pix_nn)
+
+
+def near_copy_sentence(row: dict, prefix: str = "feat_", space: str = "feature space") -> str:
+    """One space's near-copy figures of a memorisation row as a sentence made from the numbers (prose states no
+    figure of its own): prefix 'feat_' or 'pix_' for a `memorisation_report` row, '' for a `memorisation` dict.
+
+    'feature space: near-copies 3 of 300 (1.0 %, 95 % Wilson 0.3 % to 2.9 %; none nearer than the closest of
+    1,100 test images); 21 within the test images' 5th percentile (7.0 %, 4.6 % to 10.5 %; unseen images 5 %,
+    binomial p = 0.11); median distance ratio 0.93; C_T -1.20'. The second part is there when the row has the
+    q = 0.05 figures; the binomial p is against 5 %, the share unseen images put within their own 5th
+    percentile."""
+    def get(key):
+        if prefix + key not in row:
+            raise ValueError(f"near_copy_sentence: the row has no {prefix + key!r}; pass a memorisation row and "
+                             f"its prefix ('feat_', 'pix_', or '' for `memorisation`'s dict)")
+        return row[prefix + key]
+
+    n, tests = get("n_samples"), get("n_test_used")
+    pct = lambda v: f"{100 * v:.1f} %"
+    parts = [f"near-copies {get('near_copy_count')} of {n} ({pct(get('near_copy_share'))}, 95 % Wilson "
+             f"{pct(get('near_copy_share_lo'))} to {pct(get('near_copy_share_hi'))}; no farther from a training "
+             f"image than the closest of {tests:,} test images)"]
+    if prefix + "near_copy_count_p5" in row:
+        p5 = proportion_interval(int(get("near_copy_count_p5")), int(n), against=0.05)
+        parts.append(f"{p5.successes} within the test images' 5th percentile ({pct(p5.share)}, {pct(p5.lo)} to "
+                     f"{pct(p5.hi)}; unseen images 5 %, binomial {format_p(p5.p)})")
+    parts.append(f"median distance ratio {get('median_ratio'):.2f}")
+    c_t = get("c_t")
+    parts.append(f"C_T {c_t:+.2f}" if math.isfinite(c_t) else f"C_T n/a (no cell held {get('c_t_min_cell_samples')} "
+                                                               "samples)")
+    return f"{space}: " + "; ".join(parts)

@@ -6,15 +6,21 @@ same for Inception FID with noise, blur, swirl and salt-and-pepper):
 - Gaussian blur, additive Gaussian noise and patch shuffling score monotonically worse as they grow;
 - a collapsed set (a few images repeated) keeps high precision but gets low recall and coverage.
 All corruptions act on uint8 images (N, 3, H, W) and return uint8, so they see what a saved PNG would hold.
+
+Two feature spaces are compared on the same image sets by `fids_across_spaces`: FID of each pair of sets in each
+space, with bootstrap draws shared by every space, so a figure of one space is compared with another's draw by
+draw (notebook 12: the shipped space, which saw every emoji, against one trained without the test families).
 """
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ulib.eval.compare import bootstrap, figures
+from ulib.eval.metrics import fid_resampled
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -97,3 +103,51 @@ def sanity_sweep(features, real_a: torch.Tensor, real_b: torch.Tensor, *, seed: 
         row.update({f"{key}_std": v for key, v in bootstrap(fa, fb, draws, seed, k).items()})
         rows.append(row)
     return rows
+
+
+def fids_across_spaces(features: dict[str, dict[str, torch.Tensor]], pairs: list[tuple[str, str]], *, draws: int,
+                       seed: int = 0, tied: dict[str, str] | None = None) -> dict[str, dict[tuple[str, str], dict]]:
+    """FID of each pair of image sets in each feature space, with `draws` bootstrap draws shared by every space.
+
+    features: {space: {set: features (N_set, D_space)}}, every space holding the same sets, items in the same
+    order; pairs: (set a, set b) to score; tied: {set: the set it is resampled with}, for paired items (a
+    reconstruction is drawn with its original). In each draw every set is resampled once (item counts), and that
+    resample is scored in every space (`ulib.eval.metrics.fid_resampled`), so the figures of two spaces, or two
+    pairs sharing a set, are compared draw by draw. Returns {space: {pair: {'fid': on the sets themselves,
+    'draws': (draws,) float64 array}}} (no 'draws' entries when draws < 2)."""
+    spaces = list(features)
+    if not spaces:
+        raise ValueError("fids_across_spaces: no feature spaces given")
+    sizes = {name: len(f) for name, f in features[spaces[0]].items()}
+    for space in spaces:
+        got = {name: len(f) for name, f in features[space].items()}
+        if got != sizes:
+            raise ValueError(f"fids_across_spaces: space {space!r} holds sets {got}, space {spaces[0]!r} {sizes}; "
+                             "every space must hold the same sets of the same items")
+    tied = dict(tied or {})
+    for a, b in [*pairs, *tied.items()]:
+        for name in (a, b):
+            if name not in sizes:
+                raise ValueError(f"fids_across_spaces: no set {name!r}; the sets are {', '.join(sizes)}")
+    for name, source in tied.items():
+        if sizes[name] != sizes[source]:
+            raise ValueError(f"fids_across_spaces: {name!r} ({sizes[name]} items) is tied to {source!r} "
+                             f"({sizes[source]} items); tied sets need one item each per source item")
+    out = {space: {(a, b): {"fid": fid_resampled(features[space][a], features[space][b])} for a, b in pairs}
+           for space in spaces}
+    if draws < 2:
+        return out
+    g = torch.Generator().manual_seed(seed)
+    values = {space: {pair: [] for pair in pairs} for space in spaces}
+    for _ in range(draws):
+        counts = {name: torch.bincount(torch.randint(n, (n,), generator=g), minlength=n)
+                  for name, n in sizes.items() if name not in tied}
+        counts.update({name: counts[source] for name, source in tied.items()})
+        for space in spaces:
+            f = features[space]
+            for a, b in pairs:
+                values[space][(a, b)].append(fid_resampled(f[a], f[b], counts[a], counts[b]))
+    for space in spaces:
+        for pair in pairs:
+            out[space][pair]["draws"] = np.asarray(values[space][pair])
+    return out

@@ -72,6 +72,37 @@ def _fid_low_rank(real: torch.Tensor, fake: torch.Tensor) -> float:
     return float(value)
 
 
+def _weighted_moments(x: torch.Tensor, counts) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean (D,) and covariance (D, D), float64, of the rows of x (N, D) repeated counts (N,) times each:
+    mu = sum_i c_i x_i / n, S = sum_i c_i (x_i - mu)(x_i - mu)^T / (n - 1), n = sum_i c_i (np.cov of the repeats)."""
+    x = _features(x).double()
+    w = torch.ones(len(x), dtype=torch.float64) if counts is None else torch.as_tensor(counts).double()
+    if w.shape != (len(x),):
+        raise ValueError(f"counts of shape {tuple(w.shape)} for {len(x)} feature vectors; need one count per item")
+    n = float(w.sum())
+    if n < 2:
+        raise ValueError(f"a covariance needs at least 2 drawn items; the counts sum to {n:g}")
+    mu = (w @ x) / n
+    xc = x - mu
+    return mu, (xc.T * w) @ xc / (n - 1)
+
+
+def fid_resampled(real, fake, counts_real=None, counts_fake=None) -> float:
+    """`fid` of a bootstrap resample given as item counts (N,) (how often each item was drawn; None: once each):
+    the value of `fid(real[idx], fake[jdx])` for the drawn indices, without copying the resample.
+
+    Moments from the counts (`_weighted_moments`), and tr (S1 S2)^1/2 = tr (S1^1/2 S2 S1^1/2)^1/2 (similar
+    matrices share eigenvalues), two symmetric D x D eigendecompositions: about ten times faster than the
+    non-symmetric eigenvalues of S1 S2 (0.03 against 0.3 CPU-seconds at D = 256, n = 2,000), which is what makes
+    200 bootstrap draws per figure cheap. Tiny negative eigenvalues of rank-deficient covariances are set to 0."""
+    mu1, s1 = _weighted_moments(real, counts_real)
+    mu2, s2 = _weighted_moments(fake, counts_fake)
+    lam, q = torch.linalg.eigh(s1)
+    root = (q * lam.clamp_min(0).sqrt()) @ q.T  # S1^1/2
+    tr_covmean = torch.linalg.eigvalsh(root @ s2 @ root).clamp_min(0).sqrt().sum()
+    return float((mu1 - mu2).pow(2).sum() + s1.trace() + s2.trace() - 2 * tr_covmean)
+
+
 def kid(real, fake, subsets: int = 100, subset_size: int = 1000, seed: int = 2020) -> dict:
     """Kernel Inception Distance by torch-fidelity (cubic polynomial kernel, unbiased MMD^2 over random subsets).
     The subset size shrinks to the smaller set when needed (torch-fidelity's default is 1000)."""

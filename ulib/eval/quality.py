@@ -14,7 +14,8 @@ against the same real data. `QualityMeter` computes the reference's features onc
 - every figure's bootstrap standard deviation '<figure>_std' and 95 % percentile interval '<figure>_lo',
   '<figure>_hi': the figure recomputed on `draws` resamples (with replacement) of both the set and the reference,
   `ulib.eval.stats.DEFAULT_DRAWS` = 200 by default (PRDC of a resample from distances computed once,
-  `ulib.eval.resampling`, so a draw costs about one FID and one KID);
+  `ulib.eval.resampling`, and FID from the drawn items' counts, `ulib.eval.metrics.fid_resampled`, so a draw
+  costs about one KID: 0.14 CPU-second for 300 images against 2,000 reference images, 0.45 with `M.fid`);
 - `difference`: a minus b on shared reference resamples, each with its std, interval and two-sided bootstrap p
   '<figure>_p' (`ulib.eval.stats.bootstrap_p`), the input of `ulib.eval.stats.verdict`;
 - `figures=`: which figures the draws resample (all of FIGURES by default; every figure's value is computed
@@ -131,13 +132,14 @@ class QualityMeter:
         values as `_figures` on the resampled features, PRDC from the distances `prdc` computed once. Only the
         figures named in `figures` (the categories always: they cost a histogram)."""
         ref, fake = self.ref_features[ri], feats[fi]
+        cr, cf = _counts(ri, self.n_reference), _counts(fi, len(feats))
         out = {}
         if "fid" in figures:
-            out["fid"] = M.fid(ref, fake)
+            out["fid"] = M.fid_resampled(self.ref_features, feats, cr, cf)  # from the counts: ~10x faster than M.fid
         if "kid" in figures:
             out["kid"] = M.kid(ref, fake, subsets=self.kid_subsets)["kid_mean"]
         if prdc is not None:
-            out.update(prdc.figures(_counts(ri, self.n_reference), _counts(fi, len(feats))))
+            out.update(prdc.figures(cr, cf))
         return self._categories(out, _histogram(self.ref_logits[ri]), logits[fi])
 
     def score_features(self, feats: torch.Tensor, logits: torch.Tensor, *, draws: int = stats.DEFAULT_DRAWS,

@@ -82,7 +82,7 @@ PRIOR_KEYS = ("prior.n_emb", "prior.n_head", "prior.n_layers", "prior.total_step
               "vqgan.ch_mult", "data.img_size")
 RESUME_KEYS = {  # continuing a checkpoint also keeps what its training was (the data it saw, its objective)
     "VQGAN": VQGAN_KEYS + ("data.dataset", "data.path", "data.val_fraction", "data.split_seed", "data.flip",
-                        "data.split_by", "data.test_fraction"),
+                        "data.split_by", "data.test_fraction", "data.group_pattern"),
     "prior": PRIOR_KEYS + ("prior.loss_type",),
 }
 

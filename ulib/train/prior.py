@@ -56,9 +56,12 @@ def _flatten(tokens: torch.Tensor) -> torch.Tensor:
     return tokens.reshape(tokens.shape[0], -1).long()  # (N, h, w) -> (N, L)
 
 
+VALIDATION_GRIDS = 256  # the first grids of the validation split scored at every validation point
+
+
 @torch.no_grad()
 def validation_metric(net, cfg: Config, diffusion: AbsorbingDiffusion, val: torch.Tensor, device, seed: int,
-                      max_items: int = 256) -> dict:
+                      max_items: int = VALIDATION_GRIDS) -> dict:
     """Validation likelihood in bits/token on up to `max_items` grids: a one-draw negative-ELBO estimate
     (Eq. 6) for the absorbing prior (whatever its training loss: Fig. 5), the exact NLL for the AR prior."""
     data = val[:max_items].to(device)

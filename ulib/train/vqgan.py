@@ -25,8 +25,8 @@ from torch.utils.data import DataLoader
 from ulib.config import Config
 from ulib.data.batches import StepBatches, random_flip
 from ulib.data.datasets import build_dataset, skipped_files
-from ulib.device import amp_dtype, autocast, decoder_dtype, load_scaler_state, make_scaler
-from ulib.io.checkpoint import rng_state, save_checkpoint, set_rng_state
+from ulib.device import amp_dtype, autocast, decoder_dtype, load_scaler_state, make_scaler, seed_everything
+from ulib.io.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ulib.io.files import atomic_write
 from ulib.io.logs import MetricsLog, preview_upscale, save_image_grid
 from ulib.io.rundir import RunDir
@@ -85,6 +85,36 @@ def autoencode(ae, x: torch.Tensor, device, dtype: torch.dtype | None):
 def _mean_stats(parts: list[dict]) -> dict:
     """Mean over the accumulation passes of each statistic (0-dim tensors), still on the device."""
     return {k: torch.stack([p[k].float() for p in parts]).mean() for k in parts[0]}
+
+
+def start_continuation(parent_ckpt: Path, child_ckpt: Path, cfg: Config) -> Path:
+    """Write child_ckpt: the parent's VQGAN checkpoint made ready for a continuation with `cfg` (Table 5's GAN
+    phase), which `train_vqgan(child, cfg, resume=True)` then trains.
+
+    - kept: the autoencoder, its optimiser and grad scaler, the step and the code-usage counts (the shared phase);
+    - the EMA restarted from the autoencoder's weights: the parent's EMA is not carried over (after n steps the
+      child's EMA holds decay^n of the continuation's start, never the parent's average);
+    - a fresh discriminator, with a fresh optimiser and scaler, drawn from cfg.seed: the GAN term starts with an
+      untrained discriminator (taming's disc_start weights it 0 before, so it is never updated);
+    - the per-rank generators (flips, DiffAugment) and the global RNGs seeded from cfg.seed, as is the batch
+      order (StepBatches(seed=cfg.seed)): continuations that differ only in cfg.seed are independent seeds."""
+    state = load_checkpoint(parent_ckpt, what="parent VQGAN checkpoint")
+    tc = cfg.vqgan_train
+    state["ema"] = {k: v.clone() for k, v in state["model"].items()} if tc.ema_decay > 0 else None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        disc = PatchDiscriminator.from_config(cfg.vqgan)
+    state["disc"] = disc.state_dict()
+    state["disc_optimizer"] = torch.optim.Adam(disc.parameters(), lr=tc.lr, betas=(tc.beta1, tc.beta2),
+                                               weight_decay=tc.weight_decay).state_dict()
+    state["disc_scaler"] = {}  # load_scaler_state: an enabled scaler then starts from its initial scale
+    state["generators"] = []  # resume_generator: a stream fixed by (cfg.seed, rank, step)
+    saved = rng_state()
+    seed_everything(cfg.seed)
+    state["rng"] = rng_state()
+    set_rng_state(saved)  # the caller's generators are left as they were
+    save_checkpoint(child_ckpt, state)
+    return Path(child_ckpt)
 
 
 @holds_run_lock
