@@ -179,3 +179,16 @@ def test_reconstruct_returns_uint8_images(vqgan_run):
         direct = vq(x.float().div(127.5).sub(1))[0].clamp(-1, 1)
 
     assert torch.equal(r, to_uint8(direct)), "batches give what one pass gives"
+
+
+def test_notebooks_resume_a_prior_interrupted_mid_training(vqgan_run, tmp_path):
+    """A notebook finds a prior checkpoint short of the config's steps (a run stopped mid-training) and continues it
+    to the end, as load-if-present-else-train promises, instead of stopping with 'pass --resume'."""
+    (tmp_path / "r").mkdir()
+    shutil.copy(vqgan_run.vqgan_ckpt, tmp_path / "r" / "vqgan.pt")
+    run = RunDir(tmp_path / "r")
+    train_prior(run, get_profile("smoke", [*TINY, "prior_train.steps=3"]), show_progress=False)
+    assert nbu.checkpoint_step(run.prior_ckpt) == 3
+    s = nbu.setup("smoke", str(run.path), "cpu", 0, ["prior_train.steps=6"])
+    nbu.prior(s)
+    assert nbu.checkpoint_step(run.prior_ckpt) == 6

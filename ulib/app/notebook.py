@@ -100,7 +100,8 @@ def _train_or_reuse(what: str, train, quiet: bool = False) -> None:
 
 
 def _ensure_vqgan(s: Session, quiet: bool = True, show_progress: bool = False) -> None:
-    _train_or_reuse("VQGAN", lambda: train_vqgan(s.run, s.cfg, show_progress=show_progress), quiet)
+    # resume=True: a stage interrupted mid-training continues from its last checkpoint (load if present, else train)
+    _train_or_reuse("VQGAN", lambda: train_vqgan(s.run, s.cfg, resume=True, show_progress=show_progress), quiet)
 
 
 def vqgan(s: Session, show_progress: bool = False):
@@ -132,7 +133,7 @@ def prior(s: Session, kind: str = "absorbing", show_progress: bool = False, chec
         raise ValueError(f"checkpoint={checkpoint!r}; allowed: 'final', 'best', 'auto'")
     cfg = kind_config(s, kind)
     latents(s)
-    _train_or_reuse(f"prior ({kind})", lambda: train_prior(s.run, cfg, show_progress=show_progress))
+    _train_or_reuse(f"prior ({kind})", lambda: train_prior(s.run, cfg, resume=True, show_progress=show_progress))
     if checkpoint == "auto":
         checkpoint = "best" if cfg.prior_train.keep_best else "final"
     path = s.run.prior_best_for(kind) if checkpoint == "best" else s.run.prior_ckpt_for(kind)
