@@ -63,7 +63,10 @@ def _common(p: argparse.ArgumentParser, data: bool = False, run_required: bool =
                    help="override one config value, e.g. --set prior.n_layers=4 (repeatable)")
     if data:
         p.add_argument("--data", metavar="PATH", default=None,
-                       help="train on this folder of images (or LSUN LMDB folder) instead of the profile's dataset")
+                       help="train on this folder of images (or LSUN LMDB folder) instead of the profile's dataset, "
+                            "with a plain seeded train/validation split (--set data.split_by=group with "
+                            "data.group_pattern=REGEX keeps groups of files on one side; data.test_fraction adds a "
+                            "test split)")
 
 
 def _training(p: argparse.ArgumentParser) -> None:
@@ -272,7 +275,10 @@ def _config(args):
         if not data.exists():
             raise FileNotFoundError(f"--data {data} does not exist; allowed: a folder of images or an LSUN LMDB folder")
         kind = "lsun" if (data / "data.mdb").exists() else "folder"
-        overrides = [f"data.dataset={kind}", f"data.path={data}"] + overrides
+        # the built-in profiles split OpenMoji by design family into train/val/test; a folder or LMDB of the
+        # user's gets a plain seeded train/val split unless --set says otherwise (e.g. data.split_by=group)
+        overrides = [f"data.dataset={kind}", f"data.path={data}", "data.split_by=random", "data.test_fraction=0"
+                     ] + overrides
     cfg = run.resolve_config(args.profile, overrides)
     return run, cfg
 

@@ -76,6 +76,7 @@ def check_config(tiny: bool, data: Path, cache: Path, perceptual: bool):
     """The ffhq profile (or smoke, --tiny) on the synthetic folder, with a few steps per stage."""
     steps = dict(steps=6, log_every=1, image_every=1000, ckpt_every=1000)
     over = {"data.dataset": "folder", "data.path": str(data), "data.cache_dir": str(cache), "data.val_fraction": 0.25,
+            "data.split_by": "random", "data.test_fraction": 0.0,
             "data.flip": True, "vqgan.disc_start_step": 2, "vqgan.perceptual_weight": 1.0 if perceptual else 0.0,
             "sample.n": 4, "sample.steps": 8}
     over.update({f"{s}.{k}": v for s in ("vqgan_train", "prior_train") for k, v in steps.items()})
