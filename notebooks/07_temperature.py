@@ -16,7 +16,7 @@
 # %% [markdown]
 # # 07 · Sampling temperature: quality, diversity and dataset bias (Fig. 6, Tables 1 and 2)
 #
-# **Reproduces:** Fig. 6 of the paper (the effect of the sampling temperature) and the t = 1.0 / t = 0.9 rows of its Tables 1 and 2 (FID, precision, recall, density, coverage). Lower temperatures sharpen p(x_0 | x_t), putting more probability on the likeliest codes; the paper warns that this amplifies the data's biases. We measure that rather than describe it: the category histogram of the samples (the OpenMoji feature network's category head) against the data's, as the share of the data's commonest category (with its Wilson interval), KL divergence and entropy, each beside the same figure of real test images at the same n (the floor), with a trend test over temperature. Every temperature is reported; temperatures are compared as paired differences (common sample seeds, shared reference resamples); the paper's claims get a verdict each (`nbu.claim`); every temperature's samples get memorisation figures (nearest training images against test images').
+# **Reproduces:** Fig. 6 of the paper (the effect of the sampling temperature) and the t = 1.0 / t = 0.9 rows of its Tables 1 and 2 (FID, precision, recall, density, coverage). Lower temperatures sharpen p(x_0 | x_t), putting more probability on the likeliest codes; the paper warns that this amplifies the data's biases. We measure that rather than describe it: the category histogram of the samples (the OpenMoji feature network's category head) against the data's, as the share of the data's commonest category (with its Wilson interval), KL divergence and entropy, each beside the same figure of real images of the data's own mix at the same n (the bias floor: training images outside the reference; the quality floor stays test images), with a trend test over temperature. Every temperature is reported; temperatures are compared as paired differences (common sample seeds, shared reference resamples); the paper's claims get a verdict each (`nbu.claim`); every temperature's samples get memorisation figures (nearest training images against test images').
 #
 # **Needs:** notebook 01's run directory (VQGAN and prior; trained here when missing); the shipped OpenMoji feature weights for the built-in dataset (notebook 12). Every stage is *load if present, else train*: the notebook reuses what the run
 # directory holds and trains only what is missing, so the notebooks chain (run them in order, or let
@@ -78,7 +78,10 @@ for tau in (0.5, 1.0, 2.0):
 # A set that over-produces the commonest categories has a larger $p_c$ and a lower entropy; KL counts
 # any departure from the data's mix, over- and under-production alike, so it need not move with $p_c$.
 # At finite n even real images depart from the reference's histogram, so each figure is read against
-# the same figure of n real test images (the floor at the same n). By hand, and checked against `ulib`:
+# the same figure of n real images at the same n: the *bias floor*, n training images outside the reference
+# (the data's own category mix; test images come in whole families, so their mix can differ from the
+# training split's by more than sampling noise). FID and PRDC keep their floor of n test images. By hand,
+# and checked against `ulib`:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -98,9 +101,9 @@ print(f"KL(p || q) = {histogram_kl(p, q):.4f} bits (by hand {kl_by_hand:.4f})")
 # up front (one uniform per position for its reveal time, one per position for its token), so sample
 # i at every temperature starts from the same numbers (common random numbers). Quality figures: `±`
 # is a bootstrap std over `sizes['draws']` resamples of samples and reference. The share of the
-# commonest category is a proportion: its interval is Wilson's. Against the floor, each temperature's
+# commonest category is a proportion: its interval is Wilson's. Against the bias floor, each temperature's
 # share, KL and entropy minus the floor's come from `meter.difference` (shared reference resamples;
-# samples and test images resampled independently), with a 95 % bootstrap interval and p.
+# samples and floor images resampled independently), with a 95 % bootstrap interval and p.
 # Memorisation (`memorisation = True`), as in notebook 04: each temperature's share of near-copies
 # (samples closer to a training image than the closest test image is to one) and the median ratio of
 # the samples' distance to the training set over the test images' (about 1 for fresh data), in
@@ -114,17 +117,20 @@ from ulib.eval.memorisation import nearest_pairs_grid
 from ulib.eval.quality import CATEGORY_FIGURES, PRDC, extract, with_floor
 
 DRAWN = ("fid", *PRDC, *CATEGORY_FIGURES)  # the figures whose ± the table quotes (KID's draws cost most; not shown)
-SHOWN = ("fid", "kid", *PRDC, *CATEGORY_FIGURES)  # the floor's value beside each row
 vq, net = nbu.vqgan(s), nbu.prior(s)
 meter = nbu.quality_meter(s, sizes["n_reference"], features)
 floor = meter.floor(n, draws=sizes["draws"], seed=seed, figures=DRAWN)
-floor_images = meter.holdout[:n]
 top = CATEGORIES[meter.top_category] if meter.features == "openmoji" else f"class {meter.top_category}"
-floor_share = stats.proportion_interval(round(floor["top_category_share"] * n), n)
+test_share = stats.proportion_interval(round(floor["top_category_share"] * n), n)
+mix_images = nbu.outside_reference(s, meter, n)  # the bias floor: the data's own mix at the same n
+mix_floor = meter.score(mix_images, draws=sizes["draws"], seed=seed, figures=CATEGORY_FIGURES)
+floor_share = stats.proportion_interval(round(mix_floor["top_category_share"] * n), n)
 print(f"feature space {meter.features} | reference: {meter.reference_name}, {top} "
-      f"{meter.ref_histogram[meter.top_category]:.1%} | floor: the first {n} images of {meter.holdout_name}: "
-      f"{top} {floor_share.share:.1%} [{floor_share.lo:.1%}, {floor_share.hi:.1%}], category KL "
-      f"{floor['category_kl_bits']:.3f} bits, FID {floor['fid']:.2f} ± {floor['fid_std']:.2f}")
+      f"{meter.ref_histogram[meter.top_category]:.1%}\nquality floor: the first {n} images of "
+      f"{meter.holdout_name}: FID {floor['fid']:.2f} ± {floor['fid_std']:.2f}, {top} {test_share.share:.1%} "
+      f"[{test_share.lo:.1%}, {test_share.hi:.1%}]\nbias floor: {n} training images outside the reference: {top} "
+      f"{floor_share.share:.1%} [{floor_share.lo:.1%}, {floor_share.hi:.1%}], category KL "
+      f"{mix_floor['category_kl_bits']:.3f} bits")
 
 rows, grids, histograms, kept, pairs, token_sets = [], [], {}, {}, None, {}
 for tau in temperatures:  # every temperature from the same seed: common random numbers
@@ -132,11 +138,12 @@ for tau in temperatures:  # every temperature from the same seed: common random 
     feats, logits = extract(meter.space, images)
     r = with_floor({"temperature": tau, "steps": n_steps, "token_entropy_bits": token_entropy(tokens, K),
                     **meter.score_features(feats, logits, draws=sizes["draws"], seed=seed, figures=DRAWN)},
-                   floor, SHOWN)
+                   floor, ("fid", "kid", *PRDC))
+    r = with_floor(r, mix_floor, CATEGORY_FIGURES)  # 'floor_<category figure>': the bias floor's
     histograms[tau] = np.bincount(logits.argmax(1).numpy(), minlength=logits.shape[1]) / len(logits)
     share = stats.proportion_interval(round(r["top_category_share"] * n), n)  # Wilson 95 %
     r.update(top_category_share_lo=share.lo, top_category_share_hi=share.hi)
-    d = meter.difference(images, floor_images, draws=sizes["draws"], seed=seed, figures=CATEGORY_FIGURES)
+    d = meter.difference(images, mix_images, draws=sizes["draws"], seed=seed, figures=CATEGORY_FIGURES)
     for key, name in (("top_category_share", "share"), ("category_kl_bits", "kl"), ("category_entropy_bits", "entropy")):
         v = stats.verdict_of_difference(d, key, better="higher", label=f"{key} t = {tau} - floor")
         r.update({f"{name}_minus_floor": d[key], f"{name}_minus_floor_lo": d[f"{key}_lo"],
@@ -191,7 +198,7 @@ print("each row: n samples, a bootstrap ±, the floor at the same n and a differ
 # ## Fig. 6 at our scale
 #
 # Top: quality and diversity against temperature, dotted the floor (n test images). Bottom left: the
-# share of the reference's commonest category with its Wilson 95 % interval, beside the floor's share
+# share of the reference's commonest category with its Wilson 95 % interval, beside the bias floor's share
 # (grey band: its Wilson interval) and the reference's; bottom middle: the category KL with its
 # bootstrap ±, beside the floor's; bottom right: the category histograms at the lowest and highest
 # temperatures beside the floor's and the reference's.
@@ -217,8 +224,10 @@ shares = np.array([r["top_category_share"] for r in rows])
 ax.errorbar(ts, shares, yerr=[shares - [r["top_category_share_lo"] for r in rows],
                               [r["top_category_share_hi"] for r in rows] - shares], fmt="o-", capsize=3,
             label="samples (Wilson 95 %)")
-ax.axhspan(floor_share.lo, floor_share.hi, color="gray", alpha=0.3, label=f"floor: {n} test images")
+ax.axhspan(floor_share.lo, floor_share.hi, color="gray", alpha=0.3,
+           label=f"bias floor: {n} training images outside the reference")
 ax.axhline(floor_share.share, ls=":", c="gray")
+ax.axhline(test_share.share, ls="-.", c="tab:red", lw=0.8, label=f"{n} test images")
 ax.axhline(meter.ref_histogram[meter.top_category], ls="--", c="k", lw=0.8,
            label=f"reference: {meter.n_reference} training images")
 ax.set(xlabel="temperature", title=f"share of the data's commonest category ({top})")
@@ -226,17 +235,17 @@ ax.legend(fontsize=8)
 ax = axes[1, 1]
 ax.errorbar(ts, [r["category_kl_bits"] for r in rows], yerr=[r["category_kl_bits_std"] for r in rows], fmt="o-",
             capsize=3, label="samples")
-ax.axhspan(floor["category_kl_bits"] - floor["category_kl_bits_std"],
-           floor["category_kl_bits"] + floor["category_kl_bits_std"], color="gray", alpha=0.3,
-           label=f"floor: {n} test images")
+ax.axhspan(mix_floor["category_kl_bits"] - mix_floor["category_kl_bits_std"],
+           mix_floor["category_kl_bits"] + mix_floor["category_kl_bits_std"], color="gray", alpha=0.3,
+           label=f"bias floor: {n} training images outside the reference")
 ax.set(xlabel="temperature", title="KL(set || reference) of categories (bits)")
 ax.legend(fontsize=8)
 names = CATEGORIES if meter.features == "openmoji" else [str(c) for c in range(len(meter.ref_histogram))]
-floor_hist = np.bincount(extract(meter.space, floor_images)[1].argmax(1).numpy(),
+floor_hist = np.bincount(extract(meter.space, mix_images)[1].argmax(1).numpy(),
                          minlength=len(meter.ref_histogram)) / n
 x = np.arange(len(meter.ref_histogram))
 bars = [(f"reference ({meter.n_reference} training images)", meter.ref_histogram),
-        (f"floor ({n} test images)", floor_hist), (f"t = {min(ts)}", histograms[min(ts)]),
+        (f"bias floor ({n} training images)", floor_hist), (f"t = {min(ts)}", histograms[min(ts)]),
         (f"t = {max(ts)}", histograms[max(ts)])]
 for j, (label, h) in enumerate(bars):
     axes[1, 2].bar(x + (j - 1.5) * 0.2, h, width=0.2, label=label)
@@ -254,7 +263,7 @@ print("rows of samples, top to bottom: temperature", temperatures)
 # %% [markdown]
 # ## What the numbers say about bias
 #
-# Every temperature, its share of the commonest category against the floor's, and a trend test of the
+# Every temperature, its share of the commonest category against the bias floor's, and a trend test of the
 # share over temperature: the weighted least-squares slope (weights from each share's Wilson interval,
 # read as a standard error; where the points scatter about the line more than those errors allow,
 # reduced χ² > 1, the slope's error is scaled up by √χ² and read on n − 2 degrees of freedom), beside
@@ -265,10 +274,10 @@ print("rows of samples, top to bottom: temperature", temperatures)
 for r in rows:
     against = "than" if r["kl_vs_floor"] in ("higher", "lower") else "against"
     print(f"t = {r['temperature']}: {top} {r['top_category_share']:.1%} [{r['top_category_share_lo']:.1%}, "
-          f"{r['top_category_share_hi']:.1%}], minus the floor {100 * r['share_minus_floor']:+.1f} points "
+          f"{r['top_category_share_hi']:.1%}], minus the bias floor {100 * r['share_minus_floor']:+.1f} points "
           f"[{100 * r['share_minus_floor_lo']:+.1f}, {100 * r['share_minus_floor_hi']:+.1f}], "
           f"{stats.format_p(r['share_minus_floor_p'])}: {r['share_vs_floor']}; category KL {r['category_kl_bits']:.3f} "
-          f"bits ({r['kl_vs_floor']} {against} the floor's {floor['category_kl_bits']:.3f})")
+          f"bits ({r['kl_vs_floor']} {against} the bias floor's {mix_floor['category_kl_bits']:.3f})")
 wilson_se = [(r["top_category_share_hi"] - r["top_category_share_lo"]) / (2 * 1.959964) for r in rows]
 trend = stats.trend_test(ts, shares, wilson_se) if len(rows) >= 3 else None
 if trend is not None:
@@ -282,7 +291,7 @@ if trend is not None:
     kl_trend = stats.trend_test(ts, kls)  # for Spearman's rho
     print(f"category KL: smallest at t = {ts[int(np.argmin(kls))]} ({min(kls):.3f} bits), largest at "
           f"t = {ts[int(np.argmax(kls))]} ({max(kls):.3f} bits); Spearman rho over temperature {kl_trend.rho:+.2f} "
-          f"({stats.format_p(kl_trend.rho_p)}); the floor's KL at the same n {floor['category_kl_bits']:.3f} bits")
+          f"({stats.format_p(kl_trend.rho_p)}); the bias floor's KL at the same n {mix_floor['category_kl_bits']:.3f} bits")
 if memorisation:
     print(f"memorisation, features ({meter.features}): near-copy share "
           + ", ".join(f"{r['near_copy_share']:.1%} (t = {r['temperature']})" for r in rows)
@@ -333,7 +342,7 @@ if trend is not None:
               "At very low temperature the samples over-represent the data's commonest kind",
               "Sect. 4.3, Fig. 6 (FFHQ): at very low temperature mostly front-facing white men with brown hair",
               stats.verdict_of_difference(low["floor_difference"], "top_category_share", better="higher",
-                                          label=f"{top} share at t = {low['temperature']} - {n} test images"))
+                                          label=f"{top} share at t = {low['temperature']} - {n} training images outside the reference"))
     nbu.claim(s, "07_temperature", "temperature_amplifies_bias", "Reduced temperature amplifies the dataset's biases",
               "Sect. 4.3: reduced temperature 'will amplify any biases in the dataset' (no value given)", share_trend)
 if {1.0, 0.9} <= set(kept):
@@ -341,7 +350,7 @@ if {1.0, 0.9} <= set(kept):
     s10 = [r for r in rows if r["temperature"] == 1.0][0]["floor_difference"]
     nbu.claim(s, "07_temperature", "small_change_bias_unclear",
               "For small temperature changes it is less obvious how bias has changed", "Fig. 6 caption",
-              ("measured", f"{top} share minus the floor's: t = 0.9 {100 * s09['top_category_share']:+.1f} points "
+              ("measured", f"{top} share minus the bias floor's: t = 0.9 {100 * s09['top_category_share']:+.1f} points "
                            f"[{100 * s09['top_category_share_lo']:+.1f}, {100 * s09['top_category_share_hi']:+.1f}], "
                            f"t = 1.0 {100 * s10['top_category_share']:+.1f} points "
                            f"[{100 * s10['top_category_share_lo']:+.1f}, {100 * s10['top_category_share_hi']:+.1f}] "

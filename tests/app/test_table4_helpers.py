@@ -78,3 +78,22 @@ def test_quality_meter_on_test_falls_back_to_validation_without_a_test_split(tmp
     assert not nbu.has_test_split(s)
     test = nbu.quality_meter_on_test(s, nbu.quality_meter(s, 200))
     assert test.reference_name.startswith(f"{len(nbu.split_images(s, 'val'))} validation images")
+
+
+def test_outside_reference_is_training_images_the_reference_does_not_hold(session):
+    """Fig. 6's bias floor: n training images of the reference's mix, none of them in the reference."""
+    s = session
+    meter = nbu.quality_meter(s, 200)
+    train = nbu.split_images(s, "train")
+    outside = nbu.outside_reference(s, meter, 25)
+    assert outside.shape[0] == 25 and outside.dtype == torch.uint8
+    ds = build_dataset(s.cfg.data, "train", train_transforms=False)
+    assert len(meter.reference_index) == 200 and not set(meter.reference_index) & set(meter.outside_reference_index)
+    assert sorted(meter.reference_index + meter.outside_reference_index) == list(range(len(ds)))
+    expected = torch.stack([ds[i] for i in meter.outside_reference_index[:25]])
+    torch.testing.assert_close(outside.float().div(127.5).sub(1), expected, atol=1 / 127.5, rtol=0)
+    torch.testing.assert_close(Q.extract(meter.space, torch.stack([ds[i] for i in meter.reference_index]))[0],
+                               meter.ref_features, msg="the reference is the complement of those images")
+    assert torch.equal(outside, nbu.outside_reference(s, meter, 25)), "a fixed, seeded order"
+    with pytest.raises(ValueError, match="outside the reference"):
+        nbu.outside_reference(s, meter, len(train))

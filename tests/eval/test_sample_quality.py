@@ -163,6 +163,9 @@ def test_draws_default_to_200_with_intervals_and_the_fast_path_matches_the_slow_
     for name in FIGURES:
         assert row[f"{name}_lo"] <= row[f"{name}_hi"] and row[f"{name}_std"] >= 0
     assert row["fid_hi"] > row["fid_lo"] and "fid_p" not in row
+    for name in FIGURES:  # a single set: estimate -/+ 1.96 std, so the interval holds the estimate
+        assert row[f"{name}_lo"] + row[f"{name}_hi"] == pytest.approx(2 * row[name])
+        assert row[f"{name}_hi"] - row[f"{name}_lo"] == pytest.approx(2 * 1.959964 * row[f"{name}_std"], rel=1e-5)
     d = meter.difference(a, stub_images([2] * 20, seed=5), draws=50, seed=0)
     assert d["bootstrap_draws"] == 50 and 1 / 50 <= d["fid_p"] <= 1 and d["coverage_lo"] <= d["coverage_hi"]
     assert d["category_kl_bits_p"] == pytest.approx(1 / 50), "a set of one category: KL larger in every draw"

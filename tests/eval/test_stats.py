@@ -86,6 +86,20 @@ def test_bootstrap_summary_hand_case():
         S.bootstrap_summary([1.0], 1.0)
 
 
+def test_bootstrap_summary_normal_interval_is_centred_on_the_estimate():
+    """A single set's FID draws all sit above its estimate (resamples repeat images): the percentile interval of
+    draws 101..300 misses an estimate of 50, the normal one is 50 -/+ 1.959964 * 57.879 and holds it."""
+    draws = np.arange(101, 301)
+    pct = S.bootstrap_summary(draws, estimate=50.0)
+    assert pct.method == "percentile" and pct.lo > 50
+    b = S.bootstrap_summary(draws, estimate=50.0, method="normal")
+    half = 1.959964 * math.sqrt(200 * 201 / 12)
+    assert b.method == "normal" and b.std == pytest.approx(pct.std)
+    assert (b.lo, b.hi) == pytest.approx((50 - half, 50 + half), rel=1e-6)
+    with pytest.raises(ValueError, match="method='bca'"):
+        S.bootstrap_summary(draws, 50.0, method="bca")
+
+
 def test_bootstrap_p_hand_cases():
     assert S.bootstrap_p(np.arange(-10, 190)) == pytest.approx(2 * 11 / 200)  # 11 of 200 draws at or below 0
     assert S.bootstrap_p(np.arange(1, 201)) == pytest.approx(1 / 200), "no draw below 0: floored at 1 / B"

@@ -417,8 +417,27 @@ def quality_meter(s: Session, n_reference: int = 2000, features: str = "auto", *
     space = space if space is not None else X.load_inception(feature_space_name(s, features), device=s.device)
     meter = QualityMeter(space, reference, holdout)
     meter.holdout_name = name
+    meter.reference_index = perm[:n_reference]  # indices into the training split
+    meter.outside_reference_index = perm[n_reference:]  # `outside_reference`: the reference's mix, not in it
     meter.reference_name = f"{n_reference} training images (a fixed random subset, seed {s.seed})"
     return meter
+
+
+def outside_reference(s: Session, meter, n: int) -> torch.Tensor:
+    """n training images outside `meter`'s reference (uint8, the seeded order `quality_meter` drew the reference
+    from): real images of the reference's own category mix at the same n. The floor for a bias figure (a share
+    of categories): test images are whole families, so their mix may differ from the training split's by
+    more than sampling noise, which a bias read against them would count. (The models saw these images: use
+    them for category shares, never for FID.)"""
+    index = getattr(meter, "outside_reference_index", None)
+    if index is None:
+        raise ValueError("outside_reference: this meter was not made by nbu.quality_meter (it has no "
+                         "outside_reference_index)")
+    if n > len(index):
+        raise ValueError(f"outside_reference: n={n}, but only {len(index)} training images lie outside the "
+                         f"reference of {meter.n_reference}; lower n or n_reference")
+    train = build_dataset(s.cfg.data, "train", train_transforms=False)
+    return X.to_uint8(torch.stack([train[i] for i in index[:n]]))
 
 
 def _memorisation_sets(s: Session, meter) -> tuple[torch.Tensor, torch.Tensor]:

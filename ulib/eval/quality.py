@@ -11,12 +11,15 @@ against the same real data. `QualityMeter` computes the reference's features onc
   (`top_category_share`, beside `reference_top_category_share`) grows. (Inception's head has 1008 ImageNet
   classes; the same
   numbers are computed on it, less meaningfully for emoji.)
-- every figure's bootstrap standard deviation '<figure>_std' and 95 % percentile interval '<figure>_lo',
-  '<figure>_hi': the figure recomputed on `draws` resamples (with replacement) of both the set and the reference,
+- every figure's bootstrap standard deviation '<figure>_std' and 95 % interval '<figure>_lo', '<figure>_hi'
+  (estimate -/+ 1.96 std: a resample repeats images, which lifts FID and KID above the set's own value, so the
+  draws' quantiles need not hold the estimate): the figure recomputed on `draws` resamples (with replacement)
+  of both the set and the reference,
   `ulib.eval.stats.DEFAULT_DRAWS` = 200 by default (PRDC of a resample from distances computed once,
   `ulib.eval.resampling`, and FID from the drawn items' counts, `ulib.eval.metrics.fid_resampled`, so a draw
   costs about one KID: 0.14 CPU-second for 300 images against 2,000 reference images, 0.45 with `M.fid`);
-- `difference`: a minus b on shared reference resamples, each with its std, interval and two-sided bootstrap p
+- `difference`: a minus b on shared reference resamples, each with its std, 95 % percentile interval and
+  two-sided bootstrap p
   '<figure>_p' (`ulib.eval.stats.bootstrap_p`), the input of `ulib.eval.stats.verdict`;
 - `figures=`: which figures the draws resample (all of FIGURES by default; every figure's value is computed
   either way). KID is most of a draw's time (200 draws against 2,000 reference images on one CPU core: 27 s with
@@ -68,9 +71,11 @@ def _counts(index: torch.Tensor, n: int) -> np.ndarray:
 
 
 def _summarise(row: dict, samples: dict, *, p: bool = False) -> None:
-    """row['<figure>_std'], '_lo', '_hi' (95 % percentile interval) from each figure's draws; '_p' with p=True."""
+    """row['<figure>_std'], '_lo', '_hi' from each figure's draws: a difference's (p=True, also '_p') 95 %
+    percentile interval, a single set's estimate -/+ 1.96 std (`ulib.eval.stats.bootstrap_summary`: a single
+    set's resamples repeat images, which biases FID and KID upwards)."""
     for name, values in samples.items():
-        b = stats.bootstrap_summary(values, row[name])
+        b = stats.bootstrap_summary(values, row[name], method="percentile" if p else "normal")
         row[f"{name}_std"], row[f"{name}_lo"], row[f"{name}_hi"] = b.std, b.lo, b.hi
         if p:
             row[f"{name}_p"] = stats.bootstrap_p(values)
@@ -144,8 +149,9 @@ class QualityMeter:
 
     def score_features(self, feats: torch.Tensor, logits: torch.Tensor, *, draws: int = stats.DEFAULT_DRAWS,
                        seed: int = 0, figures=FIGURES) -> dict:
-        """The figures of a set given its features, with '<figure>_std', '_lo', '_hi' over `draws` bootstrap
-        resamples of the set and the reference (none when draws < 2), for the `figures` named (all by default)."""
+        """The figures of a set given its features, with '<figure>_std' and '_lo', '_hi' (estimate -/+ 1.96
+        std) over `draws` bootstrap resamples of the set and the reference (none when draws < 2), for the
+        `figures` named (all by default)."""
         figures = _resampled(figures)
         if len(feats) <= self.k:
             raise ValueError(f"a set of {len(feats)} images is too small for PRDC with k = {self.k}; need > {self.k}")
