@@ -175,4 +175,4 @@ row = nbu.claim(
 # prior (forward process, ELBO and its reweighting) · 04 step skipping (Table 3) · 05 AR vs
 # absorbing (Table 4) · 06 ELBO vs reweighted ELBO (Fig. 5) · 07 temperature (Fig. 6) ·
 # 08 images larger than the training grid (Fig. 4) · 09 inpainting (Fig. 7) · 10 the released
-# checkpoints · 11 the playground · 12 the OpenMoji metric.
+# checkpoints · 11 the playground · 12 the OpenMoji metric · 13 the VQGAN ablations (Table 5).

@@ -161,7 +161,8 @@ axes[2].legend()
 fig.tight_layout()
 nbu.save_figure(s, fig, "02_training_curves")
 plt.show()
-print(f"In this run {gan_said}; DiffAugment on discriminator inputs: {'on' if cfg.vqgan.diff_aug else 'off'}.")
+print(f"{gan_said[0].upper()}{gan_said[1:]}; DiffAugment on discriminator inputs: "
+      f"{'on' if cfg.vqgan.diff_aug else 'off'}.")
 
 # %% [markdown]
 # ## DiffAugment

@@ -389,8 +389,9 @@ summary = (f"At Table 4's checkpoints ({main}) the FID verdict is **{v_train.ver
               "scoring without the training images changes it") + ". "
            + (f"The {' and the '.join(closer)} prior's samples sit closer to the training images than unseen images "
               "do, so part of its FID against the training images may be replayed training images."
-              if closer else "Neither prior's samples are resolved as closer to the training images than unseen "
-                             "images are, in the feature space, at this n."))
+              if closer else "At those checkpoints neither prior's samples are resolved as closer to the training "
+                             "images than unseen images are, in the feature space, at this n (other checkpoints: "
+                             "below)."))
 nbu.show_markdown("\n".join([summary, "", *lines]))
 
 # %% [markdown]

@@ -22,7 +22,7 @@
 # directory holds and trains only what is missing, so the notebooks chain (run them in order, or let
 # `python -m ulib reproduce` do it).
 #
-# **Time:** CPU: about 20 s with `smoke` (measured on 2 cores), about 34 min with `demo` (six 2,000-step trainings of about 5 min each: 2,056 s measured on 2 cores with gradient clipping and before the family split; an estimate now, as neither changes the cost of a step). GPU, paper profiles: set `train_steps` to a fraction of the 2M steps (tens of thousands give a readable curve in hours; estimate).
+# **Time:** CPU: about 20 s with `smoke` (measured on 2 cores), about 50 min with `demo` (six 2,000-step trainings of 467-523 s each: 2,961 s measured on 2 cores on 2026-12-07; 2,056 s on a faster 2-core machine). GPU, paper profiles: set `train_steps` to a fraction of the 2M steps (tens of thousands give a readable curve in hours; estimate).
 #
 # **Writes:** figures (PNG) and tables (CSV: `fig5_val_elbo`, `fig5_seed_summary`, `fig5_paired_difference`) into `RUN/results/`, and the verdicts on the paper's two Fig. 5 claims into `RUN/results/verdicts_06_elbo_vs_reweighted.json`.
 
