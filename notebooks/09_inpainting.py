@@ -98,7 +98,7 @@ for kind in masks:
                  "start_time": res.start_times[0], "T": T, "seconds_per_image": seconds / len(x)})
 nbu.write_table(s, rows, "fig7_inpainting")
 nbu.show(nbu.save_grid(s, torch.cat(pictures), "fig7_inpainting", nrow=len(x)))
-print(f"columns: {len(x)} {held_name} ({', '.join(subjects)}: the first of each category in a seeded order); "
+print(f"columns: {len(x)} {held_name}: {', '.join(subjects)} (the first of each category in a seeded order); "
       f"rows: input, then for each mask {masks}: masked input (grey), result")
 
 # %%
