@@ -373,12 +373,13 @@ if {1.0, 0.9} <= set(kept):
 # against t = 1.0 as a paired difference, and the bias against the data's own category mix at the same n.
 #
 # **Against the paper.** Tables 1 and 2: at t = 0.9 against 1.0 the paper's FID falls on every dataset (FFHQ 7.12 →
-# 6.11, Churches 5.58 → 4.07, Bedroom 5.07 → 3.64) and precision and density rise; section 4.2 and Fig. 6 warn that
-# lower temperatures amplify the data's biases. The verdicts below state each claim with our numbers.
+# 6.11, Churches 5.58 → 4.07, Bedroom 5.07 → 3.64) and precision rises on every dataset (density rises on FFHQ and
+# Bedroom, falls on Churches); section 4.3 and Fig. 6 warn that lower temperatures amplify the data's biases. The
+# verdicts below state each claim with our numbers.
 #
-# **Why it differs at this scale.** OpenMoji's categories stand in for the paper's unlabelled biases (its example is
-# the share of faces of one kind); about half of the emoji are People & Body, so a small tilt is visible only with
-# enough samples, and the bias floor (real images of the data's own mix, at the same n) is what a share must clear.
+# **Why it differs at this scale.** OpenMoji's categories stand in for the biases the paper names but does not
+# measure; about half of the emoji are People & Body, so a small tilt is visible only with enough samples, and the
+# bias floor (real images of the data's own mix, at the same n) is what a share must clear.
 
 # %%
 shown = nbu.reading(s, "07_temperature")
