@@ -8,7 +8,8 @@ RUN    ?= runs/demo
 
 PROFILE ?= demo
 
-.PHONY: demo test install clean-venv notebooks reproduce test-notebooks docs-notebooks browser-deps test-browser gpu-check
+.PHONY: demo test install clean-venv notebooks reproduce test-notebooks docs-notebooks docs browser-deps test-browser \
+        gpu-check
 
 install: $(STAMP)
 
@@ -55,6 +56,11 @@ test-notebooks: $(STAMP)
 # `make demo` (RUN=runs/demo) when it exists, so only what it lacks is trained.
 docs-notebooks: $(STAMP)
 	$(BIN)/python -m ulib reproduce --profile demo --run $(RUN) --export docs/notebooks
+
+# The tutorial site (ulib/app/site.py, mkdocs.yml): docs/notebooks' executed copies as static pages in site/, figures
+# embedded, equations typeset by MathJax from the site itself (nothing executed, nothing fetched). Open site/index.html.
+docs: $(STAMP)
+	$(BIN)/python -m ulib.app.site --out site
 
 # Every CUDA path once at the paper's sizes (ulib/app/gpu_check.py): throughput and peak memory as JSON, ~5 min on
 # one H200. tests/app/test_gpu_check.py runs the same script with --tiny on the CPU.

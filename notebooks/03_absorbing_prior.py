@@ -16,13 +16,11 @@
 # %% [markdown]
 # # 03 · The absorbing diffusion prior: forward process, ELBO and its reweighting
 #
-# **Reproduces:** section 3.2: the absorbing forward process q(x_t | x_0), the ELBO (Eq. 6) and the reweighted training loss (Eq. 7); the prior's training curves.
+# **Reproduces:** section 3.2: the absorbing forward process q(x_t | x_0), the ELBO (Eq. 6) and the reweighted loss (Eq. 7); one training step written out and checked against ulib, with the loss a prior must start from; the reverse process as a filmstrip; the prior's training curves.
 #
-# **Needs:** notebook 01's run directory (VQGAN, token cache and prior; trained here when missing). Every stage is *load if present, else train*: the notebook reuses what the run
-# directory holds and trains only what is missing, so the notebooks chain (run them in order, or let
-# `python -m ulib reproduce` do it).
+# **Needs:** notebook 01's run directory (VQGAN, token cache and prior; trained here when missing).
 #
-# **Time:** CPU: about 5 s with `smoke` (measured on 2 cores), 10 s with `demo` (measured on 2 cores, trained run present), once the prior exists. GPU, paper profiles: a few minutes once trained (estimate).
+# **Time:** `smoke` about 5 s; `demo` about 15 s once the prior exists (estimate: 12 s measured on 2 cores on 2026-12-07 before the filmstrip). GPU, paper profiles: minutes once trained (estimate).
 #
 # **Writes:** figures (PNG) and tables (CSV) into `RUN/results/`.
 
@@ -43,11 +41,9 @@ import torch
 
 from ulib.app import notebook as nbu
 
-s = nbu.setup(profile, run_dir, device, seed, overrides)  # absolute run dir, config, device; RUN/results/
+s = nbu.setup(profile, run_dir, device, seed, overrides)  # run dir, config, device, RUN/results/; prints the setup
 cfg = s.cfg
 K, T, L = cfg.vqgan.codebook_size, cfg.prior.total_steps, cfg.latent_size ** 2
-print(f"profile {cfg.profile} | device {s.device} | {cfg.data.dataset} {cfg.data.img_size}px -> "
-      f"{cfg.latent_size}x{cfg.latent_size} = {L} tokens, K = {K} codes, T = {T}")
 
 tok = nbu.val_tokens(s)  # (N, L) validation token grids
 
@@ -81,7 +77,9 @@ diffusion = AbsorbingDiffusion(T, cfg.mask_id, cfg.prior.loss_type)
 x0 = tok[:n_grids]
 t = torch.arange(1, len(x0) + 1, device=s.device) * T // len(x0)  # a few times up to T
 ours, theirs = q_sample(x0, t, T, cfg.mask_id, s.generator()), diffusion.q_sample(x0, t, s.generator())
-print("same x_t and mask as ulib:", torch.equal(ours[0], theirs[0]) and torch.equal(ours[1], theirs[1]))
+same = torch.equal(ours[0], theirs[0]) and torch.equal(ours[1], theirs[1])
+assert same, "q_sample differs from ulib's AbsorbingDiffusion.q_sample"
+print("same x_t and mask as ulib:", same)
 many = torch.zeros(1000, 256, dtype=torch.long, device=s.device)
 for frac in (0.25, 0.5, 1.0):
     tt = torch.full((len(many),), max(1, round(frac * T)), device=s.device)
@@ -153,6 +151,77 @@ nbu.save_figure(s, fig, "03_loss_weights")
 plt.show()
 
 # %% [markdown]
+# ## One training step, from scratch
+#
+# Everything above fits in one step of training: draw t uniformly, mask with q(x_t | x_0), run the network on
+# x_t, and weight the cross-entropy at the masked positions by Eq. 7's (T − t + 1)/T, a one-draw estimate of
+#
+# $$\mathbb{E}_{q(x_0)}\Big[\sum_{t=1}^{T} \frac{T - t + 1}{T}\, \mathbb{E}_{q(x_t|x_0)}
+#   \Big[\sum_{[x_t]_i = m} -\log p_\theta([x_0]_i \mid x_t)\Big]\Big], \tag{7}$$
+#
+# in bits per token (nats divided by L ln 2), as ulib logs it. The official code weights by 1 − t/T = (T − t)/T instead, the
+# paper's weight minus 1/T, which gives no weight at all to t = T, the all-masked grid every sampling run
+# starts from; ulib keeps the paper's form.
+
+# %%
+import torch.nn.functional as F
+
+
+def training_loss(net, x0, T, mask_id, generator=None):
+    """Eq. 7 for a batch of token grids x0 (B, L), one draw of t and masks: (loss, negative-ELBO estimate,
+    cross-entropy per masked token), all in bits."""
+    B, L = x0.shape
+    t = torch.randint(1, T + 1, (B,), device=x0.device, generator=generator)  # t ~ Uniform{1, ..., T}
+    masked = torch.rand(x0.shape, device=x0.device, generator=generator) < (t.float() / T)[:, None]
+    x_t = torch.where(masked, torch.full_like(x0, mask_id), x0)  # q(x_t | x_0)
+    logits = net(x_t)  # (B, L, K): p(x_0 | x_t) at every position
+    nats = F.cross_entropy(logits.float().transpose(1, 2), x0, reduction="none")  # (B, L)
+    ce = (nats * masked).sum(1) / (L * math.log(2))  # CE(x_0, x_t) in bits per token: masked positions only
+    loss = ((T - t + 1) / T * ce).mean()  # Eq. 7's weight
+    elbo = (T / t * ce).mean()  # Eq. 6's one-draw estimate
+    return loss, elbo, (nats * masked).sum() / masked.sum() / math.log(2)
+
+
+# %% [markdown]
+# What should the first step print? A network that knows nothing predicts every code with probability 1/K, so
+# each masked token costs log₂ K bits, and the negative ELBO of Eq. 6 is log₂ K bits per token whatever t is
+# (T/t masked-token weight times t/T of the tokens masked). Eq. 7's loss is smaller: its expectation over t is
+# log₂ K · (1/T) Σ_t ((T − t + 1)/T)(t/T) = log₂ K · (T + 1)(T + 2) / (6T²), about a sixth of it. A freshly
+# initialised prior of this run's size (small random weights, so nearly uniform predictions) on validation grids,
+# its loss and gradients checked against ulib's `AbsorbingDiffusion.training_losses` on the same random draws,
+# then one AdamW step:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from ulib.trained import prior_from_config
+
+with torch.random.fork_rng():  # seeded weights, without touching the notebook's own random stream
+    torch.manual_seed(seed)
+    fresh = prior_from_config(cfg).to(s.device).eval()  # the run's architecture, untrained; eval: no dropout
+x0 = tok[:64]
+ours = training_loss(fresh, x0, T, cfg.mask_id, s.generator(3))
+lib = AbsorbingDiffusion(T, cfg.mask_id, "reweighted_elbo").training_losses(fresh, x0, s.generator(3))
+assert torch.allclose(ours[0], lib["loss"]) and torch.allclose(ours[1], lib["elbo_bpt"])
+params = [p for p in fresh.parameters() if p.requires_grad]  # (the AR baseline's start token is frozen here)
+grad_ours = torch.autograd.grad(ours[0], params, retain_graph=True)  # graph kept for the step below
+grad_lib = torch.autograd.grad(lib["loss"], params)
+assert all(torch.allclose(a, b, atol=1e-7) for a, b in zip(grad_ours, grad_lib))
+print("loss, ELBO estimate and every parameter's gradient match ulib's training_losses: True")
+print(f"at initialisation (log2 K = {math.log2(K):.3f} bits):")
+print(f"  cross-entropy per masked token {ours[2].item():.3f} bits   (expected: about log2 K)")
+print(f"  negative ELBO estimate {ours[1].item():.3f} bits/token    (expected: about log2 K; one draw of t per grid)")
+print(f"  Eq. 7 loss {ours[0].item():.3f} bits/token               (expected about "
+      f"{math.log2(K) * (T + 1) * (T + 2) / (6 * T * T):.3f}; one draw of t per grid)")
+init_ce = ours[2].item()  # bits per masked token at initialisation
+assert abs(init_ce - math.log2(K)) < 0.1 * math.log2(K), "an untrained prior should cost about log2 K bits"
+opt = torch.optim.AdamW(params, lr=cfg.prior_train.lr)
+opt.zero_grad()
+ours[0].backward()
+opt.step()
+after = training_loss(fresh, x0, T, cfg.mask_id, s.generator(3))[0]  # the same draws, after one step
+print(f"one AdamW step at lr {cfg.prior_train.lr:g}: the same draws' loss {ours[0].item():.3f} -> {after.item():.3f}")
+
+# %% [markdown]
 # On the trained prior: one draw of t and masks per validation grid, both weights on the same draws, so
 # the two losses compare paired. Their scales differ (Eq. 6's mean estimates the negative ELBO, Eq. 7's
 # is no likelihood), so their standard deviations do not compare as they stand; the scale-free figure is
@@ -217,6 +286,28 @@ for key, where in (("elbo_bpt", "the step's training batch"), ("val_elbo_bpt", n
         print(f"last {key}: {last[1]:.3f} bits/token at step {last[0]}, on {where}")
 
 # %% [markdown]
+# ## The reverse process, in pictures
+#
+# Sampling runs the process backwards from the all-masked x_T. The model predicts x_0, not x_{t−1}; the reverse
+# step follows from the forward process (the paper's supplement, Eq. 12): a token masked at time t is still masked
+# at t − 1 with probability (t − 1)/t, and otherwise revealed, its value drawn from p_θ([x_0]_i | x_t). At t = 1
+# every remaining mask is revealed. Notebook 04 writes this sampler out and skips steps with it; here is one run
+# of ulib's, all T steps, at the profile's temperature. Top row: the token grid at a few steps (masked cells
+# black). Bottom row: what the network believes at that moment, every masked position filled with its most
+# likely code under p_θ(x_0 | x_t) and dimmed, so the unmasked part is what is already decided.
+
+# %%
+from ulib.app.filmstrip import filmstrip, reverse_states
+from ulib.sample.absorbing import AbsorbingSampler
+
+sampler = AbsorbingSampler(net, T, cfg.mask_id, steps=T, temperature=cfg.sample.temperature, generator=s.generator(4))
+states = reverse_states(sampler, sampler.initial_state(1, L, s.device), frames=7)
+fig = filmstrip(vq, net, states, cfg.mask_id, K,
+                title=f"one reverse run, T = {T} steps, temperature {cfg.sample.temperature:g}")
+nbu.save_figure(s, fig, "03_reverse_filmstrip")
+plt.show()
+
+# %% [markdown]
 # ## Did it learn anything?
 #
 # Token accuracy and cross-entropy at growing mask ratios on validation grids, against a prior that
@@ -246,3 +337,90 @@ for row in (acc[0], acc[-1]):
         side = "above" if pi.lo > common else "below" if pi.hi < common else "not resolved from"
         print(f"mask ratio {row['mask_ratio']:.1f}: accuracy {pi.share:.3f} (95 % Wilson interval {pi.lo:.3f} to "
               f"{pi.hi:.3f} over {pi.n} masked tokens, {format_p(pi.p)}): {side} the commonest code's share")
+
+# %% [markdown]
+# ## Reading
+#
+# **What to notice.** Training is one line of maths, mask then predict, and the check at initialisation tells you
+# whether it is wired right before any training: log₂ K bits per masked token, the negative ELBO at log₂ K bits per
+# token for every t, Eq. 7's loss near a sixth of that. The two weightings differ only in how they spread the loss
+# over t: Eq. 6's T/t puts weights up to T on the few tokens masked at small t, Eq. 7's (T − t + 1)/T never exceeds 1.
+# The filmstrip shows what sampling does with the trained network: the grid fills in at random places, and the
+# network's belief about the masked part sharpens as more is revealed.
+#
+# **Against the paper.** The paper's validation negative ELBO for its absorbing models is 5.96 (FFHQ) and 6.01
+# (Churches) bits per token of 1,024 codes (Table 4, log₂ 1024 = 10 bits at initialisation); the table below sets this
+# run's beside it, with the same starting point log₂ K. The paper motivates Eq. 7 by the reparameterisation of
+# continuous diffusion; whether it trains better is notebook 06's question (Fig. 5).
+#
+# **Why it differs at this scale.** With K = 256 codes, an untrained prior starts at 8 bits per token; how far below
+# it training gets depends on how predictable tokens are from their neighbours, which at 8×8 tokens per image leaves
+# little context, and on 2,000 steps against the paper's 2M.
+
+# %%
+val_last = next((r["val_elbo_bpt"] for r in reversed(rows) if r.get("val_elbo_bpt") is not None), None)
+shown = nbu.reading(s, "03_absorbing_prior", [
+    {"what": "untrained prior, bits per masked token", "paper": "log2 1024 = 10 (uniform over K codes)",
+     "this run": f"{init_ce:.3f} (log2 K = {math.log2(K):.3f})"},
+    {"what": "validation negative ELBO after training (bits/token)",
+     "paper": "FFHQ 5.96, Churches 6.01 (Table 4; K = 1024)",
+     "this run": "not logged" if val_last is None else f"{val_last:.3f} (K = {K}, {cfg.prior_train.steps:,} steps)"},
+    {"what": "one-draw relative spread std/mean, Eq. 6 vs Eq. 7", "paper": "not reported (Eq. 7 motivated by the "
+     "reparameterisation of continuous diffusion)", "this run": f"{rel(est['elbo']):.2f} vs "
+     f"{rel(est['reweighted_elbo']):.2f}: {noisier}"}])
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **The official weight.** Change `training_loss` to the official code's weight 1 − t/T and evaluate both on the
+#    same draws at t = T only. *Expected:* the official loss is exactly 0 at t = T (the all-masked grid sampling starts
+#    from gets no training signal), the paper's is the full masked cross-entropy.
+#
+#    <details><summary>Solution</summary>
+#
+#    ```python
+#    x0 = tok[:64]
+#    t = torch.full((len(x0),), T, device=s.device)
+#    x_t, mask = diffusion.q_sample(x0, t, s.generator(0))
+#    with torch.no_grad():
+#        ce = diffusion.masked_cross_entropy(net(x_t), x0, mask)
+#    print("paper:", ((T - t + 1) / T * ce).mean().item(), "official:", ((1 - t / T) * ce).mean().item())
+#    ```
+#    </details>
+#
+# 2. **The expected Eq. 7 loss at initialisation.** Check (T + 1)(T + 2)/(6T²) by summing the weight over t exactly.
+#    *Expected:* (1/T) Σ_t ((T − t + 1)/T)(t/T) equals the closed form to rounding; about 0.172 at T = 64.
+#
+#    <details><summary>Solution</summary>
+#
+#    ```python
+#    exact = sum((T - t + 1) / T * t / T for t in range(1, T + 1)) / T
+#    print(exact, (T + 1) * (T + 2) / (6 * T * T))
+#    ```
+#    </details>
+#
+# 3. **Where is the prior sure?** At t/T = 0.5, compute the entropy of p(x_0 | x_t) at every masked position of a few
+#    validation grids and compare it with log₂ K. *Expected:* far below log₂ K on average for a trained prior, lowest
+#    where the neighbours are unmasked background.
+#
+#    <details><summary>Solution</summary>
+#
+#    ```python
+#    x0 = tok[:16]
+#    x_t, mask = diffusion.q_sample(x0, torch.full((16,), T // 2, device=s.device), s.generator(0))
+#    with torch.no_grad():
+#        logp = torch.log_softmax(net(x_t).float(), -1)
+#    entropy_bits = -(logp.exp() * logp).sum(-1) / math.log(2)
+#    print(entropy_bits[mask].mean().item(), "bits against log2 K =", math.log2(K))
+#    ```
+#    </details>
+
+# %% [markdown]
+# ## References
+#
+# - S. Bond-Taylor, P. Hessey, H. Sasaki, T. P. Breckon, C. G. Willcocks. *Unleashing Transformers: Parallel Token Prediction with Discrete Absorbing Diffusion for Fast High-Resolution Image Generation from Vector-Quantized Codes.* ECCV 2022. [arXiv:2111.12701](https://arxiv.org/abs/2111.12701)
+# - J. Austin, D. D. Johnson, J. Ho, D. Tarlow, R. van den Berg. *Structured Denoising Diffusion Models in Discrete State-Spaces* (D3PM, the absorbing state). NeurIPS 2021. [arXiv:2107.03006](https://arxiv.org/abs/2107.03006)
+# - E. Hoogeboom, A. A. Gritsenko, J. Bastings, B. Poole, R. van den Berg, T. Salimans. *Autoregressive Diffusion Models* (ARDM: any-order models and their relation to absorbing diffusion). ICLR 2022. [arXiv:2110.02037](https://arxiv.org/abs/2110.02037)
+# - S. S. Sahoo, M. Arriola, Y. Schiff, A. Gokaslan, E. Marroquin, J. T. Chiu, A. Rush, V. Kuleshov. *Simple and Effective Masked Diffusion Language Models* (MDLM: the continuous-time absorbing ELBO). NeurIPS 2024. [arXiv:2406.07524](https://arxiv.org/abs/2406.07524)
+# - J. Devlin, M.-W. Chang, K. Lee, K. Toutanova. *BERT: Pre-training of Deep Bidirectional Transformers for Language Understanding.* NAACL 2019. [arXiv:1810.04805](https://arxiv.org/abs/1810.04805)
+# - J. Ho, A. Jain, P. Abbeel. *Denoising Diffusion Probabilistic Models.* NeurIPS 2020. [arXiv:2006.11239](https://arxiv.org/abs/2006.11239)

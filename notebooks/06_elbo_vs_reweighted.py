@@ -16,13 +16,11 @@
 # %% [markdown]
 # # 06 · Training on the ELBO vs the reweighted ELBO
 #
-# **Reproduces:** Fig. 5 of the paper: the validation negative ELBO during training with the plain ELBO (Eq. 6) and with the reweighted loss (Eq. 7). Short trainings from scratch, identical except for the loss and run without gradient clipping, repeated over training seeds (three by default); the difference is judged seed by seed with a paired t interval, at the end of training and along it, and recorded as the notebook's verdicts.
+# **Reproduces:** Fig. 5 of the paper: the validation negative ELBO during training with the plain ELBO (Eq. 6) and with the reweighted loss (Eq. 7). Short trainings from scratch, identical except for the loss and run without gradient clipping, repeated over training seeds (three by default), judged seed by seed with a paired t interval at the end of training and along it (verdicts).
 #
-# **Needs:** notebook 01's run directory (its VQGAN and token cache; the priors go into `RUN/fig5_<loss>/` (seed 0) and `RUN/fig5_<loss>_seed<N>/` and never replace `RUN/prior.pt`). Every stage is *load if present, else train*: the notebook reuses what the run
-# directory holds and trains only what is missing, so the notebooks chain (run them in order, or let
-# `python -m ulib reproduce` do it).
+# **Needs:** notebook 01's run directory (its VQGAN and token cache; the priors go into `RUN/fig5_<loss>/` (seed 0) and `RUN/fig5_<loss>_seed<N>/` and never replace `RUN/prior.pt`).
 #
-# **Time:** CPU: about 20 s with `smoke` (measured on 2 cores), about 50 min with `demo` (six 2,000-step trainings of 467-523 s each: 2,961 s measured on 2 cores on 2026-12-07; 2,056 s on a faster 2-core machine). GPU, paper profiles: set `train_steps` to a fraction of the 2M steps (tens of thousands give a readable curve in hours; estimate).
+# **Time:** `smoke` about 20 s; `demo` about 50 min (six 2,000-step trainings: 2,961 s measured on 2 cores, 2026-12-07). GPU, paper profiles: set `train_steps` to a fraction of the 2M steps (estimate: hours for a readable curve).
 #
 # **Writes:** figures (PNG) and tables (CSV: `fig5_val_elbo`, `fig5_seed_summary`, `fig5_paired_difference`) into `RUN/results/`, and the verdicts on the paper's two Fig. 5 claims into `RUN/results/verdicts_06_elbo_vs_reweighted.json`.
 
@@ -43,11 +41,9 @@ import matplotlib.pyplot as plt
 
 from ulib.app import notebook as nbu
 
-s = nbu.setup(profile, run_dir, device, seed, overrides)  # absolute run dir, config, device; RUN/results/
+s = nbu.setup(profile, run_dir, device, seed, overrides)  # run dir, config, device, RUN/results/; prints the setup
 cfg = s.cfg
 K, T, L = cfg.vqgan.codebook_size, cfg.prior.total_steps, cfg.latent_size ** 2
-print(f"profile {cfg.profile} | device {s.device} | {cfg.data.dataset} {cfg.data.img_size}px -> "
-      f"{cfg.latent_size}x{cfg.latent_size} = {L} tokens, K = {K} codes, T = {T}")
 
 n_steps = train_steps or cfg.prior_train.steps
 every = eval_every or max(1, n_steps // 8)
@@ -201,3 +197,76 @@ if {new, old} <= set(losses):
     print(f"step at which the {new} run first reaches the {old} run's value at step {steps[-1]}, seed by seed "
           f"(seeds {seeds}; validation every {every} steps): "
           + ", ".join("never" if r is None else str(r) for r in reach))
+
+# %% [markdown]
+# ## Reading
+#
+# **What to notice.** The two trainings differ only in the weight of the masked cross-entropy: Eq. 6's T/t or
+# Eq. 7's (T − t + 1)/T. Both are judged by the same yardstick, the validation negative ELBO, which only Eq. 6
+# optimises directly; a loss that is not the ELBO can still reach a lower ELBO if its gradients are less noisy.
+# Read the paired differences (seed by seed) along training, not two curves' means.
+#
+# **Against the paper.** Fig. 5 shows the reweighted loss reaching a lower validation ELBO than the plain ELBO, and
+# reaching it sooner, on the paper's datasets over long training. The verdicts below hold both claims against our
+# seeds.
+#
+# **Why it differs at this scale.** With three seeds, a t interval has 2 degrees of freedom, so only a difference that
+# is large against the seeds' spread resolves; 2,000 steps is the start of the paper's curves. Gradient clipping is
+# off here because Eq. 6's loss is up to T times larger at small t, so a clip would shrink its steps more than
+# Eq. 7's and decide the comparison by itself.
+
+# %%
+shown = nbu.reading(s, "06_elbo_vs_reweighted", nbu.scale_rows(s)[3:])
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **What clipping would do.** On one batch and a freshly initialised prior, compare the gradient norms of the two
+#    losses on the same draws. *Expected:* Eq. 6's gradient norm is larger, often by several times, so a common clip
+#    at 1.0 would cut its steps more.
+#
+#    <details><summary>Solution</summary>
+#
+#    ```python
+#    from ulib.prior.absorbing import AbsorbingDiffusion
+#    from ulib.trained import prior_from_config
+#    x0 = nbu.val_tokens(s)[:64]
+#    for loss in ("elbo", "reweighted_elbo"):
+#        torch.manual_seed(0)
+#        fresh = prior_from_config(cfg).to(s.device)
+#        out = AbsorbingDiffusion(T, cfg.mask_id, loss).training_losses(fresh, x0, s.generator(0))
+#        out["loss"].backward()
+#        print(loss, torch.sqrt(sum(p.grad.pow(2).sum() for p in fresh.parameters() if p.grad is not None)).item())
+#    ```
+#    </details>
+#
+# 2. **How many seeds?** From the per-seed differences at the last validation point, estimate how many seeds a
+#    paired t test would need to resolve the mean difference with 80 % power. *Expected:* n ≈ ((1.96 + 0.84)·sd/δ)²;
+#    a handful when the difference is large against its spread, dozens when it is not.
+#
+#    <details><summary>Solution</summary>
+#
+#    ```python
+#    last = d[:, -1]  # (seeds,) reweighted - elbo at the last point
+#    print("seeds needed:", ((1.96 + 0.84) * last.std(ddof=1) / abs(last.mean())) ** 2)
+#    ```
+#    </details>
+#
+# 3. **A third loss.** Add the BERT-style `mlm` loss (cross-entropy per masked token, no t weight) to `losses` and run
+#    the notebook again. *Expected:* a third set of trainings; its validation ELBO is measured with the same Eq. 6, so
+#    it lands on the same axes (the paper does not report it).
+#
+#    <details><summary>Solution</summary>
+#
+#    Set `losses = ["elbo", "reweighted_elbo", "mlm"]` in the parameters cell and run all cells (the existing
+#    trainings are reused); the `mlm` trainings go into `RUN/fig5_mlm*/`, three more at `demo` (about 25 min).
+#    </details>
+
+# %% [markdown]
+# ## References
+#
+# - S. Bond-Taylor, P. Hessey, H. Sasaki, T. P. Breckon, C. G. Willcocks. *Unleashing Transformers: Parallel Token Prediction with Discrete Absorbing Diffusion for Fast High-Resolution Image Generation from Vector-Quantized Codes.* ECCV 2022. [arXiv:2111.12701](https://arxiv.org/abs/2111.12701)
+# - J. Austin, D. D. Johnson, J. Ho, D. Tarlow, R. van den Berg. *Structured Denoising Diffusion Models in Discrete State-Spaces* (D3PM, the absorbing state). NeurIPS 2021. [arXiv:2107.03006](https://arxiv.org/abs/2107.03006)
+# - E. Hoogeboom, A. A. Gritsenko, J. Bastings, B. Poole, R. van den Berg, T. Salimans. *Autoregressive Diffusion Models* (ARDM: any-order models and their relation to absorbing diffusion). ICLR 2022. [arXiv:2110.02037](https://arxiv.org/abs/2110.02037)
+# - S. S. Sahoo, M. Arriola, Y. Schiff, A. Gokaslan, E. Marroquin, J. T. Chiu, A. Rush, V. Kuleshov. *Simple and Effective Masked Diffusion Language Models* (MDLM: the continuous-time absorbing ELBO). NeurIPS 2024. [arXiv:2406.07524](https://arxiv.org/abs/2406.07524)
+# - J. Ho, A. Jain, P. Abbeel. *Denoising Diffusion Probabilistic Models.* NeurIPS 2020. [arXiv:2006.11239](https://arxiv.org/abs/2006.11239)

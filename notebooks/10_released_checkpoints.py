@@ -16,11 +16,11 @@
 # %% [markdown]
 # # 10 · Sampling from the paper's released checkpoints
 #
-# **Reproduces:** samples and a larger-than-training image (the kind of pictures the paper opens with) with the models the authors trained (FFHQ, LSUN Churches, LSUN Bedroom), loaded into ulib's modules. Nothing is scored: pictures only.
+# **Reproduces:** samples and a larger-than-training image (the kind of pictures the paper opens with) from the models the authors trained (FFHQ, LSUN Churches, LSUN Bedroom), loaded into ulib's modules. Nothing is scored: pictures only.
 #
 # **Needs:** the released `logs/` folder (not included: see below). Without it this notebook says so and skips every cell that needs it. It trains nothing and does not use the run directory's models.
 #
-# **Time:** CPU: about 5 s with `smoke` or `demo` when the files are absent (measured on 2 cores with `demo`); with them, about a minute per image at 256 steps (estimate: 24-layer transformer over 256 tokens plus a 256x256 decoder). GPU: seconds per image (estimate).
+# **Time:** `smoke` or `demo` about 6 s when the files are absent (measured on 2 cores, 2026-12-07); with them about a minute per image at 256 steps on the CPU, seconds on a GPU (estimate).
 #
 # **Writes:** with the released files, the pictures (PNG) into `RUN/results/`, nothing else.
 
@@ -40,11 +40,9 @@ canvas = "16x32"  # latent canvas of the wide image (training grid: 16x16)
 # %%
 from ulib.app import notebook as nbu
 
-s = nbu.setup(profile, run_dir, device, seed, overrides)  # absolute run dir, config, device; RUN/results/
+s = nbu.setup(profile, run_dir, device, seed, overrides)  # run dir, config, device, RUN/results/; prints the setup
 cfg = s.cfg
 K, T, L = cfg.vqgan.codebook_size, cfg.prior.total_steps, cfg.latent_size ** 2
-print(f"profile {cfg.profile} | device {s.device} | {cfg.data.dataset} {cfg.data.img_size}px -> "
-      f"{cfg.latent_size}x{cfg.latent_size} = {L} tokens, K = {K} codes, T = {T}")
 
 from pathlib import Path
 
@@ -105,3 +103,58 @@ if available:
     nbu.show(nbu.save_grid(s, wide, f"10_released_{dataset}_wide"))
 else:
     print("skipped: no released checkpoints")
+
+# %% [markdown]
+# ## Reading
+#
+# **What to notice.** The released checkpoints load into the same modules the kit trains (`ulib.official` maps their
+# keys), so every sampler and every notebook of the kit runs on the paper's own models: the same code path at the
+# paper's scale. When the files are absent, nothing here is faked: the notebook says which file is missing and where
+# it goes.
+#
+# **Against the paper.** These are the models behind Tables 1–4 (FFHQ, LSUN Churches, LSUN Bedroom at 256×256 px).
+# Sampling them at the paper's settings reproduces the kind of pictures in its figures; scoring them at the paper's
+# scale (50,000 samples, Inception features) needs a GPU and the real datasets (`python -m ulib evaluate`).
+#
+# **Why it differs at this scale.** The table below sets this run's model beside the paper's: everything the other
+# notebooks measure on emoji happens at about 1/80 of the parameters and 1/1000 of the training steps.
+
+# %%
+shown = nbu.reading(s, "10_released_checkpoints", nbu.scale_rows(s))
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **The paper's prior, built empty.** Build the paper's prior architecture for `dataset` (no files needed) and
+#    list its parameter count and first keys. *Expected:* about 77M parameters (the paper rounds to 80M), with the key
+#    names of the released checkpoint (`tok_emb`, `pos_emb`, `blocks.0.ln1`, ...), which is why it loads by name.
+#
+#    <details><summary>Solution</summary>
+#
+#    ```python
+#    from ulib.trained import prior_from_config
+#    from ulib.profiles import get_profile
+#    m = prior_from_config(get_profile(dataset))
+#    print(sum(p.numel() for p in m.parameters()), list(m.state_dict())[:8])
+#    ```
+#    </details>
+#
+# 2. **Your run's scale.** Print the same parameter count for this run's prior and the ratio to the paper's.
+#    *Expected:* at `demo` about 0.9M against 77M, a factor of about 80.
+#
+#    <details><summary>Solution</summary>
+#
+#    ```python
+#    from ulib.trained import prior_from_config
+#    from ulib.profiles import get_profile
+#    count = lambda c: sum(p.numel() for p in prior_from_config(c).parameters())
+#    print(count(cfg), count(get_profile("ffhq")), count(get_profile("ffhq")) / count(cfg))
+#    ```
+#    </details>
+
+# %% [markdown]
+# ## References
+#
+# - S. Bond-Taylor, P. Hessey, H. Sasaki, T. P. Breckon, C. G. Willcocks. *Unleashing Transformers: Parallel Token Prediction with Discrete Absorbing Diffusion for Fast High-Resolution Image Generation from Vector-Quantized Codes.* ECCV 2022. [arXiv:2111.12701](https://arxiv.org/abs/2111.12701)
+# - P. Esser, R. Rombach, B. Ommer. *Taming Transformers for High-Resolution Image Synthesis* (VQGAN). CVPR 2021. [arXiv:2012.09841](https://arxiv.org/abs/2012.09841)
+# - J. Austin, D. D. Johnson, J. Ho, D. Tarlow, R. van den Berg. *Structured Denoising Diffusion Models in Discrete State-Spaces* (D3PM, the absorbing state). NeurIPS 2021. [arXiv:2107.03006](https://arxiv.org/abs/2107.03006)

@@ -18,11 +18,9 @@
 #
 # **Reproduces:** nothing new: an interactive view of sections 3.2-4.5 (decoding methods and step skipping as in Table 3, temperature as in Fig. 6, wide canvases as in Fig. 4, inpainting as in Fig. 7, and the reverse process one step at a time).
 #
-# **Needs:** notebook 01's run directory (VQGAN and prior; trained here when missing). Move the sliders in JupyterLab; run headless (papermill), the notebook presses the buttons itself once. Every stage is *load if present, else train*: the notebook reuses what the run
-# directory holds and trains only what is missing, so the notebooks chain (run them in order, or let
-# `python -m ulib reproduce` do it).
+# **Needs:** notebook 01's run directory (VQGAN and prior; trained here when missing). Move the sliders in JupyterLab; run headless (papermill), the notebook presses the buttons itself once and shows the pictures it saved.
 #
-# **Time:** CPU: seconds with `smoke`; about 14 s with `demo` (measured on 2 cores, trained run present; the widget prints the time of each Generate). GPU, paper profiles: seconds per Generate at 256 steps (estimate).
+# **Time:** `smoke` seconds; `demo` about 7 s (measured on 2 cores, 2026-12-07, trained run present). GPU, paper profiles: seconds per Generate at 256 steps (estimate).
 #
 # **Writes:** the pictures of the buttons it presses (PNG) into `RUN/results/`, nothing else.
 
@@ -41,11 +39,9 @@ import torch
 
 from ulib.app import notebook as nbu
 
-s = nbu.setup(profile, run_dir, device, seed, overrides)  # absolute run dir, config, device; RUN/results/
+s = nbu.setup(profile, run_dir, device, seed, overrides)  # run dir, config, device, RUN/results/; prints the setup
 cfg = s.cfg
 K, T, L = cfg.vqgan.codebook_size, cfg.prior.total_steps, cfg.latent_size ** 2
-print(f"profile {cfg.profile} | device {s.device} | {cfg.data.dataset} {cfg.data.img_size}px -> "
-      f"{cfg.latent_size}x{cfg.latent_size} = {L} tokens, K = {K} codes, T = {T}")
 
 from ulib.app.widgets import Playground
 from ulib.data.datasets import build_dataset
@@ -94,6 +90,18 @@ print(pg.inpaint_message.value)
 pg.steps_button.click()  # the reverse process step by step, for one image
 pg.step_slider.value = pg.step_slider.max // 2
 print(pg.step_label.value)
+(s.results / "11_playground_step_tokens.png").write_bytes(pg.token_map.value)
+(s.results / "11_playground_step_decoded.png").write_bytes(pg.step_image.value)
+
+# %% [markdown]
+# What the three tabs showed, as saved (widgets do not render in a static copy of this notebook): the Sample tab's
+# grid; the Inpaint tab's image before and after; the Steps tab at its middle step, the token grid (masked cells
+# black) and its decoding (masked cells grey).
+
+# %%
+for name in ("samples", "inpaint_before", "inpaint_after", "step_tokens", "step_decoded"):
+    print(name.replace("_", " "))
+    nbu.show(s.results / f"11_playground_{name}.png")
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -107,3 +115,56 @@ keep = ~res.latent_mask
 unchanged = torch.equal(res.tokens[keep], res.original_tokens[keep])
 assert unchanged, "inpainting changed tokens outside the mask"
 print(f"inpainting: {int(res.latent_mask.sum())} of {L} tokens regenerated, tokens outside unchanged: {unchanged}")
+
+# %% [markdown]
+# ## Reading
+#
+# **What to notice.** Every button calls the same ulib functions the other notebooks measure: the Sample tab is
+# notebook 04's and 07's sampling, the wide canvas is notebook 08's Eq. 8, Inpaint is notebook 09's, and Steps is
+# the reverse process of notebook 03 one state at a time. Try the settings the other notebooks found to matter: few
+# steps (04), low and high temperature (07), confidence decoding at a handful of steps (04).
+#
+# **Against the paper.** Nothing new is measured here; the paper's settings for its own models are temperature 0.9
+# (Tables 1, 2) and 256 steps (Table 3), and its wide images use temperature 0.8 (Fig. 4). The table below sets this
+# run's scale beside the paper's.
+#
+# **Why it differs at this scale.** A sample of this run takes a fraction of a second on 2 CPU cores because the model
+# is tiny; the paper's 256-step sample took 3.8 s on an RTX 2080 Ti.
+
+# %%
+shown = nbu.reading(s, "11_playground", nbu.scale_rows(s))
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **Steps against time.** In the Sample tab, time Generate at steps T, T/4 and T/16 (the timing line under the
+#    picture). *Expected:* time roughly proportional to the network calls, so about 4× and 16× faster.
+#
+#    <details><summary>Solution</summary>
+#
+#    ```python
+#    for st in (T, max(1, T // 4), max(1, T // 16)):
+#        pg.steps.value = st
+#        pg.generate_button.click()
+#        pg.wait()
+#        print(st, pg.timing.value)
+#    ```
+#    </details>
+#
+# 2. **Watch a token appear.** In the Steps tab, move the slider one step at a time from 0 and count how many tokens
+#    each step reveals. *Expected:* about L/T per step on average at the full schedule, some steps none.
+#
+#    <details><summary>Solution</summary>
+#
+#    ```python
+#    masked = [int((x == cfg.mask_id).sum()) for x in pg.states]
+#    print([a - b for a, b in zip(masked, masked[1:])])
+#    ```
+#    </details>
+
+# %% [markdown]
+# ## References
+#
+# - S. Bond-Taylor, P. Hessey, H. Sasaki, T. P. Breckon, C. G. Willcocks. *Unleashing Transformers: Parallel Token Prediction with Discrete Absorbing Diffusion for Fast High-Resolution Image Generation from Vector-Quantized Codes.* ECCV 2022. [arXiv:2111.12701](https://arxiv.org/abs/2111.12701)
+# - H. Chang, H. Zhang, L. Jiang, C. Liu, W. T. Freeman. *MaskGIT: Masked Generative Image Transformer.* CVPR 2022. [arXiv:2202.04200](https://arxiv.org/abs/2202.04200)
+# - OpenMoji, the open-source emoji and icon project (HfG Schwäbisch Gmünd), [openmoji.org](https://openmoji.org), CC BY-SA 4.0: the kit's built-in dataset.

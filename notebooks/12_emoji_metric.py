@@ -16,13 +16,11 @@
 # %% [markdown]
 # # 12 · An offline metric for emoji: FID, KID and PRDC in an OpenMoji feature space
 #
-# **Reproduces:** the measuring stick the kit's notebooks use at CPU scale. The paper computes FID and PRDC on Inception features, which cannot be downloaded offline and know nothing of emoji; this notebook explains the kit's own feature network, shows on test images (families no model saw) that it behaves as a metric, measures the run's reconstructions and samples against the noise floor, and measures whether it matters that the feature network saw the test families: the same checks and the run's figures in two spaces trained here by one reduced recipe, one with and one without the test families.
+# **Reproduces:** the measuring stick the kit's notebooks use at CPU scale. The paper computes FID and PRDC on Inception features, which cannot be downloaded offline and know nothing of emoji; this notebook explains the kit's own feature network, shows on test images (families no model saw) that it behaves as a metric, measures the run's reconstructions and samples against the noise floor, and measures whether it matters that the feature network saw the test families (two spaces trained here by the shipped recipe, with and without them).
 #
-# **Needs:** the shipped weights `ulib/assets/openmoji_features.pt` (made by `python -m ulib train-features`), and notebook 01's run directory (VQGAN and prior; trained here when missing). Every stage is *load if present, else train*: the notebook reuses what the run
-# directory holds and trains only what is missing, so the notebooks chain (run them in order, or let
-# `python -m ulib reproduce` do it). The two feature networks of the last section are trained once into `RUN/features/`.
+# **Needs:** the shipped weights `ulib/assets/openmoji_features.pt` (made by `python -m ulib train-features`), and notebook 01's run directory (VQGAN and prior; trained here when missing). The two feature networks of the last section are trained once into `RUN/features/`.
 #
-# **Time:** CPU, trained run present: about 2 min with `smoke` (estimate from the 155 CPU-seconds it took on a shared 2-core machine); about 10 min with `demo` (estimate for 2 cores: 237 s measured on 2026-12-07 with two 4-epoch feature networks, which trained in 57 s; the shipped recipe's 24 epochs take about 6 times as long). GPU: seconds, plus the feature networks.
+# **Time:** `smoke` about 2 min (estimate); `demo` about 9 min (536 s measured on 2 cores, 2026-12-07, the two feature networks' 24 epochs included). GPU: seconds, plus the feature networks (estimate).
 #
 # **Writes:** figures (PNG) and tables (CSV) into `RUN/results/`; two feature networks into `RUN/features/`.
 
@@ -45,11 +43,9 @@ import torch
 
 from ulib.app import notebook as nbu
 
-s = nbu.setup(profile, run_dir, device, seed, overrides)  # absolute run dir, config, device; RUN/results/
+s = nbu.setup(profile, run_dir, device, seed, overrides)  # run dir, config, device, RUN/results/; prints the setup
 cfg = s.cfg
 K, T, L = cfg.vqgan.codebook_size, cfg.prior.total_steps, cfg.latent_size ** 2
-print(f"profile {cfg.profile} | device {s.device} | {cfg.data.dataset} {cfg.data.img_size}px -> "
-      f"{cfg.latent_size}x{cfg.latent_size} = {L} tokens, K = {K} codes, T = {T}")
 
 sizes = nbu.quality_sizes(s, n_samples)
 n_half, draws = n_half or sizes["n_half"], draws or sizes["draws"]
@@ -319,3 +315,78 @@ if held_out:
                      f"(Shipped space: {units['shipped', what][0]:.3g}; one training per space, so the interval "
                      "covers the images, not the feature networks' training seeds.)")
     display(Markdown("\n".join(lines)))
+
+# %% [markdown]
+# ## Reading
+#
+# **What to notice.** A metric is only as good as its feature space. The kit's space is a small network trained on
+# OpenMoji alone, so it knows emoji and can run offline; this notebook checks that it behaves as a metric should
+# (FID rises monotonically with blur, noise and shuffled patches; a collapsed set loses recall and coverage) and that
+# two halves of the same real images sit at the noise floor. Every other notebook's FID is read in this space,
+# against this floor.
+#
+# **Against the paper.** The paper uses Inception-v3 features (torch-fidelity) on 50,000 samples, as is standard for
+# 256-px photographs; those features need a download and know nothing of 32-px emoji. Numbers from the two spaces are
+# not comparable; orderings within one space are what the kit compares.
+#
+# **Why it differs at this scale.** The floor is high at a few hundred images (FID is biased upwards at small n), so
+# every figure is read beside the floor at the same n, never as an absolute number.
+
+# %%
+shown = nbu.reading(s, "12_emoji_metric", [
+    {"what": "feature space", "paper": "Inception-v3 pool features (torch-fidelity), 50k samples",
+     "this run": f"OpenMoji network: exemplar accuracy {report['exemplar_accuracy_augmented']:.3f}, category "
+                 f"accuracy {report['category_accuracy']:.3f}"},
+    {"what": "noise floor (real vs real)", "paper": "not reported",
+     "this run": f"FID {sweep[0]['fid']:.3g} ± {band_sd:.2g} at n = {n_half} per half"},
+    {"what": "ranking checks", "paper": "not reported",
+     "this run": f"{sum(ranking_checks(sweep).values())} of {len(ranking_checks(sweep))} passed"}])
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **FID's bias at small n.** Compute the FID of two disjoint halves of real test images at n = 50, 100, 200 and
+#    the largest n available. *Expected:* it falls as n grows (FID is biased upwards at small n), which is why every
+#    comparison here is made at equal n.
+#
+#    <details><summary>Solution</summary>
+#
+#    ```python
+#    for m in (50, 100, 200, n_half):
+#        print(m, M.fid(C.image_features(space, real_pool[:m]), C.image_features(space, real_pool[n_half: n_half + m])))
+#    ```
+#    </details>
+#
+# 2. **A corruption of your own.** Add a colour shift (swap the red and blue channels) to half B and compute its FID
+#    against half A. *Expected:* well above the floor: the network's category head uses colour.
+#
+#    <details><summary>Solution</summary>
+#
+#    ```python
+#    swapped = half_b[:, [2, 1, 0]]
+#    print(M.fid(fa, C.image_features(space, swapped)), "against the floor", sweep[0]["fid"])
+#    ```
+#    </details>
+#
+# 3. **FID by hand, once more.** Rewrite the FID cell with `torch.linalg.eigvals` instead of `scipy.linalg.sqrtm`
+#    (the trace of the square root of S1·S2 is the sum of the square roots of its eigenvalues). *Expected:* the same
+#    value to about 1e-6 relative.
+#
+#    <details><summary>Solution</summary>
+#
+#    ```python
+#    s1t, s2t = torch.from_numpy(s1), torch.from_numpy(s2)
+#    tr = torch.linalg.eigvals(s1t @ s2t).sqrt().real.sum().item()
+#    print(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * tr, fid_by_hand)
+#    ```
+#    </details>
+
+# %% [markdown]
+# ## References
+#
+# - S. Bond-Taylor, P. Hessey, H. Sasaki, T. P. Breckon, C. G. Willcocks. *Unleashing Transformers: Parallel Token Prediction with Discrete Absorbing Diffusion for Fast High-Resolution Image Generation from Vector-Quantized Codes.* ECCV 2022. [arXiv:2111.12701](https://arxiv.org/abs/2111.12701)
+# - M. Heusel, H. Ramsauer, T. Unterthiner, B. Nessler, S. Hochreiter. *GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium* (FID). NeurIPS 2017. [arXiv:1706.08500](https://arxiv.org/abs/1706.08500)
+# - M. Bińkowski, D. J. Sutherland, M. Arbel, A. Gretton. *Demystifying MMD GANs* (KID). ICLR 2018. [arXiv:1801.01401](https://arxiv.org/abs/1801.01401)
+# - M. F. Naeem, S. J. Oh, Y. Uh, Y. Choi, J. Yoo. *Reliable Fidelity and Diversity Metrics for Generative Models* (density and coverage). ICML 2020. [arXiv:2002.09797](https://arxiv.org/abs/2002.09797)
+# - C. Meehan, K. Chaudhuri, S. Dasgupta. *A Non-Parametric Test to Detect Data-Copying in Generative Models* (C_T). AISTATS 2020. [arXiv:2004.05675](https://arxiv.org/abs/2004.05675)
+# - OpenMoji, the open-source emoji and icon project (HfG Schwäbisch Gmünd), [openmoji.org](https://openmoji.org), CC BY-SA 4.0: the kit's built-in dataset.

@@ -18,11 +18,9 @@
 #
 # **Reproduces:** Table 5 of the paper: reconstruction FID of four VQGANs that differ only in the GAN term of the VQGAN's loss: *default* (taming's recipe: λ clamped only at 10⁴, no augmentation), λmax = 1 (the adaptive weight's clamp), DiffAug on every discriminator input, and both; each continued from the run's VQGAN with several seeds, scored on test images no model saw, and judged against the paper's claim (section 4.4) with a t interval over seeds.
 #
-# **Needs:** notebook 01's run directory (its trained VQGAN is the shared starting point; the four variants and a no-GAN control, each with `seeds` seeds, go into `RUN/table5_*_seed*/` and never replace `RUN/vqgan.pt`). Every stage is *load if present, else train*: the notebook reuses what the run
-# directory holds and trains only what is missing, so the notebooks chain (run them in order, or let
-# `python -m ulib reproduce` do it).
+# **Needs:** notebook 01's run directory (its trained VQGAN is the shared starting point; the four variants and a no-GAN control, each with `seeds` seeds, go into `RUN/table5_*_seed*/` and never replace `RUN/vqgan.pt`).
 #
-# **Time:** CPU: about 3 min with `smoke` (estimate from the 230 CPU-seconds its 15 continuations and scoring took on a shared 2-core machine); about 12.5 min with `demo` (estimate from the measured 48 s per 100-step GAN continuation and 40 s without the GAN on 2 cores: 3 seeds of four variants and the control, 11.6 min, plus 1 min to reconstruct and score 1,108 test images 16 times); `study` runs 400 steps each, about 48 min. GPU, paper profiles: the paper trains each variant 500k steps; set `gan_steps` to what the budget allows (estimate: 1-2 s per step at 256 px).
+# **Time:** `smoke` about 3 min (estimate); `demo` about 12 min (716 s measured on 2 cores, 2026-12-07: 15 continuations of 100 steps, then scoring); `study` about 48 min (estimate). GPU, paper profiles: the paper trains each variant 500k steps; set `gan_steps` to what the budget allows (estimate: 1-2 s per step at 256 px).
 #
 # **Writes:** figures (PNG) and tables (CSV: one row per variant, and one per variant and seed) into `RUN/results/`; the verdicts on the paper's claims into `RUN/results/verdicts_13_vqgan_ablations.json`.
 
@@ -43,15 +41,12 @@ import torch
 
 from ulib.app import notebook as nbu
 
-s = nbu.setup(profile, run_dir, device, seed, overrides)  # absolute run dir, config, device; RUN/results/
+s = nbu.setup(profile, run_dir, device, seed, overrides)  # run dir, config, device, RUN/results/; prints the setup
 cfg = s.cfg
 K, T, L = cfg.vqgan.codebook_size, cfg.prior.total_steps, cfg.latent_size ** 2
-print(f"profile {cfg.profile} | device {s.device} | {cfg.data.dataset} {cfg.data.img_size}px -> "
-      f"{cfg.latent_size}x{cfg.latent_size} = {L} tokens, K = {K} codes, T = {T}")
 
 sizes = nbu.quality_sizes(s)
-gan_steps = gan_steps or {"smoke": 4, "demo": 100, "study": 400}.get(cfg.profile, 20_000)
-gan_lr = gan_lr or {"demo": 1e-4, "study": 1e-4}.get(cfg.profile, cfg.vqgan_train.lr)
+gan_steps, gan_lr = nbu.gan_phase(cfg, gan_steps, gan_lr)  # by profile where 0
 seeds = seeds or 3
 seed_list = [cfg.seed + k for k in range(seeds)]
 print(f"GAN phase: {gan_steps} steps per variant at lr {gan_lr:g}, from step {cfg.vqgan_train.steps} | "
@@ -259,3 +254,56 @@ def reading(a: str, b: str) -> str:
 
 display(Markdown("\n".join([reading(name, "no GAN") for name in configs if name != "no GAN"]
                            + [reading("no GAN", "before the GAN phase")])))
+
+# %% [markdown]
+# ## Reading
+#
+# **What to notice.** Table 5 is about the GAN phase only: every variant starts from the same trained VQGAN and
+# differs in two switches, the clamp on λ and DiffAugment. Read each variant against *default* seed by seed, and
+# against the no-GAN control, which says whether the GAN phase helps at all at this scale, something Table 5 cannot
+# show because the paper has no such row.
+#
+# **Against the paper.** Table 5 (reconstruction FID after 500k steps, Churches / FFHQ): default 5.25 / 3.37,
+# λmax = 1 8.67 / 4.72, DiffAug 5.16 / 6.57, both 2.70 / 3.12: either technique alone can hurt, both together help.
+# The verdicts below hold our seeds to each of these claims.
+#
+# **Why it differs at this scale.** 100 GAN steps at a tenth of the demo's learning rate is a glimpse of a phase the
+# paper runs for 470k steps at 1.35e-5; the discriminator has barely started to learn, and a 32-px reconstruction
+# has little texture for it to judge. Three seeds give 2 degrees of freedom per comparison.
+
+# %%
+shown = nbu.reading(s, "13_vqgan_ablations")
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. **λ of every variant.** From the per-seed table, print each variant's mean adaptive weight. *Expected:* the
+#    variants clamped at λmax = 1 never exceed 1; default's may.
+#
+#    <details><summary>Solution</summary>
+#
+#    ```python
+#    for r in per_seed:
+#        print(r["variant"], r["seed"], r.get("mean_adaptive_weight"))
+#    ```
+#    </details>
+#
+# 2. **The paper's learning rate.** Rerun the notebook with `gan_lr = 1.35e-5` (the paper's constant rate) and compare
+#    the variants with the no-GAN control again. *Expected:* smaller changes in both directions; whether the GAN phase
+#    still hurts at this rate is the open question the demo cannot settle in 100 steps.
+#
+#    <details><summary>Solution</summary>
+#
+#    Set `gan_lr = 1.35e-5` in the parameters cell (the continuations then train into new child runs, about 12 min at
+#    `demo`) and run all cells.
+#    </details>
+
+# %% [markdown]
+# ## References
+#
+# - S. Bond-Taylor, P. Hessey, H. Sasaki, T. P. Breckon, C. G. Willcocks. *Unleashing Transformers: Parallel Token Prediction with Discrete Absorbing Diffusion for Fast High-Resolution Image Generation from Vector-Quantized Codes.* ECCV 2022. [arXiv:2111.12701](https://arxiv.org/abs/2111.12701)
+# - P. Esser, R. Rombach, B. Ommer. *Taming Transformers for High-Resolution Image Synthesis* (VQGAN). CVPR 2021. [arXiv:2012.09841](https://arxiv.org/abs/2012.09841)
+# - S. Zhao, Z. Liu, J. Lin, J.-Y. Zhu, S. Han. *Differentiable Augmentation for Data-Efficient GAN Training.* NeurIPS 2020. [arXiv:2006.10738](https://arxiv.org/abs/2006.10738)
+# - P. Isola, J.-Y. Zhu, T. Zhou, A. A. Efros. *Image-to-Image Translation with Conditional Adversarial Networks* (the patch discriminator). CVPR 2017. [arXiv:1611.07004](https://arxiv.org/abs/1611.07004)
+# - R. Zhang, P. Isola, A. A. Efros, E. Shechtman, O. Wang. *The Unreasonable Effectiveness of Deep Features as a Perceptual Metric* (LPIPS). CVPR 2018. [arXiv:1801.03924](https://arxiv.org/abs/1801.03924)
+# - M. Heusel, H. Ramsauer, T. Unterthiner, B. Nessler, S. Hochreiter. *GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium* (FID). NeurIPS 2017. [arXiv:1706.08500](https://arxiv.org/abs/1706.08500)

@@ -1,5 +1,6 @@
 """pytest fixtures and collection rules; shared constants and helpers live in tests/helpers.py."""
 import json
+import os
 
 import pytest
 import torch
@@ -7,7 +8,7 @@ import torch
 from ulib.io.rundir import RunDir
 from ulib.train.vqgan import train_vqgan
 
-from helpers import OFFICIAL_KEYS, tiny_config
+from helpers import CHROMIUM, OFFICIAL_KEYS, missing_browser, tiny_config
 
 
 def pytest_collection_modifyitems(config, items):
@@ -23,6 +24,19 @@ def pytest_collection_modifyitems(config, items):
 def official_keys():
     """The released checkpoints' layout and the paper's hyper-parameters (OFFICIAL_KEYS)."""
     return json.loads(OFFICIAL_KEYS.read_text())
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The Chromium binary for the tests marked `browser`, with Playwright to drive it; skipped when either is
+    missing, except under CI=true, where the test fails (helpers.missing_browser)."""
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        missing_browser(f"no Chromium at {CHROMIUM} (set ULIB_CHROMIUM to use another)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing_browser("the playwright package is missing (pip install -e '.[dev]')")
+    return CHROMIUM
 
 
 @pytest.fixture(scope="module")

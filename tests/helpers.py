@@ -11,6 +11,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import torch.nn as nn
 from PIL import Image
@@ -21,6 +22,11 @@ from ulib.vq.perceptual import VGG16_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = str(ROOT / "data" / "cache")
+# The Chromium that Playwright drives in the tests marked `browser` (never a browser Playwright downloads).
+CHROMIUM = os.environ.get("ULIB_CHROMIUM", "/usr/bin/chromium")
+# Headless, as root, on a closed network: no sandbox, no GPU, nothing fetched in the background.
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 # Key names and shapes of the official code's released checkpoints (source named inside the file).
 OFFICIAL_KEYS = ROOT / "tests" / "fixtures" / "official_checkpoint_keys.json"
 
@@ -31,6 +37,13 @@ TINY = [
     "vqgan.disc_start_step=3",
     "prior_train.steps=6", "prior_train.log_every=2", "prior_train.image_every=3", "prior_train.ckpt_every=3",
 ]
+
+
+def missing_browser(reason: str):
+    """Skip, or fail under CI=true (a CI run that skipped a browser check must not look green)."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true: the browser checks must run in CI; `make browser-deps` installs Chromium)")
+    pytest.skip(f"{reason}; `make browser-deps` installs Chromium")
 
 
 def tiny_config(extra=()):

@@ -3,8 +3,9 @@ Cells, then a user's input (seed, number of images, method, Generate) and a new 
 
 Playwright drives Debian's Chromium (`/usr/bin/chromium`, or $ULIB_CHROMIUM); it never downloads a browser.
 Without Chromium or Playwright the test is skipped, except under CI=true, where it fails: CI must not pass by
-skipping. `make browser-deps` installs Chromium, `make test-browser` runs this file alone. The screenshot of
-the widget lands in the test's tmp dir, and in docs/images/playground_browser.png with ULIB_SAVE_SCREENSHOT=1.
+skipping (the `chromium` fixture, tests/conftest.py). `make browser-deps` installs Chromium, `make test-browser`
+runs this file alone. The screenshot of the widget lands in the test's tmp dir, and in
+docs/images/playground_browser.png with ULIB_SAVE_SCREENSHOT=1.
 
 One tiny smoke run (4 VQGAN steps, 4 prior steps, as in test_widgets.py) is made through the CLI; the
 notebook (parameters injected by papermill, not executed) loads it and trains nothing. Its samples are noise;
@@ -28,36 +29,14 @@ import pytest
 
 from ulib.io.rundir import RunDir
 
-from helpers import CACHE, ROOT, run_cli
+from helpers import CACHE, CHROMIUM_FLAGS, ROOT, run_cli
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = os.environ.get("ULIB_CHROMIUM", "/usr/bin/chromium")
-# Headless, as root, on a closed network: no sandbox, no GPU, nothing fetched in the background.
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SETTINGS = ["--set", "vqgan_train.steps=4", "--set", "prior_train.steps=4", "--set", f"data.cache_dir={CACHE}"]
 NOTEBOOK = ROOT / "notebooks" / "11_playground.ipynb"
 SCREENSHOT = ROOT / "docs" / "images" / "playground_browser.png"
 TIMEOUT_MS = 120_000  # one browser wait (page load, Run All, one Generate); the smoke run needs seconds
-
-
-def _missing(reason: str):
-    """Skip, or fail under CI=true (a CI run that skipped the browser check must not look green)."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true: the browser check must run in CI; `make browser-deps` installs it)")
-    pytest.skip(f"{reason}; `make browser-deps` installs Chromium")
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        _missing(f"no Chromium at {CHROMIUM} (set ULIB_CHROMIUM to use another)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        _missing("the playwright package is missing (pip install -e '.[dev]')")
-    return CHROMIUM
 
 
 @pytest.fixture(scope="module")

@@ -43,13 +43,14 @@ from ulib.io.logs import (
     save_image_grid,
 )
 from ulib.io.rundir import RunDir
+from ulib.profiles import get_profile
 from ulib.sample.api import sample_tokens
 from ulib.sample.models import SamplingModels, from_modules
 from ulib.train.common import AlreadyTrained
 from ulib.train.latents import load_latents
 from ulib.train.prior import tokens_changed, train_prior
 from ulib.train.vqgan import start_continuation, train_vqgan
-from ulib.trained import load_run_prior, load_run_vqgan
+from ulib.trained import load_run_prior, load_run_vqgan, prior_from_config
 
 START_DIR = Path.cwd()  # where the kernel started (notebooks/): relative run_dir parameters are read from here
 
@@ -69,13 +70,19 @@ class Session:
         return torch.Generator(device=self.device).manual_seed(self.seed + offset)
 
 
-def setup(profile: str, run_dir: str, device: str = "auto", seed: int = 0, overrides=()) -> Session:
-    """Resolve the run directory and config, seed everything, and create RUN/results.
+def setup(profile: str, run_dir: str, device: str = "auto", seed: int = 0, overrides=(),
+          banner: bool = True) -> Session:
+    """Resolve the run directory and config, seed everything, create RUN/results and print `setup_banner`.
 
     profile: a name of `ulib.profiles` (must match the run's stored config, if it has one);
     overrides: `section.key=value` strings, as `--set` on the command line.
     """
     path = (START_DIR / Path(run_dir).expanduser()).resolve()  # relative to the notebook's folder
+    docs = (PROJECT_ROOT / "docs").resolve()
+    if path == docs or docs in path.parents:
+        raise ValueError(f"run_dir={run_dir!r} resolves to {path}, inside the project's docs/ (its executed copies "
+                         f"and the site); runs never go there: pass a run directory of your own, e.g. "
+                         f"run_dir='{Path(os.path.relpath(PROJECT_ROOT / 'runs' / 'demo', START_DIR)).as_posix()}'")
     if (PROJECT_ROOT / "pyproject.toml").exists():
         os.chdir(PROJECT_ROOT)
     run = RunDir(path)
@@ -84,7 +91,24 @@ def setup(profile: str, run_dir: str, device: str = "auto", seed: int = 0, overr
     seed_everything(seed)
     results = path / "results"
     results.mkdir(parents=True, exist_ok=True)
-    return Session(run, cfg, dev, seed, results)
+    s = Session(run, cfg, dev, seed, results)
+    if banner:
+        print(setup_banner(s))
+    return s
+
+
+def setup_banner(s: Session) -> str:
+    """The lines every notebook prints after its setup: the profile, device and token grid, the run directory
+    and how the notebooks chain (each reuses what the run holds and trains only what is missing), and the data's
+    credit where it is OpenMoji."""
+    cfg, h = s.cfg, s.cfg.latent_size
+    lines = [f"profile {cfg.profile} | device {s.device} | {cfg.data.dataset} {cfg.data.img_size}px -> "
+             f"{h}x{h} = {h * h} tokens, K = {cfg.vqgan.codebook_size} codes, T = {cfg.prior.total_steps}",
+             f"run directory {s.run.path}: load if present, else train (what the run holds is reused, only what "
+             f"is missing is trained, so the notebooks chain in order; `python -m ulib reproduce` runs them all)"]
+    if cfg.data.dataset == "openmoji":
+        lines.append("images derived from OpenMoji (openmoji.org, CC BY-SA 4.0)")
+    return "\n".join(lines)
 
 
 # ---- stages: load if present, else train -------------------------------------------------------------
@@ -201,6 +225,21 @@ VQGAN_VARIANTS = {  # name: (vqgan.disc_weight_max, vqgan.diff_aug), as in Table
     "DiffAug": (TAMING_DISC_WEIGHT_MAX, True),
     "both": (1.0, True),
 }
+
+
+GAN_PHASE_STEPS = {"smoke": 4, "demo": 100, "study": 400}  # any other profile: 20,000 (GPU)
+GAN_PHASE_LR = {"demo": 1e-4, "study": 1e-4}  # any other profile: its own vqgan_train.lr
+
+
+def gan_phase(cfg: Config, steps: int = 0, lr: float = 0.0) -> tuple[int, float]:
+    """(steps, lr) of a GAN-phase continuation of the run's VQGAN (notebooks 02 and 13): the given values, or
+    where 0 the profile's (smoke 4, demo and study 100 and 400 steps at lr 1e-4, else 20,000 at the profile's lr).
+    The demo's VQGAN trains fast at lr 1e-3; a GAN phase at that rate made its L1 rise from 0.09 to 0.46-0.78
+    within 250 steps, so demo and study continue ten times lower."""
+    if steps < 0 or lr < 0:
+        raise ValueError(f"gan_phase(steps={steps}, lr={lr}); both must be >= 0 (0: by profile)")
+    return (steps or GAN_PHASE_STEPS.get(cfg.profile, 20_000),
+            lr or GAN_PHASE_LR.get(cfg.profile, cfg.vqgan_train.lr))
 
 
 def vqgan_variant_configs(cfg: Config, gan_steps: int, with_control: bool = True,
@@ -364,6 +403,32 @@ def split_images(s: Session, split: str, n: int | None = None, seed_offset: int 
         raise ValueError(f"{n} images of the {split!r} split asked for; it has {len(ds)}")
     perm = torch.randperm(len(ds), generator=torch.Generator().manual_seed(s.seed + seed_offset)).tolist()
     return X.to_uint8(torch.stack([ds[i] for i in perm[:n]]))
+
+
+def varied_images(s: Session, split: str, categories: tuple[str, ...] = ("Smileys & Emotion", "Animals & Nature",
+                  "Food & Drink", "Objects"), per_category: int = 1) -> tuple[torch.Tensor, list[str]]:
+    """uint8 images (N, 3, H, W) of the run's OpenMoji `split`, `per_category` of each CLDR category in turn
+    (faces, animals, food, objects by default), each the first of its category in `split_images`' seeded order,
+    and their categories. For pictures that show a method on varied subjects rather than on the first few
+    images (which at random are mostly people and flags)."""
+    if s.cfg.data.dataset != "openmoji":
+        raise ValueError(f"varied_images: data.dataset={s.cfg.data.dataset!r}; only OpenMoji items have categories")
+    unknown = [c for c in categories if c not in EF.CATEGORIES]
+    if unknown:
+        raise ValueError(f"categories {unknown}; allowed: {EF.CATEGORIES}")
+    ds = build_dataset(s.cfg.data, "all", train_transforms=False)
+    indices = split_sides(s.cfg.data, ds)[split]
+    perm = torch.randperm(len(indices), generator=torch.Generator().manual_seed(s.seed)).tolist()
+    category_of = EF.emoji_categories([ds.names[i] for i in indices])  # (len(indices),) index in CATEGORIES
+    picked, names = [], []
+    for category in categories:
+        want = EF.CATEGORIES.index(category)
+        found = [indices[j] for j in perm if category_of[j] == want][:per_category]
+        if len(found) < per_category:
+            raise ValueError(f"the {split!r} split holds {len(found)} {category!r} emoji; {per_category} asked for")
+        picked += found
+        names += [category] * len(found)
+    return X.to_uint8(torch.stack([ds[i] for i in picked])), names
 
 
 def has_test_split(s: Session) -> bool:
@@ -545,6 +610,42 @@ def claim(s: Session, notebook: str, key: str, claim: str, paper: str, result, *
 
 
 _CLAIMS: dict[tuple[str, str], dict[str, dict]] = {}
+
+READING_COLUMNS = ("what", "paper", "this run", "verdict")
+
+
+def reading(s: Session, notebook: str, rows=()) -> list[dict]:
+    """The table a notebook's reading ends with: every verdict `claim` recorded in this kernel for `notebook`
+    (the claim, the paper's value, the measured sentence, the verdict), then `rows`, figures without a claimed
+    direction given as dicts with the keys READING_COLUMNS ('verdict' may be left out). Shown as Markdown and
+    returned."""
+    table = [{"what": r["claim"], "paper": r["paper"], "this run": r["statistic"], "verdict": r["verdict"]}
+             for r in _CLAIMS.get((str(s.results), notebook), {}).values()]
+    for r in rows:
+        unknown = set(r) - set(READING_COLUMNS)
+        if unknown or not {"what", "paper", "this run"} <= set(r):
+            raise ValueError(f"reading row {r}: keys must be {READING_COLUMNS} ('verdict' optional)")
+        table.append({"verdict": "measured", **r})
+    if not table:
+        raise ValueError(f"no verdicts recorded for {notebook!r} in this kernel and no rows given")
+    show_markdown(markdown_table(table, list(READING_COLUMNS)))
+    return table
+
+
+def scale_rows(s: Session, paper_profile: str = "ffhq") -> list[dict]:
+    """`reading` rows that set this run's scale beside the paper's (its `paper_profile` settings: 256 px images,
+    16x16 tokens, K = 1024, an 80M-parameter transformer trained 2M steps): why numbers differ at this scale."""
+    ours, paper = s.cfg, get_profile(paper_profile)
+    count = lambda c: sum(p.numel() for p in prior_from_config(c).parameters())  # noqa: E731
+    pair = lambda c: {  # noqa: E731
+        "images": f"{c.data.img_size}x{c.data.img_size} px -> {c.latent_size}x{c.latent_size} = "
+                  f"{c.latent_size ** 2} tokens",
+        "codebook and T": f"K = {c.vqgan.codebook_size}, T = {c.prior.total_steps}",
+        "prior": f"{c.prior.n_layers} layers x width {c.prior.n_emb}, {count(c) / 1e6:.1f}M parameters",
+        "training": f"VQGAN {c.vqgan_train.steps:,} steps x batch {c.vqgan_train.batch_size}; prior "
+                    f"{c.prior_train.steps:,} steps x batch {c.prior_train.batch_size}"}
+    return [{"what": what, "paper": theirs, "this run": pair(ours)[what], "verdict": "scale"}
+            for what, theirs in pair(paper).items()]
 
 
 # ---- timing -----------------------------------------------------------------------------------------

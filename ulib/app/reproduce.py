@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import shutil
 import time
@@ -233,6 +234,26 @@ def _exported_rows(index: Path) -> dict[str, dict]:
     return rows
 
 
+def copy_for_readers(text: str, run: Path, dest: Path) -> str:
+    """An executed notebook's JSON text with its injected run_dir pointing at RUN relative to DEST, the folder the
+    copy goes to: a reader who re-executes the copy where it lies (the kernel starts in DEST) reuses RUN's
+    checkpoints when they have them and otherwise trains into RUN, never into a folder under DEST (docs/)."""
+    nb = json.loads(text)
+    try:
+        rel = Path(os.path.relpath(Path(run).resolve(), Path(dest).resolve())).as_posix()
+    except ValueError:  # another drive (Windows): keep the absolute path
+        rel = Path(run).resolve().as_posix()
+    line = f'run_dir = "{rel}"  # the run these outputs came from, relative to this copy\'s folder\n'
+    for cell in nb.get("cells", []):
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            source = cell["source"] if isinstance(cell["source"], list) else cell["source"].splitlines(True)
+            cell["source"] = [line if s.startswith("run_dir = ") else s for s in source]
+    params = nb.get("metadata", {}).get("papermill", {}).get("parameters")
+    if isinstance(params, dict) and "run_dir" in params:
+        params["run_dir"] = rel
+    return json.dumps(nb, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
+
+
 def export_docs(run: Path, dest: Path, log=print) -> Path:
     """Copy RUN's executed notebooks to DEST and its results to DEST/results, for readers who want the figures
     without running anything (`make docs-notebooks` writes docs/notebooks/ from the demo profile).
@@ -255,7 +276,7 @@ def export_docs(run: Path, dest: Path, log=print) -> Path:
     rows = _exported_rows(index)
     profiles = set()
     for nb in executed:
-        (dest / nb.name).write_text(nb.read_text().replace(root, ""))
+        (dest / nb.name).write_text(copy_for_readers(nb.read_text().replace(root, ""), run, dest))
         done = marker(run, nb)
         info = json.loads(done.read_text()) if done.exists() else {}
         profiles.add(info.get("parameters", {}).get("profile"))
