@@ -133,7 +133,7 @@ def test_tests_mirror_the_package():
     # the files at the top test the top-level modules, the notebooks, the README and the repository
     top = {p.stem.removeprefix("test_") for p in (ROOT / "tests").glob("test_*.py")}
     assert top == {"config", "device", "paper", "official", "notebooks", "notebook_imports", "notebook_headers",
-                   "readme", "standalone", "layout"}
+                   "notebook_lessons", "readme", "standalone", "layout"}
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "tests").rglob("test_*.py")), ids=lambda p: p.name)
