@@ -67,8 +67,8 @@ x = nbu.split_images(s, held, n_images).float().div(127.5).sub(1).to(s.device)  
 # L1 0.14 → 0.22 in 300 steps; LPIPS needs torchvision's 553 MB VGG16 file, which an offline machine lacks),
 # codes that start on encoder outputs, and **dead codes restarted every 100 steps** (moved onto random encoder
 # outputs). The paper's supplement tried that "code recycling" and found reconstructions "comparable or worse",
-# so kept plain argmax quantisation; at 32 px and 1,400 steps recycling is what keeps most of the 256 codes in
-# use. The line above prints this run's settings; the `smoke` profile trains with a tiny GAN phase only to test
+# so kept plain argmax quantisation; here it runs beside a data-dependent start of the codes (the usage plot below
+# shows how many of the 256 are in use after 1,400 steps). The line above prints this run's settings; the `smoke` profile trains with a tiny GAN phase only to test
 # the code path. The λ curve further down comes from two short GAN-phase continuations trained for it.
 #
 # ## The quantiser, from scratch (Eq. 4 and 5)
@@ -306,9 +306,10 @@ print("gradient reaches the input pixels:", bool(x4.grad.abs().sum() > 0),
 # **What to notice.** The quantiser is ten lines and one trick: the straight-through estimator lets the encoder learn
 # through an argmin. The two halves of Eq. 5 pull in opposite directions, codes towards the encoder outputs and the
 # encoder towards its codes, and where β sits decides how hard each is pulled. Codebook use is the health check of
-# stage 1: a code nobody chooses is a symbol the prior never gets. In the GAN phase, watch λ: before the clamp it is
-# free to swing by orders of magnitude (the discriminator's gradient at the last layer can be tiny), after it the GAN
-# term can never outweigh the reconstruction term.
+# stage 1: a code nobody chooses is a symbol the prior never gets. In the GAN phase, watch λ: unclamped it grows as
+# large as the ratio of the two gradients makes it (a demo GAN phase at the VQGAN's own learning rate, 1e-3, saw it
+# swing between 0.08 and 11.5; see notebook 13), clamped at λmax = 1 the GAN term can never outweigh the
+# reconstruction term. The table gives this run's λ along its two continuations.
 #
 # **Against the paper.** The paper reports codebook collapse on all its datasets, "often a fraction of the codes in
 # use", and chose plain argmax quantisation after trying k-means initialisation and code recycling (supplement). This

@@ -216,8 +216,8 @@ print(f"S = {S}: confidence decoding and re-masking give the same tokens as ulib
 # last written (dark: early, light: late). By construction random order picks its positions blindly, so its map
 # has no structure; confidence decoding reveals first what the network is surest of, so its map follows the
 # picture (where the dark cells fall, in this run: look at the sample above it); re-masking writes every position
-# at its first step and re-draws each with probability t/T at every later time t, so its map shows the last
-# re-draw, which by the end is rare.
+# at its first step and re-draws each with probability t/T at every later time t, so its map shows each position's
+# last re-draw, most of them in the second half of the run (many steps there, each re-drawing a few positions).
 
 # %%
 from ulib.app.filmstrip import reveal_order

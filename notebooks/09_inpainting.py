@@ -80,7 +80,7 @@ vq, net = nbu.vqgan(s), nbu.prior(s)
 held = "test" if nbu.has_test_split(s) else "val"  # images no model trained on
 held_name = {"test": "test images (families no model saw)",
              "val": "validation images (families the models did not train on)"}[held]
-if cfg.data.dataset == "openmoji":  # varied subjects: a face, an animal, a food, an object, in turn
+if cfg.data.dataset == "openmoji":  # varied subjects: smileys & emotion, an animal, a food, an object
     picked, subjects = nbu.varied_images(s, held, per_category=-(-n_images // 4))
     picked, subjects = picked[:n_images], subjects[:n_images]
 else:

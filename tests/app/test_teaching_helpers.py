@@ -2,6 +2,7 @@
 scale beside the paper's, and varied images for pictures."""
 import pytest
 import torch
+from PIL import Image
 
 from ulib.app import notebook as nbu
 from ulib.data.datasets import build_dataset, split_sides
@@ -85,3 +86,12 @@ def test_varied_images_take_the_first_of_each_category_in_the_seeded_order(sessi
     assert torch.equal(images[:2], nbu.X.to_uint8(torch.stack([ds[i] for i in faces])))
     with pytest.raises(ValueError, match="allowed"):
         nbu.varied_images(s, "test", ("Dinosaurs",))
+
+
+def test_save_grid_enlarges_by_the_shorter_side(session):
+    """A 32x64 canvas is enlarged as a 32-px emoji is (4x), not by its width (2x)."""
+    wide = torch.zeros(1, 3, 32, 64)
+    square = torch.zeros(1, 3, 32, 32)
+    w_wide, h_wide = Image.open(nbu.save_grid(session, wide, "wide")).size
+    w_sq, h_sq = Image.open(nbu.save_grid(session, square, "square")).size
+    assert h_wide == h_sq and h_wide >= 128 and w_wide > 1.8 * w_sq

@@ -408,9 +408,9 @@ def split_images(s: Session, split: str, n: int | None = None, seed_offset: int 
 def varied_images(s: Session, split: str, categories: tuple[str, ...] = ("Smileys & Emotion", "Animals & Nature",
                   "Food & Drink", "Objects"), per_category: int = 1) -> tuple[torch.Tensor, list[str]]:
     """uint8 images (N, 3, H, W) of the run's OpenMoji `split`, `per_category` of each CLDR category in turn
-    (faces, animals, food, objects by default), each the first of its category in `split_images`' seeded order,
-    and their categories. For pictures that show a method on varied subjects rather than on the first few
-    images (which at random are mostly people and flags)."""
+    (smileys & emotion, animals, food, objects by default), each the first of its category in `split_images`'
+    seeded order, and their categories. For pictures that show a method on varied subjects rather than on the
+    first few images (which at random are mostly people and flags)."""
     if s.cfg.data.dataset != "openmoji":
         raise ValueError(f"varied_images: data.dataset={s.cfg.data.dataset!r}; only OpenMoji items have categories")
     unknown = [c for c in categories if c not in EF.CATEGORIES]
@@ -709,9 +709,10 @@ def upscale_for(img_size: int) -> int:
 
 
 def save_grid(s: Session, images: torch.Tensor, name: str, nrow: int | None = None) -> Path:
-    """Save images (B, 3, H, W) in [-1, 1] as RUN/results/NAME.png and return the path."""
+    """Save images (B, 3, H, W) in [-1, 1] as RUN/results/NAME.png, enlarged by nearest neighbours so that the
+    shorter side shows at about 128 pixels (a 32-px emoji 4x, a 32x64 canvas too), and return the path."""
     path = s.results / f"{name}.png"
-    save_image_grid(images.detach().clamp(-1, 1).cpu(), path, nrow=nrow, upscale=upscale_for(images.shape[-1]))
+    save_image_grid(images.detach().clamp(-1, 1).cpu(), path, nrow=nrow, upscale=upscale_for(min(images.shape[-2:])))
     return path
 
 
