@@ -9,7 +9,7 @@ RUN    ?= runs/demo
 PROFILE ?= demo
 
 .PHONY: demo test install clean-venv notebooks reproduce test-notebooks docs-notebooks docs browser-deps test-browser \
-        gpu-check
+        gpu-check tutorial
 
 install: $(STAMP)
 
@@ -25,6 +25,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# The ready-trained model that ships in ulib/assets/pretrained/tutorial/ (float16 EMA weights + SHA-256 manifest):
+# the demo's data, VQGAN and sampler trained for hours (profile `tutorial`, about 1 h 45 min on 2 CPU cores), then
+# packed. The notebooks load it with pretrained="tutorial"; `python -m ulib pretrained install` puts it in a run.
+tutorial: $(STAMP)
+	$(BIN)/python -m ulib pipeline --profile tutorial --run runs/tutorial
+	$(BIN)/python -m ulib pretrained pack tutorial --run runs/tutorial
 
 # The real-browser check of the widget playground (tests/app/test_browser.py): JupyterLab + headless Chromium.
 # browser-deps installs Debian's chromium (Playwright drives it; nothing is downloaded by Playwright itself).

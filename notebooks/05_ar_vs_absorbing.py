@@ -30,6 +30,7 @@ run_dir = "../runs/nb-smoke"  # run directory shared by every notebook (relative
 device = "auto"  # 'auto' (cuda, then mps, then cpu), 'cpu', 'cuda', ...
 seed = 0  # seed of this notebook's sampling and figures (training uses the config's own seed)
 overrides = []  # config overrides, each written as for `--set` on the command line (see the README)
+pretrained = ""  # "tutorial": load the kit's ready-trained model instead of training (with run_dir="../runs/tutorial")
 n_samples = 8  # images per timing
 elbo_mc = 0  # 0: the full sum over every t in 1..T (T passes per batch); N > 0: N random t per grid
 max_items = 256  # test grids evaluated (validation grids in a run without a test split)
@@ -49,7 +50,7 @@ from ulib.app import notebook as nbu
 from ulib.eval import stats
 
 NB = "05_ar_vs_absorbing"  # this notebook's verdicts: RUN/results/verdicts_05_ar_vs_absorbing.json
-s = nbu.setup(profile, run_dir, device, seed, overrides)  # run dir, config, device, RUN/results/; prints the setup
+s = nbu.setup(profile, run_dir, device, seed, overrides, pretrained)  # run dir, config, device, RUN/results/
 cfg = s.cfg
 K, T, L = cfg.vqgan.codebook_size, cfg.prior.total_steps, cfg.latent_size ** 2
 

@@ -20,7 +20,7 @@ from helpers import ROOT, TINY
 
 NOTEBOOKS = ROOT / "notebooks"
 COMMITTED = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
-REQUIRED_PARAMETERS = {"profile", "run_dir", "device", "seed", "overrides"}
+REQUIRED_PARAMETERS = {"profile", "run_dir", "device", "seed", "overrides", "pretrained"}
 
 # Tables the notebooks must record, with the columns a runner relies on.
 TABLES = {
@@ -126,6 +126,9 @@ def test_committed_notebook_is_clean(path):
         ast.literal_eval(stmt.value)  # raises on anything but a plain literal
         names.add(stmt.targets[0].id)
     assert REQUIRED_PARAMETERS <= names, f"{path.name}: missing parameters {REQUIRED_PARAMETERS - names}"
+    setups = [c.source for c in nb.cells if c.cell_type == "code" and "nbu.setup(" in c.source]
+    assert setups and "nbu.setup(profile, run_dir, device, seed, overrides, pretrained)" in setups[0], \
+        f"{path.name}: the setup call must pass the parameters on, `pretrained` (the ready-trained model) included"
     first = nb.cells[0]
     assert first.cell_type == "markdown"
     for heading in ("**Reproduces:**", "**Needs:**", "**Time:**"):

@@ -34,6 +34,7 @@ from ulib.prior.absorbing import AbsorbingDiffusion
 from ulib.prior.likelihood import absorbing_elbo, ar_nll
 from ulib.profiles import PROFILES
 from ulib.sample.models import from_official, from_run
+from ulib.train import pretrained
 from ulib.train.common import AlreadyTrained
 from ulib.train.latents import load_latents
 from ulib.train.prior import train_prior
@@ -205,6 +206,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=0, metavar="N", help="train on the first N emoji only (tests)")
     p.add_argument("--cache-dir", default="data/cache", help="OpenMoji render cache (default data/cache)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("pretrained", help="the ready-trained models that ship with the kit: list, install, pack",
+                       description="Models trained once by a recorded recipe and shipped in ulib/assets/pretrained/ "
+                                   "(float16 EMA weights with their SHA-256): `list` them, `install` one into a run "
+                                   "directory (then every command and notebook reuses it instead of training), or "
+                                   "`pack` a finished run into one (what `make tutorial` does).")
+    p.add_argument("action", choices=("list", "install", "pack"), help="what to do")
+    p.add_argument("name", nargs="?", default="tutorial", help="the model's name (default tutorial)")
+    p.add_argument("--run", default=None, metavar="DIR",
+                   help="install: the run directory to put it in (default runs/NAME); pack: the finished run")
 
     p = sub.add_parser("reproduce", help="run the numbered notebooks with papermill and gather tables and figures",
                        description="Execute notebooks/NN_*.ipynb in order with papermill into RUN/notebooks/ "
@@ -622,6 +633,9 @@ def _reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--export", default=None, metavar="DIR",
                         help="afterwards copy the executed notebooks (paths made relative) and the results to DIR "
                              "(make docs-notebooks: docs/notebooks)")
+    parser.add_argument("--pretrained", default=None, metavar="NAME",
+                        help="first install the ready-trained model NAME (python -m ulib pretrained list) in the run "
+                             "directory (default runs/NAME), so the notebooks reuse it; --profile defaults to its own")
     parser.add_argument("--list", action="store_true", help="list the notebooks and exit")
 
 
@@ -630,6 +644,15 @@ def run_reproduce(args: argparse.Namespace) -> int:
         for nb in reproduce.list_notebooks():
             print(nb.stem)
         return 0
+    if args.pretrained:
+        try:
+            args.profile = args.profile or pretrained.config_of(args.pretrained).profile
+            args.run = args.run or str(Path("runs") / args.pretrained)
+            _check_output_folder(args.run, "--run")
+            print(pretrained.describe_install(args.pretrained, RunDir(args.run)))
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     if args.profile is None:
         print("error: --profile is required (one of " + ", ".join(sorted(PROFILES)) + ")", file=sys.stderr)
         return 2
@@ -651,6 +674,22 @@ def run_reproduce(args: argparse.Namespace) -> int:
               f"{Path(args.run or Path('runs') / args.profile) / 'notebooks'} shows the failing cell",
               file=sys.stderr)
         return 1
+    return 0
+
+
+def run_pretrained(args) -> int:
+    if args.action == "list":
+        print(pretrained.listing())
+    elif args.action == "install":
+        run = RunDir(args.run or Path("runs") / args.name)
+        _check_output_folder(str(run.path), "--run")
+        print(pretrained.describe_install(args.name, run))
+    else:
+        if args.run is None:
+            raise ValueError("pretrained pack needs --run DIR, the finished run to pack")
+        folder = pretrained.pack_run(RunDir(args.run), args.name, recipe=pretrained.RECIPES.get(
+            args.name, f"python -m ulib pretrained pack {args.name} --run {args.run}"))
+        print(pretrained.listing(folder.parent, only=args.name))
     return 0
 
 
@@ -719,7 +758,8 @@ def run_bench(args) -> int:
 COMMANDS = {"train-vqgan": run_train_vqgan, "encode": run_encode, "train-prior": run_train_prior,
             "sample": run_sample, "inpaint": run_inpaint, "elbo": run_elbo,
             "bench": run_bench, "evaluate": run_evaluate, "reproduce": run_reproduce, "gpu-check": run_gpu_check,
-            "pipeline": run_pipeline, "compare": run_compare, "train-features": run_train_features}
+            "pipeline": run_pipeline, "compare": run_compare, "train-features": run_train_features,
+            "pretrained": run_pretrained}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,6 +48,8 @@ from ulib.sample.api import sample_tokens
 from ulib.sample.models import SamplingModels, from_modules
 from ulib.train.common import AlreadyTrained
 from ulib.train.latents import load_latents
+from ulib.train.pretrained import config_of as pretrained_config
+from ulib.train.pretrained import describe_install
 from ulib.train.prior import tokens_changed, train_prior
 from ulib.train.vqgan import start_continuation, train_vqgan
 from ulib.trained import load_run_prior, load_run_vqgan, prior_from_config
@@ -70,12 +72,15 @@ class Session:
         return torch.Generator(device=self.device).manual_seed(self.seed + offset)
 
 
-def setup(profile: str, run_dir: str, device: str = "auto", seed: int = 0, overrides=(),
+def setup(profile: str, run_dir: str, device: str = "auto", seed: int = 0, overrides=(), pretrained: str = "",
           banner: bool = True) -> Session:
     """Resolve the run directory and config, seed everything, create RUN/results and print `setup_banner`.
 
     profile: a name of `ulib.profiles` (must match the run's stored config, if it has one);
-    overrides: `section.key=value` strings, as `--set` on the command line.
+    overrides: `section.key=value` strings, as `--set` on the command line;
+    pretrained: the name of a model that ships with the kit (`ulib.io.pretrained`, e.g. 'tutorial'), installed
+    into the run directory (verified by SHA-256) before anything else, so the notebook loads it instead of
+    training; the profile is then the model's own. '' (the default): train what the run lacks.
     """
     path = (START_DIR / Path(run_dir).expanduser()).resolve()  # relative to the notebook's folder
     docs = (PROJECT_ROOT / "docs").resolve()
@@ -86,6 +91,12 @@ def setup(profile: str, run_dir: str, device: str = "auto", seed: int = 0, overr
     if (PROJECT_ROOT / "pyproject.toml").exists():
         os.chdir(PROJECT_ROOT)
     run = RunDir(path)
+    if pretrained:
+        model_profile = pretrained_config(pretrained).profile
+        if profile != model_profile:
+            print(f"pretrained={pretrained!r}: profile {model_profile!r} (the model's own), not {profile!r}")
+        profile = model_profile
+        print(describe_install(pretrained, run))
     cfg = run.resolve_config(profile, [*overrides, f"device={device}"])
     dev = resolve_device(cfg.device)
     seed_everything(seed)
@@ -227,8 +238,8 @@ VQGAN_VARIANTS = {  # name: (vqgan.disc_weight_max, vqgan.diff_aug), as in Table
 }
 
 
-GAN_PHASE_STEPS = {"smoke": 4, "demo": 100, "study": 400}  # any other profile: 20,000 (GPU)
-GAN_PHASE_LR = {"demo": 1e-4, "study": 1e-4}  # any other profile: its own vqgan_train.lr
+GAN_PHASE_STEPS = {"smoke": 4, "demo": 100, "study": 400, "tutorial": 100}  # any other profile: 20,000 (GPU)
+GAN_PHASE_LR = {"demo": 1e-4, "study": 1e-4, "tutorial": 1e-4}  # any other profile: its own vqgan_train.lr
 
 
 def gan_phase(cfg: Config, steps: int = 0, lr: float = 0.0) -> tuple[int, float]:

@@ -92,6 +92,7 @@ def start_continuation(parent_ckpt: Path, child_ckpt: Path, cfg: Config) -> Path
     phase), which `train_vqgan(child, cfg, resume=True)` then trains.
 
     - kept: the autoencoder, its optimiser and grad scaler, the step and the code-usage counts (the shared phase);
+      a parent that holds weights only (a pretrained model's `vqgan.pt`) starts a fresh Adam and usage count;
     - the EMA restarted from the autoencoder's weights: the parent's EMA is not carried over (after n steps the
       child's EMA holds decay^n of the continuation's start, never the parent's average);
     - a fresh discriminator, with a fresh optimiser and scaler, drawn from cfg.seed: the GAN term starts with an
@@ -100,6 +101,13 @@ def start_continuation(parent_ckpt: Path, child_ckpt: Path, cfg: Config) -> Path
       order (StepBatches(seed=cfg.seed)): continuations that differ only in cfg.seed are independent seeds."""
     state = load_checkpoint(parent_ckpt, what="parent VQGAN checkpoint")
     tc = cfg.vqgan_train
+    if state.get("optimizer") is None:  # a pretrained model's weights-only file (ulib.io.pretrained): fresh Adam
+        ae = vqgan_from_config(cfg)
+        state["optimizer"] = torch.optim.Adam(ae.parameters(), lr=tc.lr, betas=(tc.beta1, tc.beta2),
+                                              weight_decay=tc.weight_decay).state_dict()
+        state["scaler"] = {}
+        state["code_usage"] = torch.zeros(cfg.vqgan.codebook_size)
+        state["model"] = {k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()}
     state["ema"] = {k: v.clone() for k, v in state["model"].items()} if tc.ema_decay > 0 else None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
