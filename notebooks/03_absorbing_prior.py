@@ -301,8 +301,9 @@ for key, where in (("elbo_bpt", "the step's training batch"), ("val_elbo_bpt", n
 from ulib.app.filmstrip import filmstrip, reverse_states
 from ulib.sample.absorbing import AbsorbingSampler
 
-sampler = AbsorbingSampler(net, T, cfg.mask_id, steps=T, temperature=cfg.sample.temperature, generator=s.generator(4))
-states = reverse_states(sampler, sampler.initial_state(1, L, s.device), frames=7)
+sampler = AbsorbingSampler.of(net, num_timesteps=T, mask_id=cfg.mask_id, length=L, temperature=cfg.sample.temperature,
+                              generator=s.generator(4), skip_empty_steps=False)  # every one of the T steps
+states = reverse_states(sampler, sampler.initial_state(1, s.device), frames=7)
 fig = filmstrip(vq, net, states, cfg.mask_id, K,
                 title=f"one reverse run, T = {T} steps, temperature {cfg.sample.temperature:g}")
 nbu.save_figure(s, fig, "03_reverse_filmstrip")

@@ -111,10 +111,12 @@ def sample_random_order(net, B, L, T, S, mask_id, temperature=1.0, generator=Non
 
 
 # %% [markdown]
-# Checked against ulib's `AbsorbingSampler.sample` (the step-by-step form) on the same random numbers. Both get
-# the network as a plain callable (`lambda x: net(x)`): ulib samplers accept any function from tokens to logits,
-# and with the Transformer itself they would run its output head only at the revealed positions (the same
-# logits up to rounding). ulib's default, `sample_tokens(method='random')`, draws the same law another way:
+# Checked against ulib's `AbsorbingSampler` walking the schedule step by step (`skip_empty_steps=False`) on the
+# same random numbers. Every ulib sampler is built the same way, from a `SamplingContext` (the network as a plain
+# callable from tokens to logits, T, the mask id, the token count, the temperature and the generator), its number
+# of steps and its own options; `sample(x)` runs it from the start state x. ulib samplers accept any function
+# from tokens to logits (here `lambda x: net(x)`), and with the Transformer itself they would run its output head
+# only at the revealed positions (the same logits up to rounding). ulib's default, `sample_tokens(method='random')`, draws the same law another way:
 # every position's reveal step up front, then one network pass per image's *non-empty* step. With S = T = L
 # steps a position is revealed at one of L steps at random, so an image has about L(1 − (1 − 1/L)^L) ≈ 0.63 L
 # non-empty steps: 64 steps over 64 tokens cost about 41 passes, not 64.
@@ -122,15 +124,17 @@ def sample_random_order(net, B, L, T, S, mask_id, temperature=1.0, generator=Non
 # %%
 # NBVAL_CHECK_OUTPUT
 from ulib.sample.absorbing import AbsorbingSampler
+from ulib.sample.base import SamplingContext
 
 vq, net = nbu.vqgan(s), nbu.prior(s)
 as_callable = lambda x: net(x)  # noqa: E731 (a plain function from tokens to logits)
 for S in sorted({T, max(1, T // 4)}, reverse=True):
     ours = sample_random_order(as_callable, 4, L, T, S, cfg.mask_id, temperature, s.generator(5), s.device)
-    lib = AbsorbingSampler(as_callable, T, cfg.mask_id, steps=S, temperature=temperature, generator=s.generator(5))
-    assert torch.equal(ours, lib.sample(lib.initial_state(4, L, s.device))), f"S = {S}: tokens differ from ulib's"
+    ctx = SamplingContext(as_callable, T, cfg.mask_id, L, temperature=temperature, generator=s.generator(5))
+    lib = AbsorbingSampler(ctx, S, AbsorbingSampler.Options(skip_empty_steps=False))
+    assert torch.equal(ours, lib.sample(lib.initial_state(4, s.device))), f"S = {S}: tokens differ from ulib's"
     print(f"S = {S:3d} steps: the same tokens as ulib's AbsorbingSampler; network passes {lib.forward_passes}")
-plan = AbsorbingSampler(net, T, cfg.mask_id, generator=s.generator(6)).plan(
+plan = AbsorbingSampler.of(net, num_timesteps=T, mask_id=cfg.mask_id, length=L, generator=s.generator(6)).plan(
     torch.full((256, L), cfg.mask_id, device=s.device))
 print(f"S = T = {T}, L = {L}: non-empty steps per image {plan.nonempty_steps.float().mean():.1f} on average over 256 "
       f"plans; expected T(1 - (1 - 1/T)^L) = {T * (1 - (1 - 1 / T) ** L):.1f}")
@@ -202,10 +206,11 @@ from ulib.sample.remask import RemaskSampler
 S = max(1, T // 8)
 start = torch.full((4, L), cfg.mask_id, dtype=torch.long, device=s.device)
 ours = sample_confidence(as_callable, 4, L, S, cfg.mask_id, generator=s.generator(7), device=s.device)
-lib = ConfidenceSampler(as_callable, cfg.mask_id, S, generator=s.generator(7)).sample(start)
+lib = ConfidenceSampler.of(as_callable, mask_id=cfg.mask_id, length=L, steps=S, generator=s.generator(7)).sample(start)
 assert torch.equal(ours, lib), "confidence decoding differs from ulib's ConfidenceSampler"
 ours = sample_remask(as_callable, 4, L, T, S, cfg.mask_id, generator=s.generator(8), device=s.device)
-lib = RemaskSampler(as_callable, T, cfg.mask_id, S, generator=s.generator(8)).sample(start)
+lib = RemaskSampler.of(as_callable, num_timesteps=T, mask_id=cfg.mask_id, length=L, steps=S,
+                       generator=s.generator(8)).sample(start)
 assert torch.equal(ours, lib), "re-masking differs from ulib's RemaskSampler"
 print(f"S = {S}: confidence decoding and re-masking give the same tokens as ulib's ConfidenceSampler and "
       "RemaskSampler")
@@ -222,11 +227,12 @@ print(f"S = {S}: confidence decoding and re-masking give the same tokens as ulib
 
 # %%
 from ulib.app.filmstrip import reveal_order
+from ulib.sample import registry
 
 S = max(2, T // 4)
-samplers = {"random": AbsorbingSampler(net, T, cfg.mask_id, steps=S, temperature=temperature, generator=s.generator(9)),
-            "confidence": ConfidenceSampler(net, cfg.mask_id, S, generator=s.generator(9)),
-            "remask": RemaskSampler(net, T, cfg.mask_id, S, generator=s.generator(9))}
+samplers = {name: registry.build(name, SamplingContext(net, T, cfg.mask_id, L, generator=s.generator(9),
+                                                       temperature=temperature if name == "random" else 1.0), S)
+            for name in registry.choices()}  # every decoding method of ulib's registry
 h = cfg.latent_size
 fig, axes = plt.subplots(2, len(samplers), figsize=(3.2 * len(samplers), 6.2))
 for col, (name, sampler) in enumerate(samplers.items()):

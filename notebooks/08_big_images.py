@@ -131,8 +131,8 @@ from ulib.sample.canvas import CanvasSampler
 half = torch.rand(canvas, generator=torch.Generator().manual_seed(seed)) < 0.5
 x_t = torch.where(half.to(s.device), torch.full_like(tokens[0], cfg.mask_id), tokens[0])  # (a, b)
 ours = window_mixture(models.prior, x_t, (h, w), offsets, temp)
-sampler = CanvasSampler(models.prior, canvas, (h, w), num_timesteps=T, mask_id=cfg.mask_id, temperature=temp,
-                        stride=stride)
+sampler = CanvasSampler.of(models.prior, grid=(h, w), canvas=canvas, num_timesteps=T, mask_id=cfg.mask_id,
+                           temperature=temp, stride=stride)
 lib = sampler.mixed_probs(x_t[None], torch.ones(1, *canvas, dtype=torch.bool, device=s.device), offsets)
 assert torch.allclose(ours.reshape(-1, K), lib, atol=1e-5), "Eq. 8 differs from ulib's CanvasSampler"
 print(f"Eq. 8 at all {canvas[0] * canvas[1]} positions ({int(half.sum())} masked) over {len(offsets)} windows: "

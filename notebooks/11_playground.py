@@ -58,7 +58,7 @@ val = build_dataset(cfg.data, "val", train_transforms=False)
 # Three tabs, all calling ulib: **Sample** (`ulib.sample.api.sample_tokens` with the method, steps,
 # temperature and seed of the sliders; a canvas wider than the training grid goes through
 # `ulib.sample.canvas.sample_canvas`, Eq. 8), **Inpaint** (`ulib.sample.inpaint.inpaint` on a validation image
-# or the last sample, inside a rectangle given in pixels) and **Steps** (`AbsorbingSampler.step`
+# or the last sample, inside a rectangle given in pixels) and **Steps** (`AbsorbingSampler.schedule_step`
 # one step at a time; the slider walks over the kept states, from all masked to none).
 #
 # Generate samples in a background thread, so that **Stop** is handled while it runs: it sets a flag

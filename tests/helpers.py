@@ -8,6 +8,7 @@ import struct
 import subprocess
 import sys
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,8 @@ from PIL import Image
 
 from ulib.prior.transformer import Transformer
 from ulib.profiles import get_profile
+from ulib.sample import registry
+from ulib.sample.base import Sampler, SampleStep
 from ulib.vq.perceptual import VGG16_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -194,3 +197,36 @@ def huge_png_header(width=20_000, height=20_000) -> bytes:
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+# ---- an example sampling method (tests/sample/test_registry.py, tests/app/test_widgets.py) ------------------
+@dataclass(frozen=True)
+class RasterOptions:
+    per_step: int = 2  # positions revealed per step
+
+    def __post_init__(self):
+        if self.per_step < 1:
+            raise ValueError(f"per_step={self.per_step}; must be >= 1")
+
+
+class RasterSampler(Sampler):
+    """Reveal the still-masked positions in raster order, per_step at a time, each drawn from its softmax."""
+
+    Options = RasterOptions
+
+    def start(self, x):
+        return -(-int((x == self.mask_id).sum(1).max()) // self.options.per_step)  # ceil(masked / per_step)
+
+    @torch.no_grad()
+    def step(self, x, k):
+        masked = x == self.mask_id
+        reveal = masked & (masked.long().cumsum(1) <= self.options.per_step)
+        if not reveal.any():
+            return SampleStep(x, reveal, ran_network=False)
+        probs = torch.softmax(self.logits_at(x, reveal).float() / self.temperature, -1)
+        x = x.clone()
+        x[reveal] = torch.multinomial(probs, 1, generator=self.generator).squeeze(1)
+        return SampleStep(x, reveal, extras={"k": k})
+
+
+EXAMPLE_METHOD = registry.Method("raster_test", RasterSampler, "a test's raster order", supports=frozenset({"x_start"}))

@@ -28,14 +28,15 @@ def models():
 
 def test_reverse_states_keep_the_start_the_end_and_evenly_spaced_steps(models):
     _, net = models
-    sampler = AbsorbingSampler(net, T, K, steps=T, generator=torch.Generator().manual_seed(0))
-    states = reverse_states(sampler, sampler.initial_state(2, L, "cpu"), frames=5)
+    sampler = AbsorbingSampler.of(net, num_timesteps=T, mask_id=K, length=L, generator=torch.Generator().manual_seed(0),
+                                  skip_empty_steps=False)  # every schedule step, as the paper writes the process
+    states = reverse_states(sampler, sampler.initial_state(2, "cpu"), frames=5)
     assert [s[0] for s in states] == [0, 2, 4, 6, 8] and all(s[1] == T for s in states)
     assert bool((states[0][2] == K).all()) and not bool((states[-1][2] == K).any())
     masked = [int((s[2] == K).sum()) for s in states]
     assert masked == sorted(masked, reverse=True)
     with pytest.raises(ValueError, match="frames"):
-        reverse_states(sampler, sampler.initial_state(1, L, "cpu"), frames=1)
+        reverse_states(sampler, sampler.initial_state(1, "cpu"), frames=1)
 
 
 def test_believed_images_fill_masks_with_the_argmax_and_dim_only_masked_cells(models):
@@ -58,19 +59,21 @@ def test_reveal_order_records_the_step_that_wrote_each_position(models):
     _, net = models
     start = torch.full((2, L), K)
     start[:, :3] = 1  # given tokens: never written
-    for sampler in (AbsorbingSampler(net, T, K, steps=4, generator=torch.Generator().manual_seed(0)),
-                    ConfidenceSampler(net, K, 4, generator=torch.Generator().manual_seed(0))):
+    for cls in (AbsorbingSampler, ConfidenceSampler):
+        sampler = cls.of(net, num_timesteps=T, mask_id=K, length=L, steps=4, generator=torch.Generator().manual_seed(0))
         tokens, when = reveal_order(sampler, start)
         assert bool((when[:, :3] == -1).all()) and bool((when[:, 3:] >= 0).all()) and int(when.max()) <= 3
         assert torch.equal(tokens[:, :3], start[:, :3]) and not bool((tokens == K).any())
-    tokens, when = reveal_order(RemaskSampler(net, T, K, 4, generator=torch.Generator().manual_seed(0)), start)
+    tokens, when = reveal_order(RemaskSampler.of(net, num_timesteps=T, mask_id=K, length=L, steps=4,
+                                                 generator=torch.Generator().manual_seed(0)), start)
     assert bool((when[:, 3:] >= 0).all()) and bool((when[:, :3] == -1).all())
 
 
 def test_filmstrip_draws_two_rows_one_column_per_state(models):
     vq, net = models
-    sampler = AbsorbingSampler(net, T, K, steps=T, generator=torch.Generator().manual_seed(0))
-    states = reverse_states(sampler, sampler.initial_state(1, L, "cpu"), frames=3)
+    sampler = AbsorbingSampler.of(net, num_timesteps=T, mask_id=K, length=L, generator=torch.Generator().manual_seed(0),
+                                  skip_empty_steps=False)
+    states = reverse_states(sampler, sampler.initial_state(1, "cpu"), frames=3)
     fig = filmstrip(vq, net, states, K, K, title="t")
     assert len(fig.axes) == 6
     assert fig.axes[0].get_title().startswith("step 0/8") and f"{L} of {L} masked" in fig.axes[0].get_title()

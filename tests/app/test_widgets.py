@@ -9,9 +9,10 @@ import ulib.app.widgets as W
 from ulib.app.widgets import Playground
 from ulib.data.datasets import build_dataset
 from ulib.io.rundir import RunDir
+from ulib.sample import registry
 from ulib.sample.models import from_run
 
-from helpers import CACHE, run_cli
+from helpers import CACHE, EXAMPLE_METHOD, run_cli
 
 pytest.importorskip("ipywidgets")
 
@@ -51,6 +52,18 @@ def test_widgets_cover_the_settings(pg, models):
     assert set(pg.method.options) == {"random", "confidence", "remask"}
     assert pg.width.min == models.latent_shape[1]
     assert pg.widget.get_title(0) == "Sample" and len(pg.widget.children) == 3
+
+
+def test_a_registered_method_is_offered_and_runs(models, dataset):
+    registry.register(EXAMPLE_METHOD)  # a method added by one file (tests/helpers.py): no edit of the widgets
+    try:
+        p = Playground(models, "cpu", dataset, background=False)
+        assert "raster_test" in p.method.options
+        p.n_images.value, p.method.value, p.steps.value = 2, "raster_test", 4
+        p.generate_button.click()
+        assert p.message.value.startswith("raster_test") and p.last_tokens.max() < p.m.mask_id
+    finally:
+        registry.unregister(EXAMPLE_METHOD.name)
 
 
 def test_generate_button_sends_settings_and_updates_image(pg, models, monkeypatch):

@@ -103,7 +103,7 @@ def test_cached_and_plain_step_logits_agree():
     for c in (True, False):
         logs[c] = []
         sample_ar(net, 3, L, "cpu", generator=torch.Generator().manual_seed(0), use_cache=c,
-                  callback=lambda i, r: logs[c].append((i, r.logits)))
+                  callback=lambda i, r: logs[c].append((i, r.extras["logits"])))
     assert [i for i, _ in logs[True]] == list(range(L))
     for (_, a), (_, b) in zip(logs[True], logs[False]):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
@@ -120,8 +120,8 @@ def test_cached_path_makes_L_single_token_calls():
 
     net.embed_cached = spy
     net.features = lambda *a: pytest.fail("the cached path must not run the plain forward")
-    sampler = ARSampler(net, generator=torch.Generator().manual_seed(0))
-    sampler.sample(2, L, "cpu")
+    sampler = ARSampler.of(net, length=L, generator=torch.Generator().manual_seed(0))
+    sampler.sample(sampler.initial_state(2, "cpu"))
     # call 0 feeds the start token alone; call i feeds x_{i-1} only
     assert calls == [(0, 0)] + [(1, i - 1) for i in range(1, L)]
     assert sampler.forward_passes == L
@@ -131,9 +131,9 @@ def test_sampler_continues_a_prefix():
     net = tiny_ar()
     prefix = tokens(B=2)[:, :5]
     for c in (True, False):
-        x = ARSampler(net, generator=torch.Generator().manual_seed(0), use_cache=c).sample(2, L, "cpu", x=prefix)
+        x = ARSampler.of(net, length=L, generator=torch.Generator().manual_seed(0), use_cache=c).sample(prefix)
         assert torch.equal(x[:, :5], prefix) and x.shape == (2, L)
-    a, b = (ARSampler(net, generator=torch.Generator().manual_seed(3), use_cache=c).sample(2, L, "cpu", x=prefix)
+    a, b = (ARSampler.of(net, length=L, generator=torch.Generator().manual_seed(3), use_cache=c).sample(prefix)
             for c in (True, False))
     assert torch.equal(a, b)
 
@@ -149,19 +149,21 @@ def test_top_k_1_is_greedy_decoding():
 
 def test_top_k_restricts_draws_to_the_k_largest_logits():
     net = tiny_ar()
-    sampler = ARSampler(net, top_k=3, generator=torch.Generator().manual_seed(0))
+    sampler = ARSampler.of(net, length=L, top_k=3, generator=torch.Generator().manual_seed(0))
     x = sampler.initial_state(500, "cpu")
     res = sampler.step(x)
-    allowed = res.logits.topk(3, dim=-1).indices  # (B, 3)
-    assert (res.token[:, None] == allowed).any(1).all()
-    assert len(res.token.unique()) == 3  # 500 draws over 3 codes hit all three
+    token = res.extras["token"]
+    allowed = res.extras["logits"].topk(3, dim=-1).indices  # (B, 3)
+    assert (token[:, None] == allowed).any(1).all()
+    assert len(token.unique()) == 3  # 500 draws over 3 codes hit all three
 
 
 @pytest.mark.parametrize("temperature, top_k", [(1.0, None), (0.5, None), (2.0, 4)])
 def test_draw_follows_the_tempered_softmax(temperature, top_k):
     # frequencies of 40,000 draws from fixed logits vs softmax(top_k(logits) / temperature), within 5 s.e.
     logits = torch.linspace(-2.0, 2.0, K)[torch.randperm(K, generator=torch.Generator().manual_seed(1))]
-    sampler = ARSampler(tiny_ar(), temperature, top_k, generator=torch.Generator().manual_seed(0))
+    sampler = ARSampler.of(tiny_ar(), length=L, temperature=temperature, top_k=top_k,
+                           generator=torch.Generator().manual_seed(0))
     n = 40_000
     draws = sampler.draw(logits.expand(n, K))
     freq = torch.bincount(draws, minlength=K).double() / n

@@ -145,8 +145,8 @@ def test_time_schedule():
 def test_every_position_unmasked_exactly_once(steps):
     K, L, B = 16, 12, 6
     net = tiny_transformer(K, L)
-    sampler = AbsorbingSampler(net, num_timesteps=16, mask_id=K, steps=steps,
-                               generator=torch.Generator().manual_seed(0))
+    sampler = AbsorbingSampler.of(net, num_timesteps=16, mask_id=K, length=L, steps=steps,
+                                  generator=torch.Generator().manual_seed(0), skip_empty_steps=False)
     times_unmasked = torch.zeros(B, L, dtype=torch.long)
     history = []
 
@@ -154,7 +154,7 @@ def test_every_position_unmasked_exactly_once(steps):
         times_unmasked.add_(res.unmasked.long())
         history.append(res)
 
-    x = sampler.sample(sampler.initial_state(B, L, "cpu"), callback=record)
+    x = sampler.sample(sampler.initial_state(B, "cpu"), callback=record)
     assert torch.equal(times_unmasked, torch.ones(B, L, dtype=torch.long))
     assert (x != K).all() and x.min() >= 0 and x.max() < K
     # an unmasked token never changes again
@@ -171,19 +171,21 @@ def test_forward_pass_count_under_step_skipping():
     net = CountingCalls(tiny_transformer(16, 12))  # no `features`: full forward each time
     for steps in (1, 4, 16):
         net.calls = 0
-        sampler = AbsorbingSampler(net, 16, 16, steps=steps, generator=torch.Generator().manual_seed(1))
-        sampler.sample(sampler.initial_state(64, 12, "cpu"))
+        sampler = AbsorbingSampler.of(net, num_timesteps=16, mask_id=16, length=12, steps=steps,
+                                      generator=torch.Generator().manual_seed(1), skip_empty_steps=False)
+        sampler.sample(sampler.initial_state(64, "cpu"))
         # with 64 x 12 masked tokens every step unmasks something (a skipped step would have p ~ 1e-100)
         assert net.calls == steps == sampler.forward_passes
 
 
 def test_step_unmask_probability_is_t_minus_s_over_t():
     K, L, B = 4, 1000, 20
-    sampler = AbsorbingSampler(ConstantLogits(K), 10, K, steps=5, generator=torch.Generator().manual_seed(0))
-    x = sampler.initial_state(B, L, "cpu")
-    res = sampler.step(x, 0)  # 10 -> 8: probability 2/10
+    sampler = AbsorbingSampler.of(ConstantLogits(K), num_timesteps=10, mask_id=K, length=L, steps=5,
+                                  generator=torch.Generator().manual_seed(0))
+    x = sampler.initial_state(B, "cpu")
+    res = sampler.schedule_step(x, 0)  # 10 -> 8: probability 2/10
     assert abs(res.unmasked.float().mean().item() - 0.2) < 0.01
-    res2 = sampler.step(res.x, 1)  # 8 -> 6: probability 2/8 of the still-masked
+    res2 = sampler.schedule_step(res.x, 1)  # 8 -> 6: probability 2/8 of the still-masked
     frac = res2.unmasked.sum().item() / (res.x == K).sum().item()
     assert abs(frac - 0.25) < 0.01
 
@@ -194,8 +196,9 @@ def test_temperature_draws_follow_softmax():
             return torch.log(torch.tensor([0.7, 0.2, 0.1])).expand(*x.shape, 3)
 
     for temp in (1.0, 0.5):
-        sampler = AbsorbingSampler(Fixed(), 1, 3, temperature=temp, generator=torch.Generator().manual_seed(0))
-        x = sampler.sample(sampler.initial_state(1, 60_000, "cpu"))
+        sampler = AbsorbingSampler.of(Fixed(), num_timesteps=1, mask_id=3, length=60_000, temperature=temp,
+                                      generator=torch.Generator().manual_seed(0))
+        x = sampler.sample(sampler.initial_state(1, "cpu"))
         freq = torch.bincount(x.flatten(), minlength=3).float() / x.numel()
         p = torch.softmax(torch.log(torch.tensor([0.7, 0.2, 0.1])) / temp, 0)
         assert torch.allclose(freq, p, atol=0.01), (temp, freq, p)
@@ -204,15 +207,18 @@ def test_temperature_draws_follow_softmax():
 def test_seeded_sampling_is_deterministic():
     net = tiny_transformer()
     x_T = torch.full((4, 12), 16)
-    a = AbsorbingSampler(net, 16, 16, steps=8, generator=torch.Generator().manual_seed(7)).sample(x_T)
-    b = AbsorbingSampler(net, 16, 16, steps=8, generator=torch.Generator().manual_seed(7)).sample(x_T)
-    c = AbsorbingSampler(net, 16, 16, steps=8, generator=torch.Generator().manual_seed(8)).sample(x_T)
-    assert torch.equal(a, b) and not torch.equal(a, c)
+    def run(seed, **kw):
+        return AbsorbingSampler.of(net, num_timesteps=16, mask_id=16, length=12, steps=8,
+                                   generator=torch.Generator().manual_seed(seed), **kw).sample(x_T)
+
+    for kw in ({}, {"skip_empty_steps": False}):  # both walks of the schedule
+        a, b, c = run(7, **kw), run(7, **kw), run(8, **kw)
+        assert torch.equal(a, b) and not torch.equal(a, c)
 
 
 def test_sampler_rejects_bad_settings():
     net = tiny_transformer()
     with pytest.raises(ValueError, match="steps"):
-        AbsorbingSampler(net, 16, 16, steps=17)
+        AbsorbingSampler.of(net, num_timesteps=16, mask_id=16, length=12, steps=17)
     with pytest.raises(ValueError, match="temperature"):
-        AbsorbingSampler(net, 16, 16, temperature=0.0)
+        AbsorbingSampler.of(net, num_timesteps=16, mask_id=16, length=12, temperature=0.0)

@@ -40,8 +40,8 @@ class WindowProbs(torch.nn.Module):
 
 @pytest.mark.parametrize("steps,batch", [(None, 2), (4, 3)])
 def test_canvas_equal_to_window_reproduces_absorbing_sampler(net, steps, batch):
-    ref = AbsorbingSampler(net, 10, MASK, steps=steps, temperature=0.8, generator=gen(3)).sample(
-        torch.full((batch, 12), MASK))
+    ref = AbsorbingSampler.of(net, num_timesteps=10, mask_id=MASK, length=12, steps=steps, temperature=0.8,
+                              generator=gen(3), skip_empty_steps=False).sample(torch.full((batch, 12), MASK))
     ours = sample_canvas(net, (3, 4), (3, 4), num_timesteps=10, mask_id=MASK, steps=steps, temperature=0.8,
                          batch=batch, generator=gen(3))
     assert ours.shape == (batch, 3, 4)
@@ -98,7 +98,8 @@ def test_coverage_counts_by_hand():
 
 
 def test_random_subset_still_covers_every_needed_position(net):
-    s = CanvasSampler(net, (9, 11), (3, 4), num_timesteps=10, mask_id=MASK, window_subset=1, generator=gen(2))
+    s = CanvasSampler.of(net, grid=(3, 4), canvas=(9, 11), num_timesteps=10, mask_id=MASK, window_subset=1,
+                         generator=gen(2))
     need = torch.zeros(9, 11, dtype=torch.bool)
     need[::2, ::3] = True
     for _ in range(5):
@@ -109,7 +110,7 @@ def test_random_subset_still_covers_every_needed_position(net):
 
 
 def test_only_windows_holding_a_needed_position_run(net):
-    s = CanvasSampler(net, (5, 7), (3, 4), num_timesteps=10, mask_id=MASK)
+    s = CanvasSampler.of(net, grid=(3, 4), canvas=(5, 7), num_timesteps=10, mask_id=MASK)
     need = torch.zeros(5, 7, dtype=torch.bool)
     need[0, 0] = True  # only the window at offset (0, 0) holds the corner
     assert s.choose_windows(need).tolist() == [[0, 0]]
@@ -121,7 +122,7 @@ def test_only_windows_holding_a_needed_position_run(net):
 def test_eq8_averages_windows_then_applies_temperature(tau):
     # canvas [0, m, m] with 1 x 2 windows: window (0,0) = [0, m] predicts [.2, .8]; window (0,1) = [m, m]
     # predicts [.9, .1]. Position 1 lies in both: mean [.55, .45]; position 2 in the second only.
-    s = CanvasSampler(WindowProbs(), (1, 3), (1, 2), num_timesteps=4, mask_id=2, temperature=tau)
+    s = CanvasSampler.of(WindowProbs(), grid=(1, 2), canvas=(1, 3), num_timesteps=4, mask_id=2, temperature=tau)
     x = torch.tensor([[[0, 2, 2]]])
     where = torch.tensor([[[False, True, True]]])
     probs = s.mixed_probs(x, where, s.offsets)
@@ -143,7 +144,7 @@ def test_window_batch_splits_forward_passes_without_changing_the_mixture(net):
     x[where] = MASK
     probs = []
     for wb, passes in [(1, 12), (5, 3), (64, 1)]:
-        s = CanvasSampler(net, (5, 7), (3, 4), num_timesteps=10, mask_id=MASK, window_batch=wb)
+        s = CanvasSampler.of(net, grid=(3, 4), canvas=(5, 7), num_timesteps=10, mask_id=MASK, window_batch=wb)
         probs.append(s.mixed_probs(x, where, s.offsets))
         assert s.forward_passes == passes
     assert all(torch.allclose(probs[0], p, atol=1e-5) for p in probs[1:])

@@ -7,8 +7,9 @@ import torch
 
 from ulib.prior.transformer import Transformer
 from ulib.sample.absorbing import AbsorbingSampler, time_schedule
-from ulib.sample.api import SAMPLING_METHODS, sample_tokens
+from ulib.sample.api import sample_tokens
 from ulib.sample.maskgit import ConfidenceSampler, confidence_schedule
+from ulib.sample.registry import choices
 from ulib.sample.remask import remask_times
 
 
@@ -80,7 +81,8 @@ def test_plan_reveals_positions_with_the_law_of_step_by_step_draws():
     T, S, K, B, L = 10, 4, 3, 4000, 8
     times = time_schedule(T, S)  # [10, 8, 5, 2, 0]: uneven gaps
     model = CountModel(K, L)
-    plan = AbsorbingSampler(model, T, K, steps=S, generator=gen(0)).plan(torch.full((B, L), K))
+    plan = AbsorbingSampler.of(model, num_timesteps=T, mask_id=K, length=L, steps=S, generator=gen(0)).plan(
+        torch.full((B, L), K))
     _, plain_step_of = plain_reverse_process(model, T, S, K, B, L, generator=gen(1))
     ours = torch.bincount(plan.step_of.flatten(), minlength=S)
     plain = torch.bincount(plain_step_of.flatten(), minlength=S)
@@ -126,17 +128,18 @@ def test_random_tokens_follow_the_plain_sampler(T, steps, temperature):
 def test_pass_by_pass_equals_step_by_step_given_one_plan(steps):
     K, L, B, T = 5, 10, 12, 16
     x_T = torch.full((B, L), K)
-    by_step = AbsorbingSampler(CountModel(K, L), T, K, steps=steps, generator=gen(3))
+    by_step = AbsorbingSampler.of(CountModel(K, L), num_timesteps=T, mask_id=K, length=L, steps=steps,
+                                  generator=gen(3))
     plan = by_step.plan(x_T)
     x = x_T
     for k in range(by_step.steps):
-        x = by_step.step(x, k, plan).x
-    by_pass = AbsorbingSampler(CountModel(K, L), T, K, steps=steps)
+        x = by_step.schedule_step(x, k, plan).x
+    by_pass = AbsorbingSampler.of(CountModel(K, L), num_timesteps=T, mask_id=K, length=L, steps=steps)
     y = x_T
     for p in range(plan.num_passes):
         res = by_pass.step_pass(y, plan, p)
-        assert torch.equal(res.step, plan.order[:, p])
-        assert torch.equal(res.unmasked.sum(1) > 0, res.step >= 0)  # a pass never runs an empty step
+        assert torch.equal(res.extras["step"], plan.order[:, p])
+        assert torch.equal(res.unmasked.sum(1) > 0, res.extras["step"] >= 0)  # a pass never runs an empty step
         y = res.x
     assert torch.equal(x, y) and (x != K).all()
     assert by_pass.forward_passes == plan.num_passes == int(plan.nonempty_steps.max())
@@ -150,7 +153,7 @@ def test_forward_passes_equal_distinct_states_evaluated():
     x_start[:, 0] = torch.arange(B)  # a fixed token per image, so every row names its image
     plans = []
     x = sample_tokens(model, x_start=x_start, num_timesteps=T, mask_id=K, generator=gen(4),
-                      callback=lambda p, res: plans.append(res.step))
+                      callback=lambda p, res: plans.append(res.extras["step"]))
     steps_taken = torch.stack(plans, 1)  # (B, P)
     n = (steps_taken >= 0).sum(1)  # non-empty steps per image
     assert model.calls == len(plans) == int(n.max())
@@ -159,14 +162,16 @@ def test_forward_passes_equal_distinct_states_evaluated():
     assert torch.equal(x[:, 0], torch.arange(B)) and (x != K).all()
     # the step-by-step sampler evaluates some states again (an image's empty step inside a batch)
     model.calls, model.rows = 0, []
-    AbsorbingSampler(model, T, K, generator=gen(4)).sample(x_start)
+    AbsorbingSampler.of(model, num_timesteps=T, mask_id=K, length=L, generator=gen(4),
+                        skip_empty_steps=False).sample(x_start)
     assert len(set(model.rows)) < len(model.rows)
 
 
 def test_passes_per_image_about_0_63_T_when_T_equals_L():
     T = L = 64
     B = 400
-    plan = AbsorbingSampler(CountModel(2, L), T, 2, generator=gen(5)).plan(torch.full((B, L), 2))
+    plan = AbsorbingSampler.of(CountModel(2, L), num_timesteps=T, mask_id=2, length=L, generator=gen(5)).plan(
+        torch.full((B, L), 2))
     expected = T * (1 - (1 - 1 / T) ** L)  # each of T steps is non-empty w.p. 1 - (1 - 1/T)^L; ~0.63 T
     assert abs(plan.nonempty_steps.float().mean().item() - expected) < 1.0
     assert expected < plan.num_passes < T
@@ -177,7 +182,7 @@ def test_random_inpainting_starts_at_the_matching_time():
     x = torch.zeros(4, L, dtype=torch.long)
     for b, m in enumerate((0, 1, 3, 8)):
         x[b, :m] = K
-    sampler = AbsorbingSampler(CountModel(K, L), T, K, steps=5, generator=gen(6))
+    sampler = AbsorbingSampler.of(CountModel(K, L), num_timesteps=T, mask_id=K, length=L, steps=5, generator=gen(6))
     assert sampler.start_time(x).tolist() == [1, 1, 4, 10]  # round(T m / L), at least 1
     xs = x.repeat(500, 1)
     plan = sampler.plan(xs)
@@ -206,7 +211,7 @@ def test_confidence_reveals_exactly_the_scheduled_counts(schedule):
     K, L, S = 16, 12, 5
     x_start = torch.full((6, L), K)
     x_start[3:, :4] = torch.arange(4)  # three images with 8 masked, three with 12
-    sampler = ConfidenceSampler(CountModel(K, L), K, S, schedule=schedule, generator=gen(7))
+    sampler = ConfidenceSampler.of(CountModel(K, L), mask_id=K, length=L, steps=S, schedule=schedule, generator=gen(7))
     remaining = sampler.remaining(x_start)
     seen = []
     x = sample_tokens(CountModel(K, L), method="confidence", x_start=x_start, num_timesteps=16, mask_id=K,
@@ -224,9 +229,10 @@ def test_confidence_keeps_the_most_confident_without_choice_noise():
                   mask_id=K, steps=4, generator=gen(8), choice_temperature=0.0,
                   callback=lambda j, r: seen.append(r))
     for res in seen:
-        kept = torch.where(res.unmasked, res.confidence, torch.full_like(res.confidence, math.inf))
-        scored = res.confidence > -math.inf
-        dropped = torch.where(scored & ~res.unmasked, res.confidence, torch.full_like(res.confidence, -math.inf))
+        conf = res.extras["confidence"]
+        kept = torch.where(res.unmasked, conf, torch.full_like(conf, math.inf))
+        scored = conf > -math.inf
+        dropped = torch.where(scored & ~res.unmasked, conf, torch.full_like(conf, -math.inf))
         assert (kept.min(1).values >= dropped.max(1).values).all()
 
 
@@ -247,15 +253,16 @@ def test_remask_masks_each_generated_token_with_probability_t_over_T():
                       generator=gen(9), callback=lambda j, r: seen.append(r))
     assert model.calls == S and (x != K).all() and (x[:, :5] == 3).all()
     for res in seen:
-        assert not res.unmasked[:, :5].any() and (res.x_t[:, :5] == 3).all()
-        assert torch.equal(res.x_t == K, res.unmasked)
+        x_t, t = res.extras["x_t"], res.extras["t"]
+        assert not res.unmasked[:, :5].any() and (x_t[:, :5] == 3).all()
+        assert torch.equal(x_t == K, res.unmasked)
         frac = res.unmasked[:, 5:].float().mean().item()
-        assert abs(frac - res.t / T) < 0.03, (res.t, frac)
-    assert seen[0].t == T and seen[0].unmasked[:, 5:].all()  # the first step masks every generated token
+        assert abs(frac - t / T) < 0.03, (t, frac)
+    assert seen[0].extras["t"] == T and seen[0].unmasked[:, 5:].all()  # the first step masks every generated token
 
 
 # ---- every method --------------------------------------------------------------------------------
-@pytest.mark.parametrize("method", SAMPLING_METHODS)
+@pytest.mark.parametrize("method", choices())
 def test_every_method_fills_every_mask_and_keeps_given_tokens(method):
     K, L, B = 16, 12, 6
     net = tiny_transformer(K, L)
@@ -275,7 +282,7 @@ def test_every_method_fills_every_mask_and_keeps_given_tokens(method):
             assert torch.equal(b[a != K], a[a != K])
 
 
-@pytest.mark.parametrize("method", SAMPLING_METHODS)
+@pytest.mark.parametrize("method", choices())
 def test_every_method_is_deterministic_under_a_seed(method):
     net = tiny_transformer()
     kw = dict(method=method, n=3, length=12, num_timesteps=16, mask_id=16, steps=6)
@@ -288,7 +295,7 @@ def test_every_method_is_deterministic_under_a_seed(method):
 def test_bad_arguments_are_named():
     net = tiny_transformer()
     kw = dict(n=2, length=12, num_timesteps=16, mask_id=16)
-    for method in SAMPLING_METHODS:
+    for method in choices():
         for steps in (0, 17, -1, 2.5):
             with pytest.raises(ValueError, match="steps"):
                 sample_tokens(net, method=method, steps=steps, **kw)

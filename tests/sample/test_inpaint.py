@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from ulib import sample_tokens
 from ulib.prior.transformer import Transformer
 from ulib.sample.absorbing import start_time
 from ulib.sample.inpaint import inpaint, latent_mask
@@ -93,11 +94,27 @@ def test_paste_back_keeps_pixels_outside_the_mask(models, images):
 def test_seeded_inpainting_is_deterministic_and_per_image_masks_differ(models, images):
     vq, net = models
     mask = torch.cat([box(0, 0, 16, B=1), box(0, 0, 2, B=1)])  # everything / one cell
-    run = lambda: inpaint(vq, net, images, mask, num_timesteps=T, mask_id=MASK, steps=50,  # capped at t_0
+    run = lambda: inpaint(vq, net, images, mask, num_timesteps=T, mask_id=MASK, steps=T,
                           generator=torch.Generator().manual_seed(2))
     a, b = run(), run()
     assert torch.equal(a.tokens, b.tokens) and torch.equal(a.images, b.images)
     assert a.start_times == [T, 1]
+
+
+@pytest.mark.parametrize("steps", [None, 5])
+def test_inpainting_is_sample_tokens_from_x_start_with_one_meaning_of_steps(models, images, steps):
+    """inpaint = encode, mask, `sample_tokens(x_start=...)`, decode: the same tokens under one seed, and steps
+    means S evenly spaced steps over T there as everywhere (those above an image's start time cost nothing)."""
+    vq, net = models
+    mask = torch.cat([box(0, 0, 16, B=1), box(4, 4, 12, B=1)])
+    res = inpaint(vq, net, images, mask, num_timesteps=T, mask_id=MASK, steps=steps,
+                  generator=torch.Generator().manual_seed(3))
+    x = torch.where(res.latent_mask, torch.full_like(res.original_tokens, MASK), res.original_tokens)
+    want = sample_tokens(net, x_start=x, num_timesteps=T, mask_id=MASK, steps=steps,
+                         generator=torch.Generator().manual_seed(3))
+    assert torch.equal(res.tokens, want)
+    with pytest.raises(ValueError, match="steps=21; allowed: 1..num_timesteps=20"):
+        inpaint(vq, net, images, mask, num_timesteps=T, mask_id=MASK, steps=T + 1)
 
 
 def test_errors(models, images):

@@ -10,8 +10,9 @@ from ulib.app.pipeline import run_pipeline
 from ulib.io.rundir import RunDir
 from ulib.prior.transformer import Transformer
 from ulib.profiles import get_profile
-from ulib.sample.absorbing import AbsorbingSampler, SampleStep
+from ulib.sample.absorbing import AbsorbingSampler
 from ulib.sample.autoregressive import sample_ar
+from ulib.sample.base import SampleStep
 from ulib.sample.canvas import sample_canvas
 from ulib.sample.maskgit import ConfidenceSampler
 from ulib.sample.models import from_modules
@@ -43,9 +44,9 @@ def test_each_method_gives_the_tokens_of_its_sampler():
     with torch.no_grad():
         x = torch.full((3, L), K)
         want = {
-            "random": AbsorbingSampler(net, T, K, steps=4, temperature=0.9, generator=_g()).sample_passes(x),
-            "confidence": ConfidenceSampler(net, K, 4, 0.9, generator=_g()).sample(x),
-            "remask": RemaskSampler(net, T, K, 4, 0.9, _g()).sample(x),
+            name: cls.of(net, num_timesteps=T, mask_id=K, length=L, steps=4, temperature=0.9, generator=_g()).sample(x)
+            for name, cls in (("random", AbsorbingSampler), ("confidence", ConfidenceSampler),
+                              ("remask", RemaskSampler))
         }
         for method, tokens in want.items():
             got = sample_tokens(net, 3, method=method, steps=4, temperature=0.9, generator=_g(), num_timesteps=T)

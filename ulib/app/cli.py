@@ -33,6 +33,7 @@ from ulib.io.weights import OPT_IN_FLAG
 from ulib.prior.absorbing import AbsorbingDiffusion
 from ulib.prior.likelihood import absorbing_elbo, ar_nll
 from ulib.profiles import PROFILES
+from ulib.sample import registry
 from ulib.sample.models import from_official, from_run
 from ulib.train import pretrained
 from ulib.train.common import AlreadyTrained
@@ -126,9 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, run_required=False)
     _sampling(p)
     p.add_argument("--n", type=int, default=None, help="number of images (default: sample.n)")
-    p.add_argument("--method", choices=("random", "confidence", "remask"), default="random",
-                   help="decoding method: the paper's random-order reverse process (default), MaskGIT-style "
-                        "confidence, or the official code's re-masking ('mlm') sampler")
+    p.add_argument("--method", choices=registry.choices(), default="random", help=registry.method_help("random"))
     p.add_argument("--canvas", default=None, metavar="HxW",
                    help="sample a latent canvas larger than the training grid, e.g. 24x32 (Eq. 8: predictions "
                         "averaged over every window)")

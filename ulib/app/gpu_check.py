@@ -44,6 +44,7 @@ from ulib.io.logs import MetricsLog
 from ulib.io.rundir import RunDir
 from ulib.io.weights import UnverifiedWeightsError
 from ulib.profiles import get_profile
+from ulib.sample import registry
 from ulib.sample.api import sample_images
 from ulib.sample.inpaint import inpaint
 from ulib.sample.models import from_run
@@ -192,7 +193,7 @@ def run_check(device: torch.device, tiny: bool, workdir: Path, log=print) -> dic
     n = 4 if tiny else 16
     T = cfg.prior.total_steps
     models = from_run(run, cfg, device)
-    for method in ("random", "confidence", "remask"):
+    for method in registry.choices():
         for precision in ("fp32", "bf16"):
             with ph.phase(f"sample_{method}_{precision}") as rec:
                 sample_images(models, n, steps=T, temperature=0.9, seed=0, method=method,

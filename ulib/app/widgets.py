@@ -7,7 +7,7 @@
   by the sampler's callback, the grid as a PNG (updated in place) and the time per image.
 - Inpaint: a validation image (index slider) or the last sample, a rectangle in pixels, Regenerate; shows
   the image with the rectangle greyed out beside the result (`ulib.sample.inpaint.inpaint`, section 4.5).
-- Steps: one image sampled step by step with `AbsorbingSampler.step`; a slider over the kept states shows
+- Steps: one image sampled step by step with `AbsorbingSampler.schedule_step`; a slider over the kept states shows
   the token map (masked cells black) and the image decoded from the tokens revealed so far.
 
 The logic lives in plain methods (`generate`, `inpaint_region`, `compute_steps`, `show_step`) that the
@@ -31,8 +31,10 @@ from PIL import Image
 from ulib.app.notebook import token_picture
 from ulib.config import downsampling_factor
 from ulib.io.logs import image_grid, preview_upscale
+from ulib.sample import registry
 from ulib.sample.absorbing import AbsorbingSampler
-from ulib.sample.api import SAMPLING_METHODS, sample_tokens
+from ulib.sample.api import sample_tokens
+from ulib.sample.base import SamplingContext
 from ulib.sample.inpaint import inpaint
 
 
@@ -91,7 +93,7 @@ class Playground:
         style = {"description_width": "120px"}
 
         # ---- Sample tab -------------------------------------------------------------------------------
-        self.method = W.Dropdown(options=list(SAMPLING_METHODS), value="random", description="method",
+        self.method = W.Dropdown(options=list(registry.choices()), value="random", description="method",
                                  layout=lay, style=style)
         self.steps = W.IntSlider(value=min(max(1, models.default_steps), T), min=1, max=T, description="steps",
                                  layout=lay, style=style)
@@ -281,12 +283,13 @@ class Playground:
         """Sample one image step by step (the Sample tab's steps, temperature, seed); keep the S + 1 states
         x_T, ..., x_0 and set the step slider to 0..S. Returns the states, each (h, w)."""
         m = self.m
-        sampler = AbsorbingSampler(m.prior, m.num_timesteps, m.mask_id, steps=int(self.steps.value),
-                                   temperature=float(self.temperature.value), generator=self._generator())
-        x = sampler.initial_state(1, self.h * self.w, self.device)  # (1, L) all masked
+        ctx = SamplingContext(m.prior, m.num_timesteps, m.mask_id, self.h * self.w, (self.h, self.w),
+                              float(self.temperature.value), self._generator())
+        sampler = AbsorbingSampler(ctx, int(self.steps.value))
+        x = sampler.initial_state(1, self.device)  # (1, L) all masked
         states, self.step_results = [x[0].view(self.h, self.w)], []
         for k in range(sampler.steps):
-            res = sampler.step(x, k)
+            res = sampler.schedule_step(x, k)
             x = res.x
             states.append(x[0].view(self.h, self.w))
             self.step_results.append(res)
@@ -313,5 +316,6 @@ class Playground:
             self.step_label.value = f"x_T: all {masked.numel()} tokens masked"
         else:
             r = self.step_results[k - 1]
-            self.step_label.value = (f"step {k} of {len(self.states) - 1}: t {r.t} -> {r.s}, revealed "
+            t, s = r.extras["t"], r.extras["s"]
+            self.step_label.value = (f"step {k} of {len(self.states) - 1}: t {t} -> {s}, revealed "
                                      f"{int(r.unmasked.sum())}, still masked {int(masked.sum())}")

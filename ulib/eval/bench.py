@@ -24,6 +24,7 @@ import torch
 
 from ulib.prior.absorbing import AbsorbingDiffusion
 from ulib.prior.transformer import Transformer
+from ulib.sample import registry
 from ulib.sample.absorbing import time_schedule
 from ulib.sample.api import sample_tokens
 from ulib.sample.autoregressive import sample_ar
@@ -168,6 +169,11 @@ def _bench_forward(cfg: BenchConfig, device, rec) -> None:
     rec("transformer forward / matmul rate", rate / mm, "fraction")
 
 
+def other_methods() -> tuple[str, ...]:
+    """The decoding methods timed beside random order: every other --method choice of the registry."""
+    return tuple(m for m in registry.choices() if m != "random")
+
+
 def _bench_absorbing(cfg: BenchConfig, device, rec) -> None:
     L, K, B = cfg.side**2, cfg.codebook_size, cfg.batch
     net = Transformer(K, L, cfg.n_emb, cfg.n_head, cfg.n_layers).to(device).eval()
@@ -189,7 +195,7 @@ def _bench_absorbing(cfg: BenchConfig, device, rec) -> None:
         rec("  speed-up over naive", sec / sec2, "x", steps=steps)
         rec("  sampler overhead beside forward passes", (sec2 - counted.seconds) / max(counted.seconds, 1e-9),
             "fraction", steps=steps)
-    for method in ("confidence", "remask"):
+    for method in other_methods():
         _, sec = _timed(lambda: sample_tokens(net, method=method, n=B, length=L, num_timesteps=T, mask_id=K,
                                               steps=few, generator=torch.Generator(device=device).manual_seed(0),
                                               device=device), device)

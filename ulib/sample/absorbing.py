@@ -11,36 +11,38 @@ The network ignores t: its logits depend on x_t only. So a step that unmasks not
 (we draw the positions first and skip the network when none unmask), and only the unmasked positions need
 the output head and a categorical draw.
 
-Two ways to walk the schedule (same distribution of samples):
+Two ways to walk the schedule (same distribution of samples), chosen by `Options(skip_empty_steps=...)`:
 
-- `step` / `sample`: one schedule step for the whole batch at a time. The network runs whenever *any*
-  image unmasks something, so an image with an empty step is evaluated again on a state already seen.
-- `plan` / `step_pass` / `sample_passes`: the positions are drawn up front. A position masked at the start
-  time t_b survives to s <= t_b with probability s / t_b, so with v ~ Uniform(0, t_b) it is still masked at
-  s iff v < s and it is revealed at the step k with t_{k+1} <= v < t_k: the whole per-image schedule in
-  one draw, with the same law as the step-by-step draws. Dropping each image's empty steps, pass p runs the
-  network once on every image's p-th non-empty step. This is exact because image b's logits depend on its
-  own x_t only. A batch then needs max_b (non-empty steps of b) passes instead of about S: with T = S = L
-  an image has about L (1 - (1 - 1/L)^L) ~ 0.63 L non-empty steps. Token draws use one pre-drawn uniform
-  per position (inverse CDF), so the tokens do not depend on which order the passes run: given one plan,
-  `step(x, k, plan)` step by step and `step_pass` pass by pass give the same tokens. A start state with
-  m_b of L positions masked (inpainting) starts at t_b = round(T m_b / L), the time whose expected mask
-  fraction matches; steps of the schedule above t_b reveal nothing for that image and cost nothing.
+- skip_empty_steps=False (`schedule_step`): one schedule step for the whole batch at a time, the Markov
+  chain on x_t as the paper writes it. The network runs whenever *any* image unmasks something, so an image
+  with an empty step is evaluated again on a state already seen. The start state is taken as x_T: its mask
+  tokens are revealed over the whole schedule.
+- skip_empty_steps=True (the default, `plan` / `step_pass`): the positions are drawn up front. A position
+  masked at the start time t_b survives to s <= t_b with probability s / t_b, so with v ~ Uniform(0, t_b) it
+  is still masked at s iff v < s and it is revealed at the step k with t_{k+1} <= v < t_k: the whole
+  per-image schedule in one draw, with the same law as the step-by-step draws. Dropping each image's empty
+  steps, pass p runs the network once on every image's p-th non-empty step. This is exact because image b's
+  logits depend on its own x_t only. A batch then needs max_b (non-empty steps of b) passes instead of about
+  S: with T = S = L an image has about L (1 - (1 - 1/L)^L) ~ 0.63 L non-empty steps. Token draws use one
+  pre-drawn uniform per position (inverse CDF), so the tokens do not depend on which order the passes run:
+  given one plan, `schedule_step(x, k, plan)` step by step and `step_pass` pass by pass give the same tokens.
+  A start state with m_b of L positions masked (inpainting) starts at t_b = round(T m_b / L), the time whose
+  expected mask fraction matches; steps of the schedule above t_b reveal nothing for that image and cost
+  nothing.
 
-`sample` keeps the step-by-step loop and its random draws as they were (`ulib.sample.canvas` reproduces its
-tokens bit for bit); `ulib.sample.api.sample_tokens(method='random')` runs `sample_passes`.
+The step-by-step form keeps its random draws as they were (`ulib.sample.canvas` reproduces its tokens bit for
+bit); `ulib.sample.api.sample_tokens(method='random')` runs the default, pass by pass.
 
-Steps are separate calls (like diffusers' `scheduler.step`) so notebooks and widgets can show each one.
+Steps are separate calls (the protocol of `ulib.sample.base`) so notebooks and widgets can show each one.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
 
 from ulib.device import exact_float
-from ulib.sample.network import logits_at
+from ulib.sample.base import Sampler, SampleStep, SamplingContext, categorical
 
 
 def time_schedule(num_timesteps: int, steps: int) -> list[int]:
@@ -55,37 +57,6 @@ def time_schedule(num_timesteps: int, steps: int) -> list[int]:
     return [int(round(num_timesteps * (steps - k) / steps)) for k in range(steps + 1)]
 
 
-_exact_float = exact_float  # float64 for the pre-drawn uniforms and CDFs, except on MPS (float32)
-
-
-def categorical(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """Draw j from each row of probs (N, K) by inverse CDF with the uniforms u (N,) in [0, 1): (N,) long.
-
-    j is the index with cdf_{j-1} <= u * cdf_K < cdf_j: the law of torch.multinomial(probs, 1), but a fixed
-    function of u, so a position's token does not depend on which other positions are drawn with it.
-    """
-    dtype = _exact_float(probs.device)
-    cdf = probs.to(dtype).cumsum(-1)  # (N, K)
-    v = (u.to(dtype) * cdf[:, -1]).unsqueeze(1)  # (N, 1)
-    return torch.searchsorted(cdf, v, right=True).squeeze(1).clamp_(max=probs.shape[1] - 1)
-
-
-def run_steps(step, x: torch.Tensor, n_steps: int, callback=None, progress: bool = False,
-              desc: str = "sampling") -> torch.Tensor:
-    """x <- step(x, k).x for k = 0..n_steps-1, calling callback(k, result) after each (every sampler's loop)."""
-    ks = range(n_steps)
-    if progress:
-
-        ks = tqdm(ks, desc=desc, leave=False)
-    for k in ks:
-        res = step(x, k)
-        x = res.x
-        if callback is not None:
-            callback(k, res)
-    return x
-
-
-
 def start_time(num_masked, length: int, num_timesteps: int):
     """t_0 = round(T * m / L), at least 1: the time whose expected mask fraction t/T matches m masked tokens out
     of L (T for an all-masked grid; inpainting starts lower). m: an int or a (B,) long tensor.
@@ -95,29 +66,6 @@ def start_time(num_masked, length: int, num_timesteps: int):
     """
     t0 = (2 * num_timesteps * num_masked + length) // (2 * length)  # round half up, in integers
     return t0.clamp(min=1) if isinstance(t0, torch.Tensor) else max(1, t0)
-
-
-@dataclass
-class SampleStep:
-    """What one step of any sampler did: the one step-result type every `callback(k, step)` receives.
-
-    The common part: x after the step and the positions it wrote (revealed, or for 'remask' re-drawn, or the
-    AR baseline's new position). The rest is filled by the samplers it concerns and None elsewhere.
-    """
-
-    x: torch.Tensor  # (B, L) tokens after the step ((B, a, b) on a canvas, (B, i+1) for the AR baseline)
-    unmasked: torch.Tensor  # bool, shaped as x: the positions this step wrote
-    ran_network: bool = True  # False when the step had nothing to do, so the forward pass was skipped
-    t: int | None = None  # time before the step (random order, canvas; remask: the time of q(x_t | x0))
-    s: int | None = None  # time after the step
-    step: torch.Tensor | None = None  # (B,) long, random order by passes: each image's schedule step, -1 done
-    candidates: torch.Tensor | None = None  # confidence: (B, L) candidate at each scored position, else mask id
-    confidence: torch.Tensor | None = None  # confidence: (B, L) log p(candidate) + Gumbel noise; -inf unscored
-    x_t: torch.Tensor | None = None  # remask: (B, L) the re-masked grid the network saw
-    windows: torch.Tensor | None = None  # canvas: (Nw, 2) offsets of the windows run at this step
-    token: torch.Tensor | None = None  # AR: (B,) the token drawn at position i
-    logits: torch.Tensor | None = None  # AR: (B, K) raw logits of p(x_i | x_<i), before temperature and top_k
-    i: int | None = None  # AR: the position drawn
 
 
 @dataclass
@@ -131,7 +79,7 @@ class UnmaskPlan:
 
     @property
     def num_passes(self) -> int:
-        """P: forward passes `sample_passes` makes (the most non-empty steps of any image)."""
+        """P: forward passes `sample` makes by passes (the most non-empty steps of any image)."""
         return self.order.shape[1]
 
     @property
@@ -140,38 +88,45 @@ class UnmaskPlan:
         return (self.order >= 0).sum(1)
 
 
-class AbsorbingSampler:
-    """Reverse process of the absorbing diffusion with step skipping and temperature.
+@dataclass(frozen=True)
+class RandomOrderOptions:
+    """The random-order sampler's one setting."""
 
-    model: any callable tokens (B, L) -> logits (B, L, K) (`ulib.sample.network`); when it has `features`
-    and `head` (as `ulib.prior.transformer.Transformer` does) the head runs only at the positions being unmasked.
+    skip_empty_steps: bool = True  # draw each image's schedule first and run only its non-empty steps (module
+    #   docstring); False: the Markov chain, one schedule step for the whole batch at a time
+
+
+class AbsorbingSampler(Sampler):
+    """Reverse process of the absorbing diffusion with step skipping and temperature (method 'random').
+
+    steps: S, 1..T evenly spaced steps (default T). The network is any callable tokens (B, L) -> logits (B, L, K)
+    (`ulib.sample.network`); when it has `features` and `head` (as `ulib.prior.transformer.Transformer` does)
+    the head runs only at the positions being unmasked. extras of each `SampleStep`: 't' and 's' (the times
+    before and after a schedule step), or by passes 'step' ((B,) long: each image's schedule step, -1 done).
     """
 
-    def __init__(self, model, num_timesteps: int, mask_id: int, steps: int | None = None,
-                 temperature: float = 1.0, generator: torch.Generator | None = None):
-        steps = num_timesteps if steps in (None, 0) else steps
-        if temperature <= 0:
-            raise ValueError(f"temperature={temperature}; must be > 0")
-        self.model = model
-        self.T = num_timesteps
-        self.mask_id = mask_id
-        self.times = time_schedule(num_timesteps, steps)
-        self.temperature = temperature
-        self.generator = generator
-        self.forward_passes = 0
+    Options = RandomOrderOptions
+
+    def __init__(self, ctx: SamplingContext, steps: int | None = None, options: RandomOrderOptions | None = None):
+        super().__init__(ctx, steps, options)
+        self.times = time_schedule(self.T, self.T if steps in (None, 0) else steps)
+        self._plan = None
 
     @property
     def steps(self) -> int:
         return len(self.times) - 1
 
-    def initial_state(self, batch: int, length: int, device) -> torch.Tensor:
-        """x_T: the all-masked grid, (B, L)."""
-        return torch.full((batch, length), self.mask_id, dtype=torch.long, device=device)
+    # ---- the protocol -------------------------------------------------------------------------------
+    def start(self, x: torch.Tensor) -> int:
+        """Draw the run's plan (skip_empty_steps) and return the passes it needs, else the S schedule steps."""
+        if x.dim() != 2:
+            raise ValueError(f"x of shape {tuple(x.shape)}; expected (B, L)")
+        self._plan = self.plan(x) if self.options.skip_empty_steps else None
+        return self._plan.num_passes if self._plan is not None else self.steps
 
-    def _logits_at(self, x: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
-        """Logits (N, K) at the N positions where `where` (B, L) is True; counts one forward pass."""
-        self.forward_passes += 1
-        return logits_at(self.model, x, where)
+    def step(self, x: torch.Tensor, k: int) -> SampleStep:
+        """Pass k of the plan, or schedule step k (module docstring)."""
+        return self.step_pass(x, self._plan, k) if self._plan is not None else self.schedule_step(x, k)
 
     # ---- the pre-drawn schedule -------------------------------------------------------------------
     def start_time(self, x: torch.Tensor) -> torch.Tensor:
@@ -186,7 +141,7 @@ class AbsorbingSampler:
         B, S = x.shape[0], self.steps
         masked = x == self.mask_id
         t0 = self.start_time(x)
-        dtype = _exact_float(x.device)
+        dtype = exact_float(x.device)
         u = torch.rand(x.shape, dtype=dtype, device=x.device, generator=self.generator)
         v = u * t0[:, None]  # (B, L) ~ Uniform(0, t_b): still masked at s iff v < s
         ascending = torch.tensor(self.times[::-1], dtype=dtype, device=x.device)  # [0, ..., T]
@@ -205,7 +160,7 @@ class AbsorbingSampler:
 
     # ---- one schedule step for the whole batch ------------------------------------------------------
     @torch.no_grad()
-    def step(self, x: torch.Tensor, k: int, plan: UnmaskPlan | None = None) -> SampleStep:
+    def schedule_step(self, x: torch.Tensor, k: int, plan: UnmaskPlan | None = None) -> SampleStep:
         """Step k (0-based) of the schedule: from t_k to t_{k+1}.
 
         Without a plan the positions and tokens are drawn now (the Markov chain on x_t); with one, step k
@@ -219,8 +174,8 @@ class AbsorbingSampler:
         else:
             unmask = masked & (plan.step_of == k)
         if not unmask.any():
-            return SampleStep(x, unmask, ran_network=False, t=t, s=s)
-        logits = self._logits_at(x, unmask).float() / self.temperature  # (N, K)
+            return SampleStep(x, unmask, ran_network=False, extras={"t": t, "s": s})
+        logits = self.logits_at(x, unmask).float() / self.temperature  # (N, K)
         probs = torch.softmax(logits, dim=-1)
         if plan is None:
             draws = torch.multinomial(probs, 1, generator=self.generator).squeeze(1)  # (N,)
@@ -228,17 +183,7 @@ class AbsorbingSampler:
             draws = categorical(probs, plan.noise[unmask])
         x = x.clone()
         x[unmask] = draws
-        return SampleStep(x, unmask, t=t, s=s)
-
-    @torch.no_grad()
-    def sample(self, x: torch.Tensor, callback=None, progress: bool = False) -> torch.Tensor:
-        """Run every step from the start state x (B, L), whose mask tokens get filled (`initial_state` for
-        x_T); returns (B, L) tokens. x is treated as x_T: its masks are revealed over the whole schedule.
-
-        callback(k, SampleStep) is called after each step (for pictures of the process). One forward pass
-        per step in which any image unmasks something; `sample_passes` needs fewer for the same law.
-        """
-        return run_steps(self.step, x, self.steps, callback, progress, "sampling")
+        return SampleStep(x, unmask, extras={"t": t, "s": s})
 
     # ---- one network pass per image's non-empty step -------------------------------------------------
     @torch.no_grad()
@@ -253,29 +198,10 @@ class AbsorbingSampler:
         active = k >= 0
         unmask = active[:, None] & (plan.step_of == k[:, None])  # (B, L)
         if not unmask.any():
-            return SampleStep(x, unmask, ran_network=False, step=k)
+            return SampleStep(x, unmask, ran_network=False, extras={"step": k})
         # rows of the inactive images hold no True, so row-major order over x[active] matches unmask's
-        logits = self._logits_at(x[active], unmask[active]).float() / self.temperature  # (N, K)
+        logits = self.logits_at(x[active], unmask[active]).float() / self.temperature  # (N, K)
         draws = categorical(torch.softmax(logits, dim=-1), plan.noise[unmask])  # (N,)
         x = x.clone()
         x[unmask] = draws
-        return SampleStep(x, unmask, step=k)
-
-    @torch.no_grad()
-    def sample_passes(self, x: torch.Tensor, callback=None, progress: bool = False) -> torch.Tensor:
-        """Same law as `sample`, in `plan(x).num_passes` forward passes; returns (B, L) tokens.
-
-        x: the start state (B, L), its mask tokens filled from the start time `start_time(x)` (all masked:
-        T). callback(p, SampleStep) is called after each pass.
-        """
-        plan = self.plan(x)
-        passes = range(plan.num_passes)
-        if progress:
-
-            passes = tqdm(passes, desc="sampling", leave=False)
-        for p in passes:
-            res = self.step_pass(x, plan, p)
-            x = res.x
-            if callback is not None:
-                callback(p, res)
-        return x
+        return SampleStep(x, unmask, extras={"step": k})

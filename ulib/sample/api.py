@@ -14,15 +14,16 @@ ends with no mask token left.
   `x_start` it starts at t = round(T * m / L) for m masked positions, the time whose expected mask fraction
   t/T matches.
 - method='confidence' (MaskGIT; `ulib.sample.maskgit`) and method='remask' (the official `sample_mlm`;
-  `ulib.sample.remask`).
+  `ulib.sample.remask`); any other method of the registry (`ulib.sample.registry`) by its name.
 - canvas=(H, W): a grid larger than the training window, each position's prediction the average over the
   windows that cover it (Eq. 8; `ulib.sample.canvas`).
 - an autoregressive prior (told by the network's `causal`): token by token in raster order
   (`ulib.sample.autoregressive`), with top_k.
-The samplers receive the network as a callable, tokens (B, L) -> logits (B, L, K) (`ulib.sample.network`:
-`logits_at` runs only the requested positions through the head when the network has `features` and `head`),
-so `prior` may be any such callable (then give num_timesteps and mask_id); every step is a separate call, like
-diffusers' `scheduler.step`, for notebooks and widgets.
+`sample_tokens` resolves its inputs into a `SamplingContext`, builds the method from the registry and samples
+(the protocol of `ulib.sample.base`). The samplers receive the network as a callable, tokens (B, L) -> logits
+(B, L, K) (`ulib.sample.network`: `logits_at` runs only the requested positions through the head when the
+network has `features` and `head`), so `prior` may be any such callable (then give num_timesteps and mask_id);
+every step is a separate call, like diffusers' `scheduler.step`, for notebooks and widgets.
 """
 from __future__ import annotations
 
@@ -31,16 +32,11 @@ import torch
 from ulib.config import apply_overrides
 from ulib.device import autocast, sampling_dtype
 from ulib.io.rundir import RunDir
-from ulib.sample.absorbing import AbsorbingSampler
-from ulib.sample.autoregressive import sample_ar
-from ulib.sample.canvas import decode_canvas, sample_canvas
-from ulib.sample.maskgit import ConfidenceSampler
+from ulib.sample import registry
+from ulib.sample.base import SamplingContext
+from ulib.sample.canvas import decode_canvas
 from ulib.sample.models import SamplingModels, from_run
 from ulib.sample.network import network_device
-from ulib.sample.remask import RemaskSampler
-
-SAMPLING_METHODS = ("random", "confidence", "remask")
-METHOD_OPTIONS = {"random": (), "confidence": ("schedule", "choice_temperature"), "remask": ()}
 
 
 def load_run(run, device="cpu", *, kind: str | None = None, use_ema: bool = True) -> SamplingModels:
@@ -75,8 +71,10 @@ def sample_tokens(prior, n: int | None = None, *, method: str = "random", steps:
     x_start (n, L) or (n, h, w): tokens to keep, mask_id where to generate; n may then be left out.
     canvas: (H, W) latent cells, larger than the window (Eq. 8); stride: the windows' spacing.
     top_k: the AR prior's top-k restriction. device: defaults to x_start's, else to the network's.
-    callback(k, step_result) after each step. options: method='confidence' takes schedule='cosine'|'linear'
-      and choice_temperature=4.5 (>= 0); a canvas takes window_subset, order, window_batch, progress.
+    callback(k, step_result) after each step. options: the method's own settings, by name
+      (`ulib.sample.registry.get(method).options`: 'random' takes skip_empty_steps=True; 'confidence'
+      schedule='cosine'|'linear' and choice_temperature=4.5 (>= 0); a canvas window_subset, order, window_batch);
+      progress=True shows a progress bar over the steps.
     """
     net = prior
     if isinstance(prior, SamplingModels):
@@ -92,19 +90,18 @@ def sample_tokens(prior, n: int | None = None, *, method: str = "random", steps:
     if x_start is not None and x_start.dim() == 3 and canvas is None:
         grid = tuple(x_start.shape[1:])
         x_start = x_start.reshape(x_start.shape[0], -1)
+    progress = options.pop("progress", False)
     if getattr(net, "causal", False):  # the AR baseline (Table 4)
         if method != "random" or canvas is not None or x_start is not None or options:
             raise ValueError("method, canvas, x_start and options apply to the absorbing prior; the AR prior "
                              "samples in raster order (method='random')")
-        if device is None:
-            device = network_device(net)
-        tokens = sample_ar(net, n, length, device, temperature=temperature, top_k=top_k, generator=generator,
-                           callback=callback)
+        ctx = SamplingContext(net, 0, None, length, grid, temperature, generator)
+        sampler = registry.build("autoregressive", ctx, top_k=top_k)
+        tokens = sampler.sample(sampler.initial_state(n, device or network_device(net)), callback, progress)
         return tokens.view(n, *grid) if grid is not None else tokens
     if top_k is not None:
         raise ValueError("top_k applies to the AR prior; the absorbing prior samples from the whole softmax")
-    if method not in SAMPLING_METHODS:
-        raise ValueError(f"method={method!r}; allowed: {SAMPLING_METHODS}")
+    entry = registry.get(method)
     if not isinstance(num_timesteps, int) or num_timesteps < 1:
         raise ValueError(f"num_timesteps={num_timesteps!r}; must be an integer >= 1")
     T = num_timesteps
@@ -116,26 +113,23 @@ def sample_tokens(prior, n: int | None = None, *, method: str = "random", steps:
     if not isinstance(steps, int) or not 1 <= steps <= T:
         raise ValueError(f"steps={steps!r}; allowed: 1..num_timesteps={T}")
     if canvas is not None:
-        if method != "random":
-            raise ValueError(f"method={method!r} with a canvas; a canvas is sampled by the random-order process")
+        if "canvas" not in entry.supports:
+            if entry.on_canvas is None:
+                raise ValueError(f"method={method!r} with a canvas; a canvas is sampled by the random-order process")
+            entry = registry.get(entry.on_canvas)
         if grid is None:
             raise ValueError("a canvas needs the training window: pass grid=(h, w) or a SamplingModels")
-        return sample_canvas(net, canvas, grid, num_timesteps=T, mask_id=mask_id, steps=steps,
-                             temperature=temperature, stride=stride, batch=n or 1, generator=generator,
-                             x_start=x_start, device=device, callback=callback, **options)
-    allowed = METHOD_OPTIONS[method]
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise ValueError(f"option(s) {unknown} not known to method={method!r}; allowed: {allowed or 'none'}")
+        ctx = SamplingContext(net, T, mask_id, grid[0] * grid[1], tuple(grid), temperature, generator)
+        sampler = registry.build(entry.name, ctx, steps, canvas=tuple(canvas), stride=stride, **options)
+        if x_start is None:
+            x_start = sampler.initial_state(n or 1, device if device is not None else network_device(net))
+        return sampler.sample(x_start.long(), callback, progress)
+    if x_start is not None and "x_start" not in entry.supports:
+        raise ValueError(f"method={method!r} does not take x_start (given tokens); methods that do: "
+                         f"{[m.name for m in registry.METHODS.values() if 'x_start' in m.supports]}")
     x = _start_state(net, n, length, mask_id, x_start, device)
-    if method == "random":
-        sampler = AbsorbingSampler(net, T, mask_id, steps=steps, temperature=temperature, generator=generator)
-        tokens = sampler.sample_passes(x, callback)
-    elif method == "confidence":
-        tokens = ConfidenceSampler(net, mask_id, steps, temperature, generator=generator, **options).sample(
-            x, callback)
-    else:
-        tokens = RemaskSampler(net, T, mask_id, steps, temperature, generator).sample(x, callback)
+    ctx = SamplingContext(net, T, mask_id, x.shape[1], grid, temperature, generator)
+    tokens = registry.build(entry.name, ctx, steps, **options).sample(x, callback, progress)
     return tokens.view(tokens.shape[0], *grid) if grid is not None else tokens
 
 

@@ -8,55 +8,78 @@ accelerator the network itself knows nothing of. Without the cache every step re
 `ulib.sample.absorbing.categorical`), so under one seed they give the same tokens (the logits agree to float
 rounding, which could only flip a draw that lands within ~1e-7 of a category boundary).
 
-Steps are separate calls (like diffusers' `scheduler.step`) so notebooks and widgets can show each one.
+Steps are separate calls (the protocol of `ulib.sample.base`) so notebooks and widgets can show each one.
 """
 from __future__ import annotations
 
-import torch
-from tqdm.auto import tqdm
+from dataclasses import dataclass
 
-from ulib.sample.absorbing import SampleStep, categorical
+import torch
+
+from ulib.sample.base import Sampler, SampleStep, SamplingContext, categorical
 from ulib.sample.cpu_step import CachedForward
 
 
 # ---- sampling ------------------------------------------------------------------------------------
-class ARSampler:
-    """Token-by-token sampler for a causal model, with temperature, top-k and (optional) kv caching.
+@dataclass(frozen=True)
+class AROptions:
+    """The AR baseline's settings."""
 
-    model: `Transformer(causal=True)`; use_cache=True needs its `forward_cached`/`new_cache`, and
+    top_k: int | None = None  # draw from the k most likely codes only; None: the whole softmax
+    use_cache: bool = True  # key/value cache: one new position per step (else the whole prefix again)
+    fast_steps: bool = True  # on CPU, cached steps take ulib.sample.cpu_step's lean path
+
+    def __post_init__(self):
+        if self.top_k is not None and (isinstance(self.top_k, bool) or not isinstance(self.top_k, int)
+                                       or self.top_k < 1):
+            raise ValueError(f"top_k={self.top_k!r}; allowed: None or an integer >= 1")
+
+
+class ARSampler(Sampler):
+    """Token-by-token sampler for a causal model, with temperature, top-k and (optional) kv caching (method
+    'autoregressive', chosen by the prior's kind).
+
+    The context's net: `Transformer(causal=True)`; use_cache=True needs its `forward_cached`/`new_cache`, and
     use_cache=False only needs tokens (B, i) -> logits (B, i+1, K) (the head runs on the last position only
     when the model has `features` and `head`). Put the model in eval() mode: dropout would draw from the
-    global RNG, not from `generator`.
+    global RNG, not from the generator. The start state is a prefix (B, i) (`initial_state`: no tokens);
+    `start` returns the steps to the context's length. extras of each `SampleStep`: 'token' ((B,) the token
+    drawn), 'logits' ((B, K) raw logits of p(x_i | x_<i), before temperature and top_k) and 'i' (its position).
 
     The cache follows the sequence it produced: `step(x)` continues from the cache when x is the tensor
     the previous step returned, and otherwise rebuilds it from x in one pass (so starting from a prefix
     works too). Do not edit a returned x in place.
     """
 
-    def __init__(self, model, temperature: float = 1.0, top_k: int | None = None,
-                 generator: torch.Generator | None = None, use_cache: bool = True, fast_steps: bool = True):
-        if not temperature > 0:
-            raise ValueError(f"temperature={temperature}; must be > 0")
+    Options = AROptions
+
+    def __init__(self, ctx: SamplingContext, steps: int | None = None, options: AROptions | None = None):
+        super().__init__(ctx, steps, options)
+        model, o = self.model, self.options
         K = getattr(model, "codebook_size", None)
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1
-                                  or (K is not None and top_k > K)):
-            raise ValueError(f"top_k={top_k!r}; allowed: None or an integer in 1..{K if K else 'K'}")
-        if use_cache and not hasattr(model, "forward_cached"):
+        if o.top_k is not None and K is not None and o.top_k > K:
+            raise ValueError(f"top_k={o.top_k!r}; allowed: None or an integer in 1..{K}")
+        if o.use_cache and not hasattr(model, "forward_cached"):
             raise ValueError(f"use_cache=True needs a model with forward_cached; {type(model).__name__} has none")
-        self.model = model
-        self.temperature = temperature
-        self.top_k = top_k
-        self.generator = generator
-        self.use_cache = use_cache
+        block = getattr(model, "block_size", None)
+        if ctx.length < 1 or (block is not None and ctx.length > block):
+            raise ValueError(f"length={ctx.length}; allowed: 1..block_size={block}")
+        self.top_k, self.use_cache = o.top_k, o.use_cache
         # cached one-token steps on CPU take ulib.sample.cpu_step's lean path unless fast_steps=False
-        self.forward_cached = CachedForward(model, enabled=fast_steps) if use_cache else None
+        self.forward_cached = CachedForward(model, enabled=o.fast_steps) if o.use_cache else None
         self.cache = None
         self._last = None  # the x the cache belongs to
-        self.forward_passes = 0
 
     def initial_state(self, batch: int, device) -> torch.Tensor:
         """No tokens yet: (B, 0)."""
         return torch.zeros(batch, 0, dtype=torch.long, device=device)
+
+    def start(self, x: torch.Tensor) -> int:
+        """The steps from the prefix x (B, i) to the context's length."""
+        if x.dim() != 2 or x.shape[1] > self.ctx.length:
+            raise ValueError(f"the prefix has shape {tuple(x.shape)}; expected (B, i) with i <= length="
+                             f"{self.ctx.length}")
+        return self.ctx.length - x.shape[1]
 
     def next_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (B, K) of p(x_i | x_<i) for the next position i = x.shape[1]."""
@@ -85,46 +108,24 @@ class ARSampler:
         return categorical(probs, u)
 
     @torch.no_grad()
-    def step(self, x: torch.Tensor) -> SampleStep:
-        """Draw token i = x.shape[1] given x (B, i)."""
+    def step(self, x: torch.Tensor, k: int | None = None) -> SampleStep:
+        """Draw token i = x.shape[1] given x (B, i) (k, the step's number, is not needed)."""
         logits = self.next_logits(x)
         token = self.draw(logits)
         x_new = torch.cat([x, token[:, None]], dim=1)
         self._last = x_new
         wrote = torch.zeros_like(x_new, dtype=torch.bool)
         wrote[:, -1] = True
-        return SampleStep(x_new, wrote, token=token, logits=logits, i=x.shape[1])
-
-    @torch.no_grad()
-    def sample(self, batch: int, length: int, device, x: torch.Tensor | None = None,
-               callback=None, progress: bool = False) -> torch.Tensor:
-        """Draw tokens until there are `length` (from nothing, or continuing the prefix x); returns (B, L).
-
-        callback(i, SampleStep) is called after each step (for pictures of the process).
-        """
-        block = getattr(self.model, "block_size", None)
-        if length < 1 or (block is not None and length > block):
-            raise ValueError(f"length={length}; allowed: 1..block_size={block}")
-        x = self.initial_state(batch, device) if x is None else x
-        if x.shape[1] > length:
-            raise ValueError(f"the prefix has {x.shape[1]} tokens, more than length={length}")
-        steps = range(x.shape[1], length)
-        if progress:
-            steps = tqdm(steps, desc="sampling", leave=False)
-        for i in steps:
-            res = self.step(x)
-            x = res.x
-            if callback is not None:
-                callback(i, res)
-        return x
+        return SampleStep(x_new, wrote, extras={"token": token, "logits": logits, "i": x.shape[1]})
 
 
 def sample_ar(model, batch: int, length: int, device, temperature: float = 1.0, top_k: int | None = None,
               generator: torch.Generator | None = None, use_cache: bool = True, callback=None,
               fast_steps: bool = True) -> torch.Tensor:
     """Sample `batch` sequences of `length` tokens from the AR model, (B, L) long; see `ARSampler`."""
-    sampler = ARSampler(model, temperature, top_k, generator, use_cache, fast_steps)
-    return sampler.sample(batch, length, device, callback=callback)
+    ctx = SamplingContext(model, 0, None, length, temperature=temperature, generator=generator)
+    sampler = ARSampler(ctx, options=AROptions(top_k, use_cache, fast_steps))
+    return sampler.sample(sampler.initial_state(batch, device), callback=callback)
 
 
 @torch.no_grad()

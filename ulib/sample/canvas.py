@@ -31,11 +31,14 @@ windows of a step go through the network `window_batch` at a time, each carrying
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
-from ulib.sample.absorbing import SampleStep, run_steps, time_schedule
-from ulib.sample.network import logits_at, network_device
+from ulib.sample.absorbing import time_schedule
+from ulib.sample.base import Sampler, SampleStep, SamplingContext
+from ulib.sample.network import network_device
 
 ORDERS = ("random", "raster")
 
@@ -71,38 +74,53 @@ def mixture_with_temperature(log_mixture: torch.Tensor, temperature: float) -> t
     return torch.softmax(log_mixture.float() / temperature, dim=-1)
 
 
-class CanvasSampler:
-    """Reverse absorbing process on an a x b canvas with a prior trained on h x w windows.
+@dataclass(frozen=True)
+class CanvasOptions:
+    """The canvas and how its windows are run (module docstring)."""
 
-    model: any callable tokens (N, h*w) -> logits (N, h*w, K) (`ulib.sample.network`); with `features` and
-    `head` (as `ulib.prior.transformer.Transformer`) the head runs only at the positions being unmasked.
+    canvas: tuple[int, int]  # (a, b) latent cells, at least the window (h, w) of the context's grid
+    stride: int = 1  # the windows' spacing, 1..min(h, w)
+    window_subset: int | float | None = None  # windows run per step: None all, an int n, a float fraction
+    order: str = "random"  # which positions unmask: 'random' (the absorbing process) or 'raster' (one by one)
+    window_batch: int = 64  # windows per forward pass
+
+    def __post_init__(self):
+        if self.order not in ORDERS:
+            raise ValueError(f"order={self.order!r}; allowed: {ORDERS}")
+        if not isinstance(self.window_batch, int) or self.window_batch < 1:
+            raise ValueError(f"window_batch={self.window_batch!r}; allowed: an integer >= 1 (windows per forward pass)")
+
+
+class CanvasSampler(Sampler):
+    """Reverse absorbing process on an a x b canvas with a prior trained on h x w windows (method 'canvas').
+
+    The context's net is any callable tokens (N, h*w) -> logits (N, h*w, K) (`ulib.sample.network`); with
+    `features` and `head` (as `ulib.prior.transformer.Transformer`) the head runs only at the positions being
+    unmasked; its grid is the window (h, w). steps: 1..T (order 'random', default T) or 1..a*b ('raster',
+    default a*b). extras of each `SampleStep`: 't', 's' (time, or steps left, before and after) and 'windows'
+    ((Nw, 2) offsets of the windows run at this step).
     """
 
-    def __init__(self, model, canvas: tuple[int, int], window: tuple[int, int], *, num_timesteps: int,
-                 mask_id: int, steps: int | None = None, temperature: float = 1.0, stride: int = 1,
-                 window_subset: int | float | None = None, order: str = "random", window_batch: int = 64,
-                 generator: torch.Generator | None = None):
-        self.canvas, self.window = _check_sizes(canvas, window)
-        if order not in ORDERS:
-            raise ValueError(f"order={order!r}; allowed: {ORDERS}")
-        if temperature <= 0:
-            raise ValueError(f"temperature={temperature}; must be > 0")
-        if not isinstance(window_batch, int) or window_batch < 1:
-            raise ValueError(f"window_batch={window_batch!r}; allowed: an integer >= 1 (windows per forward pass)")
+    Options = CanvasOptions
+
+    def __init__(self, ctx: SamplingContext, steps: int | None = None, options: CanvasOptions | None = None):
+        if options is None:
+            raise ValueError("the canvas sampler needs options=CanvasOptions(canvas=(a, b))")
+        super().__init__(ctx, steps, options)
+        if ctx.grid is None:
+            raise ValueError("a canvas needs the training window: a context with grid=(h, w)")
+        self.canvas, self.window = _check_sizes(options.canvas, ctx.grid)
         L = self.window[0] * self.window[1]
-        block = getattr(model, "block_size", None)
+        block = getattr(self.model, "block_size", None)
         if block is not None and L > block:
             raise ValueError(f"window {self.window} holds {L} tokens; the model's block_size is {block}")
-        self.offsets = window_offsets(self.canvas, self.window, stride)  # (Nw, 2), every window allowed
-        self.n_subset = _subset_size(window_subset, len(self.offsets))
-        self.model, self.T, self.mask_id = model, num_timesteps, mask_id
-        self.order, self.temperature = order, temperature
-        self.window_batch, self.generator = window_batch, generator
-        self.forward_passes = 0
+        self.offsets = window_offsets(self.canvas, self.window, options.stride)  # (Nw, 2), every window allowed
+        self.n_subset = _subset_size(options.window_subset, len(self.offsets))
+        self.order, self.window_batch = options.order, options.window_batch
         n_positions = self.canvas[0] * self.canvas[1]
         steps = None if steps == 0 else steps
-        if order == "random":
-            self.times = time_schedule(num_timesteps, num_timesteps if steps is None else steps)
+        if self.order == "random":
+            self.times = time_schedule(self.T, self.T if steps is None else steps)
         else:
             steps = n_positions if steps is None else steps
             if not 1 <= steps <= n_positions:
@@ -116,6 +134,12 @@ class CanvasSampler:
     def initial_state(self, batch: int, device) -> torch.Tensor:
         """x_T: the all-masked canvas, (B, a, b)."""
         return torch.full((batch, *self.canvas), self.mask_id, dtype=torch.long, device=device)
+
+    def start(self, x: torch.Tensor) -> int:
+        if x.dim() != 3 or tuple(x.shape[1:]) != self.canvas:
+            a, b = self.canvas
+            raise ValueError(f"x_start of shape {tuple(x.shape)}; expected (B, {a}, {b})")
+        return self.steps
 
     # ---- which positions, which windows ---------------------------------------------------------
     def _to_unmask(self, x: torch.Tensor, k: int) -> torch.Tensor:
@@ -158,11 +182,6 @@ class CanvasSampler:
         return offsets[hits[offsets[:, 0], offsets[:, 1]]]
 
     # ---- Eq. 8 ------------------------------------------------------------------------------------
-    def _logits_at(self, x: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
-        """Logits (N, K) at the N positions where `where` (M, L) is True, for windows x (M, L)."""
-        self.forward_passes += 1
-        return logits_at(self.model, x, where)
-
     @torch.no_grad()
     def mixed_probs(self, x: torch.Tensor, where: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
         """Eq. 8 at the N positions where `where` (B, a, b) is True, in row-major order: (N, K) probabilities,
@@ -181,7 +200,7 @@ class CanvasSampler:
             need = slot >= 0
             if not need.any():
                 continue
-            logits = self._logits_at(xs, need).float()  # (M, K), one row per (window, position) pair
+            logits = self.logits_at(xs, need).float()  # (M, K), one row per (window, position) pair
             if prob_sum is None:
                 K = logits.shape[1]
                 prob_sum = logits.new_zeros(N, K)
@@ -208,20 +227,13 @@ class CanvasSampler:
         t, s = self.times[k], self.times[k + 1]
         unmask = self._to_unmask(x, k)
         if not unmask.any():  # nothing to reveal: no window runs, no draw
-            return SampleStep(x, unmask, ran_network=False, t=t, s=s, windows=self.offsets[:0])
+            return SampleStep(x, unmask, ran_network=False, extras={"t": t, "s": s, "windows": self.offsets[:0]})
         offsets = self.choose_windows(unmask.any(0))
         probs = self.mixed_probs(x, unmask, offsets)  # (N, K)
         draws = torch.multinomial(probs, 1, generator=self.generator).squeeze(1)  # (N,)
         x = x.clone()
         x[unmask] = draws
-        return SampleStep(x, unmask, t=t, s=s, windows=offsets)
-
-    @torch.no_grad()
-    def sample(self, x: torch.Tensor, callback=None, progress: bool = False) -> torch.Tensor:
-        """Every step from the start canvas x (B, a, b), whose mask tokens get filled (`initial_state`: all
-        masked); returns (B, a, b) tokens. callback(k, SampleStep) is called after each step.
-        """
-        return run_steps(self.step, x, self.steps, callback, progress, "canvas")
+        return SampleStep(x, unmask, extras={"t": t, "s": s, "windows": offsets})
 
 
 def sample_canvas(model, canvas: tuple[int, int], window: tuple[int, int], *, num_timesteps: int, mask_id: int,
@@ -235,12 +247,10 @@ def sample_canvas(model, canvas: tuple[int, int], window: tuple[int, int], *, nu
     x_start (B, a, b): tokens to keep, mask_id where to generate (outpainting); `batch` is then ignored.
     device: defaults to x_start's, else to the model's parameters' (the CPU for a plain callable).
     """
-    sampler = CanvasSampler(model, canvas, window, num_timesteps=num_timesteps, mask_id=mask_id, steps=steps,
-                            temperature=temperature, stride=stride, window_subset=window_subset, order=order,
-                            window_batch=window_batch, generator=generator)
+    window = tuple(int(v) for v in window)
+    ctx = SamplingContext(model, num_timesteps, mask_id, window[0] * window[1], window, temperature, generator)
+    sampler = CanvasSampler(ctx, steps, CanvasOptions(tuple(canvas), stride, window_subset, order, window_batch))
     if x_start is not None:
-        if x_start.dim() != 3 or tuple(x_start.shape[1:]) != sampler.canvas:
-            raise ValueError(f"x_start of shape {tuple(x_start.shape)}; expected (B, {canvas[0]}, {canvas[1]})")
         return sampler.sample(x_start.long(), callback=callback, progress=progress)
     if batch < 1:
         raise ValueError(f"batch={batch}; must be >= 1")

@@ -7,13 +7,12 @@ reverse process fills them in while the other tokens stay fixed (the network see
    [j*f, (j+1)*f), f = 2**(len(ch_mult)-1) the downsampling factor; it is regenerated when its block touches
    the mask (a max-pool with kernel and stride f). `dilate` grows the latent mask by that many cells in
    every direction (a (2d+1) x (2d+1) max-pool), to give the decoder's wider receptive field some room.
-2. Start time. With m of the L tokens masked, x is a typical x_t at t/T = m/L (the forward process masks
-   each token with probability t/T), so the reverse process starts at t_0 = round(T * m / L) (half up, as
-   `ulib.sample.absorbing.start_time`, the rule the sampler uses for x_start), at least 1.
-   From t_0 the absorbing reverse steps (t -> s: unmask with probability (t - s)/t) depend on t and s only,
-   so an `AbsorbingSampler` built with num_timesteps = t_0 runs exactly the schedule t_0 > ... > 0;
-   `steps` (default t_0, one step per time) is capped at t_0. Images with different m start at different
-   times, so they are sampled one after the other.
+2. Sample with the tokens outside the latent mask given (`sample_tokens(x_start=...)`, method 'random'). With m of
+   the L tokens masked, x is a typical x_t at t/T = m/L (the forward process masks each token with probability
+   t/T), so the reverse process starts at t_0 = round(T * m / L) (half up, `ulib.sample.absorbing.start_time`),
+   at least 1. `steps` means what it means everywhere: S evenly spaced steps over T (default T); those at or
+   above t_0 reveal nothing and cost nothing, so an image takes about S * t_0 / T of them. Images with different
+   m start at different times in one batch.
 3. Decode the tokens; `paste_back=True` puts the original pixels back outside the pixel mask.
 
 An empty mask is an error (ValueError naming the images): there is nothing to regenerate, and silently
@@ -27,7 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from ulib.config import downsampling_factor
-from ulib.sample.absorbing import AbsorbingSampler, start_time
+from ulib.sample.absorbing import start_time
+from ulib.sample.api import sample_tokens
 
 
 @dataclass
@@ -86,17 +86,10 @@ def inpaint(vqgan, model, images: torch.Tensor, pixel_mask: torch.Tensor, *, num
 
     original = vqgan.encode(images)  # (B, h, w)
     L = original[0].numel()
-    out, starts = [], []
-    for i in range(B):  # each image has its own start time
-        x = original[i].flatten().clone()[None]  # (1, L)
-        x[0, lmask[i].flatten()] = mask_id
-        t0 = start_time(int(counts[i]), L, num_timesteps)  # the sampler's own rule, per image
-        n_steps = t0 if steps is None else min(steps, t0)
-        # num_timesteps = t0: its schedule is t0 > ... > 0 in n_steps steps, the tail of the full process
-        sampler = AbsorbingSampler(model, t0, mask_id, steps=n_steps, temperature=temperature, generator=generator)
-        out.append(sampler.sample(x).view_as(original[i]))
-        starts.append(t0)
-    tokens = torch.stack(out)  # (B, h, w)
+    x = torch.where(lmask, torch.full_like(original, mask_id), original).flatten(1)  # (B, L): mask id to fill
+    tokens = sample_tokens(model, x_start=x, num_timesteps=num_timesteps, mask_id=mask_id, steps=steps,
+                           temperature=temperature, generator=generator).view_as(original)  # (B, h, w)
+    starts = [start_time(int(c), L, num_timesteps) for c in counts]  # t_0 of each image, the sampler's rule
     new = vqgan.decode(tokens)
     if paste_back:
         new = torch.where(pm, new, images)  # original pixels wherever the pixel mask is off

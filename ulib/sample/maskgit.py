@@ -9,17 +9,17 @@ are kept so that r_{j+1} = floor(m * gamma((j + 1) / S)) positions stay masked, 
 rest are masked again (their candidates dropped); revealed tokens never change. MaskGIT samples at
 temperature 1; here `temperature` tempers both the candidates and their confidences (1.0 = MaskGIT).
 
-Every step is a separate call (`ConfidenceSampler.step`), like diffusers' `scheduler.step`.
+Every step is a separate call (`ConfidenceSampler.step`, the protocol of `ulib.sample.base`).
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
 from ulib.device import exact_float
-from ulib.sample.absorbing import SampleStep, run_steps
-from ulib.sample.network import logits_at
+from ulib.sample.base import Sampler, SampleStep, SamplingContext
 
 MASK_SCHEDULES = ("cosine", "linear")
 
@@ -44,43 +44,57 @@ def confidence_schedule(masked: torch.Tensor, steps: int, schedule: str = "cosin
     return r
 
 
-class ConfidenceSampler:
-    """MaskGIT's decoding: reveal the most confident candidates, as many as the mask schedule says.
+@dataclass(frozen=True)
+class ConfidenceOptions:
+    """MaskGIT's two settings."""
 
-    model: any callable tokens (B, L) -> logits (B, L, K) (`ulib.sample.network`)."""
+    schedule: str = "cosine"  # gamma, the mask schedule: 'cosine' (MaskGIT's default) or 'linear'
+    choice_temperature: float = 4.5  # scale of the Gumbel noise on the confidences at the first step, >= 0
 
-    def __init__(self, model, mask_id: int, steps: int, temperature: float = 1.0, schedule: str = "cosine",
-                 choice_temperature: float = 4.5, generator: torch.Generator | None = None):
+    def __post_init__(self):
+        if self.schedule not in MASK_SCHEDULES:
+            raise ValueError(f"schedule={self.schedule!r}; allowed: {MASK_SCHEDULES}")
+        if not self.choice_temperature >= 0:
+            raise ValueError(f"choice_temperature={self.choice_temperature}; must be >= 0")
+
+
+class ConfidenceSampler(Sampler):
+    """MaskGIT's decoding: reveal the most confident candidates, as many as the mask schedule says (method
+    'confidence'). steps: S >= 1. extras of each `SampleStep`: 'candidates' ((B, L) the candidate at each scored
+    position, else the mask id) and 'confidence' ((B, L) log p(candidate) + Gumbel noise; -inf unscored)."""
+
+    Options = ConfidenceOptions
+
+    def __init__(self, ctx: SamplingContext, steps: int | None = None, options: ConfidenceOptions | None = None):
+        super().__init__(ctx, steps, options)
+        steps = ctx.num_timesteps if steps in (None, 0) else steps
         if not isinstance(steps, int) or steps < 1:
             raise ValueError(f"steps={steps!r}; must be an integer >= 1")
-        if not temperature > 0:
-            raise ValueError(f"temperature={temperature}; must be > 0")
-        if schedule not in MASK_SCHEDULES:
-            raise ValueError(f"schedule={schedule!r}; allowed: {MASK_SCHEDULES}")
-        if not choice_temperature >= 0:
-            raise ValueError(f"choice_temperature={choice_temperature}; must be >= 0")
-        self.model, self.mask_id, self.steps = model, mask_id, steps
-        self.temperature, self.schedule = temperature, schedule
-        self.choice_temperature, self.generator = choice_temperature, generator
-        self.forward_passes = 0
+        self.steps = steps
+        self.schedule, self.choice_temperature = self.options.schedule, self.options.choice_temperature
+        self._remaining = None
 
     def remaining(self, x: torch.Tensor) -> torch.Tensor:
         """(B, S+1) positions left masked after each step, for the start state x (B, L)."""
         return confidence_schedule((x == self.mask_id).sum(1), self.steps, self.schedule)
 
+    def start(self, x: torch.Tensor) -> int:
+        self._remaining = self.remaining(x)
+        return self.steps
+
     @torch.no_grad()
-    def step(self, x: torch.Tensor, j: int, remaining: torch.Tensor) -> SampleStep:
+    def step(self, x: torch.Tensor, j: int) -> SampleStep:
         """Step j (0-based): reveal (masked now - remaining[:, j+1]) positions of each image."""
         B, L = x.shape
         masked = x == self.mask_id
-        n_reveal = (masked.sum(1) - remaining[:, j + 1]).clamp(min=0)  # (B,)
+        n_reveal = (masked.sum(1) - self._remaining[:, j + 1]).clamp(min=0)  # (B,)
         scored = masked & (n_reveal > 0)[:, None]  # only images with something to reveal run
         cand = torch.full_like(x, self.mask_id)
         conf = torch.full((B, L), -math.inf, device=x.device)
         if not scored.any():
-            return SampleStep(x, torch.zeros_like(masked), ran_network=False, candidates=cand, confidence=conf)
-        self.forward_passes += 1
-        logits = logits_at(self.model, x, scored).float() / self.temperature  # (N, K)
+            return SampleStep(x, torch.zeros_like(masked), ran_network=False,
+                              extras={"candidates": cand, "confidence": conf})
+        logits = self.logits_at(x, scored).float() / self.temperature  # (N, K)
         probs = torch.softmax(logits, dim=-1)
         c = torch.multinomial(probs, 1, generator=self.generator)  # (N, 1)
         tau = self.choice_temperature * (1 - (j + 1) / self.steps)  # annealed linearly to 0
@@ -92,10 +106,4 @@ class ConfidenceSampler:
         order = conf.argsort(1, descending=True)
         rank = torch.empty_like(order).scatter_(1, order, torch.arange(L, device=x.device).expand(B, L))
         reveal = scored & (rank < n_reveal[:, None])
-        return SampleStep(torch.where(reveal, cand, x), reveal, candidates=cand, confidence=conf)
-
-    @torch.no_grad()
-    def sample(self, x: torch.Tensor, callback=None, progress: bool = False) -> torch.Tensor:
-        """All S steps from the start state x (B, L); callback(j, SampleStep) after each."""
-        remaining = self.remaining(x)
-        return run_steps(lambda x, j: self.step(x, j, remaining), x, self.steps, callback, progress, "confidence")
+        return SampleStep(torch.where(reveal, cand, x), reveal, extras={"candidates": cand, "confidence": conf})
