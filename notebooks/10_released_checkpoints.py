@@ -93,10 +93,10 @@ print("paper sampler:", {k: PAPER_SAMPLER_HPARAMS[k] for k in ("bert_n_emb", "be
 # %%
 from ulib import sample_images
 from ulib.app.commands import parse_canvas
-from ulib.sample.models import from_official
+from ulib.models import load_official
 
 if available:
-    m = from_official(vqgan_file, sampler_file, "absorbing", s.device)
+    m = load_official(vqgan_file, sampler_file, "absorbing", s.device)
     images = sample_images(m, n_samples, steps=steps, temperature=temperature, seed=s.seed)
     nbu.show(nbu.save_grid(s, images, f"10_released_{dataset}_samples"))
     wide = sample_images(m, 1, steps=steps, temperature=temperature, seed=s.seed, canvas=parse_canvas(canvas),

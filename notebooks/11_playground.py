@@ -46,10 +46,10 @@ K, T, L = cfg.vqgan.codebook_size, cfg.prior.total_steps, cfg.latent_size ** 2
 
 from ulib.app.widgets import Playground
 from ulib.data.datasets import build_dataset
-from ulib.sample.models import from_run
+from ulib.models import load_run
 
 nbu.prior(s)  # load if present, else train (and the VQGAN and latents before it)
-models = from_run(s.run, cfg, s.device)
+models = load_run(s.run, s.device, cfg=cfg)
 val = build_dataset(cfg.data, "val", train_transforms=False)
 
 # %% [markdown]

@@ -8,10 +8,10 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from ulib import device as D
 from ulib import sample_images
 from ulib.eval import metrics
+from ulib.models import SamplingModels
 from ulib.prior.transformer import Transformer
 from ulib.sample import absorbing as sampling
 from ulib.sample import api, maskgit
-from ulib.sample.models import SamplingModels
 from ulib.train import distributed
 from ulib.train.vqgan import autoencode
 from ulib.trained import vqgan_from_config

@@ -132,8 +132,8 @@ def test_tests_mirror_the_package():
         assert list((ROOT / "tests" / folder).glob("test_*.py")), f"tests/{folder}/ holds no test file"
     # the files at the top test the top-level modules, the notebooks, the README and the repository
     top = {p.stem.removeprefix("test_") for p in (ROOT / "tests").glob("test_*.py")}
-    assert top == {"config", "device", "paper", "official", "notebooks", "notebook_imports", "notebook_headers",
-                   "notebook_lessons", "readme", "standalone", "layout"}
+    assert top == {"config", "device", "paper", "official", "models", "notebooks", "notebook_imports",
+                   "notebook_headers", "notebook_lessons", "readme", "standalone", "layout"}
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "tests").rglob("test_*.py")), ids=lambda p: p.name)

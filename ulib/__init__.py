@@ -4,9 +4,10 @@ Stage 1 (`ulib.vq`): a VQGAN compresses images to grids of codebook indices.
 Stage 2 (`ulib.prior`): an absorbing discrete diffusion prior over those grids; `ulib.sample` draws from it.
 
 The packages, in the order they import each other (each imports only those before it):
-config, profiles, device, paper -> io -> data -> vq -> prior -> trained, official -> sample -> train -> eval -> app.
+config, profiles, device, paper -> io -> data -> vq -> prior -> trained, official -> models -> sample -> train -> eval
+-> app.
 (io: files on disk, written atomically; trained: a run's models rebuilt from its config and checkpoints; official:
-the paper's released checkpoints.)
+the paper's released checkpoints; models: the one door for loading either, `load_run` and `load_official`.)
 
 Glossary (one name per idea):
 - decode: VQGAN tokens -> pixels (`VQAutoEncoder.decode`, `ulib.sample.canvas.decode_canvas`); an image file
@@ -18,7 +19,8 @@ Glossary (one name per idea):
   `ConfidenceSampler`, `RemaskSampler`, `CanvasSampler`, `ARSampler`); it sees the prior only as a callable,
   tokens -> logits (`ulib.sample.network`). The official code calls the network a
   "sampler"; here only `ulib.official.load_sampler` keeps that name, for its released files.
-- run: a folder holding one trained pair, its config, logs and pictures (`ulib.io.rundir.RunDir`).
+- run: a folder holding one trained pair, its config, logs and pictures (`ulib.io.rundir.RunDir`); loaded by
+  `ulib.models.load_run`.
 - profile: named settings (`ulib.profiles`): smoke, demo, study and the paper's.
 
 The built-in dataset is OpenMoji (https://openmoji.org, CC BY-SA 4.0): "All emojis designed by OpenMoji -

@@ -14,7 +14,7 @@ from ulib.io.checkpoint import load_checkpoint, save_checkpoint
 from ulib.io.files import file_sha256
 from ulib.io.logs import MetricsLog
 from ulib.io.rundir import RunDir
-from ulib.sample.models import from_run
+from ulib.models import load_run
 from ulib.train.common import AlreadyTrained
 from ulib.train.latents import latents_fingerprint
 from ulib.train.prior import train_prior
@@ -154,7 +154,7 @@ def test_pipeline_refuses_a_prior_of_another_vqgan(stale_run, tmp_path):
 def test_a_prior_of_another_vqgan_does_not_load(stale_run):
     cfg = stale_run.stored_config()
     with pytest.raises(ValueError, match=LOAD_MSG):
-        from_run(stale_run, cfg, "cpu")
+        load_run(stale_run, "cpu", cfg=cfg)
     for kind in ("absorbing", "autoregressive"):  # the best-validation checkpoints too
         with pytest.raises(ValueError, match=f"{stale_run.prior_best_for(kind)} {LOAD_MSG}"):
             load_run_prior(apply_overrides(cfg, {"prior.kind": kind}), stale_run.prior_best_for(kind), "cpu",
@@ -169,7 +169,7 @@ def test_a_prior_saved_before_the_record_loads_with_a_warning(paired_run, tmp_pa
         save_checkpoint(path, state)
     cfg = run.stored_config()
     with pytest.warns(UserWarning, match="does not record which VQGAN it was trained on"):
-        from_run(run, cfg, "cpu")
+        load_run(run, "cpu", cfg=cfg)
     with pytest.warns(UserWarning, match="does not record the tokens it was trained on"):
         with pytest.raises(AlreadyTrained):
             train_prior(run, cfg, show_progress=False)

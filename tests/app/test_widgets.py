@@ -9,8 +9,8 @@ import ulib.app.widgets as W
 from ulib.app.widgets import Playground
 from ulib.data.datasets import build_dataset
 from ulib.io.rundir import RunDir
+from ulib.models import load_run
 from ulib.sample import registry
-from ulib.sample.models import from_run
 
 from helpers import CACHE, EXAMPLE_METHOD, run_cli
 
@@ -31,7 +31,7 @@ def run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def models(run):
     rd = RunDir(run)
-    return from_run(rd, rd.stored_config(), torch.device("cpu"))
+    return load_run(rd, "cpu")
 
 
 @pytest.fixture(scope="module")

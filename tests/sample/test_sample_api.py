@@ -8,6 +8,7 @@ import ulib
 from ulib import load_run, sample_images, sample_tokens
 from ulib.app.pipeline import run_pipeline
 from ulib.io.rundir import RunDir
+from ulib.models import from_modules
 from ulib.prior.transformer import Transformer
 from ulib.profiles import get_profile
 from ulib.sample.absorbing import AbsorbingSampler
@@ -15,7 +16,6 @@ from ulib.sample.autoregressive import sample_ar
 from ulib.sample.base import SampleStep
 from ulib.sample.canvas import sample_canvas
 from ulib.sample.maskgit import ConfidenceSampler
-from ulib.sample.models import from_modules
 from ulib.sample.network import network_device
 from ulib.sample.remask import RemaskSampler
 

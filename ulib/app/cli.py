@@ -23,24 +23,22 @@ import torch
 
 from ulib.app import gpu_check, pipeline, reproduce
 from ulib.app.commands import BATCH_SIZE, MAX_GRID, check_sample_flags, inpaint_to_png, parse_canvas, sample_to_png
-from ulib.config import apply_overrides
 from ulib.device import configure_matmul, resolve_device
 from ulib.eval import bench, compare, evaluate, extractors, records
 from ulib.eval.features import FeatureRecipe, save_feature_net, train_feature_net
 from ulib.io.files import atomic_write
 from ulib.io.rundir import RunDir
 from ulib.io.weights import OPT_IN_FLAG
+from ulib.models import load_official, load_prior, load_run
 from ulib.prior.absorbing import AbsorbingDiffusion
 from ulib.prior.likelihood import absorbing_elbo, ar_nll
 from ulib.profiles import PROFILES
 from ulib.sample import registry
-from ulib.sample.models import from_official, from_run
 from ulib.train import pretrained
 from ulib.train.common import AlreadyTrained
 from ulib.train.latents import load_latents
 from ulib.train.prior import train_prior
 from ulib.train.vqgan import train_vqgan
-from ulib.trained import load_run_prior
 
 EPILOG = """examples:
   python -m ulib pipeline --profile demo --run runs/demo
@@ -326,16 +324,13 @@ def _sampling_models(args):
     if args.official_vqgan or args.official_sampler:
         if not (args.official_vqgan and args.official_sampler):
             raise ValueError("give both --official-vqgan and --official-sampler")
-        device = resolve_device(args.device or "auto")
-        configure_matmul(device)  # TF32 on CUDA
-        m = from_official(args.official_vqgan, args.official_sampler, args.official_kind, device)
-        return m, device, Path(args.run) if args.run else Path(".")
+        m = load_official(args.official_vqgan, args.official_sampler, args.official_kind, args.device or "auto")
+        return m, next(m.prior.parameters()).device, Path(args.run) if args.run else Path(".")
     if not args.run:
         raise ValueError("give --run DIR, or --official-vqgan PATH and --official-sampler PATH")
     run, cfg = _config(args)
-    device = resolve_device(args.device or cfg.device)
-    configure_matmul(device)  # TF32 on CUDA
-    return from_run(run, cfg, device, use_ema=cfg.sample.use_ema and not args.no_ema), device, run.path
+    m = load_run(run, args.device or cfg.device, use_ema=cfg.sample.use_ema and not args.no_ema, cfg=cfg)
+    return m, next(m.prior.parameters()).device, run.path
 
 
 def _output_lock(args):
@@ -410,8 +405,7 @@ def _run_elbo(args, run, cfg) -> int:
         raise ValueError(f"{run.path} has no trained prior ({run.prior_ckpt.name} or {run.prior_ckpt_for('x').name}); "
                          f"run `python -m ulib train-prior --run {run.path}` first")
     # the priors first: one trained on another VQGAN's tokens stops here, before any encoding
-    nets = {kind: load_run_prior(apply_overrides(cfg, {"prior.kind": kind}), run.prior_ckpt_for(kind), device,
-                                 use_ema=not args.no_ema, vqgan_ckpt=run.vqgan_ckpt) for kind in kinds}
+    nets = {kind: load_prior(run, device, kind, use_ema=not args.no_ema, cfg=cfg) for kind in kinds}
     val = load_latents(cfg, run.vqgan_ckpt, run.latents, device)["val"]
     val = val.reshape(val.shape[0], -1)[: args.max_items].to(device)
     estimates = []

@@ -12,9 +12,9 @@ from ulib.config import downsampling_factor
 from ulib.data.images import ImageTooLargeError, open_rgb, resize_center_crop, to_tensor
 from ulib.io.files import atomic_write
 from ulib.io.logs import preview_upscale, save_image_grid
+from ulib.models import SamplingModels
 from ulib.sample.api import sample_images
 from ulib.sample.inpaint import inpaint
-from ulib.sample.models import SamplingModels
 
 MAX_GRID = 1024  # images one PNG grid shows (32 x 32 tiles); --npz takes more
 BATCH_SIZE = 64  # images per call of the sampler unless --batch-size says otherwise

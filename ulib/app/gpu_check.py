@@ -43,11 +43,11 @@ from ulib.eval.metrics import FeatureMoments, fid_from_moments
 from ulib.io.logs import MetricsLog
 from ulib.io.rundir import RunDir
 from ulib.io.weights import UnverifiedWeightsError
+from ulib.models import load_run
 from ulib.profiles import get_profile
 from ulib.sample import registry
 from ulib.sample.api import sample_images
 from ulib.sample.inpaint import inpaint
-from ulib.sample.models import from_run
 from ulib.train.latents import load_latents
 from ulib.train.prior import train_prior
 from ulib.train.vqgan import train_vqgan
@@ -192,7 +192,7 @@ def run_check(device: torch.device, tiny: bool, workdir: Path, log=print) -> dic
 
     n = 4 if tiny else 16
     T = cfg.prior.total_steps
-    models = from_run(run, cfg, device)
+    models = load_run(run, device, cfg=cfg)
     for method in registry.choices():
         for precision in ("fp32", "bf16"):
             with ph.phase(f"sample_{method}_{precision}") as rec:
@@ -200,7 +200,7 @@ def run_check(device: torch.device, tiny: bool, workdir: Path, log=print) -> dic
                               precision=precision)
                 rec["rates"] = {"samples_per_s": n}
                 rec["steps"] = T
-    ar = from_run(run, apply_overrides(cfg, {"prior.kind": "autoregressive"}), device)
+    ar = load_run(run, device, kind="autoregressive", cfg=cfg)
     for precision in ("fp32", "bf16"):
         with ph.phase(f"ar_cache_{precision}") as rec:
             sample_images(ar, n, steps=T, temperature=0.9, seed=0, precision=precision)

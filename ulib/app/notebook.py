@@ -43,16 +43,16 @@ from ulib.io.logs import (
     save_image_grid,
 )
 from ulib.io.rundir import RunDir
+from ulib.models import SamplingModels, from_modules, load_prior, load_vqgan
 from ulib.profiles import get_profile
 from ulib.sample.api import sample_tokens
-from ulib.sample.models import SamplingModels, from_modules
 from ulib.train.common import AlreadyTrained
 from ulib.train.latents import load_latents
 from ulib.train.pretrained import config_of as pretrained_config
 from ulib.train.pretrained import describe_install
 from ulib.train.prior import tokens_changed, train_prior
 from ulib.train.vqgan import start_continuation, train_vqgan
-from ulib.trained import load_run_prior, load_run_vqgan, prior_from_config
+from ulib.trained import prior_from_config
 
 START_DIR = Path.cwd()  # where the kernel started (notebooks/): relative run_dir parameters are read from here
 
@@ -142,7 +142,7 @@ def _ensure_vqgan(s: Session, quiet: bool = True, show_progress: bool = False) -
 def vqgan(s: Session, show_progress: bool = False):
     """The run's trained VQGAN (EMA weights), training it first when the run has none."""
     _ensure_vqgan(s, quiet=False, show_progress=show_progress)
-    return load_run_vqgan(s.cfg, s.run.vqgan_ckpt, s.device)
+    return load_vqgan(s.run, s.device, cfg=s.cfg)
 
 
 def latents(s: Session) -> dict:
@@ -171,11 +171,7 @@ def prior(s: Session, kind: str = "absorbing", show_progress: bool = False, chec
     _train_or_reuse(f"prior ({kind})", lambda: train_prior(s.run, cfg, resume=True, show_progress=show_progress))
     if checkpoint == "auto":
         checkpoint = "best" if cfg.prior_train.keep_best else "final"
-    path = s.run.prior_best_for(kind) if checkpoint == "best" else s.run.prior_ckpt_for(kind)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no best-validation checkpoint of the {kind} prior; it is written "
-                                f"during training when prior_train.keep_best is on (smoke, demo, study)")
-    return load_run_prior(cfg, path, s.device, vqgan_ckpt=s.run.vqgan_ckpt)
+    return load_prior(s.run, s.device, checkpoint=checkpoint, cfg=cfg)
 
 
 def models(s: Session, kind: str = "absorbing", checkpoint: str = "final") -> SamplingModels:

@@ -16,18 +16,17 @@ from ulib.data.datasets import build_dataset
 from ulib.device import resolve_device
 from ulib.io.logs import preview_upscale, save_image_grid
 from ulib.io.rundir import RunDir
-from ulib.sample.models import from_run
+from ulib.models import load_run, load_vqgan
 from ulib.train.common import AlreadyTrained
 from ulib.train.latents import load_latents
 from ulib.train.prior import tokens_changed, train_prior
 from ulib.train.vqgan import train_vqgan
-from ulib.trained import load_run_vqgan
 
 
 @torch.no_grad()
 def save_reconstructions(run: RunDir, cfg: Config, device, n: int = 32) -> None:
     """Validation images (odd rows) above their VQGAN reconstructions (even rows)."""
-    vqgan = load_run_vqgan(cfg, run.vqgan_ckpt, device)
+    vqgan = load_vqgan(run, device, cfg=cfg)
     ds = build_dataset(cfg.data, "val", train_transforms=False)
     x = torch.stack([ds[i] for i in range(min(n, len(ds)))]).to(device)
     x_hat = vqgan.decode(vqgan.encode(x)).clamp(-1, 1)
@@ -64,7 +63,7 @@ def run_pipeline(run: RunDir, cfg: Config, *, resume: bool = False, force: bool 
         run, cfg, resume=resume, force=force, show_progress=show_progress))
 
     def samples():
-        images = sample_uint8(from_run(run, cfg, device), cfg.sample.n, seed=cfg.seed)  # in batches of 64
+        images = sample_uint8(load_run(run, device, cfg=cfg), cfg.sample.n, seed=cfg.seed)  # in batches of 64
         save_image_grid(images, run.samples, upscale=preview_upscale(cfg.data.img_size))
 
     times["sample"] = _stage("sample", samples)

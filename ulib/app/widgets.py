@@ -63,7 +63,7 @@ def _in_kernel() -> bool:
 
 
 class Playground:
-    """Widgets around `models` (`ulib.sample.models.SamplingModels`, absorbing prior) on `device`.
+    """Widgets around `models` (`ulib.models.SamplingModels`, absorbing prior) on `device`.
 
     dataset: validation images (C, H, W) in [-1, 1] for the inpainting tab (optional).
     Display it with `display(pg.widget)` (or just `pg` as a cell's last line).

@@ -49,12 +49,11 @@ from ulib.eval.metrics import (
 )
 from ulib.eval.records import PAPER_PRDC_K
 from ulib.io.checkpoint import load_checkpoint, save_checkpoint
+from ulib.models import load_run, load_vqgan
 from ulib.paper import headline
 from ulib.profiles import get_profile
 from ulib.sample.api import sample_images
-from ulib.sample.models import from_run
 from ulib.train.common import progress
-from ulib.trained import load_run_vqgan
 from ulib.vq.perceptual import load_lpips
 
 PAPER_N_SAMPLES = 50_000  # samples behind the paper's Tables 1 and 2
@@ -238,7 +237,7 @@ def evaluate_samples(run, cfg, *, n: int = PAPER_N_SAMPLES, steps: int | None = 
     inception = load_inception(features, weights_dir, device, allow_unverified=allow_unverified)
     lp = load_lpips(weights_dir, device, allow_unverified=allow_unverified) if neighbours > 0 else None
     prior_path = run.prior_ckpt_for(cfg.prior.kind)
-    models = from_run(run, cfg, device, use_ema=use_ema)  # before the reference: a mismatched pair stops here
+    models = load_run(run, device, use_ema=use_ema, cfg=cfg)  # before the reference: a mismatched pair stops here
     real, ref_key, real_moments = reference_set(run, cfg, inception, reference, max_reference, batch_size,
                                                      show_progress)
 
@@ -337,7 +336,7 @@ def evaluate_vqgan(run, cfg, *, n: int | None = None, features: str = "inception
     lpips_notes: list[str] = []  # LPIPS before the reference features too: a refused file stops us early
     lp = _load_lpips(weights_dir, device, lpips_notes, "LPIPS", allow_unverified)
     real, ref_key, real_moments = reference_set(run, cfg, inception, reference, n, batch_size, show_progress)
-    vqgan = load_run_vqgan(cfg, run.vqgan_ckpt, device, use_ema=use_ema)
+    vqgan = load_vqgan(run, device, use_ema, cfg=cfg)
     record = _common_record("vqgan", run, cfg, inception, ref_key, device, use_ema)
     record["notes"] += lpips_notes
     indices = reference_indices(ref_key["n_split"], ref_key["n"])  # the reference's own images

@@ -29,29 +29,12 @@ from __future__ import annotations
 
 import torch
 
-from ulib.config import apply_overrides
 from ulib.device import autocast, sampling_dtype
-from ulib.io.rundir import RunDir
+from ulib.models import SamplingModels, load_run  # noqa: F401 (load_run: the front door's loading, ulib.models)
 from ulib.sample import registry
 from ulib.sample.base import SamplingContext
 from ulib.sample.canvas import decode_canvas
-from ulib.sample.models import SamplingModels, from_run
 from ulib.sample.network import network_device
-
-
-def load_run(run, device="cpu", *, kind: str | None = None, use_ema: bool = True) -> SamplingModels:
-    """The trained pair of a run folder (VQGAN + prior, in eval mode on `device`) with its sampling facts.
-
-    run: a path or a `RunDir`; its stored config.json rebuilds the models. kind: 'absorbing' or
-    'autoregressive' picks which of the run's priors (default: the config's). use_ema: the EMA weights."""
-    run = run if isinstance(run, RunDir) else RunDir(run)
-    cfg = run.stored_config()
-    if cfg is None:
-        raise FileNotFoundError(f"{run.config_file} not found: {run.path} is not a trained run "
-                                f"(make one with `python -m ulib pipeline --run {run.path}`)")
-    if kind is not None:
-        cfg = apply_overrides(cfg, {"prior.kind": kind})
-    return from_run(run, cfg, torch.device(device), use_ema=use_ema)
 
 
 def sample_tokens(prior, n: int | None = None, *, method: str = "random", steps: int | None = None,
@@ -62,7 +45,7 @@ def sample_tokens(prior, n: int | None = None, *, method: str = "random", steps:
                   **options) -> torch.Tensor:
     """Draw n token grids from `prior`: LongTensor (n, h, w) where the grid is known, else (n, L).
 
-    prior: a `SamplingModels` (from `load_run` or `ulib.sample.models.from_official`), whose T, mask id and
+    prior: a `SamplingModels` (from `load_run` or `ulib.models.load_official`), whose T, mask id and
       grid are used, or the network itself, or any callable tokens (B, L) -> logits (B, L, K)
       (`ulib.sample.network`); these need num_timesteps, and mask_id where they have no `mask_id` attribute
       (a plain callable also needs length or grid); grid (h, w) shapes the result.

@@ -24,11 +24,11 @@ from ulib.device import amp_dtype, autocast, load_scaler_state, make_scaler
 from ulib.io.checkpoint import checkpoint_fields, rng_state, save_checkpoint, set_rng_state, unwrap
 from ulib.io.logs import MetricsLog, preview_upscale, save_image_grid
 from ulib.io.rundir import RunDir
+from ulib.models import from_modules, load_vqgan
 from ulib.prior.absorbing import AbsorbingDiffusion
 from ulib.prior.autoregressive import ar_loss
 from ulib.prior.likelihood import absorbing_elbo, ar_nll
 from ulib.sample.api import sample_images
-from ulib.sample.models import from_modules
 from ulib.train import distributed as dist_utils
 from ulib.train.common import (
     FiniteGuard,
@@ -49,7 +49,7 @@ from ulib.train.common import (
 )
 from ulib.train.ema import EMA
 from ulib.train.latents import latents_fingerprint, load_latents_distributed
-from ulib.trained import load_run_vqgan, prior_from_config, retrain_prior_hint, vqgan_digest
+from ulib.trained import prior_from_config, retrain_prior_hint, vqgan_digest
 
 
 def _flatten(tokens: torch.Tensor) -> torch.Tensor:
@@ -151,7 +151,7 @@ def train_prior(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
     if tc.compile:  # opt-in: compiles on the first step (seconds to minutes), then fewer, fused kernels
         model = torch.compile(model)
 
-    vqgan = load_run_vqgan(cfg, run.vqgan_ckpt, device) if main else None
+    vqgan = load_vqgan(run, device, cfg=cfg) if main else None
     if main:  # set up without an error: the run's config and batch plan are written now, not before
         commit_stage(run, cfg, ckpt.stem, plan)
     if main and state is None:  # --force: the old checkpoints go before their log is restarted
