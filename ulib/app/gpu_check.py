@@ -23,7 +23,10 @@ random-inception features and no LPIPS (recorded).
 from __future__ import annotations
 
 import contextlib
+import json
 import statistics
+import sys
+import tempfile
 import time
 import traceback
 from datetime import datetime, timezone
@@ -253,3 +256,21 @@ def run_check(device: torch.device, tiny: bool, workdir: Path, log=print) -> dic
 
 def _rows(log_file: Path) -> list[dict]:
     return MetricsLog.read(log_file)
+
+
+def check_to_json(device, tiny: bool, json_path=None, workdir=None) -> int:
+    """`python -m ulib gpu-check`: `run_check` in `workdir` (default: a temporary folder, removed), its messages on
+    stderr and the record as JSON on stdout (and in json_path); 0 when every phase passed, else 1."""
+    if device.type != "cuda" and not tiny:
+        print(f"note: gpu-check at the paper's sizes on {device} takes a long time; --tiny is meant for CPUs",
+              file=sys.stderr)
+    with contextlib.ExitStack() as stack:
+        workdir = Path(workdir) if workdir else Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        with contextlib.redirect_stdout(sys.stderr):  # training's messages; stdout carries the JSON only
+            record = run_check(device, tiny, workdir, log=lambda m: print(m, file=sys.stderr))
+    text = json.dumps(record, indent=1)
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(text + "\n")
+    print(text)
+    return 0 if record["ok"] else 1

@@ -23,15 +23,20 @@ import json
 import os
 import re
 import shutil
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ulib.app import flags as F
 from ulib.app import verdicts
+from ulib.device import resolve_device
 from ulib.io.files import file_sha256
 from ulib.io.logs import markdown_table
+from ulib.io.rundir import RunDir
 from ulib.paper import HEADLINE, PAPER, paper_rows
 from ulib.profiles import PROFILES
+from ulib.train import pretrained
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout holding pyproject.toml (editable install)
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
@@ -306,3 +311,50 @@ def export_docs(run: Path, dest: Path, log=print) -> Path:
         "*Images derived from OpenMoji (CC BY-SA 4.0) when the profile uses it.*", ""]))
     log(f"exported {len(executed)} notebooks and {len(list((dest / 'results').glob('*')))} result files to {dest}")
     return index
+
+
+def command_line(profile: str | None, run: str | None, *, only=None, force: bool = False, device: str = "auto",
+                 seed: int = 0, overrides=(), kernel: str = KERNEL, export: str | None = None,
+                 pretrained_model: str | None = None) -> int:
+    """`python -m ulib reproduce`: install a pretrained model first if asked, check every flag the notebooks would
+    trip over, run the notebooks under the run's lock and export the copies; errors said on stderr with the exit
+    code (2: a flag or a missing file; 1: a notebook failed, naming the executed copy that shows the cell)."""
+    if pretrained_model:
+        try:
+            profile = profile or pretrained.config_of(pretrained_model).profile
+            run = run or str(Path("runs") / pretrained_model)
+            F.check_output_folder(run, "--run")
+            print(pretrained.describe_install(pretrained_model, RunDir(run)))
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    if profile is None:
+        print("error: --profile is required (one of " + ", ".join(sorted(PROFILES)) + ")", file=sys.stderr)
+        return 2
+    folder = Path(run or Path("runs") / profile)
+    try:
+        F.check_seed(seed)
+        F.check_output_folder(run, "--run")
+        F.check_output_folder(export, "--export")
+        resolve_device(device)
+        # the settings every notebook will use: the run's stored config (or the profile's) with the overrides
+        RunDir(folder).resolve_config(profile, overrides)
+        kernels = installed_kernels()
+        if kernels is not None and kernel not in kernels:
+            raise ValueError(f"--kernel {kernel!r} is not an installed Jupyter kernel; allowed: {sorted(kernels)}")
+        # the notebooks' kernels are this command's children: they write the run under its lock (RunDir.lock)
+        with RunDir(folder).lock():
+            run_notebooks(profile, run, only=only, force=force, device=device, seed=seed, overrides=overrides,
+                          kernel=kernel)
+        if export:
+            export_docs(folder, Path(export))
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # papermill's execution error: name the notebook copy that holds the traceback
+        if type(e).__name__ != "PapermillExecutionError":
+            raise
+        print(f"error: a notebook failed ({e.ename}: {e.evalue}); the executed copy under {folder / 'notebooks'} "
+              f"shows the failing cell", file=sys.stderr)
+        return 1
+    return 0

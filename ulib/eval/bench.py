@@ -17,11 +17,14 @@ What is measured:
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
+from ulib.io.files import atomic_write
 from ulib.prior.absorbing import AbsorbingDiffusion
 from ulib.prior.transformer import Transformer
 from ulib.sample import registry
@@ -253,3 +256,15 @@ def _bench_training(cfg: BenchConfig, device, rec) -> None:
     train_step()
     _, sec = _timed(lambda: [train_step() for _ in range(3)], device)
     rec("prior training", 3 / sec, "steps/s")
+
+
+def run_and_report(cfg: BenchConfig, device, json_path=None, quick: bool = False) -> list[dict]:
+    """`python -m ulib bench`: a header line, `run`'s table, and with json_path its records as JSON there."""
+    print(f"ulib bench on {device}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+          f"{' (quick: tiny model, numbers are meaningless)' if quick else ''}")
+    figures = run(cfg, device)
+    if json_path:
+        text = json.dumps(figures, indent=2)
+        atomic_write(Path(json_path), lambda f: f.write(text.encode()))
+        print(f"records: {json_path}")
+    return figures

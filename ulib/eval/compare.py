@@ -8,6 +8,8 @@ REAL and FAKE are folders of images or `.npz` files of uint8 images. Every figur
 """
 from __future__ import annotations
 
+import json
+import math
 import os
 from pathlib import Path
 
@@ -16,9 +18,10 @@ import torch
 
 from ulib.data.folders import scan_images
 from ulib.data.images import open_rgb
+from ulib.device import resolve_device
 from ulib.eval import extractors as X
 from ulib.eval import metrics as M
-from ulib.io.files import NpzError, load_npz, npz_headers
+from ulib.io.files import NpzError, atomic_write, load_npz, npz_headers
 
 HELP = "FID, KID, precision, recall, density, coverage of two image sets (folders or .npz), with uncertainty"
 
@@ -170,3 +173,25 @@ def format_report(r: dict, real_name: str = "REAL", fake_name: str = "FAKE") -> 
         lines.append(f"{name:10} {format(r[name], fmt):>10} {format(std, fmt) if std is not None else '-':>9} "
                      f"{format(floor, fmt) if floor is not None else '-':>12}")
     return "\n".join(lines)
+
+
+def compare_files(real_path, fake_path, *, features: str = "openmoji", weights_dir=None, allow_unverified: bool = False,
+                  device="cpu", bootstrap: int = 10, seed: int = 0, prdc_k: int = 5, limit: int | None = None,
+                  json_path=None, log=print) -> dict:
+    """`python -m ulib compare`: two image sets (folders or .npz) compared in a feature space, the report said by
+    `log` and, with json_path, every figure written there as JSON. Returns the figures."""
+    real = load_image_set(real_path, limit=limit)
+    fake = load_image_set(fake_path, limit=limit)
+    for name, x in (("REAL", real), ("FAKE", fake)):
+        if len(x) <= prdc_k + 1:  # the k-th neighbour of each image other than itself
+            raise ValueError(f"{name} has {len(x)} images; PRDC with k={prdc_k} needs at least {prdc_k + 2} "
+                             f"(--prdc-k)")
+    space = X.load_inception(features, weights_dir, resolve_device(device), allow_unverified=allow_unverified)
+    r = compare_images(real, fake, space, draws=bootstrap, seed=seed, k=prdc_k)
+    r.update(real=str(real_path), fake=str(fake_path), seed=seed)
+    log(format_report(r, real_path, fake_path))
+    if json_path:
+        text = json.dumps(r, indent=2, default=lambda v: None if isinstance(v, float) and math.isnan(v) else str(v))
+        atomic_write(Path(json_path), lambda f: f.write((text + "\n").encode()))
+        log(f"wrote {json_path}")
+    return r

@@ -30,7 +30,8 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from ulib.data.datasets import build_dataset, dataset_fingerprint
-from ulib.device import sampling_dtype
+from ulib.device import configure_matmul, resolve_device, sampling_dtype
+from ulib.eval import records
 from ulib.eval.extractors import QUANTISE, RESIZE, extract_features, load_inception, stream_features
 from ulib.eval.memorisation import memorisation as memorisation_figures
 from ulib.eval.metrics import (
@@ -364,4 +365,36 @@ def evaluate_vqgan(run, cfg, *, n: int | None = None, features: str = "inception
         "lpips_net": "vgg" if lp is not None else None, **codebook_usage(counts),
     })
     record["wall_s"] = round(time.perf_counter() - t0, 2)
+    return record
+
+
+def evaluate_and_record(run, cfg, *, vqgan: bool = False, samples: int | None = None, steps: int | None = None,
+                        temperature: float | None = None, features: str = "inception", weights_dir=None,
+                        allow_unverified: bool = False, batch_size: int | None = None, use_ema: bool = True,
+                        max_reference=None, device=None, reference: str | None = None, seed: int = 0,
+                        prdc_k: int = PRDC_K, neighbours: int = 0, neighbours_k: int = 10, memorisation: bool = False,
+                        show_progress: bool = True, log=print) -> dict:
+    """`python -m ulib evaluate`: the VQGAN's reconstructions (vqgan=True) or the prior's samples measured, the
+    record appended to RUN/evaluation.jsonl and its table, and a summary said by `log`. Returns the record."""
+    device = resolve_device(device or cfg.device)
+    configure_matmul(device)  # TF32 on CUDA
+    batch_size = batch_size or (CUDA_BATCH_SIZE if device.type == "cuda" else 32)
+    common = dict(features=features, weights_dir=weights_dir, allow_unverified=allow_unverified,
+                  batch_size=batch_size, use_ema=use_ema, max_reference=max_reference, device=device,
+                  show_progress=show_progress)
+    if vqgan and memorisation:
+        raise ValueError("--memorisation measures samples; with --vqgan there are none (drop one of them)")
+    if vqgan:
+        record = evaluate_vqgan(run, cfg, n=samples, reference=reference or "val", **common)
+    else:
+        record = evaluate_samples(run, cfg, n=samples or PAPER_N_SAMPLES, steps=steps, temperature=temperature,
+                                  reference=reference or "train", seed=seed, prdc_k=prdc_k, neighbours=neighbours,
+                                  neighbours_k=neighbours_k, memorisation=memorisation, **common)
+    jsonl, md = records.record_evaluation(run.path, record)
+    log(records.summary(record))
+    if "memorisation_c_t" in record:
+        log(records.memorisation_summary(record))
+    for note in record["notes"]:
+        log(f"note: {note}")
+    log(f"records: {jsonl}; table: {md}")
     return record

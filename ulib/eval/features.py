@@ -25,6 +25,7 @@ OpenMoji: "All emojis designed by OpenMoji – the open-source emoji and icon pr
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -343,3 +344,17 @@ def histogram_entropy(p: np.ndarray) -> float:
     p = np.asarray(p, float)
     p = p[p > 0] / p.sum()
     return float(-(p * np.log2(p)).sum())
+
+
+def train_and_save(out, *, epochs: int | None = None, limit: int = 0, cache_dir="data/cache",
+                   show_progress: bool = True, log=print) -> dict:
+    """`python -m ulib train-features`: the network trained by its recipe (with `epochs` and `limit` if given)
+    and written to `out`; returns its report."""
+    recipe = FeatureRecipe(limit=limit)
+    if epochs is not None:
+        recipe = dataclasses.replace(recipe, epochs=epochs)
+    net, report = train_feature_net(recipe, cache_dir, show_progress=show_progress)
+    save_feature_net(net, report, out)
+    log(f"wrote {out}: {report['n_emoji']} emoji, {recipe.epochs} epochs; exemplar accuracy on augmented "
+        f"views {report['exemplar_accuracy_augmented']:.3f}, category accuracy {report['category_accuracy']:.3f}")
+    return report

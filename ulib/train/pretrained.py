@@ -209,3 +209,18 @@ def describe_install(name: str, run: RunDir, root: Path | None = None) -> str:
     if not copied:
         return f"pretrained model {name!r}: {run.path} holds it already (verified by SHA-256)"
     return f"pretrained model {name!r} installed in {run.path}: {', '.join(copied)} (verified by SHA-256)"
+
+
+def command(action: str, name: str = "tutorial", run: str | None = None) -> str:
+    """`python -m ulib pretrained ACTION NAME`: 'list' the models, 'install' one in `run` (default runs/NAME), or
+    'pack' the finished run `run` into one. Returns what to print."""
+    if action == "list":
+        return listing()
+    if action == "install":
+        return describe_install(name, RunDir(run or Path("runs") / name))
+    if action != "pack":
+        raise ValueError(f"action={action!r}; allowed: list, install, pack")
+    if run is None:
+        raise ValueError("pretrained pack needs --run DIR, the finished run to pack")
+    folder = pack_run(RunDir(run), name, recipe=RECIPES.get(name, f"python -m ulib pretrained pack {name} --run {run}"))
+    return listing(folder.parent, only=name)
