@@ -34,9 +34,9 @@ pretrained = ""  # "tutorial": load the kit's ready-trained model instead of tra
 n_samples = 16  # images to sample at the end
 
 # %%
-from ulib.app import notebook as nbu
+from ulib.app import measuring, outputs, readings, session
 
-s = nbu.setup(profile, run_dir, device, seed, overrides, pretrained)  # run dir, config, device, RUN/results/
+s = session.setup(profile, run_dir, device, seed, overrides, pretrained)  # run dir, config, device, RUN/results/
 cfg = s.cfg
 K, T, L = cfg.vqgan.codebook_size, cfg.prior.total_steps, cfg.latent_size ** 2
 
@@ -48,7 +48,7 @@ K, T, L = cfg.vqgan.codebook_size, cfg.prior.total_steps, cfg.latent_size ** 2
 # *indices*: an image becomes L = h*w tokens out of a codebook of K. Notebook 02 looks inside.
 
 # %%
-vq = nbu.vqgan(s)  # load if present, else train (the profile's vqgan_train settings)
+vq = session.vqgan(s)  # load if present, else train (the profile's vqgan_train settings)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -65,7 +65,7 @@ print(f"VQGAN parameters: {n_params(vq):,}")
 # parallel. Notebook 03 builds this up.
 
 # %%
-net = nbu.prior(s)  # trains the prior (after encoding the dataset into tokens) if the run has none
+net = session.prior(s)  # trains the prior (after encoding the dataset into tokens) if the run has none
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -86,9 +86,9 @@ from ulib import sample_images
 print(f"sampling: {cfg.sample.steps or T} steps, temperature {cfg.sample.temperature} "
       f"(from {s.run.config_file.name}, profile {cfg.profile!r})")
 
-models = nbu.models(s)  # the VQGAN and prior above, with the run's sampling settings
+models = session.models(s)  # the VQGAN and prior above, with the run's sampling settings
 images, tokens = sample_images(models, n_samples, seed=s.seed, return_tokens=True)
-nbu.show(nbu.save_grid(s, images, "01_samples"))
+outputs.show(outputs.save_grid(s, images, "01_samples"))
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -112,11 +112,11 @@ print("tokens:", tuple(tokens.shape), "| every token a real code:",
 # reconstructions are of unseen ones, so this is a reading, not a bound). The table names each set exactly.
 
 # %%
-sizes = nbu.quality_sizes(s)
-meter = nbu.quality_meter(s, sizes["n_reference"])
-quality, sets = nbu.run_quality(s, vq, net, meter, sizes["n_samples"], sizes["draws"])
-nbu.write_table(s, quality, "01_quality")
-nbu.show_table(quality, ["set", "n", "fid", "fid_std", "kid", "precision", "recall", "density",
+sizes = measuring.quality_sizes(s)
+meter = measuring.quality_meter(s, sizes["n_reference"])
+quality, sets = measuring.run_quality(s, vq, net, meter, sizes["n_samples"], sizes["draws"])
+outputs.write_table(s, quality, "01_quality")
+outputs.show_table(quality, ["set", "n", "fid", "fid_std", "kid", "precision", "recall", "density",
                          "coverage", "features"])
 for r in quality:
     print(f"{r['set']}: {r['images']}")
@@ -142,22 +142,22 @@ from ulib.app.prose import memorisation_sentence, memorisation_summary, near_cop
 from ulib.eval.memorisation import nearest_pairs_grid
 
 real, recon, samples = sets.values()  # uint8, in the table's order
-report, train_images = nbu.memorisation(s, meter, samples, seed=s.seed)
-held = "test" if nbu.has_test_split(s) else "validation"
+report, train_images = measuring.memorisation(s, meter, samples, seed=s.seed)
+held = "test" if measuring.has_test_split(s) else "validation"
 mem = memorisation_summary(report.row, quality[2]["set"], held)
-nbu.write_table(s, [mem], "01_memorisation")
-nbu.show_table([mem], ["samples", "n_samples", "n_train", "n_baseline_used", "feat_near_copy_share",
+outputs.write_table(s, [mem], "01_memorisation")
+outputs.show_table([mem], ["samples", "n_samples", "n_train", "n_baseline_used", "feat_near_copy_share",
                        "feat_near_copy_share_lo", "feat_near_copy_share_hi", "feat_median_ratio", "feat_c_t",
                        "pix_near_copy_share", "pix_median_ratio", "feat_fid_train", "feat_fid_test",
                        "feat_fid_test_to_train"])
 print(memorisation_sentence(mem))
 nearest_pairs_grid(samples, train_images, report.feat.indices, n=16, distances=report.feat.distances,
-                   path=s.results / "01_nearest_training.png", upscale=nbu.upscale_for(cfg.data.img_size))
-nbu.show(s.results / "01_nearest_training.png")
+                   path=s.results / "01_nearest_training.png", upscale=outputs.upscale_for(cfg.data.img_size))
+outputs.show(s.results / "01_nearest_training.png")
 print("rows: the 16 samples closest to a training image (closest first), each above its nearest training image")
 
 # %%
-row = nbu.claim(
+row = readings.claim(
     s, "01_quickstart", "near_copies",
     "The absorbing prior's samples are not copies of its training images",
     "supplement C, Figs. 8-10: nearest training neighbours by LPIPS, shown, not counted",
@@ -168,7 +168,7 @@ row = nbu.claim(
 # %% [markdown]
 # ## Reading
 #
-# **What to notice.** The whole method is four calls: `nbu.vqgan` (stage 1), `nbu.prior` (stage 2), `sample_images`,
+# **What to notice.** The whole method is four calls: `session.vqgan` (stage 1), `session.prior` (stage 2), `sample_images`,
 # and a score against the floor. Read the quality table before any later notebook's verdict, because every verdict
 # is read against it: the floor row is what a set of real, unseen emoji scores at this n; the reconstructions say
 # what the VQGAN alone loses on images it never saw; the samples say what the prior adds on top of that decoder.
@@ -186,12 +186,12 @@ row = nbu.claim(
 # samples' row against.
 
 # %%
-shown = nbu.reading(s, "01_quickstart", [
+shown = readings.reading(s, "01_quickstart", [
     {"what": f"sample FID (t = {cfg.sample.temperature:g})",
      "paper": "FFHQ 6.11 at t = 0.9 (Table 2: 50k samples, Inception features)",
      "this run": f"{quality[2]['fid']:.1f} ± {quality[2]['fid_std']:.1f} (n = {quality[2]['n']}, {meter.features} "
                  f"features; floor {quality[0]['fid']:.1f}, reconstructions {quality[1]['fid']:.1f})"},
-    *nbu.scale_rows(s)])
+    *readings.scale_rows(s)])
 
 # %% [markdown]
 # ## Exercises
@@ -218,19 +218,19 @@ shown = nbu.reading(s, "01_quickstart", [
 #
 #    ```python
 #    for temp in (0.5, 1.2):
-#        nbu.show(nbu.save_grid(s, sample_images(models, 16, seed=s.seed, temperature=temp), f"ex01_t{temp}"))
+#        outputs.show(outputs.save_grid(s, sample_images(models, 16, seed=s.seed, temperature=temp), f"ex01_t{temp}"))
 #    ```
 #    </details>
 #
 # 3. **Score against unseen emoji instead.** The table scores against training images, as the paper does. Score the
-#    samples against the test images (`nbu.quality_meter_on_test`). *Expected:* a different FID, not comparable with
+#    samples against the test images (`measuring.quality_meter_on_test`). *Expected:* a different FID, not comparable with
 #    the table's (another reference, another size); a prior that models its training families scores worse against
 #    families it never saw, and a copying prior would score much worse.
 #
 #    <details><summary>Solution</summary>
 #
 #    ```python
-#    on_test = nbu.quality_meter_on_test(s, meter)
+#    on_test = measuring.quality_meter_on_test(s, meter)
 #    print(on_test.reference_name, on_test.score(samples, draws=0)["fid"])
 #    ```
 #    </details>

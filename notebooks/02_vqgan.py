@@ -40,24 +40,24 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from ulib.app import notebook as nbu
+from ulib.app import gan_variants, measuring, outputs, readings, session
 
-s = nbu.setup(profile, run_dir, device, seed, overrides, pretrained)  # run dir, config, device, RUN/results/
+s = session.setup(profile, run_dir, device, seed, overrides, pretrained)  # run dir, config, device, RUN/results/
 cfg = s.cfg
 K, T, L = cfg.vqgan.codebook_size, cfg.prior.total_steps, cfg.latent_size ** 2
 
 # %%
-vq = nbu.vqgan(s)
+vq = session.vqgan(s)
 v = cfg.vqgan
 print(f"this run's VQGAN: {cfg.vqgan_train.steps} steps at lr {cfg.vqgan_train.lr:g} | GAN term: "
       + (f"on from step {v.disc_start_step}" if v.disc_start_step < cfg.vqgan_train.steps else "off")
       + f" | LPIPS perceptual weight {v.perceptual_weight:g}" + (" (off)" if v.perceptual_weight == 0 else "")
       + f" | DiffAugment {'on' if v.diff_aug else 'off'} | codebook start: {v.code_init} | dead codes restarted "
       + (f"every {v.code_restart_every} steps" if v.code_restart_every else "never"))
-held = "test" if nbu.has_test_split(s) else "val"  # images the VQGAN never trained on
+held = "test" if measuring.has_test_split(s) else "val"  # images the VQGAN never trained on
 held_name = {"test": "test images (families no model saw)",
              "val": "validation images (families the VQGAN did not train on)"}[held]
-x = nbu.split_images(s, held, n_images).float().div(127.5).sub(1).to(s.device)  # (B, 3, H, W) in [-1, 1]
+x = measuring.split_images(s, held, n_images).float().div(127.5).sub(1).to(s.device)  # (B, 3, H, W) in [-1, 1]
 
 # %% [markdown]
 # ## What this run's VQGAN is
@@ -154,7 +154,7 @@ print(f"tokens {tuple(ours[2].shape)}, z_q, L_VQ and both gradients match ulib's
 with torch.no_grad():
     codes = vq.encode(x)  # (B, h, w) token ids: the image as the prior sees it
     x_rec = vq.decode(codes).clamp(-1, 1)  # (B, 3, H, W)
-nbu.show(nbu.save_grid(s, torch.cat([x, x_rec]), "02_reconstructions", nrow=len(x)))
+outputs.show(outputs.save_grid(s, torch.cat([x, x_rec]), "02_reconstructions", nrow=len(x)))
 print(f"rows: {len(x)} {held_name}, chosen at random (seeded), then their reconstructions")
 
 # %% [markdown]
@@ -165,11 +165,11 @@ print(f"rows: {len(x)} {held_name}, chosen at random (seeded), then their recons
 # %%
 from ulib.app.prose import two_means_sentence
 
-held_all = nbu.split_images(s, held)  # every held-out image, uint8
-train_same = nbu.split_images(s, "train", len(held_all))  # as many training images, in a seeded random order
-l1 = lambda u: (nbu.reconstruct(vq, u, s.device).float() - u.float()).abs().div(127.5).flatten(1).mean(1)
+held_all = measuring.split_images(s, held)  # every held-out image, uint8
+train_same = measuring.split_images(s, "train", len(held_all))  # as many training images, in a seeded random order
+l1 = lambda u: (measuring.reconstruct(vq, u, s.device).float() - u.float()).abs().div(127.5).flatten(1).mean(1)
 l1_held, l1_train = l1(held_all), l1(train_same)
-nbu.write_table(s, [{"images": held_name, "n": len(l1_held), "l1_mean": l1_held.mean().item()},
+outputs.write_table(s, [{"images": held_name, "n": len(l1_held), "l1_mean": l1_held.mean().item()},
                     {"images": "training images (a seeded random choice)", "n": len(l1_train),
                      "l1_mean": l1_train.mean().item()}], "02_reconstruction_l1")
 print(two_means_sentence(l1_held.numpy(), l1_train.numpy(), f"{held} images", "training images",
@@ -189,16 +189,16 @@ print(f"VQGAN parameters: {sum(p.numel() for p in vq.parameters()):,}")
 # every code is used equally and 1 when one code is used for everything.
 
 # %%
-tokens = nbu.latents(s)["val"].long()  # every validation image as tokens (N, h, w)
-hist = nbu.code_histogram(tokens, K)  # (K,) share of tokens per code
+tokens = session.latents(s)["val"].long()  # every validation image as tokens (N, h, w)
+hist = readings.code_histogram(tokens, K)  # (K,) share of tokens per code
 used = int((hist > 0).sum())
 perplexity = math.exp(-torch.special.xlogy(hist, hist).sum().item())
 fig, ax = plt.subplots(figsize=(7, 2.5))
 ax.bar(range(K), hist.sort(descending=True).values.numpy(), width=1.0)
 ax.set(xlabel="code (sorted by frequency)", ylabel="share of tokens",
        title=f"{used} of {K} codes used, perplexity {perplexity:.1f}")
-nbu.save_figure(s, fig, "02_codebook_usage")
-nbu.write_table(s, [{"codebook_size": K, "codes_used": used, "perplexity": perplexity}], "02_codebook_usage")
+outputs.save_figure(s, fig, "02_codebook_usage")
+outputs.write_table(s, [{"codebook_size": K, "codes_used": used, "perplexity": perplexity}], "02_codebook_usage")
 plt.show()
 restart = cfg.vqgan.code_restart_every
 print(f"{len(tokens)} validation images, {tokens[0].numel()} tokens each: {used} of {K} codes used, perplexity "
@@ -237,14 +237,14 @@ axes[0].set(title="L1 reconstruction (training batches)", xlabel="step")
 axes[1].plot(steps, [r["codes_used"] for r in rows])
 axes[1].set(title=f"codes used per batch (of K = {K})", xlabel="step")
 fig.tight_layout()
-nbu.save_figure(s, fig, "02_training_curves")
+outputs.save_figure(s, fig, "02_training_curves")
 plt.show()
 
 # %% [markdown]
 # ## The adaptive weight along a GAN phase
 #
 # The toy shows the formula; what does λ do in training? Two short continuations of this run's VQGAN with the
-# GAN term switched on (`nbu.gan_phase`: at `demo` 100 steps at a tenth of the VQGAN's learning rate, the
+# GAN term switched on (`gan_variants.gan_phase`: at `demo` 100 steps at a tenth of the VQGAN's learning rate, the
 # setting notebook 13 uses for Table 5), identical but for the clamp: taming's *default* (λ clamped only at 10⁴)
 # and the paper's λmax = 1. Same seed, same batches, same fresh discriminator: the two runs stay identical until
 # λ first exceeds 1. They go into `RUN/gan_phase_*/`, logged every few steps, and never replace the run's VQGAN.
@@ -252,10 +252,10 @@ plt.show()
 # %%
 from ulib.config import apply_overrides
 
-gan_steps, gan_lr = nbu.gan_phase(cfg)
-variants = nbu.vqgan_variant_configs(cfg, gan_steps, with_control=False, lr=gan_lr)
+gan_steps, gan_lr = gan_variants.gan_phase(cfg)
+variants = gan_variants.vqgan_variant_configs(cfg, gan_steps, with_control=False, lr=gan_lr)
 every = {"vqgan_train.log_every": max(1, gan_steps // 25)}
-phase = {name: nbu.train_child_vqgan(s, f"gan_phase_{slug}", apply_overrides(variants[name], every))
+phase = {name: gan_variants.train_child_vqgan(s, f"gan_phase_{slug}", apply_overrides(variants[name], every))
          for name, slug in (("default", "default"), ("lambda_max=1", "lambdamax1"))}
 fig, axes = plt.subplots(1, 2, figsize=(11, 3))
 lambda_stats = {}  # variant: (median, max) of the logged λ
@@ -275,7 +275,7 @@ axes[1].set(title="L1 reconstruction (training batches)", xlabel="step")
 for ax in axes:
     ax.legend(fontsize=8)
 fig.tight_layout()
-nbu.save_figure(s, fig, "02_gan_phase_lambda")
+outputs.save_figure(s, fig, "02_gan_phase_lambda")
 plt.show()
 
 # %% [markdown]
@@ -293,7 +293,7 @@ from ulib.vq.diffaug import diff_augment
 g = s.generator()
 x4 = x[:4].clone().requires_grad_(True)
 augmented = [diff_augment(x4, "color,translation", generator=g) for _ in range(3)]
-nbu.show(nbu.save_grid(s, torch.cat([x4.detach()] + [a.detach() for a in augmented]), "02_diffaug", nrow=4))
+outputs.show(outputs.save_grid(s, torch.cat([x4.detach()] + [a.detach() for a in augmented]), "02_diffaug", nrow=4))
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -323,7 +323,7 @@ print("gradient reaches the input pixels:", bool(x4.grad.abs().sum() > 0),
 # skill transfers to unseen designs.
 
 # %%
-shown = nbu.reading(s, "02_vqgan", [
+shown = readings.reading(s, "02_vqgan", [
     {"what": "codes in use", "paper": "collapse on every dataset, often a fraction of the 1,024 codes in use "
      "(supplement); argmax quantisation, no recycling",
      "this run": f"{used} of {K}, perplexity {perplexity:.1f}, dead codes restarted every {restart} steps"

@@ -40,13 +40,13 @@ import math
 import matplotlib.pyplot as plt
 import torch
 
-from ulib.app import notebook as nbu
+from ulib.app import measuring, outputs, readings, session
 
-s = nbu.setup(profile, run_dir, device, seed, overrides, pretrained)  # run dir, config, device, RUN/results/
+s = session.setup(profile, run_dir, device, seed, overrides, pretrained)  # run dir, config, device, RUN/results/
 cfg = s.cfg
 K, T, L = cfg.vqgan.codebook_size, cfg.prior.total_steps, cfg.latent_size ** 2
 
-tok = nbu.val_tokens(s)  # (N, L) validation token grids
+tok = session.val_tokens(s)  # (N, L) validation token grids
 
 
 # %% [markdown]
@@ -95,7 +95,7 @@ for frac in (0.25, 0.5, 1.0):
 # forward process.
 
 # %%
-vq = nbu.vqgan(s)
+vq = session.vqgan(s)
 x0 = tok[:1]
 h = cfg.latent_size
 with torch.no_grad():
@@ -106,11 +106,11 @@ axes[0].set_title("decoded x_0")
 for ax, frac in zip(axes[1:], times):
     t = torch.full((1,), round(frac * T), device=s.device)
     x_t, _ = diffusion.q_sample(x0, t, s.generator())  # same seed: nested masks
-    ax.imshow(nbu.token_picture(x_t.view(h, h), K, cfg.mask_id))
+    ax.imshow(outputs.token_picture(x_t.view(h, h), K, cfg.mask_id))
     ax.set_title(f"t = {t.item()} (t/T = {t.item() / T:.2f})")
 for ax in axes:
     ax.axis("off")
-nbu.save_figure(s, fig, "03_forward_process")
+outputs.save_figure(s, fig, "03_forward_process")
 plt.show()
 
 # %% [markdown]
@@ -148,7 +148,7 @@ b.set(xlabel="t", ylabel="weight x t/T", title="expected weight per token")
 a.legend()
 b.legend()
 fig.tight_layout()
-nbu.save_figure(s, fig, "03_loss_weights")
+outputs.save_figure(s, fig, "03_loss_weights")
 plt.show()
 
 # %% [markdown]
@@ -235,7 +235,7 @@ print(f"one AdamW step at lr {cfg.prior_train.lr:g}: the same draws' loss {ours[
 # %%
 from ulib.eval.stats import DEFAULT_DRAWS, bootstrap_p, bootstrap_summary, format_p
 
-net = nbu.prior(s)
+net = session.prior(s)
 x0 = tok[:256]
 g = s.generator(1)
 t = diffusion.sample_time(len(x0), s.device, g)
@@ -246,7 +246,7 @@ to_bits = 1 / (L * math.log(2))
 est = {lt: (AbsorbingDiffusion(T, cfg.mask_id, lt).weight(t) * ce * to_bits).double().cpu()  # (B,) bits/token
        for lt in ("elbo", "reweighted_elbo")}
 rel = lambda e: float(e.std() / e.mean())  # relative spread std/mean: free of the loss's scale
-print(f"the run's prior (trained on {cfg.prior.loss_type}), one draw per grid on {nbu.split_name(s, 'val', len(x0))}:")
+print(f"the run's prior (trained on {cfg.prior.loss_type}), one draw per grid on {measuring.split_name(s, 'val', len(x0))}:")
 for lt, e in est.items():
     print(f"  {lt:16s} one-draw loss: mean {e.mean():.3f}, std {e.std():.3f} bits/token, std/mean {rel(e):.2f}")
 idx = torch.randint(len(x0), (DEFAULT_DRAWS, len(x0)), generator=torch.Generator().manual_seed(seed))  # resampled grids
@@ -279,9 +279,9 @@ for key, style in (("loss", "-"), ("elbo_bpt", "-"), ("val_elbo_bpt", "o-")):
         ax.plot(*zip(*pts), style, label=key)
 ax.set(xlabel="step", ylabel="bits per token", title=f"prior training ({cfg.prior.loss_type})")
 ax.legend()
-nbu.save_figure(s, fig, "03_training_curves")
+outputs.save_figure(s, fig, "03_training_curves")
 plt.show()
-for key, where in (("elbo_bpt", "the step's training batch"), ("val_elbo_bpt", nbu.split_name(s, "val", VALIDATION_GRIDS))):
+for key, where in (("elbo_bpt", "the step's training batch"), ("val_elbo_bpt", measuring.split_name(s, "val", VALIDATION_GRIDS))):
     last = next(((r["step"], r[key]) for r in reversed(rows) if r.get(key) is not None), None)
     if last:
         print(f"last {key}: {last[1]:.3f} bits/token at step {last[0]}, on {where}")
@@ -306,7 +306,7 @@ sampler = AbsorbingSampler.of(net, num_timesteps=T, mask_id=cfg.mask_id, length=
 states = reverse_states(sampler, sampler.initial_state(1, s.device), frames=7)
 fig = filmstrip(vq, net, states, cfg.mask_id, K,
                 title=f"one reverse run, T = {T} steps, temperature {cfg.sample.temperature:g}")
-nbu.save_figure(s, fig, "03_reverse_filmstrip")
+outputs.save_figure(s, fig, "03_reverse_filmstrip")
 plt.show()
 
 # %% [markdown]
@@ -327,11 +327,11 @@ from ulib.eval.stats import proportion_interval
 acc = accuracy_by_mask_ratio(net, tok[:256], cfg.mask_id, generator=s.generator(2))
 baseline = marginal_baseline(tok, K)
 fig = plot_accuracy_by_mask_ratio(acc, baseline)
-nbu.save_figure(s, fig, "03_accuracy_by_mask_ratio")
-nbu.write_table(s, acc, "03_accuracy_by_mask_ratio")
+outputs.save_figure(s, fig, "03_accuracy_by_mask_ratio")
+outputs.write_table(s, acc, "03_accuracy_by_mask_ratio")
 plt.show()
 common = baseline["accuracy"]
-print(f"on {nbu.split_name(s, 'val', len(tok[:256]))}; the commonest code's share of all {tok.numel()} validation "
+print(f"on {measuring.split_name(s, 'val', len(tok[:256]))}; the commonest code's share of all {tok.numel()} validation "
       f"tokens: {common:.3f}")
 for row in (acc[0], acc[-1]):
     if row["n_masked"]:
@@ -361,7 +361,7 @@ for row in (acc[0], acc[-1]):
 
 # %%
 val_last = next((r["val_elbo_bpt"] for r in reversed(rows) if r.get("val_elbo_bpt") is not None), None)
-shown = nbu.reading(s, "03_absorbing_prior", [
+shown = readings.reading(s, "03_absorbing_prior", [
     {"what": "untrained prior, bits per masked token", "paper": "log2 1024 = 10 (uniform over K codes)",
      "this run": f"{init_ce:.3f} (log2 K = {math.log2(K):.3f})"},
     {"what": "validation negative ELBO after training (bits/token)",

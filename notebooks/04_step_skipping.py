@@ -16,7 +16,7 @@
 # %% [markdown]
 # # 04 · Step skipping: sample quality and time against the number of sampling steps
 #
-# **Reproduces:** Table 3 of the paper (FID against sampling steps, evenly spaced, temperature 1.0) in the kit's offline feature space with the noise floor beside it. The reverse sampler with step skipping, MaskGIT's confidence decoding and the official code's remask sampler are written out and checked against ulib, then compared at equal network calls, every setting against T random-order steps as a paired difference; a verdict on each of Table 3's two claims (`nbu.claim`) and memorisation figures for the T-step samples.
+# **Reproduces:** Table 3 of the paper (FID against sampling steps, evenly spaced, temperature 1.0) in the kit's offline feature space with the noise floor beside it. The reverse sampler with step skipping, MaskGIT's confidence decoding and the official code's remask sampler are written out and checked against ulib, then compared at equal network calls, every setting against T random-order steps as a paired difference; a verdict on each of Table 3's two claims (`readings.claim`) and memorisation figures for the T-step samples.
 #
 # **Needs:** notebook 01's run directory (VQGAN and prior; trained here when missing); for the built-in dataset the shipped OpenMoji feature weights (notebook 12).
 #
@@ -44,15 +44,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from ulib.app import notebook as nbu
+from ulib.app import measuring, outputs, readings, session
 
-s = nbu.setup(profile, run_dir, device, seed, overrides, pretrained)  # run dir, config, device, RUN/results/
+s = session.setup(profile, run_dir, device, seed, overrides, pretrained)  # run dir, config, device, RUN/results/
 cfg = s.cfg
 K, T, L = cfg.vqgan.codebook_size, cfg.prior.total_steps, cfg.latent_size ** 2
 
 steps_list = steps or sorted({max(1, T // d) for d in (1, 2, 4, 8, 16)}, reverse=True)
 other_list = other_steps or steps_list[-3:]
-sizes = nbu.quality_sizes(s, n_samples)
+sizes = measuring.quality_sizes(s, n_samples)
 n = sizes["n_samples"]
 print("steps:", steps_list, "| other methods at", other_list, "| temperature:", temperature,
       "| samples per setting:", n)
@@ -126,7 +126,7 @@ def sample_random_order(net, B, L, T, S, mask_id, temperature=1.0, generator=Non
 from ulib.sample.absorbing import AbsorbingSampler
 from ulib.sample.base import SamplingContext
 
-vq, net = nbu.vqgan(s), nbu.prior(s)
+vq, net = session.vqgan(s), session.prior(s)
 as_callable = lambda x: net(x)  # noqa: E731 (a plain function from tokens to logits)
 for S in sorted({T, max(1, T // 4)}, reverse=True):
     ours = sample_random_order(as_callable, 4, L, T, S, cfg.mask_id, temperature, s.generator(5), s.device)
@@ -246,7 +246,7 @@ for col, (name, sampler) in enumerate(samplers.items()):
 for ax in axes.flat:
     ax.axis("off")
 fig.colorbar(im, ax=axes[1].tolist(), shrink=0.8, label="step")
-nbu.save_figure(s, fig, "04_reveal_order")
+outputs.save_figure(s, fig, "04_reveal_order")
 plt.show()
 
 # %% [markdown]
@@ -282,18 +282,18 @@ from ulib.eval.quality import PRDC, with_floor
 from ulib.paper import TABLE3_STEPS, table3_relative
 
 DRAWN = ("fid", *PRDC)  # the figures whose ± the table quotes
-meter = nbu.quality_meter(s, sizes["n_reference"], features)
+meter = measuring.quality_meter(s, sizes["n_reference"], features)
 floor = meter.floor(n, draws=sizes["draws"], seed=seed, figures=DRAWN)
 print(f"feature space {meter.features} | reference: {meter.reference_name} | noise floor: the first {n} images of "
       f"{meter.holdout_name}: FID {floor['fid']:.2f} ± {floor['fid_std']:.2f} ({sizes['draws']} bootstrap draws)")
 paper_rise = max(r["fid_ratio"] for r in table3_relative() if r["steps"] == 100) - 1  # FFHQ: 7.90 / 7.12 - 1
 
 # %%
-nbu.sample_set(s, vq, net, 8, steps=steps_list[-1], temperature=temperature)  # warm-up
+measuring.sample_set(s, vq, net, 8, steps=steps_list[-1], temperature=temperature)  # warm-up
 rows, grids, shared = [], [], {}
 settings = [("random", S) for S in steps_list] + [(m, S) for m in other_methods for S in other_list]
 for method, S in settings:  # every setting from the same seed: common random numbers
-    images, tokens, sec = nbu.sample_set(s, vq, net, n, steps=S, temperature=temperature, method=method)
+    images, tokens, sec = measuring.sample_set(s, vq, net, n, steps=S, temperature=temperature, method=method)
     r = with_floor({"method": method, "steps": S, "network_calls": S, "seconds_per_image": sec,
                     "temperature": temperature, **meter.score(images, draws=sizes["draws"], seed=seed,
                                                               figures=DRAWN)}, floor)
@@ -334,8 +334,8 @@ print(f"baseline: random order at T = {T} steps, FID {base['fid']:.2f} ± {base[
 # %%
 from ulib.eval.memorisation import nearest_pairs_grid
 
-report, train_images = nbu.memorisation(s, meter, base_images, seed=seed)
-mem, held = report.row, "test" if nbu.has_test_split(s) else "validation"  # runs made before the test split: val
+report, train_images = measuring.memorisation(s, meter, base_images, seed=seed)
+mem, held = report.row, "test" if measuring.has_test_split(s) else "validation"  # runs made before the test split: val
 base.update(near_copy_share=mem["feat_near_copy_share"], near_copy_share_lo=mem["feat_near_copy_share_lo"],
             near_copy_share_hi=mem["feat_near_copy_share_hi"], median_ratio=mem["feat_median_ratio"],
             pix_near_copy_share=mem["pix_near_copy_share"], pix_median_ratio=mem["pix_median_ratio"], c_t=mem["feat_c_t"])
@@ -348,8 +348,8 @@ print(f"{n} samples (random, T = {T} steps) against all {mem['feat_n_train']} tr
       f"{mem['feat_fid_test_to_train']:.1f})")
 pairs = s.results / "table3_nearest_training.png"
 nearest_pairs_grid(base_images, train_images, report.feat.indices, 16, distances=report.feat.distances,
-                   upscale=nbu.upscale_for(cfg.data.img_size), path=pairs)
-nbu.show(pairs)
+                   upscale=outputs.upscale_for(cfg.data.img_size), path=pairs)
+outputs.show(pairs)
 print("top: the 16 samples nearest a training image (features), closest first; under each, that training image")
 
 # %%
@@ -360,8 +360,8 @@ table = [{k: r.get(k) for k in ("method", "steps", "network_calls", "seconds_per
                                 "near_copy_share_hi", "median_ratio", "pix_near_copy_share", "pix_median_ratio",
                                 "c_t", "features")}
          for r in rows]
-nbu.write_table(s, table, "table3_steps")
-nbu.show_table(table, ["method", "steps", "seconds_per_image", "fid", "fid_std", "floor_fid", "kid", "precision",
+outputs.write_table(s, table, "table3_steps")
+outputs.show_table(table, ["method", "steps", "seconds_per_image", "fid", "fid_std", "floor_fid", "kid", "precision",
                        "recall", "coverage", "fid_minus_T", "fid_minus_T_lo", "fid_minus_T_hi", "fid_minus_T_p", "vs_T",
                        "cost_below_margin", "near_copy_share", "median_ratio"])
 
@@ -415,7 +415,7 @@ for d in TABLE3_STEPS["fid"]:
 b.set(xscale="log", xlabel="S / T", ylabel="FID(S) / FID(T)", title="the paper's Table 3, relative")
 b.legend(fontsize=8)
 fig.tight_layout()
-nbu.save_figure(s, fig, "table3_steps")
+outputs.save_figure(s, fig, "table3_steps")
 plt.show()
 for method in ["random", *other_methods]:
     mine = [r for r in rows if r["method"] == method]
@@ -425,7 +425,7 @@ for method in ["random", *other_methods]:
           f"(of {[r['steps'] for r in mine]})")
 print(f"time per image at T steps: {base['seconds_per_image'] * 1000:.1f} ms on {s.device} "
       f"(the paper: {TABLE3_STEPS['seconds_per_image_at_256']} s at 256 steps, 256 px, one RTX 2080 Ti)")
-nbu.show(nbu.save_grid(s, torch.cat(grids), "table3_samples", nrow=len(grids[0])))
+outputs.show(outputs.save_grid(s, torch.cat(grids), "table3_samples", nrow=len(grids[0])))
 print("rows of samples (random), top to bottom:", steps_list, "steps")
 
 # %% [markdown]
@@ -441,12 +441,12 @@ by_steps = {r["steps"]: r for r in rows if r["method"] == "random" and r is not 
 if by_steps:
     paper = {d: dict(zip(TABLE3_STEPS["steps"], f)) for d, f in TABLE3_STEPS["fid"].items()}
     few = min(by_steps, key=lambda S: abs(np.log(S / T) - np.log(50 / 256)))  # nearest the paper's 50 of 256
-    nbu.claim(s, "04_step_skipping", "fewer_steps_raise_fid", "FID increases with fewer sampling steps",
+    readings.claim(s, "04_step_skipping", "fewer_steps_raise_fid", "FID increases with fewer sampling steps",
               "Table 3, 50 vs 256 steps: " + ", ".join(f"{d} {f[50]} vs {f[256]}" for d, f in paper.items()),
               stats.verdict_of_difference(by_steps[few]["difference"], "fid", better="higher",
                                           label=f"FID {few} - {T} steps (n = {n} each, paired)"))
     half = min(by_steps, key=lambda S: abs(np.log(S / T) - np.log(0.5)))
-    nbu.claim(s, "04_step_skipping", "half_steps_cost_little",
+    readings.claim(s, "04_step_skipping", "half_steps_cost_little",
               "The rise in FID with fewer steps is minor: about half the steps give similar FID",
               "Sect. 4.2.1 and Table 3: " + ", ".join(f"{d} +{100 * (f[100] / f[256] - 1):.0f} %"
                                                      for d, f in paper.items()) + " at 100 of 256 steps",
@@ -475,11 +475,11 @@ else:
 # a failure.
 
 # %%
-shown = nbu.reading(s, "04_step_skipping", [
+shown = readings.reading(s, "04_step_skipping", [
     {"what": f"FID, random order at T = {T} steps (t = {temperature:g})",
      "paper": "FFHQ 7.12 at 256 steps, 7.90 at 100, 9.60 at 50 (Table 3)",
      "this run": f"{base['fid']:.1f} ± {base['fid_std']:.1f} (n = {n}; floor {floor['fid']:.1f})"},
-    *nbu.scale_rows(s)[:2]])
+    *readings.scale_rows(s)[:2]])
 
 # %% [markdown]
 # ## Exercises
@@ -510,7 +510,7 @@ shown = nbu.reading(s, "04_step_skipping", [
 #    toks = sample_confidence(net, 16, L, max(1, T // 8), cfg.mask_id, choice_temperature=0.0,
 #                             generator=s.generator(1), device=s.device)
 #    with torch.no_grad():
-#        nbu.show(nbu.save_grid(s, vq.decode(toks.view(16, cfg.latent_size, -1)).clamp(-1, 1), "ex04_greedy"))
+#        outputs.show(outputs.save_grid(s, vq.decode(toks.view(16, cfg.latent_size, -1)).clamp(-1, 1), "ex04_greedy"))
 #    ```
 #    </details>
 #

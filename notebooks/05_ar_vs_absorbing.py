@@ -46,17 +46,17 @@ n_pairs = 16  # samples shown beside their nearest training images, per sample s
 import matplotlib.pyplot as plt
 import torch
 
-from ulib.app import notebook as nbu
+from ulib.app import measuring, outputs, readings, session
 from ulib.eval import stats
 
 NB = "05_ar_vs_absorbing"  # this notebook's verdicts: RUN/results/verdicts_05_ar_vs_absorbing.json
-s = nbu.setup(profile, run_dir, device, seed, overrides, pretrained)  # run dir, config, device, RUN/results/
+s = session.setup(profile, run_dir, device, seed, overrides, pretrained)  # run dir, config, device, RUN/results/
 cfg = s.cfg
 K, T, L = cfg.vqgan.codebook_size, cfg.prior.total_steps, cfg.latent_size ** 2
 
 temp = temperature or cfg.sample.temperature
 fast = fast_steps or max(1, T // 4)
-sizes = nbu.quality_sizes(s, n_fid)
+sizes = measuring.quality_sizes(s, n_fid)
 
 # %% [markdown]
 # Both priors at every checkpoint the run kept: the final one, and the best-validation one where
@@ -69,15 +69,15 @@ sizes = nbu.quality_sizes(s, n_fid)
 KINDS = ("absorbing", "autoregressive")
 nets, steps = {}, {}
 for kind in KINDS:
-    nets[kind, "final"] = nbu.prior(s, kind, checkpoint="final")  # trained with the same settings when missing
-    steps[kind, "final"] = nbu.checkpoint_step(s.run.prior_ckpt_for(kind))
+    nets[kind, "final"] = session.prior(s, kind, checkpoint="final")  # trained with the same settings when missing
+    steps[kind, "final"] = session.checkpoint_step(s.run.prior_ckpt_for(kind))
     if s.run.prior_best_for(kind).exists():
-        nets[kind, "best"] = nbu.prior(s, kind, checkpoint="best")
-        steps[kind, "best"] = nbu.checkpoint_step(s.run.prior_best_for(kind))
+        nets[kind, "best"] = session.prior(s, kind, checkpoint="best")
+        steps[kind, "best"] = session.checkpoint_step(s.run.prior_best_for(kind))
 main = checkpoint if checkpoint != "auto" else ("best" if all((k, "best") in nets for k in KINDS) else "final")
 for kind in KINDS:
     if (kind, main) not in nets:
-        nbu.prior(s, kind, checkpoint=main)  # raises, naming the checkpoint the run lacks
+        session.prior(s, kind, checkpoint=main)  # raises, naming the checkpoint the run lacks
 net_abs, net_ar = nets["absorbing", main], nets["autoregressive", main]
 
 
@@ -155,7 +155,7 @@ def dependence(model, grid, causal):
     return out
 
 
-grid = nbu.split_tokens(s, nbu.vqgan(s), "test" if nbu.has_test_split(s) else "val", 1)[0].cpu()
+grid = measuring.split_tokens(s, session.vqgan(s), "test" if measuring.has_test_split(s) else "val", 1)[0].cpu()
 deps = {"autoregressive": dependence(net_ar, grid, True), "absorbing": dependence(net_abs, grid, False)}
 assert not deps["autoregressive"].triu().any(), "the AR prediction at i must not depend on tokens at i or later"
 fig, axes = plt.subplots(2, 2, figsize=(7, 7))
@@ -168,7 +168,7 @@ for col, kind in enumerate(("autoregressive", "absorbing")):
     for ax in axes[:, col]:
         ax.set(xlabel="input position j", ylabel="output position i")
 fig.tight_layout()
-nbu.save_figure(s, fig, "05_attention_masks")
+outputs.save_figure(s, fig, "05_attention_masks")
 plt.show()
 print(f"autoregressive: {int(deps['autoregressive'].sum())} dependent pairs, all with j < i (the most possible: "
       f"{L * (L - 1) // 2}); absorbing: {int(deps['absorbing'].sum())} of {L * L}")
@@ -188,10 +188,10 @@ from ulib.paper import table4_rows
 from ulib.prior.absorbing import AbsorbingDiffusion
 from ulib.prior.likelihood import absorbing_elbo, ar_nll
 
-vq = nbu.vqgan(s)
-held = "test" if nbu.has_test_split(s) else "val"
-grids = nbu.split_tokens(s, vq, held, max_items) if held == "test" else nbu.val_tokens(s, max_items)
-grids_name = f"token grids of {nbu.split_name(s, held, len(grids))}" + (", in a seeded order" if held == "test" else "")
+vq = session.vqgan(s)
+held = "test" if measuring.has_test_split(s) else "val"
+grids = measuring.split_tokens(s, vq, held, max_items) if held == "test" else session.val_tokens(s, max_items)
+grids_name = f"token grids of {measuring.split_name(s, held, len(grids))}" + (", in a seeded order" if held == "test" else "")
 diffusion = AbsorbingDiffusion(T, cfg.mask_id, cfg.prior.loss_type)
 elbo = absorbing_elbo(diffusion, net_abs, grids, mc=elbo_mc or None, generator=s.generator())
 nll = ar_nll(net_ar, grids)
@@ -233,7 +233,7 @@ def paper_pair(column):
 bound = ("so its true NLL is lower too" if v_nll.verdict == "reproduced" else
          "so the claim about its true NLL, which may lie below the bound, stays open")
 claims = {}  # the verdicts recorded, by key
-claims["nll"] = nbu.claim(
+claims["nll"] = readings.claim(
     s, NB, "nll", "the absorbing prior reaches a lower NLL than an AR prior with the same transformer",
     f"Table 4, bits per latent: absorbing vs AR {paper_pair('nll_bits_per_token')}",
     (v_nll.verdict, f"{v_nll.sentence}; {grids_name}, {main} checkpoints; the absorbing figure is an upper bound "
@@ -269,14 +269,14 @@ for kind, train_key, val_key, colour in (("absorbing", "elbo_bpt", "val_elbo_bpt
                 "best_val_step": best_step, "val_rise_since_best_bpt": va[-1][1] - best_val})
 ax.set(xlabel="step", ylabel="bits per token", title=f"both priors during training ({cfg.profile}; ★ best validation)")
 ax.legend(fontsize=8)
-nbu.save_figure(s, fig, "table4_training_curves")
-nbu.write_table(s, gap, "table4_overfitting")
-nbu.show_table(gap)
+outputs.save_figure(s, fig, "table4_training_curves")
+outputs.write_table(s, gap, "table4_overfitting")
+outputs.show_table(gap)
 plt.show()
 for r in gap:
     print(f"{r['model']}: validation - training = {r['generalisation_gap_bpt']:+.2f} bits/token after "
           f"{r['steps']} steps; best validation {r['best_val_bpt']:.3f} at step {r['best_val_step']}, "
-          f"{r['val_rise_since_best_bpt']:+.3f} since ({nbu.split_name(s, 'val')})")
+          f"{r['val_rise_since_best_bpt']:+.3f} since ({measuring.split_name(s, 'val')})")
 
 # %% [markdown]
 # ## Sample sets: both priors, every kept checkpoint, one seed
@@ -292,7 +292,7 @@ for (kind, which), net in nets.items():
     if which == "best" and steps[kind, "best"] == steps[kind, "final"]:
         samples[kind, which] = samples[kind, "final"]  # the same weights: the same samples
         continue
-    samples[kind, which] = nbu.sample_set(s, vq, net, n, steps=T, temperature=fid_temperature)[0]
+    samples[kind, which] = measuring.sample_set(s, vq, net, n, steps=T, temperature=fid_temperature)[0]
 
 
 def samples_name(kind, which):
@@ -316,15 +316,15 @@ for key in samples:
 # %%
 from ulib.eval.quality import with_floor
 
-meter = nbu.quality_meter(s, sizes["n_reference"], features)
-test_meter = nbu.quality_meter_on_test(s, meter)
+meter = measuring.quality_meter(s, sizes["n_reference"], features)
+test_meter = measuring.quality_meter_on_test(s, meter)
 floor = meter.floor(n, draws=0, seed=seed)  # its figures only: the floor is context, not a compared set
 quality = [with_floor({"model": kind, "checkpoint": main, "step": steps[kind, main], "temperature": fid_temperature,
                        **meter.score(samples[kind, main], draws=draws, seed=seed)}, floor) for kind in KINDS]
 quality_table = [{k: r[k] for k in ("model", "checkpoint", "step", "temperature", "n", "fid", "fid_std", "floor_fid",
                                     "precision", "recall", "density", "coverage", "features")} for r in quality]
-nbu.write_table(s, quality_table, "table4_quality")
-nbu.show_table(quality_table)
+outputs.write_table(s, quality_table, "table4_quality")
+outputs.show_table(quality_table)
 print(f"reference: {meter.reference_name}; floor: {n} images of {meter.holdout_name}")
 
 pairs = [w for w in ("final", "best") if all((k, w) in samples for k in KINDS)]
@@ -341,8 +341,8 @@ for which in pairs:
                          "lo": d["fid_lo"], "hi": d["fid_hi"], "p": d["fid_p"], "verdict": v.verdict,
                          "features": d["features"]})
 table4_pair = main if main in pairs else "final"  # a 'best' pair made of the final sets is the final pair
-nbu.write_table(s, fid_rows, "table4_fid_differences")
-nbu.show_table(fid_rows, ["checkpoints", "absorbing_step", "autoregressive_step", "reference", "n",
+outputs.write_table(s, fid_rows, "table4_fid_differences")
+outputs.show_table(fid_rows, ["checkpoints", "absorbing_step", "autoregressive_step", "reference", "n",
                           "fid_difference", "lo", "hi", "p", "verdict"])
 
 # %% [markdown]
@@ -364,12 +364,12 @@ mem_rows, reports = [], {}
 for key, x in samples.items():
     same = next((k for k in reports if samples[k] is x), None)  # a 'best' set that is the final one
     if same is None:
-        reports[key], train_images = nbu.memorisation(s, meter, x, seed=seed)
+        reports[key], train_images = measuring.memorisation(s, meter, x, seed=seed)
     else:
         reports[key] = reports[same]
     mem_rows.append({"model": key[0], "checkpoint": key[1], "step": steps[key], **reports[key].row})
-nbu.write_table(s, mem_rows, "table4_memorisation")
-nbu.show_table(mem_rows, ["model", "checkpoint", "step", "feat_median_ratio", "feat_near_copy_share",
+outputs.write_table(s, mem_rows, "table4_memorisation")
+outputs.show_table(mem_rows, ["model", "checkpoint", "step", "feat_median_ratio", "feat_near_copy_share",
                           "feat_near_copy_share_p5", "feat_c_t", "pix_median_ratio", "pix_near_copy_share",
                           "pix_sample_exact_copies", "pix_c_t", "feat_fid_train", "feat_fid_test",
                           "feat_fid_test_to_train"])
@@ -390,7 +390,7 @@ for kind in KINDS:
                      f"{row['pix_near_copy_count']} near-copies, {row['pix_sample_exact_copies']} exact copies")
     if (kind, "best") in samples and samples[kind, "best"] is samples[kind, "final"]:
         parts.append("its best validation was its last step, so 'best' is the final checkpoint")
-    claims[f"near_copies_{kind}"] = nbu.claim(
+    claims[f"near_copies_{kind}"] = readings.claim(
         s, NB, f"near_copies_{kind}", f"{kind} prior: its samples' near-copies of training images",
         "Table 4's FID; supplement C: FID does not detect overfitting (nearest training images shown for the "
         "absorbing models only)", ("measured", f"{n} samples per set, against {meter.holdout_name}: "
@@ -411,7 +411,7 @@ for ax, key in zip(axes[:, 0], panels):
                  f"its {k} samples nearest a training image in pixels (odd rows) over those training images "
                  "(even rows)", fontsize=8)
 fig.tight_layout()
-nbu.show(nbu.save_figure(s, fig, "table4_nearest_pairs"))
+outputs.show(outputs.save_figure(s, fig, "table4_nearest_pairs"))
 plt.close(fig)
 
 # %% [markdown]
@@ -428,7 +428,7 @@ fid_paper = f"Table 4: FID absorbing vs AR {paper_pair('fid')}, against the trai
 for key, claim, v, m in (("fid", "the absorbing prior's samples reach a lower FID than the AR prior's (same "
                                   "transformer)", v_train, meter),
                          ("fid_test", "the same, scored against test images no model saw", v_test, test_meter)):
-    claims[key] = nbu.claim(s, NB, key, claim, fid_paper, (v.verdict, f"{v.sentence}; {n} samples each at the "
+    claims[key] = readings.claim(s, NB, key, claim, fid_paper, (v.verdict, f"{v.sentence}; {n} samples each at the "
                                                                       f"{main} checkpoints (one seed), against "
                                                                       f"{m.reference_name}"))
 
@@ -466,7 +466,7 @@ summary = (f"At Table 4's checkpoints ({main}) the FID verdict is **{v_train.ver
               if closer else "At those checkpoints neither prior's samples are resolved as closer to the training "
                              "images than unseen images are, in the feature space, at this n (other checkpoints: "
                              "below)."))
-nbu.show_markdown("\n".join([summary, "", *lines]))
+outputs.show_markdown("\n".join([summary, "", *lines]))
 
 # %% [markdown]
 # ## Sampling time
@@ -487,9 +487,9 @@ def autoregressive():  # the same call: the prior's kind picks the AR sampler
 
 
 absorbing(fast), autoregressive()  # warm-up
-tok_abs, sec_abs = nbu.timed(lambda: absorbing(T), s.device)
-tok_fast, sec_fast = nbu.timed(lambda: absorbing(fast), s.device)
-tok_ar, sec_ar = nbu.timed(autoregressive, s.device)
+tok_abs, sec_abs = readings.timed(lambda: absorbing(T), s.device)
+tok_fast, sec_fast = readings.timed(lambda: absorbing(fast), s.device)
+tok_ar, sec_ar = readings.timed(autoregressive, s.device)
 estimate = f"negative ELBO (bound), {len(grids)} {held} grids"
 rows = [
     {"model": "absorbing", "checkpoint": main, "bits_per_token": elbo.bits_per_token, "estimate": estimate,
@@ -500,8 +500,8 @@ rows = [
      "estimate": f"exact NLL, {len(grids)} {held} grids", "stderr": nll.stderr, "sampling_steps": L,
      "seconds_per_image": sec_ar / n_samples},
 ]
-nbu.write_table(s, rows, "table4_ar_vs_absorbing")
-nbu.show_table(rows)
+outputs.write_table(s, rows, "table4_ar_vs_absorbing")
+outputs.show_table(rows)
 print(f"one timing of {n_samples} images per sampler on {s.device}: the AR sampler took {sec_ar / sec_abs:.2f}x "
       f"the absorbing sampler's time at T = {T} steps and {sec_ar / sec_fast:.2f}x at {fast} steps")
 
@@ -509,7 +509,7 @@ print(f"one timing of {n_samples} images per sampler on {s.device}: the AR sampl
 h = cfg.latent_size
 with torch.no_grad():
     pics = [vq.decode(t.view(-1, h, h)).clamp(-1, 1) for t in (tok_abs, tok_fast, tok_ar)]
-nbu.show(nbu.save_grid(s, torch.cat(pics), "table4_samples", nrow=n_samples))
+outputs.show(outputs.save_grid(s, torch.cat(pics), "table4_samples", nrow=n_samples))
 print(f"rows: absorbing ({T} steps), absorbing ({fast} steps), autoregressive; {main} checkpoints, t = {temp}")
 fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3))
 names = [r["model"] for r in rows]
@@ -518,7 +518,7 @@ a.set(ylabel="bits per token", title=f"{held} likelihood (lower is better)")
 b.bar(names, [r["seconds_per_image"] * 1000 for r in rows])
 b.set(ylabel="ms per image", title="sampling time (tokens)")
 fig.tight_layout()
-nbu.save_figure(s, fig, "table4_ar_vs_absorbing")
+outputs.save_figure(s, fig, "table4_ar_vs_absorbing")
 plt.show()
 
 # %% [markdown]
@@ -528,7 +528,7 @@ plt.show()
 # AR models stopped at their best validation loss), then our verdicts as recorded above.
 
 # %%
-nbu.show_table(table4_rows())
+outputs.show_table(table4_rows())
 print(f"paper, NLL (bits per latent), absorbing vs AR: {paper_pair('nll_bits_per_token')}")
 print(f"paper, FID, absorbing vs AR: {paper_pair('fid')}")
 print(f"ours, likelihood ({main} checkpoints, {grids_name}): {v_nll.sentence}")
@@ -574,7 +574,7 @@ print(f"ours, FID against {test_meter.reference_name}: {v_test.sentence}")
 # smaller than a few points are within the noise.
 
 # %%
-shown = nbu.reading(s, "05_ar_vs_absorbing", nbu.scale_rows(s)[2:])
+shown = readings.reading(s, "05_ar_vs_absorbing", readings.scale_rows(s)[2:])
 
 # %% [markdown]
 # ## Exercises

@@ -40,9 +40,9 @@ grad_clip = 0.0  # max gradient norm of every training here; 0: no clipping (see
 # %%
 import matplotlib.pyplot as plt
 
-from ulib.app import notebook as nbu
+from ulib.app import measuring, outputs, readings, session
 
-s = nbu.setup(profile, run_dir, device, seed, overrides, pretrained)  # run dir, config, device, RUN/results/
+s = session.setup(profile, run_dir, device, seed, overrides, pretrained)  # run dir, config, device, RUN/results/
 cfg = s.cfg
 K, T, L = cfg.vqgan.codebook_size, cfg.prior.total_steps, cfg.latent_size ** 2
 
@@ -77,8 +77,8 @@ configs = {(loss, sd): apply_overrides(cfg, {
     "prior_train.log_every": every, "prior_train.image_every": every, "prior_train.ckpt_every": n_steps,
     "prior_train.ema_decay": 0.0, "prior_train.grad_clip": grad_clip}) for loss in losses for sd in seeds}
 name = lambda loss, sd: f"fig5_{loss}" if sd == 0 else f"fig5_{loss}_seed{sd}"
-runs = {key: nbu.train_child_prior(s, name(*key), c) for key, c in configs.items()}
-val_name = nbu.split_name(s, "val", VALIDATION_GRIDS)
+runs = {key: session.train_child_prior(s, name(*key), c) for key, c in configs.items()}
+val_name = measuring.split_name(s, "val", VALIDATION_GRIDS)
 paper_clip = {PROFILES[p]["prior_train"]["grad_clip"] for p in ("ffhq", "churches", "bedrooms")}
 print(f"validation: {val_name}, one draw of t and masks per grid, seeded by the training seed")
 clipping = "none (prior_train.grad_clip = 0)" if grad_clip == 0 else f"at norm {grad_clip:g} (prior_train.grad_clip)"
@@ -123,9 +123,9 @@ for loss, colour in zip(losses, ("C0", "C1")):
 ax.set(xlabel="step", ylabel="validation negative ELBO (bits per token)",
        title=f"Fig. 5: ELBO vs reweighted ELBO ({len(seeds)} seeds: mean, ±1 std band, thin: each seed)")
 ax.legend()
-nbu.save_figure(s, fig, "fig5_val_elbo")
-nbu.write_table(s, table, "fig5_val_elbo")
-nbu.write_table(s, summary, "fig5_seed_summary")
+outputs.save_figure(s, fig, "fig5_val_elbo")
+outputs.write_table(s, table, "fig5_val_elbo")
+outputs.write_table(s, summary, "fig5_seed_summary")
 plt.show()
 
 # %% [markdown]
@@ -170,8 +170,8 @@ if {new, old} <= set(losses):
         paired.append({"step": st, "seeds": k, "difference_bpt": float(d[:, j].mean()),
                        "se": ti.se if ti else None, "df": ti.df if ti else None, "lo": ti.lo if ti else None,
                        "hi": ti.hi if ti else None, "p": ti.p if ti else None})
-    nbu.show_table(paired)
-    nbu.write_table(s, paired, "fig5_paired_difference")
+    outputs.show_table(paired)
+    outputs.write_table(s, paired, "fig5_paired_difference")
     fig, dax = plt.subplots(figsize=(7, 3.5))
     for line in d:
         dax.plot(steps, line, c="C2", alpha=0.3, lw=0.8)
@@ -181,14 +181,14 @@ if {new, old} <= set(losses):
     dax.axhline(0, c="gray", lw=0.8)
     dax.set(xlabel="step", ylabel=f"{new} − {old} (bits per token)", title="paired difference (thin: each seed)")
     dax.legend()
-    nbu.save_figure(s, fig, "fig5_paired_difference")
+    outputs.save_figure(s, fig, "fig5_paired_difference")
     plt.show()
     what = f"validation negative ELBO (bits/token, paired by seed, k = {k}; on {val_name})"
-    nbu.claim(s, "06_elbo_vs_reweighted", "lower_at_end",
+    readings.claim(s, "06_elbo_vs_reweighted", "lower_at_end",
               "Training on the reweighted ELBO (Eq. 7) ends at a lower validation ELBO than training on the ELBO "
               "(Eq. 6)", "Fig. 5 caption and Sec. 3.2: lower (curves for Churches and FFHQ, no numbers)",
               judged(d[:, -1], f"{new} − {old} at step {steps[-1]}, {what}"))
-    nbu.claim(s, "06_elbo_vs_reweighted", "lower_sooner",
+    readings.claim(s, "06_elbo_vs_reweighted", "lower_sooner",
               "The reweighted ELBO converges to a lower validation ELBO sooner", "Sec. 4.2 on Fig. 5: lower "
               "along training (curves, no numbers)",
               judged(d.mean(1), f"{new} − {old} averaged over the {len(steps)} validation points (steps "
@@ -217,7 +217,7 @@ if {new, old} <= set(losses):
 # Eq. 7's and decide the comparison by itself.
 
 # %%
-shown = nbu.reading(s, "06_elbo_vs_reweighted", nbu.scale_rows(s)[3:])
+shown = readings.reading(s, "06_elbo_vs_reweighted", readings.scale_rows(s)[3:])
 
 # %% [markdown]
 # ## Exercises
@@ -231,7 +231,7 @@ shown = nbu.reading(s, "06_elbo_vs_reweighted", nbu.scale_rows(s)[3:])
 #    ```python
 #    from ulib.prior.absorbing import AbsorbingDiffusion
 #    from ulib.trained import prior_from_config
-#    x0 = nbu.val_tokens(s)[:64]
+#    x0 = session.val_tokens(s)[:64]
 #    for loss in ("elbo", "reweighted_elbo"):
 #        torch.manual_seed(0)
 #        fresh = prior_from_config(cfg).to(s.device)

@@ -16,7 +16,7 @@
 # %% [markdown]
 # # 07 · Sampling temperature: quality, diversity and dataset bias (Fig. 6, Tables 1 and 2)
 #
-# **Reproduces:** Fig. 6 of the paper (the sampling temperature against quality, diversity and dataset bias) and the t = 1.0 / t = 0.9 rows of its Tables 1 and 2 (FID, precision, recall, density, coverage). Every temperature is compared with t = 1.0 as a paired difference; the bias the paper warns of is measured as the share of the data's commonest OpenMoji category, beside real images of the data's own mix at the same n, with a trend test; verdicts (`nbu.claim`) and memorisation figures for every temperature.
+# **Reproduces:** Fig. 6 of the paper (the sampling temperature against quality, diversity and dataset bias) and the t = 1.0 / t = 0.9 rows of its Tables 1 and 2 (FID, precision, recall, density, coverage). Every temperature is compared with t = 1.0 as a paired difference; the bias the paper warns of is measured as the share of the data's commonest OpenMoji category, beside real images of the data's own mix at the same n, with a trend test; verdicts (`readings.claim`) and memorisation figures for every temperature.
 #
 # **Needs:** notebook 01's run directory (VQGAN and prior; trained here when missing); the shipped OpenMoji feature weights for the built-in dataset (notebook 12).
 #
@@ -43,13 +43,13 @@ import math
 import matplotlib.pyplot as plt
 import torch
 
-from ulib.app import notebook as nbu
+from ulib.app import measuring, outputs, readings, session
 
-s = nbu.setup(profile, run_dir, device, seed, overrides, pretrained)  # run dir, config, device, RUN/results/
+s = session.setup(profile, run_dir, device, seed, overrides, pretrained)  # run dir, config, device, RUN/results/
 cfg = s.cfg
 K, T, L = cfg.vqgan.codebook_size, cfg.prior.total_steps, cfg.latent_size ** 2
 
-sizes = nbu.quality_sizes(s, n_samples)
+sizes = measuring.quality_sizes(s, n_samples)
 n, n_steps = sizes["n_temperature"], steps or cfg.sample.steps or T
 print("temperatures:", temperatures, "| samples per temperature:", n, "| steps:", n_steps)
 
@@ -114,12 +114,12 @@ from ulib.eval.memorisation import nearest_pairs_grid
 from ulib.eval.quality import CATEGORY_FIGURES, PRDC, extract, with_floor
 
 DRAWN = ("fid", *PRDC, *CATEGORY_FIGURES)  # the figures whose ± the table quotes (KID's draws cost most; not shown)
-vq, net = nbu.vqgan(s), nbu.prior(s)
-meter = nbu.quality_meter(s, sizes["n_reference"], features)
+vq, net = session.vqgan(s), session.prior(s)
+meter = measuring.quality_meter(s, sizes["n_reference"], features)
 floor = meter.floor(n, draws=sizes["draws"], seed=seed, figures=DRAWN)
 top = CATEGORIES[meter.top_category] if meter.features == "openmoji" else f"class {meter.top_category}"
 test_share = stats.proportion_interval(round(floor["top_category_share"] * n), n)
-mix_images = nbu.outside_reference(s, meter, n)  # the bias floor: the data's own mix at the same n
+mix_images = measuring.outside_reference(s, meter, n)  # the bias floor: the data's own mix at the same n
 mix_floor = meter.score(mix_images, draws=sizes["draws"], seed=seed, figures=CATEGORY_FIGURES)
 floor_share = stats.proportion_interval(round(mix_floor["top_category_share"] * n), n)
 print(f"feature space {meter.features} | reference: {meter.reference_name}, {top} "
@@ -131,7 +131,7 @@ print(f"feature space {meter.features} | reference: {meter.reference_name}, {top
 
 rows, grids, histograms, kept, pairs, token_sets = [], [], {}, {}, None, {}
 for tau in temperatures:  # every temperature from the same seed: common random numbers
-    images, tokens, sec = nbu.sample_set(s, vq, net, n, steps=n_steps, temperature=tau)
+    images, tokens, sec = measuring.sample_set(s, vq, net, n, steps=n_steps, temperature=tau)
     feats, logits = extract(meter.space, images)
     r = with_floor({"temperature": tau, "steps": n_steps, "token_entropy_bits": token_entropy(tokens, K),
                     **meter.score_features(feats, logits, draws=sizes["draws"], seed=seed, figures=DRAWN)},
@@ -148,7 +148,7 @@ for tau in temperatures:  # every temperature from the same seed: common random 
                   f"{name}_vs_floor": stats.direction(v)})
     r["floor_difference"] = d
     if memorisation:
-        report, train_images = nbu.memorisation(s, meter, images, seed=seed)
+        report, train_images = measuring.memorisation(s, meter, images, seed=seed)
         mem = report.row
         r.update(near_copy_share=mem["feat_near_copy_share"], near_copy_share_lo=mem["feat_near_copy_share_lo"],
                  near_copy_share_hi=mem["feat_near_copy_share_hi"], median_ratio=mem["feat_median_ratio"],
@@ -178,8 +178,8 @@ columns = ["temperature", "n", "fid", "fid_std", "floor_fid", "precision", "prec
            "near_copy_share", "near_copy_share_lo", "near_copy_share_hi", "median_ratio", "pix_near_copy_share",
            "pix_median_ratio", "c_t", "fid_test"]
 fig6 = [{c: r.get(c) for c in columns} for r in rows]
-nbu.write_table(s, fig6, "fig6_temperature")
-nbu.show_table(fig6, ["temperature", "n", "fid", "fid_std", "floor_fid", "precision", "recall", "density",
+outputs.write_table(s, fig6, "fig6_temperature")
+outputs.show_table(fig6, ["temperature", "n", "fid", "fid_std", "floor_fid", "precision", "recall", "density",
                       "coverage", "top_category_share", "top_category_share_lo", "top_category_share_hi",
                       "share_minus_floor", "share_vs_floor", "category_kl_bits", "kl_minus_floor", "kl_vs_floor",
                       "category_entropy_bits", "entropy_vs_floor", "near_copy_share", "median_ratio"])
@@ -252,9 +252,9 @@ axes[1, 2].legend(fontsize=8)
 fig.suptitle(f"Fig. 6 at {cfg.profile} scale: n = {n} samples per temperature, seed {seed}, "
              f"± bootstrap std ({sizes['draws']} draws), shares: Wilson 95 %", fontsize=10)
 fig.tight_layout()
-nbu.save_figure(s, fig, "fig6_temperature")
+outputs.save_figure(s, fig, "fig6_temperature")
 plt.show()
-nbu.show(nbu.save_grid(s, torch.cat(grids), "fig6_temperature_samples", nrow=len(grids[0])))
+outputs.show(outputs.save_grid(s, torch.cat(grids), "fig6_temperature_samples", nrow=len(grids[0])))
 print("rows of samples, top to bottom: temperature", temperatures)
 
 # %% [markdown]
@@ -297,8 +297,8 @@ if memorisation:
     _, tau_pairs, images_pairs, report_pairs, train_pairs = pairs
     path = s.results / "fig6_nearest_training.png"
     nearest_pairs_grid(images_pairs, train_pairs, report_pairs.feat.indices, 16,
-                       distances=report_pairs.feat.distances, upscale=nbu.upscale_for(cfg.data.img_size), path=path)
-    nbu.show(path)
+                       distances=report_pairs.feat.distances, upscale=outputs.upscale_for(cfg.data.img_size), path=path)
+    outputs.show(path)
     tied = sum(r["near_copy_share"] == pairs[0] for r in rows) > 1
     print(f"t = {tau_pairs} ({'the first of the temperatures tied at' if tied else 'the largest'} near-copy share "
           f"{pairs[0]:.1%}): the 16 samples nearest a training image, closest first; under each, that training image")
@@ -316,10 +316,10 @@ from ulib.paper import TABLE2_FID, table1_2_rows
 
 ours = [dict({"data": cfg.data.dataset}, **{k: r[k] for k in ("temperature", "n", "fid", "fid_std",
         "precision", "recall", "density", "coverage", "features")}) for r in rows if r["temperature"] in (1.0, 0.9)]
-nbu.write_table(s, ours, "table1_2_temperature")
-nbu.show_table(ours)
+outputs.write_table(s, ours, "table1_2_temperature")
+outputs.show_table(ours)
 paper = table1_2_rows(1.0) + table1_2_rows(0.9)
-nbu.show_table(paper)
+outputs.show_table(paper)
 tables12 = {}
 if {1.0, 0.9} <= set(kept):
     d09 = meter.difference(kept[0.9], kept[1.0], draws=sizes["draws"], seed=seed, paired=True, figures=("fid", *PRDC))
@@ -335,17 +335,17 @@ if {1.0, 0.9} <= set(kept):
 # %%
 if trend is not None:
     low = rows[int(np.argmin(ts))]
-    nbu.claim(s, "07_temperature", "low_temperature_bias",
+    readings.claim(s, "07_temperature", "low_temperature_bias",
               "At very low temperature the samples over-represent the data's commonest kind",
               "Sect. 4.3, Fig. 6 (FFHQ): at very low temperature mostly front-facing white men with brown hair",
               stats.verdict_of_difference(low["floor_difference"], "top_category_share", better="higher",
                                           label=f"{top} share at t = {low['temperature']} - {n} training images outside the reference"))
-    nbu.claim(s, "07_temperature", "temperature_amplifies_bias", "Reduced temperature amplifies the dataset's biases",
+    readings.claim(s, "07_temperature", "temperature_amplifies_bias", "Reduced temperature amplifies the dataset's biases",
               "Sect. 4.3: reduced temperature 'will amplify any biases in the dataset' (no value given)", share_trend)
 if {1.0, 0.9} <= set(kept):
     s09 = [r for r in rows if r["temperature"] == 0.9][0]["floor_difference"]
     s10 = [r for r in rows if r["temperature"] == 1.0][0]["floor_difference"]
-    nbu.claim(s, "07_temperature", "small_change_bias_unclear",
+    readings.claim(s, "07_temperature", "small_change_bias_unclear",
               "For small temperature changes it is less obvious how bias has changed", "Fig. 6 caption",
               ("measured", f"{top} share minus the bias floor's: t = 0.9 {100 * s09['top_category_share']:+.1f} points "
                            f"[{100 * s09['top_category_share_lo']:+.1f}, {100 * s09['top_category_share_hi']:+.1f}], "
@@ -353,13 +353,13 @@ if {1.0, 0.9} <= set(kept):
                            f"[{100 * s10['top_category_share_lo']:+.1f}, {100 * s10['top_category_share_hi']:+.1f}] "
                            f"(n = {n} each)"))
     fid_paper = TABLE2_FID["rows"]
-    nbu.claim(s, "07_temperature", "t09_lower_fid", "Sampling at t = 0.9 gives lower FID than at t = 1.0",
+    readings.claim(s, "07_temperature", "t09_lower_fid", "Sampling at t = 0.9 gives lower FID than at t = 1.0",
               "Table 2: " + ", ".join(f"{d} {fid_paper[(d, 0.9)]} vs {fid_paper[(d, 1.0)]}"
                                       for d in ("Churches", "FFHQ", "Bedroom")), tables12["fid"])
     prdc = [tables12[key] for key in PRDC]
     better, worse = sum(v.verdict == "reproduced" for v in prdc), sum(v.verdict == "not reproduced" for v in prdc)
     word = "reproduced" if better >= 3 and worse == 0 else "not reproduced" if worse >= 2 else "not resolved at this n"
-    nbu.claim(s, "07_temperature", "t09_improves_prdc",
+    readings.claim(s, "07_temperature", "t09_improves_prdc",
               "Sampling with temperature (0.9) improves precision, recall, density and coverage in all but one case",
               "Sect. 4.1 and Table 1: 11 of 12 differences >= 0 (density on Churches falls)",
               (word, f"{better} of 4 higher at t = 0.9, {worse} lower (rule: reproduced when >= 3 are higher and none "
@@ -383,7 +383,7 @@ if {1.0, 0.9} <= set(kept):
 # bias floor (real images of the data's own mix, at the same n) is what a share must clear.
 
 # %%
-shown = nbu.reading(s, "07_temperature")
+shown = readings.reading(s, "07_temperature")
 
 # %% [markdown]
 # ## Exercises
@@ -407,7 +407,7 @@ shown = nbu.reading(s, "07_temperature")
 #
 #    ```python
 #    from ulib.prior.absorbing import AbsorbingDiffusion
-#    x0 = nbu.val_tokens(s)[:32]
+#    x0 = session.val_tokens(s)[:32]
 #    x_t, mask = AbsorbingDiffusion(T, cfg.mask_id).q_sample(x0, torch.full((32,), T // 2, device=s.device))
 #    with torch.no_grad():
 #        logits = net(x_t).float()[mask]

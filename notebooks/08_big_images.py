@@ -42,9 +42,9 @@ temperature = None  # None: the profile's sample.temperature
 import matplotlib.pyplot as plt
 import torch
 
-from ulib.app import notebook as nbu
+from ulib.app import measuring, outputs, readings, session
 
-s = nbu.setup(profile, run_dir, device, seed, overrides, pretrained)  # run dir, config, device, RUN/results/
+s = session.setup(profile, run_dir, device, seed, overrides, pretrained)  # run dir, config, device, RUN/results/
 cfg = s.cfg
 K, T, L = cfg.vqgan.codebook_size, cfg.prior.total_steps, cfg.latent_size ** 2
 
@@ -82,23 +82,23 @@ fig, ax = plt.subplots(figsize=(2 + 0.25 * canvas[1], 1 + 0.25 * canvas[0]))
 im = ax.imshow(cover.numpy(), cmap="viridis")
 fig.colorbar(im, ax=ax, label="|R_i|")
 ax.set_title("windows covering each token")
-nbu.save_figure(s, fig, "08_window_coverage")
+outputs.save_figure(s, fig, "08_window_coverage")
 plt.show()
 
 # %%
 from ulib import sample_images, sample_tokens
 
-models = nbu.models(s)
+models = session.models(s)
 vq = models.vqgan
-tokens, seconds = nbu.timed(lambda: sample_tokens(
+tokens, seconds = readings.timed(lambda: sample_tokens(
     models, n_samples, canvas=canvas, stride=stride, steps=n_steps, temperature=temp,
     generator=s.generator(), device=s.device), s.device)
 with torch.no_grad():
     big = decode_canvas(vq, tokens).clamp(-1, 1)  # (n, 3, a*f, b*f): the generator is convolutional
-nbu.write_table(s, [{"canvas": f"{canvas[0]}x{canvas[1]}", "window": f"{h}x{w}", "stride": stride,
+outputs.write_table(s, [{"canvas": f"{canvas[0]}x{canvas[1]}", "window": f"{h}x{w}", "stride": stride,
                      "windows": len(offsets), "steps": n_steps,
                      "seconds_per_image": seconds / n_samples}], "fig4_big_images")
-nbu.show(nbu.save_grid(s, big, "fig4_big_images", nrow=1))
+outputs.show(outputs.save_grid(s, big, "fig4_big_images", nrow=1))
 print(f"{seconds / n_samples:.2f} s per canvas")
 
 # %% [markdown]
@@ -158,7 +158,7 @@ images, tile_tokens = sample_images(models, n_samples * tiles, seed=s.seed, step
                                     return_tokens=True)
 with torch.no_grad():
     naive = decode_canvas(vq, tiled(tile_tokens)).clamp(-1, 1)  # (n, 3, a*f, b*f)
-nbu.show(nbu.save_grid(s, naive, "fig4_independent_tiles", nrow=1))
+outputs.show(outputs.save_grid(s, naive, "fig4_independent_tiles", nrow=1))
 
 # %% [markdown]
 # ## Does Eq. 8 make the canvas consistent? The seam, measured
@@ -178,7 +178,7 @@ from ulib.app.prose import difference_sentence
 from ulib.eval.extractors import to_uint8
 from ulib.eval.stats import verdict_of_difference
 
-sizes = nbu.quality_sizes(s)
+sizes = measuring.quality_sizes(s)
 n = min(n_scored, sizes["n_samples"])
 A, B = canvas[0] * H // h, canvas[1] * W // w  # the canvas in pixels
 top, left = (A - H) // 2, (B - W) // 2  # the middle training-size window
@@ -191,10 +191,10 @@ with torch.no_grad():
                                           return_tokens=True)
     crops_tiles = to_uint8(middle(decode_canvas(vq, tiled(single_tokens)).clamp(-1, 1)).cpu())
 plain = to_uint8(single[::tiles].cpu())  # the first tile of each canvas, decoded alone: training-size samples
-meter = nbu.quality_meter(s, sizes["n_reference"])
+meter = measuring.quality_meter(s, sizes["n_reference"])
 named = {"middle crops of Eq. 8 canvases": crops_eq8, "middle crops of independent tiles": crops_tiles,
          "training-size samples": plain}
-rows = nbu.score_sets(s, meter, named, sizes["draws"], "fig4_seam_quality", "fig4_middle_crops",
+rows = measuring.score_sets(s, meter, named, sizes["draws"], "fig4_seam_quality", "fig4_middle_crops",
                       canvas=f"{canvas[0]}x{canvas[1]}", stride=stride)
 print(f"reference: {meter.reference_name} | floor: the first {n} of {meter.holdout_name} | ±: bootstrap std "
       f"over {sizes['draws']} draws | {n} canvases {canvas[0]}x{canvas[1]} tokens at stride {stride}, "
@@ -203,11 +203,11 @@ print(f"reference: {meter.reference_name} | floor: the first {n} of {meter.holdo
 # %%
 seam = meter.difference(crops_eq8, crops_tiles, draws=sizes["draws"], seed=s.seed)
 v = verdict_of_difference(seam, "fid", better="lower", label="FID middle crops, Eq. 8 canvases - independent tiles")
-nbu.claim(s, "08_big_images", "seam", "Eq. 8's windowed mixture makes images larger than the training grid "
+readings.claim(s, "08_big_images", "seam", "Eq. 8's windowed mixture makes images larger than the training grid "
           "consistent across the tiles (global continuity)",
           "Fig. 4 and section 3.3: shown, not measured", v)
 scale = meter.difference(crops_eq8, plain, draws=sizes["draws"], seed=s.seed)
-row = nbu.claim(s, "08_big_images", "quality_at_scale", "Images larger than the training grid keep the samples' quality",
+row = readings.claim(s, "08_big_images", "quality_at_scale", "Images larger than the training grid keep the samples' quality",
                 "the text on Fig. 4: 'even at the larger scales we observe high-quality, diverse, and consistent "
                 "imagery', not measured",
                 ("measured", difference_sentence(scale, "fid", "the Eq. 8 canvases' middle crops",
@@ -230,7 +230,7 @@ row = nbu.claim(s, "08_big_images", "quality_at_scale", "Images larger than the 
 # the paper's scenes (churches, bedrooms) extend naturally sideways. Expect canvases that read as several objects.
 
 # %%
-shown = nbu.reading(s, "08_big_images")
+shown = readings.reading(s, "08_big_images")
 
 # %% [markdown]
 # ## Exercises
@@ -259,7 +259,7 @@ shown = nbu.reading(s, "08_big_images")
 #        toks = sample_tokens(models, 4, canvas=canvas, stride=r, steps=n_steps, temperature=temp,
 #                             generator=s.generator(1), device=s.device)
 #        with torch.no_grad():
-#            nbu.show(nbu.save_grid(s, decode_canvas(vq, toks).clamp(-1, 1), f"ex08_stride{r}", nrow=1))
+#            outputs.show(outputs.save_grid(s, decode_canvas(vq, toks).clamp(-1, 1), f"ex08_stride{r}", nrow=1))
 #    ```
 #    </details>
 #

@@ -42,9 +42,9 @@ paste_back = True  # keep the original pixels outside the mask
 # %%
 import torch
 
-from ulib.app import notebook as nbu
+from ulib.app import measuring, outputs, readings, session
 
-s = nbu.setup(profile, run_dir, device, seed, overrides, pretrained)  # run dir, config, device, RUN/results/
+s = session.setup(profile, run_dir, device, seed, overrides, pretrained)  # run dir, config, device, RUN/results/
 cfg = s.cfg
 K, T, L = cfg.vqgan.codebook_size, cfg.prior.total_steps, cfg.latent_size ** 2
 
@@ -77,28 +77,28 @@ def pixel_mask(kind: str, size: int) -> torch.Tensor:
 # %%
 from ulib.sample.inpaint import inpaint
 
-vq, net = nbu.vqgan(s), nbu.prior(s)
-held = "test" if nbu.has_test_split(s) else "val"  # images no model trained on
+vq, net = session.vqgan(s), session.prior(s)
+held = "test" if measuring.has_test_split(s) else "val"  # images no model trained on
 held_name = {"test": "test images (families no model saw)",
              "val": "validation images (families the models did not train on)"}[held]
 if cfg.data.dataset == "openmoji":  # varied subjects: smileys & emotion, an animal, a food, an object
-    picked, subjects = nbu.varied_images(s, held, per_category=-(-n_images // 4))
+    picked, subjects = measuring.varied_images(s, held, per_category=-(-n_images // 4))
     picked, subjects = picked[:n_images], subjects[:n_images]
 else:
-    picked, subjects = nbu.split_images(s, held, n_images), ["image"] * n_images
+    picked, subjects = measuring.split_images(s, held, n_images), ["image"] * n_images
 x = picked.float().div(127.5).sub(1).to(s.device)  # (B, 3, H, W) in [-1, 1]
 results, rows, pictures = {}, [], [x]
 for kind in masks:
     pm = pixel_mask(kind, size).to(s.device)
-    res, seconds = nbu.timed(lambda: inpaint(
+    res, seconds = readings.timed(lambda: inpaint(
         vq, net, x, pm, num_timesteps=T, mask_id=cfg.mask_id, steps=steps or None, temperature=temp,
         paste_back=paste_back, generator=s.generator()), s.device)
     results[kind] = res
     pictures += [torch.where(pm, torch.full_like(x, 0.5), x), res.images.clamp(-1, 1)]
     rows.append({"mask": kind, "tokens_regenerated": int(res.latent_mask[0].sum()), "tokens": L,
                  "start_time": res.start_times[0], "T": T, "seconds_per_image": seconds / len(x)})
-nbu.write_table(s, rows, "fig7_inpainting")
-nbu.show(nbu.save_grid(s, torch.cat(pictures), "fig7_inpainting", nrow=len(x)))
+outputs.write_table(s, rows, "fig7_inpainting")
+outputs.show(outputs.save_grid(s, torch.cat(pictures), "fig7_inpainting", nrow=len(x)))
 print(f"columns: {len(x)} {held_name}: {', '.join(subjects)} (the first of each category in a seeded order); "
       f"rows: input, then for each mask {masks}: masked input (grey), result")
 
@@ -124,7 +124,7 @@ for kind, res in results.items():
 from ulib.sample.autoregressive import fill_ar
 
 if s.run.prior_ckpt_for("autoregressive").exists():
-    net_ar = nbu.prior(s, "autoregressive")
+    net_ar = session.prior(s, "autoregressive")
     kind = "centre" if "centre" in masks else masks[0]
     edit, pm = results[kind], pixel_mask(kind, size).to(s.device)
     given, where = edit.original_tokens.flatten(1), edit.latent_mask.flatten(1)
@@ -135,7 +135,7 @@ if s.run.prior_ckpt_for("autoregressive").exists():
     if paste_back:
         ar_images = torch.where(pm, ar_images, x)
     masked_input = torch.where(pm, torch.full_like(x, 0.5), x)
-    nbu.show(nbu.save_grid(s, torch.cat([x, masked_input, edit.images.clamp(-1, 1), ar_images]),
+    outputs.show(outputs.save_grid(s, torch.cat([x, masked_input, edit.images.clamp(-1, 1), ar_images]),
                            "09_absorbing_vs_ar_fill", nrow=len(x)))
     print(f"rows: input, {kind} mask, absorbing prior, autoregressive prior ({int(where[0].sum())} of {L} tokens "
           f"filled, temperature {temp:g}); kept tokens unchanged by both: True")
@@ -162,8 +162,8 @@ from ulib.app.prose import difference_sentence
 from ulib.eval.extractors import to_uint8
 from ulib.eval.stats import verdict_of_difference
 
-sizes = nbu.quality_sizes(s)
-meter = nbu.quality_meter(s, sizes["n_reference"])
+sizes = measuring.quality_sizes(s)
+meter = measuring.quality_meter(s, sizes["n_reference"])
 n = min(n_scored, sizes["n_samples"])
 real = meter.holdout[:n]  # uint8: the floor's images, the first n of the held-out split (test when the run has one)
 xr = real.float().div(127.5).sub(1).to(s.device)
@@ -177,7 +177,7 @@ with torch.no_grad():
     named = {"inpainted": to_uint8(res.images.clamp(-1, 1).cpu()),
              "region from another image": fill(torch.where(res.latent_mask, donor, res.original_tokens)),
              "region's own tokens (no edit)": fill(res.original_tokens)}
-quality = nbu.score_sets(s, meter, named, sizes["draws"], "fig7_inpainting_quality", "fig7_inpainting_sets",
+quality = measuring.score_sets(s, meter, named, sizes["draws"], "fig7_inpainting_quality", "fig7_inpainting_sets",
                          mask=scored_mask)
 print(f"images: the first {n} of {meter.holdout_name} | reference: {meter.reference_name} | "
       f"±: bootstrap std over {sizes['draws']} draws | {int(res.latent_mask[0].sum())} of {L} tokens regenerated "
@@ -186,7 +186,7 @@ print(f"images: the first {n} of {meter.holdout_name} | reference: {meter.refere
 # %%
 context = meter.difference(named["inpainted"], named["region from another image"], draws=sizes["draws"],
                            seed=s.seed, paired=True)
-nbu.claim(s, "09_inpainting", "consistent_fill", "A bidirectional prior fills an internal region consistently "
+readings.claim(s, "09_inpainting", "consistent_fill", "A bidirectional prior fills an internal region consistently "
           "with the rest of the image", "Fig. 7 and section 4.5: shown, not measured",
           verdict_of_difference(context, "fid", better="lower", label="FID inpainted - region from another image"))
 cost = meter.difference(named["inpainted"], named["region's own tokens (no edit)"], draws=sizes["draws"],
@@ -211,7 +211,7 @@ print(difference_sentence(cost, "fid", "the inpainted images", "the same images 
 # 32 px softens the seam that a mismatched fill would leave.
 
 # %%
-shown = nbu.reading(s, "09_inpainting")
+shown = readings.reading(s, "09_inpainting")
 
 # %% [markdown]
 # ## Exercises
@@ -240,7 +240,7 @@ shown = nbu.reading(s, "09_inpainting")
 #    r = inpaint(vq, net, x, pm.to(s.device), num_timesteps=T, mask_id=cfg.mask_id, temperature=temp,
 #                paste_back=True, generator=s.generator(5))
 #    print(int(r.latent_mask[0].sum()), "of", L, torch.equal(r.tokens[~r.latent_mask], r.original_tokens[~r.latent_mask]))
-#    nbu.show(nbu.save_grid(s, torch.cat([x, r.images.clamp(-1, 1)]), "ex09_top_right", nrow=len(x)))
+#    outputs.show(outputs.save_grid(s, torch.cat([x, r.images.clamp(-1, 1)]), "ex09_top_right", nrow=len(x)))
 #    ```
 #    </details>
 #
@@ -255,11 +255,11 @@ shown = nbu.reading(s, "09_inpainting")
 #    pm[: size // 2] = True
 #    r = inpaint(vq, net, x, pm.to(s.device), num_timesteps=T, mask_id=cfg.mask_id, temperature=temp,
 #                generator=s.generator(6))
-#    ar = fill_ar(nbu.prior(s, "autoregressive"), r.original_tokens.flatten(1), r.latent_mask.flatten(1), temp,
+#    ar = fill_ar(session.prior(s, "autoregressive"), r.original_tokens.flatten(1), r.latent_mask.flatten(1), temp,
 #                 s.generator(6))
 #    with torch.no_grad():
 #        ar_img = vq.decode(ar.view_as(r.tokens)).clamp(-1, 1)
-#    nbu.show(nbu.save_grid(s, torch.cat([x, r.images.clamp(-1, 1), ar_img]), "ex09_top_half", nrow=len(x)))
+#    outputs.show(outputs.save_grid(s, torch.cat([x, r.images.clamp(-1, 1), ar_img]), "ex09_top_half", nrow=len(x)))
 #    ```
 #    </details>
 

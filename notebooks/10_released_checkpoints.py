@@ -39,15 +39,15 @@ temperature = 0.9  # Tables 1-2 of the paper report temperatures 0.9 and 1.0; it
 canvas = "16x32"  # latent canvas of the wide image (training grid: 16x16)
 
 # %%
-from ulib.app import notebook as nbu
+from ulib.app import outputs, readings, session
 
-s = nbu.setup(profile, run_dir, device, seed, overrides, pretrained)  # run dir, config, device, RUN/results/
+s = session.setup(profile, run_dir, device, seed, overrides, pretrained)  # run dir, config, device, RUN/results/
 cfg = s.cfg
 K, T, L = cfg.vqgan.codebook_size, cfg.prior.total_steps, cfg.latent_size ** 2
 
 from pathlib import Path
 
-root = (nbu.START_DIR / Path(released_dir).expanduser()).resolve()  # relative to the notebook's folder
+root = (session.START_DIR / Path(released_dir).expanduser()).resolve()  # relative to the notebook's folder
 
 # %% [markdown]
 # ## Where the files come from
@@ -98,10 +98,10 @@ from ulib.models import load_official
 if available:
     m = load_official(vqgan_file, sampler_file, "absorbing", s.device)
     images = sample_images(m, n_samples, steps=steps, temperature=temperature, seed=s.seed)
-    nbu.show(nbu.save_grid(s, images, f"10_released_{dataset}_samples"))
+    outputs.show(outputs.save_grid(s, images, f"10_released_{dataset}_samples"))
     wide = sample_images(m, 1, steps=steps, temperature=temperature, seed=s.seed, canvas=parse_canvas(canvas),
                          stride=4)
-    nbu.show(nbu.save_grid(s, wide, f"10_released_{dataset}_wide"))
+    outputs.show(outputs.save_grid(s, wide, f"10_released_{dataset}_wide"))
 else:
     print("skipped: no released checkpoints")
 
@@ -121,7 +121,7 @@ else:
 # notebooks measure on emoji happens at about 1/80 of the parameters and 1/1000 of the training steps.
 
 # %%
-shown = nbu.reading(s, "10_released_checkpoints", nbu.scale_rows(s))
+shown = readings.reading(s, "10_released_checkpoints", readings.scale_rows(s))
 
 # %% [markdown]
 # ## Exercises

@@ -38,9 +38,9 @@ temperature = None  # None: the profile's sample.temperature
 # %%
 import torch
 
-from ulib.app import notebook as nbu
+from ulib.app import outputs, readings, session
 
-s = nbu.setup(profile, run_dir, device, seed, overrides, pretrained)  # run dir, config, device, RUN/results/
+s = session.setup(profile, run_dir, device, seed, overrides, pretrained)  # run dir, config, device, RUN/results/
 cfg = s.cfg
 K, T, L = cfg.vqgan.codebook_size, cfg.prior.total_steps, cfg.latent_size ** 2
 
@@ -48,7 +48,7 @@ from ulib.app.widgets import Playground
 from ulib.data.datasets import build_dataset
 from ulib.models import load_run
 
-nbu.prior(s)  # load if present, else train (and the VQGAN and latents before it)
+session.prior(s)  # load if present, else train (and the VQGAN and latents before it)
 models = load_run(s.run, s.device, cfg=cfg)
 val = build_dataset(cfg.data, "val", train_transforms=False)
 
@@ -102,7 +102,7 @@ print(pg.step_label.value)
 # %%
 for name in ("samples", "inpaint_before", "inpaint_after", "step_tokens", "step_decoded"):
     print(name.replace("_", " "))
-    nbu.show(s.results / f"11_playground_{name}.png")
+    outputs.show(s.results / f"11_playground_{name}.png")
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -133,7 +133,7 @@ print(f"inpainting: {int(res.latent_mask.sum())} of {L} tokens regenerated, toke
 # is tiny; the paper's 256-step sample took 3.8 s on an RTX 2080 Ti.
 
 # %%
-shown = nbu.reading(s, "11_playground", nbu.scale_rows(s))
+shown = readings.reading(s, "11_playground", readings.scale_rows(s))
 
 # %% [markdown]
 # ## Exercises

@@ -42,15 +42,15 @@ margin = 0.15  # equivalence margin: a relative change of the samples' FID in fl
 import matplotlib.pyplot as plt
 import torch
 
-from ulib.app import notebook as nbu
+from ulib.app import measuring, outputs, readings, session
 
-s = nbu.setup(profile, run_dir, device, seed, overrides, pretrained)  # run dir, config, device, RUN/results/
+s = session.setup(profile, run_dir, device, seed, overrides, pretrained)  # run dir, config, device, RUN/results/
 cfg = s.cfg
 K, T, L = cfg.vqgan.codebook_size, cfg.prior.total_steps, cfg.latent_size ** 2
 
-sizes = nbu.quality_sizes(s, n_samples)
+sizes = measuring.quality_sizes(s, n_samples)
 n_half, draws = n_half or sizes["n_half"], draws or sizes["draws"]
-held_out = cfg.data.dataset == "openmoji" and nbu.has_test_split(s)  # the run's test split: families no model saw
+held_out = cfg.data.dataset == "openmoji" and measuring.has_test_split(s)  # the run's test split: families no model saw
 print(f"metric checks: {n_half} images per half | run quality: {sizes['n_samples']} images | "
       f"bootstrap draws: {draws}")
 
@@ -85,7 +85,7 @@ from ulib.data.openmoji import load_openmoji
 _, every_emoji = load_openmoji(EF.INPUT_SIZE, cfg.data.cache_dir)
 saw_all = report["n_emoji"] == len(every_emoji) and report["recipe"]["limit"] == 0
 if held_out:
-    test_names = nbu.split_names(s, "test")
+    test_names = measuring.split_names(s, "test")
     print(f"this run's test split: {len(test_names)} emoji; the shipped network trained on all "
           f"{len(every_emoji)} emoji: {saw_all}, so on {len(test_names) if saw_all else 'some'} of the test ones")
 else:
@@ -109,7 +109,7 @@ from ulib.eval import metrics as M
 
 space = X.load_inception("openmoji", device=s.device)
 if held_out:
-    real_pool = nbu.split_images(s, "test", 2 * n_half)  # seeded order; the first 2 n_half test images
+    real_pool = measuring.split_images(s, "test", 2 * n_half)  # seeded order; the first 2 n_half test images
     real_name = f"test images (families no model saw), {n_half} per half"
 else:
     emoji = torch.from_numpy(load_openmoji(32, cfg.data.cache_dir)[0]).permute(0, 3, 1, 2).contiguous()
@@ -142,8 +142,8 @@ from ulib.eval import stats
 sweep = MC.sanity_sweep(lambda im: C.image_features(space, im), half_a, half_b, seed=seed)
 floor_band = MC.fids_across_spaces({"shipped": {"A": fa, "B": fb}}, [("A", "B")], draws=draws, seed=seed)
 band_sd = float(np.std(floor_band["shipped"][("A", "B")]["draws"], ddof=1))
-nbu.write_table(s, sweep, "12_metric_sanity")
-nbu.show_table(sweep, ["corruption", "strength", "unit", "n", "fid", "precision", "recall", "density", "coverage"])
+outputs.write_table(s, sweep, "12_metric_sanity")
+outputs.show_table(sweep, ["corruption", "strength", "unit", "n", "fid", "precision", "recall", "density", "coverage"])
 print(f"noise floor ({real_name}): FID {sweep[0]['fid']:.3g} ± {band_sd:.2g} (bootstrap std, {draws} draws)")
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.2))
 for ax, name in zip(axes, MC.CORRUPTIONS):
@@ -155,7 +155,7 @@ for ax, name in zip(axes, MC.CORRUPTIONS):
            yscale="log")
     ax.legend(fontsize=8)
 fig.tight_layout()
-nbu.save_figure(s, fig, "12_metric_sanity")
+outputs.save_figure(s, fig, "12_metric_sanity")
 plt.show()
 
 # %%
@@ -175,24 +175,24 @@ for check, ok in ranking_checks(sweep).items():
 # %% [markdown]
 # ## The run, measured
 #
-# Reference: a fixed random subset of the run's training images (`nbu.quality_meter`, as in notebooks
+# Reference: a fixed random subset of the run's training images (`measuring.quality_meter`, as in notebooks
 # 04 and 07). Rows: real test images (the noise floor at this n), their VQGAN reconstructions, and
 # samples from the prior at the profile's sampling settings, each with its bootstrap ± (`draws` resamples of
 # the set and the reference). The sentences below the table are made from the differences, draw by draw on
 # shared resamples of the reference.
 
 # %%
-vq, net = nbu.vqgan(s), nbu.prior(s)
-meter = nbu.quality_meter(s, sizes["n_reference"])
-quality, sets = nbu.run_quality(s, vq, net, meter, sizes["n_samples"], draws)
-nbu.write_table(s, quality, "12_run_quality")
-nbu.show_table(quality, ["set", "n_reference", "n", "fid", "fid_std", "kid", "precision", "recall",
+vq, net = session.vqgan(s), session.prior(s)
+meter = measuring.quality_meter(s, sizes["n_reference"])
+quality, sets = measuring.run_quality(s, vq, net, meter, sizes["n_samples"], draws)
+outputs.write_table(s, quality, "12_run_quality")
+outputs.show_table(quality, ["set", "n_reference", "n", "fid", "fid_std", "kid", "precision", "recall",
                          "density", "coverage", "category_kl_bits", "features"])
 print(f"real images: the first {sizes['n_samples']} of {meter.holdout_name} | reference: {meter.reference_name}")
 ratio = quality[2]["fid_over_reconstructions"]
 print(f"samples' FID / reconstructions' FID = {ratio:.2f} (the aim for the demo: at most 2; met: {ratio <= 2})")
 grid = torch.cat([x[:8] for x in sets.values()]).float().div(127.5).sub(1)  # uint8 -> [-1, 1]
-nbu.show(nbu.save_grid(s, grid, "12_real_recon_samples", nrow=8))
+outputs.show(outputs.save_grid(s, grid, "12_real_recon_samples", nrow=8))
 print("rows: real test images, their reconstructions, prior samples")
 
 # %% [markdown]
@@ -220,8 +220,8 @@ if held_out:
     by_profile = {"smoke": dict(epochs=1, limit=200)}.get(cfg.profile, dict(epochs=shipped_epochs, limit=0))
     recipe = dataclasses.replace(EF.FeatureRecipe(), epochs=feature_epochs or by_profile["epochs"],
                                  limit=feature_limit or by_profile["limit"])
-    trained = {"with test": nbu.openmoji_space(s, recipe, without=()),
-               "without test": nbu.openmoji_space(s, recipe, without=("test",))}
+    trained = {"with test": measuring.openmoji_space(s, recipe, without=()),
+               "without test": measuring.openmoji_space(s, recipe, without=("test",))}
     rows = [{"space": "shipped", "emoji": report["n_emoji"], "epochs": report["recipe"]["epochs"],
              "saw_test_families": saw_all, "exemplar_accuracy": report["exemplar_accuracy_augmented"],
              "category_accuracy": report["category_accuracy"], "train_seconds": None}]
@@ -230,7 +230,7 @@ if held_out:
         rows.append({"space": name, "emoji": rep["n_emoji"], "epochs": rep["recipe"]["epochs"],
                      "saw_test_families": test_seen, "exemplar_accuracy": rep["exemplar_accuracy_augmented"],
                      "category_accuracy": rep["category_accuracy"], "train_seconds": rep.get("train_seconds")})
-    nbu.show_table(rows)
+    outputs.show_table(rows)
     emoji_epochs = sum(r["emoji"] * r["epochs"] for r in rows[1:])
     seconds = sum(r["train_seconds"] or 0 for r in rows[1:])
     print(f"training (when it ran): {seconds:.0f}s for {emoji_epochs:,} emoji-epochs ({100 * seconds / emoji_epochs:.2f}s "
@@ -246,7 +246,7 @@ if held_out:
               "reconstructions": list(sets.values())[1], "samples": list(sets.values())[2]}
     features = {}
     for name, sp in spaces.items():
-        m = meter if name == "shipped" else nbu.quality_meter(s, sizes["n_reference"], space=sp)
+        m = meter if name == "shipped" else measuring.quality_meter(s, sizes["n_reference"], space=sp)
         features[name] = {"reference": m.ref_features, **{k: C.image_features(sp, x) for k, x in images.items()}}
     pairs = [("half A", "half B"), ("test", "reference"), ("reconstructions", "reference"), ("samples", "reference")]
     fids = MC.fids_across_spaces(features, pairs, draws=draws, seed=seed, tied={"reconstructions": "test"})
@@ -269,8 +269,8 @@ if held_out:
             lambda im, sp=spaces[name]: C.image_features(sp, im), half_a, half_b, seed=seed))
         row["sweep_checks_passed"] = f"{sum(checks.values())} of {len(checks)}"
         table.append(row)
-    nbu.write_table(s, table, "12_feature_spaces")
-    nbu.show_table(table)
+    outputs.write_table(s, table, "12_feature_spaces")
+    outputs.show_table(table)
     print(f"FID ± bootstrap std ({draws} draws shared by the three spaces); sets: half A, half B = "
           f"{n_half} + {n_half} {real_name.split(',')[0]}; test = the first {sizes['n_samples']} of "
           f"{meter.holdout_name}; reference = {meter.reference_name}")
@@ -334,7 +334,7 @@ if held_out:
 # every figure is read beside the floor at the same n, never as an absolute number.
 
 # %%
-shown = nbu.reading(s, "12_emoji_metric", [
+shown = readings.reading(s, "12_emoji_metric", [
     {"what": "feature space", "paper": "Inception-v3 pool features (torch-fidelity), 50k samples",
      "this run": f"OpenMoji network: exemplar accuracy {report['exemplar_accuracy_augmented']:.3f}, category "
                  f"accuracy {report['category_accuracy']:.3f}"},

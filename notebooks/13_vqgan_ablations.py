@@ -40,14 +40,14 @@ n_images = 0  # test images reconstructed by every variant; 0: the whole test sp
 import matplotlib.pyplot as plt
 import torch
 
-from ulib.app import notebook as nbu
+from ulib.app import gan_variants, measuring, outputs, readings, session
 
-s = nbu.setup(profile, run_dir, device, seed, overrides, pretrained)  # run dir, config, device, RUN/results/
+s = session.setup(profile, run_dir, device, seed, overrides, pretrained)  # run dir, config, device, RUN/results/
 cfg = s.cfg
 K, T, L = cfg.vqgan.codebook_size, cfg.prior.total_steps, cfg.latent_size ** 2
 
-sizes = nbu.quality_sizes(s)
-gan_steps, gan_lr = nbu.gan_phase(cfg, gan_steps, gan_lr)  # by profile where 0
+sizes = measuring.quality_sizes(s)
+gan_steps, gan_lr = gan_variants.gan_phase(cfg, gan_steps, gan_lr)  # by profile where 0
 seeds = seeds or 3
 seed_list = [cfg.seed + k for k in range(seeds)]
 print(f"GAN phase: {gan_steps} steps per variant at lr {gan_lr:g}, from step {cfg.vqgan_train.steps} | "
@@ -79,7 +79,7 @@ print(f"GAN phase: {gan_steps} steps per variant at lr {gan_lr:g}, from step {cf
 # NBVAL_CHECK_OUTPUT
 from ulib.config import apply_overrides
 
-configs = nbu.vqgan_variant_configs(cfg, gan_steps, lr=gan_lr)
+configs = gan_variants.vqgan_variant_configs(cfg, gan_steps, lr=gan_lr)
 for name, c in configs.items():
     gan = c.vqgan.disc_start_step < c.vqgan_train.steps
     print(f"{name:13s} steps {cfg.vqgan_train.steps} -> {c.vqgan_train.steps} | GAN on: {gan} | "
@@ -93,7 +93,7 @@ import time
 
 slug = lambda name: "table5_" + name.lower().replace(" ", "_").replace("=", "").replace("_max", "max")
 t0 = time.perf_counter()
-children = {(name, k): nbu.train_child_vqgan(s, f"{slug(name)}_seed{k}", apply_overrides(c, {"seed": k}))
+children = {(name, k): gan_variants.train_child_vqgan(s, f"{slug(name)}_seed{k}", apply_overrides(c, {"seed": k}))
             for name, c in configs.items() for k in seed_list}
 print(f"{len(children)} continuations ready in {time.perf_counter() - t0:.0f}s")
 
@@ -118,14 +118,14 @@ from ulib.eval.quality import with_floor
 from ulib.io.logs import MetricsLog
 from ulib.trained import load_run_vqgan
 
-meter = nbu.quality_meter(s, sizes["n_reference"])
+meter = measuring.quality_meter(s, sizes["n_reference"])
 n_images = n_images or len(meter.holdout)
 real = meter.holdout[:n_images]
 floor = meter.floor(n_images, draws=0)
 raw = lambda c, path: load_run_vqgan(c, path, s.device, use_ema=False)  # raw weights (see above)
-recons = {("before the GAN phase", None): nbu.reconstruct(raw(cfg, s.run.vqgan_ckpt), real, s.device)}
+recons = {("before the GAN phase", None): measuring.reconstruct(raw(cfg, s.run.vqgan_ckpt), real, s.device)}
 for (name, k), child in children.items():
-    recons[name, k] = nbu.reconstruct(raw(configs[name], child.vqgan_ckpt), real, s.device)
+    recons[name, k] = measuring.reconstruct(raw(configs[name], child.vqgan_ckpt), real, s.device)
 
 per_seed = []
 for (name, k), x in recons.items():
@@ -138,7 +138,7 @@ for (name, k), x in recons.items():
         row["l1_train_last"] = log[-1].get("l1") if log else None
     row["l1_test"] = (x.float() - real.float()).abs().mean().item() / 127.5
     per_seed.append(row)
-nbu.write_table(s, per_seed, "table5_seeds")
+outputs.write_table(s, per_seed, "table5_seeds")
 fid = {(r["variant"], r["seed"]): r["fid"] for r in per_seed}
 
 
@@ -167,10 +167,10 @@ for name in configs:
         row.update(fid_minus_default=d.mean, fid_minus_default_lo=d.lo, fid_minus_default_hi=d.hi,
                    fid_minus_default_p=d.p)
     table.append(row)
-nbu.write_table(s, table, "table5_recon_fid")  # reproduce's Markdown adds the paper's columns
+outputs.write_table(s, table, "table5_recon_fid")  # reproduce's Markdown adds the paper's columns
 shown = [{**r, **dict(zip(("paper_churches_fid", "paper_ffhq_fid"), paper.get(r["variant"], (None, None))))}
          for r in table]
-nbu.show_table(shown, ["variant", "seeds", "n", "fid", "fid_lo", "fid_hi", "floor_fid", "fid_minus_default",
+outputs.show_table(shown, ["variant", "seeds", "n", "fid", "fid_lo", "fid_hi", "floor_fid", "fid_minus_default",
                        "fid_minus_default_lo", "fid_minus_default_hi", "fid_minus_default_p", "l1_test",
                        "mean_adaptive_weight", "paper_churches_fid", "paper_ffhq_fid"])
 print(f"images: the first {n_images} of {meter.holdout_name} | reference: {meter.reference_name} | "
@@ -200,11 +200,11 @@ for j, name in enumerate(configs):
 axes[1].set(xlabel="step", ylabel="L1 (training batches)", title="the GAN phase, per variant and seed")
 axes[1].legend(fontsize=8)
 fig.tight_layout()
-nbu.save_figure(s, fig, "table5_recon_fid")
+outputs.save_figure(s, fig, "table5_recon_fid")
 plt.show()
 first = [recons["before the GAN phase", None]] + [recons[name, seed_list[0]] for name in configs]
 grid = torch.cat([real[:8]] + [x[:8] for x in first]).float().div(127.5).sub(1)
-nbu.show(nbu.save_grid(s, grid, "table5_reconstructions", nrow=8))
+outputs.show(outputs.save_grid(s, grid, "table5_reconstructions", nrow=8))
 print(f"rows: test images, then the reconstructions of: before the GAN phase, "
       f"{', '.join(f'{name} (seed {seed_list[0]})' for name in configs)}")
 
@@ -235,7 +235,7 @@ claims = [("both_vs_default", "both", "default", "lower",
 for key, a, b, better, text in claims:
     d = difference(a, b)
     v = stats.verdict(d.mean, d, better=better, label=f"FID {a} − {b}, mean of {seeds} seeds")
-    nbu.claim(s, "13_vqgan_ablations", key, text, paper_pair(a, b), v)
+    readings.claim(s, "13_vqgan_ablations", key, text, paper_pair(a, b), v)
 
 # %% [markdown]
 # The control: what the GAN phase changed against more training alone (*no GAN*, same steps, same seeds), and
@@ -273,7 +273,7 @@ display(Markdown("\n".join([reading(name, "no GAN") for name in configs if name 
 # has little texture for it to judge. Three seeds give 2 degrees of freedom per comparison.
 
 # %%
-shown = nbu.reading(s, "13_vqgan_ablations")
+shown = readings.reading(s, "13_vqgan_ablations")
 
 # %% [markdown]
 # ## Exercises

@@ -5,7 +5,7 @@ a reading at the end, exercises with expected outcomes and worked solutions, and
   cell shortly before states the equation in LaTeX with the paper's number (`\\tag{N}`, where the paper has one),
   and a later cell marked `# NBVAL_CHECK_OUTPUT` calls the function and asserts (the check against ulib runs in
   CI's smoke execution of the notebooks, tests/test_notebooks.py).
-- Reading: a Markdown cell '## Reading' with its three parts, followed by a code cell calling `nbu.reading`.
+- Reading: a Markdown cell '## Reading' with its three parts, followed by a code cell calling `readings.reading`.
 - Exercises: a Markdown cell '## Exercises' with 2-3 numbered exercises, each with '*Expected:*' and a collapsed
   worked solution (<details>), whose Python blocks parse.
 - References: a Markdown cell '## References' that cites the paper; over all notebooks, VQGAN, D3PM, MaskGIT, ARDM
@@ -50,8 +50,8 @@ def test_every_notebook_ends_with_a_reading(path):
     for part in ("**What to notice.**", "**Against the paper.**", "**Why it differs at this scale.**"):
         assert part in cell.source, f"{path.name}: the reading lacks {part}"
     after = cells(path)[i + 1]
-    assert after.cell_type == "code" and "nbu.reading(" in after.source, \
-        f"{path.name}: the reading's table (nbu.reading) must follow it"
+    assert after.cell_type == "code" and "readings.reading(" in after.source, \
+        f"{path.name}: the reading's table (readings.reading) must follow it"
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.stem)

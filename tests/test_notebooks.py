@@ -13,8 +13,7 @@ import jupytext
 import nbformat
 import pytest
 
-from ulib.app.notebook import read_table
-from ulib.app.reproduce import PROJECT_ROOT, export_docs, is_done, marker, notebook_sha256, run_notebooks
+from ulib.app.reproduce import PROJECT_ROOT, export_docs, is_done, marker, notebook_sha256, read_table, run_notebooks
 
 from helpers import ROOT, TINY
 
@@ -126,8 +125,8 @@ def test_committed_notebook_is_clean(path):
         ast.literal_eval(stmt.value)  # raises on anything but a plain literal
         names.add(stmt.targets[0].id)
     assert REQUIRED_PARAMETERS <= names, f"{path.name}: missing parameters {REQUIRED_PARAMETERS - names}"
-    setups = [c.source for c in nb.cells if c.cell_type == "code" and "nbu.setup(" in c.source]
-    assert setups and "nbu.setup(profile, run_dir, device, seed, overrides, pretrained)" in setups[0], \
+    setups = [c.source for c in nb.cells if c.cell_type == "code" and "session.setup(" in c.source]
+    assert setups and "session.setup(profile, run_dir, device, seed, overrides, pretrained)" in setups[0], \
         f"{path.name}: the setup call must pass the parameters on, `pretrained` (the ready-trained model) included"
     first = nb.cells[0]
     assert first.cell_type == "markdown"

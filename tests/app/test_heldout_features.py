@@ -2,7 +2,7 @@
 space trained once into the run directory."""
 import pytest
 
-from ulib.app import notebook as nbu
+from ulib.app import measuring, session
 from ulib.data.openmoji import load_openmoji
 from ulib.eval import features as EF
 
@@ -32,26 +32,26 @@ def test_train_feature_net_on_named_emoji_records_which(tmp_path):
 
 
 @pytest.fixture
-def session(tmp_path):
-    return nbu.setup("smoke", str(tmp_path / "run"), "cpu", 0, TINY)
+def sess(tmp_path):
+    return session.setup("smoke", str(tmp_path / "run"), "cpu", 0, TINY)
 
 
-def test_openmoji_space_without_the_test_split_is_trained_once_and_never_sees_it(session):
-    s = session
-    test = set(nbu.split_names(s, "test"))
-    assert test and not test & set(nbu.split_names(s, "train")), "a family split: test names are not trained on"
-    space, report = nbu.openmoji_space(s, TINY_RECIPE)
+def test_openmoji_space_without_the_test_split_is_trained_once_and_never_sees_it(sess):
+    s = sess
+    test = set(measuring.split_names(s, "test"))
+    assert test and not test & set(measuring.split_names(s, "train")), "a family split: test names are not trained on"
+    space, report = measuring.openmoji_space(s, TINY_RECIPE)
     _, all_names = load_openmoji(TINY_RECIPE.size, CACHE)
     kept = [n for n in all_names if n not in test]
     assert report["names_sha256"] == EF.names_digest(kept[:TINY_RECIPE.limit]) and report["train_seconds"] > 0
     path = s.run.path / "features" / "without_test" / EF.WEIGHTS_FILE
     assert space.features == "openmoji" and space.info["weights"] == str(path)
     mtime = path.stat().st_mtime_ns
-    again, _ = nbu.openmoji_space(s, TINY_RECIPE)  # load if present
+    again, _ = measuring.openmoji_space(s, TINY_RECIPE)  # load if present
     assert path.stat().st_mtime_ns == mtime and again.info["sha256"] == space.info["sha256"]
-    nbu.openmoji_space(s, EF.FeatureRecipe(epochs=1, limit=20, batch_size=16))  # another recipe: trained again
+    measuring.openmoji_space(s, EF.FeatureRecipe(epochs=1, limit=20, batch_size=16))  # another recipe: trained again
     assert path.stat().st_mtime_ns != mtime
-    every, r_all = nbu.openmoji_space(s, TINY_RECIPE, without=())
+    every, r_all = measuring.openmoji_space(s, TINY_RECIPE, without=())
     assert r_all["names_sha256"] == EF.names_digest(all_names[:TINY_RECIPE.limit])
     assert set(all_names[:TINY_RECIPE.limit]) & test, "the first emoji hold test ones, so the two spaces differ"
     assert every.info["weights"] == str(s.run.path / "features" / "all" / EF.WEIGHTS_FILE)

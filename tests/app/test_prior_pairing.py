@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ulib.app import notebook as nbu
+from ulib.app import session
 from ulib.config import apply_overrides
 from ulib.io.checkpoint import load_checkpoint, save_checkpoint
 from ulib.io.files import file_sha256
@@ -177,10 +177,10 @@ def test_a_prior_saved_before_the_record_loads_with_a_warning(paired_run, tmp_pa
 
 def test_notebook_child_priors_follow_a_new_parent_vqgan(paired_run, tmp_path):
     run = _copy(paired_run, tmp_path / "run")
-    s = nbu.setup("smoke", str(run.path), "cpu", 0, [])
-    child = nbu.train_child_prior(s, "child", s.cfg)
+    s = session.setup("smoke", str(run.path), "cpu", 0, [])
+    child = session.train_child_prior(s, "child", s.cfg)
     _swap_vqgan(run)
-    nbu.train_child_prior(s, "child", s.cfg)  # trained again on the new VQGAN's tokens, not reused
+    session.train_child_prior(s, "child", s.cfg)  # trained again on the new VQGAN's tokens, not reused
     assert load_checkpoint(child.prior_ckpt).get("vqgan_digest") == vqgan_digest(run.vqgan_ckpt)
 
 

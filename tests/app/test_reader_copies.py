@@ -1,12 +1,13 @@
 """Executed copies for readers (docs/notebooks, the site) never start a run inside docs/ (#23): the export points
-the injected run_dir at the run relative to the copy's folder, and `nbu.setup` refuses a run directory under docs/."""
+the injected run_dir at the run relative to the copy's folder, and `session.setup` refuses a run directory under
+docs/."""
 import json
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from ulib.app import notebook as nbu
+from ulib.app import session
 from ulib.app.reproduce import PROJECT_ROOT, copy_for_readers
 
 
@@ -33,6 +34,6 @@ def test_the_injected_run_dir_points_at_the_run_from_the_copys_folder(tmp_path):
 def test_setup_refuses_a_run_directory_inside_docs():
     for inside in (PROJECT_ROOT / "docs", PROJECT_ROOT / "docs" / "notebooks" / "runs" / "demo"):
         with pytest.raises(ValueError, match="inside the project's docs/"):
-            nbu.setup("smoke", str(inside), "cpu", 0, [], banner=False)
+            session.setup("smoke", str(inside), "cpu", 0, [], banner=False)
     assert not (PROJECT_ROOT / "docs" / "notebooks" / "runs").exists()
     assert Path(PROJECT_ROOT / "docs").is_dir()

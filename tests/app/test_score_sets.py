@@ -1,10 +1,11 @@
-"""nbu.score_sets: image sets of one n scored side by side beside the floor at that n, recorded as a table and a
+"""measuring.score_sets: image sets of one n scored side by side beside the floor at that n, recorded as a table and a
 picture (notebooks 08 and 09)."""
 import pytest
 import torch
 
-from ulib.app import notebook as nbu
-from ulib.app.notebook import Session, read_table
+from ulib.app import measuring
+from ulib.app.reproduce import read_table
+from ulib.app.session import Session
 
 
 class StubMeter:
@@ -30,7 +31,7 @@ def test_score_sets_rows_table_and_picture(tmp_path):
     s, meter = _session(tmp_path), StubMeter()
     sets = {"dark": torch.zeros(10, 3, 4, 4, dtype=torch.uint8),
             "light": torch.full((10, 3, 4, 4), 200, dtype=torch.uint8)}
-    rows = nbu.score_sets(s, meter, sets, 3, "t", "p", mask="centre")
+    rows = measuring.score_sets(s, meter, sets, 3, "t", "p", mask="centre")
     assert meter.floor_n == [10]
     assert [(r["set"], r["mask"], r["fid"], r["floor_fid"]) for r in rows] == [("dark", "centre", 0.0, 1.0),
                                                                                ("light", "centre", 200.0, 1.0)]
@@ -42,4 +43,4 @@ def test_score_sets_rows_table_and_picture(tmp_path):
 def test_score_sets_needs_one_n(tmp_path):
     sets = {"a": torch.zeros(10, 3, 4, 4, dtype=torch.uint8), "b": torch.zeros(9, 3, 4, 4, dtype=torch.uint8)}
     with pytest.raises(ValueError, match="different sizes"):
-        nbu.score_sets(_session(tmp_path), StubMeter(), sets, 3, "t", "p")
+        measuring.score_sets(_session(tmp_path), StubMeter(), sets, 3, "t", "p")

@@ -4,7 +4,7 @@ import shutil
 import pytest
 import torch
 
-from ulib.app import notebook as nbu
+from ulib.app import gan_variants, measuring, session
 from ulib.config import apply_overrides
 from ulib.eval.extractors import to_uint8
 from ulib.io.checkpoint import load_checkpoint
@@ -76,26 +76,26 @@ def test_notebooks_load_the_final_or_the_best_prior(vqgan_run, tmp_path):
     run = RunDir(tmp_path / "r")
     cfg = get_profile("smoke", [*TINY, "prior_train.image_every=2", "prior_train.keep_best=true"])
     train_prior(run, cfg, show_progress=False)
-    s = nbu.setup("smoke", str(run.path), "cpu", 0, [])
+    s = session.setup("smoke", str(run.path), "cpu", 0, [])
     ckpt = load_checkpoint(run.prior_best_for("absorbing"))
-    best = nbu.prior(s, checkpoint="best")
+    best = session.prior(s, checkpoint="best")
     weights = ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"]
     for k, v in best.state_dict().items():
         torch.testing.assert_close(v, weights[k], rtol=0, atol=0, msg=k)
-    auto = nbu.prior(s, checkpoint="auto")  # the run keeps its best: 'auto' is 'best'
+    auto = session.prior(s, checkpoint="auto")  # the run keeps its best: 'auto' is 'best'
     for (k, a), b in zip(auto.state_dict().items(), best.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
-    assert nbu.checkpoint_step(run.prior_best_for("absorbing")) == ckpt["step"]
+    assert session.checkpoint_step(run.prior_best_for("absorbing")) == ckpt["step"]
     with pytest.raises(ValueError, match="checkpoint="):
-        nbu.prior(s, checkpoint="newest")
+        session.prior(s, checkpoint="newest")
     run.prior_best_for("absorbing").unlink()
     with pytest.raises(FileNotFoundError, match="keep_best"):
-        nbu.prior(s, checkpoint="best")
+        session.prior(s, checkpoint="best")
 
 
 def test_vqgan_variants_of_table5():
     cfg = get_profile("smoke", TINY)
-    v = nbu.vqgan_variant_configs(cfg, gan_steps=4)
+    v = gan_variants.vqgan_variant_configs(cfg, gan_steps=4)
     assert list(v) == ["default", "lambda_max=1", "DiffAug", "both", "no GAN"]
     settings = {k: (c.vqgan.disc_weight_max, c.vqgan.diff_aug) for k, c in v.items() if k != "no GAN"}
     assert settings == {"default": (1e4, False), "lambda_max=1": (1.0, False), "DiffAug": (1e4, True),
@@ -106,13 +106,14 @@ def test_vqgan_variants_of_table5():
         assert gan_on == (name != "no GAN")
         if gan_on:
             assert c.vqgan.disc_start_step == cfg.vqgan_train.steps, "the GAN starts where the shared phase ends"
-    assert list(nbu.vqgan_variant_configs(cfg, 1, with_control=False)) == ["default", "lambda_max=1", "DiffAug", "both"]
+    assert list(gan_variants.vqgan_variant_configs(cfg, 1, with_control=False)) == [
+        "default", "lambda_max=1", "DiffAug", "both"]
     with pytest.raises(ValueError, match="gan_steps"):
-        nbu.vqgan_variant_configs(cfg, 0)
-    slow = nbu.vqgan_variant_configs(cfg, 4, lr=1e-5)
+        gan_variants.vqgan_variant_configs(cfg, 0)
+    slow = gan_variants.vqgan_variant_configs(cfg, 4, lr=1e-5)
     assert {c.vqgan_train.lr for c in slow.values()} == {1e-5} and v["both"].vqgan_train.lr == cfg.vqgan_train.lr
     with pytest.raises(ValueError, match="lr"):
-        nbu.vqgan_variant_configs(cfg, 4, lr=0.0)
+        gan_variants.vqgan_variant_configs(cfg, 4, lr=0.0)
 
 
 def test_train_child_vqgan_continues_the_parents_checkpoint(vqgan_run, tmp_path):
@@ -121,10 +122,10 @@ def test_train_child_vqgan_continues_the_parents_checkpoint(vqgan_run, tmp_path)
     shutil.copy(vqgan_run.vqgan_ckpt, parent.vqgan_ckpt)
     shutil.copy(vqgan_run.config_file, parent.config_file)
     before = parent.vqgan_ckpt.read_bytes()
-    s = nbu.setup("smoke", str(parent.path), "cpu", 0, [])
+    s = session.setup("smoke", str(parent.path), "cpu", 0, [])
     base = s.cfg.vqgan_train.steps
-    c = nbu.vqgan_variant_configs(s.cfg, gan_steps=2)["both"]
-    child = nbu.train_child_vqgan(s, "table5_both", c)
+    c = gan_variants.vqgan_variant_configs(s.cfg, gan_steps=2)["both"]
+    child = gan_variants.train_child_vqgan(s, "table5_both", c)
     state = load_checkpoint(child.vqgan_ckpt)
     assert state["step"] == base + 2 and parent.vqgan_ckpt.read_bytes() == before, "the parent is never replaced"
     steps = [r["step"] for r in MetricsLog.read(child.vqgan_log)]
@@ -132,10 +133,10 @@ def test_train_child_vqgan_continues_the_parents_checkpoint(vqgan_run, tmp_path)
     gan = [r for r in MetricsLog.read(child.vqgan_log) if r.get("d_weight")]
     assert gan and all(0 < r["d_weight"] <= 1.0 for r in gan), "GAN on, lambda clamped at 1"
     mtime = child.vqgan_ckpt.stat().st_mtime_ns
-    nbu.train_child_vqgan(s, "table5_both", c)  # load if present
+    gan_variants.train_child_vqgan(s, "table5_both", c)  # load if present
     assert child.vqgan_ckpt.stat().st_mtime_ns == mtime
-    other = nbu.vqgan_variant_configs(s.cfg, gan_steps=3)["both"]  # another config: again from the parent
-    again = nbu.train_child_vqgan(s, "table5_both", other)
+    other = gan_variants.vqgan_variant_configs(s.cfg, gan_steps=3)["both"]  # another config: again from the parent
+    again = gan_variants.train_child_vqgan(s, "table5_both", other)
     assert load_checkpoint(again.vqgan_ckpt)["step"] == base + 3
     assert sorted(r["step"] for r in MetricsLog.read(again.vqgan_log)) == [base + 2, base + 3], \
         "the new continuation's log only, not the old one's rows"
@@ -149,8 +150,8 @@ def test_a_continuation_restarts_the_ema_and_draws_its_discriminator_and_streams
     parent.path.mkdir()
     shutil.copy(vqgan_run.vqgan_ckpt, parent.vqgan_ckpt)
     shutil.copy(vqgan_run.config_file, parent.config_file)
-    s = nbu.setup("smoke", str(parent.path), "cpu", 0, [])
-    c = nbu.vqgan_variant_configs(s.cfg, gan_steps=2)["both"]
+    s = session.setup("smoke", str(parent.path), "cpu", 0, [])
+    c = gan_variants.vqgan_variant_configs(s.cfg, gan_steps=2)["both"]
     seeded = {k: apply_overrides(c, {"seed": k}) for k in (1, 2)}
     made = {name: load_checkpoint(start_continuation(parent.vqgan_ckpt, tmp_path / f"{name}.pt", seeded[k]))
             for name, k in (("a", 1), ("b", 1), ("c", 2))}
@@ -164,7 +165,7 @@ def test_a_continuation_restarts_the_ema_and_draws_its_discriminator_and_streams
     assert torch.equal(disc("a"), disc("b")) and not torch.equal(disc("a"), disc("c"))
     assert not torch.equal(disc("a"), torch.cat([v.flatten().float() for v in before["disc"].values()]))
 
-    trained = {name: load_checkpoint(nbu.train_child_vqgan(s, f"t5_{name}", seeded[k]).vqgan_ckpt)["model"]
+    trained = {name: load_checkpoint(gan_variants.train_child_vqgan(s, f"t5_{name}", seeded[k]).vqgan_ckpt)["model"]
                for name, k in (("a", 1), ("b", 1), ("c", 2))}
     assert all(torch.equal(v, trained["b"][k]) for k, v in trained["a"].items()), "one seed, one result"
     assert any(not torch.equal(v, trained["c"][k]) for k, v in trained["a"].items()), "two seeds differ"
@@ -173,7 +174,7 @@ def test_a_continuation_restarts_the_ema_and_draws_its_discriminator_and_streams
 def test_reconstruct_returns_uint8_images(vqgan_run):
     vq = load_run_vqgan(get_profile("smoke", TINY), vqgan_run.vqgan_ckpt, "cpu")
     x = torch.randint(0, 256, (5, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-    r = nbu.reconstruct(vq, x, "cpu", batch_size=2)
+    r = measuring.reconstruct(vq, x, "cpu", batch_size=2)
     assert r.dtype == torch.uint8 and r.shape == x.shape
     with torch.no_grad():
         direct = vq(x.float().div(127.5).sub(1))[0].clamp(-1, 1)
@@ -188,7 +189,7 @@ def test_notebooks_resume_a_prior_interrupted_mid_training(vqgan_run, tmp_path):
     shutil.copy(vqgan_run.vqgan_ckpt, tmp_path / "r" / "vqgan.pt")
     run = RunDir(tmp_path / "r")
     train_prior(run, get_profile("smoke", [*TINY, "prior_train.steps=3"]), show_progress=False)
-    assert nbu.checkpoint_step(run.prior_ckpt) == 3
-    s = nbu.setup("smoke", str(run.path), "cpu", 0, ["prior_train.steps=6"])
-    nbu.prior(s)
-    assert nbu.checkpoint_step(run.prior_ckpt) == 6
+    assert session.checkpoint_step(run.prior_ckpt) == 3
+    s = session.setup("smoke", str(run.path), "cpu", 0, ["prior_train.steps=6"])
+    session.prior(s)
+    assert session.checkpoint_step(run.prior_ckpt) == 6

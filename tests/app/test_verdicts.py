@@ -1,10 +1,10 @@
-"""The verdict table: notebooks record their claims (nbu.claim), reproduce gathers them (ulib.app.verdicts)."""
+"""The verdict table: notebooks record their claims (readings.claim), reproduce gathers them (ulib.app.verdicts)."""
 import csv
 import json
 
 import pytest
 
-from ulib.app import notebook as nbu
+from ulib.app import readings, session
 from ulib.app import verdicts as V
 from ulib.app.reproduce import collect
 from ulib.eval.stats import verdict
@@ -53,14 +53,14 @@ def test_repeated_keys_and_foreign_files_are_refused(tmp_path):
 
 
 def test_claim_prints_the_generated_sentence_and_keeps_one_row_per_key(tmp_path, capsys):
-    s = nbu.Session(run=None, cfg=None, device=None, seed=0, results=tmp_path)
+    s = session.Session(run=None, cfg=None, device=None, seed=0, results=tmp_path)
     lower = verdict(-2.0, 0.5, better="lower", label="FID a - b")
-    nbu.claim(s, "05_ar_vs_absorbing", "fid", "absorbing beats AR", "Table 4", lower)
+    readings.claim(s, "05_ar_vs_absorbing", "fid", "absorbing beats AR", "Table 4", lower)
     out = capsys.readouterr().out
     assert "**reproduced**" in out and "FID a - b = -2.0" in out
     same = verdict(0.1, 0.5, better="lower", margin=2.0, label="FID a - b")
-    nbu.claim(s, "05_ar_vs_absorbing", "fid", "absorbing beats AR", "Table 4", same)
-    nbu.claim(s, "05_ar_vs_absorbing", "copies", "near-copies", "supplement", ("measured", "3/300 = 1.0 %"))
+    readings.claim(s, "05_ar_vs_absorbing", "fid", "absorbing beats AR", "Table 4", same)
+    readings.claim(s, "05_ar_vs_absorbing", "copies", "near-copies", "supplement", ("measured", "3/300 = 1.0 %"))
     rows = json.loads(V.notebook_file(tmp_path, "05_ar_vs_absorbing").read_text())
     assert [(r["key"], r["verdict"]) for r in rows] == [("fid", "equivalent within ±2"), ("copies", "measured")]
 

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from ulib.app import notebook as nbu
+from ulib.app import session
 from ulib.io.checkpoint import load_checkpoint
 from ulib.io.files import file_sha256
 from ulib.io.rundir import RunDir
@@ -160,7 +160,7 @@ def test_the_notebook_setup_installs_it_and_takes_its_profile(tmp_path, packed, 
     _, root, _ = packed
     monkeypatch.setenv(P.ROOT_ENV, str(root))
     monkeypatch.chdir(tmp_path)
-    s = nbu.setup("demo", str(tmp_path / "nb"), "cpu", pretrained="toy", banner=False)
+    s = session.setup("demo", str(tmp_path / "nb"), "cpu", pretrained="toy", banner=False)
     out = capsys.readouterr().out
     assert "profile 'smoke' (the model's own), not 'demo'" in out and "installed in" in out
     assert s.cfg.profile == "smoke" and s.run.prior_ckpt.exists()

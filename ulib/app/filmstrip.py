@@ -10,7 +10,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import torch
 
-from ulib.app.notebook import token_picture
+from ulib.app.outputs import token_picture
 
 
 @torch.no_grad()

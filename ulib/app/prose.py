@@ -42,7 +42,7 @@ def interval_text(value: float, lo: float, hi: float, *, percent: bool = False) 
 
 
 def memorisation_summary(row: dict, samples: str, held: str = "test") -> dict:
-    """The figures of a memorisation row (`ulib.app.notebook.memorisation`'s report.row) a table shows.
+    """The figures of a memorisation row (`ulib.app.measuring.memorisation`'s report.row) a table shows.
 
     samples: what the samples are ('300 samples of the absorbing prior, t = 0.8'); held: the split the baseline
     images come from ('test', or 'validation' in runs without a test split). Distances and near-copies are in
@@ -51,7 +51,7 @@ def memorisation_summary(row: dict, samples: str, held: str = "test") -> dict:
                            "pix_near_copy_share", "pix_median_ratio") if k not in row]
     if missing:
         raise ValueError(f"memorisation_summary: the row lacks {', '.join(missing)}; pass "
-                         "nbu.memorisation(...)[0].row (ulib.eval.memorisation.memorisation_report)")
+                         "ulib.app.measuring.memorisation(...)[0].row (ulib.eval.memorisation.memorisation_report)")
     out = {"samples": samples, "features": row.get("features"), "n_samples": row["feat_n_samples"],
            "n_train": row["feat_n_train"], "baseline": held, "n_baseline": row["feat_n_test"],
            "n_baseline_used": row["feat_n_test_used"]}

@@ -1,7 +1,7 @@
 """The verdict table: each of the paper's claims a notebook tests, with its verdict and the statistic behind it.
 
 A notebook states no direction in its prose; it computes a `ulib.eval.stats.Verdict` (or a proportion, a trend)
-and hands it to `nbu.claim`, which prints the generated sentence and keeps one row per claim in
+and hands it to `ulib.app.readings.claim`, which prints the generated sentence and keeps one row per claim in
 `RUN/results/verdicts_<notebook>.json` (rewritten whole on every run of that notebook, so a re-run replaces its
 rows). `python -m ulib reproduce` gathers every notebook's rows into `RUN/results/verdicts.csv` and `.md`
 (`collect`), the first table of the results' index; the README's verdict table is that file's copy from the

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ulib.app.notebook import token_picture
+from ulib.app.outputs import token_picture
 from ulib.config import downsampling_factor
 from ulib.io.logs import image_grid, preview_upscale
 from ulib.sample import registry

@@ -17,7 +17,7 @@ Recipe (`FeatureRecipe`). Two heads on one 256-d feature vector, trained togethe
 
 Held out? The shipped weights saw every emoji, so also the families of any run's test split (as Inception saw
 ImageNet, on which FID's users then score ImageNet models). `train_feature_net(names=...)` trains on a subset, so
-notebook 12 can measure whether that matters (`ulib.app.notebook.openmoji_space`: a space without the test split).
+notebook 12 can measure whether that matters (`ulib.app.measuring.openmoji_space`: a space without the test split).
 
 Input: uint8 images (B, 3, H, W) of any size, resized to 32x32 (bilinear, antialiased) inside the network;
 white background as rendered. Output: 'openmoji_features' (B, 256), 'openmoji_category_logits' (B, 11).

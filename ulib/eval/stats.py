@@ -415,7 +415,7 @@ def non_inferiority(v: Verdict, margin: float) -> tuple[str, str]:
     With lower better: 'reproduced' when the interval's upper end is below +margin (a costs less than the
     margin), 'not reproduced' when its lower end is above +margin (a is worse by more than the margin), else
     'not resolved at this n'; with higher better, the mirror image about 0 (-margin). At 95 % an end of the
-    interval is a one-sided 97.5 % bound. Returns (verdict word, sentence) for `ulib.app.notebook.claim`."""
+    interval is a one-sided 97.5 % bound. Returns (verdict word, sentence) for `ulib.app.readings.claim`."""
     if not (math.isfinite(margin) and margin > 0):
         raise ValueError(f"margin={margin!r}; allowed: a positive non-inferiority margin")
     lo, hi = v.interval
