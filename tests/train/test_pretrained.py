@@ -76,7 +76,7 @@ def test_installed_models_are_reused_by_every_stage_and_match_the_run(tmp_path, 
     run, root, cfg = packed
     target = RunDir(tmp_path / "fresh")
     assert P.install("toy", target, root) == ["config.json", "vqgan.pt", "prior.pt"]
-    assert target.stored_config().to_dict() == P.manifest("toy", root)["config"]
+    assert target.stored_config() == P.config_of("toy", root)
     with pytest.raises(AlreadyTrained):
         train_vqgan(target, cfg, show_progress=False)
     with pytest.raises(AlreadyTrained):
