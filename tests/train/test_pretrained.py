@@ -70,6 +70,7 @@ def test_pack_refuses_an_unfinished_prior(tmp_path, packed):
     torch.save(state, longer.prior_ckpt)
     with pytest.raises(P.PretrainedError, match="unfinished .step 2 of 10"):
         P.pack_run(longer, "toy2", recipe="-", root=tmp_path / "models")
+    assert not (tmp_path / "models" / "toy2").exists(), "a run that cannot be packed leaves nothing behind"
 
 
 def test_installed_models_are_reused_by_every_stage_and_match_the_run(tmp_path, packed):

@@ -128,8 +128,6 @@ def pack_run(run: RunDir, name: str, *, recipe: str, root: Path | None = None, n
     prior records the digest and latents fingerprint of the packed VQGAN file, so the pair stays a pair."""
     if checkpoint not in ("best", "final"):
         raise PretrainedError(f"checkpoint={checkpoint!r}; allowed: 'best', 'final'")
-    folder = models_folder(root) / name
-    folder.mkdir(parents=True, exist_ok=True)
     vq_state = load_checkpoint(run.vqgan_ckpt, what="VQGAN checkpoint")
     final = load_checkpoint(run.prior_ckpt, what="prior checkpoint")
     cfg = Config.from_dict(final["config"]).validate()
@@ -146,6 +144,8 @@ def pack_run(run: RunDir, name: str, *, recipe: str, root: Path | None = None, n
     prior_state = load_checkpoint(best) if checkpoint == "best" and best.exists() else final
     step = int(prior_state["step"])
     shipped = apply_overrides(cfg, {"prior_train.steps": step})
+    folder = models_folder(root) / name  # made only now: a run that cannot be packed leaves nothing behind
+    folder.mkdir(parents=True, exist_ok=True)
     save_checkpoint(folder / "vqgan.pt", {**_weights_only(vq_state, ("step",)), "config": shipped.to_dict(),
                                           "pretrained": name})
     digest = file_sha256(folder / "vqgan.pt")[:16]  # = ulib.trained.vqgan_digest of the shipped file
