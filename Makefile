@@ -27,7 +27,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 # The ready-trained model that ships in ulib/assets/pretrained/tutorial/ (float16 EMA weights + SHA-256 manifest):
-# the demo's data, VQGAN and sampler trained for hours (profile `tutorial`, about 1 h 45 min on 2 CPU cores), then
+# the demo's data, VQGAN and sampler trained for hours (profile `tutorial`, about 1 h 10 min on 2 CPU cores), then
 # packed. The notebooks load it with pretrained="tutorial"; `python -m ulib pretrained install` puts it in a run.
 tutorial: $(STAMP)
 	$(BIN)/python -m ulib pipeline --profile tutorial --run runs/tutorial

@@ -234,6 +234,12 @@ ROWS = [
     ("train-features", ["--out", "{tmp}/f.pt", "--limit", "-1"], ["--limit=-1", ">= 0"]),
     ("train-features", ["--out", "{run}"], ["--out", "folder"]),
     ("train-features", ["--out", "{run}/config.json/f.pt"], ["--out", "not a folder"]),
+    # ---- pretrained ------------------------------------------------------------------------------------------------
+    ("pretrained", ["install", "nope", "--run", "{new}"], ["no pretrained model 'nope'", "present in"]),
+    ("pretrained", ["install", "tutorial", "--run", "{run}"], ["made with profile", "'tutorial'"]),
+    ("pretrained", ["install", "tutorial", "--run", "{run}/config.json"], ["--run", "not a folder"]),
+    ("pretrained", ["pack", "tutorial"], ["pack needs --run DIR"]),
+    ("pretrained", ["pack", "tutorial", "--run", "{new}"], ["VQGAN checkpoint", "does not exist"]),
     # ---- reproduce -------------------------------------------------------------------------------------------------
     ("reproduce", ["--profile", "smoke", "--only", "99"], ["--only", "no such notebook"]),
     ("reproduce", [], ["--profile is required", "smoke"]),

@@ -48,12 +48,14 @@ def test_pack_writes_float16_ema_weights_their_digests_and_the_pairing(packed):
         assert "optimizer" not in state and state["ema"] is None
         floats = [v for v in state["model"].values() if v.is_floating_point()]
         assert floats and all(v.dtype == torch.float16 for v in floats)
-        # the EMA weights, rounded to float16 (not the raw weights)
-        original = load_checkpoint(run.path / fname)
+        # the EMA weights, rounded to float16 (not the raw weights); the prior: its best-validation checkpoint
+        original = load_checkpoint(run.path / ("prior_best.pt" if fname == "prior.pt" else fname))
         key = next(k for k, v in state["model"].items() if v.is_floating_point() and v.numel() > 8)
         assert torch.equal(state["model"][key], original["ema"][key].half())
     prior = load_checkpoint(root / "toy" / "prior.pt")
     assert prior["vqgan_digest"] == vqgan_digest(root / "toy" / "vqgan.pt")
+    assert info["prior"]["shipped"] == "best validation checkpoint" and info["prior"]["step"] == prior["step"]
+    assert info["config"]["prior_train"]["steps"] == prior["step"], "every stage takes the shipped prior as trained"
     assert P.listing(root).startswith("toy: profile smoke, EMA weights in float16: vqgan.pt (step 2")
 
 
@@ -68,13 +70,14 @@ def test_pack_refuses_an_unfinished_prior(tmp_path, packed):
     torch.save(state, longer.prior_ckpt)
     with pytest.raises(P.PretrainedError, match="unfinished .step 2 of 10"):
         P.pack_run(longer, "toy2", recipe="-", root=tmp_path / "models")
+    assert not (tmp_path / "models" / "toy2").exists(), "a run that cannot be packed leaves nothing behind"
 
 
 def test_installed_models_are_reused_by_every_stage_and_match_the_run(tmp_path, packed):
     run, root, cfg = packed
     target = RunDir(tmp_path / "fresh")
     assert P.install("toy", target, root) == ["config.json", "vqgan.pt", "prior.pt"]
-    assert target.stored_config().to_dict() == load_checkpoint(run.prior_ckpt)["config"]
+    assert target.stored_config() == P.config_of("toy", root)
     with pytest.raises(AlreadyTrained):
         train_vqgan(target, cfg, show_progress=False)
     with pytest.raises(AlreadyTrained):
@@ -191,7 +194,8 @@ def test_the_shipped_tutorial_model_verifies_matches_its_profile_and_samples(tmp
         section, _, name = key.rpartition(".")
         get = (lambda c: getattr(getattr(c, section), name)) if section else (lambda c: getattr(c, name))
         assert get(shipped) == get(recipe), f"{key}: the shipped model and the tutorial profile disagree"
-    assert info["files"]["prior.pt"]["step"] == recipe.prior_train.steps
+    assert info["prior"]["trained_steps"] == recipe.prior_train.steps, "packed when the recipe had finished"
+    assert info["files"]["prior.pt"]["step"] == info["prior"]["best"]["step"] <= recipe.prior_train.steps
     assert sum(r["bytes"] for r in info["files"].values()) < 8 * 2**20, "a few MB, as promised"
     run = RunDir(tmp_path / "tutorial")
     P.install("tutorial", run)

@@ -27,11 +27,12 @@ from pathlib import Path
 
 import torch
 
-from ulib.config import Config
+from ulib.config import Config, apply_overrides
 from ulib.data.openmoji import RENDERER_VERSION, has_raqm, openmoji_version
 from ulib.io.checkpoint import load_checkpoint, save_checkpoint
 from ulib.io.files import atomic_write, file_sha256
 from ulib.io.rundir import RunDir
+from ulib.profiles import PROFILES, get_profile
 from ulib.train.latents import latents_fingerprint
 
 PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "assets" / "pretrained"  # package data: ships with pip
@@ -69,7 +70,7 @@ def manifest(name: str, root: Path | None = None) -> dict:
         present = available(root)
         raise PretrainedError(f"no pretrained model {name!r}: {path} does not exist; present in {root}: "
                               f"{', '.join(present) if present else '(none)'}. `make tutorial` trains and packs "
-                              f"the tutorial model (about 1 h 45 min on 2 CPU cores)")
+                              f"the tutorial model (about 1 h 10 min on 2 CPU cores)")
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as e:
@@ -115,33 +116,49 @@ def data_facts(cfg: Config) -> dict:
             "sequences": has_raqm()}
 
 
-def pack_run(run: RunDir, name: str, *, recipe: str, root: Path | None = None, notes: dict | None = None) -> Path:
-    """Write `root/NAME/` from the finished run `run`: its VQGAN and absorbing prior (final checkpoints) as
-    float16 EMA weights, and the manifest. The prior records the digest of the packed VQGAN file, so the pair
-    stays a pair after the copy. Returns the folder."""
-    folder = models_folder(root) / name
-    folder.mkdir(parents=True, exist_ok=True)
+def pack_run(run: RunDir, name: str, *, recipe: str, root: Path | None = None, notes: dict | None = None,
+             checkpoint: str = "best") -> Path:
+    """Write `root/NAME/` from the finished run `run`: its VQGAN and absorbing prior as float16 EMA weights, and the
+    manifest. Returns the folder.
+
+    checkpoint: which prior ships: 'best' (the best-validation checkpoint, prior_best.pt, kept when
+    prior_train.keep_best is on; the final one where the run has none) or 'final'. The run counts as finished when
+    its last checkpoint reached the steps of its config, or of its profile (the recipe) where those are fewer. The
+    shipped config says prior_train.steps = the shipped step, so that every stage takes the prior as trained; the
+    prior records the digest and latents fingerprint of the packed VQGAN file, so the pair stays a pair."""
+    if checkpoint not in ("best", "final"):
+        raise PretrainedError(f"checkpoint={checkpoint!r}; allowed: 'best', 'final'")
     vq_state = load_checkpoint(run.vqgan_ckpt, what="VQGAN checkpoint")
-    prior_state = load_checkpoint(run.prior_ckpt, what="prior checkpoint")
-    cfg = Config.from_dict(prior_state["config"]).validate()
+    final = load_checkpoint(run.prior_ckpt, what="prior checkpoint")
+    cfg = Config.from_dict(final["config"]).validate()
     if cfg.prior.kind != "absorbing":
         raise PretrainedError(f"{run.prior_ckpt} holds a {cfg.prior.kind} prior; a pretrained model ships the "
                               f"absorbing one")
-    if int(prior_state["step"]) < cfg.prior_train.steps:
-        raise PretrainedError(f"{run.prior_ckpt} is unfinished (step {prior_state['step']} of "
-                              f"{cfg.prior_train.steps}); finish training before packing it")
-    save_checkpoint(folder / "vqgan.pt", {**_weights_only(vq_state, ("config", "step")), "pretrained": name})
+    target = cfg.prior_train.steps  # its own config's steps, or its profile's where fewer (a recipe cut shorter)
+    if cfg.profile in PROFILES:
+        target = min(target, get_profile(cfg.profile).prior_train.steps)
+    if int(final["step"]) < target:
+        raise PretrainedError(f"{run.prior_ckpt} is unfinished (step {final['step']} of {target}); finish "
+                              f"training before packing it")
+    best = run.prior_best_for("absorbing")
+    prior_state = load_checkpoint(best) if checkpoint == "best" and best.exists() else final
+    step = int(prior_state["step"])
+    shipped = apply_overrides(cfg, {"prior_train.steps": step})
+    folder = models_folder(root) / name  # made only now: a run that cannot be packed leaves nothing behind
+    folder.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(folder / "vqgan.pt", {**_weights_only(vq_state, ("step",)), "config": shipped.to_dict(),
+                                          "pretrained": name})
     digest = file_sha256(folder / "vqgan.pt")[:16]  # = ulib.trained.vqgan_digest of the shipped file
-    save_checkpoint(folder / "prior.pt", {**_weights_only(prior_state, ("config", "step", "best")),
-                                          "vqgan_digest": digest, "pretrained": name,
-                                          "latents_fingerprint": latents_fingerprint(cfg, folder / "vqgan.pt")})
-    files = {f: {"sha256": file_sha256(folder / f), "bytes": (folder / f).stat().st_size,
-                 "step": int(s["step"])} for f, s in (("vqgan.pt", vq_state), ("prior.pt", prior_state))}
+    save_checkpoint(folder / "prior.pt", {**_weights_only(prior_state, ("best",)), "config": shipped.to_dict(),
+                                          "step": step, "vqgan_digest": digest, "pretrained": name,
+                                          "latents_fingerprint": latents_fingerprint(shipped, folder / "vqgan.pt")})
+    files = {f: {"sha256": file_sha256(folder / f), "bytes": (folder / f).stat().st_size, "step": st}
+             for f, st in (("vqgan.pt", int(vq_state["step"])), ("prior.pt", step))}
     info = {"name": name, "profile": cfg.profile, "made": date.today().isoformat(), "torch": torch.__version__,
             "recipe": recipe, "files": files, "weights": "EMA weights in float16",
-            "best": prior_state.get("best"), "notes": notes or {}, "credit": OPENMOJI_CREDIT,
-            "data": data_facts(cfg),
-            "config": cfg.to_dict()}
+            "prior": {"shipped": "best validation checkpoint" if prior_state is not final else "final checkpoint",
+                      "step": step, "trained_steps": int(final["step"]), "best": prior_state.get("best")},
+            "notes": notes or {}, "credit": OPENMOJI_CREDIT, "data": data_facts(cfg), "config": shipped.to_dict()}
     atomic_write(folder / MANIFEST, lambda f: f.write((json.dumps(info, indent=2) + "\n").encode()))
     return folder
 
