@@ -20,7 +20,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ulib.app import cli
+from ulib.app import cli, flags
 from ulib.io.rundir import RunDir
 from ulib.train.latents import load_latents
 from ulib.train.prior import train_prior
@@ -299,7 +299,7 @@ def snapshot(root: Path) -> dict:
 
 def _stand_ins(monkeypatch):
     from ulib.app import gpu_check, reproduce
-    from ulib.eval import bench
+    from ulib.eval import bench, features
 
     def reached(what):
         def f(*a, **k):
@@ -310,7 +310,7 @@ def _stand_ins(monkeypatch):
     monkeypatch.setattr(gpu_check, "run_check", reached("gpu-check's phases"))
     monkeypatch.setattr(reproduce, "execute", reached("a notebook"))
     monkeypatch.setattr(reproduce, "collect", reached("gathering results"))
-    monkeypatch.setattr(cli, "train_feature_net", reached("training the feature network"))
+    monkeypatch.setattr(features, "train_feature_net", reached("training the feature network"))
 
 
 @pytest.mark.parametrize("command, argv, expected", ROWS,
@@ -348,7 +348,7 @@ def test_bad_input_is_one_error_line_and_changes_nothing(command, argv, expected
 def test_an_unwritable_output_place_is_reported_before_sampling(tiny_run, tmp_path, monkeypatch, capsys):
     """A folder the process may not write in (tests run as root here, so os.access answers as it would for a
     user without write permission)."""
-    monkeypatch.setattr(cli.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(flags.os, "access", lambda path, mode: False)
     calls = _recording(monkeypatch, fake=True)
     assert cli.main(["sample", "--run", str(tiny_run / "run"), "--png", str(tmp_path / "out" / "s.png")]) == 2
     err = capsys.readouterr().err
