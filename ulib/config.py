@@ -16,8 +16,18 @@ from dataclasses import asdict, dataclass, field, fields
 
 import torch
 
+# data.dataset -> the module that builds it: the one registry of dataset kinds. Each module exports
+# `build(cfg, *, flip)` (the whole dataset) and `fingerprint(cfg)` (the facts its images depend on);
+# `ulib.data.datasets` imports the module named here, and `Config.validate` checks data.dataset against the keys.
+# The modules are named, not imported: config is the lowest layer. A new dataset: one module, one line here.
+DATASETS = {"openmoji": "ulib.data.openmoji", "folder": "ulib.data.folders", "lsun": "ulib.data.lsun"}
 # data.split_by -> the one dataset it applies to (None: any)
 SPLIT_BY = {"random": None, "family": "openmoji", "group": "folder"}
+
+
+def allowed_datasets() -> str:
+    """"'openmoji', 'folder', 'lsun'": the registered kinds, as the error messages list them."""
+    return ", ".join(repr(name) for name in DATASETS)
 
 
 def downsampling_factor(ch_mult) -> int:
@@ -27,7 +37,8 @@ def downsampling_factor(ch_mult) -> int:
 
 @dataclass
 class DataConfig:
-    dataset: str = "openmoji"  # 'openmoji' (built in), 'folder' (any folder of images, e.g. FFHQ) or 'lsun' (LMDB)
+    dataset: str = "openmoji"  # a key of DATASETS: 'openmoji' (built in), 'folder' (any folder of images, e.g.
+    #   FFHQ) or 'lsun' (LMDB)
     path: str = ""  # image folder or LSUN LMDB directory; unused for openmoji
     img_size: int = 32  # images are resized + centre-cropped (or rendered) to img_size x img_size
     flip: bool = False  # random horizontal flip during training
@@ -148,8 +159,8 @@ class Config:
         _seed("seed", self.seed)
         _device_name(self.device)
         # data
-        if d.dataset not in ("openmoji", "folder", "lsun"):
-            raise ValueError(f"data.dataset={d.dataset!r}; allowed: 'openmoji', 'folder', 'lsun'")
+        if d.dataset not in DATASETS:
+            raise ValueError(f"data.dataset={d.dataset!r}; allowed: {allowed_datasets()}")
         if d.img_size <= 0:
             raise ValueError(f"data.img_size={d.img_size}; allowed: a positive multiple of the encoder's "
                              f"downsampling factor 2**(len(vqgan.ch_mult)-1) = {f}")

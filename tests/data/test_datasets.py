@@ -1,4 +1,5 @@
 """ulib.data.datasets: the deterministic split, build_dataset for each kind, fingerprints. No downloads."""
+import dataclasses
 import os
 
 import lmdb
@@ -7,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from ulib.config import DataConfig
-from ulib.data import openmoji
+from ulib.config import DATASETS, Config, DataConfig
+from ulib.data import datasets, openmoji
 from ulib.data.datasets import build_dataset, dataset_fingerprint, split_indices
 from ulib.data.images import ArrayImageDataset
 
@@ -80,3 +81,58 @@ def test_missing_dataset_folder_is_also_a_value_error(tmp_path):
     cfg = DataConfig(dataset="folder", path=str(tmp_path / "absent"), img_size=16)
     with pytest.raises(ValueError, match="absent"):
         build_dataset(cfg, "train")
+
+
+SOLID = '''"""A solid-colour dataset: one module with the registry's two functions."""
+import torch
+from torch.utils.data import Dataset
+
+
+class Solid(Dataset):
+    def __init__(self, n, size, flip):
+        self.n, self.size, self.flip = n, size, flip
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return torch.full((3, self.size, self.size), -1 + 2 * i / (self.n - 1))
+
+
+def build(cfg, *, flip):
+    return Solid(int(cfg.path), cfg.img_size, flip)
+
+
+def fingerprint(cfg):
+    return {"colours": int(cfg.path)}
+'''
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_every_registered_dataset_module_exports_build_and_fingerprint(name):
+    module = datasets.dataset_module(name)
+    assert callable(module.build) and callable(module.fingerprint) and module.__name__ == DATASETS[name]
+
+
+def test_a_dataset_is_one_module_and_one_registry_line(tmp_path, monkeypatch):
+    """A new kind: its file, and one line in ulib.config.DATASETS; config validation, build_dataset (with the
+    split and the train-only flip) and dataset_fingerprint take it up with no other edit."""
+    (tmp_path / "ulib_test_solid.py").write_text(SOLID)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg = Config(data=DataConfig(dataset="solid", path="10", img_size=32, flip=True, val_fraction=0.2))
+    with pytest.raises(ValueError, match=r"data.dataset='solid'; allowed: 'openmoji', 'folder', 'lsun'$"):
+        cfg.validate()
+    with pytest.raises(ValueError, match="data.dataset='solid'; allowed"):
+        build_dataset(cfg.data, "train")
+    monkeypatch.setitem(DATASETS, "solid", "ulib_test_solid")  # the registration line
+    cfg.validate()
+    with pytest.raises(ValueError, match=r"data.dataset='nope'; allowed: 'openmoji', 'folder', 'lsun', 'solid'$"):
+        Config(data=DataConfig(dataset="nope")).validate()
+    train, val, full = (build_dataset(cfg.data, s) for s in ("train", "val", "all"))
+    assert (len(train), len(val), len(full)) == (8, 2, 10) and set(train.indices).isdisjoint(val.indices)
+    assert train.dataset.flip and not val.dataset.flip and val[0].shape == (3, 32, 32)
+    assert val[1][0, 0, 0] == -1 + 2 * val.indices[1] / 9, "items come from the module's own dataset"
+    fp = dataset_fingerprint(cfg.data)
+    assert len(fp) == 16 and fp == dataset_fingerprint(cfg.data)
+    assert dataset_fingerprint(dataclasses.replace(cfg.data, path="11")) != fp, "the module's facts count"
+    assert dataset_fingerprint(dataclasses.replace(cfg.data, split_seed=1)) != fp, "and the common ones"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ulib.config import Config, DataConfig, apply_overrides, missing_keys
-from ulib.data import datasets
+from ulib.data import datasets, openmoji
 from ulib.data.datasets import build_dataset, dataset_fingerprint, openmoji_split, random_split, split_indices
 from ulib.data.families import collapse_duplicates, family_key, group_split, split_groups
 from ulib.data.openmoji import FONT_SCALE, RENDERER_VERSION, has_raqm, openmoji_version
@@ -84,7 +84,7 @@ def test_family_split_on_openmoji_16(moji16):
 
 @pytest.fixture
 def fake_openmoji(monkeypatch, moji16):
-    monkeypatch.setattr(datasets, "load_openmoji", lambda size, cache_dir: moji16)
+    monkeypatch.setattr(openmoji, "load_openmoji", lambda size, cache_dir: moji16)  # openmoji.build reads it
     return moji16
 
 

@@ -139,7 +139,7 @@ def add_evaluate(sub) -> None:
     p.add_argument("--steps", type=int, default=None, help="reverse steps (default: sample.steps, else T)")
     p.add_argument("--temperature", type=float, default=None,
                    help="sampling temperature (default: sample.temperature; the paper's tables use 0.9)")
-    p.add_argument("--features", choices=("inception", "random-inception", "openmoji"), default="inception",
+    p.add_argument("--features", choices=tuple(extractors.SPACES), default="inception",
                    help="standard InceptionV3 weights (default), a fixed-seed random InceptionV3 for machines "
                         "without the weights file, or 'openmoji': the kit's own OpenMoji feature network, "
                         "shipped with it (the offline metric for the built-in dataset); each labelled, never mixed")
@@ -178,7 +178,7 @@ def add_compare(sub) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("real", metavar="REAL", help="folder of images or .npz of uint8 images: the reference set")
     p.add_argument("fake", metavar="FAKE", help="folder of images or .npz of uint8 images: the set to judge")
-    p.add_argument("--features", choices=extractors.FEATURES, default="openmoji",
+    p.add_argument("--features", choices=tuple(extractors.SPACES), default="openmoji",
                    help="feature space (default openmoji: the kit's OpenMoji network, for emoji; inception needs "
                         "its weights file; see `python -m ulib evaluate --help`)")
     p.add_argument("--json", metavar="FILE", default=None, help="also write every figure as JSON here")

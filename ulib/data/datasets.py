@@ -1,5 +1,6 @@
-"""The datasets a config names: `build_dataset(cfg.data, split)` picks the built-in OpenMoji set
-(`ulib.data.openmoji`), a folder of images (`ulib.data.folders`, FFHQ) or an LSUN LMDB (`ulib.data.lsun`) and
+"""The datasets a config names: `build_dataset(cfg.data, split)` builds the kind data.dataset names through the
+registry `ulib.config.DATASETS` (the built-in OpenMoji set `ulib.data.openmoji`, a folder of images
+`ulib.data.folders`, FFHQ, or an LSUN LMDB `ulib.data.lsun`; each module exports `build` and `fingerprint`) and
 applies the deterministic train/validation(/test) split; `dataset_fingerprint` changes whenever its images may.
 
 Every dataset yields float32 tensors (3, H, W) in [-1, 1] (`ulib.data.images`). Where to get the paper's
@@ -9,20 +10,18 @@ emoji and icon project. License: CC BY-SA 4.0" (https://openmoji.org).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import re
 from collections import Counter
-from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 from torch.utils.data import Dataset, Subset
 
-from ulib.config import SPLIT_BY, DataConfig
+from ulib.config import DATASETS, SPLIT_BY, DataConfig, allowed_datasets
 from ulib.data.families import collapse_duplicates, family_key, group_split, split_groups
-from ulib.data.folders import ImageFolderDataset, file_list_facts, scan_images
-from ulib.data.images import DATA_README, ArrayImageDataset, DatasetNotFoundError
-from ulib.data.lsun import LSUNDataset, lmdb_data_file
-from ulib.data.openmoji import FONT_SCALE, RENDERER_VERSION, has_raqm, load_openmoji, openmoji_version
+from ulib.data.folders import ImageFolderDataset, file_list_facts
 
 
 def skipped_files(ds: Dataset) -> dict[str, str]:
@@ -98,11 +97,13 @@ def folder_split(ds: ImageFolderDataset, cfg: DataConfig) -> tuple[np.ndarray, n
     return sides
 
 
-def _require_path(cfg: DataConfig) -> str:
-    if not cfg.path:
-        raise ValueError(f"data.path must be set for data.dataset={cfg.dataset!r} (an image folder or an LSUN "
-                         f"LMDB folder, e.g. --set data.path=data/ffhq); {DATA_README}")
-    return cfg.path
+def dataset_module(name: str) -> ModuleType:
+    """The module registered for data.dataset=name in `ulib.config.DATASETS`: it exports
+    `build(cfg, *, flip) -> Dataset` (every item, float32 (3, S, S) in [-1, 1], before any split) and
+    `fingerprint(cfg) -> dict` (JSON facts of the source its images depend on)."""
+    if name not in DATASETS:
+        raise ValueError(f"data.dataset={name!r}; allowed: {allowed_datasets()}")
+    return importlib.import_module(DATASETS[name])
 
 
 def build_dataset(cfg: DataConfig, split: str, *, train_transforms: bool | None = None) -> Dataset:
@@ -125,18 +126,7 @@ def build_dataset(cfg: DataConfig, split: str, *, train_transforms: bool | None 
                          f"'family' for openmoji, or 'group' with data.group_pattern for a folder")
     if train_transforms is None:
         train_transforms = split == "train"
-    flip = bool(cfg.flip and train_transforms)
-    if cfg.dataset == "openmoji":
-        images, names = load_openmoji(cfg.img_size, cfg.cache_dir)
-        ds: Dataset = ArrayImageDataset(images, flip=flip, names=names)
-    elif cfg.dataset == "folder":
-        ds = ImageFolderDataset(_require_path(cfg), cfg.img_size, flip=flip, skip_bad=cfg.skip_bad, check=True,
-                                cache_dir=cfg.cache_dir)
-    elif cfg.dataset == "lsun":
-        ds = LSUNDataset(_require_path(cfg), cfg.img_size, flip=flip, skip_bad=cfg.skip_bad,
-                         key_cache_dir=cfg.cache_dir)
-    else:
-        raise ValueError(f"data.dataset={cfg.dataset!r}; allowed: 'openmoji', 'folder', 'lsun'")
+    ds = dataset_module(cfg.dataset).build(cfg, flip=bool(cfg.flip and train_transforms))
     if split == "all":
         return ds
     return Subset(ds, split_sides(cfg, ds)[split].tolist())
@@ -173,9 +163,11 @@ def split_record(cfg: DataConfig) -> dict | None:
 def dataset_fingerprint(cfg: DataConfig) -> str:
     """16 hex digits that change whenever the images build_dataset(cfg, ...) yields may change.
 
-    Covers the kind, resolved path, img_size, split settings and the source's identity: the OpenMoji package
-    and renderer versions; a folder's sorted file list with sizes and mtimes; an LMDB's data.mdb size and mtime.
+    Covers the kind, img_size, split settings and the source's identity, as its module's `fingerprint` states
+    it: the OpenMoji package and renderer versions; a folder's resolved path and sorted file list with sizes and
+    mtimes; an LMDB's resolved path and data.mdb size and mtime.
     """
+    module = dataset_module(cfg.dataset)
     facts: dict = dict(dataset=cfg.dataset, img_size=cfg.img_size, val_fraction=cfg.val_fraction,
                        split_seed=cfg.split_seed)
     # Added later: named only when not the defaults, so runs made before them keep their fingerprint
@@ -185,19 +177,5 @@ def dataset_fingerprint(cfg: DataConfig) -> str:
         facts.update(test_fraction=cfg.test_fraction)
     if cfg.group_pattern:
         facts.update(group_pattern=cfg.group_pattern)
-    if cfg.dataset == "openmoji":
-        facts.update(openmoji=openmoji_version(), renderer=RENDERER_VERSION, font_scale=FONT_SCALE,
-                     sequences=has_raqm())
-    elif cfg.dataset == "folder":
-        root = Path(_require_path(cfg)).resolve()
-        facts.update(path=str(root), files=[list(f) for f in file_list_facts(root, scan_images(root))])
-    elif cfg.dataset == "lsun":
-        path = Path(_require_path(cfg)).resolve()
-        data = lmdb_data_file(path)
-        if not data.is_file():
-            raise DatasetNotFoundError(f"LSUN LMDB {str(path)!r} not found (expected data.mdb inside); {DATA_README}")
-        st = data.stat()
-        facts.update(path=str(path), size=st.st_size, mtime_ns=st.st_mtime_ns)
-    else:
-        raise ValueError(f"data.dataset={cfg.dataset!r}; allowed: 'openmoji', 'folder', 'lsun'")
+    facts.update(module.fingerprint(cfg))
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]

@@ -1,4 +1,5 @@
-"""Image folders (FFHQ, or any folder of pictures): every image under a root, checked once before training.
+"""Image folders (FFHQ, or any folder of pictures; data.dataset='folder'): every image under a root, checked once
+before training. `build` and `fingerprint` are its entry in the dataset registry (`ulib.config.DATASETS`).
 
 `check_image_files` decodes every file up front and caches its verdict (keyed by the folder and its file list
 with sizes and mtimes), so a bad file is named before the first step instead of crashing a run hours in.
@@ -17,8 +18,17 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ulib.config import DataConfig
 from ulib.data.cache import before_writing, resolve_cache_dir
-from ulib.data.images import DATA_README, AugmentedDataset, DatasetNotFoundError, open_rgb, read_image, read_with_policy
+from ulib.data.images import (
+    DATA_README,
+    AugmentedDataset,
+    DatasetNotFoundError,
+    open_rgb,
+    read_image,
+    read_with_policy,
+    require_path,
+)
 from ulib.io.files import atomic_write
 
 IMAGE_EXTENSIONS = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
@@ -253,3 +263,16 @@ class ImageFolderDataset(AugmentedDataset):
     def _load(self, i: int) -> np.ndarray:
         return read_with_policy(self, i, lambda j: read_image(self.files[j], self.img_size),
                                  lambda j: f"image file {str(self.files[j])!r}")
+
+
+# ---- the dataset registry's entry (ulib.config.DATASETS) ----------------------------------------------------
+def build(cfg: DataConfig, *, flip: bool) -> ImageFolderDataset:
+    """Every image under data.path, each file decoded once up front (the verdict cached under cfg.cache_dir)."""
+    return ImageFolderDataset(require_path(cfg), cfg.img_size, flip=flip, skip_bad=cfg.skip_bad, check=True,
+                              cache_dir=cfg.cache_dir)
+
+
+def fingerprint(cfg: DataConfig) -> dict:
+    """The resolved folder and its sorted file list with sizes and mtimes."""
+    root = Path(require_path(cfg)).resolve()
+    return dict(path=str(root), files=[list(f) for f in file_list_facts(root, scan_images(root))])

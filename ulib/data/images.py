@@ -18,11 +18,21 @@ import torch
 from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
+from ulib.config import DataConfig
+
 DATA_README = "see data/README.md"  # where the paper's datasets come from and where they go
 
 
 class DatasetNotFoundError(FileNotFoundError, ValueError):
     """A dataset path that does not exist: both a FileNotFoundError and a ValueError (bad input)."""
+
+
+def require_path(cfg: DataConfig) -> str:
+    """data.path of a dataset read from disk; ValueError when it is empty."""
+    if not cfg.path:
+        raise ValueError(f"data.path must be set for data.dataset={cfg.dataset!r} (an image folder or an LSUN "
+                         f"LMDB folder, e.g. --set data.path=data/ffhq); {DATA_README}")
+    return cfg.path
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

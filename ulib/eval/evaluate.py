@@ -32,18 +32,16 @@ from torch.utils.data import DataLoader, Subset
 from ulib.data.datasets import build_dataset, dataset_fingerprint
 from ulib.device import configure_matmul, resolve_device, sampling_dtype
 from ulib.eval import records
-from ulib.eval.extractors import QUANTISE, RESIZE, extract_features, load_inception, stream_features
+from ulib.eval import scoring as S
+from ulib.eval.extractors import QUANTISE, RESIZE, extract_features, load_inception, paper_scale, stream_features
 from ulib.eval.memorisation import memorisation as memorisation_figures
 from ulib.eval.metrics import (
     FeatureMoments,
     codebook_usage,
     fid_against,
     fid_method,
-    inception_score,
-    kid,
     lpips_distance,
     nearest_neighbours,
-    prdc,
     psnr,
     save_neighbours_grid,
     ssim,
@@ -170,7 +168,7 @@ def _data_resize(cfg) -> str:
 def _paper_results(cfg, features: str) -> dict | None:
     """The paper's figures when this run is on the paper's dataset and resolution, with standard features."""
     paper = headline(cfg.profile)
-    if features != "inception" or paper is None or cfg.data.img_size != 256:
+    if not paper_scale(features) or paper is None or cfg.data.img_size != 256:
         return None
     if cfg.data.dataset != get_profile(cfg.profile).data.dataset:
         return None
@@ -260,19 +258,15 @@ def evaluate_samples(run, cfg, *, n: int = PAPER_N_SAMPLES, steps: int | None = 
     # PRDC compares equal-sized sets, as the official script did: the first n of a fixed shuffle of the reference
     g = torch.Generator().manual_seed(REFERENCE_SUBSET_SEED)
     real_prdc = real[torch.randperm(len(real), generator=g)[: len(fake[inception.pool])]]
+    recipe = S.Recipe(real, real_moments, real_prdc, fake[inception.pool], fake[inception.logits], prdc_k)
     record = _common_record("samples", run, cfg, inception, ref_key, device, use_ema)
     record.update({
         "prior_kind": cfg.prior.kind, "prior_checkpoint": str(prior_path), "prior_step": _checkpoint_step(prior_path),
         "n_samples": n, "steps": steps, "total_steps": T, "temperature": temperature,
         "sampler": SAMPLER if absorbing else "autoregressive, raster order", "seed": seed, "batch_size": batch_size,
         "batch_seeds": BATCH_SEEDS,
-        "fid": fid_against(real, real_moments, fake[inception.pool]),
-        "fid_method": "streamed moments" if real_moments else fid_method(len(real), len(fake[inception.pool]),
-                                                                         real.shape[1]),
         "n_reference_features": len(real), "sampling_dtype": str(sampling_dtype(torch.device(device))),
-        **prdc(real_prdc, fake[inception.pool], k=prdc_k), "prdc_k": prdc_k, "prdc_n_real": len(real_prdc),
-        "prdc_n_fake": len(fake[inception.pool]),
-        **kid(real, fake[inception.pool]), **inception_score(fake[inception.logits]),
+        **S.record_figures(recipe, inception.features),  # FID, PRDC (the paper's), then KID, IS
         "paper": _paper_results(cfg, features),
     })
     if memorisation:

@@ -9,7 +9,9 @@ Features come in three kinds that are never mixed:
   informative, but its numbers are not comparable with standard-feature numbers or with the paper's;
 - 'openmoji': a small CNN trained on OpenMoji by the kit's own recipe, shipped with it (`ulib.eval.features`);
   the offline metric for the built-in dataset. Its numbers are on their own scale, not the paper's.
-Each kind names its layers (`FeatureSpace.layers`: pool features first, then logits).
+Each kind names its layers (`FeatureSpace.layers`: pool features first, then logits). The kinds are plugins,
+registered once in `SPACES` (name -> `SpaceKind`: how to load it and how its records are labelled); `--features`
+offers their names, and a figure may belong to some of them (`ulib.eval.scoring`).
 Images go in as uint8 (B, 3, H, W) (`to_uint8` from [-1, 1]); `extract_features` and `stream_features` run
 batches through a `FeatureSpace` (the figures themselves: `ulib.eval.metrics`).
 """
@@ -20,7 +22,7 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 import torch.nn as nn
@@ -32,7 +34,6 @@ from ulib.io.files import file_sha256
 from ulib.io.weights import check_digest, check_state_dict, read_state_dict, shapes_of
 from ulib.vq.perceptual import WEIGHTS_ENV, weight_candidates
 
-FEATURES = ("inception", "random-inception", "openmoji")
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's converted TF InceptionV3
 # SHA-256 of torch-fidelity's release file (github.com/toshas/torch-fidelity/releases/download/v0.2.0/, 95,628,359
 # bytes). torch hub names files by the first 8 digits of their sha256; the full digest is the one pinned for this
@@ -147,7 +148,7 @@ class FeatureSpace:
     """A torch-fidelity feature extractor and what it was loaded from. Call it on images to get their features."""
 
     net: nn.Module  # a torch-fidelity FeatureExtractorBase with features `layers`, eval mode
-    features: str  # 'inception', 'random-inception' or 'openmoji'
+    features: str  # its kind's name in SPACES: 'inception', 'random-inception' or 'openmoji'
     info: dict  # recorded beside every figure: extractor, weights file and sha256, or the random seed
     layers: tuple = LAYERS  # (pool features for FID/KID/PRDC, logits for IS)
 
@@ -180,10 +181,16 @@ Inception = FeatureSpace  # the name of the Inception-only days
 
 def load_inception(features: str = "inception", weights_dir: str | os.PathLike | None = None, device=None,
                    seed: int = RANDOM_SEED, allow_unverified: bool = False) -> Inception:
-    """The feature extractor, built by torch-fidelity's `create_feature_extractor` with
-    `feature_extractor_weights_path` always given, so torch-fidelity never downloads.
+    """The feature space registered as `features` in SPACES, loaded by its kind (`SpaceKind.load`); each is
+    built by torch-fidelity's `create_feature_extractor` with `feature_extractor_weights_path` always given, so
+    torch-fidelity never downloads."""
+    if features not in SPACES:
+        raise ValueError(f"features={features!r}; allowed: {', '.join(SPACES)}")
+    return SPACES[features].load(weights_dir, device, seed=seed, allow_unverified=allow_unverified)
 
-    'inception' reads the standard file (see `find_inception_weights`) ourselves (`read_inception_weights`:
+
+def _load_inception_kind(features: str, weights_dir, device, *, seed: int, allow_unverified: bool) -> FeatureSpace:
+    """'inception' reads the standard file (see `find_inception_weights`) ourselves (`read_inception_weights`:
     a file that is not the released one is refused unless allow_unverified, which records
     official_weights: False and warns) and hands torch-fidelity an in-memory copy of the checked tensors, so
     torch-fidelity (which unpickles with weights_only=False) never opens the user's file. 'random-inception'
@@ -192,10 +199,6 @@ def load_inception(features: str = "inception", weights_dir: str | os.PathLike |
     import torch_fidelity
     from torch_fidelity.utils import create_feature_extractor
 
-    if features not in FEATURES:
-        raise ValueError(f"features={features!r}; allowed: {', '.join(FEATURES)}")
-    if features == "openmoji":
-        return _load_openmoji_features(weights_dir, device)
     info = {"features": features, "extractor": f"torch-fidelity {torch_fidelity.__version__} {EXTRACTOR}",
             "layers": list(LAYERS), "resize": RESIZE}
     if features == "inception":
@@ -220,7 +223,7 @@ def openmoji_weights(weights_dir: str | os.PathLike | None = None) -> Path:
     return shipped_weights()
 
 
-def _load_openmoji_features(weights_dir, device) -> FeatureSpace:
+def _load_openmoji_features(weights_dir, device, **_) -> FeatureSpace:
     """The 'openmoji' space through torch-fidelity's registry (`ulib.eval.features.register_with_torch_fidelity`)."""
     import torch_fidelity
     from torch_fidelity.utils import create_feature_extractor
@@ -238,6 +241,34 @@ def _load_openmoji_features(weights_dir, device) -> FeatureSpace:
             "recipe": report.get("recipe"), "trained_on": f"OpenMoji {report.get('openmoji_version')} "
             f"({report.get('n_emoji')} emoji; CC BY-SA 4.0)"}
     return FeatureSpace(net.to(device) if device is not None else net, EF.NAME, info, tuple(EF.LAYERS))
+
+
+@dataclass(frozen=True)
+class SpaceKind:
+    """A kind of feature space, as a plugin: how to load one and how figures computed in it are labelled."""
+
+    load: Callable[..., FeatureSpace]  # (weights_dir, device, *, seed, allow_unverified) -> FeatureSpace
+    title: str  # evaluation.md's heading: 'features: NAME (title)'
+    paper_scale: bool = False  # the paper's own features: the paper's figures may stand beside ours
+    class_names: tuple[str, ...] | None = None  # what its head's classes are (None: numbered classes)
+
+
+# --features NAME -> its kind; everything that lists feature spaces (the CLI's choices, records) reads this
+SPACES: dict[str, SpaceKind] = {
+    "inception": SpaceKind(functools.partial(_load_inception_kind, "inception"),
+                           "standard InceptionV3 weights, torch-fidelity", paper_scale=True),
+    "random-inception": SpaceKind(functools.partial(_load_inception_kind, "random-inception"),
+                                  "fixed-seed RANDOMLY INITIALISED InceptionV3: not comparable with the paper or "
+                                  "with standard-feature figures"),
+    "openmoji": SpaceKind(_load_openmoji_features,
+                          "the kit's OpenMoji feature network, ulib/assets/openmoji_features.pt: its own scale, not "
+                          "comparable with the paper's Inception figures", class_names=EF.CATEGORIES),
+}
+
+
+def paper_scale(features: str) -> bool:
+    """Whether figures in the space `features` are on the paper's scale (False for a name not registered)."""
+    return features in SPACES and SPACES[features].paper_scale
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:

@@ -3,14 +3,15 @@
 The paper's Tables 1-3 and Fig. 6 compare sets of samples (different step counts, temperatures, priors)
 against the same real data. `QualityMeter` computes the reference's features once and then scores any set:
 
-- FID, KID, precision, recall, density, coverage (k = 5) in a feature space (`ulib.eval.extractors.FeatureSpace`:
-  'openmoji' offline for the built-in dataset, 'inception' for the paper's data);
-- bias (Fig. 6): the category histogram of the set (argmax of the openmoji category head) against the
-  reference's, as KL(set || reference) and entropy, both in bits; a set that over-produces the commonest
-  categories has a lower entropy and a larger KL, and its share of the reference's commonest category
-  (`top_category_share`, beside `reference_top_category_share`) grows. (Inception's head has 1008 ImageNet
-  classes; the same
-  numbers are computed on it, less meaningfully for emoji.)
+- every figure the scoring core (`ulib.eval.scoring`) registers with a value in the meter's feature space
+  (a `ulib.eval.extractors.FeatureSpace`: 'openmoji' offline for the built-in dataset, 'inception' for the
+  paper's data); built in:
+  - FID, KID, precision, recall, density, coverage (k = 5);
+  - bias (Fig. 6): the category histogram of the set (argmax of the openmoji category head) against the
+    reference's, as KL(set || reference) and entropy, both in bits; a set that over-produces the commonest
+    categories has a lower entropy and a larger KL, and its share of the reference's commonest category
+    (`top_category_share`, beside `reference_top_category_share`) grows. (Inception's head has 1008 ImageNet
+    classes; the same numbers are computed on it, less meaningfully for emoji.)
 - every figure's bootstrap standard deviation '<figure>_std' and 95 % interval '<figure>_lo', '<figure>_hi'
   (estimate -/+ 1.96 std: a resample repeats images, which lifts FID and KID above the set's own value, so the
   draws' quantiles need not hold the estimate): the figure recomputed on `draws` resamples (with replacement)
@@ -21,10 +22,10 @@ against the same real data. `QualityMeter` computes the reference's features onc
 - `difference`: a minus b on shared reference resamples, each with its std, 95 % percentile interval and
   two-sided bootstrap p
   '<figure>_p' (`ulib.eval.stats.bootstrap_p`), the input of `ulib.eval.stats.verdict`;
-- `figures=`: which figures the draws resample (all of FIGURES by default; every figure's value is computed
-  either way). KID is most of a draw's time (200 draws against 2,000 reference images on one CPU core: 27 s with
-  every figure at n = 300, 6 s without KID; 106 s against 8 s at n = 800), so a notebook that quotes no KID ±
-  leaves it out;
+- `figures=`: which figures the draws resample (all of the meter's `figures` by default; every figure's value
+  is computed either way). KID is most of a draw's time (200 draws against 2,000 reference images on one CPU
+  core: 27 s with every figure at n = 300, 6 s without KID; 106 s against 8 s at n = 800), so a notebook that
+  quotes no KID ± leaves it out;
 - the noise floor at the same n: `floor(n)` scores n held-out real images (real images not in the
   reference) exactly as a set of samples would be scored. FID and KID depend on n, so a figure is read
   against the floor at its own n, never against another n's.
@@ -40,29 +41,14 @@ import numpy as np
 import torch
 
 from ulib.eval import extractors as X
-from ulib.eval import metrics as M
+from ulib.eval import scoring as S
 from ulib.eval import stats
-from ulib.eval.compare import figures
-from ulib.eval.features import histogram_entropy, histogram_kl
-from ulib.eval.resampling import Neighbours, ResampledPRDC
+from ulib.eval.scoring import Draw, Pair, class_histogram
 
-FIGURES = ("fid", "kid", "precision", "recall", "density", "coverage", "category_kl_bits",
-           "category_entropy_bits", "top_category_share")
-PRDC = ("precision", "recall", "density", "coverage")
-CATEGORY_FIGURES = ("category_kl_bits", "category_entropy_bits", "top_category_share")  # cheap: histograms
-
-
-def _resampled(figures) -> tuple[str, ...]:
-    """The figures a bootstrap draws, in FIGURES order; ValueError on a name not in FIGURES."""
-    unknown = [f for f in figures if f not in FIGURES]
-    if unknown or isinstance(figures, str):
-        raise ValueError(f"figures={figures!r}; allowed: a collection of {', '.join(FIGURES)}")
-    return tuple(f for f in FIGURES if f in figures)
-
-
-def _histogram(logits: torch.Tensor) -> np.ndarray:
-    counts = torch.bincount(logits.argmax(1), minlength=logits.shape[1]).double()
-    return (counts / counts.sum().clamp(min=1)).numpy()
+# The built-in figures by group, for choosing what the draws resample (`figures=`); the meter reads the registry.
+FIGURES = S.names(S.families())
+PRDC = S.PRDC.names
+CATEGORY_FIGURES = S.CATEGORIES.names  # cheap: histograms
 
 
 def _counts(index: torch.Tensor, n: int) -> np.ndarray:
@@ -100,11 +86,11 @@ class QualityMeter:
                  kid_subsets: int = 20, batch_size: int = 256):
         self.space, self.k, self.kid_subsets, self.batch_size = space, k, kid_subsets, batch_size
         self.ref_features, self.ref_logits = extract(space, reference, batch_size)
-        self.ref_histogram = _histogram(self.ref_logits)
+        self.ref_histogram = class_histogram(self.ref_logits)
         self.top_category = int(np.argmax(self.ref_histogram))  # the reference's commonest category
         self.holdout = holdout
         self._floors: dict[tuple, dict] = {}
-        self._ref_neighbours: Neighbours | None = None  # for PRDC of resamples, computed on first use
+        self._cache: dict = {}  # what families compute once per reference (PRDC's neighbours), on first use
 
     @property
     def features(self) -> str:
@@ -114,59 +100,73 @@ class QualityMeter:
     def n_reference(self) -> int:
         return len(self.ref_features)
 
-    def _categories(self, out: dict, ref_hist: np.ndarray, logits: torch.Tensor) -> dict:
-        hist = _histogram(logits)
-        out["category_kl_bits"] = histogram_kl(hist, ref_hist)
-        out["category_entropy_bits"] = histogram_entropy(hist)
-        out["top_category_share"] = float(hist[self.top_category])
-        return out
+    @property
+    def families(self) -> list[S.Family]:
+        """The registered figure families with a value in this meter's feature space (`ulib.eval.scoring`)."""
+        return S.families(self.features)
+
+    @property
+    def figures(self) -> tuple[str, ...]:
+        """The names of every figure a row holds, in order."""
+        return S.names(self.families)
+
+    def _resampled(self, figures=None) -> tuple[str, ...]:
+        """The figures a bootstrap draws (None: all), in the meter's order; ValueError on a name it does not
+        compute."""
+        known = self.figures
+        if figures is None:
+            return known
+        if isinstance(figures, str) or any(f not in known for f in figures):
+            raise ValueError(f"figures={figures!r}; allowed: a collection of {', '.join(known)}")
+        return tuple(f for f in known if f in figures)
+
+    def _pair(self, ref: torch.Tensor, ref_hist: np.ndarray, feats: torch.Tensor, logits: torch.Tensor) -> Pair:
+        return Pair(ref, feats, logits, ref_hist, self.top_category, self.k, self.kid_subsets)
 
     def _figures(self, ref: torch.Tensor, ref_hist: np.ndarray, feats: torch.Tensor, logits: torch.Tensor) -> dict:
-        return self._categories(figures(ref, feats, self.k, self.kid_subsets), ref_hist, logits)
+        return S.values(self._pair(ref, ref_hist, feats, logits), self.families)
 
-    def _resampler(self, feats: torch.Tensor, figures=FIGURES) -> ResampledPRDC | None:
-        if not any(f in figures for f in PRDC):
-            return None  # no PRDC drawn: no distances needed
-        if self._ref_neighbours is None:
-            self._ref_neighbours = Neighbours(self.ref_features)
-        return ResampledPRDC(self._ref_neighbours, feats, self.k)
+    def _resampler(self, feats: torch.Tensor, figures=None) -> dict:
+        """{family: what its `prepare` makes once per set} for the families drawn (PRDC: the set's distances)."""
+        return {f.name: f.prepare(self._cache, self.ref_features, feats, self.k) for f in self.families
+                if f.prepare is not None and (figures is None or set(f.names) & set(figures))}
 
     def _draw(self, ri: torch.Tensor, fi: torch.Tensor, feats: torch.Tensor, logits: torch.Tensor,
-              prdc: ResampledPRDC | None, figures=FIGURES) -> dict:
+              prepared: dict, figures=None) -> dict:
         """The figures of one resample: reference items ri, set items fi (drawn indices, with repeats); the same
-        values as `_figures` on the resampled features, PRDC from the distances `prdc` computed once. Only the
-        figures named in `figures` (the categories always: they cost a histogram)."""
-        ref, fake = self.ref_features[ri], feats[fi]
+        values as `_figures` on the resampled features, from each family's fast path (`ulib.eval.scoring`:
+        FID from the counts, PRDC from the distances `prepared` computed once). Only the families with a figure
+        in `figures` (None: all)."""
+        pair = self._pair(self.ref_features, self.ref_histogram, feats, logits)
         cr, cf = _counts(ri, self.n_reference), _counts(fi, len(feats))
         out = {}
-        if "fid" in figures:
-            out["fid"] = M.fid_resampled(self.ref_features, feats, cr, cf)  # from the counts: ~10x faster than M.fid
-        if "kid" in figures:
-            out["kid"] = M.kid(ref, fake, subsets=self.kid_subsets)["kid_mean"]
-        if prdc is not None:
-            out.update(prdc.figures(cr, cf))
-        return self._categories(out, _histogram(self.ref_logits[ri]), logits[fi])
+        for f in self.families:
+            if figures is None or set(f.names) & set(figures):
+                out.update(S.drawn(Draw(ri, fi, cr, cf, pair, self.ref_logits, prepared.get(f.name)), f))
+        return out
 
     def score_features(self, feats: torch.Tensor, logits: torch.Tensor, *, draws: int = stats.DEFAULT_DRAWS,
-                       seed: int = 0, figures=FIGURES) -> dict:
+                       seed: int = 0, figures=None) -> dict:
         """The figures of a set given its features, with '<figure>_std' and '_lo', '_hi' (estimate -/+ 1.96
         std) over `draws` bootstrap resamples of the set and the reference (none when draws < 2), for the
         `figures` named (all by default)."""
-        figures = _resampled(figures)
+        figures = self._resampled(figures)
         if len(feats) <= self.k:
             raise ValueError(f"a set of {len(feats)} images is too small for PRDC with k = {self.k}; need > {self.k}")
+        pair = self._pair(self.ref_features, self.ref_histogram, feats, logits)
         row = {"n": len(feats), "n_reference": self.n_reference, "features": self.features,
-               **self._figures(self.ref_features, self.ref_histogram, feats, logits),
-               "reference_entropy_bits": histogram_entropy(self.ref_histogram),
-               "reference_top_category_share": float(self.ref_histogram[self.top_category])}
+               **S.values(pair, self.families)}
+        for f in self.families:
+            if f.reference is not None:
+                row.update(f.reference(pair))
         if draws >= 2:
             g = torch.Generator().manual_seed(seed)
-            prdc = self._resampler(feats, figures)
+            prepared = self._resampler(feats, figures)
             samples = {name: [] for name in figures}
             for _ in range(draws):
                 ri = torch.randint(self.n_reference, (self.n_reference,), generator=g)
                 fi = torch.randint(len(feats), (len(feats),), generator=g)
-                vals = self._draw(ri, fi, feats, logits, prdc, figures)
+                vals = self._draw(ri, fi, feats, logits, prepared, figures)
                 for name in figures:
                     samples[name].append(vals[name])
             _summarise(row, samples)
@@ -174,21 +174,21 @@ class QualityMeter:
         return row
 
     def score(self, images: torch.Tensor, *, draws: int = stats.DEFAULT_DRAWS, seed: int = 0,
-              figures=FIGURES) -> dict:
+              figures=None) -> dict:
         """The figures of a set of images (uint8 or [-1, 1]) against the reference (module docstring)."""
         feats, logits = extract(self.space, images, self.batch_size)
         return self.score_features(feats, logits, draws=draws, seed=seed, figures=figures)
 
     def difference(self, a: torch.Tensor, b: torch.Tensor, *, draws: int = stats.DEFAULT_DRAWS, seed: int = 0,
-                   paired: bool = False, figures=FIGURES) -> dict:
+                   paired: bool = False, figures=None) -> dict:
         """Figures of image set a minus those of set b, both against the reference, with '<figure>_std', '_lo',
         '_hi' (95 % percentile interval) and '_p' (two-sided bootstrap p of 'no difference') over `draws`
         bootstrap draws in which a and b share each resample of the reference (the reference's own
         noise cancels in the difference). The sets are resampled independently, as independent samples; with
         paired=True (a[i] and b[i] made from the same item, e.g. two VQGANs' reconstructions of one image)
         both take the same resample of items, so the items' own spread cancels too. figures: those the draws
-        resample (module docstring)."""
-        figures = _resampled(figures)
+        resample (module docstring; None: all)."""
+        figures = self._resampled(figures)
         fa, la = extract(self.space, a, self.batch_size)
         fb, lb = extract(self.space, b, self.batch_size)
         if paired and len(fa) != len(fb):
@@ -196,16 +196,16 @@ class QualityMeter:
                              "have one item each per source item")
         ha, hb = self.score_features(fa, la, draws=0), self.score_features(fb, lb, draws=0)
         row = {"n_a": len(fa), "n_b": len(fb), "features": self.features,
-               **{name: ha[name] - hb[name] for name in FIGURES}}
+               **{name: ha[name] - hb[name] for name in self.figures}}
         if draws >= 2:
             g = torch.Generator().manual_seed(seed)
-            prdc_a, prdc_b = self._resampler(fa, figures), self._resampler(fb, figures)
+            prep_a, prep_b = self._resampler(fa, figures), self._resampler(fb, figures)
             samples = {name: [] for name in figures}
             for _ in range(draws):
                 ri = torch.randint(self.n_reference, (self.n_reference,), generator=g)
                 ia = torch.randint(len(fa), (len(fa),), generator=g)
                 ib = ia if paired else torch.randint(len(fb), (len(fb),), generator=g)
-                va, vb = self._draw(ri, ia, fa, la, prdc_a, figures), self._draw(ri, ib, fb, lb, prdc_b, figures)
+                va, vb = self._draw(ri, ia, fa, la, prep_a, figures), self._draw(ri, ib, fb, lb, prep_b, figures)
                 for name in figures:
                     samples[name].append(va[name] - vb[name])
             _summarise(row, samples, p=True)
@@ -213,14 +213,14 @@ class QualityMeter:
         row["paired"] = paired
         return row
 
-    def floor(self, n: int, *, draws: int = stats.DEFAULT_DRAWS, seed: int = 0, figures=FIGURES) -> dict:
+    def floor(self, n: int, *, draws: int = stats.DEFAULT_DRAWS, seed: int = 0, figures=None) -> dict:
         """The noise floor at n: n held-out real images scored as a set of samples would be (cached per n)."""
         if self.holdout is None:
             raise ValueError("QualityMeter has no holdout images, so no noise floor; pass holdout=")
         if n > len(self.holdout):
             raise ValueError(f"noise floor at n = {n} needs {n} held-out real images; "
                              f"the meter has {len(self.holdout)}")
-        key = (n, draws, seed, _resampled(figures))
+        key = (n, draws, seed, self._resampled(figures))
         if key not in self._floors:
             self._floors[key] = self.score(self.holdout[:n], draws=draws, seed=seed, figures=figures)
         return self._floors[key]
@@ -237,9 +237,11 @@ def with_floor(row: dict, floor: dict,
 
 def within_noise(row: dict, base: dict, key: str = "fid", z: float = 2.0) -> bool:
     """True when row[key] is no worse than base[key] by more than z combined bootstrap stds:
-    row - base <= z * sqrt(std_row^2 + std_base^2) (lower is better for FID and KID)."""
+    worse = row - base (base - row where higher is better, as the figure's registry entry says) and
+    worse <= z * sqrt(std_row^2 + std_base^2)."""
     spread = math.hypot(row.get(f"{key}_std", 0.0), base.get(f"{key}_std", 0.0))
-    return row[key] - base[key] <= z * spread
+    worse = row[key] - base[key]
+    return (worse if S.figure(key).lower_is_better else -worse) <= z * spread
 
 
 def paired_difference(a, b, confidence: float = 0.95) -> dict:

@@ -1,6 +1,8 @@
 """A run's evaluations on disk: RUN/evaluation.jsonl holds one JSON record per `python -m ulib evaluate` (the
 figures and the whole recipe), and RUN/evaluation.md is rendered from all of them, one table per kind of figure
-and feature set (figures on different feature spaces are never mixed).
+and feature set (figures on different feature spaces are never mixed). The sample table's figure columns and
+the summary's words come from the scoring core's registry (`ulib.eval.scoring`), the headings' words from the
+feature-space registry (`ulib.eval.extractors.SPACES`).
 """
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ import json
 import warnings
 from pathlib import Path
 
+from ulib.eval import scoring as S
+from ulib.eval.extractors import SPACES, paper_scale
 from ulib.io.files import atomic_write
 
 PAPER_PRDC_K = 3  # the official calc_PRDC.py used nearest_k = 3 (we use k = 5, as Naeem et al. recommend)
@@ -49,8 +53,14 @@ def _f(v, fmt=".2f") -> str:
     return "–" if v is None else format(v, fmt)
 
 
-SAMPLE_COLUMNS = ["time", "prior (step)", "EMA", "samples", "steps", "τ", "reference (n)", "seed", "FID",
-                  "Precision", "Recall", "Density", "Coverage", "k", "KID ×10³", "IS"]
+def _cell(v, column: S.Column) -> str:
+    """A figure's cell in the sample table: v * scale in the column's format ('–' for None)."""
+    if column.fmt is None:
+        return str(v)
+    return _f(v if v is None or column.scale == 1 else v * column.scale, column.fmt)
+
+
+SAMPLE_RECIPE_COLUMNS = ["time", "prior (step)", "EMA", "samples", "steps", "τ", "reference (n)", "seed"]
 VQGAN_COLUMNS = ["time", "VQGAN (step)", "EMA", "split", "images", "rFID", "PSNR (dB)", "SSIM", "LPIPS",
                  "codes used", "perplexity"]
 
@@ -64,19 +74,19 @@ def evaluation_table(records: list[dict]) -> str:
         raise ValueError(f"one table holds one kind of record; got {sorted(kinds)}")
     rows = []
     if kinds == {"samples"}:
-        cols = SAMPLE_COLUMNS
+        families = S.recorded(features)
+        columns = [(c, f.paper) for f in families for c in f.columns]
+        cols = SAMPLE_RECIPE_COLUMNS + [c.title for c, _ in columns]
         for r in records:
             rows.append([r["time"], f"{r['prior_kind']} ({r['prior_step']})", "yes" if r["ema"] else "no",
                          str(r["n_samples"]), str(r["steps"] or "–"), f"{r['temperature']:g}",
-                         f"{r['reference']} ({r['n_reference']})", str(r["seed"]), _f(r["fid"]),
-                         _f(r["precision"]), _f(r["recall"]), _f(r["density"]), _f(r["coverage"]), str(r["prdc_k"]),
-                         _f(r["kid_mean"] * 1e3), _f(r["is_mean"])])
+                         f"{r['reference']} ({r['n_reference']})", str(r["seed"])]
+                        + [_cell(r[c.key], c) for c, _ in columns])
         paper = next((r["paper"] for r in records if r.get("paper")), None)
-        if paper and features == "inception":
+        if paper and paper_scale(features):  # the paper's row fills the columns of the figures it reports
             rows.append([f"paper: {paper['source']}", "absorbing", "yes", f"{paper['n_samples']}", "–",
-                         f"{paper['temperature']:g}", "train", "–", _f(paper.get("fid")), _f(paper.get("precision")),
-                         _f(paper.get("recall")), _f(paper.get("density")), _f(paper.get("coverage")),
-                         str(paper["prdc_k"]), "–", "–"])
+                         f"{paper['temperature']:g}", "train", "–"]
+                        + [_cell(paper.get(c.key), c) if in_paper else "–" for c, in_paper in columns])
     else:
         cols = VQGAN_COLUMNS
         for r in records:
@@ -90,13 +100,9 @@ def evaluation_table(records: list[dict]) -> str:
 def _title(kind: str, features: str) -> str:
     what = ("Samples: FID and PRDC (paper Tables 1, 2)" if kind == "samples"
             else "VQGAN reconstructions (paper Table 5)")
-    if features == "inception":
-        return f"## {what} — features: inception (standard InceptionV3 weights, torch-fidelity)"
-    if features == "openmoji":
-        return (f"## {what} — features: openmoji (the kit's OpenMoji feature network, ulib/assets/"
-                "openmoji_features.pt: its own scale, not comparable with the paper's Inception figures)")
-    return (f"## {what} — features: {features} (fixed-seed RANDOMLY INITIALISED InceptionV3: not comparable "
-            "with the paper or with standard-feature figures)")
+    # a space no longer registered keeps the words records of unknown features always had
+    title = SPACES.get(features, SPACES["random-inception"]).title
+    return f"## {what} — features: {features} ({title})"
 
 
 def render_markdown(records: list[dict], run_name: str = "") -> str:
@@ -106,7 +112,9 @@ def render_markdown(records: list[dict], run_name: str = "") -> str:
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in records:
         groups.setdefault((r["kind"], r["features"]), []).append(r)
-    for (kind, features), rs in sorted(groups.items(), key=lambda kv: (kv[0][0] != "samples", kv[0][1] != "inception")):
+    # samples before the VQGAN's, the paper's features first
+    for (kind, features), rs in sorted(groups.items(), key=lambda kv: (kv[0][0] != "samples",
+                                                                       not paper_scale(kv[0][1]))):
         out += [_title(kind, features), "", evaluation_table(rs), ""]
         if kind == "samples" and any(r.get("paper") for r in rs):
             out += [f"PRDC: the paper's figures were computed by the official calc_PRDC.py with k = {PAPER_PRDC_K}; "
@@ -139,10 +147,9 @@ def summary(r: dict) -> str:
         return (f"{tag} VQGAN on {r['n_images']} {r['reference']} images: rFID {r['rfid']:.2f}, PSNR {r['psnr']:.2f} "
                 f"dB, SSIM {r['ssim']:.4f}, LPIPS {lp}, codes used {r['codes_used']}/{r['codebook_size']} "
                 f"(perplexity {r['perplexity']:.1f})")
+    figures = ", ".join(f.summary(r) for f in S.recorded(r["features"]) if f.summary is not None)
     return (f"{tag} {r['n_samples']} samples ({r['steps']} steps, temperature {r['temperature']:g}, seed {r['seed']}) "
-            f"vs {r['n_reference']} {r['reference']} images: FID {r['fid']:.2f}, precision {r['precision']:.3f}, "
-            f"recall {r['recall']:.3f}, density {r['density']:.3f}, coverage {r['coverage']:.3f} (k={r['prdc_k']}), "
-            f"KID {r['kid_mean']:.4f}, IS {r['is_mean']:.2f}")
+            f"vs {r['n_reference']} {r['reference']} images: {figures}")
 
 
 _HELD = {"val": "validation", "test": "test"}
