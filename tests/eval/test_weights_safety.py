@@ -153,7 +153,7 @@ def test_compare_passes_the_flag_on(weights, image_sets, monkeypatch):
         seen.update(kwargs)
         raise Stop
 
-    monkeypatch.setattr(cli.extractors, "load_inception", stub)
+    monkeypatch.setattr(X, "load_inception", stub)  # compare reads it from its module
     for argv, want in (([], False), ([FLAG], True)):
         with pytest.raises(Stop):
             cli.main(["compare", *image_sets, "--weights-dir", str(weights), *argv])
