@@ -74,7 +74,7 @@ def test_memorisation_extracts_the_splits_once_and_scores_as_the_report_does(ses
 def test_quality_meter_on_test_falls_back_to_validation_without_a_test_split(tmp_path, sess):
     """Without a test split the held-out images are the validation split's, named as such."""
     run = RunDir(tmp_path / "r")
-    shutil.copytree(session.run.path, run.path, ignore=shutil.ignore_patterns("results"))
+    shutil.copytree(sess.run.path, run.path, ignore=shutil.ignore_patterns("results"))
     s = session.setup("smoke", str(run.path), "cpu", 0, ["data.test_fraction=0"])
     assert not measuring.has_test_split(s)
     test = measuring.quality_meter_on_test(s, measuring.quality_meter(s, 200))

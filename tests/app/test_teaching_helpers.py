@@ -65,7 +65,7 @@ def test_reading_lists_the_notebooks_claims_then_the_given_rows(sess, capsys):
 
 def test_scale_rows_set_this_run_beside_the_papers_settings(sess):
     rows = {r["what"]: r for r in readings.scale_rows(sess)}
-    cfg, paper = session.cfg, get_profile("ffhq")
+    cfg, paper = sess.cfg, get_profile("ffhq")
     assert set(rows) == {"images", "codebook and T", "prior", "training"}
     assert rows["images"]["paper"] == "256x256 px -> 16x16 = 256 tokens"
     assert rows["codebook and T"]["this run"] == f"K = {cfg.vqgan.codebook_size}, T = {cfg.prior.total_steps}"
