@@ -17,10 +17,13 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
+from ulib.io.rundir import RunDir
 from ulib.prior.transformer import Transformer
 from ulib.profiles import get_profile
 from ulib.sample import registry
 from ulib.sample.base import Sampler, SampleStep
+from ulib.train.prior import train_prior
+from ulib.train.vqgan import train_vqgan
 from ulib.vq.perceptual import VGG16_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +55,16 @@ def missing_browser(reason: str):
 def tiny_config(extra=()):
     """The smoke profile with TINY's settings and `extra` overrides on top (each as for `--set`)."""
     return get_profile("smoke", [*TINY, *extra])
+
+
+def tiny_trained_run(path, steps: int = 2, extra=()):
+    """(RunDir, config): a run at `path` with TINY's settings whose VQGAN and absorbing prior are trained `steps`
+    steps each (the prior's token cache built on the way)."""
+    run = RunDir(path)
+    cfg = tiny_config([f"vqgan_train.steps={steps}", f"prior_train.steps={steps}", *extra])
+    train_vqgan(run, cfg, show_progress=False)
+    train_prior(run, cfg, show_progress=False)
+    return run, cfg
 
 
 def tiny_sets(extra=()):

@@ -21,12 +21,8 @@ import torch
 from PIL import Image
 
 from ulib.app import cli, flags
-from ulib.io.rundir import RunDir
-from ulib.train.latents import load_latents
-from ulib.train.prior import train_prior
-from ulib.train.vqgan import train_vqgan
 
-from helpers import TINY, tiny_config
+from helpers import TINY, tiny_trained_run
 
 pytestmark = pytest.mark.slow
 
@@ -263,11 +259,7 @@ class Reached(Exception):
 def tiny_run(tmp_path_factory):
     """A run trained 2 steps per stage at the smoke sizes, plus two images and two small image folders."""
     root = tmp_path_factory.mktemp("bad_inputs")
-    run = RunDir(root / "run")
-    cfg = tiny_config(["vqgan_train.steps=2", "prior_train.steps=2"])
-    train_vqgan(run, cfg, show_progress=False)
-    load_latents(cfg, run.vqgan_ckpt, run.latents, torch.device("cpu"))
-    train_prior(run, cfg, show_progress=False)
+    tiny_trained_run(root / "run")
     rng = np.random.default_rng(0)
     inputs = root / "inputs"
     for name in ("real", "fake"):

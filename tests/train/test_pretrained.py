@@ -20,17 +20,14 @@ from ulib.train.prior import train_prior
 from ulib.train.vqgan import start_continuation, train_vqgan
 from ulib.trained import load_run_prior, load_run_vqgan, vqgan_digest
 
-from helpers import run_cli, tiny_config
+from helpers import run_cli, tiny_config, tiny_trained_run
 
 
 @pytest.fixture(scope="module")
 def packed(tmp_path_factory):
     """A tiny finished run (VQGAN and absorbing prior, 2 steps each) and its packed folder `toy`."""
     base = tmp_path_factory.mktemp("pretrained")
-    run = RunDir(base / "run")
-    cfg = tiny_config(["vqgan_train.steps=2", "prior_train.steps=2"])
-    train_vqgan(run, cfg, show_progress=False)
-    train_prior(run, cfg, show_progress=False)
+    run, cfg = tiny_trained_run(base / "run")
     root = base / "models"
     P.pack_run(run, "toy", recipe="the test's recipe", root=root)
     return run, root, cfg
