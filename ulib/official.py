@@ -29,6 +29,7 @@ import torch
 import torch.nn as nn
 
 from ulib.io.checkpoint import check_state_dict, load_checkpoint, unwrap
+from ulib.io.files import is_int
 from ulib.prior.transformer import Transformer
 from ulib.vq.model import VQAutoEncoder
 
@@ -92,10 +93,6 @@ _SAMPLER_TYPES = {"bert_n_emb": _INT, "bert_n_head": _INT, "bert_n_layers": _INT
                   "codebook_size": _INT, "latent_shape": _INTS}
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-
 def _merge(defaults: dict, types: dict, given: dict, what: str) -> dict:
     """defaults updated by `given`; unknown name or wrong type -> ValueError saying what is allowed."""
     unknown = sorted(set(given) - set(types))
@@ -106,12 +103,12 @@ def _merge(defaults: dict, types: dict, given: dict, what: str) -> dict:
         kind = types[name]
         if name == "block_size" and value is None:
             pass  # None = prod(latent_shape)
-        elif kind == _INT and not _is_int(value):
+        elif kind == _INT and not is_int(value):
             raise ValueError(f"{what}: {name}={value!r} must be {kind}")
         elif kind == _REAL and not (isinstance(value, numbers.Real) and not isinstance(value, bool)):
             raise ValueError(f"{what}: {name}={value!r} must be {kind}")
         elif kind == _INTS:
-            if not (isinstance(value, (list, tuple)) and all(_is_int(v) for v in value)):
+            if not (isinstance(value, (list, tuple)) and all(is_int(v) for v in value)):
                 raise ValueError(f"{what}: {name}={value!r} must be {kind}")
             value = tuple(int(v) for v in value)
         out[name] = value
@@ -311,7 +308,7 @@ def to_official_state_dict(model: nn.Module, kind: str, total_steps: int = PAPER
     sd = model.state_dict()
     device = model.pos_emb.device
     if kind == "absorbing":
-        if not _is_int(total_steps) or total_steps < 1:
+        if not is_int(total_steps) or total_steps < 1:
             raise ValueError(f"total_steps={total_steps!r} must be an int >= 1")
         out = {name: torch.zeros(total_steps + 1, device=device) for name in _ABSORBING_BUFFERS}
         out.update({f"_denoise_fn.{k}": v for k, v in sd.items()})

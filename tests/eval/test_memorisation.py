@@ -1,5 +1,5 @@
-"""ulib.eval.memorisation: nearest training rows, near-copies against the test set's baseline, Meehan et al.'s C_T,
-the picture of pairs, and the report in features and pixels; hand cases and seeded Gaussians."""
+"""ulib.eval.memorisation: near-copies against the test set's baseline, the picture of pairs, and the report in
+features and pixels; seeded Gaussians (nearest rows: test_neighbours.py; C_T: test_data_copying.py)."""
 import math
 
 import numpy as np
@@ -14,87 +14,6 @@ def gaussians(seed, n_train=1000, n_test=500, n_samples=500, dim=8):
     """(train, test, fresh samples): independent seeded draws of one N(0, I) in `dim` dimensions."""
     g = torch.Generator().manual_seed(seed)
     return tuple(torch.randn(n, dim, generator=g, dtype=torch.float64) for n in (n_train, n_test, n_samples))
-
-
-# ---- nearest ------------------------------------------------------------------------------------------------------
-def test_nearest_hand_case_and_leave_one_out():
-    ref = torch.tensor([[0.0, 0.0], [3.0, 0.0], [0.0, 4.0]])
-    d, i = MEM.nearest(torch.tensor([[1.0, 0.0], [0.0, 5.0], [3.0, 4.0]]), ref)
-    assert i.tolist() == [0, 2, 2]  # (3, 4) is 3 from (0, 4), 4 from (3, 0), 5 from (0, 0)
-    assert d.tolist() == [1.0, 1.0, 3.0] and d.dtype == torch.float64
-    d, i = MEM.nearest(ref, ref)  # each row finds itself
-    assert i.tolist() == [0, 1, 2] and d.tolist() == [0.0, 0.0, 0.0]
-    d, i = MEM.nearest(ref, ref, exclude_self=True, batch_size=2)  # leave-one-out, across a batch boundary
-    assert i.tolist() == [1, 0, 0] and d.tolist() == [3.0, 3.0, 4.0]
-    dup = torch.tensor([[1.0, 1.0], [1.0, 1.0], [5.0, 1.0]])  # a duplicate elsewhere in the set still counts
-    d, i = MEM.nearest(dup, dup, exclude_self=True)
-    assert i.tolist() == [1, 0, 0] and d.tolist() == [0.0, 0.0, 4.0]
-
-
-def test_nearest_exact_copies_are_at_zero_and_batches_agree():
-    """cdist's ||q||^2 + ||r||^2 - 2 q.r path (large sets) loses digits near 0; the pair's distance is recomputed."""
-    g = torch.Generator().manual_seed(0)
-    ref = 1000 + torch.randn(300, 64, generator=g, dtype=torch.float64)
-    d, i = MEM.nearest(ref[100:200], ref)
-    assert i.tolist() == list(range(100, 200)) and (d == 0).all()
-    query = torch.randn(70, 64, generator=g, dtype=torch.float64) + 1000
-    full, one = MEM.nearest(query, ref), MEM.nearest(query, ref, batch_size=7)
-    assert torch.equal(full[1], one[1]) and torch.allclose(full[0], one[0], rtol=0, atol=1e-9)
-    assert torch.allclose(full[0], torch.cdist(query, ref).min(1).values, rtol=1e-9)
-
-
-def test_pixels_are_png_values_over_255():
-    white, black = torch.full((1, 3, 2, 2), 255, dtype=torch.uint8), torch.zeros((1, 3, 2, 2), dtype=torch.uint8)
-    d, _ = MEM.nearest(white, black)
-    assert d.item() == pytest.approx(math.sqrt(12))  # 12 values, each 1 apart on [0, 1]
-    d, _ = MEM.nearest(torch.ones(1, 3, 2, 2), -torch.ones(1, 3, 2, 2))  # [-1, 1] floats: the same images
-    assert d.item() == pytest.approx(math.sqrt(12))
-    x = torch.rand(4, 3, 2, 2) * 2 - 1
-    assert torch.equal(MEM.rows(x), MEM.rows(((x + 1) * 127.5).round().to(torch.uint8)))  # as saved in a PNG
-
-
-# ---- the statistics --------------------------------------------------------------------------------------------
-def test_mann_whitney_z_hand_cases():
-    # x below y everywhere: U = 0, E U = mn/2 = 2, Var U = mn(m + n + 1)/12 = 5/3
-    assert MEM.mann_whitney_z([1, 2], [3, 4]) == pytest.approx(-2 / math.sqrt(5 / 3))
-    assert MEM.mann_whitney_z([3, 4], [1, 2]) == pytest.approx(2 / math.sqrt(5 / 3))  # sign: x farther -> z > 0
-    assert MEM.mann_whitney_z([1, 1], [1, 1]) == 0.0  # all tied: no evidence
-    # ties: x = [1, 2], y = [2, 3]: U = 0 + 1/2 = 0.5; one tie pair (t = 2): Var = 4/12 (5 - 6/12) = 1.5
-    assert MEM.mann_whitney_z([1, 2], [2, 3]) == pytest.approx((0.5 - 2) / math.sqrt(1.5))
-
-
-def test_data_copying_statistic_weights_cells_by_their_test_share():
-    """Two far-apart blobs, so k-means (k = 2) finds them: in blob A samples copy training rows (z_A << 0), in blob
-    B they are fresh; C_T is the test-share-weighted mean of the cells' z, and a cell with too few samples is out."""
-    g = torch.Generator().manual_seed(3)
-    blob = lambda n, x: torch.randn(n, 2, generator=g, dtype=torch.float64) + torch.tensor([x, 0.0])
-    train = torch.cat([blob(200, -100), blob(200, 100)])
-    test = torch.cat([blob(150, -100), blob(50, 100)])  # P_n(A) = 0.75, P_n(B) = 0.25
-    samples = torch.cat([train[:60], blob(40, 100)])
-    out = MEM.data_copying_statistic(samples, train, test, cells=2, min_cell_samples=20)
-    cells = {round(c["test_share"], 2): c for c in out["per_cell"]}
-    a, b = cells[0.75], cells[0.25]
-    assert (a["n_samples"], a["n_test"], b["n_samples"], b["n_test"]) == (60, 150, 40, 50)
-    assert a["z"] < -8 and abs(b["z"]) < 3 and out["cells_used"] == 2 and out["test_share_used"] == 1.0
-    assert out["c_t"] == pytest.approx(0.75 * a["z"] + 0.25 * b["z"])
-    # one cell: C_T is the Mann-Whitney z of all samples' distances against all test images'
-    one = MEM.data_copying_statistic(samples, train, test, cells=1)
-    ds, dp = MEM.nearest(samples, train)[0], MEM.nearest(test, train)[0]
-    assert one["c_t"] == pytest.approx(MEM.mann_whitney_z(ds, dp))
-    # tau: with at least 50 samples a cell, blob B's 40 samples leave it out; C_T is then blob A's z alone
-    strict = MEM.data_copying_statistic(samples, train, test, cells=2, min_cell_samples=50)
-    assert strict["cells_used"] == 1 and strict["c_t"] == pytest.approx(a["z"])
-    assert strict["test_share_used"] == pytest.approx(0.75)
-    assert math.isnan(MEM.data_copying_statistic(samples, train, test, cells=2, min_cell_samples=100)["c_t"])
-
-
-def test_kmeans_is_seeded_and_finds_separated_blobs():
-    g = torch.Generator().manual_seed(1)
-    x = torch.cat([torch.randn(50, 3, generator=g, dtype=torch.float64) + 20 * c for c in range(3)])
-    centres = MEM.kmeans(x, 3, seed=5)
-    assert torch.equal(centres, MEM.kmeans(x, 3, seed=5))
-    assert sorted(centres.mean(1).round().tolist()) == [0.0, 20.0, 40.0]
-    assert MEM.kmeans(torch.ones(4, 2), 3).shape == (3, 2)  # fewer distinct rows than cells: no crash
 
 
 # ---- the three cases: copies, fresh draws, far away -----------------------------------------------------------------
@@ -258,24 +177,6 @@ def test_near_copy_sentence_is_made_from_the_row():
     assert MEM.near_copy_sentence({**out, "c_t": math.nan}, "").endswith("; C_T n/a (no cell held 20 samples)")
     with pytest.raises(ValueError, match="no 'feat_n_samples'"):
         MEM.near_copy_sentence(out)
-
-
-def test_kmeans_fit_is_kept_for_the_same_rows(monkeypatch):
-    g = torch.Generator().manual_seed(3)
-    x = torch.randn(200, 5, generator=g, dtype=torch.float64)
-    first = MEM.kmeans(x, 4, seed=1)
-    calls = []
-    real = torch.cdist
-    monkeypatch.setattr(torch, "cdist", lambda *a, **k: calls.append(1) or real(*a, **k))
-    again = MEM.kmeans(x.clone(), 4, seed=1)  # other tensor, same rows: no new fit
-    assert torch.equal(first, again) and calls == []
-    again += 1  # the caller's copy: the kept fit does not change
-    assert torch.equal(MEM.kmeans(x, 4, seed=1), first)
-    assert not torch.equal(MEM.kmeans(x, 4, seed=2), first) and calls, "another seed fits again"
-    x[0, 0] += 1e-9  # other rows: fitted again
-    calls.clear()
-    MEM.kmeans(x, 4, seed=1)
-    assert calls
 
 
 def test_memorisation_report_takes_features_computed_once():

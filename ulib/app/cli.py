@@ -143,8 +143,8 @@ def run_evaluate(args) -> int:
         if v is not None and v != "all" and v < 1:
             raise ValueError(f"--{name.replace('_', '-')}={v}; must be >= 1")
     F.at_least("--neighbours", args.neighbours, 0, " (0 = off)")
-    if args.steps is not None and cfg.prior.kind == "absorbing" and not 1 <= args.steps <= cfg.prior.total_steps:
-        raise ValueError(f"--steps={args.steps}; allowed: 1..T={cfg.prior.total_steps}")
+    if args.steps is not None and cfg.prior.kind == "absorbing":
+        F.check_steps(args.steps, cfg.prior.total_steps)
     F.check_temperature(args.temperature)
     F.check_seed(args.seed)
     if not args.vqgan and args.samples is not None and args.samples <= args.prdc_k + 1:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ulib.app.flags import check_steps, check_temperature
 from ulib.config import downsampling_factor
 from ulib.data.images import ImageTooLargeError, open_rgb, resize_center_crop, to_tensor
 from ulib.io.files import atomic_write
@@ -41,8 +42,7 @@ def check_sample_flags(n: int | None, batch_size: int, temperature: float | None
                          f"`python -m ulib evaluate --samples {n}`")
     if batch_size < 1:
         raise ValueError(f"--batch-size={batch_size}; must be >= 1 (images per call of the sampler)")
-    if temperature is not None and not (math.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"--temperature={temperature}; must be > 0 and finite")
+    check_temperature(temperature)
     if top_k is not None and top_k < 1:
         raise ValueError(f"--top-k={top_k}; must be >= 1 (or left out: no top-k filtering)")
     if npz is not None and npz.suffix != ".npz":
@@ -54,8 +54,7 @@ def check_sample_args(m: SamplingModels, n: int, steps: int, temperature: float,
     """The sample command's arguments against the models, as --flag errors (before anything is drawn)."""
     if n < 1:
         raise ValueError(f"--n={n}; must be >= 1")
-    if not (math.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"--temperature={temperature}; must be > 0 and finite")
+    check_temperature(temperature)
     if m.kind == "autoregressive":
         if canvas is not None or method != "random":
             raise ValueError("--canvas and --method apply to the absorbing prior; the AR prior samples in raster order")
@@ -63,8 +62,7 @@ def check_sample_args(m: SamplingModels, n: int, steps: int, temperature: float,
     if top_k is not None:
         raise ValueError(f"--top-k={top_k} applies to an autoregressive prior; this one is absorbing (it samples "
                          f"from the whole softmax)")
-    if not 1 <= steps <= m.num_timesteps:
-        raise ValueError(f"--steps={steps}; allowed: 1..T={m.num_timesteps}")
+    check_steps(steps, m.num_timesteps)
     h, w = m.latent_shape
     if canvas is not None and (canvas[0] < h or canvas[1] < w):
         raise ValueError(f"--canvas={canvas[0]}x{canvas[1]}; allowed: HxW latent cells with H >= {h} and W >= {w} "
@@ -137,10 +135,8 @@ def inpaint_to_png(m: SamplingModels, image: str, mask: str, out: Path, *, steps
     """Regenerate the white part of `mask` in `image`; writes [input, masked input, result] side by side."""
     if m.kind != "absorbing":
         raise ValueError("inpainting needs the absorbing prior (the AR prior cannot condition on later tokens)")
-    if not 1 <= steps <= m.num_timesteps:
-        raise ValueError(f"--steps={steps}; allowed: 1..T={m.num_timesteps}")
-    if not (math.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"--temperature={temperature}; must be > 0 and finite")
+    check_steps(steps, m.num_timesteps)
+    check_temperature(temperature)
     if dilate < 0:
         raise ValueError(f"--dilate={dilate}; allowed: an integer >= 0 (latent cells)")
     size = m.vqgan.latent_shape[0] * downsampling_factor(m.vqgan.ch_mult)

@@ -79,6 +79,12 @@ def check_temperature(value: float | None) -> None:
         raise ValueError(f"--temperature={value}; must be > 0 and finite")
 
 
+def check_steps(value: int, num_timesteps: int) -> None:
+    """--steps against the prior's T: 1..T reverse steps."""
+    if not 1 <= value <= num_timesteps:
+        raise ValueError(f"--steps={value}; allowed: 1..T={num_timesteps}")
+
+
 def writable_above(target: Path, flag: str) -> None:
     """The nearest existing folder at or above `target` is a folder this process may write in."""
     q = target

@@ -1,5 +1,5 @@
 """Files that are never half-written: `atomic_write` (temporary file, fsync, rename), `save_npz` on top of it,
-`remove_stale_temporaries` for what a killed writer left, `load_npz` (never unpickles) and `file_sha256`.
+`remove_stale_temporaries` for what a killed writer left, `load_npz` (never unpickles), `file_sha256` and `is_int`.
 
 A crash (or Ctrl-C, or a full disk) in the middle of a write must never destroy what was there before: every
 checkpoint, log, table, picture and cache of the kit goes through `atomic_write`. A destination that cannot be
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import numbers
 import os
 import re
 import stat
@@ -20,6 +21,11 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Sequence
 
 import numpy as np
+
+
+def is_int(value) -> bool:
+    """An integer (Python or numpy), not a bool: how a step, count or size read from a file is checked."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def file_sha256(path: str | os.PathLike) -> str:

@@ -19,16 +19,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ulib.io.files import atomic_write
+from ulib.io.files import atomic_write, is_int
 
 __all__ = ["MetricsLog", "save_image_grid"]
 
 
 # ---- CSV metrics -------------------------------------------------------------------------------------
-def _is_int(x) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
-
-
 def _format(name: str, value) -> str:
     """One CSV cell: '' for None, ints as ints, floats with 6 significant digits ('0.0002', '1.23457e-05')."""
     if value is None:
@@ -38,7 +34,7 @@ def _format(name: str, value) -> str:
         if n != 1:
             raise ValueError(f"metric {name!r}: expected one number, got an array of shape {tuple(value.shape)}")
         value = value.item()
-    if _is_int(value):
+    if is_int(value):
         return str(int(value))
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         return format(float(value), ".6g")
@@ -80,7 +76,7 @@ class MetricsLog:
 
     def __init__(self, path: str | os.PathLike, resume_step: int | None = None):
         self.path = Path(path)
-        if resume_step is not None and not _is_int(resume_step):
+        if resume_step is not None and not is_int(resume_step):
             raise TypeError(f"MetricsLog resume_step={resume_step!r}; allowed: an int step or None (fresh run)")
         columns, rows = ["step"], []
         if resume_step is not None and self.path.exists():
@@ -108,7 +104,7 @@ class MetricsLog:
 
     def log(self, step: int, **metrics) -> None:
         """Append one row; a metric not seen before widens the header (earlier rows get empty cells)."""
-        if not _is_int(step):
+        if not is_int(step):
             raise TypeError(f"MetricsLog.log step={step!r} ({type(step).__name__}); allowed: int")
         cells = {name: _format(name, value) for name, value in metrics.items()}
         new = [name for name in metrics if name not in self._columns]
@@ -171,7 +167,7 @@ def image_grid(images, nrow: int | None = None, padding: int = 1, pad_value: flo
     if nrow is None:
         nrow = math.isqrt(b - 1) + 1  # ceil(sqrt(B))
     for name, value, low in (("nrow", nrow, 1), ("padding", padding, 0), ("upscale", upscale, 1)):
-        if not _is_int(value) or value < low:
+        if not is_int(value) or value < low:
             raise ValueError(f"save_image_grid: {name}={value!r}; allowed: an int >= {low}")
     if not -1.0 <= pad_value <= 1.0:
         raise ValueError(f"save_image_grid: pad_value={pad_value}; allowed: -1 <= pad_value <= 1")
