@@ -11,7 +11,7 @@ from ulib.eval import metrics
 from ulib.models import SamplingModels
 from ulib.prior.transformer import Transformer
 from ulib.sample import absorbing as sampling
-from ulib.sample import api, maskgit
+from ulib.sample import api, base, maskgit
 from ulib.train import distributed
 from ulib.train.vqgan import autoencode
 from ulib.trained import vqgan_from_config
@@ -28,9 +28,8 @@ def test_exact_float_has_no_float64_on_mps():
 def test_mps_paths_create_no_float64(monkeypatch):
     """With exact_float answering as on MPS, the samplers, schedules and metrics make no float64 tensor."""
 
-    for mod in (maskgit, distributed, metrics, sampling):
+    for mod in (maskgit, distributed, metrics, sampling, base):  # base: the categorical draw
         monkeypatch.setattr(mod, "exact_float", lambda device: torch.float32)
-    monkeypatch.setattr(sampling, "_exact_float", lambda device: torch.float32)
 
     class NoDouble(TorchDispatchMode):
         made = []

@@ -4,7 +4,7 @@ ulib today").
 
 Each code cell is parsed with `ast` (IPython magics and shell lines set aside); every `import ulib...` and
 `from ulib... import name` must import, `name` being an attribute or a submodule; and every attribute read
-through a name bound to a ulib module (`nbu.setup` after `from ulib.app import notebook as nbu`,
+through a name bound to a ulib module (`session.setup` after `from ulib.app import session`,
 `ulib.eval.stats.verdict` after `import ulib.eval.stats`) must exist. Nothing is executed but the imports.
 """
 import ast
@@ -196,10 +196,11 @@ def _notebook(tmp_path, *cells: str):
 def test_checker_passes_what_exists(tmp_path):
     path = _notebook(
         tmp_path,
-        "%matplotlib inline\n!pip list\nfiles = !ls\nfrom ulib.app import notebook as nbu\nimport ulib.eval.stats",
+        "%matplotlib inline\n!pip list\nfiles = !ls\nfrom ulib.app import session as nbu, outputs\n"
+        "import ulib.eval.stats",
         "%%time\nfrom ulib.eval import stats as S, quality\nS.verdict\nquality.QualityMeter.difference\n"
         "s = nbu.setup\nulib.eval.stats.format_p\nfrom ulib.data import families\nfamilies.group_split",
-        "%time x = nbu.save_figure\nnbu?\nimport ulib\nulib.config.Config\nfrom ulib.config import *",
+        "%time x = outputs.save_figure\nnbu?\nimport ulib\nulib.config.Config\nfrom ulib.config import *",
         "from ulib import sample_images\nimport ulib.sample as sample\nsample.api.sample_images",  # in ulib.__all__
         "%%bash\nthis is not python: ulib.nothing",
         "nbu = object()\nnbu.anything_now",  # rebound: no longer the module
@@ -211,7 +212,7 @@ def test_checker_passes_what_exists(tmp_path):
 def test_checker_names_each_missing_name(tmp_path):
     path = _notebook(
         tmp_path,
-        "import numpy as np\nfrom ulib.app import notebook as nbu\nfrom ulib import notebook_utils",
+        "import numpy as np\nfrom ulib.app import session as nbu\nfrom ulib import notebook_utils",
         "from ulib.data.datasets import load_openmoji, build_dataset\nimport ulib.io.models as models\nmodels.x",
         "nbu.setup(1)\ny = nbu.no_such_helper(2)\n%time z = nbu.also_missing()",
         "import ulib.absorbing\nulib.eval.stats.no_such_function\nnp.anything",

@@ -6,7 +6,7 @@ import torch
 from ulib.sample.absorbing import AbsorbingSampler, time_schedule
 from ulib.sample.api import sample_tokens
 
-from decoding_doubles import CountModel, chi2_fits, chi2_same_law, gen, plain_reverse_process
+from helpers import CountModel, chi2_fits, chi2_same_law, gen, plain_reverse_process
 
 
 def test_plan_reveals_positions_with_the_law_of_step_by_step_draws():

@@ -8,7 +8,7 @@ import torch
 from ulib.sample.api import sample_tokens
 from ulib.sample.maskgit import ConfidenceSampler, confidence_schedule
 
-from decoding_doubles import CountModel, gen
+from helpers import CountModel, gen
 
 
 def test_confidence_schedule_values():

@@ -6,7 +6,7 @@ import torch
 from ulib.sample.api import sample_tokens
 from ulib.sample.registry import choices
 
-from decoding_doubles import gen, tiny_transformer
+from helpers import gen, tiny_transformer
 
 
 @pytest.mark.parametrize("method", choices())

@@ -5,7 +5,7 @@ import torch
 from ulib.sample.api import sample_tokens
 from ulib.sample.remask import remask_times
 
-from decoding_doubles import CountModel, gen
+from helpers import CountModel, gen
 
 
 def test_remask_times_follow_the_official_grid():
