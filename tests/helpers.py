@@ -37,6 +37,9 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 # Key names and shapes of the official code's released checkpoints (source named inside the file).
 OFFICIAL_KEYS = ROOT / "tests" / "fixtures" / "official_checkpoint_keys.json"
+# kind of released file -> the entry of OFFICIAL_KEYS holding its keys and shapes, in the file's order
+OFFICIAL_KEYS_OF = {"vqgan": "vqgan_autoencoder_keys", "absorbing": "absorbing_sampler_keys",
+                    "autoregressive": "autoregressive_sampler_keys"}
 
 # Tiny settings on top of the smoke profile: every stage runs in seconds on 2 CPU cores.
 TINY = [
@@ -96,8 +99,13 @@ AR_K, AR_L = 16, 12  # codebook, sequence length
 def tiny_ar(seed=0, std=0.2):
     """A causal transformer with weights larger than the GPT-2 init, so logits are far from uniform
     and attention actually mixes positions (a freshly initialised model predicts ~1/K everywhere)."""
+    return scaled_transformer(AR_K, AR_L, causal=True, seed=seed, std=std)
+
+
+def scaled_transformer(K, L, causal, seed=0, std=0.2, n_emb=32, n_head=4, n_layers=2):
+    """A Transformer (causal or absorbing) whose matrices and start token are drawn N(0, std^2) from `seed`."""
     torch.manual_seed(seed)
-    net = Transformer(codebook_size=AR_K, block_size=AR_L, n_emb=32, n_head=4, n_layers=2, causal=True)
+    net = Transformer(codebook_size=K, block_size=L, n_emb=n_emb, n_head=n_head, n_layers=n_layers, causal=causal)
     with torch.no_grad():
         for name, p in net.named_parameters():
             if p.dim() > 1 or name.endswith("start_tok"):
@@ -245,6 +253,9 @@ class RasterSampler(Sampler):
 
 
 EXAMPLE_METHOD = registry.Method("raster_test", RasterSampler, "a test's raster order", supports=frozenset({"x_start"}))
+# the same, declaring that it sets its own number of calls and never reads steps (registry.Method.steps)
+OWN_STEPS_METHOD = registry.Method("raster_own_steps", RasterSampler, "a test's raster order, its own steps",
+                                   supports=frozenset({"x_start"}), steps="unused")
 
 
 # ---- the sampler tests' stand-ins: a seeded generator, a tiny transformer, a deterministic 'network' whose
@@ -302,10 +313,11 @@ def chi2_same_law(a, b):
     return stat, _chi2_critical(table.shape[1] - 1)
 
 
-def chi2_fits(counts, p):
-    """Goodness-of-fit chi-square of counts (n,) against probabilities p (n,), and the p = 0.001 critical value."""
+def chi2_fits(counts, p, z=3.090):
+    """Goodness-of-fit chi-square of counts (n,) against probabilities p (n,), and the critical value at the level
+    whose standard normal quantile is z (3.090: p = 0.001; 4.265: p = 1e-5)."""
     expected = counts.sum().double() * p.double()
-    return ((counts.double() - expected) ** 2 / expected).sum().item(), _chi2_critical(len(p) - 1)
+    return ((counts.double() - expected) ** 2 / expected).sum().item(), _chi2_critical(len(p) - 1, z)
 
 
 def _chi2_critical(dof, z=3.090):

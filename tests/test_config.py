@@ -1,12 +1,13 @@
-"""Typed configs, profiles, overrides, and the project's install files agreeing with each other."""
+"""Typed configs, their validation, profiles, and the project's install files agreeing with each other (overrides
+and the conversion of mappings: tests/test_overrides.py)."""
 import re
 import warnings
 
 import pytest
 import tomllib
 
-from ulib.config import Config, apply_overrides
 from ulib.io.rundir import RunDir, sample_settings_drift
+from ulib.overrides import apply_overrides
 from ulib.profiles import PROFILES, get_profile
 
 from helpers import ROOT
@@ -38,24 +39,6 @@ def test_paper_profiles_use_the_paper_hyperparameters(official_keys):
         assert cfg.prior_train.lr == a["lr"][name] and cfg.prior_train.warmup_steps == a["warmup_iters"][name]
 
 
-def test_overrides_convert_types_and_reject_unknown_keys():
-    cfg = get_profile("demo", ["prior.n_layers=2", "data.flip=true", "vqgan.ch_mult=1,2", "prior_train.lr=1e-3"])
-    assert cfg.prior.n_layers == 2 and cfg.data.flip is True and cfg.vqgan.ch_mult == (1, 2)
-    assert cfg.prior_train.lr == 1e-3
-    with pytest.raises(ValueError, match=r"unknown config key 'prior.nlayers'.*allowed"):
-        get_profile("demo", ["prior.nlayers=2"])
-    with pytest.raises(ValueError, match="prior.n_layers: expected an int, got 'two'"):
-        get_profile("demo", ["prior.n_layers=two"])
-    with pytest.raises(ValueError, match="expected a bool"):
-        get_profile("demo", ["data.flip=maybe"])
-    with pytest.raises(ValueError, match="is a section"):
-        get_profile("demo", ["prior=3"])
-    with pytest.raises(ValueError, match="not of the form"):
-        get_profile("demo", ["prior.n_layers"])
-    with pytest.raises(ValueError, match="unknown profile 'imagenet'"):
-        get_profile("imagenet")
-
-
 @pytest.mark.parametrize("override, message", [
     ("data.img_size=30", "cannot be divided"),
     ("sample.temperature=0", "sample.temperature=0.0; allowed: a finite number > 0"),
@@ -67,15 +50,6 @@ def test_overrides_convert_types_and_reject_unknown_keys():
 def test_validation_errors_name_the_field(override, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         get_profile("demo", [override])
-
-
-def test_config_round_trips_through_a_dict():
-    cfg = get_profile("ffhq", ["seed=3"])
-    assert Config.from_dict(cfg.to_dict()) == cfg
-    d = cfg.to_dict()
-    d["prior"]["bogus"] = 1
-    with pytest.raises(ValueError, match="prior.bogus"):
-        Config.from_dict(d)
 
 
 def test_environment_yml_installs_from_pyproject():

@@ -7,7 +7,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from ulib import device as D
 from ulib import sample_images
-from ulib.eval import metrics
+from ulib.eval import reconstruction
 from ulib.models import SamplingModels
 from ulib.prior.transformer import Transformer
 from ulib.sample import absorbing as sampling
@@ -28,7 +28,7 @@ def test_exact_float_has_no_float64_on_mps():
 def test_mps_paths_create_no_float64(monkeypatch):
     """With exact_float answering as on MPS, the samplers, schedules and metrics make no float64 tensor."""
 
-    for mod in (maskgit, distributed, metrics, sampling, base):  # base: the categorical draw
+    for mod in (maskgit, distributed, reconstruction, sampling, base):  # base: the categorical draw
         monkeypatch.setattr(mod, "exact_float", lambda device: torch.float32)
 
     class NoDouble(TorchDispatchMode):
@@ -44,9 +44,9 @@ def test_mps_paths_create_no_float64(monkeypatch):
     x, y = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 16, 16) * 2 - 1
     net = lambda t: torch.zeros(*t.shape, 5)  # noqa: E731  tokens -> uniform logits
     with NoDouble():
-        metrics.psnr(x, y), metrics.ssim(x, y), metrics.codebook_usage(torch.tensor([3, 0, 1]))
+        reconstruction.psnr(x, y), reconstruction.ssim(x, y), reconstruction.codebook_usage(torch.tensor([3, 0, 1]))
         maskgit.confidence_schedule(torch.tensor([16, 9]), 4)
-        for method in ("random", "confidence"):
+        for method in ("random", "confidence", "remdm", "first_hitting"):
             api.sample_tokens(net, method=method, n=2, length=6, num_timesteps=4, mask_id=5,
                                    generator=torch.Generator().manual_seed(0), device="cpu")
         distributed.all_mean_dict({"a": 1.0}, torch.device("cpu"))

@@ -92,7 +92,7 @@ def find_cycle(edges: dict) -> list | None:
 
 def test_layer_order_is_read_from_the_package_docstring():
     layers = layer_order(ulib.__doc__)
-    assert layers[0] == ["config", "profiles", "device", "paper"] and layers[-1] == ["app"]
+    assert layers[0] == ["overrides", "config", "profiles", "device", "paper"] and layers[-1] == ["app"]
     units = {p.stem if p.is_file() else p.name for p in PACKAGE.iterdir()
              if (p.suffix == ".py" or (p / "__init__.py").exists()) and not p.name.startswith("__")}
     assert units == {u for layer in layers for u in layer}, "every module or package of ulib/ has its place"
@@ -137,8 +137,8 @@ def test_tests_mirror_the_package():
         assert list((ROOT / "tests" / folder).glob("test_*.py")), f"tests/{folder}/ holds no test file"
     # the files at the top test the top-level modules, the notebooks, the README and the repository
     top = {p.stem.removeprefix("test_") for p in (ROOT / "tests").glob("test_*.py")}
-    assert top == {"config", "device", "paper", "official", "models", "notebooks", "notebook_imports",
-                   "notebook_headers", "notebook_lessons", "readme", "standalone", "layout"}
+    assert top == {"config", "overrides", "device", "paper", "official", "official_layout", "models", "notebooks",
+                   "notebook_imports", "notebook_headers", "notebook_lessons", "readme", "standalone", "layout"}
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "tests").rglob("test_*.py")), ids=lambda p: p.name)

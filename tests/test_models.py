@@ -7,9 +7,9 @@ import torch
 
 import ulib
 from ulib import models as M
-from ulib.config import apply_overrides
 from ulib.io.checkpoint import load_checkpoint
 from ulib.io.rundir import RunDir
+from ulib.overrides import apply_overrides
 from ulib.train.prior import train_prior
 from ulib.train.vqgan import train_vqgan
 
@@ -67,3 +67,19 @@ def test_a_given_config_is_used_instead_of_the_stored_one(run):
     assert m.default_steps == 3
     with pytest.raises(ValueError, match="codebook_size"):
         M.load_vqgan(run, "cpu", cfg=apply_overrides(cfg, {"vqgan.codebook_size": 64}))
+
+
+def test_the_runs_own_settings_when_left_out(run, monkeypatch):
+    """device=None and use_ema=None take the run's config (what `sample` does without --device / --no-ema);
+    profile= must be the run's. The CLI resolves none of this itself: it passes its flags to load_run."""
+    seen = []
+    monkeypatch.setattr(M, "load_run_prior", lambda cfg, path, dev, use_ema, vqgan_ckpt: seen.append((dev, use_ema)))
+    monkeypatch.setattr(M, "load_run_vqgan", lambda cfg, path, dev, use_ema: None)
+    M.load_run(run, None, use_ema=None, overrides=["device=cpu", "sample.use_ema=false"])
+    M.load_run(run, None, use_ema=None)
+    assert seen == [(torch.device("cpu"), False), (torch.device("cpu"), True)]
+    with pytest.raises(ValueError, match="device='banana'"):
+        M.load_run(run, None, overrides=["device=banana"])  # the config's device is the one resolved
+    with pytest.raises(ValueError, match=r"was made with profile 'smoke', not 'demo'.*drop --profile"):
+        M.load_run(run, profile="demo")
+    assert M.load_run(run, profile=run.stored_config().profile) is not None

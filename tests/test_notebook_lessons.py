@@ -26,6 +26,7 @@ FROM_SCRATCH = {  # notebook: {function: the paper's equation number, or None (a
     "04": {"sample_random_order": 12, "sample_confidence": None, "sample_remask": None},
     "05": {"attention": 1},
     "08": {"window_mixture": 8},
+    "14": {"halton_order_scratch": None, "eb_reveal_scratch": None, "speculative_keep_scratch": None},
 }
 CITED_SOMEWHERE = {"VQGAN": "2012.09841", "D3PM": "2107.03006", "MaskGIT": "2202.04200", "ARDM": "2110.02037",
                    "MDLM": "2406.07524"}

@@ -13,7 +13,8 @@ import jupytext
 import nbformat
 import pytest
 
-from ulib.app.reproduce import PROJECT_ROOT, export_docs, is_done, marker, notebook_sha256, read_table, run_notebooks
+from ulib.app.reproduce import is_done, notebook_sha256, run_notebooks
+from ulib.app.results import PROJECT_ROOT, export_docs, marker, read_table
 
 from helpers import ROOT, TINY
 

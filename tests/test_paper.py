@@ -2,7 +2,7 @@
 import pytest
 
 from ulib import paper as P
-from ulib.app.reproduce import table_markdown
+from ulib.app.results import table_markdown
 
 
 def test_table3_relative_hand_case():

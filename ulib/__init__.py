@@ -4,10 +4,12 @@ Stage 1 (`ulib.vq`): a VQGAN compresses images to grids of codebook indices.
 Stage 2 (`ulib.prior`): an absorbing discrete diffusion prior over those grids; `ulib.sample` draws from it.
 
 The packages, in the order they import each other (each imports only those before it):
-config, profiles, device, paper -> io -> data -> vq -> prior -> trained, official -> models -> sample -> train -> eval
--> app.
-(io: files on disk, written atomically; trained: a run's models rebuilt from its config and checkpoints; official:
-the paper's released checkpoints; models: the one door for loading either, `load_run` and `load_official`.)
+overrides, config, profiles, device, paper -> io -> data -> vq -> prior -> trained, official_layout, official -> models
+-> sample -> train -> eval -> app.
+(overrides: mappings and `section.key=value` strings to typed dataclass fields; io: files on disk, written atomically;
+trained: a run's models rebuilt from its config and checkpoints; official_layout: the key layout of the paper's
+released checkpoints; official: loading them; models: the one door for loading either, `load_run` and
+`load_official`.)
 
 Glossary (one name per idea):
 - decode: VQGAN tokens -> pixels (`VQAutoEncoder.decode`, `ulib.sample.canvas.decode_canvas`); an image file
@@ -16,8 +18,8 @@ Glossary (one name per idea):
 - prior: the network over token grids (`ulib.prior.transformer.Transformer`), absorbing or autoregressive;
   its process (masking, losses, ELBO) lives beside it in `ulib.prior.absorbing`.
 - sampler: an algorithm that draws tokens from a prior step by step (`AbsorbingSampler`,
-  `ConfidenceSampler`, `RemaskSampler`, `CanvasSampler`, `ARSampler`); it sees the prior only as a callable,
-  tokens -> logits (`ulib.sample.network`). The official code calls the network a
+  `ConfidenceSampler`, `RemaskSampler`, `ReMDMSampler`, `FirstHittingSampler`, `CanvasSampler`, `ARSampler`); it
+  sees the prior only as a callable, tokens -> logits (`ulib.sample.network`). The official code calls the network a
   "sampler"; here only `ulib.official.load_sampler` keeps that name, for its released files.
 - run: a folder holding one trained pair, its config, logs and pictures (`ulib.io.rundir.RunDir`); loaded by
   `ulib.models.load_run`.

@@ -1,20 +1,26 @@
 """Typed run configuration: one dataclass per stage, nested in `Config`.
 
 Every checkpoint stores `asdict(config)`, and `Config.from_dict` rebuilds it, so sampling never needs the
-training flags repeated. Overrides (`--set section.key=value`) go through `apply_overrides`: an unknown key
-or a value of the wrong type is an error (nanoGPT's configurator rule), never a silent None.
+training flags repeated. `Config.validate` checks what the types cannot (ranges, registries, divisibility).
+Overrides (`--set section.key=value`) and the conversion of mappings to typed fields live in `ulib/overrides.py`
+(`apply_overrides`): an unknown key or a value of the wrong type is an error (nanoGPT's configurator rule), never a
+silent None.
 
 Profiles (smoke, demo, ffhq, churches, bedrooms) are data, in `ulib/profiles.py`.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
-import typing
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 import torch
+
+from ulib.overrides import apply_overrides, build_dataclass
+
+# re-exported from ulib.overrides for the notebooks: apply_overrides
+__all__ = ["DATASETS", "SPLIT_BY", "allowed_datasets", "downsampling_factor", "DataConfig", "VQGANConfig",
+           "PriorConfig", "TrainConfig", "SampleConfig", "Config", "SEED_LIMIT", "apply_overrides"]
 
 # data.dataset -> the module that builds it: the one registry of dataset kinds. Each module exports
 # `build(cfg, *, flip)` (the whole dataset) and `fingerprint(cfg)` (the facts its images depend on);
@@ -63,7 +69,7 @@ class VQGANConfig:
     ch_mult: tuple[int, ...] = (1, 2, 2)  # channel multiplier per resolution; len-1 downsamplings
     res_blocks: int = 1  # residual blocks per resolution
     attn_resolutions: tuple[int, ...] = (8,)  # feature-map sizes that get a self-attention block
-    norm_groups: int = 32  # GroupNorm groups (official: 32); narrow models need fewer (see ulib/vq/model.py)
+    norm_groups: int = 32  # GroupNorm groups (official: 32); narrow models need fewer (see ulib/vq/blocks.py)
     codebook_size: int = 256  # K, number of codebook vectors
     emb_dim: int = 64  # dimension of each codebook vector
     beta: float = 0.25  # commitment weight, Eq. 5
@@ -147,7 +153,7 @@ class Config:
     @classmethod
     def from_dict(cls, d: dict) -> "Config":
         """Rebuild from `to_dict()` output (e.g. a checkpoint); unknown keys are an error."""
-        return _build(cls, d, prefix="")
+        return build_dataclass(cls, d)
 
     def validate(self) -> "Config":
         """Check values that the types cannot; raise ValueError naming the field, the value and what is allowed.
@@ -291,137 +297,3 @@ def _device_name(name: str) -> None:
     except (RuntimeError, ValueError, TypeError) as e:
         raise ValueError(f"device={name!r} is not a torch device ({e}); allowed: 'auto', 'cpu', 'cuda', 'cuda:1', "
                          f"'mps'")
-
-
-# ---- building and overriding ---------------------------------------------------------------------
-def _hints(cls) -> dict:
-    return typing.get_type_hints(cls)
-
-
-def _convert(value, hint, key: str):
-    """Convert `value` (from JSON or a command-line string) to the annotated type, or raise ValueError."""
-    origin = typing.get_origin(hint)
-    if origin is tuple:
-        (inner, _ellipsis) = typing.get_args(hint)
-        if isinstance(value, str):
-            text = value.strip().strip("()[]")
-            value = [v for v in (p.strip() for p in text.split(",")) if v]
-        if not isinstance(value, (list, tuple)):
-            raise ValueError(f"{key}: expected a list of {inner.__name__}, got {value!r}")
-        return tuple(_convert(v, inner, key) for v in value)
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
-            return value.lower() in ("true", "1", "yes", "on")
-        raise ValueError(f"{key}: expected a bool (true/false), got {value!r}")
-    if hint is int:
-        if isinstance(value, bool):
-            raise ValueError(f"{key}: expected an int, got {value!r}")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                pass
-        raise ValueError(f"{key}: expected an int, got {value!r}")
-    if hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ValueError(f"{key}: expected a float, got {value!r}")
-    if hint is str:
-        if isinstance(value, str):
-            return value
-        raise ValueError(f"{key}: expected a string, got {value!r}")
-    raise TypeError(f"{key}: unsupported field type {hint}")
-
-
-def _build(cls, d: dict, prefix: str):
-    if not isinstance(d, dict):
-        raise ValueError(f"{prefix or 'config'}: expected a mapping, got {d!r}")
-    hints = _hints(cls)
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(d) - names)
-    if unknown:
-        raise ValueError(f"unknown config key(s) {[prefix + u for u in unknown]}; allowed: {sorted(names)}")
-    kwargs = {}
-    for name, value in d.items():
-        hint = hints[name]
-        key = prefix + name
-        if dataclasses.is_dataclass(hint):
-            kwargs[name] = _build(hint, value, key + ".")
-        else:
-            kwargs[name] = _convert(value, hint, key)
-    return cls(**kwargs)
-
-
-def merge(base: dict, update: dict) -> dict:
-    """Deep-merge `update` into a copy of `base` (nested dicts merge, other values replace)."""
-    out = dict(base)
-    for k, v in update.items():
-        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def apply_overrides(cfg: Config, overrides: list[str] | dict) -> Config:
-    """Apply `section.key=value` strings (or a {dotted key: value} dict); return a new, validated Config.
-
-    >>> apply_overrides(Config(), ["prior.n_layers=2", "data.flip=true"]).prior.n_layers
-    2
-    """
-    if isinstance(overrides, dict):
-        items = list(overrides.items())
-    else:
-        items = []
-        for s in overrides:
-            if "=" not in s:
-                raise ValueError(f"override {s!r} is not of the form section.key=value")
-            k, v = s.split("=", 1)
-            items.append((k.strip(), v.strip()))
-    d = cfg.to_dict()
-    for dotted, value in items:
-        parts = dotted.split(".")
-        node, cls = d, Config
-        for i, part in enumerate(parts):
-            hints = _hints(cls)
-            if part not in hints:
-                where = ".".join(parts[:i]) or "top level"
-                raise ValueError(f"unknown config key {dotted!r}: {part!r} is not in {where}; allowed: {sorted(hints)}")
-            hint = hints[part]
-            if i == len(parts) - 1:
-                if dataclasses.is_dataclass(hint):
-                    raise ValueError(f"config key {dotted!r} is a section; set one of its fields, "
-                                     f"e.g. {dotted}.{fields(hint)[0].name}=...")
-                node[part] = _convert(value, hint, dotted)
-            else:
-                if not dataclasses.is_dataclass(hint):
-                    raise ValueError(f"unknown config key {dotted!r}: {'.'.join(parts[:i + 1])} is not a section")
-                node, cls = node[part], hint
-    return Config.from_dict(d).validate()
-
-
-# Keys added after runs already existed, whose defaults reproduce what those runs did: an old config.json
-# without them means exactly the default, so missing_keys does not report them.
-ADDED_WITH_SAFE_DEFAULTS = frozenset({"data.split_by", "data.test_fraction", "data.group_pattern"})
-
-
-def missing_keys(d: dict, cls=None, prefix: str = "") -> list[str]:
-    """The dotted keys of `cls` (default Config) that the mapping `d` lacks, in field order (a config.json written
-    by an older version, or edited by hand). `Config.from_dict` would silently fill them with defaults.
-    Keys in ADDED_WITH_SAFE_DEFAULTS are not reported: their defaults are what older runs did."""
-    cls = cls or Config
-    out = []
-    hints = _hints(cls)
-    for f in fields(cls):
-        if f.name not in d:
-            if prefix + f.name not in ADDED_WITH_SAFE_DEFAULTS:
-                out.append(prefix + f.name)
-        elif dataclasses.is_dataclass(hints[f.name]) and isinstance(d[f.name], dict):
-            out += missing_keys(d[f.name], hints[f.name], prefix + f.name + ".")
-    return out

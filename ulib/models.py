@@ -22,9 +22,11 @@ from pathlib import Path
 import torch
 
 from ulib import official
-from ulib.config import Config, apply_overrides
+from ulib.config import Config
 from ulib.device import configure_matmul, resolve_device
 from ulib.io.rundir import RunDir
+from ulib.official_layout import PAPER_TOTAL_STEPS
+from ulib.overrides import apply_overrides
 from ulib.trained import load_run_prior, load_run_vqgan
 
 CHECKPOINTS = ("final", "best")  # which of a run's prior checkpoints: the last step, or the best validation score
@@ -46,15 +48,14 @@ class SamplingModels:
     source: str  # where the weights came from (for messages)
 
 
-def run_config(run, overrides=(), kind: str | None = None) -> tuple[RunDir, Config]:
-    """(the RunDir, its stored config with `overrides` and `kind` applied)."""
+def run_config(run, overrides=(), kind: str | None = None, profile: str | None = None) -> tuple[RunDir, Config]:
+    """(the RunDir, its stored config with `overrides` and `kind` applied); `profile`, when given, must be the
+    run's (`RunDir.trained_config`)."""
     run = run if isinstance(run, RunDir) else RunDir(run)
-    cfg = run.stored_config()
+    cfg = run.trained_config(profile, overrides)
     if cfg is None:
         raise FileNotFoundError(f"{run.config_file} not found: {run.path} is not a trained run "
                                 f"(make one with `python -m ulib pipeline --run {run.path}`)")
-    if overrides:
-        cfg = apply_overrides(cfg, overrides)
     if kind is not None:
         cfg = apply_overrides(cfg, {"prior.kind": kind})
     return run, cfg
@@ -102,19 +103,22 @@ def load_prior(run, device="auto", kind: str | None = None, checkpoint: str = "f
     return load_run_prior(cfg, path, device_for(device), use_ema=use_ema, vqgan_ckpt=run.vqgan_ckpt)
 
 
-def load_run(run, device="auto", kind: str | None = None, use_ema: bool = True, overrides=(),
-             checkpoint: str = "final", cfg: Config | None = None) -> SamplingModels:
+def load_run(run, device="auto", kind: str | None = None, use_ema: bool | None = True, overrides=(),
+             checkpoint: str = "final", cfg: Config | None = None, profile: str | None = None) -> SamplingModels:
     """The trained pair of a run folder (VQGAN + prior, in eval mode on `device`) with its sampling facts.
 
     run: a path or a `RunDir`; its stored config.json (with `overrides`) rebuilds the models. kind: 'absorbing'
     or 'autoregressive' picks which of the run's priors (default: the config's). use_ema: the EMA weights.
-    checkpoint: as in `load_prior`. cfg: a config to use instead of the stored one (the pipeline's, a notebook's)."""
+    checkpoint: as in `load_prior`. cfg: a config to use instead of the stored one (the pipeline's, a notebook's).
+    device=None and use_ema=None take the run's own settings (config `device`, `sample.use_ema`), as the CLI does;
+    profile: the profile the run must have been made with (--profile), None for any."""
     if cfg is None:
-        run, cfg = run_config(run, overrides, kind)
+        run, cfg = run_config(run, overrides, kind, profile)
     elif kind is not None:
         cfg = apply_overrides(cfg, {"prior.kind": kind})
     run = run if isinstance(run, RunDir) else RunDir(run)
-    dev = device_for(device)
+    dev = device_for(cfg.device if device is None else device)
+    use_ema = cfg.sample.use_ema if use_ema is None else use_ema
     prior = load_prior(run, dev, checkpoint=checkpoint, use_ema=use_ema, cfg=cfg)  # first: a mismatched pair stops
     return from_modules(load_vqgan(run, dev, use_ema, cfg=cfg), prior, cfg, f"run {run.path}")
 
@@ -128,5 +132,5 @@ def load_official(vqgan_path: str | Path, sampler_path: str | Path, kind: str = 
     if prior.codebook_size != vqgan.quantize.codebook_size:
         raise ValueError(f"{sampler_path} predicts {prior.codebook_size} codes but {vqgan_path} has a codebook of "
                          f"{vqgan.quantize.codebook_size}; use files of the same experiment")
-    return SamplingModels(vqgan, prior, kind, official.PAPER_TOTAL_STEPS, prior.mask_id, tuple(vqgan.latent_shape),
-                          official.PAPER_TOTAL_STEPS, 0.9, 16, f"official files {vqgan_path}, {sampler_path}")
+    return SamplingModels(vqgan, prior, kind, PAPER_TOTAL_STEPS, prior.mask_id, tuple(vqgan.latent_shape),
+                          PAPER_TOTAL_STEPS, 0.9, 16, f"official files {vqgan_path}, {sampler_path}")

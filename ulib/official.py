@@ -1,48 +1,37 @@
 """Load the checkpoints released with the official code (samb-t/unleashing-transformers) into ulib's modules.
 
-The official code saves `model.state_dict()` to `logs/<log_dir>/saved_models/<name>_<step>.th`
-(utils/log_utils.py `save_model`). The released files come in three layouts:
-
-- VQGAN (`vqgan_ema_<step>.th`, `vqgan_<step>.th`): the whole `VQGAN` training module. Its `ae.*` keys are
-  the autoencoder, which is `ulib.vq.model.VQAutoEncoder` key for key; `disc.*` (patch discriminator) and
-  `perceptual.*` (LPIPS) are training-only and ignored here.
-- absorbing sampler (`absorbing_ema_<step>.th`): the whole `AbsorbingDiffusion` module. `_denoise_fn.*` is the
-  transformer (`ulib.prior.transformer.Transformer`, causal=False); the buffers `Lt_history`, `Lt_count`,
-  `loss_history` (length diffusion_steps+1) are training statistics for importance sampling, ignored here.
-- autoregressive sampler (`autoregressive_ema_<step>.th`): `net.*` is the transformer (causal=True). Its attention
-  layers also hold a buffer `net.blocks.N.attn.mask` = tril(ones(n, n)) viewed (1, 1, n, n), n = prod(latent_shape);
-  ours gets the same masking from `scaled_dot_product_attention(is_causal=True)`, so the buffers are checked
-  (lower-triangular pattern, shape) and dropped.
+The released files are state dicts in three layouts (VQGAN, absorbing sampler, autoregressive sampler), described
+and mapped key for key in `ulib/official_layout.py`, which also writes them (`to_official_state_dict`).
 
 Hyper-parameters use the official names (`nf`, `ch_mult`, ..., `bert_n_emb`, ...) and default to the paper's
-configuration, so a released file loads with no arguments. `to_official_state_dict` writes the other way, which
-the tests use for round trips (and which lets the official scripts read a ulib-trained model).
+configuration, so a released file loads with no arguments: `load_vqgan(path)`, `load_sampler(path, kind)`.
 """
 from __future__ import annotations
 
 import math
 import numbers
-import re
 import warnings
 
-import torch
-import torch.nn as nn
-
-from ulib.io.checkpoint import check_state_dict, load_checkpoint, unwrap
+from ulib.io.checkpoint import check_state_dict, load_checkpoint
 from ulib.io.files import is_int
+from ulib.official_layout import (
+    ABSORBING_BUFFERS,
+    PREFIXES,
+    VQGAN_TRAINING_ONLY,
+    check_kind,
+    mask_problems,
+    under_prefix,
+)
 from ulib.prior.transformer import Transformer
 from ulib.vq.model import VQAutoEncoder
 
 __all__ = [
     "PAPER_VQGAN_HPARAMS",
     "PAPER_SAMPLER_HPARAMS",
-    "PAPER_TOTAL_STEPS",
-    "SAMPLER_KINDS",
     "build_vqgan",
     "build_sampler",
     "load_vqgan",
     "load_sampler",
-    "to_official_state_dict",
 ]
 
 # Paper configuration, official names (hparams defaults of the official code; supplementary A).
@@ -65,13 +54,6 @@ PAPER_SAMPLER_HPARAMS = {
     "codebook_size": 1024,
     "latent_shape": (1, 16, 16),  # (1, h, w), as the official H.latent_shape
 }
-PAPER_TOTAL_STEPS = 256  # diffusion steps T: the absorbing file's buffers have length T + 1
-SAMPLER_KINDS = ("absorbing", "autoregressive")
-
-_PREFIX = {"vqgan": "ae", "absorbing": "_denoise_fn", "autoregressive": "net"}
-_ABSORBING_BUFFERS = ("Lt_history", "Lt_count", "loss_history")
-_VQGAN_TRAINING_ONLY = ("disc.", "perceptual.")
-_MASK_KEY = re.compile(r"net\.blocks\.(\d+)\.attn\.mask")
 _ULIB = {"vqgan": "ulib.trained.load_run_vqgan", "absorbing": "ulib.trained.load_run_prior",
          "autoregressive": "ulib.trained.load_run_prior"}
 
@@ -124,12 +106,6 @@ def _sampler_hparams(given: dict, what: str) -> dict:
     return hp
 
 
-def _check_kind(kind, allowed=SAMPLER_KINDS) -> str:
-    if kind not in allowed:
-        raise ValueError(f"kind={kind!r}; allowed: {', '.join(map(repr, allowed))}")
-    return kind
-
-
 def build_vqgan(**hparams) -> VQAutoEncoder:
     """A freshly initialised `VQAutoEncoder` from official hparam names (defaults: the paper's)."""
     hp = _merge(PAPER_VQGAN_HPARAMS, _VQGAN_TYPES, hparams, "VQGAN")
@@ -140,7 +116,7 @@ def build_vqgan(**hparams) -> VQAutoEncoder:
 
 def build_sampler(kind: str, **hparams) -> Transformer:
     """A freshly initialised `Transformer` for `kind` ('absorbing' or 'autoregressive'), official hparam names."""
-    _check_kind(kind)
+    check_kind(kind)
     hp = _sampler_hparams(hparams, f"{kind} sampler")
     return Transformer(codebook_size=hp["codebook_size"], block_size=hp["block_size"], n_emb=hp["bert_n_emb"],
                        n_head=hp["bert_n_head"], n_layers=hp["bert_n_layers"], dropout=0.0,
@@ -161,7 +137,7 @@ def _looks_like(state: dict) -> str | None:
     """What kind of file `state` seems to be, for error hints."""
     if isinstance(state.get("model"), dict) and ("config" in state or "ema" in state):
         return "a ulib training checkpoint (keys model/ema/config)"
-    for kind, prefix in _PREFIX.items():
+    for kind, prefix in PREFIXES.items():
         if any(k.startswith(prefix + ".") for k in state):
             return f"an official {kind} file (keys under '{prefix}.')"
     if "encoder.blocks.0.weight" in state:
@@ -173,26 +149,19 @@ def _looks_like(state: dict) -> str | None:
 
 def _wrong_file(path, state: dict, kind: str) -> ValueError:
     guess = _looks_like(state)
-    msg = f"{str(path)!r} is not an official {kind} file: it has no '{_PREFIX[kind]}.' keys"
+    msg = f"{str(path)!r} is not an official {kind} file: it has no '{PREFIXES[kind]}.' keys"
     if kind == "vqgan":
         msg += " (nor bare autoencoder keys such as 'encoder.blocks.0.weight')"
     if guess:
         msg += f"; it looks like {guess}"
         if guess.startswith("a ulib"):
             msg += f"; load it with {_ULIB[kind]}"
-        for other in _PREFIX:
+        for other in PREFIXES:
             if other != kind and guess.startswith(f"an official {other}"):
                 msg += ("; use load_vqgan(path)" if other == "vqgan" else f"; use load_sampler(path, {other!r})")
     else:
         msg += f"; first keys: {list(state)[:5]}"
     return ValueError(msg)
-
-
-def _under(prefix: str, module: nn.Module) -> nn.Module:
-    """A holder whose state-dict keys are `prefix.` + module's, so checks and errors use the official names."""
-    holder = nn.Module()
-    holder.add_module(prefix, module)
-    return holder
 
 
 def _describe(hp: dict) -> str:
@@ -214,38 +183,21 @@ def load_vqgan(path, *, device="cpu", **hparams) -> VQAutoEncoder:
     state = _read(path, "VQGAN")
     model = build_vqgan(**hp)
     if any(k.startswith("ae.") for k in state):
-        layout, prefix = _under("ae", model), "ae."
+        layout, prefix = under_prefix("ae", model), "ae."
     elif "encoder.blocks.0.weight" in state:
         layout, prefix = model, ""
     else:
         raise _wrong_file(path, state, "vqgan")
-    weights = {k: v for k, v in state.items() if not k.startswith(_VQGAN_TRAINING_ONLY)}
+    weights = {k: v for k, v in state.items() if not k.startswith(VQGAN_TRAINING_ONLY)}
     head = f"{prefix}generator.logsigma."
     if not any(k.startswith(head) for k in weights):
         warnings.warn(f"{str(path)!r} has no {head}* weights (the ELBO fine-tuning head, unused by encode/decode); "
                       "keeping freshly initialised ones", stacklevel=2)
         weights.update({k: v for k, v in layout.state_dict().items() if k.startswith(head)})
     check_state_dict(layout, weights, f"official VQGAN file {str(path)!r} does not fit the model built from "
-                     f"hparams ({_describe(hp)})", ignore_prefixes=_VQGAN_TRAINING_ONLY)
+                     f"hparams ({_describe(hp)})", ignore_prefixes=VQGAN_TRAINING_ONLY)
     layout.load_state_dict(weights)
     return model.to(device).eval()
-
-
-def _mask_problems(state: dict, n_layers: int, n: int) -> tuple[dict, list[str]]:
-    """Split off the AR attention masks; list any missing, unexpected, mis-shaped or non-causal ones."""
-    masks = {k: v for k, v in state.items() if _MASK_KEY.fullmatch(k)}
-    expected = {f"net.blocks.{i}.attn.mask" for i in range(n_layers)}
-    problems = [f"missing {k}" for k in sorted(expected - set(masks))]
-    problems += [f"unexpected {k}" for k in sorted(set(masks) - expected)]
-    for k in sorted(set(masks) & expected):
-        m = masks[k]
-        if not isinstance(m, torch.Tensor) or tuple(m.shape) != (1, 1, n, n):
-            problems.append(f"{k}: shape {tuple(getattr(m, 'shape', ()))}, expected (1, 1, {n}, {n}) with "
-                            f"n = prod(latent_shape)")
-        elif not torch.equal(m[0, 0] != 0, torch.ones(n, n, dtype=torch.bool).tril()):
-            # the official forward masks exactly where the buffer is 0: it must be zero above the diagonal only
-            problems.append(f"{k}: not lower-triangular ones (nonzero exactly on and below the diagonal)")
-    return {k: v for k, v in state.items() if k not in masks}, problems
 
 
 def load_sampler(path, kind: str, *, device="cpu", **hparams) -> Transformer:
@@ -259,19 +211,19 @@ def load_sampler(path, kind: str, *, device="cpu", **hparams) -> Transformer:
     `hparams`: bert_n_emb, bert_n_head, bert_n_layers, block_size (default prod(latent_shape)), codebook_size,
     latent_shape; defaults PAPER_SAMPLER_HPARAMS. Extra, missing or mis-shaped keys raise a ValueError naming them.
     """
-    _check_kind(kind)
+    check_kind(kind)
     hp = _sampler_hparams(hparams, f"load_sampler({kind!r})")
     state = _read(path, f"{kind} sampler")
-    prefix = _PREFIX[kind]
+    prefix = PREFIXES[kind]
     if not any(k.startswith(prefix + ".") for k in state):
         raise _wrong_file(path, state, kind)
     model = build_sampler(kind, **hp)
-    layout = _under(prefix, model)
+    layout = under_prefix(prefix, model)
     problems: list[str] = []
     if kind == "absorbing":
-        weights = {k: v for k, v in state.items() if k not in _ABSORBING_BUFFERS}
+        weights = {k: v for k, v in state.items() if k not in ABSORBING_BUFFERS}
     else:
-        weights, problems = _mask_problems(state, len(model.blocks), math.prod(hp["latent_shape"]))
+        weights, problems = mask_problems(state, len(model.blocks), math.prod(hp["latent_shape"]))
     what = f"official {kind} sampler file {str(path)!r} does not fit the model built from hparams ({_describe(hp)})"
     try:
         check_state_dict(layout, weights, what)
@@ -283,41 +235,3 @@ def load_sampler(path, kind: str, *, device="cpu", **hparams) -> Transformer:
         raise ValueError(f"{what}:\n  attention mask buffers:\n" + "\n".join(f"    {p}" for p in problems))
     layout.load_state_dict(weights)
     return model.to(device).eval()
-
-
-# ---- writing the official layout ---------------------------------------------------------------------
-def to_official_state_dict(model: nn.Module, kind: str, total_steps: int = PAPER_TOTAL_STEPS,
-                           latent_shape=None) -> dict:
-    """`model`'s weights in the layout of an official file of `kind` ('vqgan', 'absorbing', 'autoregressive').
-
-    vqgan: `ae.` + the VQAutoEncoder keys (no disc./perceptual.: the official samplers read only `ae.*`).
-    absorbing: zero buffers Lt_history, Lt_count, loss_history of length total_steps + 1, then `_denoise_fn.` keys.
-    autoregressive: `net.` keys with a tril(ones) (1, 1, n, n) `attn.mask` buffer in every block, n =
-    prod(latent_shape) if given, else the model's block_size (equal in every official configuration).
-    Tensors are shared with the model, as with `state_dict()`; torch.save copies them.
-    """
-    _check_kind(kind, ("vqgan",) + SAMPLER_KINDS)
-    model = unwrap(model)
-    if kind == "vqgan":
-        if not isinstance(model, VQAutoEncoder):
-            raise ValueError(f"kind='vqgan' needs a VQAutoEncoder, got {type(model).__name__}")
-        return {f"ae.{k}": v for k, v in model.state_dict().items()}
-    if not isinstance(model, Transformer) or model.causal != (kind == "autoregressive"):
-        got = f"Transformer(causal={model.causal})" if isinstance(model, Transformer) else type(model).__name__
-        raise ValueError(f"kind={kind!r} needs a Transformer(causal={kind == 'autoregressive'}), got {got}")
-    sd = model.state_dict()
-    device = model.pos_emb.device
-    if kind == "absorbing":
-        if not is_int(total_steps) or total_steps < 1:
-            raise ValueError(f"total_steps={total_steps!r} must be an int >= 1")
-        out = {name: torch.zeros(total_steps + 1, device=device) for name in _ABSORBING_BUFFERS}
-        out.update({f"_denoise_fn.{k}": v for k, v in sd.items()})
-        return out
-    n = math.prod(latent_shape) if latent_shape is not None else model.block_size
-    out = {}
-    for k, v in sd.items():
-        m = re.fullmatch(r"blocks\.(\d+)\.attn\.key\.weight", k)
-        if m:  # the official attention registers its buffer before its Linear layers
-            out[f"net.blocks.{m.group(1)}.attn.mask"] = torch.ones(n, n, device=device).tril().view(1, 1, n, n)
-        out[f"net.{k}"] = v
-    return out

@@ -15,7 +15,8 @@ tests all read profiles from here.
 """
 from __future__ import annotations
 
-from ulib.config import Config, apply_overrides, merge
+from ulib.config import Config
+from ulib.overrides import apply_overrides, merge
 
 _PAPER_VQGAN = dict(
     n_channels=3, nf=128, ch_mult=(1, 1, 2, 2, 4), res_blocks=2, attn_resolutions=(16,), codebook_size=1024,

@@ -10,19 +10,22 @@ The heavy work of some commands (the bench, gpu-check's phases, executing notebo
 network) is replaced by a stand-in that raises `Reached`: the checks must come before it starts.
 """
 import hashlib
+import json
 import os
 import shutil
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from ulib.app import cli, flags
+from ulib.app import cli, commands, flags
+from ulib.sample import registry
 
-from helpers import TINY, tiny_trained_run
+from helpers import OWN_STEPS_METHOD, TINY, tiny_trained_run
 
 pytestmark = pytest.mark.slow
 
@@ -147,6 +150,26 @@ ROWS = [
     ("sample", ["--run", "{run}", "--n", "two"], ["argument --n", "invalid int value"]),
     ("sample", ["--run", "{run}", "--method", "best"], ["argument --method", "invalid choice"]),
     ("sample", ["--official-vqgan", "{tmp}/v.th"], ["--official-vqgan", "--official-sampler"]),
+    ("sample", ["--run", "{tmp}/no_run", "--n", "2"], ["no_run/config.json not found", "not a trained run"]),
+    ("sample", ["--run", "{run}", "--profile", "demo", "--n", "2"], ["made with profile 'smoke'", "drop --profile"]),
+    # ---- sample --method NAME --option KEY=VALUE (#25): checked before the models load ----------------------------
+    ("sample", ["--run", "{run}", "--n", "2", "--method", "eb", "--option", "gama=1"],
+     ["--option gama=1", "--method eb has no setting 'gama'", "allowed: gamma (float, default 1.0)"]),
+    ("sample", ["--run", "{run}", "--n", "2", "--method", "eb", "--option", "gamma=abc"],
+     ["--option gamma: expected a float, got 'abc'", "--method eb", "gamma (float, default 1.0)"]),
+    ("sample", ["--run", "{run}", "--n", "2", "--method", "eb", "--option", "gamma=-1"],
+     ["--option gamma=-1.0", ">= 0", "--method eb"]),
+    ("sample", ["--run", "{run}", "--n", "2", "--method", "halton", "--option", "shift=maybe"],
+     ["--option shift: expected a bool", "'maybe'", "--method halton", "shift (bool, default True)"]),
+    ("sample", ["--run", "{run}", "--n", "2", "--method", "confidence", "--option", "schedule=square"],
+     ["--option schedule='square'", "('cosine', 'linear')", "--method confidence"]),
+    ("sample", ["--run", "{run}", "--n", "2", "--method", "remask", "--option", "shift=true"],
+     ["--option shift=true", "--method remask has no setting 'shift'", "allowed: none"]),
+    ("sample", ["--run", "{run}", "--n", "2", "--option", "skip_empty_steps"],
+     ["--option 'skip_empty_steps'", "KEY=VALUE", "--method random", "skip_empty_steps (bool, default True)"]),
+    ("sample", ["--run", "{run}", "--n", "2", "--method", "eb", "--steps", "0"],
+     ["--steps=0", "method='eb'", "an integer >= 1 (a cap on the network calls per image"]),
+    ("sample", ["--run", "{run}", "--n", "2", "--method", "halton", "--steps", "17"], ["--steps=17", "1..T=16"]),
     # ---- inpaint -------------------------------------------------------------------------------------------------
     ("inpaint", ["--run", "{run}", "--image", "{img}", "--mask", "{mask}", "--dilate", "-1"], ["--dilate=-1", ">= 0"]),
     ("inpaint", ["--run", "{run}", "--image", "{img}", "--mask", "{mask}", "--steps", "0"], ["--steps=0", "1..T=16"]),
@@ -180,6 +203,7 @@ ROWS = [
     ("bench", ["--quick", "--device", "cuda:99"], ["device='cuda:99'", "'cpu'"]),
     ("bench", ["--quick", "--json", "{run}"], ["--json", "folder"]),
     ("bench", ["--quick", "--json", "{run}/config.json/b.json"], ["--json", "not a folder"]),
+    ("bench", ["--quick", "--spec-run", "{run}"], ["--spec-run", "add --only speculative"]),
     # ---- gpu-check -----------------------------------------------------------------------------------------------
     ("gpu-check", ["--tiny", "--device", "banana"], ["device='banana'", "'cpu'"]),
     ("gpu-check", ["--tiny", "--device", "cuda:99"], ["device='cuda:99'", "'cpu'"]),
@@ -406,3 +430,62 @@ def test_sample_beyond_one_grid_writes_every_image_to_the_npz(tiny_run, tmp_path
     side = 32 * 17 + 1  # a 32 x 32 grid of 16 px tiles with 1 px padding ...
     assert Image.open(png).size == (side * 8, side * 8)  # ... enlarged 8 times for 16 px images
     assert f"(the first {MAX_GRID})" in capsys.readouterr().out
+
+
+# ---- sample --method NAME --option KEY=VALUE (#25) -----------------------------------------------------------------
+@pytest.mark.parametrize("method, options, given, printed", [
+    ("random", ["skip_empty_steps=false"], {"skip_empty_steps": False}, "method random, skip_empty_steps=False"),
+    ("confidence", ["schedule=linear", "choice_temperature=0"], {"schedule": "linear", "choice_temperature": 0.0},
+     "method confidence, schedule=linear, choice_temperature=0.0"),
+    ("remask", [], {}, "method remask)"),
+    ("halton", ["shift=false"], {"shift": False}, "method halton, shift=False"),
+    ("eb", ["gamma=1e9"], {"gamma": 1e9}, "(adaptive steps, temperature"),
+])
+def test_sample_runs_each_method_with_its_options(method, options, given, printed, tiny_run, tmp_path, monkeypatch,
+                                                  capsys):
+    """Each method from the command line, its --option values converted to their types and handed to
+    sample_images (and on to sample_tokens) as the method's settings."""
+    seen, real = [], commands.sample_images
+
+    def recording(m, n, **kw):
+        seen.append(kw)
+        return real(m, n, **kw)
+
+    monkeypatch.setattr(commands, "sample_images", recording)
+    args = [a for o in options for a in ("--option", o)]
+    assert cli.main(["sample", "--run", str(tiny_run / "run"), "--n", "2", "--method", method, *args,
+                     "--png", str(tmp_path / "s.png")]) == 0
+    out = capsys.readouterr().out
+    assert printed in out and "forward passes" in out, out
+    (kw,) = seen
+    assert kw["method"] == method and {k: kw[k] for k in given} == given
+    cfg = json.loads((tiny_run / "run" / "config.json").read_text())
+    assert kw["steps"] == (None if method == "eb" else cfg["sample"]["steps"])  # a run's steps are no cap
+    if method == "eb":  # gamma = 1e9 admits every position at once: one call
+        assert "1 forward passes" in out, out
+    assert Image.open(tmp_path / "s.png").size[0] > 0
+
+
+def test_sample_steps_as_each_method_reads_them(tiny_run, tmp_path, capsys):
+    run, png = str(tiny_run / "run"), str(tmp_path / "s.png")
+    # 'eb': --steps caps the calls per image; gamma = 0 alone would take more than 2
+    assert cli.main(["sample", "--run", run, "--n", "2", "--method", "eb", "--steps", "2", "--option", "gamma=0",
+                     "--png", png]) == 0
+    out = capsys.readouterr().out
+    assert "(at most 2 calls per image, " in out and "2 forward passes" in out, out
+    # a method that sets its own calls: --steps is not rejected, and the line says it was not used
+    registry.register(OWN_STEPS_METHOD)
+    try:
+        assert cli.main(["sample", "--run", run, "--n", "2", "--method", "raster_own_steps", "--steps", "3",
+                         "--png", png]) == 0
+    finally:
+        registry.unregister(OWN_STEPS_METHOD.name)
+    out = capsys.readouterr().out
+    assert "--steps=3 not used: method raster_own_steps sets its own number of calls" in out, out
+
+
+def test_an_autoregressive_prior_takes_no_method_options():
+    ar = SimpleNamespace(kind="autoregressive", default_steps=8)
+    assert commands.check_sample_args(ar, 2, None, 1.0, "random", None) == 8
+    with pytest.raises(ValueError, match="--option gamma applies to the absorbing prior's methods"):
+        commands.check_sample_args(ar, 2, None, 1.0, "random", None, options={"gamma": 1.0})

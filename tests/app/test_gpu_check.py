@@ -12,9 +12,9 @@ from helpers import ROOT, run_cli
 
 pytestmark = pytest.mark.slow
 
+METHODS = ("random", "confidence", "remask", "halton", "eb", "remdm", "first_hitting")
 PHASES = {"vqgan", "encode", "prior_absorbing", "prior_ar", "big_canvas", "inpaint", "features",
-          "ar_cache_fp32", "ar_cache_bf16"} | {f"sample_{m}_{p}" for m in ("random", "confidence", "remask")
-                                               for p in ("fp32", "bf16")}
+          "ar_cache_fp32", "ar_cache_bf16"} | {f"sample_{m}_{p}" for m in METHODS for p in ("fp32", "bf16")}
 RATES = {"vqgan": "images_per_s", "encode": "images_per_s", "prior_absorbing": "tokens_per_s",
          "prior_ar": "tokens_per_s", "sample_random_bf16": "samples_per_s", "ar_cache_fp32": "tokens_per_s",
          "big_canvas": "samples_per_s", "inpaint": "samples_per_s", "features": "images_per_s"}

@@ -2,7 +2,7 @@
 space trained once into the run directory."""
 import pytest
 
-from ulib.app import measuring, session
+from ulib.app import measuring, session, splits
 from ulib.data.openmoji import load_openmoji
 from ulib.eval import features as EF
 
@@ -38,8 +38,8 @@ def sess(tmp_path):
 
 def test_openmoji_space_without_the_test_split_is_trained_once_and_never_sees_it(sess):
     s = sess
-    test = set(measuring.split_names(s, "test"))
-    assert test and not test & set(measuring.split_names(s, "train")), "a family split: test names are not trained on"
+    test = set(splits.split_names(s, "test"))
+    assert test and not test & set(splits.split_names(s, "train")), "a family split: test names are not trained on"
     space, report = measuring.openmoji_space(s, TINY_RECIPE)
     _, all_names = load_openmoji(TINY_RECIPE.size, CACHE)
     kept = [n for n in all_names if n not in test]

@@ -14,7 +14,8 @@ from PIL import Image
 from ulib.io.checkpoint import load_checkpoint
 from ulib.io.logs import MetricsLog
 from ulib.io.rundir import RunDir
-from ulib.official import build_sampler, build_vqgan, to_official_state_dict
+from ulib.official import build_sampler, build_vqgan
+from ulib.official_layout import to_official_state_dict
 from ulib.prior import absorbing
 from ulib.profiles import get_profile
 from ulib.train import latents

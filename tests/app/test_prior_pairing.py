@@ -9,12 +9,12 @@ import pytest
 from PIL import Image
 
 from ulib.app import session
-from ulib.config import apply_overrides
 from ulib.io.checkpoint import load_checkpoint, save_checkpoint
 from ulib.io.files import file_sha256
 from ulib.io.logs import MetricsLog
 from ulib.io.rundir import RunDir
 from ulib.models import load_run
+from ulib.overrides import apply_overrides
 from ulib.train.common import AlreadyTrained
 from ulib.train.latents import latents_fingerprint
 from ulib.train.prior import train_prior

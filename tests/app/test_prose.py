@@ -14,8 +14,8 @@ from ulib.app.prose import (
     near_copy_text,
     two_means_sentence,
 )
+from ulib.eval.intervals import proportion_interval
 from ulib.eval.memorisation import memorisation_report
-from ulib.eval.stats import proportion_interval
 
 
 def test_interval_text_decimals_and_percent():

@@ -2,7 +2,7 @@
 from types import SimpleNamespace
 
 from ulib.app import measuring
-from ulib.eval.stats import DEFAULT_DRAWS
+from ulib.eval.intervals import DEFAULT_DRAWS
 
 
 def session(profile: str):

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 
 from ulib.app import session
-from ulib.app.reproduce import PROJECT_ROOT, copy_for_readers
+from ulib.app.results import PROJECT_ROOT, copy_for_readers
 
 
 def executed(run_dir: str) -> str:

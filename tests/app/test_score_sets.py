@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ulib.app import measuring
-from ulib.app.reproduce import read_table
+from ulib.app.results import read_table
 from ulib.app.session import Session
 
 

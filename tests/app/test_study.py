@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from ulib.app import gan_variants, measuring, session
-from ulib.config import apply_overrides
 from ulib.eval.extractors import to_uint8
 from ulib.io.checkpoint import load_checkpoint
 from ulib.io.logs import MetricsLog
 from ulib.io.rundir import RunDir
+from ulib.overrides import apply_overrides
 from ulib.profiles import get_profile
 from ulib.train.prior import train_prior
 from ulib.train.vqgan import start_continuation, train_vqgan

@@ -4,9 +4,10 @@ import pytest
 import torch
 from PIL import Image
 
-from ulib.app import gan_variants, measuring, outputs, readings, session
+from ulib.app import gan_variants, outputs, readings, session, splits
 from ulib.data.datasets import build_dataset, split_sides
-from ulib.eval import features as EF
+from ulib.eval.categories import emoji_categories
+from ulib.eval.extractors import to_uint8
 from ulib.profiles import get_profile
 from ulib.trained import prior_from_config
 
@@ -76,16 +77,16 @@ def test_scale_rows_set_this_run_beside_the_papers_settings(sess):
 
 def test_varied_images_take_the_first_of_each_category_in_the_seeded_order(sess):
     s = sess
-    images, names = measuring.varied_images(s, "test", per_category=2)
+    images, names = splits.varied_images(s, "test", per_category=2)
     assert names == [c for c in ("Smileys & Emotion", "Animals & Nature", "Food & Drink", "Objects") for _ in (0, 1)]
     assert images.dtype == torch.uint8 and images.shape == (8, 3, s.cfg.data.img_size, s.cfg.data.img_size)
     ds = build_dataset(s.cfg.data, "all", train_transforms=False)
     test = split_sides(s.cfg.data, ds)["test"]
     perm = torch.randperm(len(test), generator=torch.Generator().manual_seed(s.seed)).tolist()
-    faces = [test[j] for j in perm if EF.emoji_categories([ds.names[test[j]]])[0] == 0][:2]
-    assert torch.equal(images[:2], measuring.X.to_uint8(torch.stack([ds[i] for i in faces])))
+    faces = [test[j] for j in perm if emoji_categories([ds.names[test[j]]])[0] == 0][:2]
+    assert torch.equal(images[:2], to_uint8(torch.stack([ds[i] for i in faces])))
     with pytest.raises(ValueError, match="allowed"):
-        measuring.varied_images(s, "test", ("Dinosaurs",))
+        splits.varied_images(s, "test", ("Dinosaurs",))
 
 
 def test_save_grid_enlarges_by_the_shorter_side(sess):

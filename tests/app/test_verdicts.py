@@ -6,7 +6,7 @@ import pytest
 
 from ulib.app import readings, session
 from ulib.app import verdicts as V
-from ulib.app.reproduce import collect
+from ulib.app.results import collect
 from ulib.eval.stats import verdict
 
 from helpers import ROOT

@@ -5,7 +5,7 @@ One tiny smoke run (4 VQGAN steps, 4 prior steps) is made once for the module th
 import pytest
 import torch
 
-import ulib.app.widgets as W
+import ulib.app.playground_actions as actions
 from ulib.app.widgets import Playground
 from ulib.data.datasets import build_dataset
 from ulib.io.rundir import RunDir
@@ -49,7 +49,7 @@ def pg(models, dataset):
 def test_widgets_cover_the_settings(pg, models):
     T = models.num_timesteps
     assert (pg.steps.min, pg.steps.max) == (1, T)
-    assert set(pg.method.options) == {"random", "confidence", "remask"}
+    assert set(pg.method.options) == set(registry.choices())
     assert pg.width.min == models.latent_shape[1]
     assert pg.widget.get_title(0) == "Sample" and len(pg.widget.children) == 3
 
@@ -68,13 +68,13 @@ def test_a_registered_method_is_offered_and_runs(models, dataset):
 
 def test_generate_button_sends_settings_and_updates_image(pg, models, monkeypatch):
     calls = []
-    real = W.sample_tokens
+    real = actions.sample_tokens
 
     def spy(*a, **kw):
         calls.append((a, kw))
         return real(*a, **kw)
 
-    monkeypatch.setattr(W, "sample_tokens", spy)
+    monkeypatch.setattr(actions, "sample_tokens", spy)
     pg.method.value, pg.steps.value, pg.temperature.value, pg.seed.value = "confidence", 3, 0.7, 5
     pg.n_images.value = 3
     before = pg.image.value

@@ -7,11 +7,12 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from ulib.config import Config, DataConfig, apply_overrides, missing_keys
+from ulib.config import Config, DataConfig
 from ulib.data import datasets, openmoji
 from ulib.data.datasets import build_dataset, dataset_fingerprint, openmoji_split, random_split, split_indices
 from ulib.data.families import collapse_duplicates, family_key, group_split, split_groups
 from ulib.data.openmoji import FONT_SCALE, RENDERER_VERSION, has_raqm, openmoji_version
+from ulib.overrides import apply_overrides, missing_keys
 
 
 def test_family_keys_on_real_examples():
@@ -127,10 +128,10 @@ def test_fingerprint_unchanged_at_defaults():
 def test_old_config_json_and_validation():
     d = Config().to_dict()
     del d["data"]["split_by"], d["data"]["test_fraction"]
-    assert missing_keys(d) == []  # added later with safe defaults: no warning
+    assert missing_keys(d, Config) == []  # added later with safe defaults: no warning
     assert Config.from_dict(d).data == DataConfig()
     del d["data"]["split_seed"]
-    assert missing_keys(d) == ["data.split_seed"]
+    assert missing_keys(d, Config) == ["data.split_seed"]
     for over, match in [({"data.split_by": "families"}, "split_by"),
                         ({"data.split_by": "family", "data.dataset": "folder", "data.path": "x"}, "split_by"),
                         ({"data.test_fraction": -0.1}, "test_fraction"),
@@ -143,7 +144,8 @@ def test_old_config_json_and_validation():
 
 def test_commit_stage_records_the_split(fake_openmoji, tmp_path):
     from ulib.io.rundir import RunDir
-    from ulib.train.common import batch_plan, commit_stage
+    from ulib.train.batch_plan import batch_plan
+    from ulib.train.resume import commit_stage
 
     run = RunDir(tmp_path / "run")
     cfg = apply_overrides(Config(), {"data.img_size": 16, "vqgan.disc_layers": 2, "data.split_by": "family",

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ulib.config import Config, DataConfig, apply_overrides, missing_keys
+from ulib.config import Config, DataConfig
 from ulib.data.datasets import build_dataset, dataset_fingerprint, path_group_keys, split_sides
 from ulib.data.folders import file_list_facts, scan_images
-from ulib.train.common import RESUME_KEYS, config_conflicts
+from ulib.overrides import apply_overrides, missing_keys
+from ulib.train.resume import RESUME_KEYS, config_conflicts
 
 PATTERN = r"^(?:people/)?(\w+?)_\d+\."  # 'bob_3.png' and 'people/bob_3.png' are both bob
 
@@ -100,7 +101,7 @@ def test_group_pattern_in_fingerprint_and_checkpoint_keys(folder):
                                                                        group_pattern=r"^(\w+?)_"))}) == 3
     d = Config().to_dict()
     del d["data"]["group_pattern"]
-    assert missing_keys(d) == []  # older runs: the default is what they did
+    assert missing_keys(d, Config) == []  # older runs: the default is what they did
     saved = Config(data=grouped).to_dict()
     other = Config(data=_cfg(folder, test_fraction=0.0, group_pattern=r"^(\w+?)_"))
     assert any("data.group_pattern" in c for c in config_conflicts(saved, other, RESUME_KEYS["VQGAN"]))

@@ -1,4 +1,4 @@
-"""The OpenMoji feature space: categories, the recipe's script, torch-fidelity registration, and that it is a metric."""
+"""The OpenMoji feature space: augmentation, the recipe's script, torch-fidelity registration, that it is a metric."""
 import json
 
 import numpy as np
@@ -12,6 +12,7 @@ from ulib.eval import extractors as X
 from ulib.eval import features as EF
 from ulib.eval import metric_checks as MC
 from ulib.eval import metrics as M
+from ulib.eval.categories import CATEGORIES
 
 from helpers import CACHE, run_cli
 
@@ -34,21 +35,7 @@ def feats(space, x):
     return X.extract_features(space, [x[i: i + 256] for i in range(0, len(x), 256)])[space.pool]
 
 
-# ---- categories ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name, category", [
-    ("1F600", "Smileys & Emotion"),  # grinning face
-    ("1F469-1F3FD", "People & Body"),  # woman, medium skin tone: found through its base emoji
-    ("1F436", "Animals & Nature"),  # dog face
-    ("1F34E", "Food & Drink"),  # red apple
-    ("1F1E9-1F1EA", "Flags"),  # flag of Germany
-    ("2764-FE0F", "Smileys & Emotion"),  # red heart, with its variation selector
-    ("E000", "OpenMoji extras"),  # private use: OpenMoji's own
-    ("1F1E6", "other"),  # a lone regional indicator letter
-])
-def test_emoji_categories_hand_cases(name, category):
-    assert EF.CATEGORIES[EF.emoji_category(name)] == category
-
-
+# ---- the recipe's augmentation ------------------------------------------------------------------------
 def test_augment_keeps_content_and_fills_white():
     x = torch.rand(6, 3, 32, 32) * 2 - 1
     g = torch.Generator().manual_seed(0)
@@ -58,16 +45,6 @@ def test_augment_keeps_content_and_fills_white():
     small = EF.augment(x, EF.FeatureRecipe(max_shift=0.0, scale=(0.5, 0.5)), g)  # zoomed out: a white frame
     assert torch.allclose(small[:, :, :4, :], torch.ones(1), atol=1e-5)
     assert torch.allclose(small[:, :, :, -4:], torch.ones(1), atol=1e-5)
-
-
-def test_histogram_kl_and_entropy_hand_cases():
-    p, q = np.array([0.5, 0.5, 0.0]), np.array([0.25, 0.25, 0.5])
-    assert EF.histogram_entropy(p) == pytest.approx(1.0)
-    assert EF.histogram_entropy([1, 1, 1, 1]) == pytest.approx(2.0)
-    assert EF.histogram_kl(p, q) == pytest.approx(1.0, abs=1e-4)  # 2 * 0.5 log2(0.5 / 0.25)
-    assert EF.histogram_kl(q, q) == pytest.approx(0.0, abs=1e-9)
-    logits = torch.tensor([[5.0, 0, 0], [0, 5.0, 0], [0, 4.0, 0], [0, 0, 1.0]])
-    assert EF.category_histogram(logits)[:3].tolist() == [0.25, 0.5, 0.25]
 
 
 # ---- the recipe's script and the shipped file -----------------------------------------------------------
@@ -82,13 +59,13 @@ def test_train_features_script_runs_on_a_tiny_config(tmp_path):
     h = report["history"]
     assert len(h) == 6 and h[-1]["loss_exemplar"] < h[0]["loss_exemplar"]  # it learns
     f, logits = net(torch.zeros(2, 3, 32, 32))
-    assert f.shape == (2, 256) and logits.shape == (2, len(EF.CATEGORIES))
+    assert f.shape == (2, 256) and logits.shape == (2, len(CATEGORIES))
 
 
 def test_shipped_weights_were_made_by_the_default_recipe(space):
     _, report = EF.load_feature_net()
     assert report["recipe"] == EF.FeatureRecipe().to_dict()  # change the recipe: retrain the shipped file
-    assert report["n_emoji"] >= 1800 and report["categories"] == list(EF.CATEGORIES)
+    assert report["n_emoji"] >= 1800 and report["categories"] == list(CATEGORIES)
     assert report["exemplar_accuracy_augmented"] > 0.5 and report["category_accuracy"] > 0.8
     assert space.features == "openmoji" and space.layers == EF.LAYERS and len(space.info["sha256"]) == 64
 

@@ -9,7 +9,9 @@ from PIL import Image
 
 import ulib.eval.evaluate as E
 import ulib.eval.records as R
-from ulib.eval.extractors import INCEPTION_FILE, random_inception_state_dict
+from ulib.data.datasets import build_dataset
+from ulib.eval.inception import INCEPTION_FILE, random_inception_state_dict
+from ulib.eval.recipe import paper_results
 from ulib.io.rundir import RunDir
 from ulib.profiles import get_profile
 
@@ -119,36 +121,6 @@ def test_evaluate_vqgan_end_to_end(tiny_run, no_weights_env):
     assert "VQGAN reconstructions (paper Table 5)" in (tiny_run / "evaluation.md").read_text()
 
 
-# ---- the reference cache -----------------------------------------------------------------------------
-class StubInception:
-    """Stands in for InceptionV3: 'features' are the mean colour, so the cache logic runs in milliseconds."""
-
-    features, key, calls = "random-inception", "stub", 0
-    pool, logits, layers = "2048", "logits_unbiased", ("2048", "logits_unbiased")
-
-    def __call__(self, x):
-        StubInception.calls += 1
-        f = x.float().flatten(2).mean(2)
-        return {"2048": f, "logits_unbiased": f}
-
-
-def test_reference_cache_is_reused_and_rebuilt_when_stale(tmp_path, capsys):
-    run = RunDir(tmp_path / "run")
-    cfg = get_profile("smoke", [f"data.cache_dir={CACHE}"])
-    inc = StubInception()
-    f1, key = E.reference_features(run, cfg, inc, "val", 10, batch_size=4, show_progress=False)
-    n = StubInception.calls
-    assert f1.shape == (10, 3) and key["n"] == 10 and key["subset_seed"] == 0 and n == 3
-    f2, _ = E.reference_features(run, cfg, inc, "val", 10, batch_size=4, show_progress=False)
-    assert StubInception.calls == n and torch.equal(f1, f2)  # cached
-    cfg2 = get_profile("smoke", [f"data.cache_dir={CACHE}", "data.split_seed=1"])  # other images
-    f3, _ = E.reference_features(run, cfg2, inc, "val", 10, batch_size=4, show_progress=False)
-    assert StubInception.calls > n and "stale (data_fingerprint" in capsys.readouterr().err
-    assert not torch.equal(f1, f3)
-    assert E.reference_indices(5, None) == [0, 1, 2, 3, 4]
-    assert E.reference_indices(100, 7) == E.reference_indices(100, 7) and len(E.reference_indices(100, 7)) == 7
-
-
 # ---- records and tables ------------------------------------------------------------------------------
 def _record(features="inception", fid=7.0, paper=None):
     return {"kind": "samples", "features": features, "time": "t", "prior_kind": "absorbing", "prior_step": 1,
@@ -157,14 +129,8 @@ def _record(features="inception", fid=7.0, paper=None):
             "coverage": 0.8, "prdc_k": 5, "kid_mean": 0.002, "is_mean": 3.0, "paper": paper}
 
 
-def test_paper_figures_only_for_standard_features_on_the_paper_datasets():
-    ffhq = get_profile("ffhq")
-    paper = E._paper_results(ffhq, "inception")
-    assert paper["fid"] == 6.11 and paper["density"] == 1.20 and paper["coverage"] == 0.80
-    assert "precision" not in paper and "recall" not in paper  # not verified: left out
-    assert E._paper_results(ffhq, "random-inception") is None
-    assert E._paper_results(get_profile("smoke"), "inception") is None
-    assert E._paper_results(get_profile("ffhq", ["data.img_size=128"]), "inception") is None
+def test_paper_figures_stand_only_in_the_standard_features_table():
+    paper = paper_results(get_profile("ffhq"), "inception")
     md = R.render_markdown([_record(paper=paper), _record("random-inception", 50.0)], "r")
     std, rnd = md.split("## ")[1], md.split("## ")[2]
     assert "6.11" in std and "| 7.00 |" in std and "RANDOMLY INITIALISED" in rnd and "6.11" not in rnd
@@ -209,7 +175,7 @@ def test_evaluate_memorisation_sees_a_model_that_copies_its_training_images(tiny
     shutil.copytree(tiny_run, tmp_path / "copy")
     run = RunDir(tmp_path / "copy")
     cfg = run.stored_config()
-    train = E.build_dataset(cfg.data, "train", train_transforms=False)
+    train = build_dataset(cfg.data, "train", train_transforms=False)
     copies = iter(torch.stack([train[i] for i in range(30)]).split(10))
     monkeypatch.setattr(E, "sample_images", lambda models, n, **kw: next(copies)[:n])
     rec = E.evaluate_samples(run, cfg, n=30, features="openmoji", batch_size=10, device="cpu", show_progress=False,

@@ -1,4 +1,4 @@
-"""Metrics: the real torch-fidelity and prdc code paths on test-made weights, hand cases of PSNR/SSIM, KNN search."""
+"""Metrics: the real torch-fidelity and prdc code paths on test-made weights, KNN search."""
 import math
 
 import numpy as np
@@ -8,6 +8,8 @@ from PIL import Image
 
 import ulib.eval.metrics as M
 from ulib.eval import extractors as X
+from ulib.eval.inception import INCEPTION_FILE, random_inception_state_dict
+from ulib.eval.reconstruction import lpips_distance
 from ulib.vq.perceptual import load_lpips
 
 from helpers import vgg16_features_file
@@ -42,24 +44,14 @@ def random_feats(random_inception):
 
 
 # ---- the feature extractor ---------------------------------------------------------------------------
-def test_random_inception_is_fixed_and_leaves_global_rng_alone():
-    before = torch.get_rng_state()
-    a, b = X.random_inception_state_dict(0), X.random_inception_state_dict(0)
-    assert torch.equal(torch.get_rng_state(), before)
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    c = X.random_inception_state_dict(1)
-    assert not torch.equal(a["Conv2d_1a_3x3.conv.weight"], c["Conv2d_1a_3x3.conv.weight"])
-    assert a["fc.weight"].shape == (1008, 2048)
-
-
 def test_standard_path_loads_a_weights_file_and_matches_random(tmp_path, random_inception, random_feats):
     """The random state dict saved under the standard file name goes through the standard loading (opted in: it
     is not the released file)."""
-    torch.save(X.random_inception_state_dict(0), tmp_path / X.INCEPTION_FILE)
+    torch.save(random_inception_state_dict(0), tmp_path / INCEPTION_FILE)
     with pytest.warns(UserWarning, match="sha256"):
         std = X.load_inception("inception", weights_dir=tmp_path, allow_unverified=True)
     assert std.features == "inception" and std.info["official_weights"] is False
-    assert std.info["weights"] == str(tmp_path / X.INCEPTION_FILE) and len(std.key) == 64
+    assert std.info["weights"] == str(tmp_path / INCEPTION_FILE) and len(std.key) == 64
     x = images(16)[:3]
     fs = std(x)
     assert fs["2048"].shape == (3, 2048) and fs["logits_unbiased"].shape == (3, 1008)
@@ -77,7 +69,7 @@ def test_missing_weights_name_the_file_places_and_url(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError) as e:
         X.load_inception("inception")
     msg = str(e.value)
-    assert X.INCEPTION_FILE in msg and str(tmp_path / "env") in msg and str(tmp_path / "hub") in msg
+    assert INCEPTION_FILE in msg and str(tmp_path / "env") in msg and str(tmp_path / "hub") in msg
     assert "https://github.com/toshas/torch-fidelity/releases" in msg and "--weights-dir" in msg
     with pytest.raises(ValueError, match="allowed"):
         X.load_inception("vgg")
@@ -152,39 +144,6 @@ def test_kid_and_inception_score():
     assert M.inception_score(logits, splits=1)["is_mean"] == pytest.approx(10.0, rel=1e-6)
 
 
-# ---- reconstruction quality --------------------------------------------------------------------------
-def test_psnr_hand_case():
-    x = torch.zeros(2, 3, 8, 8)  # 0.5 on the [0, 1] scale
-    assert torch.allclose(M.psnr(x + 0.2, x), torch.tensor(20.0))  # diff 0.1 -> mse 0.01 -> 20 dB
-    assert torch.equal(M.psnr(x, x), torch.tensor([100.0, 100.0]))
-
-
-def test_ssim_hand_cases():
-    c1, c2 = 0.01**2, 0.03**2
-    x = torch.rand(2, 3, 20, 20, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    assert torch.allclose(M.ssim(x, x), torch.ones(2))
-    # constant images a, b (on [0, 1]): no variance, SSIM = (2ab + C1) / (a^2 + b^2 + C1)
-    a, b = 0.25, 0.75
-    ca, cb = torch.full((1, 3, 16, 16), 2 * a - 1), torch.full((1, 3, 16, 16), 2 * b - 1)
-    assert M.ssim(ca, cb).item() == pytest.approx((2 * a * b + c1) / (a * a + b * b + c1), rel=1e-6)
-    # 11x11 images: one window position; compare with the weighted statistics written out in numpy
-    y = torch.rand(1, 1, 11, 11, generator=torch.Generator().manual_seed(1))
-    z = (y + 0.3 * torch.rand(1, 1, 11, 11, generator=torch.Generator().manual_seed(2))).clamp(0, 1)
-    g = np.exp(-((np.arange(11) - 5.0) ** 2) / (2 * 1.5**2))
-    w = np.outer(g, g) / np.outer(g, g).sum()
-    u, v = y[0, 0].double().numpy(), z[0, 0].double().numpy()
-    mu, mv = (w * u).sum(), (w * v).sum()
-    su, sv, suv = (w * (u - mu) ** 2).sum(), (w * (v - mv) ** 2).sum(), (w * (u - mu) * (v - mv)).sum()
-    want = (2 * mu * mv + c1) * (2 * suv + c2) / ((mu**2 + mv**2 + c1) * (su + sv + c2))
-    assert M.ssim(y * 2 - 1, z * 2 - 1).item() == pytest.approx(want, rel=1e-5)
-    assert M.ssim(y * 2 - 1, z * 2 - 1).item() == pytest.approx(M.ssim(z * 2 - 1, y * 2 - 1).item())  # symmetric
-
-
-def test_codebook_usage():
-    u = M.codebook_usage(torch.tensor([2, 2, 0, 0]))
-    assert u == {"codes_used": 2, "codebook_size": 4, "codebook_usage": 0.5, "perplexity": pytest.approx(2.0)}
-
-
 # ---- nearest neighbours ------------------------------------------------------------------------------
 def test_nearest_neighbours_finds_planted_copies(tmp_path):
     gen = torch.Generator().manual_seed(0)
@@ -210,8 +169,8 @@ def test_lpips_distance_and_neighbours_with_test_made_weights(tmp_path):
         lp = load_lpips(tmp_path, allow_unverified=True)
     gen = torch.Generator().manual_seed(0)
     ref = torch.rand(6, 3, 16, 16, generator=gen) * 2 - 1
-    d = M.lpips_distance(lp, ref, ref.flip(0))
+    d = lpips_distance(lp, ref, ref.flip(0))
     assert d.shape == (6,) and (d > 0).all()
-    assert torch.allclose(M.lpips_distance(lp, ref, ref), torch.zeros(6), atol=1e-6)
-    nn_ = M.nearest_neighbours(ref[[4, 1]], ref.split(4), lambda x, y: M.lpips_distance(lp, x, y), k=2)
+    assert torch.allclose(lpips_distance(lp, ref, ref), torch.zeros(6), atol=1e-6)
+    nn_ = M.nearest_neighbours(ref[[4, 1]], ref.split(4), lambda x, y: lpips_distance(lp, x, y), k=2)
     assert nn_.indices[:, 0].tolist() == [4, 1] and math.isclose(nn_.distances[0, 0].item(), 0.0, abs_tol=1e-6)

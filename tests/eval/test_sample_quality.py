@@ -9,6 +9,7 @@ from ulib.data.openmoji import load_openmoji
 from ulib.eval import extractors as X
 from ulib.eval import metric_checks as MC
 from ulib.eval import stats
+from ulib.eval.intervals import DEFAULT_DRAWS
 from ulib.eval.quality import FIGURES, QualityMeter, extract, paired_difference, with_floor, within_noise
 
 from helpers import CACHE
@@ -144,7 +145,7 @@ def test_draws_default_to_200_with_intervals_and_the_fast_path_matches_the_slow_
     """Each bootstrap draw (PRDC from distances computed once, `ulib.eval.resampling`; FID from the drawn items'
     counts, `ulib.eval.metrics.fid_resampled`) gives the figures
     `_figures` computes on the resampled features; rows carry std, 95 % percentile interval, and, for
-    differences, a bootstrap p; the default is stats.DEFAULT_DRAWS = 200."""
+    differences, a bootstrap p; the default is DEFAULT_DRAWS = 200."""
     ref, hold = stub_images([0, 1, 2, 3] * 10), stub_images([0, 1, 2, 3] * 5, seed=1)
     meter = QualityMeter(StubSpace(), ref, holdout=hold, k=3)
     a = stub_images([0, 1, 2, 3] * 5, seed=4)
@@ -159,7 +160,7 @@ def test_draws_default_to_200_with_intervals_and_the_fast_path_matches_the_slow_
         {k: v for k, v in slow.items() if k != "fid"}, abs=1e-9)
 
     row = meter.score(a)
-    assert row["bootstrap_draws"] == stats.DEFAULT_DRAWS == 200
+    assert row["bootstrap_draws"] == DEFAULT_DRAWS == 200
     for name in FIGURES:
         assert row[f"{name}_lo"] <= row[f"{name}_hi"] and row[f"{name}_std"] >= 0
     assert row["fid_hi"] > row["fid_lo"] and "fid_p" not in row

@@ -10,6 +10,7 @@ import torch
 import ulib.app.cli as cli
 import ulib.eval.evaluate as E
 import ulib.eval.extractors as X
+import ulib.eval.inception as INC
 from ulib.io.files import file_sha256
 from ulib.io.rundir import RunDir
 
@@ -20,13 +21,13 @@ FLAG = "--allow-unverified-weights"
 
 @pytest.fixture(scope="module")
 def state():
-    return X.random_inception_state_dict(0)
+    return INC.random_inception_state_dict(0)
 
 
 def bomb_file(folder, state, marker):
     """The InceptionV3 state dict with one extra entry whose unpickling creates `marker`."""
-    torch.save({**state, "payload": PickleBomb(marker)}, folder / X.INCEPTION_FILE)
-    return folder / X.INCEPTION_FILE
+    torch.save({**state, "payload": PickleBomb(marker)}, folder / INC.INCEPTION_FILE)
+    return folder / INC.INCEPTION_FILE
 
 
 def refused(load):
@@ -38,27 +39,27 @@ def refused(load):
 
 # ---- the digest --------------------------------------------------------------------------------------
 def test_a_file_that_is_not_the_released_one_is_refused(weights, state):
-    torch.save(state, weights / X.INCEPTION_FILE)
-    path, sha = weights / X.INCEPTION_FILE, file_sha256(weights / X.INCEPTION_FILE)
+    torch.save(state, weights / INC.INCEPTION_FILE)
+    path, sha = weights / INC.INCEPTION_FILE, file_sha256(weights / INC.INCEPTION_FILE)
     with pytest.raises(ValueError) as err:
         X.load_inception("inception", weights_dir=weights)
     msg = str(err.value)
-    assert "\n" not in msg and str(path) in msg and sha in msg and X.INCEPTION_SHA256 in msg and FLAG in msg
+    assert "\n" not in msg and str(path) in msg and sha in msg and INC.INCEPTION_SHA256 in msg and FLAG in msg
 
 
 def test_opting_in_loads_it_as_unofficial_plain_tensors(weights, state):
-    torch.save(state, weights / X.INCEPTION_FILE)
+    torch.save(state, weights / INC.INCEPTION_FILE)
     with pytest.warns(UserWarning, match="official_weights: false"):
         space = X.load_inception("inception", weights_dir=weights, allow_unverified=True)
-    assert space.info["official_weights"] is False and space.info["sha256"] == file_sha256(weights / X.INCEPTION_FILE)
+    assert space.info["official_weights"] is False and space.info["sha256"] == file_sha256(weights / INC.INCEPTION_FILE)
 
 
 def test_the_released_digest_loads_through_our_reader_only(weights, state, monkeypatch):
     """We cannot make the released file, so the expected digest is set to our file's: the happy path, where
     torch-fidelity is handed our in-memory copy and never opens the user's file."""
-    path = weights / X.INCEPTION_FILE
+    path = weights / INC.INCEPTION_FILE
     torch.save(state, path)
-    monkeypatch.setattr(X, "INCEPTION_SHA256", file_sha256(path))
+    monkeypatch.setattr(INC, "INCEPTION_SHA256", file_sha256(path))
     calls, real_load = [], torch.load
 
     def spy(f, *args, **kwargs):
@@ -67,7 +68,7 @@ def test_the_released_digest_loads_through_our_reader_only(weights, state, monke
 
     monkeypatch.setattr(torch, "load", spy)
     space = X.load_inception("inception", weights_dir=weights)
-    assert space.info["official_weights"] is True and space.key == X.INCEPTION_SHA256
+    assert space.info["official_weights"] is True and space.key == INC.INCEPTION_SHA256
     user = [w for f, w in calls if not isinstance(f, io.BytesIO)]
     assert user == [True]  # the user's file is opened once, by us, with weights_only=True
     x = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8)
@@ -79,11 +80,11 @@ def test_the_released_digest_loads_through_our_reader_only(weights, state, monke
 def test_a_file_of_the_wrong_architecture_is_refused_even_when_opted_in(weights, state):
     bad = dict(state)
     bad["fc.weight"] = torch.zeros(1000, 2048)
-    torch.save(bad, weights / X.INCEPTION_FILE)
+    torch.save(bad, weights / INC.INCEPTION_FILE)
     with pytest.warns(UserWarning), pytest.raises(ValueError, match=r"fc.weight has shape \(1000, 2048\)"):
         X.load_inception("inception", weights_dir=weights, allow_unverified=True)
     del bad["fc.weight"]
-    torch.save(bad, weights / X.INCEPTION_FILE)
+    torch.save(bad, weights / INC.INCEPTION_FILE)
     with pytest.warns(UserWarning), pytest.raises(ValueError, match="'fc.weight' is missing"):
         X.load_inception("inception", weights_dir=weights, allow_unverified=True)
 
@@ -111,7 +112,7 @@ def test_a_pickle_bomb_never_runs_even_with_the_released_digest(weights, state, 
     """Should a crafted file ever match the digest, weights_only=True still refuses it."""
     marker = tmp_path / "pwned"
     path = bomb_file(weights, state, marker)
-    monkeypatch.setattr(X, "INCEPTION_SHA256", file_sha256(path), raising=False)
+    monkeypatch.setattr(INC, "INCEPTION_SHA256", file_sha256(path), raising=False)
     err = refused(lambda: X.load_inception("inception", weights_dir=weights))
     assert not marker.exists(), "reading the weights file ran its code"
     assert isinstance(err, ValueError) and "weights_only=True" in str(err)
@@ -136,10 +137,10 @@ def image_sets(tmp_path):
 
 
 def test_compare_refuses_a_wrong_digest_with_an_error_line(weights, state, image_sets, capsys):
-    torch.save(state, weights / X.INCEPTION_FILE)
+    torch.save(state, weights / INC.INCEPTION_FILE)
     rc = cli.main(["compare", *image_sets, "--features", "inception", "--weights-dir", str(weights)])
     err = capsys.readouterr().err
-    assert rc == 2 and err.startswith("error: ") and str(weights / X.INCEPTION_FILE) in err and FLAG in err
+    assert rc == 2 and err.startswith("error: ") and str(weights / INC.INCEPTION_FILE) in err and FLAG in err
 
 
 class Stop(Exception):
@@ -174,10 +175,10 @@ def run(tmp_path, monkeypatch):
 
 
 def test_evaluate_refuses_a_wrong_digest_before_sampling(run, weights, state, capsys):
-    torch.save(state, weights / X.INCEPTION_FILE)
+    torch.save(state, weights / INC.INCEPTION_FILE)
     rc = cli.main(["evaluate", "--run", str(run.path), "--weights-dir", str(weights), "--device", "cpu"])
     err = capsys.readouterr().err
-    assert rc == 2 and err.startswith("error: ") and str(weights / X.INCEPTION_FILE) in err and FLAG in err
+    assert rc == 2 and err.startswith("error: ") and str(weights / INC.INCEPTION_FILE) in err and FLAG in err
 
 
 def test_evaluate_passes_the_flag_to_both_loaders(run, weights, monkeypatch):

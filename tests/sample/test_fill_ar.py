@@ -3,8 +3,8 @@ raster order, and what lies after a position never reaches it."""
 import pytest
 import torch
 
-from ulib.sample.absorbing import categorical
 from ulib.sample.autoregressive import fill_ar
+from ulib.sample.base import categorical, uniforms
 
 from helpers import AR_L, ar_tokens, tiny_ar
 
@@ -42,7 +42,7 @@ def test_the_draw_is_the_tempered_conditional_by_inverse_cdf():
     out = fill_ar(net, x, mask, temperature=0.7, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         probs = torch.softmax(net(x[:, :5])[:, -1].float() / 0.7, dim=-1)
-    u = torch.rand(2, generator=torch.Generator().manual_seed(3))
+    u = uniforms(2, torch.Generator().manual_seed(3), "cpu")  # float64, as fill_ar draws them
     assert torch.equal(out[:, 5], categorical(probs, u))
 
 

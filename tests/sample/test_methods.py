@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ulib.sample.api import sample_tokens
-from ulib.sample.registry import choices
+from ulib.sample.registry import choices, get
 
 from helpers import gen, tiny_transformer
 
@@ -24,7 +24,7 @@ def test_every_method_fills_every_mask_and_keeps_given_tokens(method):
     assert (x != K).all() and x.min() >= 0 and x.max() < K
     for h in history:
         assert torch.equal(h[~free], x_start[~free])
-    if method != "remask":  # a revealed token never changes (remask re-predicts by design)
+    if method not in ("remask", "remdm"):  # a revealed token never changes (remask, remdm re-mask by design)
         for a, b in zip(history, history[1:]):
             assert torch.equal(b[a != K], a[a != K])
 
@@ -39,11 +39,15 @@ def test_every_method_is_deterministic_under_a_seed(method):
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
+# steps each method rejects, by what steps means to it (registry.Method.steps): T = 16 here
+BAD_STEPS = {"schedule": (0, 17, -1, 2.5), "total": (0, -1, 2.5), "cap": (0, -1, 2.5), "unused": ()}
+
+
 def test_bad_arguments_are_named():
     net = tiny_transformer()
     kw = dict(n=2, length=12, num_timesteps=16, mask_id=16)
     for method in choices():
-        for steps in (0, 17, -1, 2.5):
+        for steps in BAD_STEPS[get(method).steps]:
             with pytest.raises(ValueError, match="steps"):
                 sample_tokens(net, method=method, steps=steps, **kw)
         for temp in (0.0, -1.0, float("nan")):

@@ -15,8 +15,9 @@ from ulib.io.rundir import RunDir
 from ulib.profiles import get_profile
 from ulib.sample.api import load_run, sample_images
 from ulib.train import pretrained as P
-from ulib.train.common import VQGAN_KEYS, AlreadyTrained
+from ulib.train.common import AlreadyTrained
 from ulib.train.prior import train_prior
+from ulib.train.resume import VQGAN_KEYS
 from ulib.train.vqgan import start_continuation, train_vqgan
 from ulib.trained import load_run_prior, load_run_vqgan, vqgan_digest
 

@@ -11,15 +11,13 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from ulib import device as D
 from ulib.data.batches import StepBatches
 from ulib.io.checkpoint import load_checkpoint
 from ulib.io.logs import MetricsLog
 from ulib.io.rundir import RunDir
-from ulib.profiles import get_profile
 from ulib.train import distributed as dist_utils
 from ulib.train import latents
-from ulib.train.common import batch_plan, load_optimizer_state, make_adamw, restore_generator
+from ulib.train.common import make_adamw
 from ulib.train.prior import train_prior
 from ulib.train.vqgan import train_vqgan
 
@@ -63,37 +61,6 @@ def test_sharded_encode_equals_one_process(vqgan_run, tmp_path):
 
 
 # ---- 2. resume across device types -------------------------------------------------------------------
-def test_generator_state_from_another_device_reseeds_deterministically():
-    cpu_state = torch.Generator().manual_seed(5).get_state()
-    g = torch.Generator()
-    restore_generator(g, cpu_state, "cpu")
-    assert torch.equal(g.get_state(), cpu_state)
-    philox = torch.arange(16, dtype=torch.uint8)  # what a CUDA generator's state looks like
-    a, b = torch.Generator(), torch.Generator()
-    with pytest.warns(UserWarning, match="written on cuda"):
-        restore_generator(a, philox, "cuda")
-    with pytest.warns(UserWarning):
-        restore_generator(b, philox, "cuda")
-    assert torch.equal(torch.rand(4, generator=a), torch.rand(4, generator=b))
-
-
-def test_scaler_and_fused_optimizer_states_cross_devices():
-    enabled = torch.amp.GradScaler("cpu", enabled=True)  # as CUDA fp16 would be
-    D.load_scaler_state(enabled, {})  # what a CPU run (disabled scaler) saved: start afresh, no error
-    assert enabled.get_scale() == 65536.0
-    disabled = torch.amp.GradScaler("cpu", enabled=False)
-    D.load_scaler_state(disabled, enabled.state_dict())
-    w = torch.nn.Parameter(torch.ones(3))
-    fused = torch.optim.AdamW([w], fused=True)  # as on CUDA
-    w.grad = torch.ones(3)
-    fused.step()
-    plain = torch.optim.AdamW([w])
-    load_optimizer_state(plain, fused.state_dict())
-    assert not plain.param_groups[0]["fused"] and plain.state[w]["step"].device.type == "cpu"
-    plain.step()
-    assert float(plain.state[w]["step"]) == 2.0
-
-
 @pytest.mark.slow
 def test_prior_resumes_from_a_checkpoint_of_another_device(vqgan_run, tmp_path):
     run = RunDir(tmp_path / "r")
@@ -113,18 +80,6 @@ def test_prior_resumes_from_a_checkpoint_of_another_device(vqgan_run, tmp_path):
 
 
 # ---- 3. the global batch, with gradient accumulation -------------------------------------------------
-def test_batch_plan_and_its_errors():
-    p = batch_plan(20, 5, 2, "prior_train")
-    assert (p.global_batch, p.processes, p.micro_batch, p.accumulation, p.per_process) == (20, 2, 5, 2, 10)
-    assert batch_plan(20, 0, 4, "x").accumulation == 1
-    with pytest.raises(ValueError, match="prior_train.batch_size=20 is the global batch.*3 processes"):
-        batch_plan(20, 0, 3, "prior_train")
-    with pytest.raises(ValueError, match=r"micro_batch=4 must divide the per-process batch 10"):
-        batch_plan(20, 4, 2, "prior_train")
-    with pytest.raises(ValueError, match="micro_batch=3 must divide prior_train.batch_size=20"):
-        get_profile("smoke", ["prior_train.batch_size=20", "prior_train.micro_batch=3"])
-
-
 def test_global_batch_does_not_depend_on_the_number_of_processes():
     one = StepBatches(100, 12, seed=3)
     three = [StepBatches(100, 4, seed=3, rank=r, world=3) for r in range(3)]

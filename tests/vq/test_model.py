@@ -1,10 +1,11 @@
-"""Stage 1 networks: VQGAN autoencoder (ulib.vq.model) and patch discriminator (ulib.vq.discriminator)."""
+"""Stage 1 networks: VQGAN autoencoder (ulib.vq.model) and patch discriminator (ulib.vq.discriminator); its blocks
+and codebook: tests/vq/test_blocks.py, tests/vq/test_quantizer.py."""
 import pytest
 import torch
 
 from ulib.config import VQGANConfig
 from ulib.vq.discriminator import PatchDiscriminator
-from ulib.vq.model import AttnBlock, Downsample, ResBlock, Upsample, VectorQuantizer, VQAutoEncoder
+from ulib.vq.model import VQAutoEncoder
 
 SMALL = dict(nf=32, ch_mult=(1, 2), res_blocks=1, attn_resolutions=(8,), codebook_size=16, emb_dim=8)
 
@@ -59,8 +60,6 @@ def test_block_layout_of_a_small_config():
     kinds = [type(b).__name__ for b in m.generator.blocks]
     assert kinds == ["Conv2d", "ResBlock", "AttnBlock", "ResBlock", "ResBlock", "AttnBlock", "Upsample",
                      "ResBlock", "Upsample", "ResBlock", "GroupNorm", "Conv2d"]
-    assert Downsample(32)(torch.zeros(1, 32, 16, 16)).shape == (1, 32, 8, 8)
-    assert Upsample(32)(torch.zeros(1, 32, 8, 8)).shape == (1, 32, 16, 16)
 
 
 def test_paper_configuration_matches_official_keys_and_shapes(official_keys):
@@ -96,81 +95,6 @@ def test_bad_sizes_raise_value_errors():
         small(torch.zeros(1, 3, 32, 32))
 
 
-def test_quantizer_picks_the_true_nearest_code():
-    vq = VectorQuantizer(codebook_size=3, emb_dim=2, beta=0.25)
-    with torch.no_grad():
-        vq.embedding.weight.copy_(torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]]))
-    # three latents, laid out as (B=1, D=2, h=1, w=3)
-    points = torch.tensor([[0.9, 0.1], [0.1, 1.2], [-0.1, 0.3]])  # nearest: c1, c2 (0.65 < 1.45), c0
-    z = points.t().reshape(1, 2, 1, 3)
-    assert vq.nearest(z).tolist() == [[[1, 2, 0]]]
-    z_q, _, stats = vq(z)
-    torch.testing.assert_close(z_q, vq.embedding.weight[[1, 2, 0]].t().reshape(1, 2, 1, 3))
-    assert stats["codes_used"] == 3
-    torch.testing.assert_close(stats["perplexity"], torch.tensor(3.0))  # three codes used equally
-
-
-def test_vq_loss_value_and_beta_on_the_commitment_term():
-    beta = 0.25
-    vq = VectorQuantizer(codebook_size=1, emb_dim=2, beta=beta)
-    with torch.no_grad():
-        vq.embedding.weight.zero_()  # the only code is c = (0, 0)
-    z = torch.tensor([1.0, 3.0]).reshape(1, 2, 1, 1).requires_grad_()
-    _, loss, stats = vq(z)
-    # mse(z, c) = (1 + 9) / 2 = 5; L_VQ = 5 + beta * 5
-    torch.testing.assert_close(loss, torch.tensor(5.0 * (1 + beta)))
-    loss.backward()
-    # Eq. 5: the codebook term has weight 1: d/dc mean((c - z)^2) = 2 (c - z) / 2 = -(1, 3)
-    torch.testing.assert_close(vq.embedding.weight.grad, torch.tensor([[-1.0, -3.0]]))
-    # the commitment term has weight beta: d/dz beta * mean((z - c)^2) = beta * (z - c)
-    torch.testing.assert_close(z.grad.flatten(), beta * torch.tensor([1.0, 3.0]))
-    assert stats["perplexity"].item() == pytest.approx(1.0) and stats["codes_used"] == 1
-
-
-def test_straight_through_gradient():
-    torch.manual_seed(0)
-    vq = VectorQuantizer(codebook_size=8, emb_dim=4)
-    z = torch.randn(2, 4, 3, 3, requires_grad=True)
-    z_q, _, _ = vq(z)
-    w = torch.randn_like(z)
-    loss = (z_q * w).sum() + (z_q**2).sum()
-    dz_q = torch.autograd.grad(loss, z_q, retain_graph=True)[0]
-    dz = torch.autograd.grad(loss, z)[0]
-    torch.testing.assert_close(dz, dz_q)
-
-
-def test_attention_equals_the_explicit_formula():
-    torch.manual_seed(0)
-    blk = AttnBlock(32)
-    for p in blk.parameters():  # non-trivial weights everywhere
-        torch.nn.init.normal_(p, std=0.2)
-    x = torch.randn(2, 32, 4, 5)
-    B, C, H, W = x.shape
-    h = blk.norm(x)
-    q = blk.q(h).reshape(B, C, H * W).transpose(1, 2)  # (B, HW, C)
-    k = blk.k(h).reshape(B, C, H * W)  # (B, C, HW)
-    v = blk.v(h).reshape(B, C, H * W).transpose(1, 2)  # (B, HW, C)
-    attn = torch.softmax(q @ k * C**-0.5, dim=-1)  # (B, HW, HW)
-    expected = x + blk.proj_out((attn @ v).transpose(1, 2).reshape(B, C, H, W))
-    torch.testing.assert_close(blk(x), expected, atol=1e-5, rtol=1e-5)
-
-
-def test_resblock_conv_out_only_when_channels_change():
-    torch.manual_seed(0)
-    same = ResBlock(32, 32)
-    x = torch.randn(1, 32, 4, 4)
-    before = same(x)
-    with torch.no_grad():
-        same.conv_out.weight.mul_(10.0).add_(1.0)
-    torch.testing.assert_close(same(x), before)
-    same(x).sum().backward()
-    assert same.conv_out.weight.grad is None and same.conv1.weight.grad is not None
-
-    grow = ResBlock(32, 64)
-    grow(x).sum().backward()
-    assert grow.conv_out.weight.shape == (64, 32, 1, 1) and grow.conv_out.weight.grad is not None
-
-
 def test_discriminator_layout_and_init():
     torch.manual_seed(0)
     d = PatchDiscriminator(nc=3, ndf=64, n_layers=3)
@@ -192,30 +116,6 @@ def test_discriminator_layout_and_init():
         d(torch.randn(2, 3, 16, 16))
     small = PatchDiscriminator.from_config(VQGANConfig(ndf=16, disc_layers=2))
     assert small(torch.randn(2, 3, 16, 16)).shape == (2, 1, 2, 2)
-
-
-def test_codebook_data_init_and_dead_code_restart():
-    torch.manual_seed(0)
-    q = VectorQuantizer(codebook_size=6, emb_dim=3)
-    z = torch.randn(2, 3, 2, 2)  # 8 latent vectors
-    flat = z.permute(0, 2, 3, 1).reshape(-1, 3)
-    q.init_from_latents(z, torch.Generator().manual_seed(0))
-    for row in q.embedding.weight:  # every code now sits on one of the latents
-        assert (flat - row).abs().sum(1).min() < 1e-6
-    assert len({tuple(r.tolist()) for r in q.embedding.weight}) == 6, "distinct latents picked"
-    with pytest.raises(ValueError, match="at least codebook_size=6"):
-        q.init_from_latents(torch.randn(1, 3, 2, 2))
-
-    before = q.embedding.weight.detach().clone()
-    dead = torch.tensor([True, False, False, True, False, False])
-    z2 = torch.randn(1, 3, 2, 2) + 10.0  # far from the current codes
-    assert q.restart_codes(dead, z2, torch.Generator().manual_seed(1)) == 2
-    after = q.embedding.weight.detach()
-    torch.testing.assert_close(after[~dead], before[~dead])
-    flat2 = z2.permute(0, 2, 3, 1).reshape(-1, 3)
-    for row in after[dead]:
-        assert (flat2 - row).abs().sum(1).min() < 1e-6
-    assert q.restart_codes(torch.zeros(6, dtype=torch.bool), z2) == 0
 
 
 def test_norm_groups_setting():

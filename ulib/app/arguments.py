@@ -11,7 +11,7 @@ import argparse
 from ulib.app import flags as F
 from ulib.app import reproduce
 from ulib.app.commands import BATCH_SIZE, MAX_GRID
-from ulib.eval import compare, evaluate, extractors, records
+from ulib.eval import compare, evaluate, extractors, recipe, records, reference
 from ulib.profiles import PROFILES
 from ulib.sample import registry
 
@@ -44,6 +44,9 @@ def add_sample(sub) -> None:
     F.sampling(p)
     p.add_argument("--n", type=int, default=None, help="number of images (default: sample.n)")
     p.add_argument("--method", choices=registry.choices(), default="random", help=registry.method_help("random"))
+    p.add_argument("--option", dest="options", action="append", default=[], metavar="KEY=VALUE",
+                   help="a setting of the chosen --method, e.g. --method halton --option shift=false or --method eb "
+                        "--option gamma=2 (repeatable; the settings and their defaults are listed under --method)")
     p.add_argument("--canvas", default=None, metavar="HxW",
                    help="sample a latent canvas larger than the training grid, e.g. 24x32 (Eq. 8: predictions "
                         "averaged over every window)")
@@ -96,7 +99,11 @@ def add_bench(sub) -> None:
     p.add_argument("--quick", action="store_true", help="a tiny model: checks the bench runs (numbers meaningless)")
     p.add_argument("--only", nargs="+", metavar="GROUP",
                    help="run only these groups: forward (matmul rate, forward pass), absorbing (samplers vs the "
-                        "paper's), ar (KV cache), bigimage (Eq. 8 canvases), training (default: all)")
+                        "paper's), ar (KV cache), bigimage (Eq. 8 canvases), training (default: all of these), "
+                        "speculative (opt-in: speculative AR sampling by block size, see --spec-run)")
+    p.add_argument("--spec-run", default=None, metavar="RUN",
+                   help="with --only speculative: time the priors of this run (its prior_ar.pt, and prior.pt as the "
+                        "draft) instead of random models")
     p.add_argument("--no-ar-plain", action="store_true",
                    help="skip the uncached AR sampler (minutes on a CPU at L=256)")
 
@@ -134,7 +141,7 @@ def add_evaluate(sub) -> None:
                    help="override a config value, e.g. --set prior.kind=autoregressive (repeatable)")
     p.add_argument("--vqgan", action="store_true", help="reconstruction metrics of the VQGAN instead of samples")
     p.add_argument("--samples", type=int, default=None, metavar="N",
-                   help=f"samples to draw (default {evaluate.PAPER_N_SAMPLES:,}, the paper's); with --vqgan, images of "
+                   help=f"samples to draw (default {recipe.PAPER_N_SAMPLES:,}, the paper's); with --vqgan, images of "
                         "the split to reconstruct (default all)")
     p.add_argument("--steps", type=int, default=None, help="reverse steps (default: sample.steps, else T)")
     p.add_argument("--temperature", type=float, default=None,
@@ -147,7 +154,7 @@ def add_evaluate(sub) -> None:
                    help="reference split (default: train for samples, as the paper; val for --vqgan)")
     p.add_argument("--max-reference", type=F.max_reference, default=None, metavar="N",
                    help=f"use a fixed random subset of N reference images, or 'all' (default: the whole split, at "
-                        f"most {evaluate.DEFAULT_MAX_REFERENCE:,}, the paper's; larger sets stream their FID "
+                        f"most {reference.DEFAULT_MAX_REFERENCE:,}, the paper's; larger sets stream their FID "
                         "statistics)")
     p.add_argument("--weights-dir", default=None, metavar="DIR",
                    help="folder holding weights-inception-2015-12-05-6726825d.pth and vgg16-397923af.pth "

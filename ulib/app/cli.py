@@ -85,6 +85,7 @@ def run_sample(args) -> int:
     canvas = parse_canvas(args.canvas) if args.canvas else None
     npz = Path(args.npz) if args.npz else None
     check_sample_flags(args.n, args.batch_size, args.temperature, args.top_k, npz)
+    options = F.method_options(args.method, args.options)
     F.check_seed(args.seed)
     F.check_output_file(args.png, "--png", ".png")
     F.check_output_file(npz, "--npz", ".npz")
@@ -95,10 +96,10 @@ def run_sample(args) -> int:
             check_sample_flags(n, args.batch_size, None, None, npz, n_flag="sample.n (the default of --n)")
         out = Path(args.png) if args.png else folder / "samples.png"
         F.check_output_file(out, "--png", ".png")
-        print(sample_to_png(m, out, n=n, steps=args.steps if args.steps is not None else m.default_steps,
+        print(sample_to_png(m, out, n=n, steps=args.steps,
                             temperature=args.temperature if args.temperature is not None else m.default_temperature,
                             seed=args.seed, method=args.method, canvas=canvas, stride=args.stride, top_k=args.top_k,
-                            precision=args.precision, batch_size=args.batch_size, npz=npz))
+                            precision=args.precision, batch_size=args.batch_size, npz=npz, options=options))
     return 0
 
 
@@ -186,8 +187,11 @@ def run_train_features(args) -> int:
 # ---- the machine: benches and the GPU check ------------------------------------------------------
 def run_bench(args) -> int:
     cfg = dataclasses.replace(bench.QUICK if args.quick else bench.BenchConfig(), ar_plain=not args.no_ar_plain,
-                              only=tuple(args.only or ()))
+                              only=tuple(args.only or ()), spec_run=args.spec_run)
     bench.check_groups(cfg.only)
+    if args.spec_run is not None and "speculative" not in cfg.only:
+        raise ValueError(f"--spec-run {args.spec_run} times the speculative group, which runs only when named: "
+                         f"add --only speculative")
     device = resolve_device(args.device)
     F.check_output_file(args.json, "--json")
     bench.run_and_report(cfg, device, args.json, quick=args.quick)

@@ -14,6 +14,7 @@ from ulib.data.images import ImageTooLargeError, open_rgb, resize_center_crop, t
 from ulib.io.files import atomic_write
 from ulib.io.logs import preview_upscale, save_image_grid
 from ulib.models import SamplingModels
+from ulib.sample import registry
 from ulib.sample.api import sample_images
 from ulib.sample.inpaint import inpaint
 
@@ -49,26 +50,33 @@ def check_sample_flags(n: int | None, batch_size: int, temperature: float | None
         raise ValueError(f"--npz {npz}; allowed: a file name ending in .npz")
 
 
-def check_sample_args(m: SamplingModels, n: int, steps: int, temperature: float, method: str, canvas,
-                      stride: int = 1, top_k: int | None = None) -> None:
-    """The sample command's arguments against the models, as --flag errors (before anything is drawn)."""
+def check_sample_args(m: SamplingModels, n: int, steps: int | None, temperature: float, method: str, canvas,
+                      stride: int = 1, top_k: int | None = None, options: dict | None = None) -> int | None:
+    """The sample command's arguments against the models, as --flag errors (before anything is drawn). Returns the
+    steps the method gets: --steps (None: not given) as the method reads it (`ulib.sample.registry.resolve_steps`;
+    the run's sample.steps where it reads schedule steps)."""
     if n < 1:
         raise ValueError(f"--n={n}; must be >= 1")
     check_temperature(temperature)
     if m.kind == "autoregressive":
         if canvas is not None or method != "random":
             raise ValueError("--canvas and --method apply to the absorbing prior; the AR prior samples in raster order")
-        return
+        if options:
+            raise ValueError(f"--option {', '.join(options)} applies to the absorbing prior's methods; the AR prior "
+                             f"samples in raster order")
+        return steps if steps is not None else m.default_steps
     if top_k is not None:
         raise ValueError(f"--top-k={top_k} applies to an autoregressive prior; this one is absorbing (it samples "
                          f"from the whole softmax)")
-    check_steps(steps, m.num_timesteps)
+    steps = registry.resolve_steps(method, steps, m.num_timesteps, default=m.default_steps, name="--steps",
+                                   t_name="T")
     h, w = m.latent_shape
     if canvas is not None and (canvas[0] < h or canvas[1] < w):
         raise ValueError(f"--canvas={canvas[0]}x{canvas[1]}; allowed: HxW latent cells with H >= {h} and W >= {w} "
                          f"(the training grid)")
     if not 1 <= stride <= min(h, w):
         raise ValueError(f"--stride={stride}; allowed: 1..{min(h, w)} (the training grid's side)")
+    return steps
 
 
 def batch_seeds(seed: int, n_batches: int) -> list[int]:
@@ -92,15 +100,25 @@ def sample_uint8(m: SamplingModels, n: int, *, batch_size: int = BATCH_SIZE, see
     return torch.cat(out).numpy()
 
 
-def sample_to_png(m: SamplingModels, out: Path, *, n: int, steps: int, temperature: float, seed: int,
+def sample_to_png(m: SamplingModels, out: Path, *, n: int, steps: int | None, temperature: float, seed: int,
                   method: str, canvas, stride: int, top_k: int | None = None, precision: str = "auto",
-                  batch_size: int = BATCH_SIZE, npz: Path | None = None) -> str:
-    """Draw n samples in batches; write a grid of (the first MAX_GRID of) them to `out`, and all to `npz`."""
+                  batch_size: int = BATCH_SIZE, npz: Path | None = None, options: dict | None = None) -> str:
+    """Draw n samples in batches; write a grid of (the first MAX_GRID of) them to `out`, and all to `npz`.
+    steps: --steps, None when not given (`check_sample_args`); options: the method's settings by name."""
+    options = options or {}
     check_sample_flags(n, batch_size, temperature, top_k, npz)
-    check_sample_args(m, n, steps, temperature, method, canvas, stride, top_k)
+    given = steps
+    steps = check_sample_args(m, n, steps, temperature, method, canvas, stride, top_k, options)
+    passes = []  # one entry per step that ran the network, over every batch
+
+    def count(k, res):
+        if res.ran_network:
+            passes.append(k)
+
     t0 = time.perf_counter()
     images = sample_uint8(m, n, batch_size=batch_size, seed=seed, steps=steps, temperature=temperature,
-                          method=method, canvas=canvas, stride=stride, top_k=top_k, precision=precision)
+                          method=method, canvas=canvas, stride=stride, top_k=top_k, precision=precision,
+                          callback=count, **options)
     dt = time.perf_counter() - t0
     shown = images[:MAX_GRID]
     save_image_grid(shown, out, upscale=preview_upscale(images.shape[2]))  # (n, H, W, 3): by the width
@@ -108,11 +126,18 @@ def sample_to_png(m: SamplingModels, out: Path, *, n: int, steps: int, temperatu
     if npz is not None:
         atomic_write(npz, lambda f: np.savez_compressed(f, images=images))
         where += f", all {n} as uint8 (n, H, W, 3) in {npz}"
-    what = f"{steps} steps, " if m.kind == "absorbing" else ""
+    what, kind = "", registry.get(method).steps
+    if m.kind == "absorbing":
+        what = {"schedule": f"{steps} steps, ", "total": f"{steps} steps, ", "unused": "",
+                "cap": f"at most {steps} calls per image, " if steps is not None else "adaptive steps, "}[kind]
+    settings = "".join(f", {k}={v}" for k, v in options.items())
+    unused = f"; --steps={given} not used: method {method} sets its own number of calls" if (
+        kind == "unused" and given is not None and m.kind == "absorbing") else ""
     batches = f", {math.ceil(n / batch_size)} batches of <= {batch_size}" if n > batch_size else ""
     return (f"{n} samples ({what}temperature {temperature}, seed {seed}"
-            f"{', method ' + method if m.kind == 'absorbing' else ''}{', canvas %dx%d' % canvas if canvas else ''}"
-            f"{batches}) in {dt:.1f}s ({dt / n * 1000:.0f} ms/image): {where}")
+            f"{', method ' + method if m.kind == 'absorbing' else ''}{settings}"
+            f"{', canvas %dx%d' % canvas if canvas else ''}{batches}{unused}) in {dt:.1f}s "
+            f"({dt / n * 1000:.0f} ms/image, {len(passes)} forward passes): {where}")
 
 
 def load_rgb(path: str | Path, size: int, what: str) -> np.ndarray:

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import math
 import os
+import typing
 from pathlib import Path
 
 from ulib.io.rundir import RunDir
 from ulib.io.weights import OPT_IN_FLAG
 from ulib.models import load_official, load_run
+from ulib.overrides import convert_value
 from ulib.profiles import PROFILES
+from ulib.sample import registry
 
 
 def common(p: argparse.ArgumentParser, data: bool = False, run_required: bool = True) -> None:
@@ -85,6 +89,34 @@ def check_steps(value: int, num_timesteps: int) -> None:
         raise ValueError(f"--steps={value}; allowed: 1..T={num_timesteps}")
 
 
+def method_options(method: str, pairs: list[str]) -> dict:
+    """--option KEY=VALUE (repeatable; the last of a key wins) as the method's settings by name: each value
+    converted to the type of its field in the method's Options dataclass (int, float, str, bool, X | None), then
+    checked by the Options themselves. An unknown key, a badly typed or a bad value is an error naming --option,
+    the key, the method and what it allows."""
+    entry = registry.get(method)
+    hints = typing.get_type_hints(entry.sampler.Options)
+    fields = {f.name: f for f in dataclasses.fields(entry.sampler.Options)}
+    allowed = ", ".join(f"{k} ({getattr(hints[k], '__name__', None) or hints[k]}, default {f.default!r})"
+                        for k, f in fields.items()) or "none"
+    out = {}
+    for pair in pairs:
+        key, sep, text = (p.strip() for p in pair.partition("="))
+        if not sep or not key:
+            raise ValueError(f"--option {pair!r}; expected KEY=VALUE, a setting of --method {method}: {allowed}")
+        if key not in fields:
+            raise ValueError(f"--option {key}={text}: --method {method} has no setting {key!r}; allowed: {allowed}")
+        try:
+            out[key] = convert_value(text, hints[key], f"--option {key}")
+        except ValueError as e:
+            raise ValueError(f"{e}, for --method {method}; allowed: {allowed}") from None
+    try:
+        entry.sampler.Options(**out)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"--option {e} (a setting of --method {method})") from None
+    return out
+
+
 def writable_above(target: Path, flag: str) -> None:
     """The nearest existing folder at or above `target` is a folder this process may write in."""
     q = target
@@ -143,9 +175,11 @@ def sampling_models(args):
         return m, next(m.prior.parameters()).device, Path(args.run) if args.run else Path(".")
     if not args.run:
         raise ValueError("give --run DIR, or --official-vqgan PATH and --official-sampler PATH")
-    run, cfg = run_config(args)
-    m = load_run(run, args.device or cfg.device, use_ema=cfg.sample.use_ema and not args.no_ema, cfg=cfg)
-    return m, next(m.prior.parameters()).device, run.path
+    check_output_folder(args.run, "--run")
+    # the run's stored config with --set on top; --device and --no-ema left out: the run's own settings
+    m = load_run(args.run, args.device, use_ema=False if args.no_ema else None, overrides=args.overrides,
+                 profile=args.profile)
+    return m, next(m.prior.parameters()).device, Path(args.run)
 
 
 def output_lock(args):

@@ -3,8 +3,9 @@ VQGAN with the discriminator switched on, each in a child run."""
 from __future__ import annotations
 
 from ulib.app.session import Session, ensure_vqgan, train_or_reuse
-from ulib.config import Config, apply_overrides
+from ulib.config import Config
 from ulib.io.rundir import RunDir
+from ulib.overrides import apply_overrides
 from ulib.train.vqgan import start_continuation, train_vqgan
 
 # ---- Table 5: the VQGAN's GAN phase under four settings ------------------------------------------------

@@ -37,16 +37,16 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Subset
 
-from ulib.config import apply_overrides
 from ulib.data.datasets import build_dataset
 from ulib.device import autocast, configure_matmul, native_bf16, sampling_dtype
-from ulib.eval.bench import synchronize
 from ulib.eval.extractors import load_inception, stream_features
 from ulib.eval.metrics import FeatureMoments, fid_from_moments
+from ulib.eval.timing import synchronize
 from ulib.io.logs import MetricsLog
 from ulib.io.rundir import RunDir
 from ulib.io.weights import UnverifiedWeightsError
 from ulib.models import load_run
+from ulib.overrides import apply_overrides
 from ulib.profiles import get_profile
 from ulib.sample import registry
 from ulib.sample.api import sample_images

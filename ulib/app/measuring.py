@@ -1,5 +1,6 @@
-"""What the notebooks measure with: sample sets, the quality meter with its noise floor on held-out images, the data
-splits by name, memorisation checks, and image sets scored side by side (`ulib.eval.quality` underneath)."""
+"""What the notebooks measure with: sample sets, the quality meter with its noise floor on held-out images,
+memorisation checks, and image sets scored side by side (`ulib.eval.quality` underneath). The images they measure
+come from the run's splits, named in `ulib.app.splits`."""
 from __future__ import annotations
 
 import time
@@ -8,15 +9,22 @@ import torch
 
 from ulib.app.outputs import save_grid, show, show_table, write_table
 from ulib.app.session import Session
-from ulib.data.datasets import build_dataset, split_sides
+from ulib.app.splits import has_test_split, split_images, split_name, split_names, split_tokens, varied_images
+from ulib.data.datasets import build_dataset
 from ulib.data.openmoji import load_openmoji
 from ulib.eval import extractors as X
 from ulib.eval import features as EF
 from ulib.eval.extractors import to_uint8
+from ulib.eval.intervals import DEFAULT_DRAWS
 from ulib.eval.memorisation import memorisation_report
 from ulib.eval.quality import QualityMeter, extract, with_floor
-from ulib.eval.stats import DEFAULT_DRAWS
 from ulib.sample.api import sample_tokens
+
+# the split helpers are re-exported for the notebooks (measuring.split_images, ...); their home is ulib.app.splits
+__all__ = ["reconstruct", "QUALITY_SIZES", "QUALITY_SIZES_GPU", "TEMPERATURE_SAMPLES", "quality_sizes", "sample_set",
+           "run_quality", "SET_COLUMNS", "score_sets", "feature_space_name", "quality_meter", "outside_reference",
+           "openmoji_space", "memorisation", "quality_meter_on_test",
+           "has_test_split", "split_images", "split_name", "split_names", "split_tokens", "varied_images"]
 
 
 @torch.no_grad()
@@ -33,7 +41,7 @@ def reconstruct(vq, images: torch.Tensor, device, batch_size: int = 100) -> torc
 # profiles, on a GPU, use more (the paper's own figures use 50,000 samples: `python -m ulib evaluate`).
 # n_half: images in each half of the real set for notebook 12's metric checks.
 # draws: bootstrap resamples behind every ± and p (features are computed once, so a draw costs about one FID;
-# smoke keeps CI fast, every other profile uses ulib.eval.stats.DEFAULT_DRAWS = 200).
+# smoke keeps CI fast, every other profile uses ulib.eval.intervals.DEFAULT_DRAWS = 200).
 QUALITY_SIZES = {"smoke": dict(n_samples=40, n_reference=400, draws=20, n_half=200),
                  "demo": dict(n_samples=300, n_reference=2000, draws=DEFAULT_DRAWS, n_half=500),
                  "study": dict(n_samples=300, n_reference=2000, draws=DEFAULT_DRAWS, n_half=500)}
@@ -137,67 +145,6 @@ def feature_space_name(s: Session, features: str = "auto") -> str:
     return "openmoji" if s.cfg.data.dataset == "openmoji" else "inception"
 
 
-def split_images(s: Session, split: str, n: int | None = None, seed_offset: int = 0) -> torch.Tensor:
-    """uint8 images (N, 3, H, W) of the run's `split` ('train', 'val', 'test'), in a fixed random order seeded by
-    the session's seed + seed_offset; the first n of them (all when n is None)."""
-    ds = build_dataset(s.cfg.data, split, train_transforms=False)
-    if n is not None and n > len(ds):
-        raise ValueError(f"{n} images of the {split!r} split asked for; it has {len(ds)}")
-    perm = torch.randperm(len(ds), generator=torch.Generator().manual_seed(s.seed + seed_offset)).tolist()
-    return X.to_uint8(torch.stack([ds[i] for i in perm[:n]]))
-
-
-def varied_images(s: Session, split: str, categories: tuple[str, ...] = ("Smileys & Emotion", "Animals & Nature",
-                  "Food & Drink", "Objects"), per_category: int = 1) -> tuple[torch.Tensor, list[str]]:
-    """uint8 images (N, 3, H, W) of the run's OpenMoji `split`, `per_category` of each CLDR category in turn
-    (smileys & emotion, animals, food, objects by default), each the first of its category in `split_images`'
-    seeded order, and their categories. For pictures that show a method on varied subjects rather than on the
-    first few images (which at random are mostly people and flags)."""
-    if s.cfg.data.dataset != "openmoji":
-        raise ValueError(f"varied_images: data.dataset={s.cfg.data.dataset!r}; only OpenMoji items have categories")
-    unknown = [c for c in categories if c not in EF.CATEGORIES]
-    if unknown:
-        raise ValueError(f"categories {unknown}; allowed: {EF.CATEGORIES}")
-    ds = build_dataset(s.cfg.data, "all", train_transforms=False)
-    indices = split_sides(s.cfg.data, ds)[split]
-    perm = torch.randperm(len(indices), generator=torch.Generator().manual_seed(s.seed)).tolist()
-    category_of = EF.emoji_categories([ds.names[i] for i in indices])  # (len(indices),) index in CATEGORIES
-    picked, names = [], []
-    for category in categories:
-        want = EF.CATEGORIES.index(category)
-        found = [indices[j] for j in perm if category_of[j] == want][:per_category]
-        if len(found) < per_category:
-            raise ValueError(f"the {split!r} split holds {len(found)} {category!r} emoji; {per_category} asked for")
-        picked += found
-        names += [category] * len(found)
-    return X.to_uint8(torch.stack([ds[i] for i in picked])), names
-
-
-def has_test_split(s: Session) -> bool:
-    """True when the run's data has a test split (data.test_fraction > 0): images no model ever saw."""
-    return s.cfg.data.test_fraction > 0
-
-
-SPLIT_WORDS = {"train": "training", "val": "validation", "test": "test"}  # split -> the word tables use
-
-
-def split_name(s: Session, split: str, n: int | None = None) -> str:
-    """The exact name of the run's `split` images for tables and prose: '241 validation images (whole design
-    families, none of them in the training or test split)'; with n below the split's size, 'the first n of
-    the N validation images (...)'. A random split (data.split_by='random') says that variants of one emoji
-    can sit on both sides."""
-    if split not in SPLIT_WORDS:
-        raise ValueError(f"split={split!r}; allowed: {', '.join(SPLIT_WORDS)}")
-    total = len(build_dataset(s.cfg.data, split, train_transforms=False))
-    count = f"the first {n} of the {total}" if n is not None and n < total else f"{total}"
-    if s.cfg.data.split_by == "family":
-        others = [SPLIT_WORDS[o] for o in SPLIT_WORDS if o != split and (o != "test" or has_test_split(s))]
-        how = f"whole design families, none of them in the {' or '.join(others)} split"
-    else:
-        how = "a random split by image: variants of one emoji can sit on both sides"
-    return f"{count} {SPLIT_WORDS[split]} images ({how})"
-
-
 def quality_meter(s: Session, n_reference: int = 2000, features: str = "auto", *, space=None):
     """A `ulib.eval.quality.QualityMeter` for the run's data. The reference is a fixed random subset of
     n_reference training images (the paper scores samples against the training set). The held-out images of
@@ -257,14 +204,6 @@ def _memorisation_sets(s: Session, meter) -> tuple[torch.Tensor, torch.Tensor]:
     return cached
 
 
-def split_names(s: Session, split: str) -> list[str]:
-    """The OpenMoji names of the run's `split` ('train', 'val', 'test'), in load order."""
-    if s.cfg.data.dataset != "openmoji":
-        raise ValueError(f"split_names: data.dataset={s.cfg.data.dataset!r}; only 'openmoji' items have names")
-    ds = build_dataset(s.cfg.data, "all", train_transforms=False)
-    return [ds.names[i] for i in split_sides(s.cfg.data, ds)[split]]
-
-
 def openmoji_space(s: Session, recipe: EF.FeatureRecipe, without: tuple[str, ...] = ("test",),
                    show_progress: bool = False):
     """The OpenMoji feature space trained by `recipe` on every emoji except those of the run's `without` splits
@@ -313,16 +252,3 @@ def quality_meter_on_test(s: Session, meter) -> QualityMeter:
     test = QualityMeter(meter.space, _memorisation_sets(s, meter)[1])
     test.reference_name = split_name(s, "test" if has_test_split(s) else "val")
     return test
-
-
-@torch.no_grad()
-def split_tokens(s: Session, vq, split: str, n: int | None = None, batch_size: int = 100) -> torch.Tensor:
-    """Token grids, flattened to (N, L) long on the session's device, of the first n images of `split` in
-    `split_images`' seeded order (all when n is None or larger than the split), encoded by the VQGAN `vq`. For
-    likelihoods on images no checkpoint was chosen on: the test split (the run's token cache holds train and
-    validation only)."""
-    size = len(build_dataset(s.cfg.data, split, train_transforms=False))
-    images = split_images(s, split, None if n is None else min(n, size))
-    tokens = [vq.encode(images[i: i + batch_size].float().div(127.5).sub(1).to(s.device))
-              for i in range(0, len(images), batch_size)]
-    return torch.cat(tokens).reshape(len(images), -1).long()

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import math
 
-from ulib.eval.stats import format_p, t_interval, verdict
+from ulib.eval.intervals import t_interval
+from ulib.eval.stats import format_p, verdict
 
 CT_COPYING = -3.0  # C_T below this: data-copying in Meehan et al.'s reading (ulib.eval.memorisation)
 

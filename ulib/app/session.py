@@ -20,12 +20,13 @@ from pathlib import Path
 
 import torch
 
-from ulib.app.reproduce import PROJECT_ROOT
-from ulib.config import Config, apply_overrides
+from ulib.app.results import PROJECT_ROOT
+from ulib.config import Config
 from ulib.device import resolve_device, seed_everything
 from ulib.io.checkpoint import load_checkpoint
 from ulib.io.rundir import RunDir
 from ulib.models import SamplingModels, from_modules, load_prior, load_vqgan
+from ulib.overrides import apply_overrides
 from ulib.train.common import AlreadyTrained
 from ulib.train.latents import load_latents
 from ulib.train.pretrained import config_of as pretrained_config

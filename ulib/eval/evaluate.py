@@ -13,60 +13,35 @@ and per feature set, never mixing standard and random-inception figures. The pap
 ours only for standard features on the paper's datasets (profiles ffhq, churches, bedrooms at 256x256).
 
 Reference-set features are cached in RUN/eval_cache/, keyed by the dataset's fingerprint, the split, the subset
-and the feature extractor (weights sha256 or random seed), and rebuilt when any of them changes.
+and the feature extractor (weights sha256 or random seed), and rebuilt when any of them changes
+(`ulib.eval.reference`).
 
-The records and their Markdown tables: `ulib.eval.records`.
+The fields every record shares and the paper's figures: `ulib.eval.recipe`; the records and their Markdown
+tables: `ulib.eval.records`.
 """
 from __future__ import annotations
 
 import math
-import sys
 import time
-from datetime import datetime, timezone
-from importlib.metadata import version
-from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Subset
 
-from ulib.data.datasets import build_dataset, dataset_fingerprint
 from ulib.device import configure_matmul, resolve_device, sampling_dtype
 from ulib.eval import records
 from ulib.eval import scoring as S
-from ulib.eval.extractors import QUANTISE, RESIZE, extract_features, load_inception, paper_scale, stream_features
+from ulib.eval.extractors import extract_features, load_inception
 from ulib.eval.memorisation import memorisation as memorisation_figures
-from ulib.eval.metrics import (
-    FeatureMoments,
-    codebook_usage,
-    fid_against,
-    fid_method,
-    lpips_distance,
-    nearest_neighbours,
-    psnr,
-    save_neighbours_grid,
-    ssim,
-)
-from ulib.eval.records import PAPER_PRDC_K
-from ulib.io.checkpoint import load_checkpoint, save_checkpoint
+from ulib.eval.metrics import fid_against, fid_method, nearest_neighbours, save_neighbours_grid
+from ulib.eval.recipe import PAPER_N_SAMPLES, checkpoint_step, common_record, paper_results
+from ulib.eval.reconstruction import codebook_usage, lpips_distance, psnr, ssim
+from ulib.eval.reference import REFERENCE_SUBSET_SEED, reference_indices, reference_set, split_loader
 from ulib.models import load_run, load_vqgan
-from ulib.paper import headline
-from ulib.profiles import get_profile
 from ulib.sample.api import sample_images
 from ulib.train.common import progress
 from ulib.vq.perceptual import load_lpips
 
-PAPER_N_SAMPLES = 50_000  # samples behind the paper's Tables 1 and 2
 PRDC_K = 5  # Naeem et al. (2020) recommend k = 5; the official calc_PRDC.py used nearest_k=3 (PAPER_PRDC_K)
-REFERENCE_SUBSET_SEED = 0  # a --max-reference subset is the same for every evaluation of a run (shared cache)
-# Without --max-reference a split larger than the paper's 50,000 is subsampled to 50,000 (recorded); with
-# --max-reference all (or N > REFERENCE_KEEP), FID uses moments streamed over every image and KID/PRDC a fixed
-# random REFERENCE_KEEP of them, so memory stays ~0.4 GB instead of ~37 GB for LSUN Bedrooms' 3M images.
-DEFAULT_MAX_REFERENCE = PAPER_N_SAMPLES
-REFERENCE_KEEP = PAPER_N_SAMPLES
 CUDA_BATCH_SIZE = 256  # default images per sampling / feature batch on a GPU (32 elsewhere)
-# The paper's figures for its absorbing model come from `ulib.paper.headline` (its abstract, which
-# quotes its tables). Precision and Recall are left out: we could not check them against the paper's text.
-PAPER_SOURCE = "Bond-Taylor et al. 2022 (abstract of arXiv:2111.12701)"
 SAMPLER = "random-order absorbing reverse process with even step skipping (ulib.sample.api.sample_images)"
 BATCH_SEEDS = ("batch i samples with seed s_i, s = torch.randint(2**62, (n_batches,), "
                "generator=torch.Generator().manual_seed(seed))")
@@ -84,115 +59,6 @@ DESCRIPTION = (
     "released files (SHA-256 checked; --allow-unverified-weights loads another copy as plain tensors, labelled "
     "official_weights: false); --features random-inception needs no file (figures labelled as such, not "
     "comparable with the paper).")
-
-
-# ---- the reference set -------------------------------------------------------------------------------
-def reference_indices(n_total: int, max_n: int | None) -> list[int]:
-    """All of range(n_total), or a fixed random subset of max_n (sorted), the same for every evaluation."""
-    if max_n is None or max_n >= n_total:
-        return list(range(n_total))
-    g = torch.Generator().manual_seed(REFERENCE_SUBSET_SEED)
-    return sorted(torch.randperm(n_total, generator=g)[:max_n].tolist())
-
-
-def _loader(cfg, split: str, indices: list[int], batch_size: int):
-    """Batches of (B, 3, H, W) images in [-1, 1] of `indices` of `split`, in order, without augmentation."""
-
-
-    ds = Subset(build_dataset(cfg.data, split, train_transforms=False), indices)
-    return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=cfg.vqgan_train.num_workers)
-
-
-def reference_features(run, cfg, inception, split: str, max_n, batch_size: int, show_progress: bool = True):
-    """(features (N, 2048) of the reference images, their description): `reference_set` without the moments."""
-    feats, key, _ = reference_set(run, cfg, inception, split, max_n, batch_size, show_progress)
-    return feats, key
-
-
-def reference_set(run, cfg, inception, split: str, max_n, batch_size: int, show_progress: bool = True):
-    """(features (N, 2048) of the reference images, their description, their streamed moments or None), from
-    RUN/eval_cache/ when its key (data fingerprint, split, subset, extractor) still matches, else computed and
-    cached. max_n: None (the whole split, at most DEFAULT_MAX_REFERENCE), 'all' or a number. Beyond
-    REFERENCE_KEEP images the features of a fixed random REFERENCE_KEEP are kept, with moments of them all."""
-
-
-    n_total = len(build_dataset(cfg.data, split, train_transforms=False))
-    limit = {None: DEFAULT_MAX_REFERENCE, "all": None}.get(max_n, max_n)
-    indices = reference_indices(n_total, limit)
-    shown = f"default: at most {DEFAULT_MAX_REFERENCE}" if max_n is None else max_n  # recorded, not in the key
-    key = {"data_fingerprint": dataset_fingerprint(cfg.data), "split": split, "n": len(indices), "n_split": n_total,
-           "subset_seed": REFERENCE_SUBSET_SEED if len(indices) < n_total else None, "image_size": cfg.data.img_size,
-           "features": inception.features, "extractor": inception.key, "layer": inception.pool,
-           "kept": min(len(indices), REFERENCE_KEEP)}
-    path = run.path / "eval_cache" / f"reference_{inception.features}_{split}_{len(indices)}.pt"
-    if path.is_file():
-        try:
-            state = load_checkpoint(path)
-        except ValueError as e:
-            print(f"rebuilding {path}: {e}", file=sys.stderr)
-            state = {}
-        if state.get("key") == key:
-            moments = state.get("moments")
-            return state["features"], dict(key, limit=shown), moments and FeatureMoments.from_state_dict(moments)
-        if state:
-            changed = sorted(k for k in key if state.get("key", {}).get(k) != key[k])
-            print(f"reference features {path} are stale ({', '.join(changed)} changed); rebuilding", file=sys.stderr)
-    keep = None
-    if len(indices) > REFERENCE_KEEP:  # stream: moments of all, features of a fixed random REFERENCE_KEEP
-        keep = torch.zeros(len(indices), dtype=torch.bool)
-        keep[torch.randperm(len(indices),
-                            generator=torch.Generator().manual_seed(REFERENCE_SUBSET_SEED))[:REFERENCE_KEEP]] = True
-    with progress(len(indices), 0, f"reference features ({split})", show_progress) as bar:
-        feats, moments = stream_features(inception, _loader(cfg, split, indices, batch_size), keep, bar)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(path, {"key": key, "features": feats, "moments": moments and moments.state_dict()})
-    return feats, dict(key, limit=shown), moments
-
-
-# ---- the recipe --------------------------------------------------------------------------------------
-def _checkpoint_step(path: Path) -> int | None:
-
-    try:  # memory-mapped: reads the step without loading the weights a second time
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("step")
-    except Exception:
-        return load_checkpoint(path).get("step")
-
-
-def _data_resize(cfg) -> str:
-    if cfg.data.dataset == "openmoji":
-        return f"OpenMoji rendered at {cfg.data.img_size}x{cfg.data.img_size} (ulib.data.openmoji.render_openmoji)"
-    return (f"shorter side to {cfg.data.img_size} (PIL bicubic, antialiased), centre crop "
-            "(ulib.data.images.resize_center_crop)")
-
-
-def _paper_results(cfg, features: str) -> dict | None:
-    """The paper's figures when this run is on the paper's dataset and resolution, with standard features."""
-    paper = headline(cfg.profile)
-    if not paper_scale(features) or paper is None or cfg.data.img_size != 256:
-        return None
-    if cfg.data.dataset != get_profile(cfg.profile).data.dataset:
-        return None
-    return {**paper, "source": PAPER_SOURCE, "n_samples": PAPER_N_SAMPLES,
-            "temperature": 0.9, "prdc_k": PAPER_PRDC_K}
-
-
-def _common_record(kind: str, run, cfg, inception, ref_key: dict, device, use_ema: bool) -> dict:
-
-
-
-    return {
-        "kind": kind, "features": inception.features,
-        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "run": str(run.path), "profile": cfg.profile, "dataset": cfg.data.dataset, "data_path": cfg.data.path,
-        "data_fingerprint": ref_key["data_fingerprint"], "image_size": cfg.data.img_size,
-        "data_resize": _data_resize(cfg), "quantise": QUANTISE, "inception_resize": RESIZE,
-        "reference": ref_key["split"], "n_reference": ref_key["n"], "n_reference_split": ref_key["n_split"],
-        "reference_limit": ref_key.get("limit"),  # --max-reference as given (default: at most the paper's 50,000)
-        "reference_subset_seed": ref_key["subset_seed"],
-        "vqgan_checkpoint": str(run.vqgan_ckpt), "vqgan_step": _checkpoint_step(run.vqgan_ckpt), "ema": use_ema,
-        "extractor": inception.info, "device": str(device), "torch": torch.__version__,
-        "torch_fidelity": version("torch-fidelity"), "prdc": version("prdc"), "notes": [],
-    }
 
 
 def _load_lpips(weights_dir, device, notes: list, what: str, allow_unverified: bool = False):
@@ -215,8 +81,6 @@ def evaluate_samples(run, cfg, *, n: int = PAPER_N_SAMPLES, steps: int | None = 
     the released ones (`ulib.io.weights`). memorisation: also how close the samples come to the training images
     against how close the validation images (never trained on) come (`ulib.eval.memorisation`: near-copy share,
     distance ratio, Meehan et al.'s C_T), and the FID against the validation split beside the training split's."""
-
-
     t0 = time.perf_counter()
     absorbing = cfg.prior.kind == "absorbing"
     T = cfg.prior.total_steps
@@ -259,15 +123,15 @@ def evaluate_samples(run, cfg, *, n: int = PAPER_N_SAMPLES, steps: int | None = 
     g = torch.Generator().manual_seed(REFERENCE_SUBSET_SEED)
     real_prdc = real[torch.randperm(len(real), generator=g)[: len(fake[inception.pool])]]
     recipe = S.Recipe(real, real_moments, real_prdc, fake[inception.pool], fake[inception.logits], prdc_k)
-    record = _common_record("samples", run, cfg, inception, ref_key, device, use_ema)
+    record = common_record("samples", run, cfg, inception, ref_key, device, use_ema)
     record.update({
-        "prior_kind": cfg.prior.kind, "prior_checkpoint": str(prior_path), "prior_step": _checkpoint_step(prior_path),
+        "prior_kind": cfg.prior.kind, "prior_checkpoint": str(prior_path), "prior_step": checkpoint_step(prior_path),
         "n_samples": n, "steps": steps, "total_steps": T, "temperature": temperature,
         "sampler": SAMPLER if absorbing else "autoregressive, raster order", "seed": seed, "batch_size": batch_size,
         "batch_seeds": BATCH_SEEDS,
         "n_reference_features": len(real), "sampling_dtype": str(sampling_dtype(torch.device(device))),
         **S.record_figures(recipe, inception.features),  # FID, PRDC (the paper's), then KID, IS
-        "paper": _paper_results(cfg, features),
+        "paper": paper_results(cfg, features),
     })
     if memorisation:
         record.update(_memorisation(run, cfg, inception, fake[inception.pool], real, batch_size, show_progress))
@@ -305,7 +169,7 @@ def _neighbours(run, cfg, queries, split, ref_key, k, lp, device, batch_size, sh
     """Supplementary C: the k reference images nearest to each query by LPIPS, as RUN/nearest_neighbours.png."""
     indices = reference_indices(ref_key["n_split"], ref_key["n"] if ref_key["subset_seed"] is not None else None)
     with progress(len(indices), 0, "nearest neighbours (LPIPS)", show_progress) as bar:
-        nn = nearest_neighbours(queries.to(device), _loader(cfg, split, indices, batch_size),
+        nn = nearest_neighbours(queries.to(device), split_loader(cfg, split, indices, batch_size),
                                 lambda x, y: lpips_distance(lp, x, y), k=k, progress=bar)
     png = run.path / "nearest_neighbours.png"
     save_neighbours_grid(queries, nn, png)
@@ -321,8 +185,6 @@ def evaluate_vqgan(run, cfg, *, n: int | None = None, features: str = "inception
     """Reconstruct n images of `reference` (default all of it): rFID (originals vs reconstructions), PSNR, SSIM,
     LPIPS (skipped with a note without its weights) and codebook usage; one record. allow_unverified: accept
     weights files that are not the released ones (`ulib.io.weights`)."""
-
-
     t0 = time.perf_counter()
     if n is not None and max_reference is not None and n != max_reference:
         raise ValueError("with --vqgan, --samples is the number of images of the split; drop --max-reference")
@@ -332,14 +194,14 @@ def evaluate_vqgan(run, cfg, *, n: int | None = None, features: str = "inception
     lp = _load_lpips(weights_dir, device, lpips_notes, "LPIPS", allow_unverified)
     real, ref_key, real_moments = reference_set(run, cfg, inception, reference, n, batch_size, show_progress)
     vqgan = load_vqgan(run, device, use_ema, cfg=cfg)
-    record = _common_record("vqgan", run, cfg, inception, ref_key, device, use_ema)
+    record = common_record("vqgan", run, cfg, inception, ref_key, device, use_ema)
     record["notes"] += lpips_notes
     indices = reference_indices(ref_key["n_split"], ref_key["n"])  # the reference's own images
     counts = torch.zeros(cfg.vqgan.codebook_size, dtype=torch.long)
     per_image: dict[str, list] = {"psnr": [], "ssim": [], "lpips": []}
     recon = []
     with torch.no_grad(), progress(len(indices), 0, "reconstructions", show_progress) as bar:
-        for x in _loader(cfg, reference, indices, batch_size):
+        for x in split_loader(cfg, reference, indices, batch_size):
             x = x.to(device)
             tokens = vqgan.encode(x)  # (B, h, w)
             x_hat = vqgan.decode(tokens).clamp(-1, 1)

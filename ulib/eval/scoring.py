@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ulib.eval import metrics as M
-from ulib.eval.features import histogram_entropy, histogram_kl
+from ulib.eval.categories import histogram_entropy, histogram_kl
 from ulib.eval.metrics import FeatureMoments
 from ulib.eval.resampling import Neighbours, ResampledPRDC
 
@@ -163,7 +163,7 @@ PRDC = Family(
              Column("k", "prdc_k", fmt=None)),
     summary=lambda r: (f"precision {r['precision']:.3f}, recall {r['recall']:.3f}, density {r['density']:.3f}, "
                        f"coverage {r['coverage']:.3f} (k={r['prdc_k']})"))
-# The categories are what OpenMoji's head was trained for (its CLDR groups, `ulib.eval.features.CATEGORIES`); on
+# The categories are what OpenMoji's head was trained for (its CLDR groups, `ulib.eval.categories.CATEGORIES`); on
 # Inception's head (1008 ImageNet classes) the same numbers are computed, less meaningfully for emoji.
 CATEGORIES = Family(
     "categories", (Figure("category_kl_bits", True), Figure("category_entropy_bits", False),

@@ -1,13 +1,9 @@
-"""The kit's statistics for verdicts: every claim about a paper's result ends in one of four words, with the
-number behind it.
+"""The kit's verdicts: every claim about a paper's result ends in one of four words, with the number behind it.
+The figures and their errors come from `ulib.eval.intervals` (t intervals, Wilson intervals, bootstrap draws).
 
-- `t_interval`: k seed values (or k paired seed differences) -> mean, t interval on k - 1 degrees of freedom, p;
-- `proportion_interval`: a share x / n with its Wilson score interval (and an exact binomial p if asked);
-- `bootstrap_summary`, `bootstrap_p`: the std, interval (percentile for differences, normal around the
-  estimate for a single set's biased figure) and two-sided p of bootstrap draws (`DEFAULT_DRAWS` = 200, the
-  least the kit quotes an interval from);
 - `verdict`: a difference and its error -> 'reproduced' | 'not reproduced' | 'not resolved at this n' |
   'equivalent within ±margin', with a sentence made from the numbers, so prose never hard-codes a direction;
+  `verdict_of_difference`: the same for one figure of a `QualityMeter.difference` row; `format_p`: a p as printed;
 - `trend_test`: a trend over an ordered setting (temperature, steps): weighted least-squares slope and
   Spearman's rho, each with its p;
 - `direction`: a verdict's interval in a table's words ('lower', 'higher', 'equivalent within ±m', 'not resolved
@@ -25,165 +21,26 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats as S
 
-DEFAULT_DRAWS = 200  # bootstrap draws where features are cached: at least 200 (cheap once features are cached)
+from ulib.eval.intervals import (
+    DEFAULT_DRAWS,
+    BootstrapSummary,
+    TInterval,
+    bootstrap_p,
+    bootstrap_summary,
+    check_confidence,
+    finite_values,
+    proportion_interval,
+    t_interval,
+    z_critical,
+)
+
+# the first six are re-exported for the notebooks (ulib and the tests import them from ulib.eval.intervals)
+__all__ = ["DEFAULT_DRAWS", "TInterval", "bootstrap_p", "bootstrap_summary", "proportion_interval", "t_interval",
+           "VERDICTS", "SIDES", "Verdict", "format_p", "verdict", "Trend", "trend_test", "verdict_of_difference",
+           "direction", "non_inferiority"]
+
 VERDICTS = ("reproduced", "not reproduced", "not resolved at this n", "equivalent within ±margin")
 SIDES = ("lower", "higher")  # the side of 0 on which a claim puts the difference a - b
-
-
-def _values(values, what: str) -> np.ndarray:
-    v = np.asarray(values, float).ravel()
-    if not np.all(np.isfinite(v)):
-        raise ValueError(f"{what}: values must be finite; got {v.tolist()}")
-    return v
-
-
-def _confidence(confidence: float) -> float:
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence={confidence!r}; allowed: a level strictly between 0 and 1, e.g. 0.95")
-    return float(confidence)
-
-
-def _z(confidence: float) -> float:
-    """z_{1 - alpha/2}: 1.959964 at 95 %."""
-    return float(S.norm.ppf(0.5 + _confidence(confidence) / 2))
-
-
-# ---- k seeds: the t interval -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class TInterval:
-    k: int  # number of values (seeds, or paired seed differences)
-    mean: float
-    sd: float  # sample standard deviation (ddof = 1)
-    se: float  # sd / sqrt(k)
-    df: int  # k - 1
-    t_crit: float  # t_{1 - alpha/2, k - 1}
-    lo: float  # mean - t_crit se
-    hi: float  # mean + t_crit se
-    t: float  # mean / se, against 0
-    p: float  # two-sided p of t on k - 1 df
-    confidence: float
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-def t_interval(values, confidence: float = 0.95) -> TInterval:
-    """Student's t interval of the mean of k values (e.g. one figure per training seed, or the per-seed
-    differences of two settings run on common seeds) and the two-sided test of mean = 0.
-
-        se = sd / sqrt(k),  df = k - 1,  interval mean ± t_{1-alpha/2, df} se,  t = mean / se,
-        p = 2 P(T_df > |t|)   (for df = 2 in closed form: p = 1 - |t| / sqrt(t^2 + 2); t = 4.9 gives 2/51 = 0.039).
-
-    A zero spread gives se = 0: t = ±inf and p = 0 for a non-zero mean; t = 0 and p = 1 for a zero mean."""
-    v = _values(values, "t_interval")
-    if v.size < 2:
-        raise ValueError(f"a t interval needs >= 2 values (k - 1 >= 1 degrees of freedom); got {v.size}")
-    confidence = _confidence(confidence)
-    k, mean, sd = int(v.size), float(v.mean()), float(v.std(ddof=1))
-    se, df = sd / math.sqrt(k), k - 1
-    t_crit = float(S.t.ppf(0.5 + confidence / 2, df))
-    if se > 0:
-        t = mean / se
-        p = float(2 * S.t.sf(abs(t), df))
-    else:
-        t, p = (math.copysign(math.inf, mean), 0.0) if mean != 0 else (0.0, 1.0)
-    return TInterval(k, mean, sd, se, df, t_crit, mean - t_crit * se, mean + t_crit * se, t, p, confidence)
-
-
-# ---- proportions ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Proportion:
-    successes: int
-    n: int
-    share: float  # x / n
-    se: float  # sqrt(share (1 - share) / n), the binomial (Wald) standard error
-    lo: float  # Wilson score interval
-    hi: float
-    confidence: float
-    against: float | None  # the share the exact binomial test is against, if asked
-    p: float | None  # its two-sided p
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-def proportion_interval(successes: int, n: int, confidence: float = 0.95, *, against: float | None = None
-                        ) -> Proportion:
-    """The share x / n with its Wilson score interval (right near 0 and 1, where share ± z se is not):
-
-        c = (p + z^2 / 2n) / (1 + z^2 / n),   h = z / (1 + z^2 / n) * sqrt(p (1 - p) / n + z^2 / 4n^2),
-        interval c ± h   (x = 0 gives [0, z^2 / (n + z^2)]).
-
-    against=p0: also the exact two-sided binomial p of H0: share = p0 (scipy.stats.binomtest)."""
-    if isinstance(successes, bool) or isinstance(n, bool) or int(successes) != successes or int(n) != n \
-            or not 0 <= successes <= n or n < 1:
-        raise ValueError(f"proportion of {successes!r} in {n!r}; allowed: whole numbers 0 <= successes <= n, n >= 1")
-    x, n = int(successes), int(n)
-    z = _z(confidence)
-    p = x / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    p_value = None
-    if against is not None:
-        if not 0 <= against <= 1:
-            raise ValueError(f"against={against!r}; allowed: a share between 0 and 1")
-        p_value = float(S.binomtest(x, n, against).pvalue)
-    lo = 0.0 if x == 0 else centre - half  # exactly 0 and 1 at the edges (c - h = 0 at x = 0, c + h = 1 at x = n)
-    hi = 1.0 if x == n else centre + half
-    return Proportion(x, n, p, math.sqrt(p * (1 - p) / n), lo, hi, float(confidence), against, p_value)
-
-
-# ---- bootstrap draws ------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class BootstrapSummary:
-    estimate: float  # the figure on the data themselves (not the mean of the draws)
-    std: float  # std of the draws (ddof = 1): the bootstrap standard error
-    lo: float  # the interval (`method`): percentile quantiles of the draws, or estimate -/+ z std
-    hi: float
-    draws: int
-    confidence: float
-    method: str = "percentile"
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-INTERVAL_METHODS = ("percentile", "normal")
-
-
-def bootstrap_summary(draws_values, estimate: float, confidence: float = 0.95,
-                      method: str = "percentile") -> BootstrapSummary:
-    """Std and interval of B bootstrap draws of a figure.
-
-    method='percentile': the alpha/2 and 1 - alpha/2 quantiles of the draws (numpy's linear quantiles: the q
-    quantile of sorted draws d_0..d_{B-1} sits at position q (B - 1)); right for differences, whose resampling
-    bias largely cancels. method='normal': estimate -/+ z_{1-alpha/2} std, centred on the estimate; right for
-    a single set's FID or KID, whose every resample repeats images and so scores higher than the set itself
-    (the floor's FID 15.6 had a percentile interval of [20.5, 26.7], not holding it): the draws' spread is the
-    error, their offset a resampling artefact."""
-    d = _values(draws_values, "bootstrap_summary")
-    if d.size < 2:
-        raise ValueError(f"a bootstrap summary needs >= 2 draws; got {d.size}")
-    confidence = _confidence(confidence)
-    std = float(d.std(ddof=1))
-    if method == "percentile":
-        lo, hi = np.quantile(d, [0.5 - confidence / 2, 0.5 + confidence / 2])
-    elif method == "normal":
-        lo, hi = estimate - _z(confidence) * std, estimate + _z(confidence) * std
-    else:
-        raise ValueError(f"method={method!r}; allowed: {', '.join(INTERVAL_METHODS)}")
-    return BootstrapSummary(float(estimate), std, float(lo), float(hi), int(d.size), confidence, method)
-
-
-def bootstrap_p(draws_values) -> float:
-    """Two-sided bootstrap p of 'the difference is 0': twice the smaller share of draws on either side of 0
-    (draws equal to 0 count on both sides), floored at 1 / B (B draws cannot show a smaller p) and capped at 1."""
-    d = _values(draws_values, "bootstrap_p")
-    if d.size < 2:
-        raise ValueError(f"a bootstrap p needs >= 2 draws; got {d.size}")
-    tail = min(np.mean(d <= 0), np.mean(d >= 0))
-    return float(min(1.0, max(2 * tail, 1 / d.size)))
-
 
 
 # ---- verdicts ------------------------------------------------------------------------------------------------
@@ -274,7 +131,7 @@ def verdict(difference: float, se_or_interval, *, better: str, margin: float | N
         raise ValueError(f"margin={margin!r}; allowed: a positive equivalence margin, or None")
     if df is not None and (isinstance(df, bool) or int(df) != df or df < 1):
         raise ValueError(f"df={df!r}; allowed: degrees of freedom >= 1 (k - 1 for k seeds)")
-    confidence = _confidence(confidence)
+    confidence = check_confidence(confidence)
     d = float(difference)
     if not math.isfinite(d):
         raise ValueError(f"difference={difference!r}; allowed: a finite number")
@@ -341,7 +198,7 @@ def trend_test(x, y, y_se=None) -> Trend:
     With y_se (known errors, e.g. bootstrap stds): se = 1 / sqrt(Sxx), z = slope / se, normal p.
     Without: ordinary least squares, s^2 = sum r^2 / (n - 2) from the residuals r, se = s / sqrt(Sxx),
     t = slope / se on n - 2 df. Beside it Spearman's rho of (x, y), with its p, for a monotone trend."""
-    x, y = _values(x, "trend_test x"), _values(y, "trend_test y")
+    x, y = finite_values(x, "trend_test x"), finite_values(y, "trend_test y")
     if x.shape != y.shape or x.size < 3:
         raise ValueError(f"trend_test: x and y must be the same length >= 3; got {x.size} and {y.size}")
     if np.ptp(x) == 0:
@@ -349,7 +206,7 @@ def trend_test(x, y, y_se=None) -> Trend:
     if y_se is None:
         w = np.ones_like(x)
     else:
-        se_y = _values(y_se, "trend_test y_se")
+        se_y = finite_values(y_se, "trend_test y_se")
         if se_y.shape != y.shape or np.any(se_y <= 0):
             raise ValueError(f"trend_test: y_se must be {y.size} positive errors; got {se_y.tolist()}")
         w = 1 / se_y**2
@@ -428,7 +285,7 @@ def non_inferiority(v: Verdict, margin: float) -> tuple[str, str]:
         word, why = "not reproduced", "the whole interval is beyond the margin"
     else:
         word, why = "not resolved at this n", "the interval straddles the margin"
-    scale = v.se if v.se else (hi - lo) / (2 * _z(v.confidence))
+    scale = v.se if v.se else (hi - lo) / (2 * z_critical(v.confidence))
     n = _decimals(scale)
     error = f" ± {v.se:.{n}f}" if v.se is not None else ""
     head = (f"{v.label} = {v.difference:+.{n}f}{error} ({100 * v.confidence:g} % interval {lo:+.{n}f} to "

@@ -28,9 +28,10 @@ import time
 import warnings
 from pathlib import Path
 
-from ulib.config import Config, apply_overrides, missing_keys
+from ulib.config import Config
 from ulib.io.checkpoint import checkpoint_config
 from ulib.io.files import remove_stale_temporaries
+from ulib.overrides import apply_overrides, missing_keys
 from ulib.profiles import get_profile
 
 try:
@@ -173,7 +174,7 @@ class RunDir:
             raise ValueError(f"{self.config_file} is not valid JSON ({e}); fix or delete it")
         if not isinstance(d, dict):
             raise ValueError(f"{self.config_file} holds a {type(d).__name__}, not a config mapping; fix or delete it")
-        missing = missing_keys(d)
+        missing = missing_keys(d, Config)
         if missing:
             d = self._fill_from_checkpoints(d, missing)
         return Config.from_dict(d).validate()
@@ -212,24 +213,31 @@ class RunDir:
         warnings.warn(f"{self.config_file} lacks {len(missing)} key(s): " + "; ".join(said), stacklevel=3)
         return d
 
-    def resolve_config(self, profile: str | None, overrides: list[str] | None = None) -> Config:
-        """The run's stored config if it has one (a different --profile is an error), else the profile's
-        (default 'demo'); then the `--set` overrides."""
+    def trained_config(self, profile: str | None = None, overrides: list[str] | dict | None = None) -> Config | None:
+        """The run's stored config with the `--set` overrides, or None when it has none yet. A `profile` other than
+        the stored one is an error; stored sampling settings that differ from the profile's today are said."""
         stored = self.stored_config()
-        if stored is not None:
-            if profile is not None and profile != stored.profile:
-                raise ValueError(
-                    f"run {self.path} was made with profile {stored.profile!r}, not {profile!r}; "
-                    f"use another --run directory or drop --profile"
-                )
-            cfg = stored
-            touched = [o for o in (overrides or []) if str(o).split("=", 1)[0].strip().startswith("sample.")]
-            note = sample_settings_drift(stored)
-            if note and not touched:
-                warnings.warn(f"run {self.path}: {note}", stacklevel=2)
-        else:
+        if stored is None:
+            return None
+        if profile is not None and profile != stored.profile:
+            raise ValueError(
+                f"run {self.path} was made with profile {stored.profile!r}, not {profile!r}; "
+                f"use another --run directory or drop --profile"
+            )
+        touched = [o for o in (overrides or []) if str(o).split("=", 1)[0].strip().startswith("sample.")]
+        note = sample_settings_drift(stored)
+        if note and not touched:
+            warnings.warn(f"run {self.path}: {note}", stacklevel=3)
+        return apply_overrides(stored, overrides) if overrides else stored
+
+    def resolve_config(self, profile: str | None, overrides: list[str] | None = None) -> Config:
+        """The config of a command on this run: the stored one if the run has one (`trained_config`), else the
+        profile's (default 'demo') for a new run; then the `--set` overrides."""
+        cfg = self.trained_config(profile, overrides)
+        if cfg is None:
             cfg = get_profile(profile or "demo")
-        return apply_overrides(cfg, overrides) if overrides else cfg
+            cfg = apply_overrides(cfg, overrides) if overrides else cfg
+        return cfg
 
     def save_config(self, cfg: Config) -> None:
         """Write config.json. `prior.kind` only chooses which of the run's priors a command trains or uses

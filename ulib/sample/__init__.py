@@ -1,6 +1,7 @@
 """Sampling (prior -> tokens): the absorbing sampler and its step skipping, MaskGIT-style confidence and
-remasking, inpainting, canvases larger than the training window (Eq. 8), the AR baseline's sampler, and
-the opt-in CPU accelerator for one-position steps.
+remasking, ReMDM, first-hitting sampling, inpainting, canvases larger than the training window (Eq. 8), the AR
+baseline's sampler, exact speculative sampling of it with the absorbing prior drafting, and the opt-in CPU
+accelerator for one-position steps.
 
 The front door is `ulib.sample.api` (`from ulib import load_run, sample_tokens, sample_images`). Under it every
 method follows one protocol (`ulib.sample.base`): a `Sampler` built over a `SamplingContext` (the prior as a

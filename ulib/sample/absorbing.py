@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import torch
 
 from ulib.device import exact_float
-from ulib.sample.base import Sampler, SampleStep, SamplingContext, categorical
+from ulib.sample.base import Sampler, SampleStep, SamplingContext, categorical, draw
 
 
 def time_schedule(num_timesteps: int, steps: int) -> list[int]:
@@ -178,7 +178,7 @@ class AbsorbingSampler(Sampler):
         logits = self.logits_at(x, unmask).float() / self.temperature  # (N, K)
         probs = torch.softmax(logits, dim=-1)
         if plan is None:
-            draws = torch.multinomial(probs, 1, generator=self.generator).squeeze(1)  # (N,)
+            draws = draw(probs, self.generator)  # (N,)
         else:
             draws = categorical(probs, plan.noise[unmask])
         x = x.clone()

@@ -13,12 +13,18 @@ ends with no mask token left.
   empty steps are dropped, so a batch costs max over images of their non-empty steps in forward passes. With
   `x_start` it starts at t = round(T * m / L) for m masked positions, the time whose expected mask fraction
   t/T matches.
-- method='confidence' (MaskGIT; `ulib.sample.maskgit`) and method='remask' (the official `sample_mlm`;
-  `ulib.sample.remask`); any other method of the registry (`ulib.sample.registry`) by its name.
+- method='confidence' (MaskGIT; `ulib.sample.maskgit`), method='remask' (the official `sample_mlm`;
+  `ulib.sample.remask`), method='halton' (a fixed quasi-random visiting order; `ulib.sample.halton`),
+  method='eb' (entropy-bounded adaptive steps, whose number of calls is a result; `ulib.sample.entropy_bounded`),
+  method='remdm' (ReMDM's re-masking steps and loop; `ulib.sample.remdm`) and method='first_hitting' (one token
+  per call at analytic times; `ulib.sample.first_hitting`); any other method of the registry
+  (`ulib.sample.registry`) by its name. What `steps` means depends on the method (`registry.Method.steps`):
+  1..T schedule steps for most, a cap on the calls for 'eb', unused by 'first_hitting'.
 - canvas=(H, W): a grid larger than the training window, each position's prediction the average over the
   windows that cover it (Eq. 8; `ulib.sample.canvas`).
 - an autoregressive prior (told by the network's `causal`): token by token in raster order
-  (`ulib.sample.autoregressive`), with top_k.
+  (`ulib.sample.autoregressive`), with top_k; method='speculative' draws the same law with fewer AR passes, an
+  absorbing prior drafting (`ulib.sample.speculative`; options draft=, block=, draft_steps=, ...).
 `sample_tokens` resolves its inputs into a `SamplingContext`, builds the method from the registry and samples
 (the protocol of `ulib.sample.base`). The samplers receive the network as a callable, tokens (B, L) -> logits
 (B, L, K) (`ulib.sample.network`: `logits_at` runs only the requested positions through the head when the
@@ -49,15 +55,20 @@ def sample_tokens(prior, n: int | None = None, *, method: str = "random", steps:
       grid are used, or the network itself, or any callable tokens (B, L) -> logits (B, L, K)
       (`ulib.sample.network`); these need num_timesteps, and mask_id where they have no `mask_id` attribute
       (a plain callable also needs length or grid); grid (h, w) shapes the result.
-    method: 'random' (default), 'confidence' or 'remask' (module docstring); the AR prior samples in raster order.
-    steps: 1..T reverse steps (default T). temperature > 0 divides the logits.
+    method: 'random' (default), 'confidence', 'remask', 'halton', 'eb', 'remdm', 'first_hitting' or any registered
+      name (module docstring); the AR prior samples in raster order ('random') or speculatively ('speculative',
+      with draft= the absorbing network as an option).
+    steps: as the method reads it (`ulib.sample.registry`, `resolve_steps`): 1..T reverse steps (default T) for
+      'random', 'confidence', 'remask', 'halton' and 'remdm'; for 'eb' a cap on the network calls per image
+      (default none); 'first_hitting' declares steps 'unused' and ignores it. temperature > 0 divides the logits.
     x_start (n, L) or (n, h, w): tokens to keep, mask_id where to generate; n may then be left out.
     canvas: (H, W) latent cells, larger than the window (Eq. 8); stride: the windows' spacing.
     top_k: the AR prior's top-k restriction. device: defaults to x_start's, else to the network's.
     callback(k, step_result) after each step. options: the method's own settings, by name
       (`ulib.sample.registry.get(method).options`: 'random' takes skip_empty_steps=True; 'confidence'
-      schedule='cosine'|'linear' and choice_temperature=4.5 (>= 0); a canvas window_subset, order, window_batch);
-      progress=True shows a progress bar over the steps.
+      schedule='cosine'|'linear' and choice_temperature=4.5 (>= 0); 'halton' shift=True; 'eb' gamma; 'remdm'
+      schedule='cap'|'rescale', eta=0.05, loop_steps=0 (network calls on top of steps) and loop_time=0.1; a canvas
+      window_subset, order, window_batch); progress=True shows a progress bar over the steps.
     """
     net = prior
     if isinstance(prior, SamplingModels):
@@ -74,12 +85,18 @@ def sample_tokens(prior, n: int | None = None, *, method: str = "random", steps:
         grid = tuple(x_start.shape[1:])
         x_start = x_start.reshape(x_start.shape[0], -1)
     progress = options.pop("progress", False)
-    if getattr(net, "causal", False):  # the AR baseline (Table 4)
-        if method != "random" or canvas is not None or x_start is not None or options:
-            raise ValueError("method, canvas, x_start and options apply to the absorbing prior; the AR prior "
-                             "samples in raster order (method='random')")
+    if getattr(net, "causal", False):  # the AR baseline (Table 4), token by token or speculatively
+        others = tuple(m.name for m in registry.METHODS.values()
+                       if m.prior == "autoregressive" and m.name != "autoregressive")
+        name = "autoregressive" if method == "random" else method
+        if name not in others + ("autoregressive",):
+            raise ValueError(f"method={method!r} is not a method of the AR prior; allowed: 'random' "
+                             f"(raster order, the default) or {others}")
+        if canvas is not None or x_start is not None or (options and name == "autoregressive"):
+            raise ValueError("canvas, x_start and options apply to the absorbing prior; the AR prior samples in "
+                             "raster order (method='random', or 'speculative' with its options)")
         ctx = SamplingContext(net, 0, None, length, grid, temperature, generator)
-        sampler = registry.build("autoregressive", ctx, top_k=top_k)
+        sampler = registry.build(name, ctx, top_k=top_k, **options)
         tokens = sampler.sample(sampler.initial_state(n, device or network_device(net)), callback, progress)
         return tokens.view(n, *grid) if grid is not None else tokens
     if top_k is not None:
@@ -92,9 +109,7 @@ def sample_tokens(prior, n: int | None = None, *, method: str = "random", steps:
     if not isinstance(mask_id, int) or mask_id < 0:
         raise ValueError(f"mask_id={mask_id!r}; a network without a mask_id attribute (a plain callable) needs "
                          f"mask_id= (the absorbing state's id, the codebook size)")
-    steps = T if steps is None else steps
-    if not isinstance(steps, int) or not 1 <= steps <= T:
-        raise ValueError(f"steps={steps!r}; allowed: 1..num_timesteps={T}")
+    steps = registry.resolve_steps(method, steps, T)
     if canvas is not None:
         if "canvas" not in entry.supports:
             if entry.on_canvas is None:
@@ -119,20 +134,24 @@ def sample_tokens(prior, n: int | None = None, *, method: str = "random", steps:
 @torch.no_grad()
 def sample_images(models: SamplingModels, n: int, *, steps: int | None = None, temperature: float | None = None,
                   seed: int = 0, method: str = "random", canvas: tuple[int, int] | None = None, stride: int = 1,
-                  top_k: int | None = None, precision: str = "auto", return_tokens: bool = False):
+                  top_k: int | None = None, precision: str = "auto", return_tokens: bool = False, callback=None,
+                  **options):
     """n decoded samples (n, 3, H, W) in [-1, 1] from the pair `models` (and their tokens if return_tokens).
 
-    steps and temperature default to the models' (a run's sample settings); seed seeds the generator on the
-    models' device. precision: the prior's forward pass in 'fp32', 'bf16' (autocast) or 'auto' (bf16 on GPUs
-    that have it natively, `ulib.device.sampling_dtype`); the VQGAN always decodes in fp32."""
+    steps and temperature default to the models' (a run's sample settings; steps only where the method reads
+    them as schedule steps, `ulib.sample.registry`); seed seeds the generator on the models' device. precision:
+    the prior's forward pass in 'fp32', 'bf16' (autocast) or 'auto' (bf16 on GPUs that have it natively,
+    `ulib.device.sampling_dtype`); the VQGAN always decodes in fp32. callback and options (the method's own
+    settings, by name) go to `sample_tokens`."""
     device = next(models.prior.parameters()).device
     g = torch.Generator(device=device).manual_seed(seed)
-    steps = steps or models.default_steps
+    if registry.get(method).steps in ("schedule", "total"):
+        steps = steps or models.default_steps
     temperature = temperature or models.default_temperature
     with autocast(device, sampling_dtype(device, precision)):
         tokens = sample_tokens(models, n, method=method, steps=steps if models.kind == "absorbing" else None,
                                temperature=temperature, generator=g, canvas=canvas, stride=stride, top_k=top_k,
-                               device=device)
+                               device=device, callback=callback, **options)
     images = (decode_canvas(models.vqgan, tokens) if canvas is not None else models.vqgan.decode(tokens)).clamp(-1, 1)
     return (images, tokens) if return_tokens else images
 

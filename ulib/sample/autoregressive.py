@@ -4,8 +4,8 @@ x_i ~ softmax(logits_i / temperature), optionally restricted to the top_k logits
 key/value cache each step runs the network on one new position only (L position-passes in all); on CPU the
 sampler applies `ulib.sample.cpu_step` there (a lean step with the weights split across the cores), an
 accelerator the network itself knows nothing of. Without the cache every step re-runs the whole prefix
-(L(L+1)/2). Both draw one uniform per image per step from the generator (inverse CDF,
-`ulib.sample.absorbing.categorical`), so under one seed they give the same tokens (the logits agree to float
+(L(L+1)/2). Both draw one float64 uniform per image per step from the generator (inverse CDF,
+`ulib.sample.base.categorical`), so under one seed they give the same tokens (the logits agree to float
 rounding, which could only flip a draw that lands within ~1e-7 of a category boundary).
 
 Steps are separate calls (the protocol of `ulib.sample.base`) so notebooks and widgets can show each one.
@@ -16,11 +16,22 @@ from dataclasses import dataclass
 
 import torch
 
-from ulib.sample.base import Sampler, SampleStep, SamplingContext, categorical
+from ulib.sample.base import Sampler, SampleStep, SamplingContext, categorical, uniforms
 from ulib.sample.cpu_step import CachedForward
 
 
 # ---- sampling ------------------------------------------------------------------------------------
+def tempered_probs(logits: torch.Tensor, temperature: float, top_k: int | None = None,
+                   dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """softmax(top_k(logits) / temperature) over the last axis, in `dtype`: the AR model's p(x_i | x_<i) as it
+    is sampled (logits (..., K); top_k None keeps every code, else the k largest logits, ties included)."""
+    logits = logits.to(dtype) / temperature
+    if top_k is not None:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]  # (..., 1) k-th largest
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    return torch.softmax(logits, dim=-1)
+
+
 @dataclass(frozen=True)
 class AROptions:
     """The AR baseline's settings."""
@@ -33,6 +44,20 @@ class AROptions:
         if self.top_k is not None and (isinstance(self.top_k, bool) or not isinstance(self.top_k, int)
                                        or self.top_k < 1):
             raise ValueError(f"top_k={self.top_k!r}; allowed: None or an integer >= 1")
+
+
+def check_causal_model(model, length: int, top_k: int | None, use_cache: bool) -> int | None:
+    """ValueError unless the AR model can be sampled so: top_k within its codebook, forward_cached for the
+    cache, length in 1..block_size. Returns the codebook size K (None for a callable that does not say)."""
+    K = getattr(model, "codebook_size", None)
+    if top_k is not None and K is not None and top_k > K:
+        raise ValueError(f"top_k={top_k!r}; allowed: None or an integer in 1..{K}")
+    if use_cache and not hasattr(model, "forward_cached"):
+        raise ValueError(f"use_cache=True needs a model with forward_cached; {type(model).__name__} has none")
+    block = getattr(model, "block_size", None)
+    if length < 1 or (block is not None and length > block):
+        raise ValueError(f"length={length}; allowed: 1..block_size={block}")
+    return K
 
 
 class ARSampler(Sampler):
@@ -56,14 +81,7 @@ class ARSampler(Sampler):
     def __init__(self, ctx: SamplingContext, steps: int | None = None, options: AROptions | None = None):
         super().__init__(ctx, steps, options)
         model, o = self.model, self.options
-        K = getattr(model, "codebook_size", None)
-        if o.top_k is not None and K is not None and o.top_k > K:
-            raise ValueError(f"top_k={o.top_k!r}; allowed: None or an integer in 1..{K}")
-        if o.use_cache and not hasattr(model, "forward_cached"):
-            raise ValueError(f"use_cache=True needs a model with forward_cached; {type(model).__name__} has none")
-        block = getattr(model, "block_size", None)
-        if ctx.length < 1 or (block is not None and ctx.length > block):
-            raise ValueError(f"length={ctx.length}; allowed: 1..block_size={block}")
+        check_causal_model(model, ctx.length, o.top_k, o.use_cache)
         self.top_k, self.use_cache = o.top_k, o.use_cache
         # cached one-token steps on CPU take ulib.sample.cpu_step's lean path unless fast_steps=False
         self.forward_cached = CachedForward(model, enabled=o.fast_steps) if o.use_cache else None
@@ -97,15 +115,10 @@ class ARSampler(Sampler):
         """x_i ~ softmax(top_k(logits) / temperature), (B,); the same generator calls whatever the logits."""
         if self.top_k is not None and self.top_k > logits.shape[-1]:
             raise ValueError(f"top_k={self.top_k} exceeds the number of codes K={logits.shape[-1]}")
-        logits = logits.float() / self.temperature
-        if self.top_k is not None:
-            kth = torch.topk(logits, self.top_k, dim=-1).values[:, -1:]  # (B, 1) k-th largest
-            logits = logits.masked_fill(logits < kth, float("-inf"))
-        probs = torch.softmax(logits, dim=-1)
-        # inverse CDF with one uniform per row: the law of torch.multinomial(probs, 1), which draws an
+        probs = tempered_probs(logits, self.temperature, self.top_k)
+        # inverse CDF with one float64 uniform per row: the law of torch.multinomial(probs, 1), which draws an
         # exponential for every one of the K codes (4x this draw's time at K = 1024 on a CPU)
-        u = torch.rand(probs.shape[0], generator=self.generator, device=probs.device)
-        return categorical(probs, u)
+        return categorical(probs, uniforms(probs.shape[0], self.generator, probs.device))
 
     @torch.no_grad()
     def step(self, x: torch.Tensor, k: int | None = None) -> SampleStep:
@@ -147,7 +160,6 @@ def fill_ar(model, tokens: torch.Tensor, mask: torch.Tensor, temperature: float 
     mask = mask.to(torch.bool)
     for i in torch.nonzero(mask.any(0)).flatten().tolist():
         logits = model(x[:, :i])[:, -1].float() / temperature  # (B, K): p(x_i | x_<i)
-        u = torch.rand(x.shape[0], device=x.device, generator=generator)
-        drawn = categorical(torch.softmax(logits, dim=-1), u)
+        drawn = categorical(torch.softmax(logits, dim=-1), uniforms(x.shape[0], generator, x.device))
         x[:, i] = torch.where(mask[:, i], drawn, x[:, i])
     return x

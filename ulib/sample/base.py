@@ -17,6 +17,8 @@ notebooks and widgets can show every step:
   generated (`initial_state`: all of them); every other token is kept.
 - `SampleStep`: x after the step, the positions it wrote, whether the network ran, and `extras`: what the
   method can show of the step beyond that (each sampler's docstring names its keys).
+- `draw(probs, generator)`: the one token draw, exact to float64 resolution (`categorical` with float64
+  `uniforms` where a sampler needs a fixed function of its uniforms).
 
 `ulib.sample.registry` lists the methods by name; `ulib.sample.api.sample_tokens` builds one and samples.
 """
@@ -113,11 +115,23 @@ class Sampler:
         return run_steps(self.step, x, self.start(x), callback, progress, type(self).__name__)
 
 
+def step_count(steps, num_timesteps: int) -> int:
+    """A sampler's S: `steps`, or T when it is None (or 0); an integer >= 1, else a ValueError naming steps."""
+    steps = num_timesteps if steps in (None, 0) else steps
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps={steps!r}; must be an integer >= 1")
+    return steps
+
+
 def run_steps(step, x: torch.Tensor, n_steps: int, callback=None, progress: bool = False,
-              desc: str = "sampling") -> torch.Tensor:
-    """x <- step(x, k).x for k = 0..n_steps-1, calling callback(k, result) after each (every sampler's loop)."""
+              desc: str = "sampling", until=None) -> torch.Tensor:
+    """x <- step(x, k).x for k = 0..n_steps-1, calling callback(k, result) after each (every sampler's loop).
+    until(x) -> bool, if given, ends the loop early once it holds (a method whose step count is a result returns
+    a bound from `start` and stops when it is done)."""
     ks = tqdm(range(n_steps), desc=desc, leave=False) if progress else range(n_steps)
     for k in ks:
+        if until is not None and until(x):
+            break
         res = step(x, k)
         x = res.x
         if callback is not None:
@@ -125,14 +139,48 @@ def run_steps(step, x: torch.Tensor, n_steps: int, callback=None, progress: bool
     return x
 
 
+# ---- the token draw -------------------------------------------------------------------------------
+# Zheng et al. (ICLR 2025, "Masked diffusion models are secretly time-agnostic masked models and exploit
+# inaccurate categorical sampling", section 5) show that a categorical draw made with float32 noise is truncated:
+# float32 uniforms lie on a grid of 2**-24, so a category whose share is below about 2**-24 of the largest one is
+# never (or too rarely) drawn, which lowers the effective temperature. Every token draw of ulib.sample therefore
+# goes through `draw` (or `categorical` with `uniforms`), exact to float64 resolution (MPS has no float64: float32
+# there); tests/sample/test_base.py.
+
+
+def uniforms(size, generator: torch.Generator | None, device) -> torch.Tensor:
+    """Uniforms in [0, 1) of shape `size` (an int or a tuple) with 53 random bits (float64; float32 on MPS, which
+    has no float64).
+
+    torch.rand's float32 uniforms are multiples of 2**-24: an inverse-CDF draw with them never reaches a
+    category whose interval falls between two of those values (a share below 2**-24)."""
+    return torch.rand(size, dtype=exact_float(device), device=device, generator=generator)
+
+
 def categorical(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """Draw j from each row of probs (N, K) by inverse CDF with the uniforms u (N,) in [0, 1): (N,) long.
 
     j is the index with cdf_{j-1} <= u * cdf_K < cdf_j: the law of torch.multinomial(probs, 1), but a fixed
     function of u, so a position's token does not depend on which other positions are drawn with it. The CDF
-    is summed in float64 (float32 on MPS), so no category loses mass to rounding.
+    is summed in float64 (float32 on MPS), so no category loses mass to rounding; give u from `uniforms`
+    (float64), not torch.rand's float32 grid.
     """
     dtype = exact_float(probs.device)
     cdf = probs.to(dtype).cumsum(-1)  # (N, K)
     v = (u.to(dtype) * cdf[:, -1]).unsqueeze(1)  # (N, 1)
     return torch.searchsorted(cdf, v, right=True).squeeze(1).clamp_(max=probs.shape[1] - 1)
+
+
+def draw(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """One token from each row of probs (N, K), exactly (to float64 resolution): (N,) long.
+
+    On the CPU this is torch.multinomial(probs, 1): argmax_j probs_j / E_j with E_j ~ Exp(1), and the CPU draws
+    E_j from a float64 uniform before rounding it to float32, so a tiny E_j (which is what picks a rare
+    category) keeps its full relative precision. On CUDA, ATen draws E_j = -log(u) from a float32 uniform and
+    clamps it at 2**-24 (ATen/core/TransformationHelper.h), so a category below about 2**-24 of the largest is
+    cut off. There (and on any other device) the draw is `categorical` with float64 `uniforms` instead. Keeping
+    torch.multinomial on the CPU keeps the tokens every seed gave before (tests/sample/test_sampled_tokens_fixed.py).
+    """
+    if probs.device.type == "cpu":
+        return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+    return categorical(probs, uniforms(probs.shape[0], generator, probs.device))

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from ulib.sample.absorbing import time_schedule
-from ulib.sample.base import Sampler, SampleStep, SamplingContext
+from ulib.sample.base import Sampler, SampleStep, SamplingContext, draw
 from ulib.sample.network import network_device
 
 ORDERS = ("random", "raster")
@@ -230,7 +230,7 @@ class CanvasSampler(Sampler):
             return SampleStep(x, unmask, ran_network=False, extras={"t": t, "s": s, "windows": self.offsets[:0]})
         offsets = self.choose_windows(unmask.any(0))
         probs = self.mixed_probs(x, unmask, offsets)  # (N, K)
-        draws = torch.multinomial(probs, 1, generator=self.generator).squeeze(1)  # (N,)
+        draws = draw(probs, self.generator)  # (N,)
         x = x.clone()
         x[unmask] = draws
         return SampleStep(x, unmask, extras={"t": t, "s": s, "windows": offsets})

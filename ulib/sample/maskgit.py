@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from ulib.device import exact_float
-from ulib.sample.base import Sampler, SampleStep, SamplingContext
+from ulib.sample.base import Sampler, SampleStep, SamplingContext, draw, step_count
 
 MASK_SCHEDULES = ("cosine", "linear")
 
@@ -67,10 +67,7 @@ class ConfidenceSampler(Sampler):
 
     def __init__(self, ctx: SamplingContext, steps: int | None = None, options: ConfidenceOptions | None = None):
         super().__init__(ctx, steps, options)
-        steps = ctx.num_timesteps if steps in (None, 0) else steps
-        if not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps={steps!r}; must be an integer >= 1")
-        self.steps = steps
+        self.steps = step_count(steps, ctx.num_timesteps)
         self.schedule, self.choice_temperature = self.options.schedule, self.options.choice_temperature
         self._remaining = None
 
@@ -96,8 +93,10 @@ class ConfidenceSampler(Sampler):
                               extras={"candidates": cand, "confidence": conf})
         logits = self.logits_at(x, scored).float() / self.temperature  # (N, K)
         probs = torch.softmax(logits, dim=-1)
-        c = torch.multinomial(probs, 1, generator=self.generator)  # (N, 1)
+        c = draw(probs, self.generator)[:, None]  # (N, 1)
         tau = self.choice_temperature * (1 - (j + 1) / self.steps)  # annealed linearly to 0
+        # ranking noise on the confidences, not a token draw: float32 uniforms bound it to about [-2.8, 16.6],
+        # cutting Gumbel tails of probability ~6e-8 each, which can change which position is kept only there
         u = torch.rand(c.shape[0], device=x.device, generator=self.generator).clamp_(min=1e-20)
         gumbel = -torch.log(-torch.log(u))  # (N,)
         cand[scored] = c.squeeze(1)

@@ -2,8 +2,23 @@
 
 A method is a `Sampler` subclass (`ulib.sample.base`) with a name and what it declares about itself: the prior it
 samples, which inputs it takes beyond a count of images ('x_start': a start state with given tokens, i.e.
-inpainting; 'canvas': a grid larger than the window; 'top_k'), and whether it is a `--method` choice (a canvas
-and the AR baseline are reached through their inputs: `canvas=` and an autoregressive prior).
+inpainting; 'canvas': a grid larger than the window; 'top_k'), what the number `steps` means to it (below), and
+whether it is a `--method` choice (a canvas and the AR baseline are reached through their inputs: `canvas=` and an
+autoregressive prior). Its settings are its sampler's `Options` dataclass (`Method.options`: names and defaults),
+given by name to `sample_tokens` / `sample_images` and as `--option KEY=VALUE` on the command line.
+
+What `steps` means to a method (`Method.steps`; `resolve_steps` applies it for `sample_tokens`, `sample_images`
+and the CLI's --steps):
+- 'schedule' (the default): S reverse steps in 1..T, T the absorbing process's steps; default T (the CLI and
+  `sample_images`: the run's sample.steps). The sampler gets S.
+- 'total': S network calls (steps of the method's loop), any integer >= 1, so it may exceed T (a method that
+  spends extra steps, e.g. at a fixed noise level); defaults as 'schedule'.
+- 'cap': the method decides how many calls it needs (their number is a result, not a setting); a given S >= 1
+  caps them at S per image, None (the default, also for the CLI: a run's sample.steps is a schedule length, not
+  a cap) leaves them uncapped. The sampler gets S or None.
+- 'unused': the method sets its own number of calls and never reads steps. A given steps is ignored, not
+  rejected (callers that loop over the methods pass one steps to all: the playground, bench, gpu-check); the
+  sampler gets None, and the CLI prints that --steps was not used.
 
 A new method is one file (its `Sampler` and `Options`) plus one line in `BUILT_IN`, plus its test; code that is
 not the kit's (a notebook, a plug-in, a test) adds one at run time with `register(Method(...))`.
@@ -17,8 +32,17 @@ from ulib.sample.absorbing import AbsorbingSampler
 from ulib.sample.autoregressive import ARSampler
 from ulib.sample.base import Sampler, SamplingContext
 from ulib.sample.canvas import CanvasSampler
+from ulib.sample.entropy_bounded import EntropyBoundedSampler
+from ulib.sample.first_hitting import FirstHittingSampler
+from ulib.sample.halton import HaltonSampler
 from ulib.sample.maskgit import ConfidenceSampler
 from ulib.sample.remask import RemaskSampler
+from ulib.sample.remdm import ReMDMSampler
+from ulib.sample.speculative import SpeculativeSampler
+
+STEPS = ("schedule", "total", "cap", "unused")  # what `steps` may mean to a method (module docstring)
+STEPS_HELP = {"total": "--steps may exceed T", "cap": "--steps caps its calls",  # --help's word on each but
+              "unused": "sets its own calls, --steps unused"}  # 'schedule'
 
 
 @dataclass(frozen=True)
@@ -32,6 +56,11 @@ class Method:
     supports: frozenset[str] = frozenset()  # inputs it takes: 'x_start', 'canvas', 'top_k'
     selectable: bool = True  # a --method choice; False: reached through its inputs (a canvas, an AR prior)
     on_canvas: str | None = None  # the method that runs this one on a canvas larger than the window
+    steps: str = "schedule"  # what `steps` means to it: one of STEPS (module docstring)
+
+    def __post_init__(self):
+        if self.steps not in STEPS:
+            raise ValueError(f"method {self.name!r}: steps={self.steps!r}; allowed: {STEPS}")
 
     @property
     def options(self) -> dict[str, object]:
@@ -44,10 +73,20 @@ BUILT_IN = (
            on_canvas="canvas"),
     Method("confidence", ConfidenceSampler, "MaskGIT-style confidence", supports=frozenset({"x_start"})),
     Method("remask", RemaskSampler, "the official code's re-masking ('mlm') sampler", supports=frozenset({"x_start"})),
+    Method("halton", HaltonSampler, "positions revealed in a 2-D Halton order (Besnier et al.)",
+           supports=frozenset({"x_start"})),
+    Method("eb", EntropyBoundedSampler, "entropy-bounded adaptive steps (EB-sampler, Ben-Hamu et al.)",
+           supports=frozenset({"x_start"}), steps="cap"),
+    Method("remdm", ReMDMSampler, "ReMDM (revealed tokens masked again with probability sigma_t, optionally in a "
+           "loop at a fixed noise level)", supports=frozenset({"x_start"})),
+    Method("first_hitting", FirstHittingSampler, "first-hitting sampling (one uniformly chosen position per "
+           "network call)", supports=frozenset({"x_start"}), steps="unused"),
     Method("canvas", CanvasSampler, "the random-order process on a canvas larger than the training window (Eq. 8)",
            supports=frozenset({"x_start", "canvas"}), selectable=False),
     Method("autoregressive", ARSampler, "the AR baseline, token by token in raster order", prior="autoregressive",
            supports=frozenset({"top_k"}), selectable=False),
+    Method("speculative", SpeculativeSampler, "exact speculative sampling of the AR model, an absorbing prior drafting",
+           prior="autoregressive", supports=frozenset({"top_k"}), selectable=False, steps="unused"),
 )
 METHODS: dict[str, Method] = {m.name: m for m in BUILT_IN}
 
@@ -81,10 +120,37 @@ def choices(prior: str = "absorbing") -> tuple[str, ...]:
 
 
 def method_help(default: str = "random") -> str:
-    """The --method help: every choice's summary, the default marked."""
-    said = [METHODS[n].summary + (" (default)" if n == default else "") for n in choices()]
-    listed = said[0] if len(said) == 1 else ", ".join(said[:-1]) + ", or " + said[-1]
-    return f"decoding method: {listed}"
+    """The --method help: every choice by name with its summary, its options (--option KEY=VALUE) and their
+    defaults, and what --steps means to it where that is not the schedule's 1..T; the default marked."""
+    said = []
+    for name in choices():
+        m = METHODS[name]
+        notes = [", ".join(f"{k} (required)" if v is dataclasses.MISSING else f"{k}={v!r}"
+                           for k, v in m.options.items()) or "no options"]
+        notes += [STEPS_HELP[m.steps]] if m.steps in STEPS_HELP else []
+        said.append(f"{name}: {m.summary}{' (default)' if name == default else ''} [{'; '.join(notes)}]")
+    return "decoding method, each with its --option settings and their defaults: " + "; ".join(said)
+
+
+def resolve_steps(method: str, steps, num_timesteps: int, default=None, name: str = "steps",
+                  t_name: str = "num_timesteps"):
+    """The steps the method's sampler gets from a caller's `steps` (None: not given), by what the method declares
+    (`Method.steps`, module docstring); a bad value is a ValueError naming `name`, the value and what is allowed.
+    default: what 'schedule' and 'total' take when steps is None (default: T)."""
+    kind = get(method).steps
+    if kind == "unused":
+        return None
+    if steps is None and kind in ("schedule", "total"):
+        steps = num_timesteps if default is None else default
+    if steps is None:  # 'cap', none given
+        return None
+    if kind == "schedule":
+        if not isinstance(steps, int) or not 1 <= steps <= num_timesteps:
+            raise ValueError(f"{name}={steps!r}; allowed: 1..{t_name}={num_timesteps}")
+    elif not isinstance(steps, int) or steps < 1:
+        what = "a cap on the network calls per image, or none" if kind == "cap" else "the method's network calls"
+        raise ValueError(f"{name}={steps!r}; allowed for method={method!r}: an integer >= 1 ({what})")
+    return steps
 
 
 def build(name: str, ctx: SamplingContext, steps: int | None = None, **options) -> Sampler:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from ulib.sample.base import Sampler, SampleStep, SamplingContext
+from ulib.sample.base import Sampler, SampleStep, SamplingContext, draw
 
 
 def remask_times(num_timesteps: int, steps: int) -> list[int]:
@@ -59,7 +59,7 @@ class RemaskSampler(Sampler):
         if not remask.any():
             return SampleStep(x0, remask, ran_network=False, extras={"t": t, "x_t": x_t})
         logits = self.logits_at(x_t, remask).float() / self.temperature  # (N, K)
-        draws = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=self.generator).squeeze(1)
+        draws = draw(torch.softmax(logits, dim=-1), self.generator)  # (N,)
         x0 = x0.clone()
         x0[remask] = draws
         return SampleStep(x0, remask, extras={"t": t, "x_t": x_t})

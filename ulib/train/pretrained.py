@@ -27,11 +27,12 @@ from pathlib import Path
 
 import torch
 
-from ulib.config import Config, apply_overrides
+from ulib.config import Config
 from ulib.data.openmoji import RENDERER_VERSION, has_raqm, openmoji_version
 from ulib.io.checkpoint import load_checkpoint, save_checkpoint
 from ulib.io.files import atomic_write, file_sha256
 from ulib.io.rundir import RunDir
+from ulib.overrides import apply_overrides
 from ulib.profiles import PROFILES, get_profile
 from ulib.train.latents import latents_fingerprint
 

@@ -30,25 +30,18 @@ from ulib.prior.autoregressive import ar_loss
 from ulib.prior.likelihood import absorbing_elbo, ar_nll
 from ulib.sample.api import sample_images
 from ulib.train import distributed as dist_utils
-from ulib.train.common import (
-    FiniteGuard,
-    Throughput,
-    batch_plan,
-    commit_stage,
-    discard_checkpoints,
-    holds_run_lock,
-    load_optimizer_state,
-    make_adamw,
-    micro_batches,
-    progress,
-    rank_generator,
-    resume_generator,
-    set_lr,
-    start_training,
-    warmup_lr,
-)
+from ulib.train.batch_plan import batch_plan, micro_batches
+from ulib.train.common import FiniteGuard, Throughput, holds_run_lock, make_adamw, progress, set_lr, warmup_lr
 from ulib.train.ema import EMA
 from ulib.train.latents import latents_fingerprint, load_latents_distributed
+from ulib.train.resume import (
+    commit_stage,
+    discard_checkpoints,
+    load_optimizer_state,
+    rank_generator,
+    resume_generator,
+    start_training,
+)
 from ulib.trained import prior_from_config, retrain_prior_hint, vqgan_digest
 
 

@@ -31,22 +31,17 @@ from ulib.io.files import atomic_write
 from ulib.io.logs import MetricsLog, preview_upscale, save_image_grid
 from ulib.io.rundir import RunDir
 from ulib.train import distributed as dist_utils
-from ulib.train.common import (
-    FiniteGuard,
-    Throughput,
-    batch_plan,
+from ulib.train.batch_plan import batch_plan
+from ulib.train.common import FiniteGuard, Throughput, holds_run_lock, progress, set_lr, warmup_lr
+from ulib.train.ema import EMA
+from ulib.train.resume import (
     commit_stage,
     discard_checkpoints,
-    holds_run_lock,
     load_optimizer_state,
-    progress,
     rank_generator,
     resume_generator,
-    set_lr,
     start_training,
-    warmup_lr,
 )
-from ulib.train.ema import EMA
 from ulib.trained import vqgan_from_config
 from ulib.vq.discriminator import PatchDiscriminator
 from ulib.vq.loss import VQGANLoss
