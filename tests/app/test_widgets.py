@@ -182,6 +182,48 @@ def test_step_by_step(pg, models):
     assert pg.step_slider.max == 2 and pg.step_slider.value == 0
 
 
+@pytest.mark.parametrize("method", registry.choices())
+def test_every_method_steps_with_its_reveal_order_and_entropy(pg, models, method):
+    """The Steps tab runs the Sample tab's method: its states end at what Generate draws with the same settings,
+    the heat map and the entropy plot are drawn, and the label says what the shown step did."""
+    pg.method.value, pg.steps.value, pg.seed.value, pg.n_images.value = method, 4, 3, 1
+    pg.steps_button.click()
+    assert pg.states, pg.step_label.value
+    L = pg.h * pg.w
+    assert int((pg.states[0] == models.mask_id).sum()) == L and not (pg.states[-1] == models.mask_id).any()
+    pg.generate_button.click()  # the same method, steps, temperature and seed through the same front door
+    assert torch.equal(pg.states[-1], pg.last_tokens[0].cpu()), method
+    assert pg.reveal_image.value[:4] == b"\x89PNG" and pg.entropy_image.value[:4] == b"\x89PNG"
+    assert (pg.trace.first >= 0).all() and pg.trace.first.max() < len(pg.states) - 1
+    ran = [k for k, r in enumerate(pg.entropies) if r["masked"] is not None]
+    assert len(ran) == pg.trace.passes >= 1
+    k = ran[0] + 1
+    before = pg.entropy_image.value
+    pg.step_slider.value = k
+    assert pg.step_label.value.startswith(f"step {k} of {len(pg.states) - 1}")
+    assert "mean entropy" in pg.step_label.value and "nats" in pg.step_label.value
+    assert pg.entropy_image.value != before  # the shown step is marked
+
+
+def test_options_box_reaches_the_sampler_and_bad_options_are_named(pg, monkeypatch):
+    calls = []
+    real = actions.sample_tokens
+    monkeypatch.setattr(actions, "sample_tokens", lambda *a, **kw: calls.append(kw) or real(*a, **kw))
+    pg.method.value = "confidence"
+    assert "choice_temperature=4.5" in pg.options_help.value  # the method's options with their defaults
+    pg.options.value = "schedule=linear, choice_temperature=0"
+    pg.generate_button.click()
+    assert (calls[-1]["schedule"], calls[-1]["choice_temperature"]) == ("linear", 0.0), pg.message.value
+    assert "schedule='linear'" in pg.message.value
+    pg.steps_button.click()
+    assert calls[-1]["schedule"] == "linear" and "schedule='linear'" in pg.steps_summary
+    pg.options.value = "gamma=2"  # not a setting of confidence
+    pg.generate_button.click()
+    assert pg.message.value.startswith("error") and "gamma" in pg.message.value and "confidence" in pg.message.value
+    pg.method.value = "eb"  # another method: its own options, the box emptied
+    assert pg.options.value == "" and "gamma" in pg.options_help.value and "caps" in pg.options_help.value
+
+
 def test_background_thread(models):
     pg = Playground(models, "cpu", background=True)
     pg.n_images.value = 1

@@ -1,27 +1,31 @@
 """What the playground's buttons do (`ulib.app.widgets.Playground`): sample with the Sample tab's settings and stop
-early, regenerate a rectangle of an image, and sample one image step by step, showing every state.
+early, regenerate a rectangle of an image, and sample one image step by step with any registered method, showing
+every state, the reveal order and the entropy of each step.
 
 `PlaygroundActions` holds these as plain methods (`generate`, `inpaint_region`, `compute_steps`, `show_step`),
 so tests and notebooks drive them without a browser. It reads its settings from the widgets `Playground` builds
-(method, steps, temperature, seed, n_images, width; source, val_index, x0, y0, x1, y1) and writes its results
-into them (image, progress, timing, message; before, after, inpaint_message; step_slider, token_map, step_image,
-step_label). Images are (B, 3, H, W) in [-1, 1]; token grids (B, h, w), w wider on a canvas (Eq. 8).
+(method, options, steps, temperature, seed, n_images, width; source, val_index, x0, y0, x1, y1) and writes its
+results into them (image, progress, timing, message; before, after, inpaint_message; step_slider, token_map,
+step_image, step_label, reveal_image, entropy_image). Images are (B, 3, H, W) in [-1, 1]; token grids (B, h, w),
+w wider on a canvas (Eq. 8).
 """
 from __future__ import annotations
 
 import io
+import re
 import time
 
 import numpy as np
 import torch
 from PIL import Image
 
+from ulib.app.flags import method_options
 from ulib.app.outputs import token_picture
+from ulib.app.step_view import entropy_png, reveal_png
 from ulib.io.logs import image_grid
-from ulib.sample.absorbing import AbsorbingSampler
 from ulib.sample.api import sample_tokens
-from ulib.sample.base import SamplingContext
 from ulib.sample.inpaint import inpaint
+from ulib.sample.trace import EntropyProbe, StepTrace, reveal_map, step_entropies
 
 
 class StopSampling(Exception):
@@ -47,6 +51,12 @@ class PlaygroundActions:
     def _generator(self) -> torch.Generator:
         return torch.Generator(device=self.device).manual_seed(int(self.seed.value))
 
+    def method_settings(self) -> tuple[str, dict]:
+        """The Sample tab's method and its settings from the options box: KEY=VALUE pairs separated by spaces or
+        commas, typed and checked as `--option` is (an unknown key or a bad value is a ValueError naming both)."""
+        pairs = [p for p in re.split(r"[,\s]+", self.options.value.strip()) if p]
+        return self.method.value, method_options(self.method.value, pairs)
+
     @torch.no_grad()
     def _decode(self, tokens: torch.Tensor) -> torch.Tensor:
         """Tokens (B, h, w') -> images (B, 3, H, W') in [-1, 1] (the generator is convolutional)."""
@@ -58,7 +68,7 @@ class PlaygroundActions:
         H, W'), or None when Stop ended the sampling early (the image then keeps the previous samples)."""
         self._stop.clear()
         m, n, steps, temp = self.m, int(self.n_images.value), int(self.steps.value), float(self.temperature.value)
-        method, cells = self.method.value, int(self.width.value)
+        (method, options), cells = self.method_settings(), int(self.width.value)
         self.progress.value, self.progress.max = 0, steps  # 'random' may need fewer passes than steps
         self.message.value = "sampling..."
 
@@ -73,7 +83,8 @@ class PlaygroundActions:
             wide = cells > self.w  # a canvas is drawn in random order whatever the method
             tokens = sample_tokens(m, n, method="random" if wide else method, steps=steps, temperature=temp,
                                    canvas=(self.h, cells) if wide else None, stride=self.stride,
-                                   generator=self._generator(), device=self.device, callback=callback)
+                                   generator=self._generator(), device=self.device, callback=callback,
+                                   **({} if wide else options))
         except StopSampling:
             self.message.value = f"stopped after {self.progress.value} of {steps} steps; image not updated"
             return None
@@ -85,8 +96,9 @@ class PlaygroundActions:
         self.last_tokens, self.last_images = tokens, images
         self.image.value = png_bytes(images, upscale=self.upscale)
         self.timing.value = f"{n} images in {dt:.2f} s ({1000 * dt / n:.0f} ms/image)"
-        self.message.value = (f"canvas {self.h}x{cells} cells (Eq. 8, random order; method ignored)"
-                              if cells > self.w else f"{method}, {steps} steps, temperature {temp:g}")
+        said = "".join(f", {k}={v!r}" for k, v in options.items())
+        self.message.value = (f"canvas {self.h}x{cells} cells (Eq. 8, random order; method and options ignored)"
+                              if cells > self.w else f"{method}{said}, {steps} steps, temperature {temp:g}")
         return images
 
     # ---- Inpaint --------------------------------------------------------------------------------------
@@ -133,28 +145,34 @@ class PlaygroundActions:
 
     # ---- Steps ----------------------------------------------------------------------------------------
     def compute_steps(self) -> list[torch.Tensor]:
-        """Sample one image step by step (the Sample tab's steps, temperature, seed); keep the S + 1 states
-        x_T, ..., x_0 and set the step slider to 0..S. Returns the states, each (h, w)."""
-        m = self.m
-        ctx = SamplingContext(m.prior, m.num_timesteps, m.mask_id, self.h * self.w, (self.h, self.w),
-                              float(self.temperature.value), self._generator())
-        sampler = AbsorbingSampler(ctx, int(self.steps.value))
-        x = sampler.initial_state(1, self.device)  # (1, L) all masked
-        states, self.step_results = [x[0].view(self.h, self.w)], []
-        for k in range(sampler.steps):
-            res = sampler.schedule_step(x, k)
-            x = res.x
-            states.append(x[0].view(self.h, self.w))
-            self.step_results.append(res)
-        self.states, self._step_images = states, {}
+        """Sample one image step by step with the Sample tab's method, options, steps, temperature and seed
+        (through `sample_tokens`, as Generate does); keep the S + 1 states x_T, ..., x_0, the reveal order and the
+        entropy of every step (`ulib.sample.trace`), and set the step slider to 0..S. Returns the states (h, w)."""
+        m, temp = self.m, float(self.temperature.value)
+        method, options = self.method_settings()
+        probe = EntropyProbe(m.prior, m.mask_id, temp)  # the network, recording the entropy of each call
+        L = self.h * self.w
+        trace = StepTrace(torch.full((1, L), m.mask_id, dtype=torch.long), keep_states=True, probe=probe)
+        sample_tokens(probe, 1, method=method, steps=int(self.steps.value), temperature=temp,
+                      generator=self._generator(), num_timesteps=m.num_timesteps, mask_id=m.mask_id,
+                      grid=(self.h, self.w), device=self.device, callback=trace, **options)
+        self.trace, self.step_results = trace, trace.steps
+        self.states = [x[0].view(self.h, self.w) for x in trace.states]
+        self.entropies, self._step_images = step_entropies(trace), {}
+        S = len(self.states) - 1
+        self.steps_summary = (f"{method}: {S} steps, {trace.passes} network calls, temperature {temp:g}"
+                              + "".join(f", {k}={v!r}" for k, v in options.items()))
+        self.reveal_image.value = reveal_png(reveal_map(trace.first, (self.h, self.w)), S,
+                                             title=f"reveal order ({method})")
         self.step_slider.max = 0  # shrink first: value stays in range whatever the old max
         self.step_slider.value = 0
-        self.step_slider.max = sampler.steps
+        self.step_slider.max = S
         self.show_step(0)
-        return states
+        return self.states
 
     def show_step(self, k: int) -> None:
-        """Show state k (after k steps): token map and the image decoded from the revealed tokens."""
+        """Show state k (after k steps): token map, the image decoded from the revealed tokens, the entropy plot
+        with step k marked, and a line saying what step k did."""
         x = self.states[k]  # (h, w)
         masked = x == self.m.mask_id
         K = self.m.vqgan.codebook_size
@@ -165,10 +183,14 @@ class PlaygroundActions:
             img = torch.where(grey.to(img.device), torch.zeros_like(img), img)
             self._step_images[k] = png_bytes(img, upscale=self.upscale)
         self.step_image.value = self._step_images[k]
+        self.entropy_image.value = entropy_png(self.entropies, current=k, title=self.steps_summary)
         if k == 0:
             self.step_label.value = f"x_T: all {masked.numel()} tokens masked"
-        else:
-            r = self.step_results[k - 1]
-            t, s = r.extras["t"], r.extras["s"]
-            self.step_label.value = (f"step {k} of {len(self.states) - 1}: t {t} -> {s}, revealed "
-                                     f"{int(r.unmasked.sum())}, still masked {int(masked.sum())}")
+            return
+        r, e = self.step_results[k - 1], self.entropies[k - 1]
+        when = f"t {r.extras['t']} -> {r.extras['s']}, " if {"t", "s"} <= set(r.extras) else ""
+        said = (f"mean entropy {e['masked']:.2f} nats over {e['n_masked']} masked"
+                + (f", {e['written']:.2f} over the {e['n_written']} it wrote" if e["written"] is not None else "")
+                if e["masked"] is not None else "no network call")
+        self.step_label.value = (f"step {k} of {len(self.states) - 1}: {when}wrote {int(r.unmasked.sum())}, "
+                                 f"still masked {int(masked.sum())}; {said}")

@@ -2,13 +2,16 @@
 
 `Playground(models, device, dataset)` builds three tabs:
 
-- Sample: decoding method, steps (1..T), temperature, seed, number of images, canvas width in latent cells
+- Sample: decoding method (every method of `ulib.sample.registry`) and its options (KEY=VALUE, the box below it
+  lists them with their defaults), steps (1..T), temperature, seed, number of images, canvas width in latent cells
   (wider than the training grid: `ulib.sample.canvas.sample_canvas`, Eq. 8), Generate / Stop, a progress bar fed
   by the sampler's callback, the grid as a PNG (updated in place) and the time per image.
 - Inpaint: a validation image (index slider) or the last sample, a rectangle in pixels, Regenerate; shows
   the image with the rectangle greyed out beside the result (`ulib.sample.inpaint.inpaint`, section 4.5).
-- Steps: one image sampled step by step with `AbsorbingSampler.schedule_step`; a slider over the kept states shows
-  the token map (masked cells black) and the image decoded from the tokens revealed so far.
+- Steps: one image sampled step by step with the Sample tab's method (`ulib.sample.trace`); a slider over the kept
+  states shows the token map (masked cells black) and the image decoded from the tokens revealed so far; beside
+  them the reveal order (a heat map of the step at which each position was written) and the entropy of the
+  predicted distributions at every step (over the positions still masked, and over those the step wrote).
 
 The logic lives in plain methods (`generate`, `inpaint_region`, `compute_steps`, `show_step`, in
 `ulib/app/playground_actions.py`) that the buttons call, so tests drive it without a browser (set values,
@@ -73,6 +76,9 @@ class Playground(PlaygroundActions):
         # ---- Sample tab -------------------------------------------------------------------------------
         self.method = W.Dropdown(options=list(registry.choices()), value="random", description="method",
                                  layout=lay, style=style)
+        self.options = W.Text(value="", description="options", placeholder="KEY=VALUE ...", layout=lay, style=style)
+        self.options_help = W.Label(value=self._options_help())
+        self.method.observe(self._method_changed, names="value")
         self.steps = W.IntSlider(value=min(max(1, models.default_steps), T), min=1, max=T, description="steps",
                                  layout=lay, style=style)
         self.temperature = W.FloatSlider(value=float(models.default_temperature), min=0.1, max=2.0, step=0.05,
@@ -90,7 +96,8 @@ class Playground(PlaygroundActions):
         self.message = W.Label(value="")
         self.generate_button.on_click(lambda _: self._start(self.generate))
         self.stop_button.on_click(lambda _: self.stop())
-        sample_tab = W.VBox([self.method, self.steps, self.temperature, self.seed, self.n_images, self.width,
+        sample_tab = W.VBox([self.method, self.options, self.options_help, self.steps, self.temperature, self.seed,
+                             self.n_images, self.width,
                              W.HBox([self.generate_button, self.stop_button]), self.progress, self.timing,
                              self.message, self.image])
 
@@ -121,12 +128,15 @@ class Playground(PlaygroundActions):
         self.token_map = W.Image(format="png")
         self.step_image = W.Image(format="png")
         self.step_label = W.Label(value="")
+        self.reveal_image = W.Image(format="png")
+        self.entropy_image = W.Image(format="png")
         self.steps_button.on_click(lambda _: self._safe(self.compute_steps, self.step_label))
         self.step_slider.observe(lambda ch: self.show_step(ch["new"]) if self.states else None, names="value")
-        steps_tab = W.VBox([W.Label("uses the steps, temperature and seed of the Sample tab"), self.steps_button,
-                            self.step_slider, self.step_label,
+        steps_tab = W.VBox([W.Label("uses the method, options, steps, temperature and seed of the Sample tab"),
+                            self.steps_button, self.step_slider, self.step_label,
                             W.HBox([W.VBox([W.Label("tokens (black: masked)"), self.token_map]),
-                                    W.VBox([W.Label("decoded (grey: masked)"), self.step_image])])])
+                                    W.VBox([W.Label("decoded (grey: masked)"), self.step_image])]),
+                            W.HBox([self.reveal_image, self.entropy_image])])
 
         self.widget = W.Tab(children=[sample_tab, inpaint_tab, steps_tab])
         for i, title in enumerate(("Sample", "Inpaint", "Steps")):
@@ -135,13 +145,25 @@ class Playground(PlaygroundActions):
         for w, name in ((self.widget, "playground"), (self.method, "method"), (self.seed, "seed"),
                         (self.n_images, "images"), (self.generate_button, "generate"), (self.stop_button, "stop"),
                         (self.progress, "progress"), (self.timing, "timing"), (self.message, "message"),
-                        (self.image, "sample-image")):
+                        (self.image, "sample-image"), (self.options, "options"), (self.step_slider, "step"),
+                        (self.reveal_image, "reveal-order"), (self.entropy_image, "entropy")):
             w.add_class(f"ulib-{name}")
 
     def _ipython_display_(self):
         from IPython.display import display
 
         display(self.widget)
+
+    def _options_help(self) -> str:
+        """What the chosen method takes: its options with their defaults, and what steps means to it."""
+        entry = registry.get(self.method.value)
+        said = ", ".join(f"{k}={v!r}" for k, v in entry.options.items()) or "none"
+        steps = registry.STEPS_HELP.get(entry.steps, "steps: reverse steps 1..T").replace("--steps", "steps")
+        return f"{entry.name}: {entry.summary}. Options: {said}. {steps[0].upper()}{steps[1:]}."
+
+    def _method_changed(self, _change) -> None:
+        self.options.value = ""  # the options belong to a method
+        self.options_help.value = self._options_help()
 
     # ---- button plumbing ----------------------------------------------------------------------------------
     def _start(self, fn) -> None:

@@ -29,6 +29,8 @@ import torch
 from ulib.eval import intervals, stats
 from ulib.sample import registry
 from ulib.sample.api import sample_tokens
+from ulib.sample.trace import StepTrace
+from ulib.sample.trace import reveal_map as reveal_heatmap  # noqa: F401 (the notebook's name for it)
 
 
 @dataclass(frozen=True)
@@ -72,23 +74,6 @@ class Drawn:
         return self.seconds / len(self.tokens)
 
 
-class _Recorder:
-    """The callback that counts one batch's calls per image and first-write steps."""
-
-    def __init__(self, x_start: torch.Tensor):
-        self.calls = torch.zeros(x_start.shape[0], dtype=torch.long)
-        self.first = torch.full(x_start.shape, -1, dtype=torch.long)
-        self.passes = 0
-
-    def __call__(self, k: int, step) -> None:
-        if not step.ran_network:
-            return
-        written = step.unmasked.reshape(step.unmasked.shape[0], -1).cpu()  # (B, L)
-        self.passes += 1
-        self.calls += written.any(1).long()
-        self.first = torch.where((self.first < 0) & written, torch.full_like(self.first, k), self.first)
-
-
 def draw(models, setting: Setting, n: int, *, seed: int = 0, temperature: float = 1.0, batch_size: int = 250,
          device=None) -> Drawn:
     """n token grids of `setting` from `models` (a `ulib.models.SamplingModels`), one generator seeded with
@@ -105,7 +90,7 @@ def draw(models, setting: Setting, n: int, *, seed: int = 0, temperature: float 
     t0 = time.perf_counter()
     for start in range(0, n, batch_size):
         b = min(batch_size, n - start)
-        rec = _Recorder(torch.zeros(b, L, dtype=torch.long))
+        rec = StepTrace(torch.zeros(b, L, dtype=torch.long))
         tok = sample_tokens(models, b, method=setting.method, steps=setting.steps, temperature=temperature,
                             generator=g, device=device, callback=rec, **dict(setting.options))
         tokens.append(tok.reshape(b, -1).cpu())
@@ -181,13 +166,6 @@ def best_within(rows: list[dict], max_calls: float) -> dict | None:
     """The row with the lowest FID among those costing at most `max_calls` calls per image (None: none does)."""
     cheap = [r for r in rows if r["calls_per_image"] <= max_calls]
     return min(cheap, key=lambda r: r["fid"]) if cheap else None
-
-
-def reveal_heatmap(reveal_step: torch.Tensor, grid: tuple[int, int]) -> np.ndarray:
-    """(h, w) mean step at which each position was first written, over the images (given positions ignored)."""
-    r = reveal_step.double()
-    r[r < 0] = float("nan")
-    return np.nanmean(r.numpy(), axis=0).reshape(grid)
 
 
 def plot_frontier(rows: list[dict], ax_fid, ax_time=None, *, paper: dict | None = None):
