@@ -30,7 +30,7 @@ run_dir = "../runs/nb-smoke"  # run directory shared by every notebook (relative
 device = "auto"  # 'auto' (cuda, then mps, then cpu), 'cpu', 'cuda', ...
 seed = 0  # seed of this notebook's sampling and figures (training uses the config's own seed)
 overrides = []  # config overrides, each written as for `--set` on the command line (see the README)
-pretrained = ""  # "tutorial": load the kit's ready-trained model instead of training (with run_dir="../runs/tutorial")
+pretrained = ""  # "tutorial" loads the kit's ready-trained model instead of training (with run_dir "../runs/tutorial")
 steps = []  # sampling steps to compare; empty: T, T/2, T/4, T/8, T/16 of the profile's T
 other_methods = ["confidence", "remask"]  # compared with 'random' at equal network calls
 other_steps = []  # steps for the other methods; empty: the three smallest of `steps`

@@ -30,7 +30,7 @@ run_dir = "../runs/nb-smoke"  # run directory shared by every notebook (relative
 device = "auto"  # 'auto' (cuda, then mps, then cpu), 'cpu', 'cuda', ...
 seed = 0  # seed of this notebook's sampling and figures (training uses the config's own seed)
 overrides = []  # config overrides, each written as for `--set` on the command line (see the README)
-pretrained = ""  # "tutorial": load the kit's ready-trained model instead of training (with run_dir="../runs/tutorial")
+pretrained = ""  # "tutorial" loads the kit's ready-trained model instead of training (with run_dir "../runs/tutorial")
 train_steps = 0  # steps of each training; 0: the profile's prior_train.steps
 eval_every = 0  # steps between validation points; 0: train_steps / 8
 losses = ["elbo", "reweighted_elbo"]  # loss types to compare (Eq. 6, Eq. 7)

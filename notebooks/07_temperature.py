@@ -30,7 +30,7 @@ run_dir = "../runs/nb-smoke"  # run directory shared by every notebook (relative
 device = "auto"  # 'auto' (cuda, then mps, then cpu), 'cpu', 'cuda', ...
 seed = 0  # seed of this notebook's sampling and figures (training uses the config's own seed)
 overrides = []  # config overrides, each written as for `--set` on the command line (see the README)
-pretrained = ""  # "tutorial": load the kit's ready-trained model instead of training (with run_dir="../runs/tutorial")
+pretrained = ""  # "tutorial" loads the kit's ready-trained model instead of training (with run_dir "../runs/tutorial")
 temperatures = [0.5, 0.7, 0.8, 0.9, 1.0, 1.2]  # softmax temperatures to compare (0.9 and 1.0: Tables 1, 2)
 n_samples = 0  # samples per temperature; 0: by profile (smoke 40, demo 800, GPU 2000)
 steps = 0  # sampling steps; 0: the profile's sample.steps (or T)

@@ -30,7 +30,7 @@ run_dir = "../runs/nb-smoke"  # run directory shared by every notebook (relative
 device = "auto"  # 'auto' (cuda, then mps, then cpu), 'cpu', 'cuda', ...
 seed = 0  # seed of this notebook's sampling and figures (training uses the config's own seed)
 overrides = []  # config overrides, each written as for `--set` on the command line (see the README)
-pretrained = ""  # "tutorial": load the kit's ready-trained model instead of training (with run_dir="../runs/tutorial")
+pretrained = ""  # "tutorial" loads the kit's ready-trained model instead of training (with run_dir "../runs/tutorial")
 n_half = 0  # test images in each half of the real-vs-real checks; 0: by profile (smoke 200, demo 500)
 n_samples = 0  # prior samples and reconstructions measured at the end; 0: by profile (smoke 40, demo 300)
 draws = 0  # bootstrap resamples behind every ±; 0: by profile (smoke 20, demo 200)

@@ -30,7 +30,7 @@ run_dir = "../runs/nb-smoke"  # run directory shared by every notebook (relative
 device = "auto"  # 'auto' (cuda, then mps, then cpu), 'cpu', 'cuda', ...
 seed = 0  # seed of this notebook's sampling and figures (training uses the config's own seed)
 overrides = []  # config overrides, each written as for `--set` on the command line (see the README)
-pretrained = ""  # "tutorial": load the kit's ready-trained model instead of training (with run_dir="../runs/tutorial")
+pretrained = ""  # "tutorial" loads the kit's ready-trained model instead of training (with run_dir "../runs/tutorial")
 gan_steps = 0  # steps of each continuation with the GAN on; 0: by profile (smoke 4, demo 100, GPU 20,000)
 gan_lr = 0.0  # learning rate of the continuations (both players); 0: by profile (demo 1e-4, else the profile's own)
 seeds = 0  # continuation seeds per variant (the config's seed, +1, +2, ...); 0: by profile (3)

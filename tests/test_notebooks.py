@@ -266,6 +266,19 @@ def test_finished_notebooks_are_skipped(reproduced):
         run_notebooks("smoke", run, only=["42"], overrides=TINY, device="cpu", log=lambda *a: None)
 
 
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.name)
+def test_papermill_reads_every_parameter_with_its_help(path):
+    """`papermill --help-notebook` (papermill.inspect_notebook) lists each parameter with the comment after it as
+    its help; a line papermill cannot parse (a comment holding `name=value`, say) drops the parameter silently."""
+    papermill = pytest.importorskip("papermill")
+    tagged = [c for c in nbformat.read(path, as_version=4).cells if "parameters" in c.metadata.get("tags", [])]
+    names = [stmt.targets[0].id for stmt in ast.parse(tagged[0].source).body]
+    seen = papermill.inspect_notebook(str(path))
+    assert list(seen) == names, f"{path.name}: papermill reads {list(seen)}, the cell sets {names}"
+    assert all(p["help"] for p in seen.values()), f"{path.name}: parameters without a help comment: " \
+        f"{[k for k, p in seen.items() if not p['help']]}"
+
+
 def test_a_changed_notebook_is_not_skipped(tmp_path):
     """The done-marker records the notebook's SHA-256: same parameters but an edited notebook is stale."""
     nb, run = tmp_path / "01_x.ipynb", tmp_path / "run"
