@@ -14,10 +14,12 @@ from PIL import Image
 from ulib.io.checkpoint import load_checkpoint
 from ulib.io.logs import MetricsLog
 from ulib.io.rundir import RunDir
+from ulib.models import load_run
 from ulib.official import build_sampler, build_vqgan
 from ulib.official_layout import to_official_state_dict
 from ulib.prior import absorbing
 from ulib.profiles import get_profile
+from ulib.sample.api import sample_images
 from ulib.train import latents
 from ulib.train.prior import train_prior
 from ulib.train.vqgan import train_vqgan
@@ -335,6 +337,21 @@ def test_autoregressive_baseline_trains_samples_and_reports_nll(trained_run, tmp
     r = run_cli("sample", "--run", str(run), "--n", "2", "--top-k", "5", "--set", "prior.kind=autoregressive",
                 "--png", str(tmp_path / "ar.png"))
     assert r.returncode == 0 and "2 samples (temperature" in r.stdout, r.stderr
+    # --method speculative: the run's AR prior as the target, its absorbing prior drafting; the same images as the
+    # library draws with the same seed, models and settings
+    npz = tmp_path / "spec.npz"
+    r = run_cli("sample", "--run", str(run), "--n", "3", "--method", "speculative", "--option", "block=3",
+                "--top-k", "5", "--seed", "4", "--png", str(tmp_path / "spec.png"), "--npz", str(npz))
+    assert r.returncode == 0, r.stderr
+    assert "method speculative, block=3, draft: the run's absorbing prior" in r.stdout and "accepted" in r.stdout
+    ar, ab = (load_run(run, "cpu", kind=k, use_ema=None) for k in ("autoregressive", "absorbing"))
+    want = sample_images(ar, 3, seed=4, method="speculative", draft=ab.prior, block=3, top_k=5)
+    assert np.array_equal(np.load(npz)["images"], ((want.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+                          .permute(0, 2, 3, 1).numpy())
+    for args, message in [(["--option", "draft=x"], "takes draft from its inputs"),
+                          (["--option", "top_k=2"], "--top-k"), (["--option", "block=0"], "block=0")]:
+        r = run_cli("sample", "--run", str(run), "--n", "1", "--method", "speculative", *args)
+        assert r.returncode == 2 and message in r.stderr, (args, r.stderr)
     r = run_cli("elbo", "--run", str(run), "--max-items", "8")
     assert r.returncode == 0, r.stderr
     assert "negative ELBO, full sum" in r.stdout and "exact NLL (autoregressive)" in r.stdout

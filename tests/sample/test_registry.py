@@ -51,8 +51,8 @@ def test_the_cli_widgets_bench_and_gpu_check_offer_it_without_other_edits(exampl
     sample = next(a for a in cli.build_parser()._subparsers._group_actions[0].choices["sample"]._actions
                   if "--method" in a.option_strings)
     assert sample.choices == ("random", "confidence", "remask", "halton", "eb", "remdm", "first_hitting",
-                              "raster_test")
-    assert sample.help.endswith("; raster_test: a test's raster order [per_step=2]")
+                              "raster_test", "speculative")  # the AR prior's method last
+    assert "; raster_test: a test's raster order [per_step=2]. For an autoregressive prior" in sample.help
     args = cli.build_parser().parse_args(["sample", "--run", "r", "--method", "raster_test"])
     assert args.method == "raster_test"
     assert "raster_test" in registry.choices()  # what gpu-check loops over (the widgets: tests/app/test_widgets.py)
@@ -75,7 +75,10 @@ def test_without_it_everything_is_as_before():
         "remdm: ReMDM (revealed tokens masked again with probability sigma_t, optionally in a loop at a fixed noise "
         "level) [schedule='cap', eta=0.05, loop_steps=0, loop_time=0.1]; "
         "first_hitting: first-hitting sampling (one uniformly chosen position per network call) "
-        "[no options; sets its own calls, --steps unused]")
+        "[no options; sets its own calls, --steps unused]. For an autoregressive prior: random (raster order, the "
+        "default) or speculative: exact speculative sampling of the AR model, an absorbing prior drafting "
+        "[block=4, draft_steps=1, draft_temperature=None, use_cache=True; sets its own calls, --steps unused]; "
+        "--method speculative samples the AR prior of --run (prior_ar.pt), its prior.pt drafting")
 
 
 def test_names_are_unique_and_built_ins_stay(example):

@@ -246,6 +246,7 @@ def test_seeded_determinism_and_the_front_door():
     assert torch.equal(a, b) and not torch.equal(a, c)
     entry = registry.get("speculative")
     assert entry.prior == "autoregressive" and "speculative" not in registry.choices()
+    assert registry.choices("autoregressive") == ("speculative",)  # a --method choice for an AR run
     assert torch.equal(sample_tokens(ar, 8, method="speculative", draft=ab, top_k=2, generator=gen(7)),
                        speculative_sample(ar, ab, 8, top_k=2, generator=gen(7))[0])
 
@@ -253,7 +254,9 @@ def test_seeded_determinism_and_the_front_door():
 def test_bad_settings_are_named():
     ar, ab = _models()
     ctx = SamplingContext(ar, 0, None, L)
-    for kw, match in [(dict(draft=None), "draft=None"), (dict(draft=ab, block=0), "block=0"),
+    with pytest.raises(ValueError, match="draft=None; speculative sampling needs the draft network"):
+        SpeculativeSampler(ctx, options=SpeculativeOptions())  # the options may wait for it, the sampler not
+    for kw, match in [(dict(draft=3), "draft=3"), (dict(draft=ab, block=0), "block=0"),
                       (dict(draft=ab, block=2, draft_steps=3), "draft_steps=3; allowed: 1..block=2"),
                       (dict(draft=ab, draft_temperature=0.0), "draft_temperature=0.0"),
                       (dict(draft=ab, top_k=0), "top_k=0")]:

@@ -43,7 +43,8 @@ def add_sample(sub) -> None:
     F.common(p, run_required=False)
     F.sampling(p)
     p.add_argument("--n", type=int, default=None, help="number of images (default: sample.n)")
-    p.add_argument("--method", choices=registry.choices(), default="random", help=registry.method_help("random"))
+    p.add_argument("--method", choices=registry.choices() + registry.choices("autoregressive"), default="random",
+                   help=registry.method_help("random"))
     p.add_argument("--option", dest="options", action="append", default=[], metavar="KEY=VALUE",
                    help="a setting of the chosen --method, e.g. --method halton --option shift=false or --method eb "
                         "--option gamma=2 (repeatable; the settings and their defaults are listed under --method)")

@@ -59,12 +59,16 @@ def check_sample_args(m: SamplingModels, n: int, steps: int | None, temperature:
         raise ValueError(f"--n={n}; must be >= 1")
     check_temperature(temperature)
     if m.kind == "autoregressive":
-        if canvas is not None or method != "random":
-            raise ValueError("--canvas and --method apply to the absorbing prior; the AR prior samples in raster order")
-        if options:
-            raise ValueError(f"--option {', '.join(options)} applies to the absorbing prior's methods; the AR prior "
-                             f"samples in raster order")
-        return steps if steps is not None else m.default_steps
+        ar_methods = registry.choices("autoregressive")
+        if canvas is not None or (method != "random" and method not in ar_methods):
+            raise ValueError(f"--canvas and --method {method} apply to the absorbing prior; the AR prior samples in "
+                             f"raster order (--method random) or with --method {' or '.join(ar_methods)}")
+        if method == "random" and options:
+            raise ValueError(f"--option {', '.join(options)} applies to a --method's settings; the AR prior's "
+                             f"raster order has none")
+        return None if method != "random" else steps if steps is not None else m.default_steps
+    if registry.get(method).prior != "absorbing":
+        raise ValueError(f"--method {method} samples an autoregressive prior; this one is absorbing")
     if top_k is not None:
         raise ValueError(f"--top-k={top_k} applies to an autoregressive prior; this one is absorbing (it samples "
                          f"from the whole softmax)")
@@ -111,9 +115,14 @@ def sample_to_png(m: SamplingModels, out: Path, *, n: int, steps: int | None, te
     steps = check_sample_args(m, n, steps, temperature, method, canvas, stride, top_k, options)
     passes = []  # one entry per step that ran the network, over every batch
 
+    drafted, accepted = [], []  # --method speculative: draft tokens proposed and kept, per round
+
     def count(k, res):
         if res.ran_network:
             passes.append(k)
+        if "drafted" in res.extras:
+            drafted.append(int(res.extras["drafted"].sum()))
+            accepted.append(int(res.extras["accepted"].sum()))
 
     t0 = time.perf_counter()
     images = sample_uint8(m, n, batch_size=batch_size, seed=seed, steps=steps, temperature=temperature,
@@ -130,12 +139,15 @@ def sample_to_png(m: SamplingModels, out: Path, *, n: int, steps: int | None, te
     if m.kind == "absorbing":
         what = {"schedule": f"{steps} steps, ", "total": f"{steps} steps, ", "unused": "",
                 "cap": f"at most {steps} calls per image, " if steps is not None else "adaptive steps, "}[kind]
-    settings = "".join(f", {k}={v}" for k, v in options.items())
+    settings = "".join(f", {k}={v}" for k, v in options.items() if k not in registry.get(method).from_caller)
+    if drafted:
+        settings += (f", draft: the run's absorbing prior, {sum(accepted)} of {sum(drafted)} draft tokens accepted "
+                     f"({100 * sum(accepted) / max(sum(drafted), 1):.0f} %)")
     unused = f"; --steps={given} not used: method {method} sets its own number of calls" if (
-        kind == "unused" and given is not None and m.kind == "absorbing") else ""
+        kind == "unused" and given is not None and (m.kind == "absorbing" or method != "random")) else ""
     batches = f", {math.ceil(n / batch_size)} batches of <= {batch_size}" if n > batch_size else ""
     return (f"{n} samples ({what}temperature {temperature}, seed {seed}"
-            f"{', method ' + method if m.kind == 'absorbing' else ''}{settings}"
+            f"{', method ' + method if m.kind == 'absorbing' or method != 'random' else ''}{settings}"
             f"{', canvas %dx%d' % canvas if canvas else ''}{batches}{unused}) in {dt:.1f}s "
             f"({dt / n * 1000:.0f} ms/image, {len(passes)} forward passes): {where}")
 

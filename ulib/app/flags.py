@@ -98,12 +98,15 @@ def method_options(method: str, pairs: list[str]) -> dict:
     hints = typing.get_type_hints(entry.sampler.Options)
     fields = {f.name: f for f in dataclasses.fields(entry.sampler.Options)}
     allowed = ", ".join(f"{k} ({getattr(hints[k], '__name__', None) or hints[k]}, default {f.default!r})"
-                        for k, f in fields.items()) or "none"
+                        for k, f in fields.items() if k not in entry.from_caller) or "none"
     out = {}
     for pair in pairs:
         key, sep, text = (p.strip() for p in pair.partition("="))
         if not sep or not key:
             raise ValueError(f"--option {pair!r}; expected KEY=VALUE, a setting of --method {method}: {allowed}")
+        if key in entry.from_caller:
+            raise ValueError(f"--option {key}={text}: --method {method} takes {key} from its inputs, not from "
+                             f"--option ({'--top-k' if key == 'top_k' else 'the run'}); allowed: {allowed}")
         if key not in fields:
             raise ValueError(f"--option {key}={text}: --method {method} has no setting {key!r}; allowed: {allowed}")
         try:
@@ -166,8 +169,9 @@ def run_config(args):
     return run, cfg
 
 
-def sampling_models(args):
-    """(SamplingModels, device, output folder) from --run or from the --official-* files."""
+def sampling_models(args, kind: str | None = None):
+    """(SamplingModels, device, output folder) from --run or from the --official-* files; kind: which of the run's
+    priors ('absorbing' or 'autoregressive'; None: the run's config's)."""
     if args.official_vqgan or args.official_sampler:
         if not (args.official_vqgan and args.official_sampler):
             raise ValueError("give both --official-vqgan and --official-sampler")
@@ -177,9 +181,38 @@ def sampling_models(args):
         raise ValueError("give --run DIR, or --official-vqgan PATH and --official-sampler PATH")
     check_output_folder(args.run, "--run")
     # the run's stored config with --set on top; --device and --no-ema left out: the run's own settings
-    m = load_run(args.run, args.device, use_ema=False if args.no_ema else None, overrides=args.overrides,
+    m = load_run(args.run, args.device, kind=kind, use_ema=False if args.no_ema else None, overrides=args.overrides,
                  profile=args.profile)
     return m, next(m.prior.parameters()).device, Path(args.run)
+
+
+def prior_kind_of(args) -> str | None:
+    """'autoregressive' for a --method of the AR prior (speculative), which needs a --run holding both priors;
+    else None (the run's configured prior)."""
+    if args.method == "random" or registry.get(args.method).prior != "autoregressive":
+        return None
+    if args.official_vqgan or args.official_sampler:
+        raise ValueError(f"--method {args.method} needs a run holding both priors (prior_ar.pt, the target, and "
+                         f"prior.pt, the draft): give --run DIR, not --official-* files")
+    for kind in ("autoregressive", "absorbing") if args.run and Path(args.run).is_dir() else ():
+        ckpt = RunDir(args.run).prior_ckpt_for(kind)
+        if not ckpt.is_file():
+            raise FileNotFoundError(f"--method {args.method} samples the run's AR prior with its absorbing prior "
+                                    f"drafting; {ckpt} is missing (train it: python -m ulib train-prior --run "
+                                    f"{args.run}{' --set prior.kind=autoregressive' if kind != 'absorbing' else ''})")
+    return "autoregressive"
+
+
+def draft_prior(args, target):
+    """The draft network of --method speculative: --run's absorbing prior (prior.pt), on the target's device, with
+    the same --set/--no-ema/--profile; it must speak the target's codes (the same VQGAN, the run's)."""
+    draft = load_run(args.run, next(target.prior.parameters()).device, kind="absorbing",
+                     use_ema=False if args.no_ema else None, overrides=args.overrides, profile=args.profile)
+    if draft.mask_id != target.vqgan.quantize.codebook_size or draft.latent_shape != target.latent_shape:
+        raise ValueError(f"--method {args.method}: the run's absorbing prior ({draft.mask_id} codes, grid "
+                         f"{draft.latent_shape}) does not match its AR prior ({target.vqgan.quantize.codebook_size} "
+                         f"codes, grid {target.latent_shape})")
+    return draft.prior
 
 
 def output_lock(args):

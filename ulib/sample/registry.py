@@ -57,6 +57,7 @@ class Method:
     selectable: bool = True  # a --method choice; False: reached through its inputs (a canvas, an AR prior)
     on_canvas: str | None = None  # the method that runs this one on a canvas larger than the window
     steps: str = "schedule"  # what `steps` means to it: one of STEPS (module docstring)
+    from_caller: tuple[str, ...] = ()  # options its caller fills from its inputs, never set by --option
 
     def __post_init__(self):
         if self.steps not in STEPS:
@@ -86,7 +87,7 @@ BUILT_IN = (
     Method("autoregressive", ARSampler, "the AR baseline, token by token in raster order", prior="autoregressive",
            supports=frozenset({"top_k"}), selectable=False),
     Method("speculative", SpeculativeSampler, "exact speculative sampling of the AR model, an absorbing prior drafting",
-           prior="autoregressive", supports=frozenset({"top_k"}), selectable=False, steps="unused"),
+           prior="autoregressive", supports=frozenset({"top_k"}), steps="unused", from_caller=("draft", "top_k")),
 )
 METHODS: dict[str, Method] = {m.name: m for m in BUILT_IN}
 
@@ -121,15 +122,24 @@ def choices(prior: str = "absorbing") -> tuple[str, ...]:
 
 def method_help(default: str = "random") -> str:
     """The --method help: every choice by name with its summary, its options (--option KEY=VALUE) and their
-    defaults, and what --steps means to it where that is not the schedule's 1..T; the default marked."""
-    said = []
-    for name in choices():
-        m = METHODS[name]
-        notes = [", ".join(f"{k} (required)" if v is dataclasses.MISSING else f"{k}={v!r}"
-                           for k, v in m.options.items()) or "no options"]
-        notes += [STEPS_HELP[m.steps]] if m.steps in STEPS_HELP else []
-        said.append(f"{name}: {m.summary}{' (default)' if name == default else ''} [{'; '.join(notes)}]")
-    return "decoding method, each with its --option settings and their defaults: " + "; ".join(said)
+    defaults, and what --steps means to it where that is not the schedule's 1..T; the default marked. The
+    absorbing prior's methods first, then the AR prior's (its default, 'random', is raster order)."""
+    def said(names):
+        out = []
+        for name in names:
+            m = METHODS[name]
+            notes = [", ".join(f"{k} (required)" if v is dataclasses.MISSING else f"{k}={v!r}"
+                               for k, v in m.options.items() if k not in m.from_caller) or "no options"]
+            notes += [STEPS_HELP[m.steps]] if m.steps in STEPS_HELP else []
+            out.append(f"{name}: {m.summary}{' (default)' if name == default else ''} [{'; '.join(notes)}]")
+        return "; ".join(out)
+
+    text = "decoding method, each with its --option settings and their defaults: " + said(choices())
+    ar = choices("autoregressive")
+    if ar:
+        text += (". For an autoregressive prior: random (raster order, the default) or " + said(ar)
+                 + "; --method speculative samples the AR prior of --run (prior_ar.pt), its prior.pt drafting")
+    return text
 
 
 def resolve_steps(method: str, steps, num_timesteps: int, default=None, name: str = "steps",

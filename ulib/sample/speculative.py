@@ -81,9 +81,8 @@ class SpeculativeOptions:
     use_cache: bool = True  # score with the AR model's key/value cache; False: the whole prefix every round
 
     def __post_init__(self):
-        if self.draft is None or not callable(self.draft):
-            raise ValueError(f"draft={self.draft!r}; speculative sampling needs the draft network (a callable "
-                             f"tokens -> logits, e.g. the run's absorbing prior)")
+        if self.draft is not None and not callable(self.draft):  # None: given later (the sampler needs it)
+            raise ValueError(f"draft={self.draft!r}; allowed: the draft network, a callable tokens -> logits")
         for name in ("block", "draft_steps"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -135,6 +134,9 @@ class SpeculativeSampler(Sampler):
     def __init__(self, ctx: SamplingContext, steps: int | None = None, options: SpeculativeOptions | None = None):
         super().__init__(ctx, steps, options)
         o, model = self.options, self.model
+        if o.draft is None:
+            raise ValueError("draft=None; speculative sampling needs the draft network (a callable tokens -> logits, "
+                             "e.g. the run's absorbing prior)")
         self.draft_net = o.draft
         self.draft_temperature = self.temperature if o.draft_temperature is None else o.draft_temperature
         draft_mask = getattr(o.draft, "mask_id", None)
@@ -269,12 +271,11 @@ class SpeculativeSampler(Sampler):
         x_new[rows[draws], e[draws]] = token[draws]
         n_new = e + draws.long()
         self._last = x_new
-        st = self.stats
-        st.drafted += int(todo.sum())
-        st.accepted += int(kept.sum())
-        st.tokens += int((n_new - n).sum())
+        st, gained = self.stats, int((n_new - n).sum())
+        st.drafted, st.accepted, st.tokens = st.drafted + int(todo.sum()), st.accepted + int(kept.sum()), \
+            st.tokens + gained
         st.image_rounds += int((n < L).sum())
-        st.per_round.append(int((n_new - n).sum()))
+        st.per_round.append(gained)
         wrote = (pos >= n[:, None]) & (pos < n_new[:, None])
         extras = {"draft": torch.where(todo, xd, self.mask_id), "drafted": todo.sum(1), "accepted": kept.sum(1),
                   "window": (first, last)}
@@ -290,9 +291,7 @@ def speculative_sample(ar_net, draft_net, n: int, *, block: int = 4, draft_steps
     (module docstring; the settings are `SpeculativeOptions`'), and the run's `SpeculativeStats`. length defaults
     to the AR model's block_size, device to its parameters'. The same law as `sample_ar(ar_net, n, L,
     temperature=..., top_k=...)`."""
-    length = length if length is not None else ar_net.block_size
-    if device is None:
-        device = next(ar_net.parameters()).device
+    length, device = length or ar_net.block_size, device or next(ar_net.parameters()).device
     ctx = SamplingContext(ar_net, 0, None, length, temperature=temperature, generator=generator)
     options = SpeculativeOptions(draft_net, block, draft_steps, draft_temperature, top_k, use_cache)
     sampler = SpeculativeSampler(ctx, options=options)
