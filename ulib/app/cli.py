@@ -86,14 +86,11 @@ def run_sample(args) -> int:
     npz = Path(args.npz) if args.npz else None
     check_sample_flags(args.n, args.batch_size, args.temperature, args.top_k, npz)
     options = F.method_options(args.method, args.options)
-    kind = F.prior_kind_of(args)  # 'autoregressive' for --method speculative, else the run's own
     F.check_seed(args.seed)
     F.check_output_file(args.png, "--png", ".png")
     F.check_output_file(npz, "--npz", ".npz")
     with F.output_lock(args):
-        m, _, folder = F.sampling_models(args, kind=kind)
-        if kind is not None:  # the run's absorbing prior drafts for its AR prior (ulib/sample/speculative.py)
-            options["draft"] = F.draft_prior(args, m)
+        m, _, folder = F.sampling_models(args, options)  # --method speculative: the AR prior, its draft in options
         n = args.n if args.n is not None else m.default_n
         if args.n is None:  # n is the run's sample.n
             check_sample_flags(n, args.batch_size, None, None, npz, n_flag="sample.n (the default of --n)")

@@ -169,9 +169,10 @@ def run_config(args):
     return run, cfg
 
 
-def sampling_models(args, kind: str | None = None):
-    """(SamplingModels, device, output folder) from --run or from the --official-* files; kind: which of the run's
-    priors ('absorbing' or 'autoregressive'; None: the run's config's)."""
+def sampling_models(args, options: dict | None = None):
+    """(SamplingModels, device, output folder) from --run or from the --official-* files. For a --method of the
+    AR prior (speculative) the run's AR prior, and its absorbing prior put into `options` as the draft."""
+    kind = _prior_kind_of(args)
     if args.official_vqgan or args.official_sampler:
         if not (args.official_vqgan and args.official_sampler):
             raise ValueError("give both --official-vqgan and --official-sampler")
@@ -183,27 +184,30 @@ def sampling_models(args, kind: str | None = None):
     # the run's stored config with --set on top; --device and --no-ema left out: the run's own settings
     m = load_run(args.run, args.device, kind=kind, use_ema=False if args.no_ema else None, overrides=args.overrides,
                  profile=args.profile)
+    if kind is not None:  # the run's absorbing prior drafts for its AR prior (ulib/sample/speculative.py)
+        options["draft"] = _draft_prior(args, m)
     return m, next(m.prior.parameters()).device, Path(args.run)
 
 
-def prior_kind_of(args) -> str | None:
+def _prior_kind_of(args) -> str | None:
     """'autoregressive' for a --method of the AR prior (speculative), which needs a --run holding both priors;
     else None (the run's configured prior)."""
-    if args.method == "random" or registry.get(args.method).prior != "autoregressive":
+    method = getattr(args, "method", "random")
+    if method == "random" or registry.get(method).prior != "autoregressive":
         return None
     if args.official_vqgan or args.official_sampler:
-        raise ValueError(f"--method {args.method} needs a run holding both priors (prior_ar.pt, the target, and "
+        raise ValueError(f"--method {method} needs a run holding both priors (prior_ar.pt, the target, and "
                          f"prior.pt, the draft): give --run DIR, not --official-* files")
     for kind in ("autoregressive", "absorbing") if args.run and Path(args.run).is_dir() else ():
         ckpt = RunDir(args.run).prior_ckpt_for(kind)
         if not ckpt.is_file():
-            raise FileNotFoundError(f"--method {args.method} samples the run's AR prior with its absorbing prior "
+            raise FileNotFoundError(f"--method {method} samples the run's AR prior with its absorbing prior "
                                     f"drafting; {ckpt} is missing (train it: python -m ulib train-prior --run "
                                     f"{args.run}{' --set prior.kind=autoregressive' if kind != 'absorbing' else ''})")
     return "autoregressive"
 
 
-def draft_prior(args, target):
+def _draft_prior(args, target):
     """The draft network of --method speculative: --run's absorbing prior (prior.pt), on the target's device, with
     the same --set/--no-ema/--profile; it must speak the target's codes (the same VQGAN, the run's)."""
     draft = load_run(args.run, next(target.prior.parameters()).device, kind="absorbing",
