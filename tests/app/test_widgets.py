@@ -194,7 +194,7 @@ def test_every_method_steps_with_its_reveal_order_and_entropy(pg, models, method
     pg.generate_button.click()  # the same method, steps, temperature and seed through the same front door
     assert torch.equal(pg.states[-1], pg.last_tokens[0].cpu()), method
     assert pg.reveal_image.value[:4] == b"\x89PNG" and pg.entropy_image.value[:4] == b"\x89PNG"
-    assert (pg.trace.first >= 0).all() and pg.trace.first.max() < len(pg.states) - 1
+    assert (pg.trace.last >= 0).all() and pg.trace.last.max() < len(pg.states) - 1
     ran = [k for k, r in enumerate(pg.entropies) if r["masked"] is not None]
     assert len(ran) == pg.trace.passes >= 1
     k = ran[0] + 1

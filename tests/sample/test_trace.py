@@ -23,6 +23,7 @@ def test_the_trace_by_hand():
     trace(1, step([[1, 2, 9, 9], [9, 9, 9, 9]], [[0, 0, 0, 0], [0, 0, 0, 0]], ran=False))
     trace(2, step([[3, 2, 0, 9], [9, 4, 9, 9]], [[1, 0, 1, 0], [0, 1, 0, 0]]))  # position 0 re-written
     assert trace.first.tolist() == [[0, 0, 2, -1], [-1, 2, -1, -1]]  # the FIRST write; -1: never written
+    assert trace.last.tolist() == [[2, 0, 2, -1], [-1, 2, -1, -1]]  # the last: position 0 re-written at step 2
     assert trace.calls.tolist() == [2, 1]  # image 1 had nothing written in step 0's call
     assert trace.passes == 2 and trace.ran == [True, False, True]
     assert [w.tolist() for w in trace.written] == [[2, 0], [0, 0], [2, 1]]
@@ -81,7 +82,9 @@ def test_every_method_traced_with_its_entropy(method):
                            grid=(3, 4), generator=gen(0), callback=trace)
     assert torch.equal(trace.states[-1].view(1, 3, 4), tokens)
     assert trace.passes == len(probe.per_call) == net.calls == sum(trace.ran)
-    assert (trace.first >= 0).all()  # every position written from an all-masked start
+    assert (trace.first >= 0).all() and (trace.last >= trace.first).all()  # all written from an all-masked start
+    for k, step in enumerate(trace.steps):  # the last write is the token kept: no later step wrote the position
+        assert not (step.unmasked.reshape(1, -1) & (trace.last < k)).any()
     rows = step_entropies(trace)
     assert len(rows) == len(trace.steps) == len(trace.states) - 1
     shown = iter(torch.tensor(net.rows)[:, None])  # what the network saw, (1, L) per call

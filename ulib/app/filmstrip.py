@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from ulib.app.outputs import token_picture
+from ulib.sample.trace import StepTrace
 
 
 @torch.no_grad()
@@ -65,9 +66,6 @@ def reveal_order(sampler, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Run `sampler.sample(x)` from x (B, L): (tokens (B, L), the step (B, L) long at which each position was last
     written, -1 where no step wrote it (given tokens)). A sampler that re-draws tokens (re-masking) writes a
     position many times; random order and confidence decoding write each once."""
-    when = torch.full(x.shape, -1, dtype=torch.long, device=x.device)
-
-    def note(k, res):
-        when[res.unmasked] = k
-
-    return sampler.sample(x, callback=note), when
+    trace = StepTrace(x)
+    tokens = sampler.sample(x, callback=trace)
+    return tokens, trace.last.view(x.shape).to(x.device)

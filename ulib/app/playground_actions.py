@@ -162,8 +162,8 @@ class PlaygroundActions:
         S = len(self.states) - 1
         self.steps_summary = (f"{method}: {S} steps, {trace.passes} network calls, temperature {temp:g}"
                               + "".join(f", {k}={v!r}" for k, v in options.items()))
-        self.reveal_image.value = reveal_png(reveal_map(trace.first, (self.h, self.w)), S,
-                                             title=f"reveal order ({method})")
+        self.reveal_image.value = reveal_png(reveal_map(trace.last, (self.h, self.w)), S,
+                                             title=f"reveal order ({method})")  # the step that wrote the token kept
         self.step_slider.max = 0  # shrink first: value stays in range whatever the old max
         self.step_slider.value = 0
         self.step_slider.max = S

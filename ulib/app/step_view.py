@@ -1,7 +1,7 @@
 """The pictures of the playground's Steps tab (`ulib.app.playground_actions`), as PNG bytes for ipywidgets.Image:
 
-- `reveal_png`: the reveal order, a heat map of the step at which each position was first written (dark: early,
-  bright: late; grey: never written), with a colour bar of the steps;
+- `reveal_png`: the reveal order, a heat map of the step at which each position was written last, i.e. took the
+  token it keeps (dark: early, bright: late; grey: never written), with a colour bar of the steps;
 - `entropy_png`: the per-step entropy (nats, `ulib.sample.trace.step_entropies`): its mean over the positions
   still masked when the step ran and over those the step wrote, against the step, the shown step marked.
 
@@ -24,7 +24,7 @@ def _png(fig) -> bytes:
 
 
 def reveal_png(reveal: np.ndarray, steps: int, title: str = "reveal order") -> bytes:
-    """reveal: (h, w) step at which each position was first written (NaN: never); steps: the run's S."""
+    """reveal: (h, w) step at which each position was last written (NaN: never); steps: the run's S."""
     import matplotlib
     from matplotlib.figure import Figure
 
@@ -32,7 +32,7 @@ def reveal_png(reveal: np.ndarray, steps: int, title: str = "reveal order") -> b
     ax = fig.add_subplot()
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.6")
     im = ax.imshow(np.ma.masked_invalid(reveal), cmap=cmap, vmin=0, vmax=max(steps - 1, 1))
-    fig.colorbar(im, ax=ax, label="step of the first write")
+    fig.colorbar(im, ax=ax, label="step of the last write")
     ax.set_title(title, fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])

@@ -10,7 +10,7 @@
   the image with the rectangle greyed out beside the result (`ulib.sample.inpaint.inpaint`, section 4.5).
 - Steps: one image sampled step by step with the Sample tab's method (`ulib.sample.trace`); a slider over the kept
   states shows the token map (masked cells black) and the image decoded from the tokens revealed so far; beside
-  them the reveal order (a heat map of the step at which each position was written) and the entropy of the
+  them the reveal order (a heat map of the step at which each position took the token it keeps) and the entropy of the
   predicted distributions at every step (over the positions still masked, and over those the step wrote).
 
 The logic lives in plain methods (`generate`, `inpaint_region`, `compute_steps`, `show_step`, in

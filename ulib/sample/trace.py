@@ -5,8 +5,9 @@ Two pieces, both usable with any method of `ulib.sample.registry`, since they se
 
 - `StepTrace`, a `callback(k, SampleStep)`: per image, the network calls in which one of its positions was written
   (c_b = sum_k [ran_k and any_i written_k[b, i]]), the forward passes of the batch, the step at which each position
-  was first written (the reveal order; -1 for a position given at the start or never written), and optionally every
-  state x_0..x_S.
+  was first written and the step at which it was last written (the reveal order; the same for methods that write a
+  position once; for re-masking methods the last write is the token kept; -1 for a position given at the start or
+  never written), and optionally every state x_0..x_S.
 - `EntropyProbe`, a network wrapper: net(x) -> logits as before, and for every call the entropy (nats) of the
   distribution each masked position is drawn from, softmax(logits / temperature):
       H_i = -sum_j p_ij log p_ij,   p_i = softmax(l_i / tau)
@@ -29,6 +30,7 @@ class StepTrace:
         self.probe, self.call_marks = probe, []  # per step: the probe's calls made up to its end
         self.calls = torch.zeros(b, dtype=torch.long)  # network calls that wrote a position of the image
         self.first = torch.full((b, x_start[0].numel()), -1, dtype=torch.long)  # (B, L): step of the first write
+        self.last = self.first.clone()  # (B, L): step of the last write
         self.passes = 0  # forward passes of the batch
         self.ran: list[bool] = []  # per step: did the network run
         self.written: list[torch.Tensor] = []  # per step: (B,) positions written
@@ -41,6 +43,7 @@ class StepTrace:
         if self.probe is not None:
             self.call_marks.append(len(self.probe.per_call))
         self.written.append(written.sum(1))
+        self.last = torch.where(written, torch.full_like(self.last, k), self.last)
         if self.states is not None:
             self.states.append(step.x.detach().cpu().clone())
             self.steps.append(step)
@@ -51,10 +54,10 @@ class StepTrace:
         self.first = torch.where((self.first < 0) & written, torch.full_like(self.first, k), self.first)
 
 
-def reveal_map(first: torch.Tensor, grid: tuple[int, int]) -> np.ndarray:
-    """(h, w) mean step at which each position was first written, over the images of `first` (B, L) (-1, a given
-    position, is left out; NaN where no image wrote it)."""
-    r = first.double().reshape(len(first), -1)
+def reveal_map(steps: torch.Tensor, grid: tuple[int, int]) -> np.ndarray:
+    """(h, w) mean over the images of `steps` (B, L), the step at which each position was written (`StepTrace.first`
+    or `.last`); -1, a given position, is left out; NaN where no image wrote it."""
+    r = steps.double().reshape(len(steps), -1)
     r[r < 0] = float("nan")
     counted = (~torch.isnan(r)).sum(0)
     mean = torch.where(counted > 0, torch.nan_to_num(r).sum(0) / counted.clamp(min=1), torch.nan)
