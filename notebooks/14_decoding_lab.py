@@ -250,13 +250,15 @@ print("first-hitting reveals one token per call:", all(bool((d.calls == L).all()
 # confidence and EB reveal first what the network is surest of (for emoji: the background, the edges).
 
 # %%
+from ulib.sample.trace import reveal_map
+
 shown = {}
 for p, d in drawn.items():  # one setting per method: the one with the most calls
     if p.method not in shown or d.calls.double().mean() > drawn[shown[p.method]].calls.double().mean():
         shown[p.method] = p
 fig, axes = plt.subplots(1, len(shown), figsize=(2.4 * len(shown), 2.6))
 for ax, (method, p) in zip(np.atleast_1d(axes), shown.items()):
-    ax.imshow(frontier.reveal_heatmap(drawn[p].reveal_step, m.latent_shape), cmap="viridis")
+    ax.imshow(reveal_map(drawn[p].reveal_step, m.latent_shape), cmap="viridis")
     ax.set_title(f"{method}\n{p.label.split(', ', 1)[-1] if ', ' in p.label else ''}", fontsize=8)
     ax.axis("off")
 fig.suptitle("mean step at which each position was first written (dark: early)", fontsize=9)

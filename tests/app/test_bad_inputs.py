@@ -495,5 +495,11 @@ def test_sample_steps_as_each_method_reads_them(tiny_run, tmp_path, capsys):
 def test_an_autoregressive_prior_takes_no_method_options():
     ar = SimpleNamespace(kind="autoregressive", default_steps=8)
     assert commands.check_sample_args(ar, 2, None, 1.0, "random", None) == 8
-    with pytest.raises(ValueError, match="--option gamma applies to the absorbing prior's methods"):
+    with pytest.raises(ValueError, match="--option gamma applies to a --method's settings; the AR prior's raster"):
         commands.check_sample_args(ar, 2, None, 1.0, "random", None, options={"gamma": 1.0})
+    with pytest.raises(ValueError, match="--method eb apply to the absorbing prior; .* or with --method speculative"):
+        commands.check_sample_args(ar, 2, None, 1.0, "eb", None)
+    assert commands.check_sample_args(ar, 2, 5, 1.0, "speculative", None, options={"block": 2}) is None  # unused
+    absorbing = SimpleNamespace(kind="absorbing", default_steps=8)
+    with pytest.raises(ValueError, match="--method speculative samples an autoregressive prior; this one is absorbing"):
+        commands.check_sample_args(absorbing, 2, None, 1.0, "speculative", None)

@@ -115,11 +115,6 @@ def test_fewest_calls_and_best_within_read_the_rows():
     assert Fr.best_within(rows, 8) is rows[5] and Fr.best_within(rows, 3) is None
 
 
-def test_reveal_heatmap_averages_first_steps_and_ignores_given_positions():
-    steps = torch.tensor([[0, 1, -1, 3], [2, 1, 0, 1]])
-    assert Fr.reveal_heatmap(steps, (2, 2)).tolist() == [[1.0, 1.0], [0.0, 2.0]]
-
-
 def test_plot_frontier_draws_a_line_per_method():
     import matplotlib.pyplot as plt
 

@@ -45,6 +45,8 @@ def test_reveal_map_by_hand():
     out = reveal_map(first, (2, 2))
     assert out[0].tolist() == [1.0, 2.0]
     assert math.isnan(out[1, 0]) and out[1, 1] == 2.0  # given in both images: NaN; else the mean
+    steps = torch.tensor([[0, 1, -1, 3], [2, 1, 0, 1]])  # given in one image only: the other image's step
+    assert reveal_map(steps, (2, 2)).tolist() == [[1.0, 1.0], [0.0, 2.0]]
 
 
 def test_entropy_by_hand():

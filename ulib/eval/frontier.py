@@ -30,7 +30,6 @@ from ulib.eval import intervals, stats
 from ulib.sample import registry
 from ulib.sample.api import sample_tokens
 from ulib.sample.trace import StepTrace
-from ulib.sample.trace import reveal_map as reveal_heatmap  # noqa: F401 (the notebook's name for it)
 
 
 @dataclass(frozen=True)
