@@ -58,8 +58,11 @@ val = build_dataset(cfg.data, "val", train_transforms=False)
 # Three tabs, all calling ulib: **Sample** (`ulib.sample.api.sample_tokens` with the method, steps,
 # temperature and seed of the sliders; a canvas wider than the training grid goes through
 # `ulib.sample.canvas.sample_canvas`, Eq. 8), **Inpaint** (`ulib.sample.inpaint.inpaint` on a validation image
-# or the last sample, inside a rectangle given in pixels) and **Steps** (`AbsorbingSampler.schedule_step`
-# one step at a time; the slider walks over the kept states, from all masked to none).
+# or the last sample, inside a rectangle given in pixels) and **Steps** (one image drawn with the Sample tab's
+# method and settings through the same `sample_tokens`, every state kept by `ulib.sample.trace.StepTrace`; the
+# slider walks over the states, from all masked to none, beside a heat map of the step at which each position took
+# its token and the entropy of the network's predictions at every step). Every method of
+# `ulib.sample.registry` is in the menu, with its options (`KEY=VALUE`) in the box below it.
 #
 # Generate samples in a background thread, so that **Stop** is handled while it runs: it sets a flag
 # that the sampler's callback checks after every pass, which ends the sampling early. The buttons
@@ -93,14 +96,17 @@ pg.step_slider.value = pg.step_slider.max // 2
 print(pg.step_label.value)
 (s.results / "11_playground_step_tokens.png").write_bytes(pg.token_map.value)
 (s.results / "11_playground_step_decoded.png").write_bytes(pg.step_image.value)
+(s.results / "11_playground_reveal_order.png").write_bytes(pg.reveal_image.value)
+(s.results / "11_playground_entropy.png").write_bytes(pg.entropy_image.value)
 
 # %% [markdown]
 # What the three tabs showed, as saved (widgets do not render in a static copy of this notebook): the Sample tab's
 # grid; the Inpaint tab's image before and after; the Steps tab at its middle step, the token grid (masked cells
-# black) and its decoding (masked cells grey).
+# black) and its decoding (masked cells grey), then the run's reveal order and its entropy per step.
 
 # %%
-for name in ("samples", "inpaint_before", "inpaint_after", "step_tokens", "step_decoded"):
+for name in ("samples", "inpaint_before", "inpaint_after", "step_tokens", "step_decoded", "reveal_order",
+             "entropy"):
     print(name.replace("_", " "))
     outputs.show(s.results / f"11_playground_{name}.png")
 
