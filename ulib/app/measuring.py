@@ -19,6 +19,7 @@ from ulib.eval.intervals import DEFAULT_DRAWS
 from ulib.eval.memorisation import memorisation_report
 from ulib.eval.quality import QualityMeter, extract, with_floor
 from ulib.sample.api import sample_tokens
+from ulib.vq.chunked import decode_chunked
 
 # the split helpers are re-exported for the notebooks (measuring.split_images, ...); their home is ulib.app.splits
 __all__ = ["reconstruct", "QUALITY_SIZES", "QUALITY_SIZES_GPU", "TEMPERATURE_SAMPLES", "quality_sizes", "sample_set",
@@ -83,7 +84,7 @@ def sample_set(s: Session, vq, net, n: int, *, steps: int, temperature: float, m
         tok = sample_tokens(net, method=method, n=b, length=cfg.latent_size ** 2,
                             num_timesteps=cfg.prior.total_steps,
                             mask_id=cfg.mask_id, steps=steps, temperature=temperature, generator=g, device=s.device)
-        images.append(vq.decode(tok).clamp(-1, 1).float().cpu())
+        images.append(decode_chunked(vq, tok).clamp(-1, 1).float().cpu())
         tokens.append(tok.cpu())
     if s.device.type == "cuda":
         torch.cuda.synchronize(s.device)

@@ -38,6 +38,7 @@ from ulib.eval.reference import REFERENCE_SUBSET_SEED, reference_indices, refere
 from ulib.models import load_run, load_vqgan
 from ulib.sample.api import sample_images
 from ulib.train.common import progress
+from ulib.vq.chunked import decode_chunked, encode_chunked
 from ulib.vq.perceptual import load_lpips
 
 PRDC_K = 5  # Naeem et al. (2020) recommend k = 5; the official calc_PRDC.py used nearest_k=3 (PAPER_PRDC_K)
@@ -203,8 +204,8 @@ def evaluate_vqgan(run, cfg, *, n: int | None = None, features: str = "inception
     with torch.no_grad(), progress(len(indices), 0, "reconstructions", show_progress) as bar:
         for x in split_loader(cfg, reference, indices, batch_size):
             x = x.to(device)
-            tokens = vqgan.encode(x)  # (B, h, w)
-            x_hat = vqgan.decode(tokens).clamp(-1, 1)
+            tokens = encode_chunked(vqgan, x)  # (B, h, w), in chunks that fit the free memory
+            x_hat = decode_chunked(vqgan, tokens).clamp(-1, 1)
             counts += torch.bincount(tokens.flatten().cpu(), minlength=cfg.vqgan.codebook_size)
             per_image["psnr"].append(psnr(x_hat, x).cpu())
             per_image["ssim"].append(ssim(x_hat, x).cpu())

@@ -30,6 +30,7 @@ from ulib.eval import intervals, stats
 from ulib.sample import registry
 from ulib.sample.api import sample_tokens
 from ulib.sample.trace import StepTrace
+from ulib.vq.chunked import decode_chunked
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,8 @@ def measure(models, meter, settings: list[Setting], n: int, *, baseline: Setting
 def decode(models, tokens: torch.Tensor) -> torch.Tensor:
     """Token grids (n, L) of `models`' window -> images (n, 3, H, W) in [-1, 1] on the CPU, by its VQGAN."""
     device = next(models.prior.parameters()).device
-    return models.vqgan.decode(tokens.view(len(tokens), *models.latent_shape).to(device)).clamp(-1, 1).cpu()
+    grids = tokens.view(len(tokens), *models.latent_shape).to(device)
+    return decode_chunked(models.vqgan, grids).clamp(-1, 1).cpu()
 
 
 def fewest_calls(rows: list[dict]) -> dict[str, dict | None]:

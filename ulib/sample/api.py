@@ -41,6 +41,7 @@ from ulib.sample import registry
 from ulib.sample.base import SamplingContext
 from ulib.sample.canvas import decode_canvas
 from ulib.sample.network import network_device
+from ulib.vq.chunked import decode_chunked
 
 
 def sample_tokens(prior, n: int | None = None, *, method: str = "random", steps: int | None = None,
@@ -141,8 +142,8 @@ def sample_images(models: SamplingModels, n: int, *, steps: int | None = None, t
     steps and temperature default to the models' (a run's sample settings; steps only where the method reads
     them as schedule steps, `ulib.sample.registry`); seed seeds the generator on the models' device. precision:
     the prior's forward pass in 'fp32', 'bf16' (autocast) or 'auto' (bf16 on GPUs that have it natively,
-    `ulib.device.sampling_dtype`); the VQGAN always decodes in fp32. callback and options (the method's own
-    settings, by name) go to `sample_tokens`."""
+    `ulib.device.sampling_dtype`); the VQGAN always decodes in fp32 (in chunks that fit the free memory,
+    `ulib.vq.chunked`). callback and options (the method's own settings, by name) go to `sample_tokens`."""
     device = next(models.prior.parameters()).device
     g = torch.Generator(device=device).manual_seed(seed)
     if registry.get(method).steps in ("schedule", "total"):
@@ -152,7 +153,9 @@ def sample_images(models: SamplingModels, n: int, *, steps: int | None = None, t
         tokens = sample_tokens(models, n, method=method, steps=steps if models.kind == "absorbing" else None,
                                temperature=temperature, generator=g, canvas=canvas, stride=stride, top_k=top_k,
                                device=device, callback=callback, **options)
-    images = (decode_canvas(models.vqgan, tokens) if canvas is not None else models.vqgan.decode(tokens)).clamp(-1, 1)
+    # the VQGAN decodes in chunks sized from the free memory (`ulib.vq.chunked`): the same images as one call
+    decode = decode_canvas if canvas is not None else decode_chunked
+    images = decode(models.vqgan, tokens).clamp(-1, 1)
     return (images, tokens) if return_tokens else images
 
 

@@ -18,6 +18,7 @@ from ulib.data.datasets import build_dataset, dataset_fingerprint
 from ulib.io.checkpoint import load_checkpoint, save_checkpoint
 from ulib.train import distributed as dist_utils
 from ulib.trained import load_run_vqgan, vqgan_digest
+from ulib.vq.chunked import encode_chunked
 
 
 def latents_fingerprint(cfg: Config, vqgan_ckpt: Path) -> str:
@@ -39,7 +40,8 @@ def encode_split(vqgan, dataset, device, batch_size: int = 64, flip: bool = Fals
 
     both=True encodes each image and its mirror image from one read of the file: returns (plain, mirrored).
     Images come through `num_workers` loader processes in pinned memory on CUDA; the tokens are narrowed to
-    `dtype` on the device, batch by batch, so only the small integers cross back to the host."""
+    `dtype` on the device, batch by batch, so only the small integers cross back to the host. A batch larger than
+    the free memory holds is encoded in chunks (`ulib.vq.chunked.encode_chunked`: the same tokens)."""
     device = torch.device(device)
     out, out_flipped = [], []
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
@@ -47,10 +49,10 @@ def encode_split(vqgan, dataset, device, batch_size: int = 64, flip: bool = Fals
     for x in tqdm(loader, desc=desc or "encoding", leave=False, mininterval=1.0, disable=not progress):
         x = x.to(device, non_blocking=True)
         if both:
-            out_flipped.append(vqgan.encode(x.flip(-1)).to(dtype).cpu())
+            out_flipped.append(encode_chunked(vqgan, x.flip(-1)).to(dtype).cpu())
         elif flip:
             x = x.flip(-1)
-        out.append(vqgan.encode(x).to(dtype).cpu())
+        out.append(encode_chunked(vqgan, x).to(dtype).cpu())
     return (torch.cat(out), torch.cat(out_flipped)) if both else torch.cat(out)
 
 

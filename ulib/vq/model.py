@@ -128,7 +128,7 @@ class VQAutoEncoder(nn.Module):
                             ("codebook_size", codebook_size), ("emb_dim", emb_dim)):
             if value < 1:
                 raise ValueError(f"{name}={value}; must be >= 1")
-        self.img_size, self.n_channels, self.ch_mult = img_size, n_channels, ch_mult
+        self.img_size, self.n_channels, self.ch_mult, self.nf = img_size, n_channels, ch_mult, nf
         self.codebook_size, self.emb_dim = codebook_size, emb_dim
         self.encoder = Encoder(n_channels, nf, emb_dim, ch_mult, res_blocks, img_size, attn_resolutions, norm_groups)
         self.quantize = VectorQuantizer(codebook_size, emb_dim, beta)
