@@ -3,6 +3,10 @@
 Each stage reuses its output when the run already has it (load if present, else train); a prior trained on the
 tokens of another VQGAN checkpoint is an error, not reused (`ulib.train.prior.tokens_changed`): --force trains
 every stage again.
+
+Under torchrun (`torchrun --nproc_per_node=8 -m ulib pipeline ...`) every process joins the group first; the
+training stages and the encode (each process encodes its share, `load_latents_distributed`) run on all of them,
+the pictures on rank 0 only.
 """
 from __future__ import annotations
 
@@ -17,8 +21,9 @@ from ulib.device import resolve_device
 from ulib.io.logs import preview_upscale, save_image_grid
 from ulib.io.rundir import RunDir
 from ulib.models import load_run, load_vqgan
+from ulib.train import distributed as dist_utils
 from ulib.train.common import AlreadyTrained
-from ulib.train.latents import load_latents
+from ulib.train.latents import load_latents_distributed
 from ulib.train.prior import tokens_changed, train_prior
 from ulib.train.vqgan import train_vqgan
 
@@ -48,17 +53,21 @@ def _stage(name: str, fn) -> float:
 
 def run_pipeline(run: RunDir, cfg: Config, *, resume: bool = False, force: bool = False,
                  show_progress: bool = True) -> dict:
-    device = resolve_device(cfg.device)
-    print(f"run {run.path} | profile {cfg.profile} | device {device} | dataset {cfg.data.dataset} "
-          f"{cfg.data.img_size}px | latents {cfg.latent_size}x{cfg.latent_size}, codebook {cfg.vqgan.codebook_size}")
+    rank, world, device = dist_utils.init_from_env(resolve_device(cfg.device))  # (0, 1, device) without torchrun
+    main = rank == 0
+    if main:
+        print(f"run {run.path} | profile {cfg.profile} | device {device} | dataset {cfg.data.dataset} "
+              f"{cfg.data.img_size}px | latents {cfg.latent_size}x{cfg.latent_size}, codebook {cfg.vqgan.codebook_size}"
+              + (f" | {world} processes" if world > 1 else ""))
     times = {}
     times["train-vqgan"] = _stage("train-vqgan", lambda: train_vqgan(
         run, cfg, resume=resume, force=force, show_progress=show_progress))
     if not force and (why := tokens_changed(run, cfg)):  # before anything is encoded: that prior is not reused
         raise ValueError(why)
-    times["reconstructions"] = _stage("reconstructions", lambda: save_reconstructions(run, cfg, device))
-    times["encode"] = _stage("encode", lambda: load_latents(cfg, run.vqgan_ckpt, run.latents, device,
-                                                                   progress=show_progress))
+    if main:
+        times["reconstructions"] = _stage("reconstructions", lambda: save_reconstructions(run, cfg, device))
+    times["encode"] = _stage("encode", lambda: load_latents_distributed(cfg, run.vqgan_ckpt, run.latents, device,
+                                                                        rank, world, progress=show_progress))
     times["train-prior"] = _stage("train-prior", lambda: train_prior(
         run, cfg, resume=resume, force=force, show_progress=show_progress))
 
@@ -66,6 +75,8 @@ def run_pipeline(run: RunDir, cfg: Config, *, resume: bool = False, force: bool 
         images = sample_uint8(load_run(run, device, cfg=cfg), cfg.sample.n, seed=cfg.seed)  # in batches of 64
         save_image_grid(images, run.samples, upscale=preview_upscale(cfg.data.img_size))
 
+    if not main:
+        return times
     times["sample"] = _stage("sample", samples)
     print("\n".join([
         "", "done. " + ", ".join(f"{k} {v:.0f}s" for k, v in times.items()),

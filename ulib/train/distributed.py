@@ -58,6 +58,24 @@ def barrier() -> None:
         dist.barrier()
 
 
+def rank0_first(fn):
+    """fn() on rank 0 first, then, after a barrier, on the other processes; fn() alone without a process group.
+
+    For work that fills a cache the others then only read: an image folder's up-front decode check
+    (data/cache/folder-check-*.json; 70k FFHQ files decoded once instead of once per GPU). Every process must call
+    it at the same point (a collective). An error on rank 0 still reaches the barrier: the others are not left
+    waiting, and meet the same error themselves (a bad-files verdict is cached too)."""
+    if not dist.is_initialized() or dist.get_world_size() <= 1:
+        return fn()
+    if dist.get_rank() == 0:
+        try:
+            return fn()
+        finally:
+            dist.barrier()
+    dist.barrier()
+    return fn()
+
+
 def all_mean(value: float, device: torch.device) -> float:
     """Mean of a float over all processes (for logging)."""
     return all_mean_dict({"v": value}, device)["v"]

@@ -69,7 +69,10 @@ def encode_dataset(cfg: Config, vqgan_ckpt: Path, out: Path, device, use_ema: bo
     opts = dict(batch_size=batch_size, progress=progress and rank == 0, num_workers=cfg.vqgan_train.num_workers,
                 dtype=dt)
     for split in ("train", "val"):
-        ds = build_dataset(cfg.data, split, train_transforms=False)
+        def build(split=split):
+            return build_dataset(cfg.data, split, train_transforms=False)
+        # rank 0 first: an image folder's up-front decode check runs once, the other processes read its verdict
+        ds = dist_utils.rank0_first(build) if split == "train" else build()
         if world > 1:
             ds = Subset(ds, range(rank, len(ds), world))
         if split == "train" and cfg.data.flip:  # mirrored training images too, so the prior sees the augmentation

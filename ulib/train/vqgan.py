@@ -132,7 +132,9 @@ def train_vqgan(run: RunDir, cfg: Config, *, resume: bool = False, force: bool =
     if main:
         print(f"vqgan: {plan.describe()}")
 
-    train = build_dataset(cfg.data, "train", train_transforms=False)  # flips happen below, seeded
+    # flips happen below, seeded. Rank 0 builds first: an image folder is decoded once up front, by rank 0 only;
+    # the others read its cached verdict
+    train = dist_utils.rank0_first(lambda: build_dataset(cfg.data, "train", train_transforms=False))
     val = build_dataset(cfg.data, "val", train_transforms=False)
     if main:
         record_data_check(run, train)
