@@ -120,7 +120,8 @@ def run_inpaint(args) -> int:
         print(inpaint_to_png(m, args.image, args.mask, Path(args.png) if args.png else folder / "inpainted.png",
                              steps=args.steps if args.steps is not None else m.default_steps,
                              temperature=args.temperature if args.temperature is not None else m.default_temperature,
-                             seed=args.seed, device=device, dilate=args.dilate, paste_back=args.paste_back))
+                             seed=args.seed, device=device, dilate=args.dilate, paste_back=args.paste_back,
+                             precision=args.precision))
     return 0
 
 
@@ -133,7 +134,7 @@ def run_elbo(args) -> int:
     run, cfg = F.run_config(args)
     with run.lock():  # writes RUN/likelihood.json
         validation_likelihood(run, cfg, mc=args.mc, max_items=args.max_items, batch_size=args.batch_size,
-                              seed=args.seed, use_ema=not args.no_ema)
+                              seed=args.seed, use_ema=not args.no_ema, precision=args.precision)
     return 0
 
 
