@@ -5,6 +5,7 @@ import os
 import pytest
 import torch
 
+from ulib.device import _matmul_backends
 from ulib.io.rundir import RunDir
 from ulib.train.vqgan import train_vqgan
 
@@ -55,3 +56,15 @@ def weights(tmp_path, monkeypatch):
     folder = tmp_path / "weights"
     folder.mkdir()
     return folder
+
+
+@pytest.fixture
+def matmul_setting():
+    """Whatever a test sets as the float32 matmul precision is undone afterwards (the legacy setting, then the
+    per-backend ones where torch has them)."""
+    legacy, spaces = torch.get_float32_matmul_precision(), _matmul_backends()
+    per_backend = [ns.fp32_precision for ns in spaces]
+    yield
+    torch.set_float32_matmul_precision(legacy)
+    for ns, value in zip(spaces, per_backend):
+        ns.fp32_precision = value

@@ -1,6 +1,6 @@
 """ulib.device: the float for exact sums (no float64 on MPS), native bf16 only, fp32 where fp16 would overflow,
-TF32 on CUDA only, and the sampling precision (issue 14; CUDA and MPS behaviour checked on the CPU by
-standing in for their answers)."""
+TF32 on CUDA only, full-precision matmuls in a block (`full_precision_matmul`, issue 26), and the sampling
+precision (issue 14; CUDA and MPS behaviour checked on the CPU by standing in for their answers)."""
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -119,3 +119,31 @@ def test_resolve_device_names_what_is_allowed(monkeypatch):
                                          r"'cuda:0'..'cuda:1'"):
         D.resolve_device("cuda:99")
     assert D.resolve_device("cuda:1") == torch.device("cuda:1")
+
+
+@pytest.mark.parametrize("previous", ["high", "highest", "medium"])
+def test_full_precision_matmul_restores_the_previous_setting(previous, matmul_setting):
+    torch.set_float32_matmul_precision(previous)
+    per_backend = [ns.fp32_precision for ns in D._matmul_backends()]
+    with D.full_precision_matmul():
+        assert torch.get_float32_matmul_precision() == "highest"
+    assert torch.get_float32_matmul_precision() == previous
+    assert [ns.fp32_precision for ns in D._matmul_backends()] == per_backend
+    with pytest.raises(KeyError, match="inside"):
+        with D.full_precision_matmul():
+            assert torch.get_float32_matmul_precision() == "highest"
+            raise KeyError("inside")
+    assert torch.get_float32_matmul_precision() == previous
+
+
+def test_full_precision_matmul_restores_a_setting_made_through_the_per_backend_api(matmul_setting):
+    """torch's newer per-backend switch alone (TF32 for cuBLAS only): the legacy getter refuses to read that mix,
+    so the context saves and restores the per-backend values themselves."""
+    if not D._matmul_backends():
+        pytest.skip("this torch has no per-backend fp32_precision")
+    cuda, cpu = torch.backends.cuda.matmul, torch.backends.mkldnn.matmul
+    torch.set_float32_matmul_precision("highest")
+    cuda.fp32_precision, cpu.fp32_precision = "tf32", "none"
+    with D.full_precision_matmul():
+        assert (cuda.fp32_precision, cpu.fp32_precision) == ("ieee", "ieee")
+    assert (cuda.fp32_precision, cpu.fp32_precision) == ("tf32", "none")

@@ -81,6 +81,42 @@ def configure_matmul(device: torch.device) -> None:
         torch.backends.cudnn.allow_tf32 = True
 
 
+def _matmul_backends() -> list:
+    """torch's per-backend float32 matmul settings (`torch.backends.cuda.matmul`, `torch.backends.mkldnn.matmul`,
+    each with an `fp32_precision`), where this torch has them; [] on older versions."""
+    mkldnn = getattr(torch.backends, "mkldnn", None)
+    spaces = (getattr(torch.backends.cuda, "matmul", None), getattr(mkldnn, "matmul", None))
+    return [ns for ns in spaces if ns is not None and hasattr(ns, "fp32_precision")]
+
+
+@contextlib.contextmanager
+def full_precision_matmul():
+    """float32 matmuls at full fp32 precision inside the block ("highest": no TF32 on CUDA, no TF32/bf16 in
+    oneDNN on CPUs), whatever the process set (`configure_matmul` sets "high" for all of it); the previous
+    settings come back on exit, also after an exception. For results that must not depend on the path taken,
+    such as the codebook's argmin (`VectorQuantizer.nearest`). Convolutions (cuDNN's own TF32 switch) are left
+    as they are. The setting is process-wide: another thread's matmuls meanwhile run at "highest" too.
+
+    torch keeps the legacy setting (`set_float32_matmul_precision`) beside per-backend ones (`fp32_precision`,
+    newer versions); both are saved and put back, the legacy one first, as setting it rewrites the others. A mix
+    set through the per-backend API alone, which the legacy getter refuses to read (RuntimeError), comes back
+    per backend."""
+    spaces = _matmul_backends()
+    try:
+        legacy = torch.get_float32_matmul_precision()
+    except RuntimeError:  # per-backend values that disagree with the legacy one
+        legacy = None
+    per_backend = [ns.fp32_precision for ns in spaces]
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        if legacy is not None:
+            torch.set_float32_matmul_precision(legacy)
+        for ns, value in zip(spaces, per_backend):
+            ns.fp32_precision = value
+
+
 def autocast(device: torch.device, dtype: torch.dtype | None):
     """torch.autocast for `dtype`, or a no-op context when dtype is None."""
     if dtype is None:

@@ -134,3 +134,31 @@ def test_errors(models, images):
         latent_mask(torch.ones(16, 16), 2, dilate=-1)
     with pytest.raises(ValueError, match="not divisible"):
         latent_mask(torch.ones(15, 16), 2)
+
+
+def _autocast_of(device_type: str):
+    return torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
+
+
+@pytest.mark.parametrize("precision, want", [("bf16", torch.bfloat16), ("fp32", None), ("auto", None)])
+def test_precision_is_the_priors_autocast_and_the_vqgan_stays_in_fp32(models, images, precision, want, monkeypatch):
+    """Like `sample_images`: 'bf16' autocasts the prior's forward passes (bf16 autocast works on a CPU), 'fp32' and
+    'auto' on a CPU do not; the VQGAN encodes and decodes outside autocast either way."""
+    vq, net = models
+    seen = {"prior": [], "vqgan": []}
+    real_features, real_encode, real_decode = net.features, vq.encode, vq.decode
+    monkeypatch.setattr(net, "features", lambda x: seen["prior"].append(_autocast_of("cpu")) or real_features(x))
+    monkeypatch.setattr(vq, "encode", lambda x: seen["vqgan"].append(_autocast_of("cpu")) or real_encode(x))
+    monkeypatch.setattr(vq, "decode", lambda t: seen["vqgan"].append(_autocast_of("cpu")) or real_decode(t))
+    res = inpaint(vq, net, images, box(2, 4, 6), num_timesteps=T, mask_id=MASK, steps=4, precision=precision,
+                  generator=torch.Generator().manual_seed(0))
+    assert seen["prior"] and set(seen["prior"]) == {want}
+    assert seen["vqgan"] == [None, None] and res.images.dtype == torch.float32
+    assert torch.equal(res.tokens[~res.latent_mask], res.original_tokens[~res.latent_mask])
+
+
+def test_a_bad_precision_is_refused_before_any_work(models, images, monkeypatch):
+    vq, net = models
+    monkeypatch.setattr(vq, "encode", lambda x: pytest.fail("encoded before the precision was checked"))
+    with pytest.raises(ValueError, match=r"precision='fp16'; allowed: auto, fp32, bf16"):
+        inpaint(vq, net, images, box(0, 0, 4), num_timesteps=T, mask_id=MASK, precision="fp16")

@@ -11,6 +11,7 @@ import argparse
 from ulib.app import flags as F
 from ulib.app import reproduce
 from ulib.app.commands import BATCH_SIZE, MAX_GRID
+from ulib.device import PRECISIONS
 from ulib.eval import compare, evaluate, extractors, recipe, records, reference
 from ulib.profiles import PROFILES
 from ulib.sample import registry
@@ -87,6 +88,10 @@ def add_elbo(sub) -> None:
     p.add_argument("--batch-size", type=int, default=64, help="grids per forward pass (default 64)")
     p.add_argument("--seed", type=int, default=0, help="seed of the x_t (and t) draws (default 0)")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA weights")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="the prior's forward passes: bf16 autocast, fp32, or auto (default: bf16 on GPUs with native "
+                        "bf16, else fp32); the cross-entropies are taken in fp32 either way, and fp32 matmuls use "
+                        "TF32 on CUDA as in training. Recorded in RUN/likelihood.json")
 
 
 def add_bench(sub) -> None:

@@ -18,7 +18,7 @@ from ulib.app import arguments as A
 from ulib.app import flags as F
 from ulib.app import gpu_check, pipeline, reproduce
 from ulib.app.commands import MAX_GRID, check_sample_flags, inpaint_to_png, parse_canvas, sample_to_png
-from ulib.device import resolve_device
+from ulib.device import configure_matmul, resolve_device
 from ulib.eval import bench, compare, evaluate, features
 from ulib.eval.elbo import validation_likelihood
 from ulib.io.rundir import RunDir
@@ -53,9 +53,13 @@ def run_train_vqgan(args) -> int:
 
 def run_encode(args) -> int:
     run, cfg = F.run_config(args)
+    device = resolve_device(cfg.device)
+    # TF32 as train-prior has when it encodes a missing cache (`ulib.train.resume.setup`): the encoder then runs
+    # the same kernels on either path, and the codebook's argmin is at full fp32 precision on both
+    # (`VectorQuantizer.nearest`), so `encode` and train-prior write the same tokens.
+    configure_matmul(device)
     with run.lock():  # one writer per run
-        cache = load_latents(cfg, run.vqgan_ckpt, run.latents, resolve_device(cfg.device),
-                             rebuild="force" if args.force else "auto")
+        cache = load_latents(cfg, run.vqgan_ckpt, run.latents, device, rebuild="force" if args.force else "auto")
     print(f"latents: {run.latents} (train {tuple(cache['train'].shape)}, val {tuple(cache['val'].shape)}, "
           f"dtype {cache['train'].dtype})")
     return 0
@@ -116,7 +120,8 @@ def run_inpaint(args) -> int:
         print(inpaint_to_png(m, args.image, args.mask, Path(args.png) if args.png else folder / "inpainted.png",
                              steps=args.steps if args.steps is not None else m.default_steps,
                              temperature=args.temperature if args.temperature is not None else m.default_temperature,
-                             seed=args.seed, device=device, dilate=args.dilate, paste_back=args.paste_back))
+                             seed=args.seed, device=device, dilate=args.dilate, paste_back=args.paste_back,
+                             precision=args.precision))
     return 0
 
 
@@ -129,7 +134,7 @@ def run_elbo(args) -> int:
     run, cfg = F.run_config(args)
     with run.lock():  # writes RUN/likelihood.json
         validation_likelihood(run, cfg, mc=args.mc, max_items=args.max_items, batch_size=args.batch_size,
-                              seed=args.seed, use_ema=not args.no_ema)
+                              seed=args.seed, use_ema=not args.no_ema, precision=args.precision)
     return 0
 
 

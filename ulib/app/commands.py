@@ -168,8 +168,9 @@ def load_rgb(path: str | Path, size: int, what: str) -> np.ndarray:
 
 @torch.no_grad()
 def inpaint_to_png(m: SamplingModels, image: str, mask: str, out: Path, *, steps: int, temperature: float, seed: int,
-                device, dilate: int, paste_back: bool) -> str:
-    """Regenerate the white part of `mask` in `image`; writes [input, masked input, result] side by side."""
+                device, dilate: int, paste_back: bool, precision: str = "auto") -> str:
+    """Regenerate the white part of `mask` in `image`; writes [input, masked input, result] side by side.
+    precision: the prior's forward pass ('auto', 'fp32', 'bf16'; `ulib.sample.inpaint.inpaint`)."""
     if m.kind != "absorbing":
         raise ValueError("inpainting needs the absorbing prior (the AR prior cannot condition on later tokens)")
     check_steps(steps, m.num_timesteps)
@@ -183,7 +184,8 @@ def inpaint_to_png(m: SamplingModels, image: str, mask: str, out: Path, *, steps
     g = torch.Generator(device=device).manual_seed(seed)
     t0 = time.perf_counter()
     res = inpaint(m.vqgan, m.prior, x, pixel_mask, num_timesteps=m.num_timesteps, mask_id=m.mask_id,
-                  steps=steps, temperature=temperature, dilate=dilate, paste_back=paste_back, generator=g)
+                  steps=steps, temperature=temperature, dilate=dilate, paste_back=paste_back, generator=g,
+                  precision=precision)
     dt = time.perf_counter() - t0
     shown = torch.where(pixel_mask, torch.full_like(x, 0.5), x)  # the region to regenerate in grey
     save_image_grid(torch.cat([x, shown, res.images.clamp(-1, 1)]), out, nrow=3, upscale=preview_upscale(size))

@@ -12,7 +12,9 @@ reverse process fills them in while the other tokens stay fixed (the network see
    t/T), so the reverse process starts at t_0 = round(T * m / L) (half up, `ulib.sample.absorbing.start_time`),
    at least 1. `steps` means what it means everywhere: S evenly spaced steps over T (default T); those at or
    above t_0 reveal nothing and cost nothing, so an image takes about S * t_0 / T of them. Images with different
-   m start at different times in one batch.
+   m start at different times in one batch. `precision` is the prior's forward pass, as in `sample_images`:
+   'fp32', 'bf16' (autocast) or 'auto' (bf16 on GPUs that have it natively, `ulib.device.sampling_dtype`); the
+   VQGAN encodes and decodes in fp32.
 3. Decode the tokens; `paste_back=True` puts the original pixels back outside the pixel mask.
 
 An empty mask is an error (ValueError naming the images): there is nothing to regenerate, and silently
@@ -26,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ulib.config import downsampling_factor
+from ulib.device import autocast, sampling_dtype
 from ulib.sample.absorbing import start_time
 from ulib.sample.api import sample_tokens
 
@@ -61,7 +64,7 @@ def latent_mask(pixel_mask: torch.Tensor, factor: int, dilate: int = 0) -> torch
 @torch.no_grad()
 def inpaint(vqgan, model, images: torch.Tensor, pixel_mask: torch.Tensor, *, num_timesteps: int, mask_id: int,
             steps: int | None = None, temperature: float = 1.0, dilate: int = 0, paste_back: bool = False,
-            generator: torch.Generator | None = None) -> InpaintResult:
+            generator: torch.Generator | None = None, precision: str = "auto") -> InpaintResult:
     """Regenerate the masked part of images (B, C, H, W) in [-1, 1]; pixel_mask (B, 1, H, W) or (H, W).
 
     vqgan: `ulib.vq.model.VQAutoEncoder` (encode/decode); model: the absorbing prior, tokens (B, L) -> logits.
@@ -71,6 +74,7 @@ def inpaint(vqgan, model, images: torch.Tensor, pixel_mask: torch.Tensor, *, num
     if mask_id < vqgan.codebook_size:
         raise ValueError(f"mask_id={mask_id} is a real code of the codebook (size {vqgan.codebook_size}); "
                          f"the absorbing prior's mask id is codebook_size = {vqgan.codebook_size}")
+    dtype = sampling_dtype(images.device, precision)  # a bad precision stops here, before any encoding
     B, _, H, W = images.shape
     pm = _as_b1hw(pixel_mask).to(images.device)
     if pm.shape[-2:] != (H, W) or pm.shape[0] not in (1, B):
@@ -87,8 +91,9 @@ def inpaint(vqgan, model, images: torch.Tensor, pixel_mask: torch.Tensor, *, num
     original = vqgan.encode(images)  # (B, h, w)
     L = original[0].numel()
     x = torch.where(lmask, torch.full_like(original, mask_id), original).flatten(1)  # (B, L): mask id to fill
-    tokens = sample_tokens(model, x_start=x, num_timesteps=num_timesteps, mask_id=mask_id, steps=steps,
-                           temperature=temperature, generator=generator).view_as(original)  # (B, h, w)
+    with autocast(images.device, dtype):  # the prior's forward passes only
+        tokens = sample_tokens(model, x_start=x, num_timesteps=num_timesteps, mask_id=mask_id, steps=steps,
+                               temperature=temperature, generator=generator).view_as(original)  # (B, h, w)
     starts = [start_time(int(c), L, num_timesteps) for c in counts]  # t_0 of each image, the sampler's rule
     new = vqgan.decode(tokens)
     if paste_back:

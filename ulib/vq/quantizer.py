@@ -10,6 +10,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ulib.device import full_precision_matmul
+
 
 class VectorQuantizer(nn.Module):
     """Nearest-neighbour codebook quantisation (Eq. 4) with the straight-through estimator and L_VQ (Eq. 5)."""
@@ -55,8 +57,11 @@ class VectorQuantizer(nn.Module):
         B, D, h, w = z.shape
         if D != self.emb_dim:
             raise ValueError(f"latent has {D} channels; the codebook has emb_dim={self.emb_dim}")
-        # Distances in float32 even under autocast: bf16 rounding would change the argmin.
-        with torch.autocast(device_type=z.device.type, enabled=False):
+        # Distances in float32 at full precision, whatever the caller set: under autocast (bf16) or TF32 matmuls
+        # ("high", which `configure_matmul` sets for the whole process on CUDA: inputs rounded to a 10-bit
+        # mantissa) near-ties would flip, and the tokens would depend on the path that encoded them (`encode`,
+        # the cache train-prior builds, evaluation) while the latents' fingerprint cannot tell.
+        with torch.autocast(device_type=z.device.type, enabled=False), full_precision_matmul():
             flat = z.permute(0, 2, 3, 1).reshape(-1, D).float()  # (N, D), N = B*h*w
             codebook = self.embedding.weight.float()  # (K, D)
             # ||z - c||^2 = ||z||^2 + ||c||^2 - 2 z.c, without building the (N, K, D) difference tensor
