@@ -95,7 +95,7 @@ def check_the_additions(record, stderr):
         rec = ph[f"sampler_b{b}"]
         assert rec["batch"] == b and rec["precision"] == "bf16" and rec["warmup"] == 1 and rec["repeats"] == 2
         assert len(rec["seconds"]) == 2 and min(rec["seconds"]) <= rec["median_s"] <= max(rec["seconds"])
-        assert rec["spread_s"] == pytest.approx(max(rec["seconds"]) - min(rec["seconds"]), abs=2e-6)
+        assert rec["spread_s"] == pytest.approx(max(rec["seconds"]) - min(rec["seconds"]), rel=1e-5, abs=1e-9)
         assert rec["forward_rows"] <= b * rec["passes_per_image"] and rec["achieved_tflops"] > 0
     assert ph["decode_b8"]["batch"] == 8 and ph["decode_b8"]["images_per_s"] > 0
     dist = ph["distributed"]

@@ -47,7 +47,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Subset
 
-from ulib.app.gpu_dist import distributed_check
+from ulib.app.gpu_dist import agrees, distributed_check
 from ulib.app.gpu_peak import flops_per_forward, peak_record
 from ulib.app.gpu_phases import (  # noqa: F401 (Phases, peak_memory_mb: importable from here as before)
     Phases,
@@ -157,8 +157,9 @@ def run_check(device: torch.device, tiny: bool, workdir: Path, log=print) -> dic
     _features(ph, cfg, tiny, device, fallbacks)
     with ph.phase("distributed") as rec:
         rec.update(distributed_check(device, tiny))
-        rec["agree"] = rec["ddp"]["grad_max_abs_diff"] <= 1e-5 and all(rec[f"{c}_ok"] for c in (
-            "all_reduce", "broadcast", "all_gather"))
+        rec["agree"] = agrees(rec)
+        if not rec["agree"]:
+            raise RuntimeError("the one-process group disagrees: a collective's result or DDP's no_sync gradients")
 
     out["wall_s"] = round(time.perf_counter() - t_start, 2)
     out["budget_s"] = BUDGET_S

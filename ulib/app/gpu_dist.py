@@ -76,7 +76,16 @@ def ddp_no_sync(device: torch.device, width: int, micro: int, batch: int, seed: 
                                                                                                     accumulate_ddp)}
     diffs = [(a.grad - b.grad).abs().max().item() for a, b in zip(plain.parameters(), ddp.module.parameters())]
     out["grad_max_abs_diff"] = max(diffs)
+    out["grad_max_abs"] = max(a.grad.abs().max().item() for a in plain.parameters())
     return out
+
+
+def agrees(out: dict, rtol: float = 1e-3) -> bool:
+    """Every collective returned its exact result, and DDP's gradients equal plain accumulation's within rtol of
+    the largest gradient (float rounding, TF32 kernels; a lost or doubled micro-batch is off by ~50 %)."""
+    ddp = out["ddp"]
+    return (all(out[f"{c}_ok"] for c in ("all_reduce", "broadcast", "all_gather"))
+            and ddp["grad_max_abs_diff"] <= rtol * ddp["grad_max_abs"] + 1e-8)
 
 
 def distributed_check(device: torch.device, tiny: bool) -> dict:
