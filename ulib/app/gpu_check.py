@@ -3,32 +3,42 @@
 On synthetic 256x256 images (written to a temporary folder) with the `ffhq` profile's networks (VQGAN nf=128,
 ch_mult 1,1,2,2,4, codebook 1024; prior 24 layers, width 512, T = 256), in phases:
 
+- matmul_peak: the measured bf16 ceiling (an 8192^3 bf16 matmul, median of 5) beside the card's nominal bf16 peak
+  (`ulib.app.gpu_peak`: a datasheet table by device name; null with a note for a card not in it);
 - vqgan: training steps with the GAN switched on, stopped and resumed (images/s);
 - encode: the latent cache, mirrored images included (images/s);
 - prior_absorbing, prior_ar: training steps of both priors, stopped and resumed (tokens/s);
-- sample_{random,confidence,remask}_{fp32,bf16}: each decoding method at T steps in both precisions
-  (samples/s, s/image beside the official code's 3.8 s/image at 256 steps on an RTX 2080 Ti);
+- sample_{method}_{fp32,bf16}: each decoding method at T steps in both precisions (samples/s, s/image beside the
+  official code's 3.8 s/image at 256 steps on an RTX 2080 Ti), with passes_per_image (the sampler's network passes,
+  `StepTrace`), forward_rows (rows through the prior's trunk) and achieved_tflops over the phase (decode included);
+- sampler_b16, sampler_b256: the random-order sampler alone (tokens, no decode) in bf16 at batch 16 and 256, one
+  untimed call then 3 timed (median and spread), achieved_tflops and fraction_of_peak from the median;
+- decode_b256: the VQGAN decoding a batch of evaluation size (`ulib.eval.evaluate.CUDA_BATCH_SIZE`) at once;
 - ar_cache_{fp32,bf16}: the AR prior's sampling with its key/value cache;
 - big_canvas: a latent canvas twice the training width (Eq. 8);
 - inpaint: half of each image regenerated (Fig. 7);
-- features: InceptionV3 features for evaluation, streamed moments included (images/s).
+- features: InceptionV3 features for evaluation, streamed moments included (images/s);
+- distributed: a one-process NCCL group (gloo off CUDA): all_reduce, broadcast, all_gather and DDP with no_sync()
+  accumulation against plain accumulation (`ulib.app.gpu_dist`).
 
-Each phase records its wall time, its throughput and its peak GPU memory (`torch.cuda.max_memory_allocated`;
-on the CPU the process's peak resident memory so far); a phase that fails is recorded with its error and the
-others still run (exit status 1). Meant to take at most BUDGET_S on one H200; the JSON says whether it did.
-`--tiny` runs the same phases at smoke sizes in seconds on a CPU: the test suite does, so this cannot rot.
-Standard Inception or LPIPS weights are used when found offline (`ulib.eval.extractors`, `ulib.vq.perceptual`), else
-random-inception features and no LPIPS (recorded).
+Beside the phases: environment (the Python, torch and CUDA build it ran with), flops_per_forward (the prior's matmul
+FLOPs per forward pass at batch 1, `ulib.app.gpu_peak.flops_per_forward`), peak, and fallbacks: {what: why} for
+each optional piece it ran without. Each phase records its wall time, its throughput and its peak GPU memory
+(`torch.cuda.max_memory_allocated`; on the CPU the process's peak resident memory so far); a phase that fails is
+recorded with its error and the others still run (exit status 1). Meant to take at most BUDGET_S on one H200; the
+JSON says whether it did. `--tiny` runs the same phases at smoke sizes in seconds on a CPU (sampler_b2, sampler_b8,
+decode_b8): the test suite does, so this cannot rot.
+Runs on a GPU machine's own Python and torch (README: GPUs): LPIPS when the lpips package and the VGG16 weights are
+found offline, else none; standard Inception features when the weights are found, else random-inception; no
+torch-fidelity: the features phase is skipped. Each fallback is recorded in `fallbacks`.
 """
 from __future__ import annotations
 
 import contextlib
 import json
-import statistics
 import sys
 import tempfile
 import time
-import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -37,20 +47,27 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Subset
 
+from ulib.app.gpu_dist import agrees, distributed_check
+from ulib.app.gpu_peak import flops_per_forward, peak_record
+from ulib.app.gpu_phases import (  # noqa: F401 (Phases, peak_memory_mb: importable from here as before)
+    Phases,
+    environment,
+    logged_rate,
+    peak_memory_mb,
+    try_inception,
+    try_lpips,
+)
+from ulib.app.gpu_sampling import decode_phase, other_sampling_phases, sample_phases, sampler_batch_phases
 from ulib.data.datasets import build_dataset
-from ulib.device import autocast, configure_matmul, native_bf16, sampling_dtype
+from ulib.device import configure_matmul, native_bf16
+from ulib.eval.evaluate import CUDA_BATCH_SIZE
 from ulib.eval.extractors import load_inception, stream_features
 from ulib.eval.metrics import FeatureMoments, fid_from_moments
-from ulib.eval.timing import synchronize
 from ulib.io.logs import MetricsLog
 from ulib.io.rundir import RunDir
-from ulib.io.weights import UnverifiedWeightsError
 from ulib.models import load_run
 from ulib.overrides import apply_overrides
 from ulib.profiles import get_profile
-from ulib.sample import registry
-from ulib.sample.api import sample_images
-from ulib.sample.inpaint import inpaint
 from ulib.train.latents import load_latents
 from ulib.train.prior import train_prior
 from ulib.train.vqgan import train_vqgan
@@ -59,6 +76,9 @@ from ulib.vq.perceptual import load_lpips
 BUDGET_S = 300  # the most `make gpu-check` should take on one H200
 OFFICIAL_S_PER_IMAGE = 3.8  # official code, 256 steps, RTX 2080 Ti (the paper's repository README)
 N_IMAGES = {"paper": 48, "tiny": 24}  # synthetic images (train + val)
+SAMPLER_BATCHES = {"paper": (16, 256), "tiny": (2, 8)}  # the timed sampler phases
+DECODE_BATCH = {"paper": CUDA_BATCH_SIZE, "tiny": 8}  # evaluate's images per batch on a GPU
+REPEATS = {"paper": 3, "tiny": 2}  # timed calls after one untimed
 
 
 def synthetic_images(folder: Path, n: int, size: int, seed: int = 0) -> None:
@@ -92,156 +112,54 @@ def check_config(tiny: bool, data: Path, cache: Path, perceptual: bool):
     return get_profile("ffhq", over)
 
 
-class Phases:
-    """Runs named phases, timing each between device synchronisations, and collects their records."""
-
-    def __init__(self, device: torch.device, log):
-        self.device, self.log, self.records = device, log, {}
-
-    def _sync(self) -> None:
-        synchronize(self.device)
-
-    @contextlib.contextmanager
-    def phase(self, name: str):
-        rec = {"ok": False}
-        self.records[name] = rec
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-        self.log(f"gpu-check: {name} ...")
-        self._sync()
-        t0 = time.perf_counter()
-        try:
-            yield rec
-            self._sync()
-            rec["ok"] = True
-        except Exception as e:  # recorded; the other phases still run
-            rec["error"] = f"{type(e).__name__}: {e}"
-            rec["traceback"] = traceback.format_exc(limit=6)
-            self.log(f"gpu-check: {name} FAILED: {rec['error']}")
-        rec["wall_s"] = round(time.perf_counter() - t0, 3)
-        rec["peak_memory_mb"] = peak_memory_mb(self.device)
-        for key, per in rec.pop("rates", {}).items():  # items per phase -> items per second
-            rec[key] = round(per / max(rec["wall_s"], 1e-9), 3)
-
-
-def peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
-
-    import resource  # Unix only: imported here so the CLI still loads on Windows
-
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KB on Linux: process peak so far
-
-
-def _logged_rate(log_file: Path, key: str = "images_per_s") -> float | None:
-    """Median of the training log's rate column, leaving out the first row (warm-up, cuDNN autotuning)."""
-    rates = [r[key] for r in MetricsLog.read(log_file) if r.get(key) not in (None, "")]
-    rates = rates[1:] or rates
-    return float(statistics.median(rates)) if rates else None
-
-
 def run_check(device: torch.device, tiny: bool, workdir: Path, log=print) -> dict:
     """All phases; returns the JSON record (module docstring)."""
-    t_start = time.perf_counter()
+    t_start, mode = time.perf_counter(), "tiny" if tiny else "paper"
     configure_matmul(device)
-    try:
-        load_lpips(device=torch.device("cpu"))
-        perceptual = True
-    except (FileNotFoundError, UnverifiedWeightsError) as e:  # a refused file is as good as none here
-        if isinstance(e, UnverifiedWeightsError):
-            log(f"gpu-check: LPIPS off: {e}")
-        perceptual = False
+    env, name = environment(device), torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    log(f"gpu-check: Python {env['python']} ({env['executable']}), torch {env['torch']} from {env['torch_file']}, "
+        f"CUDA build {env['cuda_build']}, cuDNN {env['cudnn']}; device {device} ({name})")
+    fallbacks = {}  # what ran without an optional package or weights file, and why
+    perceptual, why = try_lpips(lambda: load_lpips(device=torch.device("cpu")))
+    if why:
+        fallbacks["lpips"] = why
     size = 16 if tiny else 256
     data = workdir / "images"
-    synthetic_images(data, N_IMAGES["tiny" if tiny else "paper"], size)
+    synthetic_images(data, N_IMAGES[mode], size)
     cfg = check_config(tiny, data, workdir / "cache", perceptual)
     cfg = apply_overrides(cfg, {"device": str(device)})
     run = RunDir(workdir / "run")
     ph = Phases(device, log)
     L = cfg.latent_size**2
+    fpf = flops_per_forward(cfg.prior.n_layers, cfg.prior.n_emb, L, cfg.vqgan.codebook_size)
     out = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "tiny": tiny, "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "torch": torch.__version__, "bf16_native": native_bf16(device),
+        "device_name": name, "torch": torch.__version__, "environment": env, "bf16_native": native_bf16(device),
         "float32_matmul_precision": torch.get_float32_matmul_precision(), "image_size": size,
-        "profile": cfg.profile, "lpips": perceptual,
+        "profile": cfg.profile, "lpips": perceptual, "fallbacks": fallbacks,
         "model": {"vqgan_nf": cfg.vqgan.nf, "vqgan_ch_mult": list(cfg.vqgan.ch_mult),
                   "codebook_size": cfg.vqgan.codebook_size, "prior_layers": cfg.prior.n_layers,
                   "prior_width": cfg.prior.n_emb, "latent": f"{cfg.latent_size}x{cfg.latent_size}",
                   "total_steps": cfg.prior.total_steps},
-        "phases": ph.records,
+        "flops_per_forward": fpf,
+        "flops_formula": "n_layers (3*2LC^2 + 2*2L^2C + 2LC^2 + 2*2LC*4C) + 2LCK, batch 1 (ulib.app.gpu_peak)",
+        "peak": None, "phases": ph.records,
     }
-
-    with ph.phase("vqgan") as rec:  # GAN on from step 2; stop after 3, resume to the end
-        train_vqgan(run, cfg, stop_at=3, show_progress=False)
-        train_vqgan(run, cfg, resume=True, show_progress=False)
-        rec["images_per_s"] = _logged_rate(run.vqgan_log)
-        rec["global_batch"] = cfg.vqgan_train.batch_size
-        rec["gan_steps"] = sum(1 for r in _rows(run.vqgan_log) if r.get("d_loss") not in (None, ""))
-
-    with ph.phase("encode") as rec:
-        cache = load_latents(cfg, run.vqgan_ckpt, run.latents, device, rebuild="force", progress=False)
-        rec["rates"] = {"images_per_s": sum(len(v) for v in cache.values() if isinstance(v, torch.Tensor))}
-        rec["dtype"] = str(cache["train"].dtype)
-
-    for kind in ("absorbing", "autoregressive"):
-        kcfg = apply_overrides(cfg, {"prior.kind": kind})
-        with ph.phase("prior_" + ("ar" if kind == "autoregressive" else kind)) as rec:
-            train_prior(run, kcfg, stop_at=3, show_progress=False)
-            train_prior(run, kcfg, resume=True, show_progress=False)
-            rate = _logged_rate(run.prior_log_for(kind))
-            rec["tokens_per_s"] = rate * L if rate is not None else None
-            rec["global_batch"], rec["micro_batch"] = kcfg.prior_train.batch_size, kcfg.prior_train.micro_batch
-
-    n = 4 if tiny else 16
-    T = cfg.prior.total_steps
+    with ph.phase("matmul_peak") as rec:
+        out["peak"] = ph.peak = peak_record(device, name, tiny)
+        rec["tflops"] = ph.peak["measured_bf16_matmul"]["tflops"]
+    _training(ph, run, cfg)
     models = load_run(run, device, cfg=cfg)
-    for method in registry.choices():
-        for precision in ("fp32", "bf16"):
-            with ph.phase(f"sample_{method}_{precision}") as rec:
-                sample_images(models, n, steps=T, temperature=0.9, seed=0, method=method,
-                              precision=precision)
-                rec["rates"] = {"samples_per_s": n}
-                rec["steps"] = T
-    ar = load_run(run, device, kind="autoregressive", cfg=cfg)
-    for precision in ("fp32", "bf16"):
-        with ph.phase(f"ar_cache_{precision}") as rec:
-            sample_images(ar, n, steps=T, temperature=0.9, seed=0, precision=precision)
-            rec["rates"] = {"samples_per_s": n, "tokens_per_s": n * L}
-
-    s = cfg.latent_size
-    with ph.phase("big_canvas") as rec:
-        img = sample_images(models, 2, steps=min(T, 32), temperature=0.9, seed=0, canvas=(s, 2 * s),
-                            stride=max(1, s // 4))
-        rec["rates"] = {"samples_per_s": 2}
-        rec["canvas"], rec["image_shape"] = f"{s}x{2 * s}", list(img.shape[1:])
-
-    with ph.phase("inpaint") as rec:
-        ds = build_dataset(cfg.data, "val", train_transforms=False)
-        x = torch.stack([ds[i] for i in range(2)]).to(device)
-        mask = torch.zeros(size, size, dtype=torch.bool, device=device)
-        mask[:, size // 2:] = True  # regenerate the right half
-        with autocast(device, sampling_dtype(device)):
-            res = inpaint(models.vqgan, models.prior, x, mask, num_timesteps=T, mask_id=models.mask_id,
-                          steps=min(T, 64), generator=torch.Generator(device=device).manual_seed(0))
-        rec["rates"] = {"samples_per_s": 2}
-        rec["start_times"] = res.start_times
-
-    with ph.phase("features") as rec:
-
-        try:
-            inception, features = load_inception("inception", device=device), "inception"
-        except (FileNotFoundError, UnverifiedWeightsError) as e:  # missing or refused: random features instead
-            if isinstance(e, UnverifiedWeightsError):
-                log(f"gpu-check: standard Inception features off: {e}")
-            inception, features = load_inception("random-inception", device=device), "random-inception"
-        ds = build_dataset(cfg.data, "train", train_transforms=False)
-        m = min(len(ds), 4 if tiny else 32)
-        keep = torch.arange(m) % 2 == 0  # half kept as features, all in the moments
-        kept, moments = stream_features(inception, DataLoader(Subset(ds, range(m)), batch_size=8), keep)
-        rec["rates"] = {"images_per_s": m}
-        rec["features"], rec["kept"], rec["streamed"] = features, len(kept), moments.n
-        rec["fid_kept_vs_all"] = fid_from_moments(FeatureMoments.of(kept), moments)
+    sample_phases(ph, models, cfg, 4 if tiny else 16, fpf)
+    sampler_batch_phases(ph, models, cfg, SAMPLER_BATCHES[mode], REPEATS[mode], fpf)
+    decode_phase(ph, models, cfg, DECODE_BATCH[mode])
+    other_sampling_phases(ph, run, models, cfg, 4 if tiny else 16)
+    _features(ph, cfg, tiny, device, fallbacks)
+    with ph.phase("distributed") as rec:
+        rec.update(distributed_check(device, tiny))
+        rec["agree"] = agrees(rec)
+        if not rec["agree"]:
+            raise RuntimeError("the one-process group disagrees: a collective's result or DDP's no_sync gradients")
 
     out["wall_s"] = round(time.perf_counter() - t_start, 2)
     out["budget_s"] = BUDGET_S
@@ -254,8 +172,48 @@ def run_check(device: torch.device, tiny: bool, workdir: Path, log=print) -> dic
     return out
 
 
-def _rows(log_file: Path) -> list[dict]:
-    return MetricsLog.read(log_file)
+def _training(ph: Phases, run: RunDir, cfg) -> None:
+    """vqgan, encode, prior_absorbing, prior_ar: each trained a few steps, stopped and resumed."""
+    with ph.phase("vqgan") as rec:  # GAN on from step 2; stop after 3, resume to the end
+        train_vqgan(run, cfg, stop_at=3, show_progress=False)
+        train_vqgan(run, cfg, resume=True, show_progress=False)
+        rec["images_per_s"] = logged_rate(run.vqgan_log)
+        rec["global_batch"] = cfg.vqgan_train.batch_size
+        rec["gan_steps"] = sum(1 for r in MetricsLog.read(run.vqgan_log) if r.get("d_loss") not in (None, ""))
+
+    with ph.phase("encode") as rec:
+        cache = load_latents(cfg, run.vqgan_ckpt, run.latents, ph.device, rebuild="force", progress=False)
+        rec["rates"] = {"images_per_s": sum(len(v) for v in cache.values() if isinstance(v, torch.Tensor))}
+        rec["dtype"] = str(cache["train"].dtype)
+
+    for kind in ("absorbing", "autoregressive"):
+        kcfg = apply_overrides(cfg, {"prior.kind": kind})
+        with ph.phase("prior_" + ("ar" if kind == "autoregressive" else kind)) as rec:
+            train_prior(run, kcfg, stop_at=3, show_progress=False)
+            train_prior(run, kcfg, resume=True, show_progress=False)
+            rate = logged_rate(run.prior_log_for(kind))
+            rec["tokens_per_s"] = rate * cfg.latent_size**2 if rate is not None else None
+            rec["global_batch"], rec["micro_batch"] = kcfg.prior_train.batch_size, kcfg.prior_train.micro_batch
+
+
+def _features(ph: Phases, cfg, tiny: bool, device, fallbacks: dict) -> None:
+    """features: standard Inception where its weights are found, else random-inception; skipped without
+    torch-fidelity (each fallback recorded)."""
+    with ph.phase("features") as rec:
+        inception, features, why = try_inception(lambda kind: load_inception(kind, device=device))
+        rec["features"] = features
+        if why:
+            fallbacks["inception"] = why
+        if inception is None:
+            rec["skipped"] = why
+            return
+        ds = build_dataset(cfg.data, "train", train_transforms=False)
+        m = min(len(ds), 4 if tiny else 32)
+        keep = torch.arange(m) % 2 == 0  # half kept as features, all in the moments
+        kept, moments = stream_features(inception, DataLoader(Subset(ds, range(m)), batch_size=8), keep)
+        rec["rates"] = {"images_per_s": m}
+        rec["kept"], rec["streamed"] = len(kept), moments.n
+        rec["fid_kept_vs_all"] = fid_from_moments(FeatureMoments.of(kept), moments)
 
 
 def check_to_json(device, tiny: bool, json_path=None, workdir=None) -> int:

@@ -12,9 +12,21 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats as S
 
 DEFAULT_DRAWS = 200  # bootstrap draws where features are cached: at least 200 (cheap once features are cached)
+
+
+class _SciPyStats:
+    """scipy.stats, imported at its first use: the command line and the GPU check load without scipy (a GPU
+    machine's own Python may lack it); only the figures' p values and critical points need it."""
+
+    def __getattr__(self, name: str):
+        from scipy import stats
+
+        return getattr(stats, name)
+
+
+S = _SciPyStats()  # read as scipy.stats here and in ulib.eval.stats
 
 
 def finite_values(values, what: str) -> np.ndarray:

@@ -19,11 +19,11 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats as S
 
 from ulib.eval.intervals import (
     DEFAULT_DRAWS,
     BootstrapSummary,
+    S,
     TInterval,
     bootstrap_p,
     bootstrap_summary,
