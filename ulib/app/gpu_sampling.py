@@ -19,6 +19,7 @@ from ulib.sample import registry
 from ulib.sample.api import sample_images, sample_tokens
 from ulib.sample.inpaint import inpaint
 from ulib.sample.trace import StepTrace
+from ulib.vq.chunked import decode_chunked, vqgan_chunk_size
 
 
 def sample_phases(ph: Phases, models, cfg, n: int, fpf: int) -> None:
@@ -65,7 +66,11 @@ def decode_phase(ph: Phases, models, cfg, b: int) -> None:
     with ph.phase(f"decode_b{b}") as rec:
         tokens = torch.randint(cfg.vqgan.codebook_size, (b, s, s), generator=torch.Generator().manual_seed(0))
         tokens = tokens.to(device)
-        decode = models.vqgan.decode  # the decoder timed here: the whole batch at once, in fp32
+        rec["chunk"] = vqgan_chunk_size(models.vqgan, b, None)
+
+        def decode(t):  # as evaluation decodes: in chunks sized from free memory (ulib.vq.chunked), in fp32
+            return decode_chunked(models.vqgan, t)
+
         with torch.inference_mode():
             decode(tokens[:1])
             t = timed(lambda: decode(tokens), device, repeats=1, warmup=0)
@@ -94,8 +99,8 @@ def other_sampling_phases(ph: Phases, run: RunDir, models, cfg, n: int) -> None:
         x = torch.stack([ds[i] for i in range(2)]).to(device)
         mask = torch.zeros(size, size, dtype=torch.bool, device=device)
         mask[:, size // 2:] = True  # regenerate the right half
-        with autocast(device, sampling_dtype(device)):
-            res = inpaint(models.vqgan, models.prior, x, mask, num_timesteps=T, mask_id=models.mask_id,
-                          steps=min(T, 64), generator=torch.Generator(device=device).manual_seed(0))
+        res = inpaint(models.vqgan, models.prior, x, mask, num_timesteps=T, mask_id=models.mask_id,
+                      steps=min(T, 64), generator=torch.Generator(device=device).manual_seed(0),
+                      precision="auto")  # as `python -m ulib inpaint` runs it
         rec["rates"] = {"samples_per_s": 2}
         rec["start_times"] = res.start_times

@@ -71,7 +71,7 @@ def chunk_size(batch: int, *, map_elements: int, element_bytes: int = 4, device=
     return max(1, min(batch, max_batch, index_cap))
 
 
-def _vqgan_chunk(vqgan, batch: int, max_batch: int | None) -> int:
+def vqgan_chunk_size(vqgan, batch: int, max_batch: int | None) -> int:
     """`chunk_size` for `vqgan` (a `VQAutoEncoder`) at its image size, dtype and device; for a stand-in without
     them (a test's, a notebook's), the whole batch or max_batch."""
     _check_max_batch(max_batch)
@@ -101,9 +101,9 @@ def _chunked(fn, x: torch.Tensor, size: int) -> torch.Tensor:
 def decode_chunked(vqgan, indices: torch.Tensor, *, max_batch: int | None = None) -> torch.Tensor:
     """`vqgan.decode(indices)` (index grids (B, h, w) or (B, h*w) -> images (B, C, H, W)), chunk by chunk
     (`chunk_size`; max_batch caps the images per chunk). The same images, dtype and device as one call."""
-    return _chunked(vqgan.decode, indices, _vqgan_chunk(vqgan, len(indices), max_batch))
+    return _chunked(vqgan.decode, indices, vqgan_chunk_size(vqgan, len(indices), max_batch))
 
 
 def encode_chunked(vqgan, images: torch.Tensor, *, max_batch: int | None = None) -> torch.Tensor:
     """`vqgan.encode(images)` (images (B, C, H, W) -> index grids (B, h, w)), chunk by chunk; the same indices."""
-    return _chunked(vqgan.encode, images, _vqgan_chunk(vqgan, len(images), max_batch))
+    return _chunked(vqgan.encode, images, vqgan_chunk_size(vqgan, len(images), max_batch))

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-import torchvision
 
 from ulib.io.weights import check_digest, check_state_dict, read_state_dict, shapes_of
 
@@ -48,6 +47,8 @@ def vgg16_candidates(weights_dir: str | None = None) -> list[Path]:
 
 def vgg16_shapes() -> dict[str, tuple[int, ...]]:
     """{key: shape} of torchvision's VGG16 state dict (built on the meta device: no memory, no download)."""
+    import torchvision  # imported here: only LPIPS needs it, and gpu-check runs where it may be absent
+
     with torch.device("meta"):
         return shapes_of(torchvision.models.vgg16(weights=None))
 
