@@ -53,6 +53,10 @@ def add_sample(sub) -> None:
                         "averaged over every window)")
     p.add_argument("--stride", type=int, default=1, help="window stride for --canvas (default 1)")
     p.add_argument("--top-k", type=int, default=None, help="top-k filtering (autoregressive prior only)")
+    p.add_argument("--compile", action="store_true",
+                   help="run the prior through torch.compile(dynamic=False), one graph per input shape: pair it with "
+                        "--method random --option fixed_shape=true (every pass at one shape); compiling takes a while "
+                        "and needs a C compiler on a CPU")
     p.add_argument("--batch-size", type=int, default=BATCH_SIZE,
                    help=f"images per call of the sampler (default {BATCH_SIZE}); the same seed gives the same images "
                         "for the same batch size")
