@@ -105,7 +105,8 @@ def add_bench(sub) -> None:
     p.add_argument("--only", nargs="+", metavar="GROUP",
                    help="run only these groups: forward (matmul rate, forward pass), absorbing (samplers vs the "
                         "paper's), ar (KV cache), bigimage (Eq. 8 canvases), training (default: all of these), "
-                        "speculative (opt-in: speculative AR sampling by block size, see --spec-run)")
+                        "speculative (opt-in: speculative AR sampling by block size, see --spec-run), paths "
+                        "(opt-in: q/k/v fused or not, random sampling's fixed_shape pass, bf16 on CUDA)")
     p.add_argument("--spec-run", default=None, metavar="RUN",
                    help="with --only speculative: time the priors of this run (its prior_ar.pt, and prior.pt as the "
                         "draft) instead of random models")

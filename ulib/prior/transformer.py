@@ -33,6 +33,8 @@ class SelfAttention(nn.Module):
     stacked in the graph. Training (gradients on) keeps the three products.
     """
 
+    fused = True  # False: always the three products (the bench's comparison)
+
     def __init__(self, n_emb: int, n_head: int, dropout: float = 0.0, causal: bool = False):
         super().__init__()
         if n_emb % n_head != 0:
@@ -54,7 +56,7 @@ class SelfAttention(nn.Module):
         """q, k, v (B, nh, T, hs) of x (B, T, C): one product against the stacked weights where no gradient is
         needed, else the three modules (class docstring)."""
         B, T, C = x.shape
-        if torch.is_grad_enabled() and any(p.requires_grad for p in self._qkv_params()):
+        if not self.fused or (torch.is_grad_enabled() and any(p.requires_grad for p in self._qkv_params())):
             q, k, v = self.query(x), self.key(x), self.value(x)
         else:
             w, b = self._stacked()
