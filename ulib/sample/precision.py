@@ -39,7 +39,7 @@ def prior_for_sampling(net, dtype: torch.dtype | None, compile: bool = False, ba
 
 
 def cast_copy(net: nn.Module, dtype: torch.dtype) -> nn.Module:
-    """A copy of `net` in eval-time use whose floating-point parameters and buffers are `dtype`, made without a
+    """A copy of `net` for inference whose floating-point parameters and buffers are `dtype`, made without a
     second full-precision copy (deepcopy's memo is seeded with the cast tensors), and whose `head` (if any)
     returns float32."""
     memo = {}
