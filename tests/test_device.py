@@ -92,20 +92,21 @@ def test_tf32_only_on_cuda(monkeypatch):
     assert set_to == ["high"] and torch.backends.cudnn.allow_tf32
 
 
-def test_sampling_runs_the_prior_under_the_chosen_autocast(monkeypatch):
+def test_sampling_runs_the_prior_in_the_chosen_precision():
+    """bf16: the prior's weights and activations in bf16 (a cast copy, no autocast; ulib.sample.precision), the
+    caller's prior left in fp32; fp32 and auto (on a CPU): the prior as it is."""
     seen = []
     prior = Transformer(8, 16, 16, 2, 1).eval()
-    real = prior.features
-    monkeypatch.setattr(prior, "features", lambda x: seen.append(torch.get_autocast_dtype("cpu") if
-                                                                   torch.is_autocast_enabled("cpu") else None)
-                                                  or real(x))
+    prior.ln_f.register_forward_hook(lambda m, i, o: seen.append((m.weight.dtype, o.dtype,
+                                                                  torch.is_autocast_enabled("cpu"))))
     vq = VQAutoEncoder(16, nf=16, ch_mult=(1, 2, 2), codebook_size=8, emb_dim=4, norm_groups=4,
                        attn_resolutions=()).eval()
     m = SamplingModels(vq, prior, "absorbing", 4, 8, (4, 4), 4, 1.0, 2, "test")
-    for precision, want in (("bf16", torch.bfloat16), ("fp32", None), ("auto", None)):
+    for precision, want in (("bf16", torch.bfloat16), ("fp32", torch.float32), ("auto", torch.float32)):
         seen.clear()
         images = sample_images(m, 2, steps=4, temperature=1.0, seed=0, precision=precision)
-        assert seen and set(seen) == {want} and images.dtype == torch.float32, precision
+        assert seen and set(seen) == {(want, want, False)} and images.dtype == torch.float32, precision
+        assert all(p.dtype == torch.float32 for p in prior.parameters())
 
 
 def test_resolve_device_names_what_is_allowed(monkeypatch):

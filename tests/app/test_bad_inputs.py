@@ -443,6 +443,7 @@ def test_sample_beyond_one_grid_writes_every_image_to_the_npz(tiny_run, tmp_path
 # ---- sample --method NAME --option KEY=VALUE (#25) -----------------------------------------------------------------
 @pytest.mark.parametrize("method, options, given, printed", [
     ("random", ["skip_empty_steps=false"], {"skip_empty_steps": False}, "method random, skip_empty_steps=False"),
+    ("random", ["fixed_shape=true"], {"fixed_shape": True}, "method random, fixed_shape=True"),
     ("confidence", ["schedule=linear", "choice_temperature=0"], {"schedule": "linear", "choice_temperature": 0.0},
      "method confidence, schedule=linear, choice_temperature=0.0"),
     ("remask", [], {}, "method remask)"),
@@ -472,6 +473,22 @@ def test_sample_runs_each_method_with_its_options(method, options, given, printe
     if method == "eb":  # gamma = 1e9 admits every position at once: one call
         assert "1 forward passes" in out, out
     assert Image.open(tmp_path / "s.png").size[0] > 0
+
+
+def test_sample_compile_runs_the_prior_through_torch_compile(tiny_run, tmp_path, monkeypatch):
+    """--compile reaches sample_images, which hands the sampler torch.compile(dynamic=False) of the prior (a
+    stand-in compiler here, which records its calls)."""
+    compiled = []
+
+    def fake_compile(fn, dynamic=None, backend=None):
+        calls = []
+        compiled.append((dynamic, calls))
+        return lambda *a: calls.append(1) or fn(*a)
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    assert cli.main(["sample", "--run", str(tiny_run / "run"), "--n", "2", "--compile", "--option", "fixed_shape=true",
+                     "--png", str(tmp_path / "s.png")]) == 0
+    assert compiled and all(d is False for d, _ in compiled) and compiled[0][1]  # the forward, called every pass
 
 
 def test_sample_steps_as_each_method_reads_them(tiny_run, tmp_path, capsys):

@@ -32,10 +32,19 @@ def prior_autocast(monkeypatch):
     return seen
 
 
+@pytest.fixture
+def prior_weights(monkeypatch):
+    """The weights' dtype of every forward pass of any Transformer (bf16 sampling runs a bf16 copy of the prior)."""
+    seen, real = [], Transformer.features
+    monkeypatch.setattr(Transformer, "features",
+                        lambda self, x: seen.append(self.tok_emb.weight.dtype) or real(self, x))
+    return seen
+
+
 # ---- inpaint ---------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("flag, want", [([], None), (["--precision", "fp32"], None),
+@pytest.mark.parametrize("flag, want", [([], torch.float32), (["--precision", "fp32"], torch.float32),
                                         (["--precision", "bf16"], torch.bfloat16)])
-def test_inpaint_precision_flag_reaches_the_prior(flag, want, tmp_path, monkeypatch, prior_autocast, capsys):
+def test_inpaint_precision_flag_reaches_the_prior(flag, want, tmp_path, monkeypatch, prior_weights, capsys):
     """`python -m ulib inpaint` with a tiny pair standing in for a run's (8 x 8 tokens of 16 x 16 images)."""
     torch.manual_seed(0)
     vq = VQAutoEncoder(img_size=16, nf=16, ch_mult=(1, 2), res_blocks=1, attn_resolutions=(), codebook_size=8,
@@ -51,7 +60,7 @@ def test_inpaint_precision_flag_reaches_the_prior(flag, want, tmp_path, monkeypa
     argv = ["inpaint", "--image", str(tmp_path / "in.png"), "--mask", str(tmp_path / "mask.png"), "--steps", "4",
             "--png", str(tmp_path / "out.png"), *flag]
     assert cli.main(argv) == 0, capsys.readouterr().err
-    assert prior_autocast and set(prior_autocast) == {want}
+    assert prior_weights and set(prior_weights) == {want}
     assert (tmp_path / "out.png").exists()
 
 

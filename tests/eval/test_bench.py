@@ -1,5 +1,7 @@
 """The bench's opt-in speculative group (ulib/eval/bench.py): never in the default run, and when named it times
 the cached AR sampler and speculative sampling per block size and draft steps, with the counts beside them."""
+from dataclasses import replace
+
 import pytest
 
 from ulib.eval import bench
@@ -31,3 +33,21 @@ def test_it_times_every_setting_against_the_cached_ar_sampler():
     per_pass = [r for r in rows if r["name"] == "  tokens per AR pass (batch)"]
     assert all(r["value"] == 9 / r["configuration"]["ar_passes"] for r in per_pass)
     assert all(1 <= r["value"] <= r["configuration"]["block"] + 1 for r in per_pass)
+
+
+def test_the_paths_group_times_each_pair_in_turn(monkeypatch):
+    """--only paths: the forward with q/k/v fused and not, and random sampling by passes and at a fixed shape, each
+    pair with its ratio; the forward ends with the fused path on again."""
+    from ulib.eval import bench_paths
+    from ulib.prior.transformer import SelfAttention
+
+    order = []
+    real = bench_paths.interleaved
+    monkeypatch.setattr(bench_paths, "interleaved", lambda fns, d, r: order.append((tuple(fns), r)) or real(fns, d, r))
+    rows = bench.run(replace(TINY, only=("paths",), steps=(4, 2)), "cpu", progress=lambda line: None)
+    assert order == [(("fused", "three"), 5), (("default", "fixed"), 5), (("default", "fixed"), 5)]  # CPU: no bf16
+    names = [r["name"] for r in rows]
+    assert names[:3] == ["forward, q/k/v one product", "forward, q/k/v three products", "  one product's speed-up"]
+    assert [r["configuration"]["steps"] for r in rows if r["name"] == "  fixed shape's speed-up"] == [4, 2]
+    assert all(r["value"] > 0 for r in rows)
+    assert SelfAttention.fused is True

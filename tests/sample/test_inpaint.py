@@ -140,19 +140,22 @@ def _autocast_of(device_type: str):
     return torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
 
 
-@pytest.mark.parametrize("precision, want", [("bf16", torch.bfloat16), ("fp32", None), ("auto", None)])
-def test_precision_is_the_priors_autocast_and_the_vqgan_stays_in_fp32(models, images, precision, want, monkeypatch):
-    """Like `sample_images`: 'bf16' autocasts the prior's forward passes (bf16 autocast works on a CPU), 'fp32' and
-    'auto' on a CPU do not; the VQGAN encodes and decodes outside autocast either way."""
+@pytest.mark.parametrize("precision, want", [("bf16", torch.bfloat16), ("fp32", torch.float32),
+                                             ("auto", torch.float32)])
+def test_precision_is_the_priors_dtype_and_the_vqgan_stays_in_fp32(models, images, precision, want, monkeypatch):
+    """Like `sample_images`: 'bf16' runs the prior as a bf16 copy (`ulib.sample.precision`), 'fp32' and 'auto' on a
+    CPU in fp32; the caller's prior stays fp32, and the VQGAN encodes and decodes in fp32, outside autocast."""
     vq, net = models
     seen = {"prior": [], "vqgan": []}
-    real_features, real_encode, real_decode = net.features, vq.encode, vq.decode
-    monkeypatch.setattr(net, "features", lambda x: seen["prior"].append(_autocast_of("cpu")) or real_features(x))
+    real_features, real_encode, real_decode = Transformer.features, vq.encode, vq.decode
+    monkeypatch.setattr(Transformer, "features",
+                        lambda self, x: seen["prior"].append(self.tok_emb.weight.dtype) or real_features(self, x))
     monkeypatch.setattr(vq, "encode", lambda x: seen["vqgan"].append(_autocast_of("cpu")) or real_encode(x))
     monkeypatch.setattr(vq, "decode", lambda t: seen["vqgan"].append(_autocast_of("cpu")) or real_decode(t))
     res = inpaint(vq, net, images, box(2, 4, 6), num_timesteps=T, mask_id=MASK, steps=4, precision=precision,
                   generator=torch.Generator().manual_seed(0))
     assert seen["prior"] and set(seen["prior"]) == {want}
+    assert net.tok_emb.weight.dtype == torch.float32, "the caller's prior is left as it was"
     assert seen["vqgan"] == [None, None] and res.images.dtype == torch.float32
     assert torch.equal(res.tokens[~res.latent_mask], res.original_tokens[~res.latent_mask])
 

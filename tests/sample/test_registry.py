@@ -67,7 +67,7 @@ def test_without_it_everything_is_as_before():
     assert registry.choices() == ("random", "confidence", "remask", "halton", "eb", "remdm", "first_hitting")
     assert registry.method_help() == (
         "decoding method, each with its --option settings and their defaults: "
-        "random: the paper's random-order reverse process (default) [skip_empty_steps=True]; "
+        "random: the paper's random-order reverse process (default) [skip_empty_steps=True, fixed_shape=False]; "
         "confidence: MaskGIT-style confidence [schedule='cosine', choice_temperature=4.5]; "
         "remask: the official code's re-masking ('mlm') sampler [no options]; "
         "halton: positions revealed in a 2-D Halton order (Besnier et al.) [shift=True]; "
@@ -104,7 +104,7 @@ def test_the_protocol_checks_its_options_and_context():
     with pytest.raises(ValueError, match="give length"):
         RasterSampler.of(_net(), num_timesteps=T, mask_id=K)
     assert registry.get("confidence").options == {"schedule": "cosine", "choice_temperature": 4.5}
-    assert registry.get("random").options == {"skip_empty_steps": True}
+    assert registry.get("random").options == {"skip_empty_steps": True, "fixed_shape": False}
     assert registry.get("remask").options == registry.get("first_hitting").options == {}
     assert registry.get("remdm").options == {"schedule": "cap", "eta": 0.05, "loop_steps": 0, "loop_time": 0.1}
 

@@ -54,6 +54,10 @@ def add_sample(sub) -> None:
                         "averaged over every window)")
     p.add_argument("--stride", type=int, default=1, help="window stride for --canvas (default 1)")
     p.add_argument("--top-k", type=int, default=None, help="top-k filtering (autoregressive prior only)")
+    p.add_argument("--compile", action="store_true",
+                   help="run the prior through torch.compile(dynamic=False), one graph per input shape: pair it with "
+                        "--method random --option fixed_shape=true (every pass at one shape); compiling takes a while "
+                        "and needs a C compiler on a CPU")
     p.add_argument("--batch-size", type=int, default=BATCH_SIZE,
                    help=f"images per call of the sampler (default {BATCH_SIZE}); the same seed gives the same images "
                         "for the same batch size")
@@ -106,7 +110,8 @@ def add_bench(sub) -> None:
     p.add_argument("--only", nargs="+", metavar="GROUP",
                    help="run only these groups: forward (matmul rate, forward pass), absorbing (samplers vs the "
                         "paper's), ar (KV cache), bigimage (Eq. 8 canvases), training (default: all of these), "
-                        "speculative (opt-in: speculative AR sampling by block size, see --spec-run)")
+                        "speculative (opt-in: speculative AR sampling by block size, see --spec-run), paths "
+                        "(opt-in: q/k/v fused or not, random sampling's fixed_shape pass, bf16 on CUDA)")
     p.add_argument("--spec-run", default=None, metavar="RUN",
                    help="with --only speculative: time the priors of this run (its prior_ar.pt, and prior.pt as the "
                         "draft) instead of random models")

@@ -103,7 +103,8 @@ def run_sample(args) -> int:
         print(sample_to_png(m, out, n=n, steps=args.steps,
                             temperature=args.temperature if args.temperature is not None else m.default_temperature,
                             seed=args.seed, method=args.method, canvas=canvas, stride=args.stride, top_k=args.top_k,
-                            precision=args.precision, batch_size=args.batch_size, npz=npz, options=options))
+                            precision=args.precision, batch_size=args.batch_size, npz=npz, options=options,
+                            compile=args.compile))
     return 0
 
 

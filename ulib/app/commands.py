@@ -106,7 +106,8 @@ def sample_uint8(m: SamplingModels, n: int, *, batch_size: int = BATCH_SIZE, see
 
 def sample_to_png(m: SamplingModels, out: Path, *, n: int, steps: int | None, temperature: float, seed: int,
                   method: str, canvas, stride: int, top_k: int | None = None, precision: str = "auto",
-                  batch_size: int = BATCH_SIZE, npz: Path | None = None, options: dict | None = None) -> str:
+                  batch_size: int = BATCH_SIZE, npz: Path | None = None, options: dict | None = None,
+                  compile: bool = False) -> str:
     """Draw n samples in batches; write a grid of (the first MAX_GRID of) them to `out`, and all to `npz`.
     steps: --steps, None when not given (`check_sample_args`); options: the method's settings by name."""
     options = options or {}
@@ -127,7 +128,7 @@ def sample_to_png(m: SamplingModels, out: Path, *, n: int, steps: int | None, te
     t0 = time.perf_counter()
     images = sample_uint8(m, n, batch_size=batch_size, seed=seed, steps=steps, temperature=temperature,
                           method=method, canvas=canvas, stride=stride, top_k=top_k, precision=precision,
-                          callback=count, **options)
+                          compile=compile, callback=count, **options)
     dt = time.perf_counter() - t0
     shown = images[:MAX_GRID]
     save_image_grid(shown, out, upscale=preview_upscale(images.shape[2]))  # (n, H, W, 3): by the width

@@ -55,8 +55,8 @@ def sampling(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA weights")
     p.add_argument("--device", default=None, help="'auto', 'cpu', 'cuda', 'mps', ... (default: the run's device)")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                   help="the prior's forward pass while sampling: bf16 autocast, fp32, or auto (default: bf16 on "
-                        "GPUs with native bf16, else fp32)")
+                   help="the prior's forward pass while sampling: bf16 (the prior's weights cast to bf16), fp32, or "
+                        "auto (default: bf16 on GPUs with native bf16, else fp32)")
     p.add_argument("--official-vqgan", default=None, metavar="PATH",
                    help="a released VQGAN file of the official code (e.g. vqgan_ema_2200000.th), instead of --run")
     p.add_argument("--official-sampler", default=None, metavar="PATH",

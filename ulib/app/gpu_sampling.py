@@ -12,7 +12,6 @@ import torch
 from ulib.app.gpu_peak import achieved, timed
 from ulib.app.gpu_phases import ForwardCounter, Phases
 from ulib.data.datasets import build_dataset
-from ulib.device import autocast, sampling_dtype
 from ulib.io.rundir import RunDir
 from ulib.models import load_run
 from ulib.sample import registry
@@ -46,9 +45,9 @@ def sampler_batch_phases(ph: Phases, models, cfg, batches: tuple, repeats: int, 
         with ph.phase(f"sampler_b{b}") as rec:
             g = torch.Generator(device=device).manual_seed(0)
 
-            def draw():
-                with autocast(device, sampling_dtype(device, "bf16")):
-                    return sample_tokens(models, b, steps=T, temperature=0.9, generator=g, device=device)
+            def draw():  # as sample_images runs the prior in bf16: a bf16 copy (ulib.sample.precision)
+                return sample_tokens(models, b, steps=T, temperature=0.9, generator=g, device=device,
+                                     precision="bf16")
 
             with ForwardCounter(models.prior) as count:
                 t = timed(draw, device, repeats)

@@ -17,19 +17,22 @@ What is measured:
   prior drafting (`ulib.sample.speculative`) against the cached AR sampler, per block size and draft steps, on a
   trained run's two priors (`--spec-run RUN`: its prior_ar.pt and prior.pt), else on random models of the bench's
   size (whose acceptance means nothing: two untrained priors both predict about 1/K).
-`--only GROUP ...` runs some of these: forward, absorbing, ar, bigimage, training, speculative.
+- opt-in (`--only paths`): the sampler's GPU-minded paths against the default ones, interleaved repeats
+  (`ulib.eval.bench_paths`): q/k/v as one product or three, the random-order sampler's fixed-shape pass, bf16.
+`--only GROUP ...` runs some of these: forward, absorbing, ar, bigimage, training, speculative, paths.
 """
 from __future__ import annotations
 
 import json
 import statistics
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from ulib.eval import timing
+from ulib.eval.bench_paths import bench_paths
+from ulib.eval.timing import CountingForward  # noqa: F401 (the bench's name for it, kept)
 from ulib.io.files import atomic_write
 from ulib.models import load_run
 from ulib.prior.absorbing import AbsorbingDiffusion
@@ -65,7 +68,7 @@ class BenchConfig:
 
 
 GROUPS = ("forward", "absorbing", "ar", "bigimage", "training")
-OPT_IN = ("speculative",)  # run only when named in --only
+OPT_IN = ("speculative", "paths")  # run only when named in --only
 
 
 QUICK = BenchConfig(n_layers=2, n_emb=32, n_head=4, side=4, codebook_size=16, batch=2, steps=(16, 4),
@@ -86,27 +89,6 @@ def naive_sample(model, batch: int, length: int, num_timesteps: int, mask_id: in
         draws = torch.multinomial(probs.view(-1, probs.shape[-1]), 1, generator=generator).view(x.shape)
         x = torch.where(unmask, draws, x)
     return x
-
-
-class CountingForward(torch.nn.Module):
-    """Wraps a Transformer and times its `features` calls, to split sampler time into network + overhead."""
-
-    def __init__(self, net):
-        super().__init__()
-        self.net, self.seconds, self.calls = net, 0.0, 0
-        self.head, self.codebook_size, self.block_size = net.head, net.codebook_size, net.block_size
-
-    def features(self, x):
-        timing.synchronize(x.device)
-        t0 = time.perf_counter()
-        out = self.net.features(x)
-        timing.synchronize(x.device)
-        self.seconds += time.perf_counter() - t0
-        self.calls += 1
-        return out
-
-    def forward(self, x):
-        return self.head(self.features(x))
 
 
 def check_groups(only) -> None:
@@ -133,7 +115,8 @@ def run(cfg: BenchConfig, device, progress=print) -> list[dict]:
         progress(f"{name:<44} {value:>10.4g} {unit:<12} {extra if extra else ''}")
 
     sections = {"forward": _bench_forward, "absorbing": _bench_absorbing, "ar": _bench_ar,
-                "bigimage": _bench_bigimage, "training": _bench_training, "speculative": _bench_speculative}
+                "bigimage": _bench_bigimage, "training": _bench_training, "speculative": _bench_speculative,
+                "paths": bench_paths}
     for group in selected_groups(cfg.only):
         torch.manual_seed(0)
         sections[group](cfg, device, rec)

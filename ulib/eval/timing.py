@@ -1,5 +1,6 @@
 """Timing work on a device, for the bench and gpu-check: wait for a device's queued kernels before reading the clock,
-the fastest of a few runs, the machine's matmul rate, and the transformer forward's multiply-adds."""
+the fastest of a few runs, the machine's matmul rate, the transformer forward's multiply-adds, and a wrapper that
+times a network's forward passes inside a sampler."""
 from __future__ import annotations
 
 import time
@@ -45,3 +46,24 @@ def forward_flops(net: Transformer, batch: int, length: int) -> float:
     per_token = nl * 12 * C * C + C * K
     attention = nl * 2 * length * length * C
     return 2 * batch * (length * per_token + attention)
+
+
+class CountingForward(torch.nn.Module):
+    """Wraps a Transformer and times its `features` calls, to split sampler time into network + overhead."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net, self.seconds, self.calls = net, 0.0, 0
+        self.head, self.codebook_size, self.block_size = net.head, net.codebook_size, net.block_size
+
+    def features(self, x):
+        synchronize(x.device)
+        t0 = time.perf_counter()
+        out = self.net.features(x)
+        synchronize(x.device)
+        self.seconds += time.perf_counter() - t0
+        self.calls += 1
+        return out
+
+    def forward(self, x):
+        return self.head(self.features(x))

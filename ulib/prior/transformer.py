@@ -24,7 +24,16 @@ import torch.nn.functional as F
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention through `scaled_dot_product_attention` (bidirectional or causal)."""
+    """Multi-head self-attention through `scaled_dot_product_attention` (bidirectional or causal).
+
+    q, k, v come from three Linear modules (key, query, value: the official names, kept for the key layout). Where
+    no gradient flows to them (sampling, evaluation under no_grad) they are one product against the three weights
+    stacked, [W_q; W_k; W_v] (3C, C): the input is read once and one large matmul replaces three. The stack is
+    cached and rebuilt when a weight changes (another tensor, or an in-place update); under torch.compile it is
+    stacked in the graph. Training (gradients on) keeps the three products.
+    """
+
+    fused = True  # False: always the three products (the bench's comparison)
 
     def __init__(self, n_emb: int, n_head: int, dropout: float = 0.0, causal: bool = False):
         super().__init__()
@@ -38,13 +47,39 @@ class SelfAttention(nn.Module):
         self.dropout = dropout
         self.causal = causal
         self.resid_drop = nn.Dropout(dropout)
+        self._stack = None  # (weights, versions, stacked W, stacked b): the fused q/k/v product's cache
+
+    def __getstate__(self):  # copies and pickles leave the cache behind (it belongs to these very tensors)
+        return {**self.__dict__, "_stack": None}
+
+    def qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q, k, v (B, nh, T, hs) of x (B, T, C): one product against the stacked weights where no gradient is
+        needed, else the three modules (class docstring)."""
+        B, T, C = x.shape
+        if not self.fused or (torch.is_grad_enabled() and any(p.requires_grad for p in self._qkv_params())):
+            q, k, v = self.query(x), self.key(x), self.value(x)
+        else:
+            w, b = self._stacked()
+            q, k, v = F.linear(x, w, b).split(C, dim=-1)
+        return tuple(t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+
+    def _qkv_params(self) -> tuple[torch.Tensor, ...]:
+        return (self.query.weight, self.key.weight, self.value.weight, self.query.bias, self.key.bias, self.value.bias)
+
+    def _stacked(self) -> tuple[torch.Tensor, torch.Tensor]:
+        ps = self._qkv_params()
+        if torch.compiler.is_compiling():
+            return torch.cat(ps[:3]), torch.cat(ps[3:])
+        versions = tuple(p._version for p in ps)
+        c = self._stack
+        if c is None or c[1] != versions or any(a is not b for a, b in zip(c[0], ps)):
+            with torch.no_grad():  # the same tensors (held, so no address is reused) at the same versions
+                c = self._stack = (ps, versions, torch.cat(ps[:3]), torch.cat(ps[3:]))
+        return c[2], c[3]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, L, C = x.shape
-        # (B, L, C) -> (B, nh, L, hs)
-        q = self.query(x).view(B, L, self.n_head, C // self.n_head).transpose(1, 2)
-        k = self.key(x).view(B, L, self.n_head, C // self.n_head).transpose(1, 2)
-        v = self.value(x).view(B, L, self.n_head, C // self.n_head).transpose(1, 2)
+        q, k, v = self.qkv(x)  # (B, L, C) -> (B, nh, L, hs)
         # softmax(q k^T / sqrt(hs)) v, with the causal mask for the AR baseline
         y = F.scaled_dot_product_attention(
             q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=self.causal
@@ -55,9 +90,7 @@ class SelfAttention(nn.Module):
     def forward_cached(self, x: torch.Tensor, cache: "KVCache", layer: int, pos: int) -> torch.Tensor:
         """Causal attention for T new positions pos..pos+T-1, x (B, T, C), against the cached earlier ones."""
         B, T, C = x.shape
-        q = self.query(x).view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
-        k = self.key(x).view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-        v = self.value(x).view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        q, k, v = self.qkv(x)  # (B, nh, T, hs)
         k, v = cache.update(layer, pos, k, v)  # (B, nh, S, hs), S = pos + T: every position so far
         # new query j sits at position pos + j and sees keys 0..pos+j; a single query sees all S keys.
         # (is_causal would align the mask top-left, which is wrong when T < S.)

@@ -30,6 +30,11 @@ Two ways to walk the schedule (same distribution of samples), chosen by `Options
   expected mask fraction matches; steps of the schedule above t_b reveal nothing for that image and cost
   nothing.
 
+fixed_shape=True (with skip_empty_steps, `step_pass_fixed`) runs the same plan with the network on every image
+and the head at every position each pass, writing the revealed tokens with torch.where: the same tokens, no
+boolean indexing and no host sync in the loop, one shape throughout (for CUDA graphs and torch.compile; on a
+CPU the default, which skips the finished images and unrevealed positions, does less work).
+
 The step-by-step form keeps its random draws as they were (`ulib.sample.canvas` reproduces its tokens bit for
 bit); `ulib.sample.api.sample_tokens(method='random')` runs the default, pass by pass.
 
@@ -90,10 +95,19 @@ class UnmaskPlan:
 
 @dataclass(frozen=True)
 class RandomOrderOptions:
-    """The random-order sampler's one setting."""
+    """The random-order sampler's settings."""
 
     skip_empty_steps: bool = True  # draw each image's schedule first and run only its non-empty steps (module
     #   docstring); False: the Markov chain, one schedule step for the whole batch at a time
+    fixed_shape: bool = False  # each pass runs the network on every image and position (`step_pass_fixed`): no
+    #   host syncs, one shape (for CUDA graphs / torch.compile); needs skip_empty_steps
+
+    def __post_init__(self):
+        for name in ("skip_empty_steps", "fixed_shape"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}={getattr(self, name)!r}; allowed: True or False")
+        if self.fixed_shape and not self.skip_empty_steps:
+            raise ValueError("fixed_shape=True runs the pre-drawn plan pass by pass; it needs skip_empty_steps=True")
 
 
 class AbsorbingSampler(Sampler):
@@ -126,7 +140,9 @@ class AbsorbingSampler(Sampler):
 
     def step(self, x: torch.Tensor, k: int) -> SampleStep:
         """Pass k of the plan, or schedule step k (module docstring)."""
-        return self.step_pass(x, self._plan, k) if self._plan is not None else self.schedule_step(x, k)
+        if self._plan is None:
+            return self.schedule_step(x, k)
+        return (self.step_pass_fixed if self.options.fixed_shape else self.step_pass)(x, self._plan, k)
 
     # ---- the pre-drawn schedule -------------------------------------------------------------------
     def start_time(self, x: torch.Tensor) -> torch.Tensor:
@@ -205,3 +221,21 @@ class AbsorbingSampler(Sampler):
         x = x.clone()
         x[unmask] = draws
         return SampleStep(x, unmask, extras={"step": k})
+
+    @torch.no_grad()
+    def step_pass_fixed(self, x: torch.Tensor, plan: UnmaskPlan, p: int) -> SampleStep:
+        """Pass p of `plan` at one fixed shape (option fixed_shape): the network runs on all B images and the head
+        at all L positions, every position's token is drawn from its pre-drawn uniform and written with
+        torch.where where the plan reveals it at this pass. The same tokens as `step_pass` (the draws are fixed
+        functions of the plan's uniforms, and each image's logits depend on its own x_t only), to float rounding
+        of the logits; no boolean indexing and no host sync, so a whole run can be captured in a CUDA graph or
+        compiled once. The head at every position costs about K / (12 n_layers n_emb) of the pass (under 1 %
+        at the paper's sizes); the finished images ride along.
+        """
+        k = plan.order[:, p]  # (B,) step of each image, -1 when done
+        unmask = (plan.step_of == k[:, None]) & (k >= 0)[:, None]  # (B, L); given tokens (-1) never match a step
+        self.forward_passes += 1
+        logits = self.model(x).float() / self.temperature  # (B, L, K)
+        B, L, K = logits.shape
+        draws = categorical(torch.softmax(logits, dim=-1).view(B * L, K), plan.noise.view(B * L)).view(B, L)
+        return SampleStep(torch.where(unmask, draws, x), unmask, extras={"step": k})

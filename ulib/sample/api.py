@@ -35,12 +35,13 @@ from __future__ import annotations
 
 import torch
 
-from ulib.device import autocast, sampling_dtype
+from ulib.device import sampling_dtype
 from ulib.models import SamplingModels, load_run  # noqa: F401 (load_run: the front door's loading, ulib.models)
 from ulib.sample import registry
 from ulib.sample.base import SamplingContext
 from ulib.sample.canvas import decode_canvas
 from ulib.sample.network import network_device
+from ulib.sample.precision import prior_for_sampling
 from ulib.vq.chunked import decode_chunked
 
 
@@ -49,7 +50,7 @@ def sample_tokens(prior, n: int | None = None, *, method: str = "random", steps:
                   x_start: torch.Tensor | None = None, canvas: tuple[int, int] | None = None, stride: int = 1,
                   top_k: int | None = None, num_timesteps: int | None = None, mask_id: int | None = None,
                   grid: tuple[int, int] | None = None, length: int | None = None, device=None, callback=None,
-                  **options) -> torch.Tensor:
+                  precision: str = "fp32", compile: bool = False, **options) -> torch.Tensor:
     """Draw n token grids from `prior`: LongTensor (n, h, w) where the grid is known, else (n, L).
 
     prior: a `SamplingModels` (from `load_run` or `ulib.models.load_official`), whose T, mask id and
@@ -65,6 +66,10 @@ def sample_tokens(prior, n: int | None = None, *, method: str = "random", steps:
     x_start (n, L) or (n, h, w): tokens to keep, mask_id where to generate; n may then be left out.
     canvas: (H, W) latent cells, larger than the window (Eq. 8); stride: the windows' spacing.
     top_k: the AR prior's top-k restriction. device: defaults to x_start's, else to the network's.
+    precision: the prior's weights and activations while sampling, 'fp32' (the network as given), 'bf16' (a bf16
+      copy, logits back in float32; `ulib.sample.precision`) or 'auto' (bf16 on GPUs that have it natively).
+      compile: run the network through torch.compile(dynamic=False) (with method='random', pair it with
+      fixed_shape=True: one shape, one graph).
     callback(k, step_result) after each step. options: the method's own settings, by name
       (`ulib.sample.registry.get(method).options`: 'random' takes skip_empty_steps=True; 'confidence'
       schedule='cosine'|'linear' and choice_temperature=4.5 (>= 0); 'halton' shift=True; 'eb' gamma; 'remdm'
@@ -76,6 +81,10 @@ def sample_tokens(prior, n: int | None = None, *, method: str = "random", steps:
         net, grid = prior.prior, prior.latent_shape
         num_timesteps = prior.num_timesteps if num_timesteps is None else num_timesteps
         mask_id = prior.mask_id if mask_id is None else mask_id
+    dtype = sampling_dtype(network_device(net), precision)
+    net = prior_for_sampling(net, dtype, compile)
+    if isinstance(options.get("draft"), torch.nn.Module):  # the speculative draft runs in the same precision
+        options["draft"] = prior_for_sampling(options["draft"], dtype)
     if not temperature > 0:
         raise ValueError(f"temperature={temperature}; must be > 0")
     if n is not None and (not isinstance(n, int) or n < 1):
@@ -136,23 +145,24 @@ def sample_tokens(prior, n: int | None = None, *, method: str = "random", steps:
 def sample_images(models: SamplingModels, n: int, *, steps: int | None = None, temperature: float | None = None,
                   seed: int = 0, method: str = "random", canvas: tuple[int, int] | None = None, stride: int = 1,
                   top_k: int | None = None, precision: str = "auto", return_tokens: bool = False, callback=None,
-                  **options):
+                  compile: bool = False, **options):
     """n decoded samples (n, 3, H, W) in [-1, 1] from the pair `models` (and their tokens if return_tokens).
 
     steps and temperature default to the models' (a run's sample settings; steps only where the method reads
     them as schedule steps, `ulib.sample.registry`); seed seeds the generator on the models' device. precision:
-    the prior's forward pass in 'fp32', 'bf16' (autocast) or 'auto' (bf16 on GPUs that have it natively,
-    `ulib.device.sampling_dtype`); the VQGAN always decodes in fp32 (in chunks that fit the free memory,
-    `ulib.vq.chunked`). callback and options (the method's own settings, by name) go to `sample_tokens`."""
+    the prior's forward pass in 'fp32', 'bf16' (a bf16 copy of the prior, `ulib.sample.precision`) or 'auto' (bf16
+    on GPUs that have it natively, `ulib.device.sampling_dtype`); the VQGAN always decodes in fp32 (in chunks that fit
+    the free memory, `ulib.vq.chunked`). compile: the
+    prior through torch.compile (`sample_tokens`). callback and options (the method's own settings, by name) go
+    to `sample_tokens`."""
     device = next(models.prior.parameters()).device
     g = torch.Generator(device=device).manual_seed(seed)
     if registry.get(method).steps in ("schedule", "total"):
         steps = steps or models.default_steps
     temperature = temperature or models.default_temperature
-    with autocast(device, sampling_dtype(device, precision)):
-        tokens = sample_tokens(models, n, method=method, steps=steps if models.kind == "absorbing" else None,
-                               temperature=temperature, generator=g, canvas=canvas, stride=stride, top_k=top_k,
-                               device=device, callback=callback, **options)
+    tokens = sample_tokens(models, n, method=method, steps=steps if models.kind == "absorbing" else None,
+                           temperature=temperature, generator=g, canvas=canvas, stride=stride, top_k=top_k,
+                           device=device, callback=callback, precision=precision, compile=compile, **options)
     # the VQGAN decodes in chunks sized from the free memory (`ulib.vq.chunked`): the same images as one call
     decode = decode_canvas if canvas is not None else decode_chunked
     images = decode(models.vqgan, tokens).clamp(-1, 1)

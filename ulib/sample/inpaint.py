@@ -13,8 +13,8 @@ reverse process fills them in while the other tokens stay fixed (the network see
    at least 1. `steps` means what it means everywhere: S evenly spaced steps over T (default T); those at or
    above t_0 reveal nothing and cost nothing, so an image takes about S * t_0 / T of them. Images with different
    m start at different times in one batch. `precision` is the prior's forward pass, as in `sample_images`:
-   'fp32', 'bf16' (autocast) or 'auto' (bf16 on GPUs that have it natively, `ulib.device.sampling_dtype`); the
-   VQGAN encodes and decodes in fp32.
+   'fp32', 'bf16' (a bf16 copy of the prior) or 'auto' (bf16 on GPUs that have it natively,
+   `ulib.device.sampling_dtype`); the VQGAN encodes and decodes in fp32.
 3. Decode the tokens; `paste_back=True` puts the original pixels back outside the pixel mask.
 
 An empty mask is an error (ValueError naming the images): there is nothing to regenerate, and silently
@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ulib.config import downsampling_factor
-from ulib.device import autocast, sampling_dtype
+from ulib.device import sampling_dtype
 from ulib.sample.absorbing import start_time
 from ulib.sample.api import sample_tokens
 
@@ -74,7 +74,7 @@ def inpaint(vqgan, model, images: torch.Tensor, pixel_mask: torch.Tensor, *, num
     if mask_id < vqgan.codebook_size:
         raise ValueError(f"mask_id={mask_id} is a real code of the codebook (size {vqgan.codebook_size}); "
                          f"the absorbing prior's mask id is codebook_size = {vqgan.codebook_size}")
-    dtype = sampling_dtype(images.device, precision)  # a bad precision stops here, before any encoding
+    sampling_dtype(images.device, precision)  # a bad precision stops here, before any encoding
     B, _, H, W = images.shape
     pm = _as_b1hw(pixel_mask).to(images.device)
     if pm.shape[-2:] != (H, W) or pm.shape[0] not in (1, B):
@@ -91,9 +91,9 @@ def inpaint(vqgan, model, images: torch.Tensor, pixel_mask: torch.Tensor, *, num
     original = vqgan.encode(images)  # (B, h, w)
     L = original[0].numel()
     x = torch.where(lmask, torch.full_like(original, mask_id), original).flatten(1)  # (B, L): mask id to fill
-    with autocast(images.device, dtype):  # the prior's forward passes only
-        tokens = sample_tokens(model, x_start=x, num_timesteps=num_timesteps, mask_id=mask_id, steps=steps,
-                               temperature=temperature, generator=generator).view_as(original)  # (B, h, w)
+    # the prior in `precision` as `sample_tokens` runs it (bf16: a bf16 copy, `ulib.sample.precision`)
+    tokens = sample_tokens(model, x_start=x, num_timesteps=num_timesteps, mask_id=mask_id, steps=steps,
+                           temperature=temperature, generator=generator, precision=precision).view_as(original)
     starts = [start_time(int(c), L, num_timesteps) for c in counts]  # t_0 of each image, the sampler's rule
     new = vqgan.decode(tokens)
     if paste_back:
