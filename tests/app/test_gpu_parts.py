@@ -11,6 +11,7 @@ from ulib.app.gpu_peak import achieved, flops_per_forward, matmul_ceiling, nomin
 from ulib.app.gpu_phases import ForwardCounter, missing_package, try_inception, try_lpips
 from ulib.io.weights import UnverifiedWeightsError
 from ulib.prior.transformer import Transformer
+from ulib.sample.precision import prior_for_sampling
 
 
 def test_flops_per_forward_by_hand():
@@ -120,6 +121,17 @@ def test_forward_counter_counts_passes_and_rows_through_the_trunk():
     assert (count.calls, count.rows) == (3, 6)
     net(torch.zeros(1, 4, dtype=torch.long))
     assert count.calls == 3, "the hook is removed on leaving"
+
+
+def test_forward_counter_counts_the_bf16_copy_the_sampler_runs():
+    """bf16 sampling runs a deep copy of the prior (`ulib.sample.precision`), which carries the hook: the passes
+    through the copy count on the counter (a bound-method hook would count on a copy of the counter)."""
+    net = Transformer(codebook_size=5, block_size=4, n_emb=8, n_head=2, n_layers=1).eval()
+    with torch.no_grad(), ForwardCounter(net) as count:
+        copy = prior_for_sampling(net, torch.bfloat16)
+        assert copy is not net and copy.tok_emb.weight.dtype == torch.bfloat16
+        copy(torch.zeros(2, 4, dtype=torch.long))
+    assert (count.calls, count.rows) == (1, 2)
 
 
 def test_one_process_group_runs_the_collectives_and_ddp_then_is_gone():

@@ -132,11 +132,12 @@ class ForwardCounter:
 
     def __init__(self, prior):
         self.calls, self.rows = 0, 0
-        self._handle = prior.blocks.register_forward_hook(self._hook)
 
-    def _hook(self, module, inputs, output) -> None:
-        self.calls += 1
-        self.rows += int(inputs[0].shape[0])
+        def hook(module, inputs, output) -> None:  # a plain function, not a bound method: a copy of the prior
+            self.calls += 1  # (bf16 sampling runs a deep copy, `ulib.sample.precision`) keeps counting here,
+            self.rows += int(inputs[0].shape[0])  # where deepcopy would have copied a bound method's counter
+
+        self._handle = prior.blocks.register_forward_hook(hook)
 
     def remove(self) -> None:
         self._handle.remove()
