@@ -132,7 +132,7 @@ def test_make_gpu_deps_puts_tqdm_and_pillow_in_an_ignored_folder_the_readme_name
     m = re.search(r"^gpu-deps:.*\n((?:\t.+\n)+)", text, re.M)
     assert m and "--target $(GPU_DEPS)" in m.group(1) and "tqdm" in m.group(1) and "pillow" in m.group(1)
     assert re.search(r"^GPU_DEPS\s+\?= \.gpu-deps$", text, re.M)
-    assert "/.gpu-deps/" in (ROOT / ".gitignore").read_text().splitlines()
+    assert ".gpu-deps" in [line.strip("/") for line in (ROOT / ".gitignore").read_text().splitlines()]
     readme = (ROOT / "README.md").read_text()
     assert "PYTHONPATH=.gpu-deps python3 -m ulib gpu-check --json docs/gpu-check-" in readme
     assert "make gpu-deps GPU_PYTHON=" in readme

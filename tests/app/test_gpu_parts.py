@@ -67,6 +67,15 @@ def test_timed_warms_up_then_times_each_repeat():
         timed(lambda: None, torch.device("cpu"), repeats=0)
 
 
+def test_timed_reports_the_median_and_spread_of_the_seconds_it_records(monkeypatch):
+    """The JSON's seconds are rounded to 6 figures; median and spread are taken of those, so a reader recomputing
+    them gets the same (raw 1.0000049 s and 1.5 s: recorded 1.0 and 1.5, spread 0.5, not 0.499995)."""
+    clock = iter([0.0, 1.0000049, 10.0, 11.5])
+    monkeypatch.setattr("ulib.app.gpu_peak.time.perf_counter", lambda: next(clock))
+    t = timed(lambda: None, torch.device("cpu"), repeats=2, warmup=0)
+    assert t["seconds"] == [1.0, 1.5] and t["median_s"] == 1.25 and t["spread_s"] == 0.5
+
+
 def test_matmul_ceiling_counts_two_n_cubed():
     m = matmul_ceiling(torch.device("cpu"), 32, repeats=2)
     assert m["flops"] == 2 * 32**3 and m["dtype"] == "bfloat16" and m["tflops"] > 0

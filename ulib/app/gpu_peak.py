@@ -71,8 +71,8 @@ def timed(fn, device: torch.device, repeats: int, warmup: int = 1) -> dict:
         t0 = time.perf_counter()
         fn()
         synchronize(device)
-        seconds.append(time.perf_counter() - t0)
-    return {"repeats": repeats, "warmup": warmup, "seconds": [sig(s) for s in seconds],
+        seconds.append(sig(time.perf_counter() - t0))  # median and spread of the recorded (rounded) seconds
+    return {"repeats": repeats, "warmup": warmup, "seconds": seconds,
             "median_s": sig(statistics.median(seconds)), "spread_s": sig(max(seconds) - min(seconds))}
 
 
