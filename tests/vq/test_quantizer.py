@@ -3,6 +3,7 @@ data-dependent start and dead-code restarts, and the argmin at full fp32 precisi
 import pytest
 import torch
 
+from ulib.vq.model import VQAutoEncoder
 from ulib.vq.quantizer import VectorQuantizer
 
 
@@ -100,6 +101,20 @@ def squared_distances(points: torch.Tensor, codes: torch.Tensor, round_to_tf32: 
     return points.pow(2).sum(1, keepdim=True) + codes.pow(2).sum(1) - 2.0 * torch.mm(a, b.t())
 
 
+def exact_nearest(points: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """Eq. 4's argmin in float64 from the differences themselves (no matmul, no rounding that matters)."""
+    return ((points.double()[:, None] - codes.double()[None]) ** 2).sum(-1).argmin(1)
+
+
+def tokens_at_both_precisions(encode) -> dict:
+    """{'highest': encode(), 'high': encode()} with the process-wide float32 matmul precision set to each."""
+    tokens = {}
+    for precision in ("highest", "high"):
+        torch.set_float32_matmul_precision(precision)
+        tokens[precision] = encode()
+    return tokens
+
+
 def test_the_distance_matmul_runs_at_full_precision_whatever_the_process_set(tf32_matmuls):
     torch.set_float32_matmul_precision("high")  # what configure_matmul sets on CUDA
     VectorQuantizer(codebook_size=4, emb_dim=3).nearest(torch.randn(2, 3, 2, 2))
@@ -118,11 +133,8 @@ def test_near_tie_tokens_are_the_same_with_tf32_on_and_off(tf32_matmuls):
     with torch.no_grad():
         vq.embedding.weight.copy_(codes)
     z = points.reshape(1, 16, 32, D).permute(0, 3, 1, 2)  # (B, D, h, w) whose positions are the rows of points
-    exact = ((points.double()[:, None] - codes.double()[None]) ** 2).sum(-1).argmin(1).reshape(1, 16, 32)
-    tokens = {}
-    for precision in ("highest", "high"):
-        torch.set_float32_matmul_precision(precision)
-        tokens[precision] = vq.nearest(z)
+    exact = exact_nearest(points, codes).reshape(1, 16, 32)
+    tokens = tokens_at_both_precisions(lambda: vq.nearest(z))
     assert torch.equal(tokens["high"], tokens["highest"]) and torch.equal(tokens["highest"], exact)
     # the data can tell: the same sum with TF32-rounded inputs moves many tokens
     moved = squared_distances(points, codes, round_to_tf32=True).argmin(1).reshape(1, 16, 32) != exact
@@ -132,7 +144,6 @@ def test_near_tie_tokens_are_the_same_with_tf32_on_and_off(tf32_matmuls):
 @torch.no_grad()
 def test_encoded_tokens_are_the_same_with_tf32_on_and_off(tf32_matmuls):
     """`VQAutoEncoder.encode` (the encoder, then `nearest`) with a codebook packed around its latents' mean."""
-    from ulib.vq.model import VQAutoEncoder
     torch.manual_seed(0)
     vq = VQAutoEncoder(img_size=16, nf=16, ch_mult=(1, 2), res_blocks=1, attn_resolutions=(), codebook_size=16,
                        emb_dim=8, norm_groups=4).eval()
@@ -140,10 +151,7 @@ def test_encoded_tokens_are_the_same_with_tf32_on_and_off(tf32_matmuls):
     points = vq.encoder(x).permute(0, 2, 3, 1).reshape(-1, 8)  # (256, D)
     codes = points.mean(0) + 0.001 * points.std() * torch.randn(16, 8, generator=torch.Generator().manual_seed(2))
     vq.quantize.embedding.weight.copy_(codes)
-    exact = ((points.double()[:, None] - codes.double()[None]) ** 2).sum(-1).argmin(1).reshape(4, 8, 8)
-    tokens = {}
-    for precision in ("highest", "high"):
-        torch.set_float32_matmul_precision(precision)
-        tokens[precision] = vq.encode(x)
+    exact = exact_nearest(points, codes).reshape(4, 8, 8)
+    tokens = tokens_at_both_precisions(lambda: vq.encode(x))
     assert torch.equal(tokens["high"], tokens["highest"]) and torch.equal(tokens["highest"], exact)
     assert (squared_distances(points, codes, round_to_tf32=True).argmin(1).reshape(4, 8, 8) != exact).any()
