@@ -97,7 +97,7 @@ print(pg.step_label.value)
 (s.results / "11_playground_step_tokens.png").write_bytes(pg.token_map.value)
 (s.results / "11_playground_step_decoded.png").write_bytes(pg.step_image.value)
 (s.results / "11_playground_reveal_order.png").write_bytes(pg.reveal_image.value)
-(s.results / "11_playground_entropy.png").write_bytes(pg.entropy_image.value)
+_ = (s.results / "11_playground_entropy.png").write_bytes(pg.entropy_image.value)  # _: not the byte count
 
 # %% [markdown]
 # What the three tabs showed, as saved (widgets do not render in a static copy of this notebook): the Sample tab's

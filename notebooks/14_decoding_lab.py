@@ -245,24 +245,38 @@ print("first-hitting reveals one token per call:", all(bool((d.calls == L).all()
 # %% [markdown]
 # ## The order each method reveals
 #
-# The mean step at which each position was first written, over the n samples of one setting per method (dark:
-# early). Random order and first-hitting have no structure; Halton spreads its first cells over the grid;
-# confidence and EB reveal first what the network is surest of (for emoji: the background, the edges).
+# The step at which each position was first written, as a fraction of its image's run (0: the first call that
+# wrote anything, 1: the last), for one setting per method; top: the mean over the n samples, bottom: sample 0
+# alone; one colour scale for all. No position is favoured on average by random order, first-hitting, or Halton
+# (each image's Halton order is shifted at random), so their means come out flat; one image shows each order
+# itself. Confidence and EB reveal first what the network is surest of, so even their means have structure.
 
 # %%
 from ulib.sample.trace import reveal_map
+
+
+def run_fraction(steps):
+    """(B, L) reveal steps as a fraction of each image's last one (0: first, 1: last); -1 (a given position) kept."""
+    last = steps.double().amax(1, keepdim=True).clamp(min=1)
+    return torch.where(steps < 0, -1.0, steps.double() / last)
+
 
 shown = {}
 for p, d in drawn.items():  # one setting per method: the one with the most calls
     if p.method not in shown or d.calls.double().mean() > drawn[shown[p.method]].calls.double().mean():
         shown[p.method] = p
-fig, axes = plt.subplots(1, len(shown), figsize=(2.4 * len(shown), 2.6))
-for ax, (method, p) in zip(np.atleast_1d(axes), shown.items()):
-    ax.imshow(reveal_map(drawn[p].reveal_step, m.latent_shape), cmap="viridis")
-    ax.set_title(f"{method}\n{p.label.split(', ', 1)[-1] if ', ' in p.label else ''}", fontsize=8)
-    ax.axis("off")
-fig.suptitle("mean step at which each position was first written (dark: early)", fontsize=9)
-fig.tight_layout()
+fig, axes = plt.subplots(2, len(shown), figsize=(2.4 * len(shown), 5.0), squeeze=False)
+for col, (method, p) in enumerate(shown.items()):
+    frac = run_fraction(drawn[p].reveal_step)
+    for row, (maps, what) in enumerate(((frac, f"mean of {len(frac)}"), (frac[:1], "sample 0"))):
+        ax = axes[row, col]
+        im = ax.imshow(reveal_map(maps, m.latent_shape), cmap="viridis", vmin=0.0, vmax=1.0)
+        setting = p.label.split(", ", 1)[-1] if ", " in p.label else ""
+        ax.set_title(f"{method} {setting}\n{what}", fontsize=8)
+        ax.axis("off")
+fig.colorbar(im, ax=axes, shrink=0.7, label="fraction of the run at first write")
+fig.suptitle("when each position was first written (dark: early); top: mean over the samples, bottom: one sample",
+             fontsize=9)
 outputs.save_figure(s, fig, "decoding_reveal_order")
 plt.show()
 
