@@ -218,12 +218,15 @@ print(f"S = {S}: confidence decoding and re-masking give the same tokens as ulib
 # %% [markdown]
 # ### The order each decoder reveals
 #
-# One sample per decoder at S = T/4 steps (top) and, below it, the step at which each token position was
-# last written (dark: early, light: late). By construction random order picks its positions blindly, so its map
-# has no structure; confidence decoding reveals first what the network is surest of, so its map follows the
-# picture (where the dark cells fall, in this run: look at the sample above it); re-masking writes every position
-# at its first step and re-draws each with probability t/T at every later time t, so its map shows each position's
-# last re-draw, most of them in the second half of the run (many steps there, each re-drawing a few positions).
+# One sample per decoder at S = T/4 steps (top) and, below it, when each token position was last written, as a
+# fraction of that decoder's run (0, dark: its first step; 1, light: its last), so that decoders taking different
+# numbers of network calls share one scale. By construction random order, first-hitting (one uniformly chosen
+# position per call: L calls whatever S) and Halton (a fixed, evenly spread order, shifted at random per image) pick
+# their positions without asking the network; confidence decoding and EB reveal first what the network is surest
+# of, so their maps follow the picture (where the dark cells fall, in this run: look at the sample above it);
+# re-masking writes every position at its first step and re-draws each with probability t/T at every later time t,
+# so its map shows each position's last re-draw, most of them late in the run; ReMDM re-masks with a small
+# probability (σ_t at most η = 0.05 by default), so its map looks much like random order's.
 
 # %%
 from ulib.app.filmstrip import reveal_order
@@ -241,11 +244,12 @@ for col, (name, sampler) in enumerate(samplers.items()):
         image = vq.decode(tokens.view(1, h, h)).clamp(-1, 1)[0]
     axes[0, col].imshow(((image.permute(1, 2, 0).cpu() + 1) / 2).numpy(), interpolation="nearest")
     axes[0, col].set_title(f"{name}, {S} steps")
-    im = axes[1, col].imshow(when[0].view(h, h).cpu().numpy(), cmap="magma", vmin=0, vmax=S - 1)
-    axes[1, col].set_title("step of the last write")
+    steps_run = when[0].double().max().clamp(min=1)  # first-hitting runs L steps, the others at most S
+    im = axes[1, col].imshow((when[0].double() / steps_run).view(h, h).cpu().numpy(), cmap="magma", vmin=0, vmax=1)
+    axes[1, col].set_title(f"last write (steps 0-{int(steps_run)})")
 for ax in axes.flat:
     ax.axis("off")
-fig.colorbar(im, ax=axes[1].tolist(), shrink=0.8, label="step")
+fig.colorbar(im, ax=axes[1].tolist(), shrink=0.8, label="fraction of the run")
 outputs.save_figure(s, fig, "04_reveal_order")
 plt.show()
 
